@@ -1,0 +1,312 @@
+"""The engagement file: one YAML document per engagement under `configs/engagements/`.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. `load_engagement` reports every problem in the file at once, each as
+`file: field.path: reason`. Credentials never live here; they come from the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
+IDENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Phase(str, enum.Enum):
+    POC = "poc"
+    DEVELOPMENT = "development"
+    HANDOVER = "handover"
+
+    @property
+    def gate(self) -> str:
+        return {"poc": "G1", "development": "G2", "handover": "G3"}[self.value]
+
+    @property
+    def title(self) -> str:
+        return {
+            "poc": "Phase 1: Discovery and PoC",
+            "development": "Phase 2: Development and iteration",
+            "handover": "Phase 3: Transition and handover",
+        }[self.value]
+
+    @property
+    def question(self) -> str:
+        return {
+            "poc": "Should we continue?",
+            "development": "Ready for handover?",
+            "handover": "Accept handover and close",
+        }[self.value]
+
+    def next(self) -> Phase | None:
+        order = list(Phase)
+        index = order.index(self)
+        return order[index + 1] if index + 1 < len(order) else None
+
+
+class Side(str, enum.Enum):
+    CLIENT = "client"
+    VENDOR = "vendor"
+
+
+class Comparator(str, enum.Enum):
+    GE = ">="
+    GT = ">"
+    LE = "<="
+    LT = "<"
+    EQ = "=="
+
+    def holds(self, value: float, threshold: float) -> bool:
+        return {
+            ">=": value >= threshold,
+            ">": value > threshold,
+            "<=": value <= threshold,
+            "<": value < threshold,
+            "==": value == threshold,
+        }[self.value]
+
+
+class Approver(Strict):
+    slack_user: str
+    name: str
+    side: Side
+    role: str = "approver"
+
+    @field_validator("slack_user")
+    @classmethod
+    def _slack_user(cls, value: str) -> str:
+        if not SLACK_USER_ID.match(value):
+            raise ValueError("must be a Slack user id such as U012ABCDEF")
+        return value
+
+
+class Quorum(Strict):
+    """How many approvers must agree on one outcome: `all`, `any`, or a number."""
+
+    count: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
+    one_from_each_side: bool = False
+
+
+class TimeoutOutcome(str, enum.Enum):
+    STAY_OPEN = "stay_open"  # reported overdue; never a silent approval
+    NO_GO = "no_go"
+
+
+class GatePolicy(Strict):
+    approvers: list[Approver] = Field(min_length=1)
+    quorum: Quorum = Quorum()
+    reminder_every_business_days: int = Field(default=1, ge=1)
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+    escalate_after_business_days: int = Field(default=3, ge=1)
+    escalation_contacts: list[str] = []
+    timeout_business_days: int | None = Field(default=None, ge=1)
+    timeout_outcome: TimeoutOutcome = TimeoutOutcome.STAY_OPEN
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> GatePolicy:
+        users = [a.slack_user for a in self.approvers]
+        if len(set(users)) != len(users):
+            raise ValueError("an approver is listed twice")
+        if isinstance(self.quorum.count, int) and self.quorum.count > len(self.approvers):
+            raise ValueError(f"quorum {self.quorum.count} is more than the {len(self.approvers)} approvers")
+        if self.quorum.one_from_each_side and {a.side for a in self.approvers} != set(Side):
+            raise ValueError("one_from_each_side needs approvers from both the client and the vendor")
+        for contact in self.escalation_contacts:
+            if not SLACK_USER_ID.match(contact):
+                raise ValueError(f"escalation contact {contact!r} is not a Slack user id")
+        return self
+
+
+class JiraQuery(Strict):
+    """The safe parts a JQL filter is built from; never a raw JQL string."""
+
+    epic: str | None = None
+    labels: list[str] = []
+    fix_version: str | None = None
+    component: str | None = None
+
+
+class MetricSource(Strict):
+    """Where a metric's value is read: a JSON document over HTTP, a Jira field, or the CLI."""
+
+    kind: Literal["http_json", "jira_field", "manual"]
+    url: str | None = None  # http_json
+    path: str | None = None  # http_json: dotted path into the document, e.g. "metrics.f1"
+    issue: str | None = None  # jira_field: issue key
+    field: str | None = None  # jira_field: field id, e.g. customfield_10050
+
+    @model_validator(mode="after")
+    def _complete(self) -> MetricSource:
+        needed = {"http_json": ("url", "path"), "jira_field": ("issue", "field"), "manual": ()}[self.kind]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} source needs {', '.join(missing)}")
+        return self
+
+
+class Metric(Strict):
+    name: str
+    source: MetricSource
+
+
+class Milestone(Strict):
+    """A deliverable whose evidence is one Jira issue (created or linked) or a Jira filter."""
+
+    key: str
+    title: str
+    required: bool = True
+    jira_issue: str | None = None  # an existing issue or epic key to link instead of creating one
+    jql: JiraQuery | None = None  # done when every matching issue is done
+    attestation: bool = False  # evidence may also be an attestation recorded with who and when
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not IDENT.match(value):
+            raise ValueError("must be lowercase letters, digits and dashes")
+        return value
+
+
+class ExitCriterion(Strict):
+    """`metric comparator threshold`, or `all_required_milestones_done: true`."""
+
+    metric: str | None = None
+    op: Comparator | None = None
+    threshold: float | None = None
+    all_required_milestones_done: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ExitCriterion:
+        metric_form = (self.metric, self.op, self.threshold)
+        if self.all_required_milestones_done:
+            if any(part is not None for part in metric_form):
+                raise ValueError("give either a metric criterion or all_required_milestones_done, not both")
+        elif any(part is None for part in metric_form):
+            raise ValueError("a metric criterion needs metric, op and threshold")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.all_required_milestones_done:
+            return "all required milestones done"
+        assert self.op is not None
+        return f"{self.metric} {self.op.value} {self.threshold:g}"
+
+
+class PhaseConfig(Strict):
+    planned_weeks: int = Field(ge=1, le=104)
+    max_weeks: int | None = Field(default=None, ge=1)
+    extension_weeks: int = Field(default=2, ge=1)
+    milestones: list[Milestone] = []
+    exit_criteria: list[ExitCriterion] = []
+    gate: GatePolicy
+
+    @model_validator(mode="after")
+    def _milestone_keys_unique(self) -> PhaseConfig:
+        keys = [m.key for m in self.milestones]
+        if len(set(keys)) != len(keys):
+            raise ValueError("milestone keys must be unique within a phase")
+        if self.max_weeks is not None and self.max_weeks < self.planned_weeks:
+            raise ValueError("max_weeks is less than planned_weeks")
+        return self
+
+
+class Phases(Strict):
+    poc: PhaseConfig
+    development: PhaseConfig
+    handover: PhaseConfig
+
+    def of(self, phase: Phase) -> PhaseConfig:
+        config: PhaseConfig = getattr(self, phase.value)
+        return config
+
+
+class Budget(Strict):
+    currency: str = "USD"
+    poc_cap: float = Field(ge=0)  # time-and-materials cap for the PoC
+    development_team_cost: float = Field(ge=0)
+    change_budget: float = Field(ge=0)
+
+
+class JiraSite(Strict):
+    url: str
+    project: str
+    deployment: Literal["cloud", "datacenter"] = "cloud"
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not PROJECT_KEY.match(value):
+            raise ValueError("must be a Jira project key such as ACME")
+        return value
+
+
+class Engagement(Strict):
+    id: str
+    name: str
+    vendor: str
+    client_sponsor: str
+    pm_slack_user: str
+    timezone: str = "UTC"
+    start_date: dt.date
+    slack_channel: str
+    jira: JiraSite
+    metrics: list[Metric] = []
+    phases: Phases
+    budget: Budget
+    auto_advance: bool = True  # a GO starts the next phase by itself
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not IDENT.match(value):
+            raise ValueError("must be lowercase letters, digits and dashes")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not SLACK_CHANNEL_ID.match(value):
+            raise ValueError("must be a Slack channel id such as C012ABCDEF")
+        return value
+
+    @field_validator("pm_slack_user")
+    @classmethod
+    def _pm(cls, value: str) -> str:
+        if not SLACK_USER_ID.match(value):
+            raise ValueError("must be a Slack user id such as U012ABCDEF")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Engagement:
+        names = {m.name for m in self.metrics}
+        for phase in Phase:
+            for criterion in self.phases.of(phase).exit_criteria:
+                if criterion.metric is not None and criterion.metric not in names:
+                    raise ValueError(f"phases.{phase.value}: exit criterion uses unknown metric {criterion.metric!r}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

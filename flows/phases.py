@@ -1,0 +1,116 @@
+"""The phase flow: kickoff, the timebox, the gate, and what the gate's outcome means.
+
+One flow serves all three phases of the guide; what differs between them (milestones, exit
+criteria, approvers, the outcomes a gate offers) comes from the engagement file. Waiting is
+done with `suspend_flow_run`, which frees the process; Prefect re-runs the flow from the top on
+resume, so every step before a wait finds its earlier result in the ledger instead of redoing it,
+and every wait sits in a loop that re-checks the ledger (a resume is only a nudge).
+"""
+
+from __future__ import annotations
+
+from itertools import count
+
+from prefect import flow, get_run_logger
+from prefect.deployments import run_deployment
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from configs.schema import Engagement, Phase
+from phasegate.runtime import Runtime
+from phasegate.settings import Settings
+from phasegate.states import EngagementState, Outcome
+from tasks import gates as gate_tasks
+from tasks.kickoff import begin_phase, link_milestones, post_kickoff, record_baseline
+from tasks.status import advance_requested, gate_summary, load_engagement
+
+FLOW_NAME = "phasegate-phase"
+DEPLOYMENT_NAME = "engagement"
+DEPLOYMENT = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
+
+
+class GateAnswer(RunInput):
+    """An answer typed into the Prefect UI's resume form. Leave it empty to just re-check the ledger."""
+
+    outcome: Outcome | None = None
+    approver: str = Field(default="", description="Your Slack user id, as listed in the engagement file")
+    reason: str = Field(default="", description="Required for NO-GO, EXTEND and NOT YET")
+
+
+def wait_for_timebox(rt: Runtime, engagement: Engagement, phase: Phase) -> int:
+    """Suspend until the current timebox ends or the PM asks for the gate review early."""
+    for attempt in count():
+        number, due = gate_tasks.timebox_due(rt, engagement, phase)
+        if due:
+            return number
+        suspend_flow_run(key=f"timebox-{phase.value}-{number}-{attempt}", timeout=None)
+    raise AssertionError("unreachable")
+
+
+def wait_for_decision(rt: Runtime, gate_id: int) -> Outcome:
+    """Suspend until the gate's quorum is met, recording any answer given in the Prefect UI."""
+    logger = get_run_logger()
+    for attempt in count():
+        outcome = gate_tasks.gate_outcome(rt, gate_id)
+        if outcome is not None:
+            return outcome
+        form = GateAnswer.with_initial_data(description=gate_summary(rt, gate_id))
+        answer = suspend_flow_run(wait_for_input=form, key=f"gate-{gate_id}-{attempt}", timeout=None)
+        if answer.outcome is not None:
+            delivery = f"ui:{flow_run.get_id()}:{gate_id}:{attempt}"
+            note = gate_tasks.record_ui_answer(rt, gate_id, answer.approver.strip(), answer.outcome,
+                                               answer.reason, delivery)
+            logger.info("Prefect UI answer at gate %s: %s", gate_id, note)
+    raise AssertionError("unreachable")
+
+
+def wait_for_advance(rt: Runtime, engagement: Engagement, phase: Phase) -> None:
+    """With auto_advance off, a GO waits here until the PM starts the next phase."""
+    for attempt in count():
+        if advance_requested(rt, engagement, phase):
+            return
+        suspend_flow_run(key=f"advance-{phase.value}-{attempt}", timeout=None)
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
+    """Run one phase of an engagement through its gate and return the gate's outcome."""
+    settings = Settings()
+    rt = Runtime(settings)
+    try:
+        engagement = load_engagement(rt, engagement_id)
+        requested_by = requested_by or engagement.pm_slack_user
+        begin_phase(rt, engagement, phase, requested_by, flow_run.get_id())
+        post_kickoff(rt, engagement, phase)
+        link_milestones(rt, engagement, phase)
+        record_baseline(rt, engagement)
+        while True:
+            timebox = wait_for_timebox(rt, engagement, phase)
+            link_milestones(rt, engagement, phase)
+            gate_id = gate_tasks.open_gate(rt, engagement, phase, timebox, requested_by, flow_run.get_id())
+            outcome = wait_for_decision(rt, gate_id)
+            if outcome in (Outcome.EXTEND, Outcome.NOT_YET):
+                gate_tasks.extend_timebox(rt, engagement, phase, gate_id)
+                continue
+            if outcome is Outcome.NO_GO:
+                gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.CLOSED)
+                return outcome.value
+            next_phase = phase.next()
+            auto = settings.auto_advance if settings.auto_advance is not None else engagement.auto_advance
+            if next_phase is not None and not auto:
+                wait_for_advance(rt, engagement, phase)
+            if gate_tasks.recheck_evidence(rt, engagement, gate_id) is not None:
+                continue
+            if next_phase is None:
+                gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.COMPLETED)
+            else:
+                run_deployment(DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": next_phase.value,
+                                                       "requested_by": requested_by},
+                               timeout=0, as_subflow=False, idempotency_key=f"{engagement.id}-{next_phase.value}",
+                               flow_run_name=f"{engagement.id}-{next_phase.value}")
+            return outcome.value
+    finally:
+        rt.close()
+

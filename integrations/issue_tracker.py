@@ -1,0 +1,230 @@
+"""Milestone evidence from Jira through the `jira` client, Cloud and Data Center alike.
+
+Why this wrapper: the client's defaults do not suit a workflow that must finish or fail
+clearly. Cloud removed /search, so Cloud pages /search/jql by token while Data Center keeps
+startAt paging; the library's own retry loop can sleep 20-40 s on a refused connection and,
+for long Retry-After values, waits less than asked; and its errors are multi-line dumps.
+Here every failure becomes one `EvidenceUnavailable` / `ServiceUnavailable` line naming the
+site and the step (module is not called jira.py, which would shadow the library).
+
+    client = make_jira_client(site.url, site.deployment, email=..., api_token=..., pat=None)
+    tracker = JiraTracker(client, site.deployment)
+    tracker.search(build_jql(site.project, milestone.jql, deployment=site.deployment))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import requests
+from jira import JIRA, JIRAError
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
+
+from configs.schema import JiraQuery
+from integrations.jql import build_jql
+from phasegate.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
+
+STORY_POINTS = "customfield_10016"
+# What an IssueRecord is built from; always requested, whatever else the caller asks for.
+CORE_FIELDS: tuple[str, ...] = ("summary", "status", "labels", "resolutiondate", "created", STORY_POINTS)
+DEFAULT_FIELDS: tuple[str, ...] = (
+    *CORE_FIELDS, "updated", "issuetype", "project", "parent", "fixVersions", "components")
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueRecord:
+    key: str
+    summary: str
+    status: str
+    done: bool  # the status is in Jira's "done" category, whatever the workflow calls it
+    resolved_at: datetime | None
+    story_points: float | None
+    labels: tuple[str, ...]
+    created_at: datetime | None
+    fields: Mapping[str, object] = dataclasses.field(hash=False, repr=False)  # the fields Jira returned
+
+
+class _RetryAfter(Retry):
+    """Retry 429/503 answers that carry Retry-After after exactly that wait, nothing else.
+
+    A wait longer than `retry_after_max` is refused rather than shortened: retrying early
+    would only be rate-limited again, so the caller gets a clear error instead.
+    """
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> _RetryAfter:
+        header = response.headers.get("Retry-After") if response is not None else None
+        if header is not None and _seconds(header) > self.retry_after_max:
+            raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {header} is too long"))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _seconds(header: str) -> float:
+    if re.fullmatch(r"\s*\d+\s*", header):
+        return int(header)
+    parsed = email.utils.parsedate_tz(header)
+    return math.inf if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+def make_jira_client(url: str, deployment: str, *, email: str | None, api_token: str | None, pat: str | None,
+                     timeout: float = 10.0, max_retries: int = 2, max_wait: int = 60) -> JIRA:
+    """A connected client: basic auth (email, API token) on Cloud, bearer PAT on Data Center.
+
+    Retries: the library's ResilientSession is set to max_retries=0. Its loop waits
+    min(max_retry_delay, 2 * Retry-After) * random(0.5, 1.0), i.e. less than Retry-After once
+    the cap bites, cannot read an HTTP-date Retry-After, and sleeps 20 s, 40 s, ... on a
+    refused connection. Instead an urllib3 Retry mounted on the session retries only 429/503
+    answers carrying Retry-After, at most `max_retries` times, sleeping exactly the asked
+    time (seconds or HTTP-date) and refusing waits above `max_wait` seconds. Connection
+    errors, timeouts and 503s without Retry-After fail at once as ServiceUnavailable.
+    """
+    site = url.rstrip("/")
+    if deployment not in ("cloud", "datacenter"):
+        raise ServiceUnavailable(f"Jira at {site}: unknown deployment {deployment!r} (expected cloud or datacenter)")
+    cloud = deployment == "cloud"
+    if cloud and not (email and api_token):
+        raise ServiceUnavailable(f"Jira at {site}: Jira Cloud needs an account email and an API token")
+    if not cloud and not pat:
+        raise ServiceUnavailable(f"Jira at {site}: Jira Data Center needs a personal access token")
+    client = JIRA(server=site, basic_auth=(str(email), str(api_token)) if cloud else None,
+                  token_auth=None if cloud else pat, timeout=timeout, max_retries=0, get_server_info=False)
+    retry = _RetryAfter(total=max_retries, connect=0, read=False, other=0, status=max_retries, backoff_factor=0,
+                        allowed_methods=None, raise_on_status=False, respect_retry_after_header=True,
+                        retry_after_max=max_wait)
+    adapter = HTTPAdapter(max_retries=retry)
+    client._session.mount("http://", adapter)  # the library offers no public hook for its session
+    client._session.mount("https://", adapter)
+    hint = "the account email and API token" if cloud else "the personal access token"
+    try:
+        with _jira_errors(site, "connecting", timeout, hint):
+            info = client.server_info()  # what JIRA(get_server_info=True) does, now with our retries
+            client.deploymentType = info.get("deploymentType")
+            client._version = tuple(info["versionNumbers"])
+            client.myself()  # serverInfo answers anonymously; this proves the credentials
+        if client._is_cloud != cloud:
+            raise ServiceUnavailable(f"Jira at {site}: the site reports deploymentType {client.deploymentType!r}, "
+                                     f"but the engagement says {deployment!r}")
+    except IntegrationError:
+        client.close()
+        raise
+    return client
+
+
+class JiraTracker:
+    def __init__(self, client: JIRA, deployment: str, *, story_points_field: str = STORY_POINTS) -> None:
+        self.client, self.deployment, self.points_field = client, deployment, story_points_field
+        self.site = client.server_url
+        self.timeout = getattr(client._session, "timeout", None)
+
+    def search(self, jql: str, fields: Sequence[str] = DEFAULT_FIELDS) -> list[IssueRecord]:
+        """Every matching issue, one request per page of up to 100 (the server may page smaller).
+
+        Cloud goes through enhanced_search_issues (search/jql, nextPageToken); Data Center
+        through search_issues (search, startAt). POST keeps long JQL out of the URL.
+        """
+        wanted = list(dict.fromkeys([*CORE_FIELDS, self.points_field, *fields]))
+        with self._errors("searching issues"):
+            if self.deployment == "cloud":
+                issues = self.client.enhanced_search_issues(jql, maxResults=0, fields=wanted, use_post=True)
+            else:
+                issues = self.client.search_issues(jql, maxResults=0, fields=wanted, use_post=True)
+            if issues is None:  # the client's cloud-only guard: the site is not what we were told
+                raise EvidenceUnavailable(f"Jira at {self.site}: search/jql is Cloud-only but this site is not Cloud")
+            return [self._record(issue.raw) for issue in issues]
+
+    def get(self, key: str, fields: Sequence[str] = DEFAULT_FIELDS) -> IssueRecord:
+        wanted = list(dict.fromkeys([*CORE_FIELDS, self.points_field, *fields]))
+        with self._errors(f"reading issue {key}"):
+            return self._record(self.client.issue(key, fields=",".join(wanted)).raw)
+
+    def ensure_issue(self, project: str, summary: str, marker_label: str, issuetype: str = "Task",
+                     description: str = "") -> IssueRecord:
+        """The issue in `project` carrying `marker_label`, created (with that label) only if none exists.
+
+        The label is the idempotency key, so a retried flow run finds its earlier issue. Two
+        calls racing within Jira's indexing delay could still both create one, so callers
+        should not run ensure_issue for the same marker concurrently.
+        """
+        jql = build_jql(project, JiraQuery(labels=[marker_label]), deployment=self.deployment)
+        existing = self.search(jql)
+        if existing:
+            return existing[0]
+        fields: dict[str, Any] = {"project": {"key": project}, "summary": summary, "issuetype": {"name": issuetype},
+                                  "labels": [marker_label]}
+        if description:
+            fields["description"] = description
+        with self._errors(f"creating the {marker_label!r} issue in {project}"):
+            created = self.client.create_issue(fields=fields, prefetch=False)
+        return self.get(created.key)
+
+    def field_value(self, key: str, field: str) -> object:
+        """One field's raw value; a field the issue does not have is an error, not None."""
+        with self._errors(f"reading {field} of {key}"):
+            fields = self.client.issue(key, fields=field).raw.get("fields") or {}
+        if field not in fields:
+            raise EvidenceUnavailable(f"Jira at {self.site}: issue {key} has no field {field!r}")
+        return fields[field]
+
+    def _errors(self, what: str) -> Any:
+        return _jira_errors(self.site, what, self.timeout)
+
+    def _record(self, raw: Mapping[str, Any]) -> IssueRecord:
+        fields: Mapping[str, Any] = raw.get("fields") or {}
+        status = fields.get("status") or {}
+        points = fields.get(self.points_field)
+        return IssueRecord(
+            key=str(raw["key"]), summary=str(fields.get("summary") or ""), status=str(status.get("name") or ""),
+            done=(status.get("statusCategory") or {}).get("key") == "done",
+            resolved_at=_when(fields.get("resolutiondate")),
+            story_points=float(points) if isinstance(points, int | float) and not isinstance(points, bool) else None,
+            labels=tuple(str(label) for label in fields.get("labels") or ()), created_at=_when(fields.get("created")),
+            fields=MappingProxyType(dict(fields)),
+        )
+
+
+def _when(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None  # Jira: 2024-05-01T09:30:00.000+0000
+
+
+def _one_line(text: object, limit: int = 240) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@contextmanager
+def _jira_errors(site: str, what: str, timeout: object = None, auth_hint: str = "the credentials") -> Iterator[None]:
+    """Turn whatever the client raises into one line that names the site and the step."""
+    prefix = f"Jira at {site}: {what} failed"
+    try:
+        yield
+    except IntegrationError:
+        raise
+    except JIRAError as err:
+        status, detail = err.status_code, _one_line(err.text)
+        if status in (401, 403):
+            raise ServiceUnavailable(f"{prefix}: credentials refused (HTTP {status}); check {auth_hint}") from err
+        if status == 429 or (status is not None and status >= 500):
+            reason = "rate limited" if status == 429 else "server error"
+            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{': ' + detail if detail else ''})") from err
+        if status == 404:
+            raise EvidenceUnavailable(f"{prefix}: not found (HTTP 404{': ' + detail if detail else ''})") from err
+        raise EvidenceUnavailable(f"{prefix}: HTTP {status}: {detail or 'no details'}") from err
+    except requests.Timeout as err:
+        raise ServiceUnavailable(f"{prefix}: no answer within {timeout} s") from err
+    except requests.ConnectionError as err:
+        raise ServiceUnavailable(f"{prefix}: cannot connect ({type(err).__name__})") from err
+    except requests.RequestException as err:
+        raise ServiceUnavailable(f"{prefix}: {_one_line(err)}") from err
+    except (KeyError, ValueError, TypeError) as err:
+        raise EvidenceUnavailable(f"{prefix}: the answer is not what Jira sends ({_one_line(err)})") from err

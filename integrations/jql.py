@@ -1,0 +1,76 @@
+"""Build JQL from an engagement's safe parts; never paste a string into a query.
+
+Why: milestone filters come from engagement files and labels that people type. A value such
+as `X" OR project = "SECRET` pasted into JQL would widen a milestone's evidence to another
+client's project. Every value therefore goes through `quote`, which makes it one JQL string
+literal whatever it contains, and field names come only from a fixed list.
+
+    build_jql("ACME", JiraQuery(epic="ACME-1", labels=["poc"]), deployment="cloud")
+    # 'project = "ACME" AND parent = "ACME-1" AND labels = "poc" ORDER BY key ASC'
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+
+from configs.schema import JiraQuery
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Field names `extra` may use, as they are written in JQL (Jira field names are case-insensitive).
+EXTRA_FIELDS = {
+    name.lower(): name
+    for name in ("status", "statusCategory", "issuetype", "labels", "key", "component", "fixVersion", "resolution")
+}
+
+
+def quote(value: str) -> str:
+    """`value` as one double-quoted JQL string literal.
+
+    Backslash and double quote are escaped so nothing can end the literal early; the single
+    quote is escaped too, so the literal stays sound if it is ever re-wrapped in single
+    quotes. \\n, \\r and \\t use their short escapes and every other control or line-separator
+    character becomes \\uXXXX, so the query stays one line whatever the value holds.
+    """
+    out = []
+    for char in value:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def build_jql(project: str, query: JiraQuery, *, deployment: str,
+              extra: Mapping[str, str | Sequence[str]] | None = None) -> str:
+    """AND-joined clauses for `project` and `query`, ordered by key for stable paging.
+
+    The epic clause is `parent = "X"` on Cloud and `"Epic Link" = "X"` on Data Center, where
+    epics are not parents. Each label is its own clause, so an issue must carry all of them.
+    In `extra` a string means `field = value` and a sequence means `field IN (...)`; a field
+    outside EXTRA_FIELDS or an empty sequence is a ValueError, not a silently wider query.
+    """
+    if deployment not in ("cloud", "datacenter"):
+        raise ValueError(f"unknown Jira deployment {deployment!r}; expected 'cloud' or 'datacenter'")
+    clauses = [f"project = {quote(project)}"]
+    if query.epic is not None:
+        epic_field = "parent" if deployment == "cloud" else '"Epic Link"'
+        clauses.append(f"{epic_field} = {quote(query.epic)}")
+    clauses.extend(f"labels = {quote(label)}" for label in query.labels)
+    if query.fix_version is not None:
+        clauses.append(f"fixVersion = {quote(query.fix_version)}")
+    if query.component is not None:
+        clauses.append(f"component = {quote(query.component)}")
+    for name, value in (extra or {}).items():
+        field = EXTRA_FIELDS.get(name.lower())
+        if field is None:
+            raise ValueError(f"JQL field {name!r} is not one phasegate builds queries on")
+        if isinstance(value, str):
+            clauses.append(f"{field} = {quote(value)}")
+        elif not value:
+            raise ValueError(f"JQL field {name!r} was given an empty list of values")
+        else:
+            clauses.append(f"{field} IN ({', '.join(quote(str(item)) for item in value)})")
+    return " AND ".join(clauses) + " ORDER BY key ASC"

@@ -1,0 +1,276 @@
+"""The `phasegate` command. Every PhasegateError becomes one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from configs.loader import load_engagement
+from configs.schema import Phase
+from phasegate.errors import ConfigError, PhasegateError
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction, upgrade
+from phasegate.runtime import Runtime
+from phasegate.settings import Settings
+from phasegate.states import Channel, Outcome
+
+app = typer.Typer(help="Phased AI-development engagements as Prefect workflows, with gates answered in Slack.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+engagement_app = typer.Typer(help="Register and inspect engagements.", no_args_is_help=True)
+phase_app = typer.Typer(help="Start phases and ask for gate reviews.", no_args_is_help=True)
+gate_app = typer.Typer(help="List, show and decide gates.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence recorded by hand: attestations and metric values.", no_args_is_help=True)
+db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
+for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_app, "gate"),
+                  (evidence_app, "evidence"), (db_app, "db")):
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+AsUser = Annotated[str, typer.Option("--as", help="Your Slack user id, as listed in the engagement file.")]
+
+
+def fail(message: str) -> None:
+    err.print(f"phasegate: {message}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+def runtime() -> Runtime:
+    """Settings from the environment; the SQLite default ledger is created or upgraded on first use."""
+    settings = Settings()
+    if not settings.database_url:
+        upgrade(settings.ledger_url)
+    return Runtime(settings)
+
+
+def guarded(action: Callable[[Runtime], T]) -> T:
+    try:
+        rt = runtime()
+    except PhasegateError as exc:
+        fail(str(exc))
+        raise
+    try:
+        return action(rt)
+    except ConfigError as exc:
+        for problem in exc.problems[:-1]:
+            err.print(problem, markup=False, highlight=False)
+        fail(exc.problems[-1])
+        raise
+    except PhasegateError as exc:
+        fail(str(exc))
+        raise
+    finally:
+        rt.close()
+
+
+@engagement_app.command("create")
+def engagement_create(file: Path) -> None:
+    """Validate an engagement file and register it in the ledger."""
+
+    def run(rt: Runtime) -> None:
+        engagement = load_engagement(file)
+        with transaction(rt.sessions) as session:
+            _, changed = engagements.register(session, engagement)
+        out.print(f"{engagement.id}: {'registered' if changed else 'already registered, unchanged'}")
+
+    guarded(run)
+
+
+@engagement_app.command("list")
+def engagement_list() -> None:
+    """Engagements in the ledger with their state and current phase."""
+
+    def run(rt: Runtime) -> None:
+        table = Table("id", "name", "state", "phase")
+        with transaction(rt.sessions) as session:
+            for row in engagements.all_rows(session):
+                table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
+        out.print(table)
+
+    guarded(run)
+
+
+@engagement_app.command("show")
+def engagement_show(engagement_id: str) -> None:
+    """One engagement: its phases, timeboxes and gates."""
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            row = engagements.get(session, engagement_id)
+            config = engagements.config_of(row)
+            out.print(f"[bold]{row.name}[/bold] ({row.id}) · vendor {config.vendor} · {row.state.value}"
+                      + (f" · {row.closed_reason}" if row.closed_reason else ""))
+            for phase in Phase:
+                used = engagements.weeks_used(session, row.id, phase)
+                planned = config.phases.of(phase).planned_weeks
+                out.print(f"  {phase.title}: planned {planned} weeks" + (f", {used} weeks booked" if used else ""))
+            gate_table(gates.all_gates(session, row.id))
+
+    guarded(run)
+
+
+def gate_table(rows: list[Any]) -> None:
+    table = Table("gate id", "engagement", "gate", "timebox", "rev", "state", "outcome", "digest")
+    for g in rows:
+        table.add_row(str(g.id), g.engagement_id, g.phase.gate, str(g.timebox), str(g.revision), g.state.value,
+                      g.outcome.label if g.outcome else "-", g.digest[:12])
+    out.print(table)
+
+
+@gate_app.command("list")
+def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
+              open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False) -> None:
+    """Gates, newest revision last."""
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            if engagement_id:
+                engagements.get(session, engagement_id)
+            gate_table(gates.open_gates(session, engagement_id) if open_only else gates.all_gates(session, engagement_id))
+
+    guarded(run)
+
+
+@gate_app.command("show")
+def gate_show(gate_id: int) -> None:
+    """A gate's evidence, answers and outcome."""
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            gate = gates.by_id(session, gate_id)
+            snapshot = gates.snapshot_of(session, gate)
+            out.print(f"[bold]{gate.name}[/bold] timebox {gate.timebox} revision {gate.revision}: {gate.state.value}"
+                      + (f" → {gate.outcome.label}" if gate.outcome else ""))
+            out.print(f"evidence digest {gate.digest}")
+            if gate.reopened_because:
+                out.print(f"reopened because: {gate.reopened_because}")
+            for c in snapshot.criteria:
+                out.print(f"  {c.result.value:8} {c.label} (seen {c.seen})")
+            for m in snapshot.milestones:
+                state = "done" if m.done else ("open" if m.done is False else f"missing: {m.error}")
+                out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
+            for w in snapshot.warnings:
+                out.print(f"  warning: {w}", markup=False)
+            for d in gates.decisions(session, gate.id):
+                out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
+                          f"{d.channel.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
+
+    guarded(run)
+
+
+@gate_app.command("decide")
+def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_sensitive=False)], approver: AsUser,
+                reason: Annotated[str, typer.Option(help="Required for no_go, extend and not_yet.")] = "") -> None:
+    """Answer a gate from the terminal, under the same policy as Slack."""
+    from phasegate import operations
+
+    def run(rt: Runtime) -> None:
+        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason)
+        if not result.recorded:
+            out.print("unchanged: that answer was already recorded")
+        elif result.decided:
+            out.print(f"{result.gate.name}: decided {result.decided.label}")
+        else:
+            out.print(f"{result.gate.name}: answer recorded; the quorum is not met yet")
+
+    guarded(run)
+
+
+@phase_app.command("start")
+def phase_start(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_sensitive=False)],
+                requested_by: Annotated[str, typer.Option("--as", help="Your Slack user id (default: the file's PM).")] = "") -> None:
+    """Start a phase's flow run on the Prefect server that `phasegate up` serves."""
+    from phasegate import operations
+
+    def run(rt: Runtime) -> None:
+        run_id = operations.start_phase(rt, engagement_id, phase, requested_by)
+        out.print(f"{engagement_id} {phase.value}: flow run {run_id}")
+
+    guarded(run)
+
+
+@phase_app.command("review")
+def phase_review(engagement_id: str) -> None:
+    """Open the current phase's gate now instead of at the end of its timebox."""
+    from phasegate import operations
+
+    def run(rt: Runtime) -> None:
+        out.print(f"{engagement_id}: {operations.request_review(rt, engagement_id)}")
+
+    guarded(run)
+
+
+@evidence_app.command("attest")
+def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_sensitive=False)],
+                    milestone: str, approver: AsUser, note: str = "") -> None:
+    """Record that a milestone is done, with who and when (for milestones that accept attestations)."""
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+            engagements.attest(session, config, phase, milestone, by=approver, note=note, channel=Channel.CLI)
+        out.print(f"{engagement_id} {milestone}: attested by {approver}")
+
+    guarded(run)
+
+
+@evidence_app.command("metric")
+def evidence_metric(engagement_id: str, metric: str, value: float, approver: AsUser) -> None:
+    """Submit a metric value by hand (for metrics whose source is `manual`)."""
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+            engagements.submit_metric(session, config, metric, value, by=approver)
+        out.print(f"{engagement_id} {metric} = {value:g}")
+
+    guarded(run)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the ledger schema at PHASEGATE_DATABASE_URL (default: SQLite in ~/.phasegate)."""
+    settings = Settings()
+    try:
+        upgrade(settings.ledger_url)
+    except Exception as exc:  # alembic and the drivers raise many types; the CLI shows one line
+        fail(f"cannot upgrade {settings.ledger_url.split('@')[-1]}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    out.print(f"ledger at {settings.ledger_url.split('@')[-1]} is up to date")
+
+
+@app.command()
+def up() -> None:
+    """Run phasegate on this machine: Prefect server (unless PREFECT_API_URL is set), flows, Slack endpoint."""
+    from phasegate.stack import run_up
+
+    try:
+        run_up(Settings())
+    except PhasegateError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def demo() -> None:
+    """Run the example engagements end to end against local Slack, Jira and metric stand-ins."""
+    from phasegate.demo import run_demo
+
+    try:
+        run_demo(Settings())
+    except PhasegateError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+

@@ -1,0 +1,261 @@
+"""`phasegate demo`: the example engagements end to end, with no credentials and no internet.
+
+Local stand-ins answer for Slack, Jira and an MLflow-style metric server; a local Prefect server
+runs the flows; scripted approvers answer the gates with signed requests to the real Slack
+endpoint. The vendor's work is simulated by moving Jira issues and metric values.
+
+- acme-churn: G1 GO, G2 GO, handover attestations, G3 ACCEPT — completed.
+- globex-forecast: G1 EXTEND (F1 under threshold), then NO-GO — closed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from rich.console import Console
+
+from configs.loader import engagement_files, load_engagement
+from configs.schema import Phase
+from phasegate import operations
+from phasegate.errors import PolicyError, ServiceUnavailable
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction, upgrade
+from phasegate.ledger.models import GateRow
+from phasegate.local import Stack
+from phasegate.runtime import Runtime
+from phasegate.settings import Settings
+from phasegate.stack import start_endpoint
+from phasegate.standins.jira_api import JiraStandin
+from phasegate.standins.metrics_api import MetricsStandin
+from phasegate.standins.slack_api import SlackStandin
+from phasegate.standins.slack_user import SlackUser
+from phasegate.states import Channel, EngagementState, GateState, Outcome
+
+T = TypeVar("T")
+SECRET = "demo-signing-secret"
+console = Console()
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise ServiceUnavailable(f"demo: timed out waiting for {what} (see the logs under ~/.phasegate/demo/logs)")
+
+
+class Demo:
+    def __init__(self, rt: Runtime, slack: SlackStandin, jira_cloud: JiraStandin, jira_dc: JiraStandin,
+                 metrics: MetricsStandin, endpoint: str) -> None:
+        self.rt, self.slack, self.metrics = rt, slack, metrics
+        self.jira = {"acme-churn": jira_cloud, "globex-forecast": jira_dc}
+        self.endpoint = endpoint
+
+    def say(self, engagement_id: str, text: str) -> None:
+        console.print(f"[cyan]{engagement_id:16}[/cyan] {text}", highlight=False)
+
+    def user(self, user_id: str) -> SlackUser:
+        return SlackUser(user_id, endpoint=self.endpoint, signing_secret=SECRET, slack=self.slack)
+
+    def open_gate(self, engagement_id: str, phase: Phase, after: int = 0) -> GateRow:
+        """The gate prompt for this phase once it is posted (newer than gate id `after`)."""
+        def probe() -> GateRow | None:
+            with transaction(self.rt.sessions) as session:
+                return next((g for g in gates.open_gates(session, engagement_id)
+                             if g.phase is phase and g.id > after and g.message_ts), None)
+        gate = wait_for(f"{engagement_id} {phase.gate} to open", probe)
+        self.say(engagement_id, f"{phase.gate} open (gate {gate.id}), evidence digest {gate.digest[:16]}…")
+        return gate
+
+    def decided(self, gate: GateRow) -> GateRow:
+        def probe() -> GateRow | None:
+            with transaction(self.rt.sessions) as session:
+                row = gates.by_id(session, gate.id)
+                return row if row.state is GateState.DECIDED else None
+        return wait_for(f"gate {gate.id} to be decided", probe)
+
+    def click(self, gate: GateRow, user: str, outcome: Outcome, reason: str = "") -> None:
+        clicker = self.user(user)
+        assert gate.message_ts is not None
+        if outcome.needs_reason:
+            response = clicker.answer_with_reason(gate.id, outcome, gate.channel, gate.message_ts, reason)
+        else:
+            response = clicker.click(gate.id, outcome, gate.channel, gate.message_ts)
+        response.raise_for_status()
+        self.say(gate.engagement_id, f"  <@{user}> clicked {outcome.label}" + (f" ({reason})" if reason else ""))
+
+    def finish_jira_work(self, engagement_id: str, phase: Phase) -> None:
+        """The vendor closes the milestone issues phasegate created or linked."""
+        def probe() -> dict[str, str] | None:
+            with transaction(self.rt.sessions) as session:
+                config = engagements.config_of(engagements.get(session, engagement_id))
+                links = engagements.links(session, engagement_id, phase)
+            wanted = {m.key for m in config.phases.of(phase).milestones if not m.attestation}
+            return links if wanted <= set(links) else None
+        for key in wait_for(f"{engagement_id} {phase.value} milestones in Jira", probe).values():
+            self.jira[engagement_id].set_status(key, "Done", done=True)
+
+    def wait_phase_run(self, engagement_id: str, phase: Phase) -> None:
+        def probe() -> bool:
+            with transaction(self.rt.sessions) as session:
+                try:
+                    return engagements.phase_run(session, engagement_id, phase).kickoff_ts is not None
+                except Exception:  # noqa: BLE001 - not started yet
+                    return False
+        wait_for(f"{engagement_id} {phase.value} to start", probe)
+        self.say(engagement_id, f"{phase.title} kicked off")
+
+    def ended(self, engagement_id: str) -> str:
+        def probe() -> str | None:
+            with transaction(self.rt.sessions) as session:
+                row = engagements.get(session, engagement_id)
+                if row.state in (EngagementState.CLOSED, EngagementState.COMPLETED):
+                    return f"{row.state.value}: {row.closed_reason}"
+                return None
+        return wait_for(f"{engagement_id} to end", probe)
+
+    def review(self, engagement_id: str) -> None:
+        """The PM asks for the gate review once the current timebox is open."""
+        def probe() -> bool:
+            try:
+                operations.request_review(self.rt, engagement_id)
+                return True
+            except PolicyError:
+                return False
+        wait_for(f"{engagement_id} to accept a gate review", probe)
+
+    def acme(self) -> None:
+        e = "acme-churn"
+        self.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
+        operations.start_phase(self.rt, e, Phase.POC, "U0PMACME01")
+        self.wait_phase_run(e, Phase.POC)
+        self.finish_jira_work(e, Phase.POC)
+        self.review(e)
+        g1 = self.open_gate(e, Phase.POC)
+        self.click(g1, "U0SPONSOR1", Outcome.GO)
+        self.click(g1, "U0SPONSOR1", Outcome.GO)  # a double click records nothing more
+        self.click(g1, "U0VENDLEAD", Outcome.GO)
+        self.say(e, f"G1 decided: {self.decided(g1).outcome.label}")  # type: ignore[union-attr]
+        self.wait_phase_run(e, Phase.DEVELOPMENT)
+        self.finish_jira_work(e, Phase.DEVELOPMENT)
+        self.review(e)
+        g2 = self.open_gate(e, Phase.DEVELOPMENT)
+        self.click(g2, "U0SPONSOR1", Outcome.GO)
+        self.click(g2, "U0TECHLEAD", Outcome.GO)
+        self.say(e, f"G2 decided: {self.decided(g2).outcome.label}")  # type: ignore[union-attr]
+        self.wait_phase_run(e, Phase.HANDOVER)
+        self.finish_jira_work(e, Phase.HANDOVER)
+        with transaction(self.rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, e))
+            for key in ("pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"):
+                engagements.attest(session, config, Phase.HANDOVER, key, by="U0TECHLEAD",
+                                   note="seen by the client tech lead", channel=Channel.CLI)
+        self.say(e, "handover attestations recorded by <@U0TECHLEAD>")
+        self.review(e)
+        g3 = self.open_gate(e, Phase.HANDOVER)
+        self.click(g3, "U0SPONSOR1", Outcome.ACCEPT)
+        self.click(g3, "U0VENDLEAD", Outcome.ACCEPT)
+        self.say(e, f"G3 decided: {self.decided(g3).outcome.label}")  # type: ignore[union-attr]
+        self.say(e, self.ended(e))
+
+    def globex(self) -> None:
+        e = "globex-forecast"
+        self.metrics.set("globex-poc", f1=0.74)
+        with transaction(self.rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, e))
+            engagements.submit_metric(session, config, "data_quality_score", 0.94, by="U0PMGLOBEX")
+        operations.start_phase(self.rt, e, Phase.POC, "U0PMGLOBEX")
+        self.wait_phase_run(e, Phase.POC)
+        self.finish_jira_work(e, Phase.POC)
+        self.review(e)
+        g1 = self.open_gate(e, Phase.POC)
+        self.click(g1, "U0QUANTIX1", Outcome.EXTEND, "F1 0.74 is under 0.80; two more weeks on feature engineering")
+        self.say(e, f"G1 decided: {self.decided(g1).outcome.label}; a new 2-week timebox starts")  # type: ignore[union-attr]
+        self.metrics.set("globex-poc", f1=0.76)
+        self.review(e)
+        g1b = self.open_gate(e, Phase.POC, after=g1.id)
+        self.click(g1b, "U0LEEPARK1", Outcome.NO_GO, "F1 plateaued at 0.76 after the extension; not worth building")
+        self.say(e, f"G1 decided: {self.decided(g1b).outcome.label}")  # type: ignore[union-attr]
+        self.say(e, self.ended(e))
+
+
+def demo_settings(base: Settings) -> Settings:
+    home = base.home / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    return Settings(home=home, database_url="")
+
+
+def run_demo(base: Settings) -> None:
+    started = time.monotonic()
+    settings = demo_settings(base)
+    os.environ.pop("PREFECT_API_URL", None)  # the demo always runs its own local Prefect server
+    os.environ["PREFECT_HOME"] = str(settings.home / "prefect")
+    slack, metrics = SlackStandin(), MetricsStandin()
+    cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
+    with Stack(settings) as stack:
+        for standin in (slack, metrics, cloud, dc):
+            standin.start()
+            stack.callback(standin.stop)
+        cloud.add_project("ACME")
+        dc.add_project("GLX")
+        os.environ.update({
+            "PHASEGATE_HOME": str(settings.home), "PHASEGATE_DATABASE_URL": settings.ledger_url,
+            "PHASEGATE_SLACK_API_URL": slack.base_url, "PHASEGATE_SLACK_BOT_TOKEN": slack.bot_token,
+            "PHASEGATE_SLACK_SIGNING_SECRET": SECRET, "PHASEGATE_METRICS_BASE_URL": metrics.url,
+            "PHASEGATE_JIRA_SITES": json.dumps({"https://acme.atlassian.net": cloud.url,
+                                                "https://jira.globex.example": dc.url}),
+            "PHASEGATE_JIRA_EMAIL": cloud.email, "PHASEGATE_JIRA_API_TOKEN": cloud.api_token,
+            "PHASEGATE_JIRA_PAT": dc.pat, "PHASEGATE_SLACK_PORT": "0",
+        })
+        settings = Settings()
+        upgrade(settings.ledger_url)
+        rt = Runtime(settings)
+        stack.callback(rt.close)
+        with console.status("starting a local Prefect server and serving the phase flow"):
+            api = stack.prefect_server()
+            stack.flows()
+            endpoint = start_endpoint(stack, rt)  # port 0: any free port
+        console.print(f"Prefect UI at {api.removesuffix('/api')}, Slack endpoint at {endpoint.url}")
+        with transaction(rt.sessions) as session:
+            for path in engagement_files():
+                engagements.register(session, load_engagement(path))
+        demo = Demo(rt, slack, cloud, dc, metrics, endpoint.url)
+        failures: list[BaseException] = []
+
+        def guarded(script: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    script()
+                except BaseException as exc:  # reported below, after both scripts stop
+                    failures.append(exc)
+            return run
+
+        threads = [threading.Thread(target=guarded(s), daemon=True) for s in (demo.acme, demo.globex)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+        if failures:
+            raise failures[0]
+        console.print()
+        with transaction(rt.sessions) as session:
+            for g in gates.all_gates(session):
+                answered = ", ".join(f"{d.approver} {d.outcome.label}" for d in gates.decisions(session, g.id))
+                console.print(f"{g.name} timebox {g.timebox}: {g.outcome.label if g.outcome else g.state.value} "
+                              f"[{answered}] digest {g.digest}", highlight=False)
+        console.print(f"Slack stand-in saw {sum(len(slack.messages(c)) for c in ('C0ACMECHURN', 'C0GLOBEXFC'))} "
+                      f"messages; prompts updated with chat.update {slack.calls.count('chat.update')} times")
+        console.print(f"Prefect UI: {api.removesuffix('/api')} (stops with the demo)")
+        console.print(f"ledger:     {settings.ledger_url}")
+        console.print(f"logs:       {stack.log_dir}")
+        console.print(f"demo finished in {time.monotonic() - started:.0f} s")

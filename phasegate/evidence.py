@@ -1,0 +1,232 @@
+"""Evidence for a gate: what each milestone and metric showed, where it came from and when.
+
+A source that cannot be read shows as missing evidence with the reason, never as a crash and
+never as a pass. The snapshot is frozen as canonical JSON and identified by its SHA-256 digest,
+which every decision made on it records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from configs.schema import Engagement, ExitCriterion, Milestone, Phase
+from integrations.jql import build_jql
+from phasegate.errors import EvidenceUnavailable, IntegrationError
+
+
+class Result(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    MISSING = "missing"
+
+
+class MilestoneEvidence(BaseModel):
+    key: str
+    title: str
+    required: bool
+    source: str  # "jira", "attestation" or "none"
+    query: str
+    read_at: dt.datetime
+    done: bool | None  # None: the evidence is missing
+    issues: list[dict[str, Any]] = []
+    attested_by: str | None = None
+    error: str | None = None
+
+
+class MetricEvidence(BaseModel):
+    name: str
+    source: str
+    query: str
+    read_at: dt.datetime
+    value: float | None
+    raw: Any = None
+    error: str | None = None
+
+
+class CriterionEvidence(BaseModel):
+    label: str
+    result: Result
+    seen: str
+
+
+class Snapshot(BaseModel):
+    engagement_id: str
+    phase: Phase
+    timebox: int
+    collected_at: dt.datetime
+    milestones: list[MilestoneEvidence]
+    metrics: list[MetricEvidence]
+    criteria: list[CriterionEvidence]
+    warnings: list[str] = []
+
+    def canonical(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+    def digest(self) -> str:
+        body = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def all_pass(self) -> bool:
+        return all(c.result is Result.PASS for c in self.criteria)
+
+
+class Tracker(Protocol):
+    def get(self, key: str) -> Any: ...
+    def search(self, jql: str) -> list[Any]: ...
+    def field_value(self, key: str, field: str) -> object: ...
+
+
+@dataclass
+class LedgerFacts:
+    """What the ledger already knows that counts as evidence."""
+
+    links: Mapping[str, str] = field(default_factory=dict)  # milestone key -> Jira issue key
+    attestations: Mapping[str, tuple[str, dt.datetime]] = field(default_factory=dict)  # key -> (who, when)
+    submitted: Mapping[str, float] = field(default_factory=dict)  # metric -> latest CLI value
+
+
+MetricReader = Callable[[str, str], tuple[float, Any]]  # (url, path) -> (value, raw document)
+
+
+def _issue_summary(record: Any) -> dict[str, Any]:
+    resolved = record.resolved_at.isoformat() if record.resolved_at else None
+    return {"key": record.key, "status": record.status, "done": record.done, "resolved_at": resolved,
+            "story_points": record.story_points}
+
+
+def milestone_evidence(
+    engagement: Engagement, milestone: Milestone, tracker: Tracker | None, facts: LedgerFacts, now: dt.datetime
+) -> MilestoneEvidence:
+    base = {"key": milestone.key, "title": milestone.title, "required": milestone.required, "read_at": now}
+    attested = facts.attestations.get(milestone.key)
+    if milestone.attestation and attested is not None:
+        who, when = attested
+        return MilestoneEvidence(**base, source="attestation", query=f"attested at {when.isoformat()}",
+                                 done=True, attested_by=who)
+    if milestone.jql is not None:
+        query = build_jql(engagement.jira.project, milestone.jql, deployment=engagement.jira.deployment)
+    else:
+        key = milestone.jira_issue or facts.links.get(milestone.key)
+        if key is None:
+            return MilestoneEvidence(**base, source="none", query="", done=None, error="no Jira issue linked")
+        query = f"issue {key}"
+    if tracker is None:
+        return MilestoneEvidence(**base, source="jira", query=query, done=None, error="Jira is not configured")
+    try:
+        records = tracker.search(query) if milestone.jql is not None else [tracker.get(query.split()[-1])]
+    except IntegrationError as exc:
+        return MilestoneEvidence(**base, source="jira", query=query, done=None, error=str(exc))
+    if not records:
+        return MilestoneEvidence(**base, source="jira", query=query, done=None, error="no matching issues")
+    issues = [_issue_summary(r) for r in records]
+    return MilestoneEvidence(**base, source="jira", query=query, done=all(r.done for r in records), issues=issues)
+
+
+def metric_evidence(
+    engagement: Engagement, name: str, tracker: Tracker | None, read_json: MetricReader,
+    facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None,
+) -> MetricEvidence:
+    metric = next(m for m in engagement.metrics if m.name == name)
+    source = metric.source
+    if source.kind == "manual":
+        value = facts.submitted.get(name)
+        error = None if value is not None else "no value submitted"
+        return MetricEvidence(name=name, source="manual", query="phasegate metric submit", read_at=now,
+                              value=value, error=error)
+    try:
+        if source.kind == "http_json":
+            assert source.url is not None and source.path is not None
+            url = source.url
+            if url.startswith("/") and metrics_base_url:
+                url = metrics_base_url.rstrip("/") + url
+            query = f"GET {url} -> {source.path}"
+            value, raw = read_json(url, source.path)
+            return MetricEvidence(name=name, source="http_json", query=query, read_at=now, value=value, raw=raw)
+        assert source.issue is not None and source.field is not None
+        query = f"issue {source.issue} field {source.field}"
+        if tracker is None:
+            raise EvidenceUnavailable("Jira is not configured")
+        raw_value = tracker.field_value(source.issue, source.field)
+        if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
+            raise EvidenceUnavailable(f"{source.field} of {source.issue} is {raw_value!r}, not a number")
+        return MetricEvidence(name=name, source="jira_field", query=query, read_at=now,
+                              value=float(raw_value), raw=raw_value)
+    except IntegrationError as exc:
+        return MetricEvidence(name=name, source=source.kind, query=query, read_at=now, value=None, error=str(exc))
+
+
+def evaluate(
+    criterion: ExitCriterion, milestones: list[MilestoneEvidence], metrics: dict[str, MetricEvidence]
+) -> CriterionEvidence:
+    if criterion.all_required_milestones_done:
+        required = [m for m in milestones if m.required]
+        open_ = [m.key for m in required if m.done is False]
+        unknown = [m.key for m in required if m.done is None]
+        done = len(required) - len(open_) - len(unknown)
+        seen = f"{done}/{len(required)} done"
+        if open_:
+            return CriterionEvidence(label=criterion.label, result=Result.FAIL, seen=f"{seen}; open: {', '.join(open_)}")
+        if unknown:
+            return CriterionEvidence(label=criterion.label, result=Result.MISSING,
+                                     seen=f"{seen}; no evidence: {', '.join(unknown)}")
+        return CriterionEvidence(label=criterion.label, result=Result.PASS, seen=seen)
+    assert criterion.metric is not None and criterion.op is not None and criterion.threshold is not None
+    reading = metrics.get(criterion.metric)
+    if reading is None or reading.value is None:
+        why = reading.error if reading is not None else "not read"
+        return CriterionEvidence(label=criterion.label, result=Result.MISSING, seen=f"missing ({why})")
+    result = Result.PASS if criterion.op.holds(reading.value, criterion.threshold) else Result.FAIL
+    return CriterionEvidence(label=criterion.label, result=result, seen=f"{reading.value:g}")
+
+
+def phase_warnings(engagement: Engagement, phase: Phase, milestones: list[MilestoneEvidence]) -> list[str]:
+    """The guide's pitfalls, checked against this phase's evidence."""
+    warnings: list[str] = []
+    if phase is Phase.POC:
+        readiness = next((m for m in milestones if m.key == "data-readiness"), None)
+        modelling = [m for m in milestones if m.key != "data-readiness" and m.done]
+        if readiness is not None and not readiness.done and modelling:
+            warnings.append("data readiness assessment is not passed, yet modelling milestones were marked done: "
+                            + ", ".join(m.key for m in modelling))
+    if phase is Phase.DEVELOPMENT and not any("production-hardening" in m.key for m in milestones):
+        warnings.append("no production-hardening milestone: the PoC's shortcuts would go to production")
+    return warnings
+
+
+def collect(
+    engagement: Engagement, phase: Phase, timebox: int, *, tracker: Tracker | None, read_json: MetricReader,
+    facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None,
+) -> Snapshot:
+    config = engagement.phases.of(phase)
+    milestones = [milestone_evidence(engagement, m, tracker, facts, now) for m in config.milestones]
+    names = list(dict.fromkeys(c.metric for c in config.exit_criteria if c.metric is not None))
+    metrics = {n: metric_evidence(engagement, n, tracker, read_json, facts, now, metrics_base_url) for n in names}
+    criteria = [evaluate(c, milestones, metrics) for c in config.exit_criteria]
+    return Snapshot(engagement_id=engagement.id, phase=phase, timebox=timebox, collected_at=now,
+                    milestones=milestones, metrics=list(metrics.values()), criteria=criteria,
+                    warnings=phase_warnings(engagement, phase, milestones))
+
+
+def staleness(approved: Snapshot, fresh: Snapshot) -> list[str]:
+    """Why an approval made on `approved` no longer holds on `fresh` evidence (empty: it holds)."""
+    reasons: list[str] = []
+    now_done = {m.key: m.done for m in fresh.milestones}
+    for m in approved.milestones:
+        if m.required and m.done and now_done.get(m.key) is not True:
+            reasons.append(f"required milestone {m.key} is no longer done")
+    now_result = {c.label: c for c in fresh.criteria}
+    for c in approved.criteria:
+        later = now_result.get(c.label)
+        if c.result is Result.PASS and later is not None and later.result is not Result.PASS:
+            reasons.append(f"{c.label} now {later.result.value} (seen {later.seen}, was {c.seen})")
+    return reasons

@@ -1,0 +1,1 @@
+"""The ledger: every engagement, gate, decision and audit event phasegate knows of."""

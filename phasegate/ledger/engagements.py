@@ -1,0 +1,211 @@
+"""Engagements, phase runs, timeboxes, milestone links and baselines in the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from configs.schema import Engagement, Phase
+from phasegate.errors import NotFound, PolicyError
+from phasegate.ledger import audit
+from phasegate.ledger.models import (
+    AttestationRow,
+    BaselineRow,
+    EngagementRow,
+    MetricSubmissionRow,
+    MilestoneLinkRow,
+    PhaseRunRow,
+    TimeboxRow,
+)
+from phasegate.states import AuditKind, Channel, EngagementState
+
+
+def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, bool]:
+    """Store the validated file; (row, True) when new or changed. A running engagement's file is frozen."""
+    config = engagement.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    row = session.get(EngagementRow, engagement.id)
+    if row is not None:
+        if row.config_digest == digest:
+            return row, False
+        if row.state is not EngagementState.REGISTERED:
+            raise PolicyError(f"engagement {engagement.id} is {row.state.value}; its file can no longer change "
+                              "(scope changes go through change requests)")
+        row.config, row.config_digest, row.name = config, digest, engagement.name
+    else:
+        row = EngagementRow(id=engagement.id, name=engagement.name, config=config, config_digest=digest)
+        session.add(row)
+    audit.record(session, engagement.id, AuditKind.ENGAGEMENT_REGISTERED, digest=digest)
+    return row, True
+
+
+def get(session: Session, engagement_id: str) -> EngagementRow:
+    row = session.get(EngagementRow, engagement_id)
+    if row is None:
+        raise NotFound(f"no engagement {engagement_id!r} in the ledger (register it with `phasegate engagement create FILE`)")
+    return row
+
+
+def config_of(row: EngagementRow) -> Engagement:
+    return Engagement.model_validate(row.config)
+
+
+def all_rows(session: Session) -> list[EngagementRow]:
+    return list(session.scalars(select(EngagementRow).order_by(EngagementRow.id)))
+
+
+def start_phase(session: Session, engagement: Engagement, phase: Phase, *, requested_by: str,
+                flow_run_id: str | None, today: dt.date) -> PhaseRunRow:
+    """The phase's run record, created once; re-runs of the flow find the same one."""
+    run = session.scalar(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement.id,
+                                                   PhaseRunRow.phase == phase))
+    if run is not None:
+        if flow_run_id and run.flow_run_id != flow_run_id:
+            run.flow_run_id = flow_run_id
+        return run
+    row = get(session, engagement.id)
+    if row.state in (EngagementState.CLOSED, EngagementState.COMPLETED):
+        raise PolicyError(f"engagement {engagement.id} is {row.state.value}")
+    run = PhaseRunRow(engagement_id=engagement.id, phase=phase, requested_by=requested_by, flow_run_id=flow_run_id)
+    session.add(run)
+    row.state, row.current_phase = EngagementState.ACTIVE, phase
+    starts = engagement.start_date if phase is Phase.POC else today
+    weeks = engagement.phases.of(phase).planned_weeks
+    session.add(TimeboxRow(engagement_id=engagement.id, phase=phase, number=1, weeks=weeks,
+                           ends_on=starts + dt.timedelta(weeks=weeks), reason="planned"))
+    audit.record(session, engagement.id, AuditKind.PHASE_STARTED, phase.value, requested_by=requested_by,
+                 flow_run_id=flow_run_id)
+    return run
+
+
+def phase_run(session: Session, engagement_id: str, phase: Phase) -> PhaseRunRow:
+    run = session.scalar(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement_id,
+                                                   PhaseRunRow.phase == phase))
+    if run is None:
+        raise NotFound(f"{engagement_id} has not started {phase.value}")
+    return run
+
+
+def current_timebox(session: Session, engagement_id: str, phase: Phase) -> TimeboxRow:
+    box = session.scalar(select(TimeboxRow).where(TimeboxRow.engagement_id == engagement_id, TimeboxRow.phase == phase)
+                         .order_by(TimeboxRow.number.desc()).limit(1))
+    if box is None:
+        raise NotFound(f"{engagement_id} has no timebox in {phase.value}")
+    return box
+
+
+DEFAULT_MAX_WEEKS = {Phase.POC: 12}
+
+
+def max_weeks(engagement: Engagement, phase: Phase) -> int | None:
+    """The file's maximum for the phase; the PoC may not pass 12 weeks unless the file says otherwise."""
+    return engagement.phases.of(phase).max_weeks or DEFAULT_MAX_WEEKS.get(phase)
+
+
+def check_extension(session: Session, engagement: Engagement, phase: Phase) -> None:
+    limit = max_weeks(engagement, phase)
+    weeks = engagement.phases.of(phase).extension_weeks
+    used = weeks_used(session, engagement.id, phase)
+    if limit is not None and used + weeks > limit:
+        raise PolicyError(f"extending {phase.value} by {weeks} weeks would make it {used + weeks} weeks, "
+                          f"past its maximum of {limit}")
+
+
+def weeks_used(session: Session, engagement_id: str, phase: Phase) -> int:
+    total = session.scalar(select(func.sum(TimeboxRow.weeks)).where(TimeboxRow.engagement_id == engagement_id,
+                                                                     TimeboxRow.phase == phase))
+    return int(total or 0)
+
+
+def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int, reason: str,
+           today: dt.date) -> tuple[TimeboxRow, bool]:
+    """Open timebox `after + 1` once ((box, True) the first time), refusing to pass the phase's maximum."""
+    existing = session.scalar(select(TimeboxRow).where(TimeboxRow.engagement_id == engagement.id,
+                                                       TimeboxRow.phase == phase, TimeboxRow.number == after + 1))
+    if existing is not None:
+        return existing, False
+    check_extension(session, engagement, phase)
+    weeks = engagement.phases.of(phase).extension_weeks
+    box = TimeboxRow(engagement_id=engagement.id, phase=phase, number=after + 1, weeks=weeks,
+                     ends_on=today + dt.timedelta(weeks=weeks), reason=reason)
+    session.add(box)
+    audit.record(session, engagement.id, AuditKind.TIMEBOX_OPENED, phase.value, number=after + 1, weeks=weeks,
+                 reason=reason)
+    return box, True
+
+
+def link_milestone(session: Session, engagement_id: str, phase: Phase, milestone: str, issue_key: str) -> None:
+    exists = session.scalar(select(MilestoneLinkRow).where(MilestoneLinkRow.engagement_id == engagement_id,
+                                                           MilestoneLinkRow.phase == phase,
+                                                           MilestoneLinkRow.milestone == milestone))
+    if exists is None:
+        session.add(MilestoneLinkRow(engagement_id=engagement_id, phase=phase, milestone=milestone,
+                                     issue_key=issue_key))
+        audit.record(session, engagement_id, AuditKind.MILESTONE_LINKED, milestone, issue=issue_key)
+
+
+def links(session: Session, engagement_id: str, phase: Phase) -> dict[str, str]:
+    rows = session.scalars(select(MilestoneLinkRow).where(MilestoneLinkRow.engagement_id == engagement_id,
+                                                          MilestoneLinkRow.phase == phase))
+    return {r.milestone: r.issue_key for r in rows}
+
+
+def record_baseline(session: Session, engagement_id: str, scope: dict[str, Any]) -> BaselineRow:
+    """The first baseline is recorded once; later versions come from approved change requests."""
+    first = session.scalar(select(BaselineRow).where(BaselineRow.engagement_id == engagement_id,
+                                                     BaselineRow.version == 1))
+    if first is not None:
+        return first
+    row = BaselineRow(engagement_id=engagement_id, version=1, scope=scope)
+    session.add(row)
+    audit.record(session, engagement_id, AuditKind.BASELINE_RECORDED, "v1", scope=scope)
+    return row
+
+
+def attest(session: Session, engagement: Engagement, phase: Phase, milestone: str, *, by: str, note: str,
+           channel: Channel) -> AttestationRow:
+    config = next((m for m in engagement.phases.of(phase).milestones if m.key == milestone), None)
+    if config is None:
+        raise NotFound(f"{engagement.id} has no milestone {milestone!r} in {phase.value}")
+    if not config.attestation:
+        raise PolicyError(f"milestone {milestone} takes its evidence from Jira, not from an attestation")
+    row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
+                         channel=channel, note=note)
+    session.add(row)
+    audit.record(session, engagement.id, AuditKind.ATTESTATION_RECORDED, milestone, by=by, note=note,
+                 channel=channel.value)
+    return row
+
+
+def attestations(session: Session, engagement_id: str, phase: Phase) -> dict[str, tuple[str, dt.datetime]]:
+    rows = session.scalars(select(AttestationRow).where(AttestationRow.engagement_id == engagement_id,
+                                                        AttestationRow.phase == phase).order_by(AttestationRow.id))
+    return {r.milestone: (r.attested_by, r.created_at) for r in rows}
+
+
+def submit_metric(session: Session, engagement: Engagement, metric: str, value: float, *, by: str) -> None:
+    if metric not in {m.name for m in engagement.metrics}:
+        raise NotFound(f"{engagement.id} has no metric {metric!r}")
+    session.add(MetricSubmissionRow(engagement_id=engagement.id, metric=metric, value=value, submitted_by=by))
+    audit.record(session, engagement.id, AuditKind.METRIC_SUBMITTED, metric, value=value, by=by)
+
+
+def submitted_metrics(session: Session, engagement_id: str) -> dict[str, float]:
+    rows = session.scalars(select(MetricSubmissionRow).where(MetricSubmissionRow.engagement_id == engagement_id)
+                           .order_by(MetricSubmissionRow.id))
+    return {r.metric: r.value for r in rows}
+
+
+def close(session: Session, engagement_id: str, state: EngagementState, reason: str) -> bool:
+    """End the engagement; False when it had already ended this way."""
+    row = get(session, engagement_id)
+    if row.state is state:
+        return False
+    row.state, row.closed_reason = state, reason
+    audit.record(session, engagement_id, AuditKind.ENGAGEMENT_CLOSED, state.value, reason=reason)
+    return True

@@ -1,0 +1,154 @@
+"""Gates and decisions in the ledger, under the gate policy.
+
+`answer` is the one place an answer becomes a decision, whether it came from Slack, the CLI or
+the Prefect UI: the gate row is locked, the policy checked, the answer inserted, and the quorum
+counted, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from configs.schema import Engagement, Phase
+from phasegate import policy
+from phasegate.errors import GateClosed, NotFound
+from phasegate.evidence import Snapshot
+from phasegate.ledger import audit
+from phasegate.ledger.engagements import check_extension, config_of, get
+from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
+from phasegate.states import AuditKind, Channel, GateState, Outcome
+
+
+@dataclass(frozen=True)
+class Answered:
+    gate: GateRow
+    recorded: bool  # False: a repeat (double click, redelivery) that changed nothing
+    decided: Outcome | None  # set when this answer completed the quorum
+
+
+def current(session: Session, engagement_id: str, phase: Phase, timebox: int) -> GateRow | None:
+    return session.scalar(select(GateRow).where(GateRow.engagement_id == engagement_id, GateRow.phase == phase,
+                                                GateRow.timebox == timebox)
+                          .order_by(GateRow.revision.desc()).limit(1))
+
+
+def by_id(session: Session, gate_id: int, *, lock: bool = False) -> GateRow:
+    query = select(GateRow).where(GateRow.id == gate_id)
+    gate = session.scalar(query.with_for_update() if lock else query)
+    if gate is None:
+        raise NotFound(f"no gate {gate_id}")
+    return gate
+
+
+def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_run_id: str | None,
+              channel: str, revision: int = 1, because: str = "") -> GateRow:
+    digest = snapshot.digest()
+    frozen = SnapshotRow(engagement_id=snapshot.engagement_id, phase=snapshot.phase, digest=digest,
+                         body=snapshot.canonical())
+    session.add(frozen)
+    session.flush()
+    gate = GateRow(engagement_id=snapshot.engagement_id, phase=snapshot.phase, timebox=snapshot.timebox,
+                   revision=revision, snapshot_id=frozen.id, digest=digest, requested_by=requested_by,
+                   flow_run_id=flow_run_id, channel=channel, reopened_because=because)
+    session.add(gate)
+    session.flush()
+    audit.record(session, snapshot.engagement_id, AuditKind.EVIDENCE_FROZEN, gate.name, digest=digest)
+    audit.record(session, snapshot.engagement_id, AuditKind.GATE_OPENED, gate.name, gate_id=gate.id,
+                 revision=revision, digest=digest, because=because)
+    return gate
+
+
+def snapshot_of(session: Session, gate: GateRow) -> Snapshot:
+    row = session.get(SnapshotRow, gate.snapshot_id)
+    assert row is not None
+    return Snapshot.model_validate(row.body)
+
+
+def decisions(session: Session, gate_id: int) -> list[DecisionRow]:
+    return list(session.scalars(select(DecisionRow).where(DecisionRow.gate_id == gate_id).order_by(DecisionRow.id)))
+
+
+def latest_answers(rows: list[DecisionRow]) -> dict[str, DecisionRow]:
+    latest: dict[str, DecisionRow] = {}
+    for row in rows:
+        latest[row.approver] = row
+    return latest
+
+
+def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, channel: Channel,
+           delivery_id: str | None = None, engagement: Engagement | None = None) -> Answered:
+    """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused."""
+    gate = by_id(session, gate_id, lock=True)
+    if delivery_id is not None and session.scalar(select(DecisionRow.id).where(DecisionRow.delivery_id == delivery_id)):
+        return Answered(gate, recorded=False, decided=None)
+    if gate.state is not GateState.OPEN:
+        raise GateClosed(closed_message(session, gate))
+    engagement = engagement or config_of(get(session, gate.engagement_id))
+    gate_policy = engagement.phases.of(gate.phase).gate
+    entry = policy.check_answer(gate_policy, gate.phase, approver=approver, requested_by=gate.requested_by,
+                                outcome=outcome, reason=reason)
+    if outcome is Outcome.EXTEND:
+        check_extension(session, engagement, gate.phase)
+    previous = latest_answers(decisions(session, gate.id))
+    mine = previous.get(approver)
+    if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
+        return Answered(gate, recorded=False, decided=None)
+    session.add(DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
+                            role=entry.role, reason=reason.strip(), digest=gate.digest, channel=channel,
+                            delivery_id=delivery_id))
+    audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, gate_id=gate.id,
+                 approver=approver, outcome=outcome.value, reason=reason.strip(), digest=gate.digest,
+                 channel=channel.value)
+    tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
+    decided = policy.reached(gate_policy, tally)
+    if decided is not None:
+        settle(session, gate, decided)
+    return Answered(gate, recorded=True, decided=decided)
+
+
+def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
+    assert gate.state.can_become(GateState.DECIDED)
+    gate.state, gate.outcome, gate.decided_at = GateState.DECIDED, outcome, utcnow()
+    audit.record(session, gate.engagement_id, AuditKind.GATE_DECIDED, gate.name, gate_id=gate.id,
+                 outcome=outcome.value, digest=gate.digest)
+
+
+def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[str]) -> GateRow:
+    """The approval no longer holds: the revision becomes stale and the gate reopens as the next one."""
+    assert gate.state.can_become(GateState.STALE)
+    gate.state = GateState.STALE
+    because = "; ".join(reasons)
+    audit.record(session, gate.engagement_id, AuditKind.GATE_STALE, gate.name, gate_id=gate.id, because=because)
+    return open_gate(session, fresh, requested_by=gate.requested_by, flow_run_id=gate.flow_run_id,
+                     channel=gate.channel, revision=gate.revision + 1, because=because)
+
+
+def closed_message(session: Session, gate: GateRow) -> str:
+    if gate.state is GateState.STALE:
+        return f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead"
+    winners = [d for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
+    who = ", ".join(f"<@{d.approver}>" for d in winners) or "timeout"
+    assert gate.outcome is not None
+    return f"{gate.name} was already decided: {gate.outcome.label} by {who}"
+
+
+def open_gates(session: Session, engagement_id: str | None = None) -> list[GateRow]:
+    query = select(GateRow).where(GateRow.state == GateState.OPEN).order_by(GateRow.id)
+    if engagement_id is not None:
+        query = query.where(GateRow.engagement_id == engagement_id)
+    return list(session.scalars(query))
+
+
+def all_gates(session: Session, engagement_id: str | None = None) -> list[GateRow]:
+    query = select(GateRow).order_by(GateRow.id)
+    if engagement_id is not None:
+        query = query.where(GateRow.engagement_id == engagement_id)
+    return list(session.scalars(query))
+
+
+def age(gate: GateRow, now: dt.datetime) -> dt.timedelta:
+    return now - gate.opened_at

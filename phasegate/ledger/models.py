@@ -1,0 +1,206 @@
+"""Typed SQLAlchemy 2 models of the ledger.
+
+Decisions, evidence snapshots, attestations and audit events are only ever inserted. The few
+mutable columns (a gate's state and prompt timestamp, reminder bookkeeping) describe where a
+process stands, and every change to them is also written as an audit event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from configs.schema import Phase
+from phasegate.states import AuditKind, Channel, EngagementState, GateState, Outcome
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _enum(cls: type[Any]) -> Enum:
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class EngagementRow(Base):
+    __tablename__ = "engagements"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]]
+    config_digest: Mapped[str] = mapped_column(String(64))
+    state: Mapped[EngagementState] = mapped_column(_enum(EngagementState), default=EngagementState.REGISTERED)
+    current_phase: Mapped[Phase | None] = mapped_column(_enum(Phase), default=None)
+    closed_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PhaseRunRow(Base):
+    __tablename__ = "phase_runs"
+    __table_args__ = (UniqueConstraint("engagement_id", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    kickoff_ts: Mapped[str | None] = mapped_column(String(32), default=None)
+    advance_requested: Mapped[bool] = mapped_column(default=False)  # the PM started the next phase
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TimeboxRow(Base):
+    __tablename__ = "timeboxes"
+    __table_args__ = (UniqueConstraint("engagement_id", "phase", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    number: Mapped[int]
+    weeks: Mapped[int]
+    ends_on: Mapped[dt.date]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    review_requested: Mapped[bool] = mapped_column(default=False)  # the PM asked for the gate early
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MilestoneLinkRow(Base):
+    __tablename__ = "milestone_links"
+    __table_args__ = (UniqueConstraint("engagement_id", "phase", "milestone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    milestone: Mapped[str] = mapped_column(String(64))
+    issue_key: Mapped[str] = mapped_column(String(64))
+
+
+class BaselineRow(Base):
+    __tablename__ = "baselines"
+    __table_args__ = (UniqueConstraint("engagement_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    version: Mapped[int]
+    scope: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SnapshotRow(Base):
+    __tablename__ = "evidence_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GateRow(Base):
+    """One revision of one gate. A stale approval reopens the gate as a new revision."""
+
+    __tablename__ = "gates"
+    __table_args__ = (UniqueConstraint("engagement_id", "phase", "timebox", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    timebox: Mapped[int]
+    revision: Mapped[int]
+    state: Mapped[GateState] = mapped_column(_enum(GateState), default=GateState.OPEN)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("evidence_snapshots.id"))
+    digest: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    channel: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome), default=None)
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    reopened_because: Mapped[str] = mapped_column(Text, default="")
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    overdue_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+    @property
+    def name(self) -> str:
+        return f"{self.engagement_id}/{self.phase.gate}"
+
+
+class DecisionRow(Base):
+    """One approver's answer at one gate revision. Never updated; a changed mind is a new row."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gate_id: Mapped[int] = mapped_column(ForeignKey("gates.id"), index=True)
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome))
+    approver: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AttestationRow(Base):
+    __tablename__ = "attestations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    milestone: Mapped[str] = mapped_column(String(64))
+    attested_by: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MetricSubmissionRow(Base):
+    __tablename__ = "metric_submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float]
+    submitted_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[AuditKind] = mapped_column(_enum(AuditKind))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,117 @@
+"""What the CLI does beyond reading the ledger: start phases, ask for reviews, decide gates.
+
+The same ledger functions as the flows and the Slack endpoint do the work, so a decision from
+the terminal is held to the same policy and recorded the same way, only with channel `cli`.
+"""
+
+from __future__ import annotations
+
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+from configs.schema import Phase
+from flows.phases import DEPLOYMENT
+from phasegate.errors import NotFound, PhasegateError, PolicyError, ServiceUnavailable
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction
+from phasegate.ledger.gates import Answered
+from phasegate.prompts import render
+from phasegate.resume import resume_when_paused
+from phasegate.runtime import Runtime
+from phasegate.states import Channel, EngagementState, GateState, Outcome
+
+
+def _prefect_call(what: str) -> ServiceUnavailable:
+    return ServiceUnavailable(f"cannot {what}: the Prefect API is not reachable (is `phasegate up` running?)")
+
+
+def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str) -> str:
+    """Create the phase's flow run (or, for a phase a GO already allowed, wake the run waiting for it)."""
+    with transaction(rt.sessions) as session:
+        engagement = engagements.config_of(engagements.get(session, engagement_id))
+        previous = list(Phase)[list(Phase).index(phase) - 1] if phase is not Phase.POC else None
+        waiting = None
+        if previous is not None:
+            try:
+                run = engagements.phase_run(session, engagement_id, previous)
+            except NotFound:
+                raise PolicyError(f"{engagement_id} has not passed {previous.gate} yet") from None
+            last = gates.current(session, engagement_id, previous,
+                                 engagements.current_timebox(session, engagement_id, previous).number)
+            if last is None or last.outcome is not Outcome.GO:
+                raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
+            run.advance_requested, waiting = True, run.flow_run_id
+    if waiting is not None:
+        try:
+            resume_when_paused(waiting, wait=5)
+        except (OSError, PrefectHTTPStatusError) as exc:
+            raise _prefect_call(f"wake {previous.value if previous else ''} run ({exc})") from None
+        return waiting
+    try:
+        flow_run = run_deployment(DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": phase.value,
+                                                          "requested_by": requested_by},
+                                  timeout=0, flow_run_name=f"{engagement.id}-{phase.value}",
+                                  idempotency_key=f"{engagement.id}-{phase.value}")
+    except ObjectNotFound:
+        raise ServiceUnavailable(f"the deployment {DEPLOYMENT} is not served (is `phasegate up` running?)") from None
+    except (OSError, RuntimeError, PrefectHTTPStatusError) as exc:
+        raise _prefect_call(f"start the flow run ({type(exc).__name__})") from None
+    return str(flow_run.id)
+
+
+def request_review(rt: Runtime, engagement_id: str) -> str:
+    """Open the current phase's gate now instead of at the end of its timebox."""
+    with transaction(rt.sessions) as session:
+        row = engagements.get(session, engagement_id)
+        if row.current_phase is None or row.state is not EngagementState.ACTIVE:
+            raise PolicyError(f"{engagement_id} is {row.state.value}, with no phase under way")
+        box = engagements.current_timebox(session, engagement_id, row.current_phase)
+        gate = gates.current(session, engagement_id, row.current_phase, box.number)
+        if gate is not None and gate.state is GateState.OPEN:
+            return f"{gate.name} is already open (gate {gate.id})"
+        if gate is not None:
+            raise PolicyError(f"{gate.name} for timebox {box.number} was decided {gate.outcome.label if gate.outcome else ''};"
+                              " the next timebox is not open yet, try again shortly")
+        box.review_requested = True
+        run_id = engagements.phase_run(session, engagement_id, row.current_phase).flow_run_id
+    if run_id:
+        wake(run_id)
+    return f"{row.current_phase.gate} review requested for timebox {box.number}"
+
+
+def wake(flow_run_id: str) -> None:
+    try:
+        resume_when_paused(flow_run_id, wait=10)
+    except (OSError, PrefectHTTPStatusError):
+        raise _prefect_call("wake the phase run") from None
+
+
+def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason: str) -> Answered:
+    with transaction(rt.sessions) as session:
+        result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
+                              channel=Channel.CLI)
+        text, blocks = render(session, result.gate)
+        channel, ts, run_id = result.gate.channel, result.gate.message_ts, result.gate.flow_run_id
+    problems = []
+    if ts and result.recorded:
+        try:
+            rt.chat.update(channel, ts, text, blocks)
+        except PhasegateError as exc:
+            problems.append(str(exc))
+    if result.decided is not None and run_id:
+        try:
+            wake(run_id)
+        except ServiceUnavailable as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ServiceUnavailable("decision recorded, but " + "; ".join(problems))
+    return result
+
+
+def flow_run_state(flow_run_id: str) -> str:
+    from uuid import UUID
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+    return state.name if state else "unknown"

@@ -1,0 +1,70 @@
+"""Gate policy: who may answer a gate, what an answer needs, and when answers add up to a decision.
+
+Pure functions over the engagement file's `GatePolicy`; the ledger applies them inside one
+locked transaction so Slack, the CLI and the Prefect UI are held to exactly the same rules.
+
+An outcome is reached when the approvers whose latest answer is that outcome meet the quorum:
+`all` of them, `any` one, or `n`, and, with `one_from_each_side`, at least one client and one
+vendor among them. Disagreement leaves the gate open; nobody's answer is ever assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from configs.schema import Approver, GatePolicy, Phase, Side
+from phasegate.errors import PolicyError
+from phasegate.states import Outcome
+
+OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
+    Phase.POC: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
+    Phase.DEVELOPMENT: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
+    Phase.HANDOVER: (Outcome.ACCEPT, Outcome.NOT_YET),
+}
+
+
+def check_answer(
+    policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str
+) -> Approver:
+    """The approver entry for a permitted answer, or PolicyError saying why it is refused."""
+    if outcome not in OUTCOMES[phase]:
+        allowed = ", ".join(o.label for o in OUTCOMES[phase])
+        raise PolicyError(f"{outcome.label} is not an answer at {phase.gate} (allowed: {allowed})")
+    entry = next((a for a in policy.approvers if a.slack_user == approver), None)
+    if entry is None:
+        raise PolicyError(f"{approver} is not an approver of {phase.gate}")
+    if approver == requested_by:
+        raise PolicyError(f"{approver} requested {phase.gate} and so cannot approve it")
+    if outcome.needs_reason and not reason.strip():
+        raise PolicyError(f"{outcome.label} needs a written reason")
+    return entry
+
+
+def needed(policy: GatePolicy) -> int:
+    count = policy.quorum.count
+    if count == "all":
+        return len(policy.approvers)
+    if count == "any":
+        return 1
+    return count
+
+
+def reached(policy: GatePolicy, latest: Mapping[str, Outcome]) -> Outcome | None:
+    """The outcome the latest answers (approver id -> outcome) add up to, if any."""
+    sides = {a.slack_user: a.side for a in policy.approvers}
+    for outcome in dict.fromkeys(latest.values()):
+        backers = [user for user, answer in latest.items() if answer is outcome and user in sides]
+        if len(backers) < needed(policy):
+            continue
+        if policy.quorum.one_from_each_side and {sides[user] for user in backers} != set(Side):
+            continue
+        return outcome
+    return None
+
+
+def describe(policy: GatePolicy) -> str:
+    count = policy.quorum.count
+    text = {"all": "all approvers", "any": "any one approver"}.get(str(count), f"{count} approvers")
+    if policy.quorum.one_from_each_side:
+        text += ", at least one client and one vendor"
+    return text

@@ -1,0 +1,41 @@
+"""Settings: one object, read from the environment (prefix PHASEGATE_) at the entry point and
+passed down. Nothing else in phasegate reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".phasegate"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHASEGATE_", extra="ignore")
+
+    home: Path = DEFAULT_HOME
+    database_url: str = ""  # default: SQLite at <home>/ledger.db
+    engagements_dir: Path | None = None  # default: configs/engagements in this repository
+
+    slack_api_url: str = "https://slack.com/api/"
+    slack_bot_token: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+    slack_host: str = "127.0.0.1"
+    slack_port: int = 3000
+
+    jira_sites: dict[str, str] = {}  # JSON: a file's jira.url -> the URL to use instead (the demo's stand-ins)
+    jira_email: str | None = None  # Jira Cloud: email + API token
+    jira_api_token: SecretStr | None = None
+    jira_pat: SecretStr | None = None  # Jira Data Center: personal access token
+    jira_timeout: float = 10.0
+
+    metrics_base_url: str | None = None  # resolves metric URLs written as paths ("/api/2.0/...")
+    metrics_timeout: float = 10.0
+
+    auto_advance: bool | None = None  # overrides the files' auto_advance when set
+    runner_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'ledger.db'}"

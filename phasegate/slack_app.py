@@ -1,0 +1,184 @@
+"""The Slack endpoint: `POST /slack/interactions`.
+
+Verify, record, answer; everything slow (updating the prompt, opening a modal, waking the
+flow run) happens after the answer, inside Slack's three seconds for the answer itself. The
+approver is the verified payload's `user.id`; a button's value only names the gate revision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import BackgroundTasks, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from integrations import slack_blocks
+from integrations.slack_chat import SlackChat
+from phasegate.errors import GateClosed, NotFound, PhasegateError, PolicyError
+from phasegate.ledger import gates
+from phasegate.ledger.db import transaction
+from phasegate.prompts import render
+from phasegate.slack_signature import verify
+from phasegate.states import Channel, Outcome
+
+log = logging.getLogger("phasegate.slack")
+
+
+@dataclass
+class SlackDeps:
+    signing_secret: str
+    sessions: sessionmaker[Session]
+    chat: SlackChat
+    resume: Callable[[str], object]
+    clock: Callable[[], float] = field(default=time.time)
+
+
+class BadPayload(ValueError):
+    pass
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    try:
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        payload = json.loads(fields["payload"][0])
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError):
+        raise BadPayload("expected a form field `payload` holding JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict):
+        raise BadPayload("payload has no user")
+    if not isinstance(payload["user"].get("id"), str):
+        raise BadPayload("payload has no user id")
+    return payload
+
+
+def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
+    """Show the gate as it now stands to everyone, and wake the run if the gate was decided."""
+    with transaction(deps.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        text, blocks = render(session, gate)
+        channel, ts, run = gate.channel, gate.message_ts, gate.flow_run_id
+    try:
+        if ts:
+            deps.chat.update(channel, ts, text, blocks)
+    except PhasegateError as exc:
+        log.warning("could not update the prompt of gate %s: %s", gate_id, exc)
+    if decided and run:
+        deps.resume(run)
+
+
+def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
+    if response_url:
+        try:
+            deps.chat.respond(response_url, text)
+        except PhasegateError as exc:
+            log.warning("could not answer the clicker: %s", exc)
+
+
+def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: str, outcome: Outcome,
+           reason: str, delivery_id: str, response_url: str | None) -> str | None:
+    """Record the answer; the refusal text if the policy refused it."""
+    try:
+        with transaction(deps.sessions) as session:
+            result = gates.answer(session, gate_id, approver=user, outcome=outcome, reason=reason,
+                                  channel=Channel.SLACK, delivery_id=delivery_id)
+    except GateClosed as exc:
+        background.add_task(tell, deps, response_url, str(exc))
+        return str(exc)
+    except (PolicyError, NotFound) as exc:
+        background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
+        return str(exc)
+    if result.recorded:
+        background.add_task(after_answer, deps, gate_id, result.decided is not None)
+    return None
+
+
+def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+        raise BadPayload("block_actions without actions")
+    action = actions[0]
+    action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
+    if not action_id.startswith("gate:") or not value.isdigit() or len(value) > 18:
+        return Response(status_code=200)  # not one of ours; nothing to do
+    try:
+        outcome = Outcome(action_id.removeprefix("gate:"))
+    except ValueError:
+        raise BadPayload(f"unknown gate action {action_id!r}") from None
+    gate_id, user = int(value), payload["user"]["id"]
+    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+    if outcome.needs_reason:
+        trigger = payload.get("trigger_id")
+        if isinstance(trigger, str):
+            view = slack_blocks.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}")
+            background.add_task(open_modal, deps, trigger, view, response_url)
+        return Response(status_code=200)
+    delivery = f"slack:{gate_id}:{user}:{action.get('action_ts', '')}"
+    record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
+           response_url=response_url)
+    return Response(status_code=200)
+
+
+def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:
+    try:
+        deps.chat.open_modal(trigger_id, view)
+    except PhasegateError as exc:
+        tell(deps, response_url, f"Could not open the reason form ({exc}); use `phasegate gate decide` instead.")
+
+
+def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
+    view = payload.get("view")
+    if not isinstance(view, dict) or view.get("callback_id") != "gate_reason":
+        return Response(status_code=200)
+    gate_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
+    try:
+        gate_id, outcome = int(gate_part), Outcome(outcome_part)
+        reason = view["state"]["values"]["reason"]["reason"]["value"] or ""
+    except (ValueError, KeyError, TypeError):
+        raise BadPayload("gate_reason view without gate, outcome or reason") from None
+    if not isinstance(reason, str):
+        raise BadPayload("reason is not text")
+    delivery = f"slack-view:{view.get('id', '')}:{view.get('hash', '')}"
+    refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
+                     reason=reason, delivery_id=delivery, response_url=None)
+    if refusal is not None:
+        return JSONResponse({"response_action": "errors", "errors": {"reason": slack_blocks.clip(refusal, 150)}})
+    return Response(status_code=200)
+
+
+def create_app(deps: SlackDeps) -> FastAPI:
+    app = FastAPI(title="phasegate Slack endpoint", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/slack/interactions")
+    async def interactions(request: Request, background: BackgroundTasks) -> Response:
+        body = await request.body()
+        if not verify(deps.signing_secret, body, request.headers.get("x-slack-request-timestamp"),
+                      request.headers.get("x-slack-signature"), now=deps.clock()):
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        try:
+            payload = parse_payload(body)
+            kind = payload.get("type")
+            if kind == "block_actions":
+                return await run_sync(on_block_action, deps, payload, background)
+            if kind == "view_submission":
+                return await run_sync(on_view_submission, deps, payload, background)
+        except BadPayload as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return Response(status_code=200)
+
+    return app
+
+
+async def run_sync(handler: Callable[..., Response], *args: Any) -> Response:
+    """Ledger work is blocking; keep it off the event loop."""
+    return await run_in_threadpool(handler, *args)

@@ -1,0 +1,54 @@
+"""A stand-in for an MLflow tracking server's `runs/get` endpoint: the metric source of the demo
+and the tests. `set("poc-run", f1=0.87)` changes what the next read sees."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from phasegate.servers import ServerHandle, serve_in_thread
+
+
+class MetricsStandin:
+    def __init__(self) -> None:
+        self._runs: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+        self.down = False  # answer 503 to everything, as an outage would
+        self.handle: ServerHandle | None = None
+        self.app = Starlette(routes=[Route("/api/2.0/mlflow/runs/get", self._get_run)])
+
+    def set(self, run_id: str, **metrics: float) -> None:
+        with self._lock:
+            self._runs.setdefault(run_id, {}).update(metrics)
+
+    async def _get_run(self, request: Request) -> JSONResponse:
+        if self.down:
+            return JSONResponse({"error_code": "TEMPORARILY_UNAVAILABLE"}, status_code=503)
+        run_id = request.query_params.get("run_id", "")
+        with self._lock:
+            metrics = dict(self._runs.get(run_id, {}))
+        if run_id not in self._runs:
+            return JSONResponse({"error_code": "RESOURCE_DOES_NOT_EXIST",
+                                 "message": f"Run '{run_id}' not found"}, status_code=404)
+        stamp = int(time.time() * 1000)
+        return JSONResponse({"run": {"info": {"run_id": run_id, "status": "FINISHED"},
+                                     "data": {"metrics": [{"key": k, "value": v, "timestamp": stamp, "step": 0}
+                                                          for k, v in metrics.items()]}}})
+
+    def start(self) -> ServerHandle:
+        self.handle = serve_in_thread(self.app)
+        return self.handle
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.handle is not None, "start() first"
+        return self.handle.url

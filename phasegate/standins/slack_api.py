@@ -1,0 +1,371 @@
+"""A local stand-in for the part of the Slack Web API that phasegate uses.
+
+Why: tests and the local demo should drive the real `slack_sdk.WebClient` over real HTTP, so
+the request encoding, auth, retries and error handling under test are the ones production
+uses. The stand-in therefore enforces what Slack enforces where it matters (auth, channel ids,
+Block Kit limits, single-use trigger ids that expire after 3 s, response URLs good for 5 posts)
+and can be told to rate-limit or fail, so a test that passes against it means something.
+
+    slack = SlackStandin(channels=["C0GATES"])
+    slack.start()
+    client = WebClient(token=slack.bot_token, base_url=slack.base_url)
+    client.chat_postMessage(channel="C0GATES", text="Phase 1 gate")
+    slack.messages("C0GATES")[0].text        # "Phase 1 gate"
+    slack.stop()
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from phasegate.servers import ServerHandle, serve_in_thread
+from phasegate.standins.blockkit import validate_blocks, validate_modal
+
+TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0PHASEGATE", "U0PHASEBOT", "B0PHASEBOT", "A0PHASEGATE"
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,20}$")
+MAX_TEXT = 40_000
+TRIGGER_TTL = 3.0  # seconds a trigger_id stays usable, as in Slack
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL = 30 * 60.0  # Slack's response_urls expire after 30 minutes
+
+Args = dict[str, Any]
+
+
+@dataclass
+class Message:
+    """A message as posted (and possibly updated) in a channel; copies are handed out."""
+
+    ts: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None
+    edits: int = 0
+
+
+@dataclass
+class _ResponseUrl:
+    created: float
+    uses: int = 0
+
+
+class SlackError(Exception):
+    """An `{"ok": false}` answer; raised inside method handlers and turned into the HTTP reply."""
+
+    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.messages = messages or []
+
+
+class SlackStandin:
+    """The Slack Web API subset phasegate calls, served by a Starlette app on a loopback port."""
+
+    def __init__(self, bot_token: str = "xoxb-phasegate-local", channels: Iterable[str] | None = None,
+                 *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bot_token = bot_token
+        self.channels: frozenset[str] | None = frozenset(channels) if channels is not None else None
+        self.clock = clock  # injectable so trigger/response-url expiry can be tested without sleeping
+        self.views: list[dict[str, Any]] = []
+        self.ephemeral: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+        self._messages: list[Message] = []
+        self._last_ts_us = 0
+        self._triggers: dict[str, float] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._failures: dict[str, deque[tuple[int, int]]] = {}  # method -> (status, retry_after)
+        self._view_ids = itertools.count(1)
+        self._handle: ServerHandle | None = None
+        self._methods: dict[str, Callable[[Args], Args]] = {  # each runs with self._lock held
+            "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral, "views.open": self._views_open,
+        }
+        self.app = Starlette(routes=[
+            Route("/api/{method}", self._api, methods=["GET", "POST"]),
+            Route("/response/{token}", self._response, methods=["POST"]),
+        ])
+
+
+    def start(self) -> ServerHandle:
+        self._handle = serve_in_thread(self.app)
+        return self._handle
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.stop()
+            self._handle = None
+
+    @property
+    def url(self) -> str:
+        if self._handle is None:
+            raise RuntimeError("SlackStandin is not started; call start() first")
+        return self._handle.url
+
+    @property
+    def base_url(self) -> str:
+        """What `WebClient(base_url=...)` takes: slack_sdk appends the method name to it."""
+        return self.url + "/api/"
+
+
+    def fail_next(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1) -> None:
+        """Make the next `times` calls of `method` answer HTTP `status` (429 or 5xx), before auth."""
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError(f"fail_next supports 429 and 5xx, not {status}")
+        with self._lock:
+            queue = self._failures.setdefault(method, deque())
+            queue.extend((status, retry_after) for _ in range(times))
+
+    def issue_trigger_id(self) -> str:
+        """A trigger_id as Slack puts in an interaction payload: one views.open, within 3 s."""
+        trigger = f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
+        with self._lock:
+            self._triggers[trigger] = self.clock()
+        return trigger
+
+    def response_url(self) -> str:
+        """A fresh response URL (POST JSON to it) that, like Slack's, works at most 5 times."""
+        token = secrets.token_urlsafe(18)
+        with self._lock:
+            self._response_urls[token] = _ResponseUrl(created=self.clock())
+        return f"{self.url}/response/{token}"
+
+    def messages(self, channel: str) -> list[Message]:
+        """Top-level messages and thread replies in `channel`, in post order."""
+        with self._lock:
+            return [_copy(m) for m in self._messages if m.channel == channel]
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """The replies in the thread started by `ts` (the parent itself is not included)."""
+        with self._lock:
+            return [_copy(m) for m in self._messages if m.channel == channel and m.thread_ts == ts]
+
+    def message(self, channel: str, ts: str) -> Message:
+        with self._lock:
+            found = self._find(channel, ts)
+            if found is None:
+                raise KeyError(f"no message {ts} in {channel}")
+            return _copy(found)
+
+    def reset(self) -> None:
+        """Forget messages, recorded calls and pending failures (lists are cleared in place)."""
+        with self._lock:
+            self._messages.clear()
+            self._failures.clear()
+            for recorded in (self.views, self.ephemeral, self.responses, self.calls):
+                recorded.clear()
+
+
+    async def _api(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        with self._lock:
+            self.calls.append(method)
+            queue = self._failures.get(method)
+            failure = queue.popleft() if queue else None
+        if failure is not None:
+            return _failure_response(*failure)
+        body = await request.body()
+        try:
+            if method not in self._methods:
+                raise SlackError("unknown_method")
+            args = _parse_args(request, body)
+            self._authenticate(request, args)
+            with self._lock:
+                result = self._methods[method](args)
+        except SlackError as err:
+            answer: Args = {"ok": False, "error": err.error}
+            if err.messages:
+                answer["response_metadata"] = {"messages": err.messages}
+            return JSONResponse(answer)  # Slack answers API errors with HTTP 200
+        return JSONResponse({"ok": True, **result})
+
+    async def _response(self, request: Request) -> Response:
+        """A response_url: plain-text answers, like Slack's hooks endpoints."""
+        token = request.path_params["token"]
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        with self._lock:
+            entry = self._response_urls.get(token)
+            if entry is None:
+                return PlainTextResponse("no_service", status_code=404)
+            if entry.uses >= RESPONSE_URL_USES:
+                return PlainTextResponse("used_url", status_code=404)
+            if self.clock() - entry.created > RESPONSE_URL_TTL:
+                return PlainTextResponse("expired_url", status_code=404)
+            if not isinstance(body, dict):
+                return PlainTextResponse("invalid_payload", status_code=400)
+            if "blocks" in body and validate_blocks(body["blocks"]):
+                return PlainTextResponse("invalid_blocks", status_code=400)
+            entry.uses += 1
+            self.responses.append(body)
+        return PlainTextResponse("ok")
+
+    def _authenticate(self, request: Request, args: Args) -> None:
+        header = request.headers.get("authorization", "")
+        form_token = args.pop("token", None)  # Slack also takes the token as a form field
+        token = header[len("Bearer "):].strip() if header.startswith("Bearer ") else form_token
+        if not token:
+            raise SlackError("not_authed")
+        if token != self.bot_token:
+            raise SlackError("invalid_auth")
+
+
+    def _auth_test(self, args: Args) -> Args:
+        url = self._handle.url if self._handle is not None else "http://127.0.0.1"
+        return {"url": url + "/", "team": "phasegate-local", "user": "phasegate", "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+
+    def _post_message(self, args: Args) -> Args:
+        channel = self._channel(args)
+        text, blocks = _content(args)
+        if text is None and not blocks:
+            raise SlackError("no_text")
+        thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
+        message = Message(self._next_ts(), channel, text or "", blocks or [], thread_ts)
+        self._messages.append(message)
+        return {"channel": channel, "ts": message.ts, "message": _render(message)}
+
+    def _update(self, args: Args) -> Args:
+        channel = self._channel(args)
+        text, blocks = _content(args)
+        message = self._find(channel, str(args.get("ts", "")))
+        if message is None:
+            raise SlackError("message_not_found")
+        if text is None and blocks is None:
+            raise SlackError("no_text")
+        if text is not None:  # like Slack, an omitted field keeps its previous value
+            message.text = text
+        if blocks is not None:
+            message.blocks = blocks
+        message.edits += 1
+        return {"channel": channel, "ts": message.ts, "text": message.text, "message": _render(message)}
+
+    def _post_ephemeral(self, args: Args) -> Args:
+        channel = self._channel(args)
+        user = args.get("user")
+        if not user:
+            raise SlackError("user_not_found")
+        text, blocks = _content(args)
+        if text is None and not blocks:
+            raise SlackError("no_text")
+        self.ephemeral.append({"channel": channel, "user": str(user), "text": text or "", "blocks": blocks or []})
+        return {"message_ts": self._next_ts()}
+
+    def _views_open(self, args: Args) -> Args:
+        trigger = str(args.get("trigger_id", ""))
+        issued = self._triggers.get(trigger)
+        if issued is None:
+            raise SlackError("invalid_trigger_id")
+        if self.clock() - issued > TRIGGER_TTL:
+            raise SlackError("expired_trigger_id")
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                raise SlackError("invalid_arguments", ["[ERROR] invalid json [json-pointer:/view]"]) from None
+        errors = validate_modal(view)
+        if errors:  # Slack reports view problems as invalid_arguments, not invalid_blocks
+            raise SlackError("invalid_arguments", errors)
+        assert isinstance(view, dict)
+        del self._triggers[trigger]
+        self.views.append(copy.deepcopy(view))
+        view_id = f"V{next(self._view_ids):010d}"
+        opened = {**copy.deepcopy(view), "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID,
+                  "root_view_id": view_id, "previous_view_id": None, "hash": secrets.token_hex(8),
+                  "state": {"values": {}}}
+        return {"view": opened}
+
+
+    def _channel(self, args: Args) -> str:
+        channel = str(args.get("channel", ""))
+        allowed = channel in self.channels if self.channels is not None else bool(CHANNEL_ID.match(channel))
+        if not allowed:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _find(self, channel: str, ts: str) -> Message | None:
+        return next((m for m in self._messages if m.channel == channel and m.ts == ts), None)
+
+    def _next_ts(self) -> str:
+        """Slack-style "seconds.micros" timestamps, unique and strictly increasing."""
+        self._last_ts_us = max(self._last_ts_us + 1, int(time.time() * 1_000_000))
+        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+
+def _parse_args(request: Request, body: bytes) -> Args:
+    """Arguments from a JSON or form-encoded body (slack_sdk sends both), plus the query string."""
+    args: Args = {k: v for k, v in request.query_params.items() if k != "token"}
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            parsed = json.loads(body) if body.strip() else {}
+        except ValueError:
+            raise SlackError("invalid_json") from None
+        if not isinstance(parsed, dict):
+            raise SlackError("invalid_json")
+        args.update(parsed)
+    else:
+        args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return args
+
+
+def _content(args: Args) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """The message's (text, blocks) as given (None when absent), checked against Slack's limits."""
+    text = args.get("text")
+    text = None if text is None or text == "" else str(text)
+    if text is not None and len(text) > MAX_TEXT:
+        raise SlackError("msg_too_long")
+    blocks = args.get("blocks")
+    if isinstance(blocks, str):  # form-encoded requests carry blocks as a JSON string
+        try:
+            blocks = json.loads(blocks) if blocks else None
+        except ValueError:
+            raise SlackError("invalid_blocks_format") from None
+    if blocks is None:
+        return text, None
+    if not isinstance(blocks, list):
+        raise SlackError("invalid_blocks_format")
+    errors = validate_blocks(blocks)
+    if errors:
+        raise SlackError("invalid_blocks", errors)
+    return text, copy.deepcopy(blocks)
+
+
+def _render(message: Message) -> Args:
+    rendered: Args = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID, "team": TEAM_ID,
+                      "text": message.text, "blocks": copy.deepcopy(message.blocks), "ts": message.ts}
+    if message.thread_ts is not None:
+        rendered["thread_ts"] = message.thread_ts
+        rendered["parent_user_id"] = BOT_USER_ID
+    return rendered
+
+
+def _copy(message: Message) -> Message:
+    return replace(message, blocks=copy.deepcopy(message.blocks))
+
+
+def _failure_response(status: int, retry_after: int) -> Response:
+    if status == 429:
+        return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429,
+                            headers={"Retry-After": str(retry_after)})
+    error = "service_unavailable" if status == 503 else "internal_error"
+    return JSONResponse({"ok": False, "error": error}, status_code=status)

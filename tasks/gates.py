@@ -1,0 +1,161 @@
+"""Tasks around a gate: freeze the evidence and post the prompt, read where it stands, apply the
+outcome. The waiting itself happens in the flow (Prefect suspends flows, not tasks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from configs.schema import Engagement, Phase
+from phasegate import evidence
+from phasegate.errors import PhasegateError
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction
+from phasegate.ledger.models import utcnow
+from phasegate.prompts import render
+from phasegate.runtime import Runtime
+from phasegate.states import Channel, EngagementState, GateState, Outcome
+
+
+
+def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
+    with transaction(rt.sessions) as session:
+        facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
+                                     attestations=engagements.attestations(session, engagement.id, phase),
+                                     submitted=engagements.submitted_metrics(session, engagement.id))
+    return evidence.collect(engagement, phase, timebox, tracker=rt.tracker_or_none(engagement),
+                            read_json=rt.read_json, facts=facts, now=utcnow(),
+                            metrics_base_url=rt.settings.metrics_base_url)
+
+
+@task(cache_policy=NO_CACHE)
+def timebox_due(rt: Runtime, engagement: Engagement, phase: Phase) -> tuple[int, bool]:
+    """(current timebox, whether its gate is due: the timebox ended or the PM asked for the review)."""
+    with transaction(rt.sessions) as session:
+        box = engagements.current_timebox(session, engagement.id, phase)
+        today = dt.datetime.now(engagement.tz).date()
+        return box.number, box.review_requested or today >= box.ends_on
+
+
+def post_prompt(rt: Runtime, gate_id: int) -> None:
+    """Post the gate's prompt unless this revision already has one (a re-run must not post twice)."""
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        if gate.message_ts:
+            return
+        text, blocks = render(session, gate)
+        channel, kickoff = gate.channel, engagements.phase_run(session, gate.engagement_id, gate.phase).kickoff_ts
+    ts = rt.chat.post(channel, text, blocks)
+    with transaction(rt.sessions) as session:
+        gates.by_id(session, gate_id).message_ts = ts
+    if kickoff:
+        rt.chat.post(channel, f"{text.split(':')[0]} is open for answers.", thread_ts=kickoff)
+
+
+@task(cache_policy=NO_CACHE)
+def open_gate(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int, requested_by: str,
+              flow_run_id: str | None) -> int:
+    """The timebox's gate (latest revision): evidence collected and frozen once, prompt posted once."""
+    with transaction(rt.sessions) as session:
+        gate = gates.current(session, engagement.id, phase, timebox)
+        gate_id = gate.id if gate is not None else None
+    if gate_id is None:
+        snapshot = collect_evidence(rt, engagement, phase, timebox)
+        with transaction(rt.sessions) as session:
+            gate = gates.current(session, engagement.id, phase, timebox)  # another run may have won the race
+            gate = gate or gates.open_gate(session, snapshot, requested_by=requested_by, flow_run_id=flow_run_id,
+                                           channel=engagement.slack_channel)
+            gate_id = gate.id
+    post_prompt(rt, gate_id)
+    return gate_id
+
+
+@task(cache_policy=NO_CACHE)
+def gate_outcome(rt: Runtime, gate_id: int) -> Outcome | None:
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        return gate.outcome if gate.state is GateState.DECIDED else None
+
+
+@task(cache_policy=NO_CACHE)
+def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome, reason: str,
+                     delivery_id: str) -> str:
+    """An answer typed into the Prefect UI's resume form, under the same policy as Slack."""
+    try:
+        with transaction(rt.sessions) as session:
+            result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
+                                  channel=Channel.PREFECT_UI, delivery_id=delivery_id)
+    except PhasegateError as exc:
+        return f"not recorded: {exc}"
+    refresh_prompt(rt, gate_id)
+    return "recorded" if result.recorded else "already recorded"
+
+
+def refresh_prompt(rt: Runtime, gate_id: int) -> None:
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        text, blocks = render(session, gate)
+        channel, ts = gate.channel, gate.message_ts
+    if ts:
+        rt.chat.update(channel, ts, text, blocks)
+
+
+@task(cache_policy=NO_CACHE)
+def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int | None:
+    """Before the next phase starts: read the evidence again. A stale approval reopens the gate
+    (the new revision's id is returned) and the approvers are told why."""
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        if gate.state is not GateState.DECIDED:
+            return None
+        approved, phase, timebox = gates.snapshot_of(session, gate), gate.phase, gate.timebox
+    fresh = collect_evidence(rt, engagement, phase, timebox)
+    reasons = evidence.staleness(approved, fresh)
+    if not reasons:
+        return None
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id, lock=True)
+        if gate.state is not GateState.DECIDED:
+            return None
+        reopened = gates.mark_stale(session, gate, fresh, reasons).id
+        approvers = " ".join(f"<@{a.slack_user}>" for a in engagement.phases.of(phase).gate.approvers)
+        old_ts = gate.message_ts
+    refresh_prompt(rt, gate_id)
+    post_prompt(rt, reopened)
+    if old_ts:
+        rt.chat.post(engagement.slack_channel, f"{approvers} the {phase.gate} approval went stale and the gate is "
+                     f"reopened: {'; '.join(reasons)}", thread_ts=old_ts)
+    return reopened
+
+
+@task(cache_policy=NO_CACHE)
+def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: int) -> None:
+    """EXTEND / NOT YET: open the next timebox (the answer was refused earlier if it would pass the maximum)."""
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
+        box, created = engagements.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons),
+                                          today=dt.datetime.now(engagement.tz).date())
+        ends_on, weeks = box.ends_on, box.weeks
+    if not created:
+        return None
+    what = "supervised operation extended" if phase is Phase.HANDOVER else f"{phase.value} extended"
+    rt.chat.post(engagement.slack_channel, f":hourglass: {engagement.name}: {what} by {weeks} weeks, "
+                 f"next {phase.gate} review by {ends_on}.")
+    return None
+
+
+@task(cache_policy=NO_CACHE)
+def close_engagement(rt: Runtime, engagement: Engagement, gate_id: int | None, state: EngagementState,
+                     reason: str = "") -> None:
+    with transaction(rt.sessions) as session:
+        if gate_id is not None:
+            gate = gates.by_id(session, gate_id)
+            reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
+            reason = reason or "; ".join(reasons) or (gate.outcome.label if gate.outcome else "")
+        if not engagements.close(session, engagement.id, state, reason):
+            return
+    icon = ":checkered_flag:" if state is EngagementState.COMPLETED else ":no_entry:"
+    rt.chat.post(engagement.slack_channel, f"{icon} {engagement.name} is {state.value}: {reason}")

@@ -1,0 +1,100 @@
+"""Tasks that start a phase: the run record, the kickoff post, the Jira milestones, the baseline.
+
+Each is safe to run again: a re-executed flow (Prefect re-runs a suspended flow from the top)
+finds what the first run recorded in the ledger and does nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from configs.schema import Engagement, Phase
+from phasegate.errors import IntegrationError
+from phasegate.ledger import audit, engagements
+from phasegate.ledger.db import transaction
+from phasegate.runtime import Runtime
+from phasegate.states import AuditKind
+
+HANDOVER_SHARE = (0.15, 0.20)
+
+
+def handover_warning(engagement: Engagement, weeks_before: int) -> str | None:
+    """The guide budgets 15–20 % of total project time for the handover."""
+    handover = engagement.phases.handover.planned_weeks
+    share = handover / (weeks_before + handover)
+    low, high = HANDOVER_SHARE
+    if low <= share <= high:
+        return None
+    side = "under" if share < low else "over"
+    return (f"handover is planned at {share:.0%} of total project time ({handover} of {weeks_before + handover} "
+            f"weeks), {side} the 15–20 % the guide recommends")
+
+
+@task(cache_policy=NO_CACHE)
+def begin_phase(rt: Runtime, engagement: Engagement, phase: Phase, requested_by: str, flow_run_id: str | None) -> None:
+    with transaction(rt.sessions) as session:
+        engagements.start_phase(session, engagement, phase, requested_by=requested_by, flow_run_id=flow_run_id,
+                                today=dt.datetime.now(engagement.tz).date())
+
+
+@task(cache_policy=NO_CACHE)
+def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
+    """Post the kickoff once per phase and return its ts (the thread for everything that follows)."""
+    with transaction(rt.sessions) as session:
+        run = engagements.phase_run(session, engagement.id, phase)
+        if run.kickoff_ts:
+            return run.kickoff_ts
+        box = engagements.current_timebox(session, engagement.id, phase)
+        before = sum(engagements.weeks_used(session, engagement.id, p) for p in (Phase.POC, Phase.DEVELOPMENT))
+    config = engagement.phases.of(phase)
+    lines = [f":rocket: *{phase.title}* started for *{engagement.name}* (vendor {engagement.vendor}).",
+             f"Planned: {config.planned_weeks} weeks, gate {phase.gate} “{phase.question}” due by {box.ends_on}.",
+             "Milestones: " + (", ".join(m.title for m in config.milestones) or "none")]
+    warning = handover_warning(engagement, before) if phase is Phase.HANDOVER else None
+    if warning:
+        lines.append(f":warning: {warning}")
+    ts = rt.chat.post(engagement.slack_channel, "\n".join(lines))
+    with transaction(rt.sessions) as session:
+        engagements.phase_run(session, engagement.id, phase).kickoff_ts = ts
+        audit.record(session, engagement.id, AuditKind.KICKOFF_POSTED, phase.value, ts=ts, warning=warning)
+    return ts
+
+
+@task(cache_policy=NO_CACHE)
+def link_milestones(rt: Runtime, engagement: Engagement, phase: Phase) -> list[str]:
+    """Find or create one Jira issue per milestone that names none; returns the problems met."""
+    with transaction(rt.sessions) as session:
+        known = engagements.links(session, engagement.id, phase)
+    wanted = [m for m in engagement.phases.of(phase).milestones if m.jql is None and m.key not in known]
+    if not wanted:
+        return []
+    problems: list[str] = []
+    for milestone in wanted:
+        try:
+            if milestone.jira_issue:
+                key = milestone.jira_issue
+            else:
+                tracker = rt.tracker(engagement)
+                key = tracker.ensure_issue(engagement.jira.project, f"[{engagement.id}] {milestone.title}",
+                                           marker_label=f"phasegate-{engagement.id}-{milestone.key}").key
+        except IntegrationError as exc:
+            problems.append(f"{milestone.key}: {exc}")
+            continue
+        with transaction(rt.sessions) as session:
+            engagements.link_milestone(session, engagement.id, phase, milestone.key, key)
+    return problems
+
+
+@task(cache_policy=NO_CACHE)
+def record_baseline(rt: Runtime, engagement: Engagement) -> int:
+    scope = {
+        "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,
+                             "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in Phase},
+        "budget": engagement.budget.model_dump(mode="json"),
+        "start_date": engagement.start_date.isoformat(),
+    }
+    with transaction(rt.sessions) as session:
+        return engagements.record_baseline(session, engagement.id, scope).version

@@ -1,0 +1,45 @@
+"""Small read-only tasks the phase flow asks the ledger."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from configs.schema import Engagement, Phase
+from phasegate import policy
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction
+from phasegate.runtime import Runtime
+
+
+@task(cache_policy=NO_CACHE)
+def load_engagement(rt: Runtime, engagement_id: str) -> Engagement:
+    """The engagement as registered in the ledger (the file is frozen once the engagement runs)."""
+    with transaction(rt.sessions) as session:
+        return engagements.config_of(engagements.get(session, engagement_id))
+
+
+@task(cache_policy=NO_CACHE)
+def advance_requested(rt: Runtime, engagement: Engagement, phase: Phase) -> bool:
+    with transaction(rt.sessions) as session:
+        return engagements.phase_run(session, engagement.id, phase).advance_requested
+
+
+def gate_summary(rt: Runtime, gate_id: int) -> str:
+    """Markdown for the Prefect UI's resume form: the evidence the answer is given on."""
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        snapshot = gates.snapshot_of(session, gate)
+        engagement = engagements.config_of(engagements.get(session, gate.engagement_id))
+    config = engagement.phases.of(gate.phase).gate
+    lines = [f"## {gate.phase.gate} {engagement.name}: {gate.phase.question}",
+             f"Decided by {policy.describe(config)}. Answer as one of: "
+             + ", ".join(f"`{a.slack_user}` ({a.name}, {a.side.value})" for a in config.approvers),
+             f"Outcomes: {', '.join(o.value for o in policy.OUTCOMES[gate.phase])}. Evidence digest `{gate.digest}`.",
+             "", "| exit criterion | result | seen |", "|---|---|---|"]
+    lines += [f"| {c.label} | {c.result.value} | {c.seen} |" for c in snapshot.criteria]
+    lines += ["", "| milestone | done |", "|---|---|"]
+    lines += [f"| {m.title} | {'yes' if m.done else ('no' if m.done is False else 'missing: ' + (m.error or ''))} |"
+              for m in snapshot.milestones]
+    lines += [f"\n**Warning:** {w}" for w in snapshot.warnings]
+    return "\n".join(lines)
