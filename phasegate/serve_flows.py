@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from prefect import serve
 
+from flows.gate_watch import gate_watch
 from flows.phases import DEPLOYMENT_NAME, run_phase
+from phasegate.settings import Settings
 
 
 def main() -> None:
-    serve(run_phase.to_deployment(name=DEPLOYMENT_NAME), print_starting_message=False)
+    settings = Settings()
+    serve(run_phase.to_deployment(name=DEPLOYMENT_NAME),
+          gate_watch.to_deployment(name="scheduled", interval=settings.watch_interval_seconds),
+          print_starting_message=False)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     auto_advance: bool | None = None  # overrides the files' auto_advance when set
     runner_poll_seconds: float = Field(default=1.0, gt=0)
+    watch_interval_seconds: int = Field(default=300, ge=10)  # how often the gate watch runs
 
     @property
     def ledger_url(self) -> str:

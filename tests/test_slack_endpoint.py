@@ -1,0 +1,190 @@
+"""The Slack endpoint over real HTTP: signed requests in, Slack Web API calls out (to the stand-in)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from configs.schema import Engagement
+from conftest import open_poc_gate
+from phasegate.ledger import gates
+from phasegate.ledger.db import transaction
+from phasegate.runtime import Runtime
+from phasegate.servers import ServerHandle, serve_in_thread
+from phasegate.slack_app import SlackDeps, create_app
+from phasegate.slack_signature import sign
+from phasegate.standins.slack_api import SlackStandin
+from phasegate.standins.slack_user import SlackUser
+from phasegate.states import Channel, GateState, Outcome
+
+SECRET = "test-secret"
+
+
+class Endpoint:
+    def __init__(self, handle: ServerHandle, resumed: list[str]) -> None:
+        self.handle, self.resumed = handle, resumed
+        self.url = handle.url + "/slack/interactions"
+
+
+@pytest.fixture
+def endpoint(rt: Runtime) -> Iterator[Endpoint]:
+    resumed: list[str] = []
+    deps = SlackDeps(signing_secret=SECRET, sessions=rt.sessions, chat=rt.chat, resume=resumed.append)
+    handle = serve_in_thread(create_app(deps))
+    yield Endpoint(handle, resumed)
+    handle.stop()
+
+
+def user(endpoint: Endpoint, slack: SlackStandin, user_id: str) -> SlackUser:
+    return SlackUser(user_id, endpoint=endpoint.handle.url, signing_secret=SECRET, slack=slack)
+
+
+def gate_row(rt: Runtime, gate_id: int) -> gates.GateRow:
+    with transaction(rt.sessions) as session:
+        return gates.by_id(session, gate_id)
+
+
+def wait_until(check: object, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_bad_requests_get_401_never_500(rt: Runtime, endpoint: Endpoint) -> None:
+    body = urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U0SPONSOR1"}})}).encode()
+    now = str(int(time.time()))
+    cases = [
+        {},  # no headers at all
+        {"X-Slack-Request-Timestamp": now},
+        {"X-Slack-Signature": sign(SECRET, now, body)},
+        {"X-Slack-Request-Timestamp": now, "X-Slack-Signature": sign("wrong", now, body)},
+        {"X-Slack-Request-Timestamp": str(int(now) - 330), "X-Slack-Signature": sign(SECRET, str(int(now) - 330), body)},
+        {"X-Slack-Request-Timestamp": str(int(now) + 330), "X-Slack-Signature": sign(SECRET, str(int(now) + 330), body)},
+        {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": sign(SECRET, "soon", body)},
+        {"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": sign(SECRET, "9" * 5000, body)},
+        {"X-Slack-Request-Timestamp": now, "X-Slack-Signature": ("v0=" + "é" * 64).encode("latin-1")},
+    ]
+    for index, headers in enumerate(cases):
+        response = httpx.post(endpoint.url, content=body, headers=headers)
+        assert response.status_code == 401, (index, headers)
+
+
+def test_signed_but_malformed_payloads_get_400(rt: Runtime, endpoint: Endpoint) -> None:
+    for body in [b"", b"payload=not-json", b"nopayload=1", b"payload=%5B%5D", b"\xff\xfe",
+                 urlencode({"payload": json.dumps({"type": "block_actions"})}).encode(),
+                 urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U0SPONSOR1"}})}).encode()]:
+        now = str(int(time.time()))
+        response = httpx.post(endpoint.url, content=body,
+                              headers={"X-Slack-Request-Timestamp": now, "X-Slack-Signature": sign(SECRET, now, body)})
+        assert response.status_code == 400, body
+
+
+def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    gate = gate_row(rt, gate_id)
+    gate.flow_run_id = None
+    sponsor, vendor = user(endpoint, slack, "U0SPONSOR1"), user(endpoint, slack, "U0VENDLEAD")
+    assert gate.message_ts is not None
+    click = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    for _ in range(3):  # Slack retries a delivery it thinks was lost
+        assert sponsor.send(click).status_code == 200
+    assert sponsor.click(gate_id, Outcome.GO, gate.channel, gate.message_ts).status_code == 200  # double click
+    with transaction(rt.sessions) as session:
+        assert [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)] == [("U0SPONSOR1", Outcome.GO)]
+        assert gates.by_id(session, gate_id).state is GateState.OPEN
+    wait_until(lambda: "U0SPONSOR1" in json.dumps(slack.message(gate.channel, gate.message_ts).blocks))
+    assert vendor.click(gate_id, Outcome.GO, gate.channel, gate.message_ts).status_code == 200
+    decided = gate_row(rt, gate_id)
+    assert decided.state is GateState.DECIDED and decided.outcome is Outcome.GO
+    with transaction(rt.sessions) as session:
+        rows = gates.decisions(session, gate_id)
+    assert {d.digest for d in rows} == {decided.digest}
+    assert {d.channel for d in rows} == {Channel.SLACK}
+    wait_until(lambda: "Decided: GO" in json.dumps(slack.message(gate.channel, gate.message_ts).blocks))
+    prompt = json.dumps(slack.message(gate.channel, gate.message_ts).blocks)
+    assert "<@U0SPONSOR1>" in prompt and "<@U0VENDLEAD>" in prompt and '"actions"' not in prompt
+
+
+def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    with transaction(rt.sessions) as session:
+        gates.by_id(session, gate_id).flow_run_id = "run-123"
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    user(endpoint, slack, "U0TECHLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    time.sleep(0.2)
+    assert endpoint.resumed == []  # not decided yet: nothing to wake
+    user(endpoint, slack, "U0VENDLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    wait_until(lambda: endpoint.resumed == ["run-123"])
+
+
+def test_outsiders_and_the_requester_are_told_and_nothing_is_recorded(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme, requested_by="U0TECHLEAD")
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    for who in ("U0MALLORY1", "U0TECHLEAD"):
+        assert user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts).status_code == 200
+    wait_until(lambda: len(slack.responses) == 2)
+    texts = [r["text"] for r in slack.responses]
+    assert "U0MALLORY1 is not an approver" in texts[0]
+    assert "requested G1 and so cannot approve it" in texts[1]
+    assert all(r["response_type"] == "ephemeral" for r in slack.responses)
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate_id) == []
+
+
+def test_forged_user_in_button_value_is_not_trusted(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    mallory = user(endpoint, slack, "U0MALLORY1")
+    payload = mallory.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    payload["actions"][0]["value"] = f"{gate_id}:U0SPONSOR1"
+    assert mallory.send(payload).status_code == 200
+    payload["actions"][0]["value"] = str(gate_id)
+    payload["actions"][0]["user"] = {"id": "U0SPONSOR1"}
+    assert mallory.send(payload).status_code == 200
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate_id) == []
+
+
+def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                            acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    sponsor = user(endpoint, slack, "U0SPONSOR1")
+    sponsor.click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.views) == 1)
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate_id) == []  # the click alone records nothing
+    empty = sponsor.submit_view(slack.views[0], "   ")
+    assert empty.json()["response_action"] == "errors" and "reason" in empty.json()["errors"]
+    assert sponsor.submit_view(slack.views[0], "Data quality is too low").status_code == 200
+    sponsor.click(gate_id, Outcome.GO, gate.channel, gate.message_ts)  # a changed mind is a new decision
+    with transaction(rt.sessions) as session:
+        answers = [(d.outcome, d.reason) for d in gates.decisions(session, gate_id)]
+    assert answers == [(Outcome.NO_GO, "Data quality is too low"), (Outcome.GO, "")]
+
+
+def test_click_on_a_decided_gate_is_answered_with_the_decision(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    for who in ("U0SPONSOR1", "U0VENDLEAD"):
+        user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    user(endpoint, slack, "U0TECHLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.responses) == 1)
+    assert "already decided: GO by <@U0SPONSOR1>, <@U0VENDLEAD>" in slack.responses[0]["text"]
+    with transaction(rt.sessions) as session:
+        assert len(gates.decisions(session, gate_id)) == 2
