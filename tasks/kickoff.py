@@ -48,7 +48,8 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
         if run.kickoff_ts:
             return run.kickoff_ts
         box = engagements.current_timebox(session, engagement.id, phase)
-        before = sum(engagements.weeks_used(session, engagement.id, p) for p in (Phase.POC, Phase.DEVELOPMENT))
+        before = sum(engagements.weeks_used(session, engagement.id, p) or engagement.phases.of(p).planned_weeks
+                     for p in (Phase.POC, Phase.DEVELOPMENT))  # booked weeks, or the plan where none are
     config = engagement.phases.of(phase)
     lines = [f":rocket: *{phase.title}* started for *{engagement.name}* (vendor {engagement.vendor}).",
              f"Planned: {config.planned_weeks} weeks, gate {phase.gate} “{phase.question}” due by {box.ends_on}.",

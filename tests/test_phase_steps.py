@@ -1,0 +1,151 @@
+"""The phase flow's tasks, run as plain functions (`.fn`) against the ledger and the stand-ins:
+re-running them does nothing twice, evidence is honest about what it could not read, a stale
+approval reopens the gate, and extensions open new timeboxes."""
+
+from __future__ import annotations
+
+import json
+
+from configs.schema import Engagement, Phase
+from conftest import finish_milestones, open_poc_gate, register, with_changes
+from phasegate.evidence import Result
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction
+from phasegate.runtime import Runtime
+from phasegate.standins.jira_api import JiraStandin
+from phasegate.standins.metrics_api import MetricsStandin
+from phasegate.standins.slack_api import SlackStandin
+from phasegate.states import Channel, GateState, Outcome
+from tasks.gates import extend_timebox, open_gate, recheck_evidence
+from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
+
+
+def decide(rt: Runtime, gate_id: int, outcome: Outcome, *approvers: str, reason: str = "") -> None:
+    for approver in approvers:
+        with transaction(rt.sessions) as session:
+            gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, channel=Channel.CLI)
+
+
+def jira_issues(jira: JiraStandin, project: str) -> list[str]:
+    keys = []
+    n = 1
+    while True:
+        try:
+            jira.issue(f"{project}-{n}")
+        except KeyError:
+            return keys
+        keys.append(f"{project}-{n}")
+        n += 1
+
+
+def test_running_the_phase_steps_twice_does_nothing_twice(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    """Prefect re-runs a suspended flow from the top on resume: every step must find its earlier result."""
+    register(rt, acme)
+    results = []
+    for run in ("first", "resumed"):
+        begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", f"flow-run-{run}")
+        kickoff = post_kickoff.fn(rt, acme, Phase.POC)
+        problems = link_milestones.fn(rt, acme, Phase.POC)
+        baseline = record_baseline.fn(rt, acme)
+        gate_id = open_gate.fn(rt, acme, Phase.POC, 1, "U0PMACME01", f"flow-run-{run}")
+        results.append((kickoff, problems, baseline, gate_id))
+    assert results[0] == results[1]
+    top_level = [m for m in slack.messages(acme.slack_channel) if m.thread_ts is None]
+    assert len(top_level) == 2  # one kickoff, one gate prompt
+    assert len(jira_issues(jira, "ACME")) == 3  # one per PoC milestone
+    with transaction(rt.sessions) as session:
+        assert len(gates.all_gates(session, acme.id)) == 1
+        assert engagements.phase_run(session, acme.id, Phase.POC).flow_run_id == "flow-run-resumed"
+
+
+def test_gate_evidence_shows_values_and_digest(rt: Runtime, jira: JiraStandin, acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        snapshot = gates.snapshot_of(session, gate)
+    assert gate.digest == snapshot.digest() and len(gate.digest) == 64
+    results = {c.label: (c.result, c.seen) for c in snapshot.criteria}
+    assert results["f1 >= 0.85"] == (Result.PASS, "0.88")
+    assert results["data_quality_score >= 0.9"] == (Result.PASS, "0.93")
+    assert results["all required milestones done"][0] is Result.FAIL  # the issues were just created
+    f1 = next(m for m in snapshot.metrics if m.name == "f1")
+    assert f1.query.startswith("GET http://127.0.0.1:") and f1.raw["run"]["info"]["run_id"] == "acme-churn-poc"
+    assert all(m.source == "jira" and m.query.startswith("issue ACME-") for m in snapshot.milestones)
+
+
+def test_outages_show_as_missing_evidence(rt: Runtime, jira: JiraStandin, metrics: MetricsStandin,
+                                          acme: Engagement) -> None:
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", None)
+    post_kickoff.fn(rt, acme, Phase.POC)
+    jira.outage = True
+    metrics.down = True
+    problems = link_milestones.fn(rt, acme, Phase.POC)
+    assert len(problems) == 3 and all("503" in p or "unavailable" in p.lower() for p in problems), problems
+    gate_id = open_gate.fn(rt, acme, Phase.POC, 1, "U0PMACME01", None)
+    with transaction(rt.sessions) as session:
+        snapshot = gates.snapshot_of(session, gates.by_id(session, gate_id))
+    assert {c.result for c in snapshot.criteria} == {Result.MISSING}
+    assert all(m.done is None and m.error for m in snapshot.milestones)
+    assert all("503" in (m.error or "") for m in snapshot.metrics)
+
+
+def test_stale_approval_reopens_the_gate(rt: Runtime, slack: SlackStandin, jira: JiraStandin,
+                                         metrics: MetricsStandin, acme: Engagement) -> None:
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", None)
+    post_kickoff.fn(rt, acme, Phase.POC)
+    link_milestones.fn(rt, acme, Phase.POC)
+    finish_milestones(rt, jira, acme.id, Phase.POC)
+    gate_id = open_gate.fn(rt, acme, Phase.POC, 1, "U0PMACME01", None)
+    decide(rt, gate_id, Outcome.GO, "U0SPONSOR1", "U0VENDLEAD")
+    assert recheck_evidence.fn(rt, acme, gate_id) is None  # nothing changed: the approval holds
+    with transaction(rt.sessions) as session:
+        links = engagements.links(session, acme.id, Phase.POC)
+    jira.set_status(links["baseline-model"], "In Progress", done=False)
+    metrics.set("acme-churn-poc", f1=0.81)
+    reopened = recheck_evidence.fn(rt, acme, gate_id)
+    assert reopened is not None
+    with transaction(rt.sessions) as session:
+        old, new = gates.by_id(session, gate_id), gates.by_id(session, reopened)
+        assert old.state is GateState.STALE and old.outcome is Outcome.GO
+        assert (new.state, new.revision, new.timebox) == (GateState.OPEN, 2, 1)
+        assert "baseline-model is no longer done" in new.reopened_because
+        assert "f1 >= 0.85 now fail (seen 0.81, was 0.88)" in new.reopened_because
+        assert new.digest != old.digest and new.message_ts
+    assert old.message_ts is not None
+    notice = slack.thread(acme.slack_channel, old.message_ts)[-1]
+    assert "approval went stale" in notice.text and "<@U0SPONSOR1>" in notice.text
+    assert "stale" in json.dumps(slack.message(acme.slack_channel, old.message_ts).blocks)
+
+
+def test_not_yet_extends_supervised_operation(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    register(rt, acme)
+    with transaction(rt.sessions) as session:
+        engagements.start_phase(session, acme, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                                today=acme.start_date)
+    post_kickoff.fn(rt, acme, Phase.HANDOVER)
+    gate_id = open_gate.fn(rt, acme, Phase.HANDOVER, 1, "U0PMACME01", None)
+    decide(rt, gate_id, Outcome.NOT_YET, "U0SPONSOR1", "U0VENDLEAD", reason="the drill failed at redeploy")
+    extend_timebox.fn(rt, acme, Phase.HANDOVER, gate_id)
+    extend_timebox.fn(rt, acme, Phase.HANDOVER, gate_id)  # a re-run opens no second timebox
+    with transaction(rt.sessions) as session:
+        box = engagements.current_timebox(session, acme.id, Phase.HANDOVER)
+        assert (box.number, box.weeks, box.reason) == (2, 2, "the drill failed at redeploy; the drill failed at redeploy")
+    posts = [m.text for m in slack.messages(acme.slack_channel) if "supervised operation extended" in m.text]
+    assert len(posts) == 1
+
+
+def test_handover_share_warning(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    assert handover_warning(acme, 24) is None  # 5 of 29 weeks: 17 %
+    assert "under the 15–20 %" in (handover_warning(acme, 40) or "")
+    assert "over the 15–20 %" in (handover_warning(acme, 10) or "")
+    short = with_changes(acme, phases__handover__planned_weeks=2)
+    register(rt, short)
+    with transaction(rt.sessions) as session:
+        engagements.start_phase(session, short, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                                today=short.start_date)
+    post_kickoff.fn(rt, short, Phase.HANDOVER)
+    kickoff = slack.messages(short.slack_channel)[-1].text
+    assert ":warning: handover is planned at" in kickoff and "under the 15–20 %" in kickoff
