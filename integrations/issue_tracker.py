@@ -15,13 +15,13 @@ site and the step (module is not called jira.py, which would shadow the library)
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import math
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from email.utils import mktime_tz, parsedate_tz
 from types import MappingProxyType
 from typing import Any
 
@@ -73,8 +73,8 @@ class _RetryAfter(Retry):
 def _seconds(header: str) -> float:
     if re.fullmatch(r"\s*\d+\s*", header):
         return int(header)
-    parsed = email.utils.parsedate_tz(header)
-    return math.inf if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    parsed = parsedate_tz(header)  # the HTTP-date form
+    return math.inf if parsed is None else max(0.0, mktime_tz(parsed) - time.time())
 
 
 def make_jira_client(url: str, deployment: str, *, email: str | None, api_token: str | None, pat: str | None,
@@ -112,7 +112,7 @@ def make_jira_client(url: str, deployment: str, *, email: str | None, api_token:
             client.deploymentType = info.get("deploymentType")
             client._version = tuple(info["versionNumbers"])
             client.myself()  # serverInfo answers anonymously; this proves the credentials
-        if client._is_cloud != cloud:
+        if (info.get("deploymentType") == "Cloud") != cloud:
             raise ServiceUnavailable(f"Jira at {site}: the site reports deploymentType {client.deploymentType!r}, "
                                      f"but the engagement says {deployment!r}")
     except IntegrationError:
@@ -144,6 +144,7 @@ class JiraTracker:
             return [self._record(issue.raw) for issue in issues]
 
     def get(self, key: str, fields: Sequence[str] = DEFAULT_FIELDS) -> IssueRecord:
+        """One issue by key; a missing or invisible issue is EvidenceUnavailable."""
         wanted = list(dict.fromkeys([*CORE_FIELDS, self.points_field, *fields]))
         with self._errors(f"reading issue {key}"):
             return self._record(self.client.issue(key, fields=",".join(wanted)).raw)
@@ -176,7 +177,7 @@ class JiraTracker:
             raise EvidenceUnavailable(f"Jira at {self.site}: issue {key} has no field {field!r}")
         return fields[field]
 
-    def _errors(self, what: str) -> Any:
+    def _errors(self, what: str) -> AbstractContextManager[None]:
         return _jira_errors(self.site, what, self.timeout)
 
     def _record(self, raw: Mapping[str, Any]) -> IssueRecord:
@@ -216,14 +217,18 @@ def _jira_errors(site: str, what: str, timeout: object = None, auth_hint: str = 
             raise ServiceUnavailable(f"{prefix}: credentials refused (HTTP {status}); check {auth_hint}") from err
         if status == 429 or (status is not None and status >= 500):
             reason = "rate limited" if status == 429 else "server error"
-            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{': ' + detail if detail else ''})") from err
+            wait = err.response.headers.get("Retry-After") if err.response is not None else None
+            said = (f": {detail}" if detail else "") + (f"; asked to wait {wait} s" if wait else "")
+            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{said})") from err
         if status == 404:
             raise EvidenceUnavailable(f"{prefix}: not found (HTTP 404{': ' + detail if detail else ''})") from err
         raise EvidenceUnavailable(f"{prefix}: HTTP {status}: {detail or 'no details'}") from err
     except requests.Timeout as err:
         raise ServiceUnavailable(f"{prefix}: no answer within {timeout} s") from err
     except requests.ConnectionError as err:
-        raise ServiceUnavailable(f"{prefix}: cannot connect ({type(err).__name__})") from err
+        cause = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(err))  # e.g. "Connection refused"
+        reason = cause.group(1) if cause else type(err).__name__
+        raise ServiceUnavailable(f"{prefix}: cannot connect ({reason})") from err
     except requests.RequestException as err:
         raise ServiceUnavailable(f"{prefix}: {_one_line(err)}") from err
     except (KeyError, ValueError, TypeError) as err:

@@ -15,7 +15,9 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
@@ -27,7 +29,7 @@ from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import GateRow
-from phasegate.local import Stack
+from phasegate.local import Stack, refresh_prefect_settings
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.stack import start_endpoint
@@ -54,10 +56,10 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90) -> T
 
 class Demo:
     def __init__(self, rt: Runtime, slack: SlackStandin, jira_cloud: JiraStandin, jira_dc: JiraStandin,
-                 metrics: MetricsStandin, endpoint: str) -> None:
+                 metrics: MetricsStandin, endpoint: str, api: str, log_dir: Path) -> None:
         self.rt, self.slack, self.metrics = rt, slack, metrics
         self.jira = {"acme-churn": jira_cloud, "globex-forecast": jira_dc}
-        self.endpoint = endpoint
+        self.endpoint, self.api, self.log_dir = endpoint, api, log_dir
 
     def say(self, engagement_id: str, text: str) -> None:
         console.print(f"[cyan]{engagement_id:16}[/cyan] {text}", highlight=False)
@@ -194,41 +196,53 @@ def demo_settings(base: Settings) -> Settings:
     return Settings(home=home, database_url="")
 
 
-def run_demo(base: Settings) -> None:
-    started = time.monotonic()
-    settings = demo_settings(base)
-    os.environ.pop("PREFECT_API_URL", None)  # the demo always runs its own local Prefect server
+@contextmanager
+def local_world(settings: Settings) -> Iterator[Demo]:
+    """Stand-ins, a local Prefect server, the served flows and the Slack endpoint, all on loopback;
+    the environment is restored and everything stopped on exit."""
+    saved = dict(os.environ)
+    os.environ.pop("PREFECT_API_URL", None)  # always a local Prefect server, never Prefect Cloud
     os.environ["PREFECT_HOME"] = str(settings.home / "prefect")
     slack, metrics = SlackStandin(), MetricsStandin()
     cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
-    with Stack(settings) as stack:
-        for standin in (slack, metrics, cloud, dc):
-            standin.start()
-            stack.callback(standin.stop)
-        cloud.add_project("ACME")
-        dc.add_project("GLX")
-        os.environ.update({
-            "PHASEGATE_HOME": str(settings.home), "PHASEGATE_DATABASE_URL": settings.ledger_url,
-            "PHASEGATE_SLACK_API_URL": slack.base_url, "PHASEGATE_SLACK_BOT_TOKEN": slack.bot_token,
-            "PHASEGATE_SLACK_SIGNING_SECRET": SECRET, "PHASEGATE_METRICS_BASE_URL": metrics.url,
-            "PHASEGATE_JIRA_SITES": json.dumps({"https://acme.atlassian.net": cloud.url,
-                                                "https://jira.globex.example": dc.url}),
-            "PHASEGATE_JIRA_EMAIL": cloud.email, "PHASEGATE_JIRA_API_TOKEN": cloud.api_token,
-            "PHASEGATE_JIRA_PAT": dc.pat, "PHASEGATE_SLACK_PORT": "0",
-        })
-        settings = Settings()
-        upgrade(settings.ledger_url)
-        rt = Runtime(settings)
-        stack.callback(rt.close)
-        with console.status("starting a local Prefect server and serving the phase flow"):
-            api = stack.prefect_server()
-            stack.flows()
-            endpoint = start_endpoint(stack, rt)  # port 0: any free port
-        console.print(f"Prefect UI at {api.removesuffix('/api')}, Slack endpoint at {endpoint.url}")
-        with transaction(rt.sessions) as session:
-            for path in engagement_files():
-                engagements.register(session, load_engagement(path))
-        demo = Demo(rt, slack, cloud, dc, metrics, endpoint.url)
+    try:
+        with Stack(settings) as stack:
+            for standin in (slack, metrics, cloud, dc):
+                standin.start()
+                stack.callback(standin.stop)
+            cloud.add_project("ACME")
+            dc.add_project("GLX")
+            os.environ.update({
+                "PHASEGATE_HOME": str(settings.home), "PHASEGATE_DATABASE_URL": settings.ledger_url,
+                "PHASEGATE_SLACK_API_URL": slack.base_url, "PHASEGATE_SLACK_BOT_TOKEN": slack.bot_token,
+                "PHASEGATE_SLACK_SIGNING_SECRET": SECRET, "PHASEGATE_METRICS_BASE_URL": metrics.url,
+                "PHASEGATE_JIRA_SITES": json.dumps({"https://acme.atlassian.net": cloud.url,
+                                                    "https://jira.globex.example": dc.url}),
+                "PHASEGATE_JIRA_EMAIL": cloud.email, "PHASEGATE_JIRA_API_TOKEN": cloud.api_token,
+                "PHASEGATE_JIRA_PAT": dc.pat, "PHASEGATE_SLACK_PORT": "0",
+            })
+            world_settings = Settings()
+            upgrade(world_settings.ledger_url)
+            rt = Runtime(world_settings)
+            stack.callback(rt.close)
+            with console.status("starting a local Prefect server and serving the phase flow"):
+                api = stack.prefect_server()
+                stack.flows()
+                endpoint = start_endpoint(stack, rt)  # port 0: any free port
+            with transaction(rt.sessions) as session:
+                for path in engagement_files():
+                    engagements.register(session, load_engagement(path))
+            yield Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        refresh_prefect_settings()
+
+
+def run_demo(base: Settings) -> None:
+    started = time.monotonic()
+    with local_world(demo_settings(base)) as demo:
+        console.print(f"Prefect UI at {demo.api.removesuffix('/api')}, Slack endpoint at {demo.endpoint}")
         failures: list[BaseException] = []
 
         def guarded(script: Callable[[], None]) -> Callable[[], None]:
@@ -248,14 +262,15 @@ def run_demo(base: Settings) -> None:
         if failures:
             raise failures[0]
         console.print()
-        with transaction(rt.sessions) as session:
+        with transaction(demo.rt.sessions) as session:
             for g in gates.all_gates(session):
                 answered = ", ".join(f"{d.approver} {d.outcome.label}" for d in gates.decisions(session, g.id))
                 console.print(f"{g.name} timebox {g.timebox}: {g.outcome.label if g.outcome else g.state.value} "
                               f"[{answered}] digest {g.digest}", highlight=False)
+        slack = demo.slack
         console.print(f"Slack stand-in saw {sum(len(slack.messages(c)) for c in ('C0ACMECHURN', 'C0GLOBEXFC'))} "
                       f"messages; prompts updated with chat.update {slack.calls.count('chat.update')} times")
-        console.print(f"Prefect UI: {api.removesuffix('/api')} (stops with the demo)")
-        console.print(f"ledger:     {settings.ledger_url}")
-        console.print(f"logs:       {stack.log_dir}")
+        console.print(f"Prefect UI: {demo.api.removesuffix('/api')} (stops with the demo)")
+        console.print(f"ledger:     {demo.rt.settings.ledger_url}")
+        console.print(f"logs:       {demo.log_dir}")
         console.print(f"demo finished in {time.monotonic() - started:.0f} s")

@@ -38,7 +38,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def serve_in_thread(app: object, host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
     """Start `app` with uvicorn and return once it accepts connections."""
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = int(sock.getsockname()[1])

@@ -142,3 +142,15 @@ def finish_milestones(rt: Runtime, jira: JiraStandin, engagement_id: str, phase:
         links = engagements.links(session, engagement_id, phase)  # type: ignore[arg-type]
     for key in links.values():
         jira.set_status(key, "Done", done=True)
+
+
+def jira_issues(jira: JiraStandin, project: str) -> list[str]:
+    """Keys of every issue in the stand-in's project, by walking KEY-1, KEY-2, ..."""
+    keys = []
+    while True:
+        key = f"{project}-{len(keys) + 1}"
+        try:
+            jira.issue(key)
+        except KeyError:
+            return keys
+        keys.append(key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from configs.schema import Engagement, Phase
-from conftest import finish_milestones, open_poc_gate, register, with_changes
+from conftest import finish_milestones, jira_issues, open_poc_gate, register, with_changes
 from phasegate.evidence import Result
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
@@ -24,18 +24,6 @@ def decide(rt: Runtime, gate_id: int, outcome: Outcome, *approvers: str, reason:
     for approver in approvers:
         with transaction(rt.sessions) as session:
             gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, channel=Channel.CLI)
-
-
-def jira_issues(jira: JiraStandin, project: str) -> list[str]:
-    keys = []
-    n = 1
-    while True:
-        try:
-            jira.issue(f"{project}-{n}")
-        except KeyError:
-            return keys
-        keys.append(f"{project}-{n}")
-        n += 1
 
 
 def test_running_the_phase_steps_twice_does_nothing_twice(

@@ -22,6 +22,7 @@ import itertools
 import json
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ LINK_TYPES = {"Relates": ("relates to", "relates to"), "Blocks": ("is blocked by
 _F = [  # (id, name, clause names, custom)
     ("summary", "Summary", ["summary"], False), ("status", "Status", ["status"], False),
     ("labels", "Labels", ["labels"], False), ("resolutiondate", "Resolved", ["resolutiondate", "resolved"], False),
-    ("created", "Created", ["created", "createdDate"], False), ("updated", "Updated", ["updated", "updatedDate"], False),
+    ("created", "Created", ["created", "createdDate"], False),
+    ("updated", "Updated", ["updated", "updatedDate"], False),
     ("issuetype", "Issue Type", ["issuetype", "type"], False), ("project", "Project", ["project"], False),
     ("fixVersions", "Fix Version/s", ["fixVersion"], False), ("components", "Component/s", ["component"], False),
     ("parent", "Parent", ["parent"], False), ("description", "Description", ["description"], False),
@@ -116,6 +118,11 @@ class JiraStandin:
     # -- lifecycle and test controls -------------------------------------------------------
     def start(self) -> ServerHandle:
         self._handle = serve_in_thread(self.app)
+        # serve_in_thread's socket has proto 0, so asyncio skips TCP_NODELAY and every keep-alive
+        # request pays ~40 ms of Nagle + delayed ACK; accepted sockets inherit it from the listener.
+        for server in self._handle.server.servers:
+            for sock in server.sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._handle
 
     def stop(self) -> None:
@@ -171,21 +178,23 @@ class JiraStandin:
             return key
 
     def set_status(self, key: str, status: str, done: bool) -> None:
-        """Move an issue; done=True puts it in the "done" category and stamps resolutiondate."""
+        """Move an issue. `done` alone decides the "done" category and resolutiondate; a
+        status named "Done" with done=False counts as in progress, "To Do" as new."""
         with self._lock:
             fields = self._issues[key]["fields"]
-            named = {name.lower(): category for _, name, category in TRANSITIONS}
-            category = "done" if done else named.get(status.lower(), "indeterminate")
-            if category == "done" and not done:
-                category = "indeterminate"
+            category = "done" if done else "new" if status.lower() == "to do" else "indeterminate"
             fields["status"] = {"name": status, "statusCategory": {"key": category, "name": CATEGORY_NAMES[category]}}
             fields["resolution"] = {"name": "Done"} if done else None
             fields["resolutiondate"] = _now() if done else None
             fields["updated"] = _now()
 
     def issue(self, key: str) -> dict[str, Any]:
+        """A copy of the stored issue in Jira's JSON shape (with `self` once started)."""
         with self._lock:
-            return copy.deepcopy(self._issues[key])
+            stored = copy.deepcopy(self._issues[key])
+        if self._handle is not None:
+            stored["self"] = f"{self._handle.url}/rest/api/2/issue/{stored['id']}"
+        return stored
 
     # -- gate --------------------------------------------------------------------------------
     async def _gate(self, request: Request) -> Response | None:
@@ -238,8 +247,9 @@ class JiraStandin:
         return JSONResponse([{
             "id": field_id, "key": field_id, "name": name, "custom": custom, "orderable": True, "navigable": True,
             "searchable": True, "clauseNames": clauses,
-            "schema": {"type": "number", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float",
-                       "customId": int(field_id.rsplit("_", 1)[1])} if custom else {"system": field_id},
+            "schema": {"type": "number", "customId": int(field_id.rsplit("_", 1)[1]),
+                       "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float"}
+                      if custom else {"system": field_id},
         } for field_id, name, clauses, custom in _F])
 
     async def _search(self, request: Request) -> Response:
@@ -283,7 +293,8 @@ class JiraStandin:
             errors, project, type_name = self._check_create(fields)
             if errors:
                 return _error(400, [], errors)
-            extra = {k: v for k, v in fields.items() if k not in ("project", "summary", "issuetype", "labels", "parent")}
+            extra = {k: v for k, v in fields.items() if k not in ("project", "summary", "issuetype", "labels",
+                                                                  "parent")}
             key = self.add_issue(project, fields["summary"], labels=fields.get("labels") or [], issuetype=type_name,
                                  epic=(fields.get("parent") or {}).get("key"), fields=extra)
             issue_id = self._issues[key]["id"]
@@ -417,7 +428,8 @@ class JiraStandin:
         if any(name in ("*all", "*navigable") for name in names):
             chosen = [name for name in stored if name not in excluded]
         else:
-            chosen = [n for n in names if not n.startswith("-") and n not in excluded and (n in stored or n in FIELD_IDS)]
+            chosen = [n for n in names if not n.startswith("-") and n not in excluded
+                      and (n in stored or n in FIELD_IDS)]
         return {"expand": "renderedFields,names,schema,operations,editmeta,changelog", "id": issue["id"],
                 "self": _self_url(request, issue["id"]), "key": issue["key"],
                 "fields": copy.deepcopy({name: stored.get(name) for name in chosen})}

@@ -1,0 +1,137 @@
+"""The whole product on one machine, as `phasegate demo` runs it: a real `prefect server`, the phase
+flow served by a runner, the Slack endpoint answering signed requests, and the Slack, Jira (Cloud
+and Data Center) and metric stand-ins over real HTTP. Each suspend re-runs the flow from the top
+on resume, so these runs also prove that nothing is done twice."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.responses import SetStateStatus
+
+from conftest import jira_issues, with_changes
+from configs.loader import ENGAGEMENTS_DIR, load_engagement
+from configs.schema import Phase
+from phasegate import operations
+from phasegate.demo import Demo, local_world, wait_for
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction
+from phasegate.settings import Settings
+from phasegate.states import Channel, EngagementState, GateState, Outcome
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    settings = Settings(home=tmp_path_factory.mktemp("world"), database_url="")
+    with local_world(settings) as demo:
+        yield demo
+
+
+def flow_runs(prefix: str) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=prefix)))
+    return {r.name: r.state.type.value for r in runs if r.state is not None}
+
+
+def top_level(world: Demo, channel: str) -> list[str]:
+    return [m.text for m in world.slack.messages(channel) if m.thread_ts is None]
+
+
+def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
+    world.acme()
+    with transaction(world.rt.sessions) as session:
+        row = engagements.get(session, "acme-churn")
+        assert row.state is EngagementState.COMPLETED
+        rows = gates.all_gates(session, "acme-churn")
+        assert [(g.phase.gate, g.revision, g.state, g.outcome) for g in rows] == [
+            ("G1", 1, GateState.DECIDED, Outcome.GO), ("G2", 1, GateState.DECIDED, Outcome.GO),
+            ("G3", 1, GateState.DECIDED, Outcome.ACCEPT)]
+        for gate in rows:
+            answers = gates.decisions(session, gate.id)
+            assert {d.channel for d in answers} == {Channel.SLACK}
+            assert {d.digest for d in answers} == {gate.digest == gates.snapshot_of(session, gate).digest() and gate.digest}
+        g1_answers = [(d.approver, d.outcome) for d in gates.decisions(session, rows[0].id)]
+        assert g1_answers == [("U0SPONSOR1", Outcome.GO), ("U0VENDLEAD", Outcome.GO)]  # the double click counted once
+        attested = engagements.attestations(session, "acme-churn", Phase.HANDOVER)
+        assert set(attested) == {"pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"}
+    texts = top_level(world, "C0ACMECHURN")
+    assert sum("started for *ACME churn prediction*" in t for t in texts) == 3  # one kickoff per phase
+    assert len(texts) == 3 + 3 + 1  # kickoffs, one prompt per gate revision, the closing note
+    assert len({g.message_ts for g in rows}) == 3
+    for gate in rows:
+        assert gate.message_ts is not None
+        blocks = json.dumps(world.slack.message("C0ACMECHURN", gate.message_ts).blocks)
+        assert f"Decided: {gate.outcome.label}" in blocks and '"actions"' not in blocks  # type: ignore[union-attr]
+    assert len(jira_issues(world.jira["acme-churn"], "ACME")) == 3 + 4 + 6  # one per milestone, attested ones too
+    runs = flow_runs("acme-churn-")
+    assert runs == {"acme-churn-poc": "COMPLETED", "acme-churn-development": "COMPLETED",
+                    "acme-churn-handover": "COMPLETED"}
+
+
+def test_globex_extends_then_stops(world: Demo) -> None:
+    world.globex()
+    with transaction(world.rt.sessions) as session:
+        row = engagements.get(session, "globex-forecast")
+        assert row.state is EngagementState.CLOSED
+        assert row.closed_reason == "F1 plateaued at 0.76 after the extension; not worth building"
+        rows = gates.all_gates(session, "globex-forecast")
+        assert [(g.timebox, g.outcome) for g in rows] == [(1, Outcome.EXTEND), (2, Outcome.NO_GO)]
+        f1_seen = [next(c.seen for c in gates.snapshot_of(session, g).criteria if c.label.startswith("f1")) for g in rows]
+        assert f1_seen == ["0.74", "0.76"]
+        assert engagements.weeks_used(session, "globex-forecast", Phase.POC) == 12
+        extension = engagements.current_timebox(session, "globex-forecast", Phase.POC)
+        assert extension.reason.startswith("F1 0.74 is under 0.80")
+    assert "globex-forecast-development" not in flow_runs("globex-forecast-")
+    assert flow_runs("globex-forecast-") == {"globex-forecast-poc": "COMPLETED"}
+
+
+def resume_with(flow_run_id: str, run_input: dict[str, Any]) -> str:
+    """What the Prefect UI's resume form does: resume the paused run with the typed input."""
+    def paused() -> Any:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+        return run if run.state is not None and run.state.is_paused() else None
+    run = wait_for("the run to pause for input", paused, timeout=60)
+    keyset = run.state.state_details.run_input_keyset
+    with get_client(sync_client=True) as client:
+        description = client.read_flow_run_input(UUID(flow_run_id), keyset["description"])
+        result = client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
+    assert result.status == SetStateStatus.ACCEPT
+    return str(json.loads(description))
+
+
+def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path: Path) -> None:
+    copy = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id="acme-ui", name="ACME via the UI")
+    with transaction(world.rt.sessions) as session:
+        engagements.register(session, copy)
+    world.jira["acme-ui"] = world.jira["acme-churn"]
+    run_id = operations.start_phase(world.rt, "acme-ui", Phase.POC, "U0PMACME01")
+    world.wait_phase_run("acme-ui", Phase.POC)
+    world.finish_jira_work("acme-ui", Phase.POC)
+    world.review("acme-ui")
+    gate = world.open_gate("acme-ui", Phase.POC)
+    description = resume_with(run_id, {"outcome": "go", "approver": "U0PMACME01", "reason": ""})
+    assert "| f1 >= 0.85 | pass | 0.88 |" in description and gate.digest in description
+    resume_with(run_id, {"outcome": "no_go", "approver": "U0SPONSOR1", "reason": ""})  # no reason: refused
+    resume_with(run_id, {"outcome": "go", "approver": "U0SPONSOR1", "reason": ""})
+    resume_with(run_id, {"outcome": "go", "approver": "U0VENDLEAD", "reason": ""})
+    decided = world.decided(gate)
+    assert decided.outcome is Outcome.GO
+    with transaction(world.rt.sessions) as session:
+        answers = [(d.approver, d.outcome, d.channel) for d in gates.decisions(session, gate.id)]
+    assert answers == [("U0SPONSOR1", Outcome.GO, Channel.PREFECT_UI), ("U0VENDLEAD", Outcome.GO, Channel.PREFECT_UI)]
+    world.wait_phase_run("acme-ui", Phase.DEVELOPMENT)
+    deadline = time.monotonic() + 60
+    while flow_runs("acme-ui-poc").get("acme-ui-poc") != "COMPLETED":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
