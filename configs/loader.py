@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from configs import checks
 from configs.schema import Engagement
 from phasegate.errors import ConfigError, NotFound
 
@@ -31,6 +32,8 @@ def parse_engagement(text: str, source: str) -> Engagement:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{source}: invalid YAML{where}: {reason}"]) from None
+    if data is None:
+        raise ConfigError([f"{source}: the file is empty"])
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: expected a mapping of engagement fields, got {type(data).__name__}"])
     try:
@@ -39,9 +42,12 @@ def parse_engagement(text: str, source: str) -> Engagement:
         problems = []
         for error in exc.errors():
             message = error["msg"].removeprefix("Value error, ")
+            if message.startswith(checks.CROSS_MARK):
+                continue  # reported below from the raw document, with exact paths
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
             problems.append(f"{source}: {_location(error['loc'])}: {message}")
+        problems += [f"{source}: {path}: {reason}" for path, reason in checks.engagement_problems(data)]
         raise ConfigError(problems) from None
 
 

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from configs import checks
+
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
@@ -116,13 +118,7 @@ class GatePolicy(Strict):
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> GatePolicy:
-        users = [a.slack_user for a in self.approvers]
-        if len(set(users)) != len(users):
-            raise ValueError("an approver is listed twice")
-        if isinstance(self.quorum.count, int) and self.quorum.count > len(self.approvers):
-            raise ValueError(f"quorum {self.quorum.count} is more than the {len(self.approvers)} approvers")
-        if self.quorum.one_from_each_side and {a.side for a in self.approvers} != set(Side):
-            raise ValueError("one_from_each_side needs approvers from both the client and the vendor")
+        checks.raise_if(checks.gate_problems(self.model_dump(mode="json")))
         for contact in self.escalation_contacts:
             if not SLACK_USER_ID.match(contact):
                 raise ValueError(f"escalation contact {contact!r} is not a Slack user id")
@@ -215,11 +211,7 @@ class PhaseConfig(Strict):
 
     @model_validator(mode="after")
     def _milestone_keys_unique(self) -> PhaseConfig:
-        keys = [m.key for m in self.milestones]
-        if len(set(keys)) != len(keys):
-            raise ValueError("milestone keys must be unique within a phase")
-        if self.max_weeks is not None and self.max_weeks < self.planned_weeks:
-            raise ValueError("max_weeks is less than planned_weeks")
+        checks.raise_if(checks.phase_problems(self.model_dump(mode="json")))
         return self
 
 
@@ -300,11 +292,7 @@ class Engagement(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Engagement:
-        names = {m.name for m in self.metrics}
-        for phase in Phase:
-            for criterion in self.phases.of(phase).exit_criteria:
-                if criterion.metric is not None and criterion.metric not in names:
-                    raise ValueError(f"phases.{phase.value}: exit criterion uses unknown metric {criterion.metric!r}")
+        checks.raise_if(checks.metric_reference_problems(self.model_dump(mode="json")))
         return self
 
     @property

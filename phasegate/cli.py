@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 from rich.table import Table
 
 from configs.loader import load_engagement
@@ -16,6 +17,7 @@ from configs.schema import Phase
 from phasegate.errors import ConfigError, PhasegateError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
+from phasegate.local import use_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import Channel, Outcome
@@ -31,8 +33,8 @@ for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_ap
                   (evidence_app, "evidence"), (db_app, "db")):
     app.add_typer(sub, name=name)
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 AsUser = Annotated[str, typer.Option("--as", help="Your Slack user id, as listed in the engagement file.")]
 
@@ -47,6 +49,7 @@ def runtime() -> Runtime:
     settings = Settings()
     if not settings.database_url:
         upgrade(settings.ledger_url)
+    use_prefect_api(settings)
     return Runtime(settings)
 
 
@@ -60,7 +63,7 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         return action(rt)
     except ConfigError as exc:
         for problem in exc.problems[:-1]:
-            err.print(problem, markup=False, highlight=False)
+            err.print(f"phasegate: {problem}", markup=False, highlight=False)
         fail(exc.problems[-1])
         raise
     except PhasegateError as exc:
@@ -268,9 +271,18 @@ def demo() -> None:
 
 
 def main() -> None:
+    """The console script: usage errors, too, become one `phasegate: ...` line."""
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        if exc.format_message():  # empty when the help was shown instead (no arguments)
+            err.print(f"phasegate: {exc.format_message()} (see --help)", markup=False, highlight=False)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         sys.exit(130)
+    except ClickException as exc:
+        err.print(f"phasegate: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 

@@ -206,7 +206,7 @@ def local_world(settings: Settings) -> Iterator[Demo]:
     slack, metrics = SlackStandin(), MetricsStandin()
     cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
     try:
-        with Stack(settings) as stack:
+        with Stack(settings.model_copy(update={"prefect_port": 0})) as stack:  # any free port
             for standin in (slack, metrics, cloud, dc):
                 standin.start()
                 stack.callback(standin.stop)
@@ -219,7 +219,7 @@ def local_world(settings: Settings) -> Iterator[Demo]:
                 "PHASEGATE_JIRA_SITES": json.dumps({"https://acme.atlassian.net": cloud.url,
                                                     "https://jira.globex.example": dc.url}),
                 "PHASEGATE_JIRA_EMAIL": cloud.email, "PHASEGATE_JIRA_API_TOKEN": cloud.api_token,
-                "PHASEGATE_JIRA_PAT": dc.pat, "PHASEGATE_SLACK_PORT": "0",
+                "PHASEGATE_JIRA_PAT": dc.pat, "PHASEGATE_SLACK_PORT": "0", "PHASEGATE_PREFECT_PORT": "0",
             })
             world_settings = Settings()
             upgrade(world_settings.ledger_url)

@@ -45,6 +45,16 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
             process.wait()
 
 
+def use_prefect_api(settings: Settings) -> str:
+    """The Prefect API this process talks to: PREFECT_API_URL, or the local server `phasegate up`
+    runs. Never an ephemeral server started behind the user's back."""
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    refresh_prefect_settings()
+    return os.environ["PREFECT_API_URL"]
+
+
 def prefect_env(settings: Settings) -> None:
     """Local-only Prefect: no analytics, fast resume polling, its own home under phasegate's."""
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
@@ -83,7 +93,7 @@ class Stack(ExitStack):
         if configured:
             wait_healthy(configured.rstrip("/") + "/health", 10)
             return configured
-        port = free_port()
+        port = self.settings.prefect_port or free_port()
         process = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
                                                  "--host", "127.0.0.1", "--port", str(port)])
         url = f"http://127.0.0.1:{port}/api"

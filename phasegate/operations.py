@@ -6,6 +6,9 @@ the terminal is held to the same policy and recorded the same way, only with cha
 
 from __future__ import annotations
 
+import os
+
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
@@ -20,6 +23,9 @@ from phasegate.prompts import render
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.states import Channel, EngagementState, GateState, Outcome
+
+
+PREFECT_DOWN = (OSError, httpx.HTTPError, PrefectHTTPStatusError)
 
 
 def _prefect_call(what: str) -> ServiceUnavailable:
@@ -45,7 +51,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
     if waiting is not None:
         try:
             resume_when_paused(waiting, wait=5)
-        except (OSError, PrefectHTTPStatusError) as exc:
+        except PREFECT_DOWN as exc:
             raise _prefect_call(f"wake {previous.value if previous else ''} run ({exc})") from None
         return waiting
     try:
@@ -55,7 +61,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
                                   idempotency_key=f"{engagement.id}-{phase.value}")
     except ObjectNotFound:
         raise ServiceUnavailable(f"the deployment {DEPLOYMENT} is not served (is `phasegate up` running?)") from None
-    except (OSError, RuntimeError, PrefectHTTPStatusError) as exc:
+    except (*PREFECT_DOWN, RuntimeError) as exc:
         raise _prefect_call(f"start the flow run ({type(exc).__name__})") from None
     return str(flow_run.id)
 
@@ -83,7 +89,10 @@ def request_review(rt: Runtime, engagement_id: str) -> str:
 def wake(flow_run_id: str) -> None:
     try:
         resume_when_paused(flow_run_id, wait=10)
-    except (OSError, PrefectHTTPStatusError):
+    except ObjectNotFound:
+        raise ServiceUnavailable(f"flow run {flow_run_id} is not known to the Prefect API at "
+                                 f"{os.environ.get('PREFECT_API_URL')}") from None
+    except PREFECT_DOWN:
         raise _prefect_call("wake the phase run") from None
 
 

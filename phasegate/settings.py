@@ -34,8 +34,13 @@ class Settings(BaseSettings):
     metrics_timeout: float = 10.0
 
     auto_advance: bool | None = None  # overrides the files' auto_advance when set
+    prefect_port: int = 4200  # where `phasegate up` starts Prefect when PREFECT_API_URL is unset; 0: any
     runner_poll_seconds: float = Field(default=1.0, gt=0)
     watch_interval_seconds: int = Field(default=300, ge=10)  # how often the gate watch runs
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
 
     @property
     def ledger_url(self) -> str:

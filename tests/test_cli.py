@@ -11,7 +11,10 @@ results do not depend on the terminal pytest runs in.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -250,8 +253,17 @@ def test_an_unknown_gate_id_is_refused(cli: Invoke, command: str, args: tuple[st
     assert refused(cli("gate", command, "424242", *args)) == "phasegate: no gate 424242"
 
 
-def test_gate_decide_refuses_an_outcome_that_does_not_exist(cli: Invoke, gate_id: int) -> None:
-    refused(cli("gate", "decide", str(gate_id), "maybe", "--as", SPONSOR), "maybe")
+def test_usage_errors_are_one_line_from_the_console_script(home: Path, gate_id: int) -> None:
+    """Usage errors come from click before any command runs; the installed script turns them into one line."""
+    script = Path(sys.executable).parent / "phasegate"
+    env = {**os.environ, "PHASEGATE_HOME": str(home), "PREFECT_API_URL": closed_port_url()}
+    for args in (["gate", "decide", str(gate_id), "maybe", "--as", SPONSOR], ["gate", "decide"], ["no-such-command"]):
+        done = subprocess.run([str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 2, done
+        assert done.stdout == "" and done.stderr.count("\n") == 1 and done.stderr.startswith("phasegate: "), done.stderr
+    done = subprocess.run([str(script), "gate", "decide", str(gate_id), "maybe", "--as", SPONSOR],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert "'maybe' is not one of" in done.stderr
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

@@ -189,8 +189,11 @@ def attestations(session: Session, engagement_id: str, phase: Phase) -> dict[str
 
 
 def submit_metric(session: Session, engagement: Engagement, metric: str, value: float, *, by: str) -> None:
-    if metric not in {m.name for m in engagement.metrics}:
+    config = next((m for m in engagement.metrics if m.name == metric), None)
+    if config is None:
         raise NotFound(f"{engagement.id} has no metric {metric!r}")
+    if config.source.kind != "manual":
+        raise PolicyError(f"{metric} is read from {config.source.kind}, not submitted by hand")
     session.add(MetricSubmissionRow(engagement_id=engagement.id, metric=metric, value=value, submitted_by=by))
     audit.record(session, engagement.id, AuditKind.METRIC_SUBMITTED, metric, value=value, by=by)
 

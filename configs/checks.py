@@ -1,0 +1,86 @@
+"""Rules that span several fields of an engagement file, as functions over plain data.
+
+The pydantic models call them on themselves; the loader also runs them over the raw YAML when
+other fields are invalid, because pydantic skips a model's own checks once any field inside it
+has failed, and a user should see every problem in one go.
+
+Each rule returns `(path, reason)` pairs, the path relative to the data it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Problem = tuple[str, str]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def gate_problems(gate: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    approvers = [a for a in _list(gate.get("approvers")) if isinstance(a, Mapping)]
+    users = [a.get("slack_user") for a in approvers]
+    for index, user in enumerate(users):
+        if user in users[:index]:
+            problems.append((f"approvers[{index}].slack_user", f"approver {user} is listed twice"))
+    quorum = gate.get("quorum") if isinstance(gate.get("quorum"), Mapping) else {}
+    count = quorum.get("count", "all")
+    if isinstance(count, int) and not isinstance(count, bool) and count > len(approvers):
+        problems.append(("quorum.count", f"quorum {count} is more than the {len(approvers)} approvers"))
+    sides = {a.get("side") for a in approvers}
+    if quorum.get("one_from_each_side") is True and not {"client", "vendor"} <= sides:
+        problems.append(("quorum.one_from_each_side",
+                         "one_from_each_side needs approvers from both the client and the vendor"))
+    return problems
+
+
+def phase_problems(phase: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    keys = [m.get("key") for m in _list(phase.get("milestones")) if isinstance(m, Mapping)]
+    for index, key in enumerate(keys):
+        if key in keys[:index]:
+            problems.append((f"milestones[{index}].key", f"milestone keys must be unique: {key!r} repeats"))
+    planned, maximum = phase.get("planned_weeks"), phase.get("max_weeks")
+    if isinstance(planned, int) and isinstance(maximum, int) and maximum < planned:
+        problems.append(("max_weeks", "max_weeks is less than planned_weeks"))
+    return problems
+
+
+def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
+    names = {m.get("name") for m in _list(data.get("metrics")) if isinstance(m, Mapping)}
+    problems: list[Problem] = []
+    phases = data.get("phases") if isinstance(data.get("phases"), Mapping) else {}
+    for phase_name, phase in phases.items():
+        if not isinstance(phase, Mapping):
+            continue
+        for index, criterion in enumerate(_list(phase.get("exit_criteria"))):
+            metric = criterion.get("metric") if isinstance(criterion, Mapping) else None
+            if isinstance(metric, str) and metric not in names:
+                problems.append((f"phases.{phase_name}.exit_criteria[{index}].metric",
+                                 f"unknown metric {metric!r} (not listed under metrics)"))
+    return problems
+
+
+def engagement_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Every cross-field problem in a whole (possibly otherwise invalid) engagement document."""
+    problems = metric_reference_problems(data)
+    phases = data.get("phases") if isinstance(data.get("phases"), Mapping) else {}
+    for name, phase in phases.items():
+        if not isinstance(phase, Mapping):
+            continue
+        problems += [(f"phases.{name}.{path}", reason) for path, reason in phase_problems(phase)]
+        if isinstance(phase.get("gate"), Mapping):
+            problems += [(f"phases.{name}.gate.{path}", reason) for path, reason in gate_problems(phase["gate"])]
+    return problems
+
+
+def raise_if(problems: list[Problem]) -> None:
+    """For the models: one ValueError naming every problem with its relative path."""
+    if problems:
+        raise ValueError(CROSS_MARK + "; ".join(f"{path}: {reason}" for path, reason in problems))
+
+
+CROSS_MARK = "cross-field: "
