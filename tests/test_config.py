@@ -168,15 +168,15 @@ def test_invalid_yaml_reports_line_and_column(tmp_path: Path, text: str, line: i
     assert problem.startswith(f"{path}: invalid YAML at line {line}, column {column}: ")
 
 
-@pytest.mark.parametrize(("content", "kind"), [
-    (b"- id: acme-churn\n- name: ACME churn prediction\n", "list"),
-    (b"", "NoneType"),
-    (b"# nothing but a comment\n", "NoneType"),
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"- id: acme-churn\n- name: ACME churn prediction\n", "expected a mapping of engagement fields, got list"),
+    (b"", "the file is empty"),
+    (b"# nothing but a comment\n", "the file is empty"),
 ], ids=["list", "empty", "comment-only"])
-def test_a_document_that_is_not_a_mapping_is_refused(tmp_path: Path, content: bytes, kind: str) -> None:
+def test_a_document_that_is_not_a_mapping_is_refused(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "engagement.yaml"
     path.write_bytes(content)
-    assert problems_of(path) == [f"{path}: expected a mapping of engagement fields, got {kind}"]
+    assert problems_of(path) == [f"{path}: {reason}"]
 
 
 def test_a_missing_file_is_reported(tmp_path: Path) -> None:
