@@ -16,6 +16,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import render
 from phasegate.runtime import Runtime
+from tasks import OUTSIDE_RETRIES
 from phasegate.states import Channel, EngagementState, GateState, Outcome
 
 
@@ -54,7 +55,7 @@ def post_prompt(rt: Runtime, gate_id: int) -> None:
         rt.chat.post(channel, f"{text.split(':')[0]} is open for answers.", thread_ts=kickoff)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
 def open_gate(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int, requested_by: str,
               flow_run_id: str | None) -> int:
     """The timebox's gate (latest revision): evidence collected and frozen once, prompt posted once."""
@@ -102,7 +103,7 @@ def refresh_prompt(rt: Runtime, gate_id: int) -> None:
         rt.chat.update(channel, ts, text, blocks)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
 def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int | None:
     """Before the next phase starts: read the evidence again. A stale approval reopens the gate
     (the new revision's id is returned) and the approvers are told why."""
@@ -130,7 +131,7 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
     return reopened
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
 def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: int) -> None:
     """EXTEND / NOT YET: open the next timebox (the answer was refused earlier if it would pass the maximum)."""
     with transaction(rt.sessions) as session:
@@ -147,15 +148,18 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     return None
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
 def close_engagement(rt: Runtime, engagement: Engagement, gate_id: int | None, state: EngagementState,
                      reason: str = "") -> None:
+    """Announce, then record, the end of the engagement (a retry after a failed post announces again)."""
     with transaction(rt.sessions) as session:
+        if engagements.get(session, engagement.id).state is state:
+            return
         if gate_id is not None:
             gate = gates.by_id(session, gate_id)
             reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
             reason = reason or "; ".join(reasons) or (gate.outcome.label if gate.outcome else "")
-        if not engagements.close(session, engagement.id, state, reason):
-            return
     icon = ":checkered_flag:" if state is EngagementState.COMPLETED else ":no_entry:"
     rt.chat.post(engagement.slack_channel, f"{icon} {engagement.name} is {state.value}: {reason}")
+    with transaction(rt.sessions) as session:
+        engagements.close(session, engagement.id, state, reason)

@@ -16,6 +16,7 @@ from phasegate.errors import IntegrationError
 from phasegate.ledger import audit, engagements
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
+from tasks import OUTSIDE_RETRIES
 from phasegate.states import AuditKind
 
 HANDOVER_SHARE = (0.15, 0.20)
@@ -40,7 +41,7 @@ def begin_phase(rt: Runtime, engagement: Engagement, phase: Phase, requested_by:
                                 today=dt.datetime.now(engagement.tz).date())
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
 def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     """Post the kickoff once per phase and return its ts (the thread for everything that follows)."""
     with transaction(rt.sessions) as session:
@@ -64,7 +65,7 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     return ts
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
 def link_milestones(rt: Runtime, engagement: Engagement, phase: Phase) -> list[str]:
     """Find or create one Jira issue per milestone that names none; returns the problems met."""
     with transaction(rt.sessions) as session:

@@ -1,0 +1,83 @@
+"""Evidence rules that need no server: metric paths, criteria, the guide's pitfalls, staleness."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from configs.schema import Comparator, Engagement, ExitCriterion, Phase
+from integrations.metric_sources import dig
+from phasegate.evidence import (
+    CriterionEvidence,
+    MetricEvidence,
+    MilestoneEvidence,
+    Result,
+    Snapshot,
+    evaluate,
+    phase_warnings,
+    staleness,
+)
+
+NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
+
+
+def milestone(key: str, done: bool | None, required: bool = True) -> MilestoneEvidence:
+    return MilestoneEvidence(key=key, title=key, required=required, source="jira", query=f"issue {key}",
+                             read_at=NOW, done=done, error=None if done is not None else "unreachable")
+
+
+def metric(name: str, value: float | None) -> MetricEvidence:
+    return MetricEvidence(name=name, source="http_json", query="GET x", read_at=NOW, value=value,
+                          error=None if value is not None else "HTTP 503")
+
+
+def test_dig_follows_paths_and_selectors() -> None:
+    doc = {"run": {"data": {"metrics": [{"key": "f1", "value": 0.8}, {"key": "f1", "value": 0.9}]}}, "l": [1, 2]}
+    assert dig(doc, "run.data.metrics[key=f1].value") == 0.9  # the latest entry wins
+    assert dig(doc, "l[1]") == 2
+    for bad in ("run.nope", "run.data.metrics[key=f2].value", "l[5]"):
+        with pytest.raises((KeyError, IndexError)):
+            dig(doc, bad)
+
+
+@pytest.mark.parametrize(("value", "result", "seen"), [
+    (0.85, Result.PASS, "0.85"), (0.849, Result.FAIL, "0.849"), (None, Result.MISSING, "missing (HTTP 503)")])
+def test_metric_criterion(value: float | None, result: Result, seen: str) -> None:
+    criterion = ExitCriterion(metric="f1", op=Comparator.GE, threshold=0.85)
+    assert evaluate(criterion, [], {"f1": metric("f1", value)}) == CriterionEvidence(label="f1 >= 0.85",
+                                                                                    result=result, seen=seen)
+
+
+def test_milestone_criterion_fails_on_open_and_is_missing_on_unknown() -> None:
+    criterion = ExitCriterion(all_required_milestones_done=True)
+    assert evaluate(criterion, [milestone("a", True), milestone("b", None)], {}).result is Result.MISSING
+    failed = evaluate(criterion, [milestone("a", False), milestone("b", None), milestone("c", False, False)], {})
+    assert (failed.result, failed.seen) == (Result.FAIL, "0/2 done; open: a")
+    assert evaluate(criterion, [milestone("a", True), milestone("c", False, False)], {}).result is Result.PASS
+
+
+def test_pitfalls_from_the_guide(acme: Engagement) -> None:
+    poc = [milestone("data-readiness", False), milestone("baseline-model", True)]
+    assert "data readiness assessment is not passed" in phase_warnings(acme, Phase.POC, poc)[0]
+    dev = [milestone("staging-pipeline", True)]
+    assert "no production-hardening milestone" in phase_warnings(acme, Phase.DEVELOPMENT, dev)[0]
+    assert phase_warnings(acme, Phase.DEVELOPMENT, [milestone("production-hardening", False)]) == []
+
+
+def test_staleness_names_what_changed() -> None:
+    def snap(done: bool, f1: float) -> Snapshot:
+        crit = evaluate(ExitCriterion(metric="f1", op=Comparator.GE, threshold=0.85), [], {"f1": metric("f1", f1)})
+        return Snapshot(engagement_id="e", phase=Phase.POC, timebox=1, collected_at=NOW,
+                        milestones=[milestone("baseline-model", done)], metrics=[metric("f1", f1)], criteria=[crit])
+    assert staleness(snap(True, 0.9), snap(True, 0.88)) == []
+    assert staleness(snap(True, 0.9), snap(False, 0.8)) == [
+        "required milestone baseline-model is no longer done", "f1 >= 0.85 now fail (seen 0.8, was 0.9)"]
+
+
+def test_the_digest_covers_every_value() -> None:
+    base = Snapshot(engagement_id="e", phase=Phase.POC, timebox=1, collected_at=NOW,
+                    milestones=[milestone("a", True)], metrics=[metric("f1", 0.9)], criteria=[])
+    changed = base.model_copy(update={"metrics": [metric("f1", 0.90001)]})
+    assert base.digest() == Snapshot.model_validate(base.canonical()).digest()
+    assert base.digest() != changed.digest()
