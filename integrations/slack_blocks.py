@@ -73,6 +73,16 @@ def gate_decided(*, title: str, question: str, engagement: str, outcome: Outcome
             context(f"Decided on evidence digest `{digest}`")]
 
 
+def kickoff(text: str, engagement_id: str, attestable: Sequence[tuple[str, str]]) -> list[Block]:
+    """The kickoff message; handover items that accept an attestation get an "Attest" button each."""
+    blocks = [section(text)]
+    buttons = [{"type": "button", "action_id": f"attest:{key}", "value": engagement_id,
+                "text": {"type": "plain_text", "text": clip(f"Attest: {title}", 75)}} for key, title in attestable]
+    for start in range(0, len(buttons), 25):
+        blocks.append({"type": "actions", "block_id": f"attest-{start}", "elements": buttons[start:start + 25]})
+    return blocks
+
+
 def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str) -> dict[str, Any]:
     return {
         "type": "modal",

@@ -20,10 +20,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from configs.schema import Phase
 from integrations import slack_blocks
 from integrations.slack_chat import SlackChat
 from phasegate.errors import GateClosed, NotFound, PhasegateError, PolicyError
 from phasegate.ledger import gates
+from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.ledger.db import transaction
 from phasegate.prompts import render
 from phasegate.slack_signature import verify
@@ -105,6 +107,8 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
         raise BadPayload("block_actions without actions")
     action = actions[0]
     action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
+    if action_id.startswith("attest:"):
+        return on_attest(deps, payload, action_id.removeprefix("attest:"), value, background)
     if not action_id.startswith("gate:") or not value.isdigit() or len(value) > 18:
         return Response(status_code=200)  # not one of ours; nothing to do
     try:
@@ -122,6 +126,27 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     delivery = f"slack:{gate_id}:{user}:{action.get('action_ts', '')}"
     record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
            response_url=response_url)
+    return Response(status_code=200)
+
+
+def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, engagement_id: str,
+              background: BackgroundTasks) -> Response:
+    """A handover item attested from its button on the kickoff message, by the verified user."""
+    user = payload["user"]["id"]
+    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+    try:
+        with transaction(deps.sessions) as session:
+            engagement = config_of(get(session, engagement_id))
+            previous = attestations(session, engagement_id, Phase.HANDOVER).get(milestone)
+            if previous is not None and previous[0] == user:
+                background.add_task(tell, deps, response_url, f"You already attested {milestone}.")
+                return Response(status_code=200)
+            attest(session, engagement, Phase.HANDOVER, milestone, by=user, note="attested in Slack",
+                   channel=Channel.SLACK)
+    except (PolicyError, NotFound) as exc:
+        background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
+        return Response(status_code=200)
+    background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {milestone}.")
     return Response(status_code=200)
 
 

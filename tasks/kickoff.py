@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from configs.schema import Engagement, Phase
+from integrations import slack_blocks
 from phasegate.errors import IntegrationError
 from phasegate.ledger import audit, engagements
 from phasegate.ledger.db import transaction
@@ -58,7 +59,11 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     warning = handover_warning(engagement, before) if phase is Phase.HANDOVER else None
     if warning:
         lines.append(f":warning: {warning}")
-    ts = rt.chat.post(engagement.slack_channel, "\n".join(lines))
+    attestable = [(m.key, m.title) for m in config.milestones if m.attestation]
+    if attestable:
+        lines.append("Items that accept an attestation can be attested with the buttons below (approvers only).")
+    text = "\n".join(lines)
+    ts = rt.chat.post(engagement.slack_channel, text, slack_blocks.kickoff(text, engagement.id, attestable))
     with transaction(rt.sessions) as session:
         engagements.phase_run(session, engagement.id, phase).kickoff_ts = ts
         audit.record(session, engagement.id, AuditKind.KICKOFF_POSTED, phase.value, ts=ts, warning=warning)

@@ -188,3 +188,33 @@ def test_click_on_a_decided_gate_is_answered_with_the_decision(
     assert "already decided: GO by <@U0SPONSOR1>, <@U0VENDLEAD>" in slack.responses[0]["text"]
     with transaction(rt.sessions) as session:
         assert len(gates.decisions(session, gate_id)) == 2
+
+
+def test_handover_items_can_be_attested_from_the_kickoff_buttons(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    from configs.schema import Phase
+    from conftest import register
+    from phasegate.ledger import engagements
+    from tasks.kickoff import post_kickoff
+
+    register(rt, acme)
+    with transaction(rt.sessions) as session:
+        engagements.start_phase(session, acme, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                                today=acme.start_date)
+    ts = post_kickoff.fn(rt, acme, Phase.HANDOVER)
+    buttons = [e for b in slack.message(acme.slack_channel, ts).blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [b["action_id"] for b in buttons] == ["attest:pair-programming", "attest:supervised-operation",
+                                                 "attest:knowledge-transfer-drill", "attest:data-deletion"]
+    lead, outsider = user(endpoint, slack, "U0TECHLEAD"), user(endpoint, slack, "U0MALLORY1")
+    for who in (lead, lead, outsider):
+        payload = who.click_payload(0, Outcome.GO, acme.slack_channel, ts)
+        payload["actions"][0].update(action_id="attest:data-deletion", value=acme.id)
+        assert who.send(payload).status_code == 200
+    wait_until(lambda: len(slack.responses) == 3)
+    texts = sorted(r["text"] for r in slack.responses)
+    assert texts[0].startswith("Not recorded: U0MALLORY1 is not an approver")
+    assert texts[1] == "Recorded: <@U0TECHLEAD> attested data-deletion."
+    assert texts[2] == "You already attested data-deletion."
+    with transaction(rt.sessions) as session:
+        attested = engagements.attestations(session, acme.id, Phase.HANDOVER)
+    assert attested["data-deletion"][0] == "U0TECHLEAD"

@@ -169,11 +169,15 @@ def record_baseline(session: Session, engagement_id: str, scope: dict[str, Any])
 
 def attest(session: Session, engagement: Engagement, phase: Phase, milestone: str, *, by: str, note: str,
            channel: Channel) -> AttestationRow:
+    """Record who vouched for a milestone, and when. Only the engagement's named approvers may."""
     config = next((m for m in engagement.phases.of(phase).milestones if m.key == milestone), None)
     if config is None:
         raise NotFound(f"{engagement.id} has no milestone {milestone!r} in {phase.value}")
     if not config.attestation:
         raise PolicyError(f"milestone {milestone} takes its evidence from Jira, not from an attestation")
+    approvers = {a.slack_user for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    if by not in approvers:
+        raise PolicyError(f"{by} is not an approver of {engagement.id} and so cannot attest")
     row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
                          channel=channel, note=note)
     session.add(row)

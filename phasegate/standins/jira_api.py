@@ -22,7 +22,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from phasegate.servers import ServerHandle, serve_in_thread
+from phasegate.servers import LoopbackServer
 from phasegate.standins.jql_parser import JqlError, Query, matches, order, parse, restricts_project, validate
 
 STORY_POINTS = "customfield_10016"
@@ -87,7 +86,7 @@ class _Gate:
         await (refusal or self.app)(scope, receive, send)
 
 
-class JiraStandin:
+class JiraStandin(LoopbackServer):
     def __init__(self, deployment: Literal["cloud", "datacenter"] = "cloud", email: str = "pm@example.com",
                  api_token: str = "local-token", pat: str = "local-pat", page_size: int = 50) -> None:
         self.deployment, self.email, self.api_token, self.pat, self.page_size = (
@@ -101,7 +100,6 @@ class JiraStandin:
         self._numbers: dict[str, itertools.count[int]] = {}
         self._ids = itertools.count(10001)
         self._failures: list[_Failure] = []
-        self._handle: ServerHandle | None = None
         api = "/rest/api/{version}"
         routes = [
             Route(api + "/serverInfo", self._server_info), Route(api + "/myself", self._myself),
@@ -116,26 +114,6 @@ class JiraStandin:
         self.app = Starlette(routes=routes, middleware=[Middleware(_Gate, standin=self)])
 
     # -- lifecycle and test controls -------------------------------------------------------
-    def start(self) -> ServerHandle:
-        self._handle = serve_in_thread(self.app)
-        # serve_in_thread's socket has proto 0, so asyncio skips TCP_NODELAY and every keep-alive
-        # request pays ~40 ms of Nagle + delayed ACK; accepted sockets inherit it from the listener.
-        for server in self._handle.server.servers:
-            for sock in server.sockets:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self._handle
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.stop()
-            self._handle = None
-
-    @property
-    def url(self) -> str:
-        if self._handle is None:
-            raise RuntimeError("the Jira stand-in is not started")
-        return self._handle.url
-
     def fail_next(self, path_contains: str, status: int = 429, retry_after: int | None = 1, times: int = 1) -> None:
         """The next `times` requests whose path contains `path_contains` answer `status` (+ Retry-After)."""
         with self._lock:

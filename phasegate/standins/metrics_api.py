@@ -11,15 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from phasegate.servers import ServerHandle, serve_in_thread
+from phasegate.servers import LoopbackServer
 
 
-class MetricsStandin:
+class MetricsStandin(LoopbackServer):
     def __init__(self) -> None:
         self._runs: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
         self.down = False  # answer 503 to everything, as an outage would
-        self.handle: ServerHandle | None = None
         self.app = Starlette(routes=[Route("/api/2.0/mlflow/runs/get", self._get_run)])
 
     def set(self, run_id: str, **metrics: float) -> None:
@@ -39,16 +38,3 @@ class MetricsStandin:
         return JSONResponse({"run": {"info": {"run_id": run_id, "status": "FINISHED"},
                                      "data": {"metrics": [{"key": k, "value": v, "timestamp": stamp, "step": 0}
                                                           for k, v in metrics.items()]}}})
-
-    def start(self) -> ServerHandle:
-        self.handle = serve_in_thread(self.app)
-        return self.handle
-
-    def stop(self) -> None:
-        if self.handle is not None:
-            self.handle.stop()
-
-    @property
-    def url(self) -> str:
-        assert self.handle is not None, "start() first"
-        return self.handle.url

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from phasegate.servers import ServerHandle, serve_in_thread
+from phasegate.servers import LoopbackServer
 from phasegate.standins.blockkit import validate_blocks, validate_modal
 
 TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0PHASEGATE", "U0PHASEBOT", "B0PHASEBOT", "A0PHASEGATE"
@@ -74,7 +74,7 @@ class SlackError(Exception):
         self.messages = messages or []
 
 
-class SlackStandin:
+class SlackStandin(LoopbackServer):
     """The Slack Web API subset phasegate calls, served by a Starlette app on a loopback port."""
 
     def __init__(self, bot_token: str = "xoxb-phasegate-local", channels: Iterable[str] | None = None,
@@ -93,7 +93,6 @@ class SlackStandin:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._failures: dict[str, deque[tuple[int, int]]] = {}  # method -> (status, retry_after)
         self._view_ids = itertools.count(1)
-        self._handle: ServerHandle | None = None
         self._methods: dict[str, Callable[[Args], Args]] = {  # each runs with self._lock held
             "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral, "views.open": self._views_open,
@@ -103,21 +102,6 @@ class SlackStandin:
             Route("/response/{token}", self._response, methods=["POST"]),
         ])
 
-
-    def start(self) -> ServerHandle:
-        self._handle = serve_in_thread(self.app)
-        return self._handle
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.stop()
-            self._handle = None
-
-    @property
-    def url(self) -> str:
-        if self._handle is None:
-            raise RuntimeError("SlackStandin is not started; call start() first")
-        return self._handle.url
 
     @property
     def base_url(self) -> str:
