@@ -278,8 +278,7 @@ def main() -> None:
         if exc.format_message():  # empty when the help was shown instead (no arguments)
             err.print(f"phasegate: {exc.format_message()} (see --help)", markup=False, highlight=False)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted")
+    except KeyboardInterrupt:  # typer turns most into exit code 130 itself
         sys.exit(130)
     except ClickException as exc:
         err.print(f"phasegate: {exc.format_message()}", markup=False, highlight=False)

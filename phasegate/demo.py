@@ -256,9 +256,13 @@ def run_demo(base: Settings) -> None:
         threads = [threading.Thread(target=guarded(s), daemon=True) for s in (demo.acme, demo.globex)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+        except KeyboardInterrupt:
+            console.print("interrupted: stopping the stand-ins, the flows and the Prefect server")
+            raise
         if failures:
             raise failures[0]
         console.print()

@@ -71,9 +71,18 @@ def refresh_prefect_settings() -> None:
     refresh_global_settings_context()
 
 
+def interrupt_on_sigterm() -> None:
+    """Let `kill` (and systemd) stop phasegate the way Ctrl-C does: everything started is stopped."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 class Stack(ExitStack):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
+        interrupt_on_sigterm()
         self.settings = settings
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -16,16 +16,22 @@ from phasegate.settings import Settings
 from phasegate.slack_app import SlackDeps, create_app
 
 
-def start_endpoint(stack: Stack, rt: Runtime) -> ServerHandle:
-    secret = rt.settings.slack_signing_secret.get_secret_value()
+def signing_secret(settings: Settings) -> str:
+    secret = settings.slack_signing_secret.get_secret_value()
     if not secret:
         raise ConfigError(["PHASEGATE_SLACK_SIGNING_SECRET is not set: the Slack endpoint cannot verify requests"])
+    return secret
+
+
+def start_endpoint(stack: Stack, rt: Runtime) -> ServerHandle:
+    secret = signing_secret(rt.settings)
     deps = SlackDeps(signing_secret=secret, sessions=rt.sessions, chat=rt.chat, resume=resume_when_paused)
     return stack.slack_endpoint(create_app(deps), rt.settings.slack_host, rt.settings.slack_port)
 
 
 def run_up(settings: Settings) -> None:
     console = Console()
+    signing_secret(settings)  # before starting anything
     upgrade(settings.ledger_url)
     rt = Runtime(settings)
     with Stack(settings) as stack:
