@@ -48,6 +48,14 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
             if last is None or last.outcome is not Outcome.GO:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
+    if previous is None:
+        with transaction(rt.sessions) as session:
+            try:
+                existing = engagements.phase_run(session, engagement_id, phase).flow_run_id
+            except NotFound:
+                existing = None
+        if existing:
+            raise PolicyError(f"{engagement_id} {phase.value} has already started (flow run {existing})")
     if waiting is not None:
         try:
             resume_when_paused(waiting, wait=5)

@@ -23,6 +23,7 @@ from configs.schema import Phase
 from phasegate import operations
 from phasegate.demo import Demo, local_world, wait_for
 from phasegate.ledger import engagements, gates
+from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger.db import transaction
 from phasegate.settings import Settings
 from phasegate.states import Channel, EngagementState, GateState, Outcome
@@ -135,3 +136,31 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
     while flow_runs("acme-ui-poc").get("acme-ui-poc") != "COMPLETED":
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
+    manual = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id="acme-manual",
+                          auto_advance=False)
+    with transaction(world.rt.sessions) as session:
+        engagements.register(session, manual)
+    world.jira["acme-manual"] = world.jira["acme-churn"]
+    with pytest.raises(PolicyError, match="has not passed G1"):
+        operations.start_phase(world.rt, "acme-manual", Phase.DEVELOPMENT, "U0PMACME01")
+    first = operations.start_phase(world.rt, "acme-manual", Phase.POC, "U0PMACME01")
+    assert operations.start_phase(world.rt, "acme-manual", Phase.POC, "U0PMACME01") == first  # same run
+    world.wait_phase_run("acme-manual", Phase.POC)
+    with pytest.raises(PolicyError, match=f"already started \\(flow run {first}\\)"):
+        operations.start_phase(world.rt, "acme-manual", Phase.POC, "U0PMACME01")
+    world.finish_jira_work("acme-manual", Phase.POC)
+    world.review("acme-manual")
+    gate = world.open_gate("acme-manual", Phase.POC)
+    for approver in ("U0TECHLEAD", "U0VENDLEAD"):
+        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO, reason="")
+    assert world.decided(gate).outcome is Outcome.GO
+    wait_for("the PoC run to pause for the PM", lambda: flow_runs("acme-manual-poc").get("acme-manual-poc") == "PAUSED")
+    with transaction(world.rt.sessions) as session:
+        with pytest.raises(NotFound):
+            engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT)
+        assert [d.channel for d in gates.decisions(session, gate.id)] == [Channel.CLI, Channel.CLI]
+    operations.start_phase(world.rt, "acme-manual", Phase.DEVELOPMENT, "U0PMACME01")
+    world.wait_phase_run("acme-manual", Phase.DEVELOPMENT)
