@@ -118,6 +118,10 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     gate_id, user = int(value), payload["user"]["id"]
     response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
     if outcome.needs_reason:
+        refusal = precheck(deps, gate_id, user, outcome)
+        if refusal is not None:
+            background.add_task(tell, deps, response_url, refusal)
+            return Response(status_code=200)
         trigger = payload.get("trigger_id")
         if isinstance(trigger, str):
             view = slack_blocks.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}")
@@ -148,6 +152,20 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, engageme
         return Response(status_code=200)
     background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {milestone}.")
     return Response(status_code=200)
+
+
+def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str | None:
+    """Refuse before asking for a reason that could never be recorded."""
+    try:
+        with transaction(deps.sessions) as session:
+            gate = gates.by_id(session, gate_id)
+            gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
+                        outcome=outcome, reason="(to be given)")
+    except GateClosed as exc:
+        return str(exc)
+    except (PolicyError, NotFound) as exc:
+        return f"Not recorded: {exc}"
+    return None
 
 
 def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:

@@ -218,3 +218,13 @@ def test_handover_items_can_be_attested_from_the_kickoff_buttons(
     with transaction(rt.sessions) as session:
         attested = engagements.attestations(session, acme.id, Phase.HANDOVER)
     assert attested["data-deletion"][0] == "U0TECHLEAD"
+
+
+def test_no_reason_form_for_someone_who_cannot_answer(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                                      acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    user(endpoint, slack, "U0MALLORY1").click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.responses) == 1)
+    assert "U0MALLORY1 is not an approver" in slack.responses[0]["text"] and slack.views == []

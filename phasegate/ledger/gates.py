@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from configs.schema import Engagement, Phase
+from configs.schema import Approver, Engagement, Phase
 from phasegate import policy
 from phasegate.errors import GateClosed, NotFound
 from phasegate.evidence import Snapshot
@@ -79,20 +79,27 @@ def latest_answers(rows: list[DecisionRow]) -> dict[str, DecisionRow]:
     return latest
 
 
+def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: str, outcome: Outcome,
+          reason: str) -> Approver:
+    """The approver's entry if the gate would take this answer now; GateClosed or PolicyError if not."""
+    if gate.state is not GateState.OPEN:
+        raise GateClosed(closed_message(session, gate))
+    entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, approver=approver,
+                                requested_by=gate.requested_by, outcome=outcome, reason=reason)
+    if outcome is Outcome.EXTEND:
+        check_extension(session, engagement, gate.phase)
+    return entry
+
+
 def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, channel: Channel,
            delivery_id: str | None = None, engagement: Engagement | None = None) -> Answered:
     """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused."""
     gate = by_id(session, gate_id, lock=True)
     if delivery_id is not None and session.scalar(select(DecisionRow.id).where(DecisionRow.delivery_id == delivery_id)):
         return Answered(gate, recorded=False, decided=None)
-    if gate.state is not GateState.OPEN:
-        raise GateClosed(closed_message(session, gate))
     engagement = engagement or config_of(get(session, gate.engagement_id))
     gate_policy = engagement.phases.of(gate.phase).gate
-    entry = policy.check_answer(gate_policy, gate.phase, approver=approver, requested_by=gate.requested_by,
-                                outcome=outcome, reason=reason)
-    if outcome is Outcome.EXTEND:
-        check_extension(session, engagement, gate.phase)
+    entry = check(session, gate, engagement, approver=approver, outcome=outcome, reason=reason)
     previous = latest_answers(decisions(session, gate.id))
     mine = previous.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
