@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import httpx
-from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
@@ -19,7 +18,7 @@ from phasegate.errors import NotFound, PhasegateError, PolicyError, ServiceUnava
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
-from phasegate.prompts import render
+from phasegate.prompts import refresh
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.states import Channel, EngagementState, GateState, Outcome
@@ -108,12 +107,11 @@ def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
                               channel=Channel.CLI)
-        text, blocks = render(session, result.gate)
-        channel, ts, run_id = result.gate.channel, result.gate.message_ts, result.gate.flow_run_id
+        run_id = result.gate.flow_run_id
     problems = []
-    if ts and result.recorded:
+    if result.recorded:
         try:
-            rt.chat.update(channel, ts, text, blocks)
+            refresh(rt.sessions, rt.chat, gate_id)
         except PhasegateError as exc:
             problems.append(str(exc))
     if result.decided is not None and run_id:
@@ -124,11 +122,3 @@ def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason
     if problems:
         raise ServiceUnavailable("decision recorded, but " + "; ".join(problems))
     return result
-
-
-def flow_run_state(flow_run_id: str) -> str:
-    from uuid import UUID
-
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(flow_run_id)).state
-    return state.name if state else "unknown"

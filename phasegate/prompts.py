@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from configs.schema import Engagement
 from integrations import slack_blocks
+from integrations.slack_chat import SlackChat
 from phasegate import policy
 from phasegate.ledger import gates
+from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
 from phasegate.states import GateState
@@ -46,3 +48,13 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
                                        engagement=engagement.name, outcome=gate.outcome, answers=answers,
                                        digest=gate.digest, snapshot=snapshot)
     return text, blocks
+
+
+def refresh(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int) -> None:
+    """Update the gate's posted prompt for everyone (`chat.update`); ServiceUnavailable if Slack fails."""
+    with transaction(sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        text, blocks = render(session, gate)
+        channel, ts = gate.channel, gate.message_ts
+    if ts:
+        chat.update(channel, ts, text, blocks)

@@ -27,7 +27,7 @@ from phasegate.errors import GateClosed, NotFound, PhasegateError, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.ledger.db import transaction
-from phasegate.prompts import render
+from phasegate.prompts import refresh
 from phasegate.slack_signature import verify
 from phasegate.states import Channel, Outcome
 
@@ -63,12 +63,9 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
     """Show the gate as it now stands to everyone, and wake the run if the gate was decided."""
     with transaction(deps.sessions) as session:
-        gate = gates.by_id(session, gate_id)
-        text, blocks = render(session, gate)
-        channel, ts, run = gate.channel, gate.message_ts, gate.flow_run_id
+        run = gates.by_id(session, gate_id).flow_run_id
     try:
-        if ts:
-            deps.chat.update(channel, ts, text, blocks)
+        refresh(deps.sessions, deps.chat, gate_id)
     except PhasegateError as exc:
         log.warning("could not update the prompt of gate %s: %s", gate_id, exc)
     if decided and run:

@@ -121,7 +121,7 @@ def runs_that_can_go_on(rt: Runtime, now: dt.datetime) -> list[str]:
             box = engagements.current_timebox(session, row.id, row.current_phase)
             gate = gates.current(session, row.id, row.current_phase, box.number)
             if gate is None:
-                due = box.review_requested or now.astimezone(config.tz).date() >= box.ends_on
+                due = box.due(now.astimezone(config.tz).date())
             elif gate.state is GateState.DECIDED:
                 due = not (gate.outcome is Outcome.GO and not config.auto_advance and not run.advance_requested)
             else:

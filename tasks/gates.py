@@ -14,11 +14,10 @@ from phasegate.errors import PhasegateError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
-from phasegate.prompts import render
+from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
 from tasks import OUTSIDE_RETRIES
 from phasegate.states import Channel, EngagementState, GateState, Outcome
-
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
@@ -36,8 +35,7 @@ def timebox_due(rt: Runtime, engagement: Engagement, phase: Phase) -> tuple[int,
     """(current timebox, whether its gate is due: the timebox ended or the PM asked for the review)."""
     with transaction(rt.sessions) as session:
         box = engagements.current_timebox(session, engagement.id, phase)
-        today = dt.datetime.now(engagement.tz).date()
-        return box.number, box.review_requested or today >= box.ends_on
+        return box.number, box.due(dt.datetime.now(engagement.tz).date())
 
 
 def post_prompt(rt: Runtime, gate_id: int) -> None:
@@ -90,17 +88,8 @@ def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome,
                                   channel=Channel.PREFECT_UI, delivery_id=delivery_id)
     except PhasegateError as exc:
         return f"not recorded: {exc}"
-    refresh_prompt(rt, gate_id)
+    refresh(rt.sessions, rt.chat, gate_id)
     return "recorded" if result.recorded else "already recorded"
-
-
-def refresh_prompt(rt: Runtime, gate_id: int) -> None:
-    with transaction(rt.sessions) as session:
-        gate = gates.by_id(session, gate_id)
-        text, blocks = render(session, gate)
-        channel, ts = gate.channel, gate.message_ts
-    if ts:
-        rt.chat.update(channel, ts, text, blocks)
 
 
 @task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
@@ -123,7 +112,7 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
         reopened = gates.mark_stale(session, gate, fresh, reasons).id
         approvers = " ".join(f"<@{a.slack_user}>" for a in engagement.phases.of(phase).gate.approvers)
         old_ts = gate.message_ts
-    refresh_prompt(rt, gate_id)
+    refresh(rt.sessions, rt.chat, gate_id)
     post_prompt(rt, reopened)
     if old_ts:
         rt.chat.post(engagement.slack_channel, f"{approvers} the {phase.gate} approval went stale and the gate is "

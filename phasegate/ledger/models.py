@@ -88,6 +88,10 @@ class TimeboxRow(Base):
     review_requested: Mapped[bool] = mapped_column(default=False)  # the PM asked for the gate early
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    def due(self, today: dt.date) -> bool:
+        """Whether the timebox's gate should open: it has ended, or the PM asked for the review."""
+        return self.review_requested or today >= self.ends_on
+
 
 class MilestoneLinkRow(Base):
     __tablename__ = "milestone_links"
