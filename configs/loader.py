@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from configs import checks
 from configs.schema import Engagement
-from phasegate.errors import ConfigError, NotFound
+from phasegate.errors import ConfigError
 
 ENGAGEMENTS_DIR = Path(__file__).parent / "engagements"
 
@@ -63,11 +63,3 @@ def load_engagement(path: Path) -> Engagement:
 
 def engagement_files(directory: Path = ENGAGEMENTS_DIR) -> list[Path]:
     return sorted(directory.glob("*.yaml"))
-
-
-def find_engagement(engagement_id: str, directory: Path = ENGAGEMENTS_DIR) -> Engagement:
-    """The engagement with this id among the files in `directory`."""
-    for path in engagement_files(directory):
-        if path.stem == engagement_id:
-            return load_engagement(path)
-    raise NotFound(f"no engagement {engagement_id!r} in {directory}")

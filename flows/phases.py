@@ -77,8 +77,7 @@ def wait_for_advance(rt: Runtime, engagement: Engagement, phase: Phase) -> None:
 @flow(name=FLOW_NAME, log_prints=True)
 def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
     """Run one phase of an engagement through its gate and return the gate's outcome."""
-    settings = Settings()
-    rt = Runtime(settings)
+    rt = Runtime(Settings())
     try:
         engagement = load_engagement(rt, engagement_id)
         requested_by = requested_by or engagement.pm_slack_user
@@ -98,8 +97,7 @@ def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
                 gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.CLOSED)
                 return outcome.value
             next_phase = phase.next()
-            auto = settings.auto_advance if settings.auto_advance is not None else engagement.auto_advance
-            if next_phase is not None and not auto:
+            if next_phase is not None and not engagement.auto_advance:
                 wait_for_advance(rt, engagement, phase)
             if gate_tasks.recheck_evidence(rt, engagement, gate_id) is not None:
                 continue

@@ -9,8 +9,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 from rich.table import Table
+from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
 from configs.loader import load_engagement
 from configs.schema import Phase

@@ -23,7 +23,6 @@ from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.states import Channel, EngagementState, GateState, Outcome
 
-
 PREFECT_DOWN = (OSError, httpx.HTTPError, PrefectHTTPStatusError)
 
 

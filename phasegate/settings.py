@@ -16,7 +16,6 @@ class Settings(BaseSettings):
 
     home: Path = DEFAULT_HOME
     database_url: str = ""  # default: SQLite at <home>/ledger.db
-    engagements_dir: Path | None = None  # default: configs/engagements in this repository
 
     slack_api_url: str = "https://slack.com/api/"
     slack_bot_token: SecretStr = SecretStr("")
@@ -33,7 +32,6 @@ class Settings(BaseSettings):
     metrics_base_url: str | None = None  # resolves metric URLs written as paths ("/api/2.0/...")
     metrics_timeout: float = 10.0
 
-    auto_advance: bool | None = None  # overrides the files' auto_advance when set
     prefect_port: int = 4200  # where `phasegate up` starts Prefect when PREFECT_API_URL is unset; 0: any
     runner_poll_seconds: float = Field(default=1.0, gt=0)
     watch_interval_seconds: int = Field(default=300, ge=10)  # how often the gate watch runs

@@ -25,8 +25,8 @@ from integrations import slack_blocks
 from integrations.slack_chat import SlackChat
 from phasegate.errors import GateClosed, NotFound, PhasegateError, PolicyError
 from phasegate.ledger import gates
-from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.ledger.db import transaction
+from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.prompts import refresh
 from phasegate.slack_signature import verify
 from phasegate.states import Channel, Outcome

@@ -16,8 +16,8 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
-from tasks import OUTSIDE_RETRIES
 from phasegate.states import Channel, EngagementState, GateState, Outcome
+from tasks import OUTSIDE_RETRIES
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:

@@ -17,8 +17,8 @@ from phasegate.errors import IntegrationError
 from phasegate.ledger import audit, engagements
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
-from tasks import OUTSIDE_RETRIES
 from phasegate.states import AuditKind
+from tasks import OUTSIDE_RETRIES
 
 HANDOVER_SHARE = (0.15, 0.20)
 

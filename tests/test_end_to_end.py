@@ -13,17 +13,17 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from conftest import jira_issues, with_changes
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.responses import SetStateStatus
 
-from conftest import jira_issues, with_changes
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
 from phasegate import operations
 from phasegate.demo import Demo, local_world, wait_for
-from phasegate.ledger import engagements, gates
 from phasegate.errors import NotFound, PolicyError
+from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.settings import Settings
 from phasegate.states import Channel, EngagementState, GateState, Outcome

@@ -9,11 +9,11 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import register, with_changes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from configs.schema import Engagement, Phase
-from conftest import register, with_changes
 from phasegate.errors import GateClosed, PolicyError
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates

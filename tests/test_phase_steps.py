@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from configs.schema import Engagement, Phase
 from conftest import finish_milestones, jira_issues, open_poc_gate, register, with_changes
+
+from configs.schema import Engagement, Phase
 from phasegate.evidence import Result
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from conftest import open_poc_gate
 
 from configs.schema import Engagement
-from conftest import open_poc_gate
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
@@ -192,8 +192,9 @@ def test_click_on_a_decided_gate_is_answered_with_the_decision(
 
 def test_handover_items_can_be_attested_from_the_kickoff_buttons(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    from configs.schema import Phase
     from conftest import register
+
+    from configs.schema import Phase
     from phasegate.ledger import engagements
     from tasks.kickoff import post_kickoff
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from configs.schema import Engagement
 from conftest import open_poc_gate, with_changes
+
+from configs.schema import Engagement
 from integrations.slack_chat import SlackChat, make_web_client
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction

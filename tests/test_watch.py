@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from configs.schema import Engagement
 from conftest import open_poc_gate, with_changes
+
+from configs.schema import Engagement
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime

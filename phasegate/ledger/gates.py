@@ -7,7 +7,6 @@ counted, all in one transaction.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -155,7 +154,3 @@ def all_gates(session: Session, engagement_id: str | None = None) -> list[GateRo
     if engagement_id is not None:
         query = query.where(GateRow.engagement_id == engagement_id)
     return list(session.scalars(query))
-
-
-def age(gate: GateRow, now: dt.datetime) -> dt.timedelta:
-    return now - gate.opened_at
