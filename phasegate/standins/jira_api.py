@@ -5,6 +5,7 @@ retries and JQL quoting are exercised as in production. It keeps the Cloud/Data 
 that matters: Cloud answers 410 on the removed /search and pages /search/jql by nextPageToken
 (ids only unless `fields` is given, unbounded JQL refused); Data Center keeps /search with
 startAt/total and has no search/jql. It can rate-limit, fail or go down on demand.
+This module is the HTTP face (routes, auth, injected failures); the data lives in `jira_store`.
 
     jira = JiraStandin("cloud", page_size=50); jira.add_project("ACME"); jira.start()
     key = jira.add_issue("ACME", "Collect data", labels=["phase-1"])
@@ -16,13 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import datetime as dt
-import hashlib
-import itertools
 import json
 import re
 import secrets
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,32 +32,26 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from phasegate.servers import LoopbackServer
-from phasegate.standins.jql_parser import JqlError, Query, matches, order, parse, restricts_project, validate
+from phasegate.standins.jira_store import (
+    IssueStore,
+    decode_token,
+    edit,
+    encode_token,
+    field_list,
+    link_type_list,
+    now,
+    page_number,
+    render,
+    self_url,
+    spec,
+    transition_list,
+)
+from phasegate.standins.jql_eval import restricts_project
+from phasegate.standins.jql_parser import JqlError
 
-STORY_POINTS = "customfield_10016"
-TRANSITIONS = (("11", "To Do", "new"), ("21", "In Progress", "indeterminate"), ("31", "Done", "done"))
-CATEGORY_NAMES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
-ISSUE_TYPES = {"Epic": "10000", "Task": "10001", "Story": "10002", "Bug": "10003", "Sub-task": "10004"}
-LINK_TYPES = {"Relates": ("relates to", "relates to"), "Blocks": ("is blocked by", "blocks")}
-_F = [  # (id, name, clause names, custom)
-    ("summary", "Summary", ["summary"], False), ("status", "Status", ["status"], False),
-    ("labels", "Labels", ["labels"], False), ("resolutiondate", "Resolved", ["resolutiondate", "resolved"], False),
-    ("created", "Created", ["created", "createdDate"], False),
-    ("updated", "Updated", ["updated", "updatedDate"], False),
-    ("issuetype", "Issue Type", ["issuetype", "type"], False), ("project", "Project", ["project"], False),
-    ("fixVersions", "Fix Version/s", ["fixVersion"], False), ("components", "Component/s", ["component"], False),
-    ("parent", "Parent", ["parent"], False), ("description", "Description", ["description"], False),
-    ("resolution", "Resolution", ["resolution"], False), ("issuelinks", "Linked Issues", ["issueLink"], False),
-    (STORY_POINTS, "Story point estimate", ["cf[10016]", "Story point estimate", "Story Points"], True),
-]
-FIELD_IDS = {field_id for field_id, *_ in _F}
 REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
            "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
 API_PATH = re.compile(r"^/rest/api/([^/]+)/")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def _error(status: int, messages: Sequence[str] = (), errors: dict[str, str] | None = None) -> JSONResponse:
@@ -94,11 +85,8 @@ class JiraStandin(LoopbackServer):
         self.outage = False  # every request answers 503 without Retry-After
         self.latency = 0.0  # seconds added to every request
         self.requests: list[tuple[str, str]] = []
-        self._lock = threading.RLock()
-        self._projects: dict[str, str] = {}  # key -> id
-        self._issues: dict[str, dict[str, Any]] = {}
-        self._numbers: dict[str, itertools.count[int]] = {}
-        self._ids = itertools.count(10001)
+        self._store = IssueStore()
+        self._lock = self._store.lock  # one lock for the store, the request log and injected failures
         self._failures: list[_Failure] = []
         api = "/rest/api/{version}"
         routes = [
@@ -122,54 +110,32 @@ class JiraStandin(LoopbackServer):
     def reset(self) -> None:
         """Forget projects, issues, injected failures and recorded requests; the server keeps running."""
         with self._lock:
-            for store in (self._projects, self._issues, self._numbers, self._failures, self.requests):
-                store.clear()
-            self._ids = itertools.count(10001)
+            self._store.clear()
+            self._failures.clear()
+            self.requests.clear()
             self.outage, self.latency = False, 0.0
 
     def add_project(self, key: str) -> None:
-        with self._lock:
-            self._projects.setdefault(key.upper(), str(10000 + len(self._projects)))
-            self._numbers.setdefault(key.upper(), itertools.count(1))
+        self._store.add_project(key)
 
     def add_issue(self, project: str, summary: str, *, status: str = "To Do", done: bool = False,
                   labels: Sequence[str] = (), epic: str | None = None, fix_versions: Sequence[str] = (),
                   components: Sequence[str] = (), story_points: float | None = None, issuetype: str = "Task",
                   fields: dict[str, object] | None = None) -> str:
-        with self._lock:
-            if project.upper() not in self._projects:
-                raise KeyError(f"unknown project {project!r}; call add_project first")
-            key = f"{project.upper()}-{next(self._numbers[project.upper()])}"
-            now = _now()
-            self._issues[key] = {"id": str(next(self._ids)), "key": key, "fields": {
-                "summary": summary, "labels": list(labels), "description": None, "issuelinks": [],
-                "issuetype": {"id": ISSUE_TYPES.get(issuetype, "10001"), "name": issuetype, "subtask": False},
-                "project": {"id": self._projects[project.upper()], "key": project.upper(), "name": project.upper()},
-                "fixVersions": [{"name": name} for name in fix_versions],
-                "components": [{"name": name} for name in components],
-                STORY_POINTS: story_points, "created": now, "updated": now,
-                **({"parent": {"key": epic, "id": self._issues[epic]["id"] if epic in self._issues else None}}
-                   if epic else {}),
-                **(fields or {}),
-            }}
-            self.set_status(key, "Done" if done and status == "To Do" else status, done)
-            return key
+        """Store a new issue in `project` (added first with add_project) and return its key."""
+        return self._store.add_issue(
+            project, summary, status=status, done=done, labels=labels, epic=epic, fix_versions=fix_versions,
+            components=components, story_points=story_points, issuetype=issuetype, fields=fields)
 
     def set_status(self, key: str, status: str, done: bool) -> None:
         """Move an issue. `done` alone decides the "done" category and resolutiondate; a
         status named "Done" with done=False counts as in progress, "To Do" as new."""
-        with self._lock:
-            fields = self._issues[key]["fields"]
-            category = "done" if done else "new" if status.lower() == "to do" else "indeterminate"
-            fields["status"] = {"name": status, "statusCategory": {"key": category, "name": CATEGORY_NAMES[category]}}
-            fields["resolution"] = {"name": "Done"} if done else None
-            fields["resolutiondate"] = _now() if done else None
-            fields["updated"] = _now()
+        self._store.set_status(key, status, done)
 
     def issue(self, key: str) -> dict[str, Any]:
         """A copy of the stored issue in Jira's JSON shape (with `self` once started)."""
         with self._lock:
-            stored = copy.deepcopy(self._issues[key])
+            stored = copy.deepcopy(self._store.issues[key])
         if self._handle is not None:
             stored["self"] = f"{self._handle.url}/rest/api/2/issue/{stored['id']}"
         return stored
@@ -214,7 +180,7 @@ class JiraStandin(LoopbackServer):
         return JSONResponse({
             "baseUrl": str(request.base_url).rstrip("/"), "version": ".".join(map(str, numbers)),
             "versionNumbers": numbers, "deploymentType": "Cloud" if cloud else "Server", "buildNumber": 100_000,
-            "serverTime": _now(), "scmInfo": "local", "serverTitle": "Jira stand-in"})
+            "serverTime": now(), "scmInfo": "local", "serverTitle": "Jira stand-in"})
 
     async def _myself(self, request: Request) -> Response:
         user: dict[str, Any] = {"emailAddress": self.email, "displayName": "Project Manager", "active": True}
@@ -222,26 +188,21 @@ class JiraStandin(LoopbackServer):
         return JSONResponse(user)
 
     async def _fields(self, request: Request) -> Response:
-        return JSONResponse([{
-            "id": field_id, "key": field_id, "name": name, "custom": custom, "orderable": True, "navigable": True,
-            "searchable": True, "clauseNames": clauses,
-            "schema": {"type": "number", "customId": int(field_id.rsplit("_", 1)[1]),
-                       "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float"}
-                      if custom else {"system": field_id},
-        } for field_id, name, clauses, custom in _F])
+        return JSONResponse(field_list())
 
     async def _search(self, request: Request) -> Response:
         if self.deployment == "cloud":
             return _error(410, [REMOVED])
         args = await _search_args(request)
         try:
-            query, start, size = self._query(args.get("jql")), _int(args, "startAt", 0), _int(args, "maxResults", 50)
+            query = self._store.query(args.get("jql"))
+            start, size = page_number(args, "startAt", 0), page_number(args, "maxResults", 50)
         except JqlError as err:
             return _error(400, err.messages)
         size = min(size, self.page_size)
         with self._lock:
-            found = self._matching(query)
-            issues = [self._render(i, _spec(args, "*navigable"), request) for i in found[start:start + size]]
+            found = self._store.matching(query)
+            issues = [render(i, spec(args, "*navigable"), str(request.base_url)) for i in found[start:start + size]]
         return JSONResponse({"expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found),
                              "issues": issues})
 
@@ -250,171 +211,79 @@ class JiraStandin(LoopbackServer):
             return _error(404, ["Not Found"])
         args = await _search_args(request)
         try:
-            query, size = self._query(args.get("jql")), min(_int(args, "maxResults", 50), self.page_size)
+            query, size = self._store.query(args.get("jql")), min(page_number(args, "maxResults", 50), self.page_size)
             if not restricts_project(query.where):
                 raise JqlError(["Unbounded JQL queries are not allowed here. Please add a search restriction "
                                 "to your query."])
-            offset = _decode_token(args.get("nextPageToken"), str(args.get("jql") or ""))
+            offset = decode_token(args.get("nextPageToken"), str(args.get("jql") or ""))
         except JqlError as err:
             return _error(400, err.messages)
         with self._lock:
-            found = self._matching(query)
-            issues = [self._render(i, _spec(args, None), request) for i in found[offset:offset + size]]
+            found = self._store.matching(query)
+            issues = [render(i, spec(args, None), str(request.base_url)) for i in found[offset:offset + size]]
         body: dict[str, Any] = {"issues": issues, "isLast": offset + size >= len(found)}
         if not body["isLast"]:
-            body["nextPageToken"] = _encode_token(offset + size, str(args.get("jql") or ""))
+            body["nextPageToken"] = encode_token(offset + size, str(args.get("jql") or ""))
         return JSONResponse(body)
 
     async def _create(self, request: Request) -> Response:
         fields = (await _json(request)).get("fields") or {}
         with self._lock:
-            errors, project, type_name = self._check_create(fields)
+            errors, key = self._store.create(fields)
             if errors:
                 return _error(400, [], errors)
-            extra = {k: v for k, v in fields.items() if k not in ("project", "summary", "issuetype", "labels",
-                                                                  "parent")}
-            key = self.add_issue(project, fields["summary"], labels=fields.get("labels") or [], issuetype=type_name,
-                                 epic=(fields.get("parent") or {}).get("key"), fields=extra)
-            issue_id = self._issues[key]["id"]
-        return JSONResponse({"id": issue_id, "key": key, "self": _self_url(request, issue_id)}, 201)
+            issue_id = self._store.issues[key]["id"]
+        return JSONResponse({"id": issue_id, "key": key, "self": self_url(str(request.base_url), issue_id)}, 201)
 
     async def _issue(self, request: Request) -> Response:
         key = request.path_params["key"]
         with self._lock:
-            issue = self._find(key)
+            issue = self._store.find(key)
             if issue is None:
                 return _error(404, ["Issue does not exist or you do not have permission to see it."])
             if request.method == "GET":
-                spec = ",".join(request.query_params.getlist("fields")) or "*all"
-                return JSONResponse(self._render(issue, spec.split(","), request))
+                names = ",".join(request.query_params.getlist("fields")) or "*all"
+                return JSONResponse(render(issue, names.split(","), str(request.base_url)))
         body = await _json(request)
         with self._lock:
-            errors = self._check_fields(body.get("fields") or {})
-            if "status" in (body.get("fields") or {}):
-                errors["status"] = "Field 'status' cannot be set. It is not on the appropriate screen, or unknown."
+            errors = self._store.check_edit(body.get("fields") or {})
             if errors:
                 return _error(400, [], errors)
-            fields = issue["fields"]
-            fields.update(body.get("fields") or {})
-            for name, operations in (body.get("update") or {}).items():
-                for operation in operations:
-                    for verb, value in operation.items():
-                        current = list(fields.get(name) or [])
-                        fields[name] = (value if verb == "set" else current + [value] if verb == "add"
-                                        else [v for v in current if v != value])
-            fields["updated"] = _now()
+            edit(issue, body)
         return Response(status_code=204)
 
     async def _transitions(self, request: Request) -> Response:
         with self._lock:
-            issue = self._find(request.path_params["key"])
+            issue = self._store.find(request.path_params["key"])
         if issue is None:
             return _error(404, ["Issue does not exist or you do not have permission to see it."])
         if request.method == "GET":
-            return JSONResponse({"expand": "transitions", "transitions": [
-                {"id": tid, "name": name, "to": {"name": name, "statusCategory": {"key": cat}}}
-                for tid, name, cat in TRANSITIONS]})
+            return JSONResponse({"expand": "transitions", "transitions": transition_list()})
         wanted = str(((await _json(request)).get("transition") or {}).get("id"))
-        match = next((t for t in TRANSITIONS if t[0] == wanted), None)
-        if match is None:
+        if not self._store.transition(issue["key"], wanted):
             return _error(400, [f"Transition id '{wanted}' is not valid for this issue."])
-        self.set_status(issue["key"], match[1], match[2] == "done")
         return Response(status_code=204)
 
     async def _link(self, request: Request) -> Response:
         body = await _json(request)
         name = (body.get("type") or {}).get("name")
         inward, outward = ((body.get(side) or {}).get("key") for side in ("inwardIssue", "outwardIssue"))
-        with self._lock:
-            if name not in LINK_TYPES:
-                return _error(404, [f"No issue link type with name '{name}' found."])
-            a, b = self._find(str(inward)), self._find(str(outward))
-            if a is None or b is None:
-                return _error(404, ["Issue Does Not Exist"])
-            link_type = {"name": name, "inward": LINK_TYPES[name][0], "outward": LINK_TYPES[name][1]}
-            a["fields"]["issuelinks"].append({"type": link_type, "outwardIssue": {"key": b["key"]}})
-            b["fields"]["issuelinks"].append({"type": link_type, "inwardIssue": {"key": a["key"]}})
-        return Response(status_code=201)
+        problem = self._store.link(str(inward), str(outward), name)
+        return _error(404, [problem]) if problem else Response(status_code=201)
 
     async def _link_types(self, request: Request) -> Response:
-        return JSONResponse({"issueLinkTypes": [
-            {"id": str(10000 + n), "name": name, "inward": inward, "outward": outward}
-            for n, (name, (inward, outward)) in enumerate(LINK_TYPES.items())]})
+        return JSONResponse({"issueLinkTypes": link_type_list()})
 
     async def _project_list(self, request: Request) -> Response:
         with self._lock:
-            return JSONResponse([self._project_json(key) for key in self._projects])
+            return JSONResponse([self._store.project_json(key) for key in self._store.projects])
 
     async def _project(self, request: Request) -> Response:
-        key = request.path_params["key"].upper()
         with self._lock:
-            key = next((k for k, i in self._projects.items() if i == key), key)
-            if key not in self._projects:
+            key = self._store.project_key(request.path_params["key"])
+            if key is None:
                 return _error(404, [f"No project could be found with key '{request.path_params['key']}'."])
-            return JSONResponse(self._project_json(key))
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _project_json(self, key: str) -> dict[str, Any]:
-        return {"id": self._projects[key], "key": key, "name": key,
-                "issueTypes": [{"id": i, "name": n, "subtask": n == "Sub-task"} for n, i in ISSUE_TYPES.items()]}
-
-    def _find(self, key_or_id: str) -> dict[str, Any] | None:
-        issue = self._issues.get(key_or_id.upper())
-        return issue or next((i for i in self._issues.values() if i["id"] == key_or_id), None)
-
-    def _check_create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str, str]:
-        """Jira's answers to a create without a valid project, summary or issue type."""
-        errors: dict[str, str] = {}
-        project, kind = fields.get("project") or {}, fields.get("issuetype") or {}
-        key = str(project.get("key") or next((k for k, i in self._projects.items() if i == str(project.get("id"))), ""))
-        if key.upper() not in self._projects:
-            errors["project"] = "valid project is required"
-        if not str(fields.get("summary") or "").strip():
-            errors["summary"] = "You must specify a summary of the issue."
-        type_name = str(kind.get("name") or next((n for n, i in ISSUE_TYPES.items() if i == str(kind.get("id"))), ""))
-        if type_name not in ISSUE_TYPES:
-            errors["issuetype"] = "valid issue type is required"
-        errors.update(self._check_fields(fields))
-        return errors, key, type_name
-
-    def _check_fields(self, fields: dict[str, Any]) -> dict[str, str]:
-        errors = {}
-        spaced = [label for label in fields.get("labels") or [] if not label or any(c.isspace() for c in label)]
-        if spaced:
-            errors["labels"] = f"The label '{spaced[0]}' contains spaces which is invalid."
-        parent = (fields.get("parent") or {}).get("key")
-        if parent and self._find(str(parent)) is None:
-            errors["parent"] = "Could not find issue by id or key."
-        return errors
-
-    def _query(self, jql: object) -> Query:
-        query = parse(str(jql or ""))
-        with self._lock:
-            validate(query, set(self._projects), set(self._issues))
-        return query
-
-    def _matching(self, query: Query) -> list[dict[str, Any]]:
-        return order([i for i in self._issues.values() if matches(query.where, i)], query.order_by)
-
-    def _render(self, issue: dict[str, Any], spec: list[str] | None, request: Request) -> dict[str, Any]:
-        """The issue as Jira returns it for a `fields` selection; no selection on Cloud search = ids only."""
-        if not spec or not any(name.strip() for name in spec):
-            return {"id": issue["id"]}
-        names = [name.strip() for name in spec if name.strip()]
-        excluded = {name[1:] for name in names if name.startswith("-")}
-        stored = issue["fields"]
-        if any(name in ("*all", "*navigable") for name in names):
-            chosen = [name for name in stored if name not in excluded]
-        else:
-            chosen = [n for n in names if not n.startswith("-") and n not in excluded
-                      and (n in stored or n in FIELD_IDS)]
-        return {"expand": "renderedFields,names,schema,operations,editmeta,changelog", "id": issue["id"],
-                "self": _self_url(request, issue["id"]), "key": issue["key"],
-                "fields": copy.deepcopy({name: stored.get(name) for name in chosen})}
-
-
-def _self_url(request: Request, issue_id: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/rest/api/2/issue/{issue_id}"
+            return JSONResponse(self._store.project_json(key))
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -438,35 +307,3 @@ async def _search_args(request: Request) -> dict[str, Any]:
         args["fields"] = [name for entry in args["fields"] for name in str(entry).split(",")]
     return args
 
-
-def _spec(args: dict[str, Any], default: str | None) -> list[str] | None:
-    fields: list[str] | None = args.get("fields")
-    return fields if fields is not None else [default] if default else None
-
-
-def _int(args: dict[str, Any], name: str, default: int) -> int:
-    raw = args.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except (TypeError, ValueError):
-        raise JqlError([f"The value of '{name}' must be a number."]) from None
-    if value < 0:
-        raise JqlError([f"The value of '{name}' must not be negative."])
-    return value
-
-
-def _encode_token(offset: int, jql: str) -> str:
-    digest = hashlib.sha256(jql.encode()).hexdigest()[:16]
-    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode()
-
-
-def _decode_token(token: object, jql: str) -> int:
-    if not token:
-        return 0
-    try:
-        offset, digest = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        if digest == hashlib.sha256(jql.encode()).hexdigest()[:16] and isinstance(offset, int) and offset >= 0:
-            return offset
-    except (ValueError, TypeError):
-        pass
-    raise JqlError(["The provided next page token is invalid or expired."])

@@ -1,4 +1,4 @@
-"""The small part of JQL the Jira stand-in understands: tokenizer, parser and evaluator.
+"""The small part of JQL the Jira stand-in understands: tokenizer and parser.
 
 Why a real tokenizer: the stand-in exists to prove that phasegate's JQL cannot be subverted
 by a value (a label such as `X" OR project = "SECRET`). A regex splitter would accept or
@@ -6,15 +6,15 @@ refuse such strings for the wrong reasons; this reads quoted strings, escapes, r
 characters and reserved words the way Jira does, so an escaped quote stays inside its value
 and an unquoted reserved word is refused with Jira's own wording.
 
+Evaluating a parsed query against issues lives in `jql_eval`, which builds on these types.
+
     query = parse('project = ACME AND labels IN ("a", b) ORDER BY key ASC')
-    [issue for issue in issues if matches(query.where, issue)]
+    query.where, query.order_by  # a Clause/BoolOp/Not tree and ((field, descending), ...)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
 # Jira's reserved words (its JqlStringSupportImpl list); unquoted as a value they are an error.
@@ -43,7 +43,6 @@ FIELDS = {
 TEXT_FIELDS = {"summary"}
 SORTABLE = {"key", "created", "updated", "summary", "status", "project", "resolutiondate", "issuetype"}
 SORT_ALIASES = {"issuekey": "key", "resolved": "resolutiondate", "type": "issuetype"}
-CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
 
 
 class JqlError(Exception):
@@ -314,99 +313,3 @@ class _Parser:
 def parse(text: str) -> Query:
     """Parse `text` or raise JqlError with Jira's wording."""
     return _Parser(text).query()
-
-
-def clauses(node: Node | None) -> Iterable[Clause]:
-    if isinstance(node, Clause):
-        yield node
-    elif isinstance(node, BoolOp):
-        for child in node.children:
-            yield from clauses(child)
-    elif isinstance(node, Not):
-        yield from clauses(node.child)
-
-
-def validate(query: Query, projects: set[str], keys: set[str]) -> None:
-    """Refuse values Jira checks against its data: projects, issue keys, status categories."""
-    problems: list[str] = []
-    for clause in clauses(query.where):
-        for value in clause.values:
-            if clause.field == "project" and value.upper() not in projects:
-                problems.append(f"The value '{value}' does not exist for the field '{clause.name}'.")
-            elif clause.field in ("key", "parent") and value.upper() not in keys:
-                problems.append(f"An issue with key '{value}' does not exist for field '{clause.name}'.")
-            elif clause.field == "statusCategory" and value.lower() not in {
-                *CATEGORIES, *(name.lower() for name in CATEGORIES.values())
-            }:
-                problems.append(f"The value '{value}' does not exist for the field '{clause.name}'.")
-    if problems:
-        raise JqlError(problems)
-
-
-def restricts_project(node: Node | None) -> bool:
-    """True when every issue the query can match is confined to named projects or keys."""
-    if isinstance(node, Clause):
-        return node.field in ("project", "key") and node.op in ("=", "in")
-    if isinstance(node, BoolOp):
-        results = [restricts_project(child) for child in node.children]
-        return any(results) if node.op == "and" else all(results)
-    return False
-
-
-def _values(field: str, issue: Mapping[str, Any]) -> list[str]:
-    fields: Mapping[str, Any] = issue["fields"]
-    getters: dict[str, Callable[[], list[Any]]] = {
-        "project": lambda: [fields["project"]["key"]],
-        "key": lambda: [issue["key"]],
-        "labels": lambda: list(fields.get("labels") or []),
-        "parent": lambda: [fields["parent"]["key"]] if fields.get("parent") else [],
-        "fixVersion": lambda: [v["name"] for v in fields.get("fixVersions") or []],
-        "component": lambda: [c["name"] for c in fields.get("components") or []],
-        "status": lambda: [fields["status"]["name"]],
-        "statusCategory": lambda: [
-            fields["status"]["statusCategory"]["key"], fields["status"]["statusCategory"]["name"]
-        ],
-        "issuetype": lambda: [fields["issuetype"]["name"]],
-        "summary": lambda: [fields.get("summary") or ""],
-    }
-    return [str(value).casefold() for value in getters[field]()]
-
-
-def matches(node: Node | None, issue: Mapping[str, Any]) -> bool:
-    """Whether the stored issue (Jira JSON shape) satisfies `node`; no node matches everything."""
-    if node is None:
-        return True
-    if isinstance(node, BoolOp):
-        results = (matches(child, issue) for child in node.children)
-        return all(results) if node.op == "and" else any(results)
-    if isinstance(node, Not):
-        return not matches(node.child, issue)
-    have = _values(node.field, issue)
-    wanted = {value.casefold() for value in node.values}
-    if node.op in ("=", "in"):
-        return any(value in wanted for value in have)
-    if node.op in ("!=", "not in"):
-        return bool(have) and not any(value in wanted for value in have)
-    if node.op in ("is", "is not"):
-        return (not any(have)) == (node.op == "is")
-    terms = [term for value in wanted for term in value.split()]
-    found = any(have) and all(term in have[0] for term in terms)
-    return found if node.op == "~" else bool(any(have)) and not found
-
-
-def _sort_value(issue: Mapping[str, Any], field: str) -> tuple[Any, ...]:
-    if field == "key":
-        project, _, number = str(issue["key"]).partition("-")
-        return (project, int(number))
-    value = issue["fields"].get(field)
-    if isinstance(value, Mapping):
-        value = value.get("key") or value.get("name")
-    return (value is None, str(value or "").casefold())
-
-
-def order(issues: list[dict[str, Any]], order_by: tuple[tuple[str, bool], ...]) -> list[dict[str, Any]]:
-    """Sort like ORDER BY; without one, by key as Jira's search does for a stable page order."""
-    result = sorted(issues, key=lambda issue: _sort_value(issue, "key"))
-    for field, descending in reversed(order_by):
-        result.sort(key=lambda issue: _sort_value(issue, field), reverse=descending)
-    return result

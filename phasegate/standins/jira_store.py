@@ -1,0 +1,287 @@
+"""Issue storage for the Jira stand-in: projects, issues, field rendering and page tokens.
+
+Why apart from the HTTP layer: what Jira *holds* (issue JSON, statuses, links, field
+selection, Cloud's opaque page tokens) is independent of how requests reach it (routing,
+auth, injected failures). Keeping it here lets `jira_api` stay a thin Starlette app while
+the data rules read in one place. One re-entrant lock guards the store; `JiraStandin`
+shares it so a handler can hold it across several store calls.
+
+    store = IssueStore(); store.add_project("ACME")
+    key = store.add_issue("ACME", "Collect data", labels=["phase-1"])
+    render(store.find(key), ["summary"], "http://127.0.0.1:8000")
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import hashlib
+import itertools
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from phasegate.standins.jql_eval import matches, order, validate
+from phasegate.standins.jql_parser import JqlError, Query, parse
+
+STORY_POINTS = "customfield_10016"
+TRANSITIONS = (("11", "To Do", "new"), ("21", "In Progress", "indeterminate"), ("31", "Done", "done"))
+CATEGORY_NAMES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
+ISSUE_TYPES = {"Epic": "10000", "Task": "10001", "Story": "10002", "Bug": "10003", "Sub-task": "10004"}
+LINK_TYPES = {"Relates": ("relates to", "relates to"), "Blocks": ("is blocked by", "blocks")}
+FIELD_CATALOG = [  # (id, name, clause names, custom)
+    ("summary", "Summary", ["summary"], False), ("status", "Status", ["status"], False),
+    ("labels", "Labels", ["labels"], False), ("resolutiondate", "Resolved", ["resolutiondate", "resolved"], False),
+    ("created", "Created", ["created", "createdDate"], False),
+    ("updated", "Updated", ["updated", "updatedDate"], False),
+    ("issuetype", "Issue Type", ["issuetype", "type"], False), ("project", "Project", ["project"], False),
+    ("fixVersions", "Fix Version/s", ["fixVersion"], False), ("components", "Component/s", ["component"], False),
+    ("parent", "Parent", ["parent"], False), ("description", "Description", ["description"], False),
+    ("resolution", "Resolution", ["resolution"], False), ("issuelinks", "Linked Issues", ["issueLink"], False),
+    (STORY_POINTS, "Story point estimate", ["cf[10016]", "Story point estimate", "Story Points"], True),
+]
+FIELD_IDS = {field_id for field_id, *_ in FIELD_CATALOG}
+
+
+def now() -> str:
+    """The current time in Jira's timestamp format (millisecond precision, +0000)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+class IssueStore:
+    """Projects and issues in Jira's JSON shape. Public methods lock; helpers expect `lock` held."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.projects: dict[str, str] = {}  # key -> id
+        self.issues: dict[str, dict[str, Any]] = {}
+        self._numbers: dict[str, itertools.count[int]] = {}
+        self._ids = itertools.count(10001)
+
+    def clear(self) -> None:
+        with self.lock:
+            for store in (self.projects, self.issues, self._numbers):
+                store.clear()
+            self._ids = itertools.count(10001)
+
+    def add_project(self, key: str) -> None:
+        with self.lock:
+            self.projects.setdefault(key.upper(), str(10000 + len(self.projects)))
+            self._numbers.setdefault(key.upper(), itertools.count(1))
+
+    def add_issue(self, project: str, summary: str, *, status: str = "To Do", done: bool = False,
+                  labels: Sequence[str] = (), epic: str | None = None, fix_versions: Sequence[str] = (),
+                  components: Sequence[str] = (), story_points: float | None = None, issuetype: str = "Task",
+                  fields: dict[str, object] | None = None) -> str:
+        with self.lock:
+            if project.upper() not in self.projects:
+                raise KeyError(f"unknown project {project!r}; call add_project first")
+            key = f"{project.upper()}-{next(self._numbers[project.upper()])}"
+            created = now()
+            self.issues[key] = {"id": str(next(self._ids)), "key": key, "fields": {
+                "summary": summary, "labels": list(labels), "description": None, "issuelinks": [],
+                "issuetype": {"id": ISSUE_TYPES.get(issuetype, "10001"), "name": issuetype, "subtask": False},
+                "project": {"id": self.projects[project.upper()], "key": project.upper(), "name": project.upper()},
+                "fixVersions": [{"name": name} for name in fix_versions],
+                "components": [{"name": name} for name in components],
+                STORY_POINTS: story_points, "created": created, "updated": created,
+                **({"parent": {"key": epic, "id": self.issues[epic]["id"] if epic in self.issues else None}}
+                   if epic else {}),
+                **(fields or {}),
+            }}
+            self.set_status(key, "Done" if done and status == "To Do" else status, done)
+            return key
+
+    def set_status(self, key: str, status: str, done: bool) -> None:
+        """Move an issue. `done` alone decides the "done" category and resolutiondate; a
+        status named "Done" with done=False counts as in progress, "To Do" as new."""
+        with self.lock:
+            fields = self.issues[key]["fields"]
+            category = "done" if done else "new" if status.lower() == "to do" else "indeterminate"
+            fields["status"] = {"name": status, "statusCategory": {"key": category, "name": CATEGORY_NAMES[category]}}
+            fields["resolution"] = {"name": "Done"} if done else None
+            fields["resolutiondate"] = now() if done else None
+            fields["updated"] = now()
+
+    def create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str]:
+        """Create from a POST /issue `fields` body: (errors, "") when Jira would refuse it, else ({}, key)."""
+        with self.lock:
+            errors, project, type_name = self.check_create(fields)
+            if errors:
+                return errors, ""
+            extra = {k: v for k, v in fields.items() if k not in ("project", "summary", "issuetype", "labels",
+                                                                  "parent")}
+            return {}, self.add_issue(project, fields["summary"], labels=fields.get("labels") or [],
+                                      issuetype=type_name, epic=(fields.get("parent") or {}).get("key"), fields=extra)
+
+    def transition(self, key: str, transition_id: str) -> bool:
+        """Apply the TRANSITIONS entry `transition_id` to issue `key`; False when there is none."""
+        match = next((t for t in TRANSITIONS if t[0] == transition_id), None)
+        if match is not None:
+            self.set_status(key, match[1], match[2] == "done")
+        return match is not None
+
+    def link(self, inward_key: str, outward_key: str, name: object) -> str | None:
+        """Link two issues with the LINK_TYPES entry `name`; Jira's 404 message when it cannot."""
+        with self.lock:
+            if name not in LINK_TYPES:
+                return f"No issue link type with name '{name}' found."
+            inward, outward = self.find(inward_key), self.find(outward_key)
+            if inward is None or outward is None:
+                return "Issue Does Not Exist"
+            link_type = {"name": name, "inward": LINK_TYPES[str(name)][0], "outward": LINK_TYPES[str(name)][1]}
+            inward["fields"]["issuelinks"].append({"type": link_type, "outwardIssue": {"key": outward["key"]}})
+            outward["fields"]["issuelinks"].append({"type": link_type, "inwardIssue": {"key": inward["key"]}})
+            return None
+
+    def query(self, jql: object) -> Query:
+        """Parse `jql` and check its values against the stored projects and keys (JqlError if not)."""
+        query = parse(str(jql or ""))
+        with self.lock:
+            validate(query, set(self.projects), set(self.issues))
+        return query
+
+    # -- helpers: the caller holds `lock` ----------------------------------------------------
+    def matching(self, query: Query) -> list[dict[str, Any]]:
+        return order([i for i in self.issues.values() if matches(query.where, i)], query.order_by)
+
+    def find(self, key_or_id: str) -> dict[str, Any] | None:
+        issue = self.issues.get(key_or_id.upper())
+        return issue or next((i for i in self.issues.values() if i["id"] == key_or_id), None)
+
+    def project_key(self, key_or_id: str) -> str | None:
+        """The stored project key for a key (any case) or numeric id; None when unknown."""
+        key = key_or_id.upper()
+        key = next((k for k, i in self.projects.items() if i == key), key)
+        return key if key in self.projects else None
+
+    def project_json(self, key: str) -> dict[str, Any]:
+        return {"id": self.projects[key], "key": key, "name": key,
+                "issueTypes": [{"id": i, "name": n, "subtask": n == "Sub-task"} for n, i in ISSUE_TYPES.items()]}
+
+    def check_create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str, str]:
+        """Jira's answers to a create without a valid project, summary or issue type."""
+        errors: dict[str, str] = {}
+        project, kind = fields.get("project") or {}, fields.get("issuetype") or {}
+        key = str(project.get("key") or next((k for k, i in self.projects.items() if i == str(project.get("id"))), ""))
+        if key.upper() not in self.projects:
+            errors["project"] = "valid project is required"
+        if not str(fields.get("summary") or "").strip():
+            errors["summary"] = "You must specify a summary of the issue."
+        type_name = str(kind.get("name") or next((n for n, i in ISSUE_TYPES.items() if i == str(kind.get("id"))), ""))
+        if type_name not in ISSUE_TYPES:
+            errors["issuetype"] = "valid issue type is required"
+        errors.update(self.check_fields(fields))
+        return errors, key, type_name
+
+    def check_edit(self, fields: dict[str, Any]) -> dict[str, str]:
+        """Jira's answers to an edit: bad labels or parent, and status (which only transitions change)."""
+        errors = self.check_fields(fields)
+        if "status" in fields:
+            errors["status"] = "Field 'status' cannot be set. It is not on the appropriate screen, or unknown."
+        return errors
+
+    def check_fields(self, fields: dict[str, Any]) -> dict[str, str]:
+        errors = {}
+        spaced = [label for label in fields.get("labels") or [] if not label or any(c.isspace() for c in label)]
+        if spaced:
+            errors["labels"] = f"The label '{spaced[0]}' contains spaces which is invalid."
+        parent = (fields.get("parent") or {}).get("key")
+        if parent and self.find(str(parent)) is None:
+            errors["parent"] = "Could not find issue by id or key."
+        return errors
+
+
+def field_list() -> list[dict[str, Any]]:
+    """GET /field: the catalog with Jira's schema shapes (system fields, one float custom field)."""
+    return [{
+        "id": field_id, "key": field_id, "name": name, "custom": custom, "orderable": True, "navigable": True,
+        "searchable": True, "clauseNames": clauses,
+        "schema": {"type": "number", "customId": int(field_id.rsplit("_", 1)[1]),
+                   "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float"}
+                  if custom else {"system": field_id},
+    } for field_id, name, clauses, custom in FIELD_CATALOG]
+
+
+def transition_list() -> list[dict[str, Any]]:
+    """The transitions every issue offers (the workflow is the same from any status)."""
+    return [{"id": tid, "name": name, "to": {"name": name, "statusCategory": {"key": cat}}}
+            for tid, name, cat in TRANSITIONS]
+
+
+def link_type_list() -> list[dict[str, str]]:
+    return [{"id": str(10000 + n), "name": name, "inward": inward, "outward": outward}
+            for n, (name, (inward, outward)) in enumerate(LINK_TYPES.items())]
+
+
+def edit(issue: dict[str, Any], body: dict[str, Any]) -> None:
+    """Apply an edit body's `fields` (replace) and `update` (set/add/remove verbs) to a stored issue."""
+    fields = issue["fields"]
+    fields.update(body.get("fields") or {})
+    for name, operations in (body.get("update") or {}).items():
+        for operation in operations:
+            for verb, value in operation.items():
+                current = list(fields.get(name) or [])
+                fields[name] = (value if verb == "set" else current + [value] if verb == "add"
+                                else [v for v in current if v != value])
+    fields["updated"] = now()
+
+
+def self_url(base_url: str, issue_id: str) -> str:
+    return f"{base_url.rstrip('/')}/rest/api/2/issue/{issue_id}"
+
+
+def render(issue: dict[str, Any], spec: list[str] | None, base_url: str) -> dict[str, Any]:
+    """The issue as Jira returns it for a `fields` selection; no selection on Cloud search = ids only."""
+    if not spec or not any(name.strip() for name in spec):
+        return {"id": issue["id"]}
+    names = [name.strip() for name in spec if name.strip()]
+    excluded = {name[1:] for name in names if name.startswith("-")}
+    stored = issue["fields"]
+    if any(name in ("*all", "*navigable") for name in names):
+        chosen = [name for name in stored if name not in excluded]
+    else:
+        chosen = [n for n in names if not n.startswith("-") and n not in excluded
+                  and (n in stored or n in FIELD_IDS)]
+    return {"expand": "renderedFields,names,schema,operations,editmeta,changelog", "id": issue["id"],
+            "self": self_url(base_url, issue["id"]), "key": issue["key"],
+            "fields": copy.deepcopy({name: stored.get(name) for name in chosen})}
+
+
+def spec(args: dict[str, Any], default: str | None) -> list[str] | None:
+    """The requested `fields` selection, else `default` (None: Cloud search's ids-only answer)."""
+    fields: list[str] | None = args.get("fields")
+    return fields if fields is not None else [default] if default else None
+
+
+def page_number(args: dict[str, Any], name: str, default: int) -> int:
+    """A non-negative paging argument (startAt, maxResults); a bad one is a JqlError, as Jira answers 400."""
+    raw = args.get(name)
+    try:
+        value = default if raw is None else int(raw)
+    except (TypeError, ValueError):
+        raise JqlError([f"The value of '{name}' must be a number."]) from None
+    if value < 0:
+        raise JqlError([f"The value of '{name}' must not be negative."])
+    return value
+
+
+def encode_token(offset: int, jql: str) -> str:
+    """An opaque nextPageToken bound to `jql`, so it cannot be replayed against another query."""
+    digest = hashlib.sha256(jql.encode()).hexdigest()[:16]
+    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode()
+
+
+def decode_token(token: object, jql: str) -> int:
+    """The offset in a token from encode_token for the same `jql`; no token is 0, a bad one JqlError."""
+    if not token:
+        return 0
+    try:
+        offset, digest = json.loads(base64.urlsafe_b64decode(str(token).encode()))
+        if digest == hashlib.sha256(jql.encode()).hexdigest()[:16] and isinstance(offset, int) and offset >= 0:
+            return offset
+    except (ValueError, TypeError):
+        pass
+    raise JqlError(["The provided next page token is invalid or expired."])
