@@ -19,6 +19,10 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def gate_problems(gate: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     approvers = [a for a in _list(gate.get("approvers")) if isinstance(a, Mapping)]
@@ -26,7 +30,7 @@ def gate_problems(gate: Mapping[str, Any]) -> list[Problem]:
     for index, user in enumerate(users):
         if user in users[:index]:
             problems.append((f"approvers[{index}].slack_user", f"approver {user} is listed twice"))
-    quorum = gate.get("quorum") if isinstance(gate.get("quorum"), Mapping) else {}
+    quorum = _map(gate.get("quorum"))
     count = quorum.get("count", "all")
     if isinstance(count, int) and not isinstance(count, bool) and count > len(approvers):
         problems.append(("quorum.count", f"quorum {count} is more than the {len(approvers)} approvers"))
@@ -52,7 +56,7 @@ def phase_problems(phase: Mapping[str, Any]) -> list[Problem]:
 def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
     names = {m.get("name") for m in _list(data.get("metrics")) if isinstance(m, Mapping)}
     problems: list[Problem] = []
-    phases = data.get("phases") if isinstance(data.get("phases"), Mapping) else {}
+    phases = _map(data.get("phases"))
     for phase_name, phase in phases.items():
         if not isinstance(phase, Mapping):
             continue
@@ -67,7 +71,7 @@ def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
 def engagement_problems(data: Mapping[str, Any]) -> list[Problem]:
     """Every cross-field problem in a whole (possibly otherwise invalid) engagement document."""
     problems = metric_reference_problems(data)
-    phases = data.get("phases") if isinstance(data.get("phases"), Mapping) else {}
+    phases = _map(data.get("phases"))
     for name, phase in phases.items():
         if not isinstance(phase, Mapping):
             continue

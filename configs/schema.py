@@ -37,7 +37,7 @@ class Phase(str, enum.Enum):
         return {"poc": "G1", "development": "G2", "handover": "G3"}[self.value]
 
     @property
-    def title(self) -> str:
+    def heading(self) -> str:
         return {
             "poc": "Phase 1: Discovery and PoC",
             "development": "Phase 2: Development and iteration",

@@ -95,7 +95,7 @@ def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
                 continue
             if outcome is Outcome.NO_GO:
                 gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.CLOSED)
-                return outcome.value
+                return str(outcome.value)
             next_phase = phase.next()
             if next_phase is not None and not engagement.auto_advance:
                 wait_for_advance(rt, engagement, phase)
@@ -108,7 +108,7 @@ def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
                                                        "requested_by": requested_by},
                                timeout=0, as_subflow=False, idempotency_key=f"{engagement.id}-{next_phase.value}",
                                flow_run_name=f"{engagement.id}-{next_phase.value}")
-            return outcome.value
+            return str(outcome.value)
     finally:
         rt.close()
 

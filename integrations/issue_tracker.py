@@ -116,7 +116,7 @@ def make_jira_client(url: str, deployment: str, *, email: str | None, api_token:
             raise ServiceUnavailable(f"Jira at {site}: the site reports deploymentType {client.deploymentType!r}, "
                                      f"but the engagement says {deployment!r}")
     except IntegrationError:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]  # jira's close() has no annotations
         raise
     return client
 

@@ -113,7 +113,7 @@ def engagement_show(engagement_id: str) -> None:
             for phase in Phase:
                 used = engagements.weeks_used(session, row.id, phase)
                 planned = config.phases.of(phase).planned_weeks
-                out.print(f"  {phase.title}: planned {planned} weeks" + (f", {used} weeks booked" if used else ""))
+                out.print(f"  {phase.heading}: planned {planned} weeks" + (f", {used} weeks booked" if used else ""))
             gate_table(gates.all_gates(session, row.id))
 
     guarded(run)

@@ -113,7 +113,7 @@ class Demo:
                 except Exception:  # noqa: BLE001 - not started yet
                     return False
         wait_for(f"{engagement_id} {phase.value} to start", probe)
-        self.say(engagement_id, f"{phase.title} kicked off")
+        self.say(engagement_id, f"{phase.heading} kicked off")
 
     def ended(self, engagement_id: str) -> str:
         def probe() -> str | None:

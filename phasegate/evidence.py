@@ -107,7 +107,7 @@ def _issue_summary(record: Any) -> dict[str, Any]:
 def milestone_evidence(
     engagement: Engagement, milestone: Milestone, tracker: Tracker | None, facts: LedgerFacts, now: dt.datetime
 ) -> MilestoneEvidence:
-    base = {"key": milestone.key, "title": milestone.title, "required": milestone.required, "read_at": now}
+    base: dict[str, Any] = {"key": milestone.key, "title": milestone.title, "required": milestone.required, "read_at": now}
     attested = facts.attestations.get(milestone.key)
     if milestone.attestation and attested is not None:
         who, when = attested

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import httpx
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
@@ -69,6 +70,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
         raise ServiceUnavailable(f"the deployment {DEPLOYMENT} is not served (is `phasegate up` running?)") from None
     except (*PREFECT_DOWN, RuntimeError) as exc:
         raise _prefect_call(f"start the flow run ({type(exc).__name__})") from None
+    assert isinstance(flow_run, FlowRun)  # called from sync code, run_deployment returns the run itself
     return str(flow_run.id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
 
 from flows.gate_watch import gate_watch
 from flows.phases import DEPLOYMENT_NAME, run_phase
@@ -11,9 +12,10 @@ from phasegate.settings import Settings
 
 def main() -> None:
     settings = Settings()
-    serve(run_phase.to_deployment(name=DEPLOYMENT_NAME),
-          gate_watch.to_deployment(name="scheduled", interval=settings.watch_interval_seconds),
-          print_starting_message=False)
+    phases = run_phase.to_deployment(name=DEPLOYMENT_NAME)
+    watch = gate_watch.to_deployment(name="scheduled", interval=settings.watch_interval_seconds)
+    assert isinstance(phases, RunnerDeployment) and isinstance(watch, RunnerDeployment)  # sync context
+    serve(phases, watch, print_starting_message=False)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from configs.schema import Engagement, Phase
 from phasegate import evidence
 from phasegate.errors import PhasegateError
@@ -17,7 +14,7 @@ from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
 from phasegate.states import Channel, EngagementState, GateState, Outcome
-from tasks import OUTSIDE_RETRIES
+from tasks import ledger_task, outside_task
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
@@ -30,7 +27,7 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
                             metrics_base_url=rt.settings.metrics_base_url)
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def timebox_due(rt: Runtime, engagement: Engagement, phase: Phase) -> tuple[int, bool]:
     """(current timebox, whether its gate is due: the timebox ended or the PM asked for the review)."""
     with transaction(rt.sessions) as session:
@@ -53,7 +50,7 @@ def post_prompt(rt: Runtime, gate_id: int) -> None:
         rt.chat.post(channel, f"{text.split(':')[0]} is open for answers.", thread_ts=kickoff)
 
 
-@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
+@outside_task
 def open_gate(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int, requested_by: str,
               flow_run_id: str | None) -> int:
     """The timebox's gate (latest revision): evidence collected and frozen once, prompt posted once."""
@@ -71,14 +68,14 @@ def open_gate(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int, r
     return gate_id
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def gate_outcome(rt: Runtime, gate_id: int) -> Outcome | None:
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         return gate.outcome if gate.state is GateState.DECIDED else None
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome, reason: str,
                      delivery_id: str) -> str:
     """An answer typed into the Prefect UI's resume form, under the same policy as Slack."""
@@ -92,7 +89,7 @@ def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome,
     return "recorded" if result.recorded else "already recorded"
 
 
-@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
+@outside_task
 def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int | None:
     """Before the next phase starts: read the evidence again. A stale approval reopens the gate
     (the new revision's id is returned) and the approvers are told why."""
@@ -120,7 +117,7 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
     return reopened
 
 
-@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
+@outside_task
 def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: int) -> None:
     """EXTEND / NOT YET: open the next timebox (the answer was refused earlier if it would pass the maximum)."""
     with transaction(rt.sessions) as session:
@@ -137,7 +134,7 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     return None
 
 
-@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
+@outside_task
 def close_engagement(rt: Runtime, engagement: Engagement, gate_id: int | None, state: EngagementState,
                      reason: str = "") -> None:
     """Announce, then record, the end of the engagement (a retry after a failed post announces again)."""

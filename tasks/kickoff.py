@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from configs.schema import Engagement, Phase
 from integrations import slack_blocks
 from phasegate.errors import IntegrationError
@@ -18,7 +15,7 @@ from phasegate.ledger import audit, engagements
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind
-from tasks import OUTSIDE_RETRIES
+from tasks import ledger_task, outside_task
 
 HANDOVER_SHARE = (0.15, 0.20)
 
@@ -35,14 +32,14 @@ def handover_warning(engagement: Engagement, weeks_before: int) -> str | None:
             f"weeks), {side} the 15–20 % the guide recommends")
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def begin_phase(rt: Runtime, engagement: Engagement, phase: Phase, requested_by: str, flow_run_id: str | None) -> None:
     with transaction(rt.sessions) as session:
         engagements.start_phase(session, engagement, phase, requested_by=requested_by, flow_run_id=flow_run_id,
                                 today=dt.datetime.now(engagement.tz).date())
 
 
-@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
+@outside_task
 def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     """Post the kickoff once per phase and return its ts (the thread for everything that follows)."""
     with transaction(rt.sessions) as session:
@@ -53,7 +50,7 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
         before = sum(engagements.weeks_used(session, engagement.id, p) or engagement.phases.of(p).planned_weeks
                      for p in (Phase.POC, Phase.DEVELOPMENT))  # booked weeks, or the plan where none are
     config = engagement.phases.of(phase)
-    lines = [f":rocket: *{phase.title}* started for *{engagement.name}* (vendor {engagement.vendor}).",
+    lines = [f":rocket: *{phase.heading}* started for *{engagement.name}* (vendor {engagement.vendor}).",
              f"Planned: {config.planned_weeks} weeks, gate {phase.gate} “{phase.question}” due by {box.ends_on}.",
              "Milestones: " + (", ".join(m.title for m in config.milestones) or "none")]
     warning = handover_warning(engagement, before) if phase is Phase.HANDOVER else None
@@ -70,7 +67,7 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     return ts
 
 
-@task(cache_policy=NO_CACHE, **OUTSIDE_RETRIES)
+@outside_task
 def link_milestones(rt: Runtime, engagement: Engagement, phase: Phase) -> list[str]:
     """Find or create one Jira issue per milestone that names none; returns the problems met."""
     with transaction(rt.sessions) as session:
@@ -95,7 +92,7 @@ def link_milestones(rt: Runtime, engagement: Engagement, phase: Phase) -> list[s
     return problems
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def record_baseline(rt: Runtime, engagement: Engagement) -> int:
     scope = {
         "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,

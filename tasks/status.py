@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from configs.schema import Engagement, Phase
 from phasegate import policy
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
+from tasks import ledger_task
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def load_engagement(rt: Runtime, engagement_id: str) -> Engagement:
     """The engagement as registered in the ledger (the file is frozen once the engagement runs)."""
     with transaction(rt.sessions) as session:
         return engagements.config_of(engagements.get(session, engagement_id))
 
 
-@task(cache_policy=NO_CACHE)
+@ledger_task
 def advance_requested(rt: Runtime, engagement: Engagement, phase: Phase) -> bool:
     with transaction(rt.sessions) as session:
         return engagements.phase_run(session, engagement.id, phase).advance_requested

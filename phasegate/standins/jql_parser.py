@@ -130,7 +130,7 @@ def tokenize(text: str) -> list[Token]:
 
 def _read(text: str, i: int, quote: str | None) -> tuple[str, int]:
     """Read a quoted string (after its opening quote) or a bare word, resolving escapes."""
-    start, out = i, []
+    start, out = i, list[str]()
     while i < len(text):
         char = text[i]
         if quote is not None and char == quote:
