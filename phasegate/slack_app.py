@@ -32,6 +32,7 @@ from phasegate.slack_signature import verify
 from phasegate.states import Channel, Outcome
 
 log = logging.getLogger("phasegate.slack")
+MAX_BODY = 1_000_000  # Slack's interaction payloads are a few kilobytes
 
 
 @dataclass
@@ -201,7 +202,9 @@ def create_app(deps: SlackDeps) -> FastAPI:
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
-        body = await request.body()
+        body = await read_capped(request)
+        if body is None:
+            return JSONResponse({"error": "body too large"}, status_code=413)
         if not verify(deps.signing_secret, body, request.headers.get("x-slack-request-timestamp"),
                       request.headers.get("x-slack-signature"), now=deps.clock()):
             return JSONResponse({"error": "invalid signature"}, status_code=401)
@@ -217,6 +220,19 @@ def create_app(deps: SlackDeps) -> FastAPI:
         return Response(status_code=200)
 
     return app
+
+
+async def read_capped(request: Request) -> bytes | None:
+    """The raw body, or None past MAX_BODY bytes (declared or streamed) without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
 async def run_sync(handler: Callable[..., Response], *args: Any) -> Response:

@@ -229,3 +229,12 @@ def test_no_reason_form_for_someone_who_cannot_answer(rt: Runtime, endpoint: End
     user(endpoint, slack, "U0MALLORY1").click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
     wait_until(lambda: len(slack.responses) == 1)
     assert "U0MALLORY1 is not an approver" in slack.responses[0]["text"] and slack.views == []
+
+
+def test_oversized_bodies_are_refused_before_reading(rt: Runtime, endpoint: Endpoint) -> None:
+    body = b"payload=" + b"x" * 1_000_001
+    now = str(int(time.time()))
+    headers = {"X-Slack-Request-Timestamp": now, "X-Slack-Signature": sign(SECRET, now, body)}
+    assert httpx.post(endpoint.url, content=body, headers=headers).status_code == 413
+    chunks = iter([body[:500_000], body[500_000:]])  # no Content-Length: sent chunked
+    assert httpx.post(endpoint.url, content=chunks, headers=headers).status_code == 413
