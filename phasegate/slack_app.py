@@ -7,6 +7,7 @@ approver is the verified payload's `user.id`; a button's value only names the ga
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -61,6 +62,15 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def is_gate_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 9  # fits every backend's integer column
+
+
+def delivery_id(kind: str, *parts: object) -> str:
+    """A fixed-length key naming one Slack delivery, so a repeat of it is recognised."""
+    return f"{kind}:" + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
     """Show the gate as it now stands to everyone, and wake the run if the gate was decided."""
     with transaction(deps.sessions) as session:
@@ -107,7 +117,7 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
     if action_id.startswith("attest:"):
         return on_attest(deps, payload, action_id.removeprefix("attest:"), value, background)
-    if not action_id.startswith("gate:") or not value.isdigit() or len(value) > 18:
+    if not action_id.startswith("gate:") or not is_gate_id(value):
         return Response(status_code=200)  # not one of ours; nothing to do
     try:
         outcome = Outcome(action_id.removeprefix("gate:"))
@@ -125,7 +135,7 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
             view = slack_blocks.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}")
             background.add_task(open_modal, deps, trigger, view, response_url)
         return Response(status_code=200)
-    delivery = f"slack:{gate_id}:{user}:{action.get('action_ts', '')}"
+    delivery = delivery_id("slack", gate_id, user, action.get("action_ts"))
     record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
            response_url=response_url)
     return Response(status_code=200)
@@ -178,6 +188,8 @@ def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: Bac
     if not isinstance(view, dict) or view.get("callback_id") != "gate_reason":
         return Response(status_code=200)
     gate_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
+    if not is_gate_id(gate_part):
+        raise BadPayload("gate_reason view without a gate id")
     try:
         gate_id, outcome = int(gate_part), Outcome(outcome_part)
         reason = view["state"]["values"]["reason"]["reason"]["value"] or ""
@@ -185,7 +197,7 @@ def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: Bac
         raise BadPayload("gate_reason view without gate, outcome or reason") from None
     if not isinstance(reason, str):
         raise BadPayload("reason is not text")
-    delivery = f"slack-view:{view.get('id', '')}:{view.get('hash', '')}"
+    delivery = delivery_id("slack-view", view.get("id"), view.get("hash"))
     refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
                      reason=reason, delivery_id=delivery, response_url=None)
     if refusal is not None:

@@ -238,3 +238,23 @@ def test_oversized_bodies_are_refused_before_reading(rt: Runtime, endpoint: Endp
     assert httpx.post(endpoint.url, content=body, headers=headers).status_code == 413
     chunks = iter([body[:500_000], body[500_000:]])  # no Content-Length: sent chunked
     assert httpx.post(endpoint.url, content=chunks, headers=headers).status_code == 413
+
+
+def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                                 acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    gate = gate_row(rt, gate_id)
+    assert gate.message_ts is not None
+    sponsor = user(endpoint, slack, "U0SPONSOR1")
+    huge = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    huge["actions"][0]["value"] = "9" * 20
+    assert sponsor.send(huge).status_code == 200
+    view = {"callback_id": "gate_reason", "private_metadata": "9" * 20 + ":no_go", "id": "V1", "hash": "h",
+            "state": {"values": {"reason": {"reason": {"value": "x"}}}}}
+    assert sponsor.send({"type": "view_submission", "user": {"id": "U0SPONSOR1"}, "view": view}).status_code == 400
+    long_ts = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+    long_ts["actions"][0]["action_ts"] = "1" * 10_000
+    assert sponsor.send(long_ts).status_code == 200
+    assert sponsor.send(long_ts).status_code == 200  # the same delivery again
+    with transaction(rt.sessions) as session:
+        assert [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)] == [("U0SPONSOR1", Outcome.GO)]
