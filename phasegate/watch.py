@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from configs.schema import TimeoutOutcome
+from configs.schema import Engagement, TimeoutOutcome
 from phasegate import calendar
 from phasegate.errors import PhasegateError
 from phasegate.ledger import audit, engagements, gates
@@ -28,20 +28,18 @@ class WatchReport:
     problems: list[str] = field(default_factory=list)
 
 
-def waiting_on(rt: Runtime, gate: GateRow) -> list[str]:
+def waiting_on(rt: Runtime, gate: GateRow, config: Engagement) -> list[str]:
     with transaction(rt.sessions) as session:
-        config = engagements.config_of(engagements.get(session, gate.engagement_id))
         answered = set(gates.latest_answers(gates.decisions(session, gate.id)))
     return [a.slack_user for a in config.phases.of(gate.phase).gate.approvers
             if a.slack_user not in answered and a.slack_user != gate.requested_by]
 
 
-def act(rt: Runtime, gate: GateRow, action: calendar.Action, now: dt.datetime, report: WatchReport) -> bool:
+def act(rt: Runtime, gate: GateRow, config: Engagement, action: calendar.Action, now: dt.datetime,
+        report: WatchReport) -> bool:
     """Carry out one due action; True when the gate was decided by it (a NO-GO timeout)."""
-    with transaction(rt.sessions) as session:
-        config = engagements.config_of(engagements.get(session, gate.engagement_id))
     policy = config.phases.of(gate.phase).gate
-    mentions = " ".join(f"<@{u}>" for u in waiting_on(rt, gate))
+    mentions = " ".join(f"<@{u}>" for u in waiting_on(rt, gate, config))
     age = (now - gate.opened_at).days
     if action is calendar.Action.REMIND:
         text = f":bell: Reminder: {gate.name} has waited {age} days for {mentions or 'the quorum'}."
@@ -95,7 +93,7 @@ def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object]) -> Watch
                                timeout_after=policy.timeout_business_days)
         for action in actions:
             try:
-                if act(rt, gate, action, now, report) and gate.flow_run_id:
+                if act(rt, gate, config, action, now, report) and gate.flow_run_id:
                     wake(gate.flow_run_id)
             except PhasegateError as exc:
                 report.problems.append(f"{gate.name}: {exc}")
