@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
 from configs.loader import load_engagement
@@ -68,6 +69,9 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         raise
     except PhasegateError as exc:
         fail(str(exc))
+        raise
+    except SQLAlchemyError as exc:
+        fail(f"ledger error ({type(exc).__name__}): {str(exc).splitlines()[0]} — has `phasegate db upgrade` been run?")
         raise
     finally:
         rt.close()
@@ -243,8 +247,8 @@ def db_upgrade() -> None:
     settings = Settings()
     try:
         upgrade(settings.ledger_url)
-    except Exception as exc:  # alembic and the drivers raise many types; the CLI shows one line
-        fail(f"cannot upgrade {settings.ledger_url.split('@')[-1]}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    except PhasegateError as exc:
+        fail(str(exc))
     out.print(f"ledger at {settings.ledger_url.split('@')[-1]} is up to date")
 
 

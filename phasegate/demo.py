@@ -108,10 +108,8 @@ class Demo:
     def wait_phase_run(self, engagement_id: str, phase: Phase) -> None:
         def probe() -> bool:
             with transaction(self.rt.sessions) as session:
-                try:
-                    return engagements.phase_run(session, engagement_id, phase).kickoff_ts is not None
-                except Exception:  # noqa: BLE001 - not started yet
-                    return False
+                run = engagements.find_phase_run(session, engagement_id, phase)
+                return run is not None and run.kickoff_ts is not None
         wait_for(f"{engagement_id} {phase.value} to start", probe)
         self.say(engagement_id, f"{phase.heading} kicked off")
 

@@ -15,7 +15,7 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from configs.schema import Phase
 from flows.phases import DEPLOYMENT
-from phasegate.errors import NotFound, PhasegateError, PolicyError, ServiceUnavailable
+from phasegate.errors import PhasegateError, PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
@@ -32,29 +32,24 @@ def _prefect_call(what: str) -> ServiceUnavailable:
 
 
 def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str) -> str:
-    """Create the phase's flow run (or, for a phase a GO already allowed, wake the run waiting for it)."""
+    """Create the phase's flow run, or, for a phase after a GO, wake the run waiting for the PM.
+    Returns the id of the flow run that will start the phase."""
+    waiting = None
     with transaction(rt.sessions) as session:
         engagement = engagements.config_of(engagements.get(session, engagement_id))
+        existing = engagements.find_phase_run(session, engagement_id, phase)
+        if existing is not None:
+            raise PolicyError(f"{engagement_id} {phase.value} has already started (flow run {existing.flow_run_id})")
         previous = list(Phase)[list(Phase).index(phase) - 1] if phase is not Phase.POC else None
-        waiting = None
         if previous is not None:
-            try:
-                run = engagements.phase_run(session, engagement_id, previous)
-            except NotFound:
-                raise PolicyError(f"{engagement_id} has not passed {previous.gate} yet") from None
+            run = engagements.find_phase_run(session, engagement_id, previous)
+            if run is None:
+                raise PolicyError(f"{engagement_id} has not passed {previous.gate} yet")
             last = gates.current(session, engagement_id, previous,
                                  engagements.current_timebox(session, engagement_id, previous).number)
             if last is None or last.outcome is not Outcome.GO:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
-    if previous is None:
-        with transaction(rt.sessions) as session:
-            try:
-                existing = engagements.phase_run(session, engagement_id, phase).flow_run_id
-            except NotFound:
-                existing = None
-        if existing:
-            raise PolicyError(f"{engagement_id} {phase.value} has already started (flow run {existing})")
     if waiting is not None:
         try:
             resume_when_paused(waiting, wait=5)

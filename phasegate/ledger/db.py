@@ -11,8 +11,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from phasegate.errors import ServiceUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -62,4 +66,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Bring the ledger at `url` to the newest schema (what `phasegate db upgrade` runs)."""
-    command.upgrade(alembic_config(url), "head")
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        where = url.split("@")[-1]  # never echo a password
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ServiceUnavailable(f"cannot open or migrate the ledger at {where}: {reason}") from None

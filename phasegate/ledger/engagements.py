@@ -62,8 +62,7 @@ def all_rows(session: Session) -> list[EngagementRow]:
 def start_phase(session: Session, engagement: Engagement, phase: Phase, *, requested_by: str,
                 flow_run_id: str | None, today: dt.date) -> PhaseRunRow:
     """The phase's run record, created once; re-runs of the flow find the same one."""
-    run = session.scalar(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement.id,
-                                                   PhaseRunRow.phase == phase))
+    run = find_phase_run(session, engagement.id, phase)
     if run is not None:
         if flow_run_id and run.flow_run_id != flow_run_id:
             run.flow_run_id = flow_run_id
@@ -83,9 +82,13 @@ def start_phase(session: Session, engagement: Engagement, phase: Phase, *, reque
     return run
 
 
+def find_phase_run(session: Session, engagement_id: str, phase: Phase) -> PhaseRunRow | None:
+    return session.scalar(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement_id,
+                                                    PhaseRunRow.phase == phase))
+
+
 def phase_run(session: Session, engagement_id: str, phase: Phase) -> PhaseRunRow:
-    run = session.scalar(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement_id,
-                                                   PhaseRunRow.phase == phase))
+    run = find_phase_run(session, engagement_id, phase)
     if run is None:
         raise NotFound(f"{engagement_id} has not started {phase.value}")
     return run
