@@ -65,6 +65,9 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
         assert g1_answers == [("U0SPONSOR1", Outcome.GO), ("U0VENDLEAD", Outcome.GO)]  # the double click counted once
         attested = engagements.attestations(session, "acme-churn", Phase.HANDOVER)
         assert set(attested) == {"pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"}
+        g3 = gates.snapshot_of(session, rows[2])
+        assert {m.key: m.source for m in g3.milestones if m.source == "attestation"}.keys() == set(attested)
+        assert all(c.result.value == "pass" for c in g3.criteria)
     texts = top_level(world, "C0ACMECHURN")
     assert sum("started for *ACME churn prediction*" in t for t in texts) == 3  # one kickoff per phase
     assert len(texts) == 3 + 3 + 1  # kickoffs, one prompt per gate revision, the closing note
