@@ -41,7 +41,7 @@ from phasegate.states import Channel, EngagementState, GateState, Outcome
 
 T = TypeVar("T")
 SECRET = "demo-signing-secret"
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90) -> T:
