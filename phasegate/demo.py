@@ -238,7 +238,7 @@ def local_world(settings: Settings) -> Iterator[Demo]:
         refresh_prefect_settings()
 
 
-def run_demo(base: Settings) -> None:
+def run_demo(base: Settings, keep: bool = False) -> None:
     started = time.monotonic()
     with local_world(demo_settings(base)) as demo:
         console.print(f"Prefect UI at {demo.api.removesuffix('/api')}, Slack endpoint at {demo.endpoint}")
@@ -273,7 +273,12 @@ def run_demo(base: Settings) -> None:
         slack = demo.slack
         console.print(f"Slack stand-in saw {sum(len(slack.messages(c)) for c in ('C0ACMECHURN', 'C0GLOBEXFC'))} "
                       f"messages; prompts updated with chat.update {slack.calls.count('chat.update')} times")
-        console.print(f"Prefect UI: {demo.api.removesuffix('/api')} (stops with the demo)")
+        prefect_home = demo.rt.settings.home / "prefect"
         console.print(f"ledger:     {demo.rt.settings.ledger_url}")
         console.print(f"logs:       {demo.log_dir}")
         console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+        if keep:
+            console.print(f"Prefect UI: {demo.api.removesuffix('/api')} — Ctrl-C stops everything")
+            threading.Event().wait()
+        console.print(f"Prefect UI: stopped with the demo; to browse its runs: PREFECT_HOME={prefect_home} "
+                      "prefect server start  (or run `phasegate demo --keep`)")
