@@ -49,6 +49,13 @@ def gate_row(rt: Runtime, gate_id: int) -> gates.GateRow:
         return gates.by_id(session, gate_id)
 
 
+def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> gates.GateRow:
+    """An open G1 whose prompt is posted in Slack."""
+    gate = gate_row(rt, open_poc_gate(rt, engagement, requested_by=requested_by))
+    assert gate.message_ts is not None
+    return gate
+
+
 def wait_until(check: object, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -87,11 +94,9 @@ def test_signed_but_malformed_payloads_get_400(rt: Runtime, endpoint: Endpoint) 
 
 def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
-    gate = gate_row(rt, gate_id)
-    gate.flow_run_id = None
+    gate = posted_gate(rt, acme)
+    gate_id = gate.id
     sponsor, vendor = user(endpoint, slack, "U0SPONSOR1"), user(endpoint, slack, "U0VENDLEAD")
-    assert gate.message_ts is not None
     click = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
     for _ in range(3):  # Slack retries a delivery it thinks was lost
         assert sponsor.send(click).status_code == 200
@@ -119,17 +124,16 @@ def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack:
     gate = gate_row(rt, gate_id)
     assert gate.message_ts is not None
     user(endpoint, slack, "U0TECHLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
-    time.sleep(0.2)
-    assert endpoint.resumed == []  # not decided yet: nothing to wake
+    wait_until(lambda: "U0TECHLEAD" in json.dumps(slack.message(gate.channel, gate.message_ts).blocks))
     user(endpoint, slack, "U0VENDLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
-    wait_until(lambda: endpoint.resumed == ["run-123"])
+    wait_until(lambda: endpoint.resumed != [])
+    assert endpoint.resumed == ["run-123"]  # woken once, by the answer that completed the quorum
 
 
 def test_outsiders_and_the_requester_are_told_and_nothing_is_recorded(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme, requested_by="U0TECHLEAD")
-    gate = gate_row(rt, gate_id)
-    assert gate.message_ts is not None
+    gate = posted_gate(rt, acme, requested_by="U0TECHLEAD")
+    gate_id = gate.id
     for who in ("U0MALLORY1", "U0TECHLEAD"):
         assert user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts).status_code == 200
     wait_until(lambda: len(slack.responses) == 2)
@@ -143,9 +147,8 @@ def test_outsiders_and_the_requester_are_told_and_nothing_is_recorded(
 
 def test_forged_user_in_button_value_is_not_trusted(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
-    gate = gate_row(rt, gate_id)
-    assert gate.message_ts is not None
+    gate = posted_gate(rt, acme)
+    gate_id = gate.id
     mallory = user(endpoint, slack, "U0MALLORY1")
     payload = mallory.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
     payload["actions"][0]["value"] = f"{gate_id}:U0SPONSOR1"
@@ -159,9 +162,8 @@ def test_forged_user_in_button_value_is_not_trusted(
 
 def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
                                             acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
-    gate = gate_row(rt, gate_id)
-    assert gate.message_ts is not None
+    gate = posted_gate(rt, acme)
+    gate_id = gate.id
     sponsor = user(endpoint, slack, "U0SPONSOR1")
     sponsor.click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
     wait_until(lambda: len(slack.views) == 1)
@@ -178,9 +180,8 @@ def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, sla
 
 def test_click_on_a_decided_gate_is_answered_with_the_decision(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
-    gate = gate_row(rt, gate_id)
-    assert gate.message_ts is not None
+    gate = posted_gate(rt, acme)
+    gate_id = gate.id
     for who in ("U0SPONSOR1", "U0VENDLEAD"):
         user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
     user(endpoint, slack, "U0TECHLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
@@ -223,9 +224,8 @@ def test_handover_items_can_be_attested_from_the_kickoff_buttons(
 
 def test_no_reason_form_for_someone_who_cannot_answer(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
                                                       acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
-    gate = gate_row(rt, gate_id)
-    assert gate.message_ts is not None
+    gate = posted_gate(rt, acme)
+    gate_id = gate.id
     user(endpoint, slack, "U0MALLORY1").click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
     wait_until(lambda: len(slack.responses) == 1)
     assert "U0MALLORY1 is not an approver" in slack.responses[0]["text"] and slack.views == []
@@ -242,9 +242,8 @@ def test_oversized_bodies_are_refused_before_reading(rt: Runtime, endpoint: Endp
 
 def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
                                                  acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
-    gate = gate_row(rt, gate_id)
-    assert gate.message_ts is not None
+    gate = posted_gate(rt, acme)
+    gate_id = gate.id
     sponsor = user(endpoint, slack, "U0SPONSOR1")
     huge = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
     huge["actions"][0]["value"] = "9" * 20
