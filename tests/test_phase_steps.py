@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import finish_milestones, jira_issues, open_poc_gate, register, with_changes
 
 from configs.schema import Engagement, Phase
+from phasegate.errors import ServiceUnavailable
 from phasegate.evidence import Result
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
@@ -138,3 +140,24 @@ def test_handover_share_warning(rt: Runtime, slack: SlackStandin, acme: Engageme
     post_kickoff.fn(rt, short, Phase.HANDOVER)
     kickoff = slack.messages(short.slack_channel)[-1].text
     assert ":warning: handover is planned at" in kickoff and "under the 15–20 %" in kickoff
+
+
+def test_a_slack_outage_while_opening_the_gate_loses_nothing(
+        rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    """The evidence is frozen before the post; a retry posts the same gate's prompt, once."""
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", None)
+    post_kickoff.fn(rt, acme, Phase.POC)
+    link_milestones.fn(rt, acme, Phase.POC)
+    slack.fail_next("chat.postMessage", 500)
+    with pytest.raises(ServiceUnavailable, match="chat.postMessage"):
+        open_gate.fn(rt, acme, Phase.POC, 1, "U0PMACME01", None)
+    with transaction(rt.sessions) as session:
+        (gate,) = gates.all_gates(session, acme.id)
+        assert gate.message_ts is None
+    assert open_gate.fn(rt, acme, Phase.POC, 1, "U0PMACME01", None) == gate.id
+    with transaction(rt.sessions) as session:
+        (again,) = gates.all_gates(session, acme.id)
+    assert again.digest == gate.digest and again.message_ts is not None
+    prompts = [m for m in slack.messages(acme.slack_channel) if m.ts == again.message_ts]
+    assert len(prompts) == 1
