@@ -104,8 +104,12 @@ def _issue_summary(record: Any) -> dict[str, Any]:
             "story_points": record.story_points}
 
 
+NO_TRACKER = "Jira is not configured"
+
+
 def milestone_evidence(
-    engagement: Engagement, milestone: Milestone, tracker: Tracker | None, facts: LedgerFacts, now: dt.datetime
+    engagement: Engagement, milestone: Milestone, tracker: Tracker | None, facts: LedgerFacts, now: dt.datetime,
+    no_tracker: str = NO_TRACKER,
 ) -> MilestoneEvidence:
     base: dict[str, Any] = {"key": milestone.key, "title": milestone.title, "required": milestone.required, "read_at": now}
     attested = facts.attestations.get(milestone.key)
@@ -121,7 +125,7 @@ def milestone_evidence(
             return MilestoneEvidence(**base, source="none", query="", done=None, error="no Jira issue linked")
         query = f"issue {key}"
     if tracker is None:
-        return MilestoneEvidence(**base, source="jira", query=query, done=None, error="Jira is not configured")
+        return MilestoneEvidence(**base, source="jira", query=query, done=None, error=no_tracker)
     try:
         records = tracker.search(query) if milestone.jql is not None else [tracker.get(query.split()[-1])]
     except IntegrationError as exc:
@@ -134,7 +138,7 @@ def milestone_evidence(
 
 def metric_evidence(
     engagement: Engagement, name: str, tracker: Tracker | None, read_json: MetricReader,
-    facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None,
+    facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None, no_tracker: str = NO_TRACKER,
 ) -> MetricEvidence:
     metric = next(m for m in engagement.metrics if m.name == name)
     source = metric.source
@@ -155,7 +159,7 @@ def metric_evidence(
         assert source.issue is not None and source.field is not None
         query = f"issue {source.issue} field {source.field}"
         if tracker is None:
-            raise EvidenceUnavailable("Jira is not configured")
+            raise EvidenceUnavailable(no_tracker)
         raw_value = tracker.field_value(source.issue, source.field)
         if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
             raise EvidenceUnavailable(f"{source.field} of {source.issue} is {raw_value!r}, not a number")
@@ -205,12 +209,14 @@ def phase_warnings(engagement: Engagement, phase: Phase, milestones: list[Milest
 
 def collect(
     engagement: Engagement, phase: Phase, timebox: int, *, tracker: Tracker | None, read_json: MetricReader,
-    facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None,
+    facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None, no_tracker: str = NO_TRACKER,
 ) -> Snapshot:
+    """`no_tracker` says why `tracker` is None (the reason shown on every Jira item as missing evidence)."""
     config = engagement.phases.of(phase)
-    milestones = [milestone_evidence(engagement, m, tracker, facts, now) for m in config.milestones]
+    milestones = [milestone_evidence(engagement, m, tracker, facts, now, no_tracker) for m in config.milestones]
     names = list(dict.fromkeys(c.metric for c in config.exit_criteria if c.metric is not None))
-    metrics = {n: metric_evidence(engagement, n, tracker, read_json, facts, now, metrics_base_url) for n in names}
+    metrics = {n: metric_evidence(engagement, n, tracker, read_json, facts, now, metrics_base_url, no_tracker)
+               for n in names}
     criteria = [evaluate(c, milestones, metrics) for c in config.exit_criteria]
     return Snapshot(engagement_id=engagement.id, phase=phase, timebox=timebox, collected_at=now,
                     milestones=milestones, metrics=list(metrics.values()), criteria=criteria,

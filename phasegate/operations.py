@@ -54,7 +54,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
         try:
             resume_when_paused(waiting, wait=5)
         except PREFECT_DOWN as exc:
-            raise _prefect_call(f"wake {previous.value if previous else ''} run ({exc})") from None
+            raise _prefect_call(f"wake the {previous.value if previous else ''} run ({exc})") from None
         return waiting
     try:
         flow_run = run_deployment(DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": phase.value,

@@ -11,7 +11,6 @@ from configs.schema import Engagement
 from integrations.issue_tracker import JiraTracker, make_jira_client
 from integrations.metric_sources import read_json_metric
 from integrations.slack_chat import SlackChat, make_web_client
-from phasegate.errors import ServiceUnavailable
 from phasegate.ledger.db import make_engine, sessions
 from phasegate.settings import Settings
 
@@ -27,7 +26,8 @@ class Runtime:
         self._trackers: dict[tuple[str, str], JiraTracker] = {}
 
     def tracker(self, engagement: Engagement) -> JiraTracker:
-        """The Jira tracker for this engagement's site; ServiceUnavailable when it cannot be reached."""
+        """The Jira tracker for this engagement's site; ServiceUnavailable when it cannot be reached
+        (raised by make_jira_client)."""
         url = self.settings.jira_sites.get(engagement.jira.url, engagement.jira.url)
         key = (url, engagement.jira.deployment)
         if key not in self._trackers:
@@ -38,12 +38,6 @@ class Runtime:
                                       timeout=s.jira_timeout)
             self._trackers[key] = JiraTracker(client, engagement.jira.deployment)
         return self._trackers[key]
-
-    def tracker_or_none(self, engagement: Engagement) -> JiraTracker | None:
-        try:
-            return self.tracker(engagement)
-        except ServiceUnavailable:
-            return None
 
     def read_json(self, url: str, path: str) -> tuple[float, Any]:
         return read_json_metric(self.http, url, path)

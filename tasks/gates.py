@@ -7,7 +7,7 @@ import datetime as dt
 
 from configs.schema import Engagement, Phase
 from phasegate import evidence
-from phasegate.errors import PhasegateError
+from phasegate.errors import PhasegateError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
@@ -22,9 +22,13 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
                                      attestations=engagements.attestations(session, engagement.id, phase),
                                      submitted=engagements.submitted_metrics(session, engagement.id))
-    return evidence.collect(engagement, phase, timebox, tracker=rt.tracker_or_none(engagement),
-                            read_json=rt.read_json, facts=facts, now=utcnow(),
-                            metrics_base_url=rt.settings.metrics_base_url)
+    tracker, unreachable = None, evidence.NO_TRACKER
+    try:
+        tracker = rt.tracker(engagement)
+    except ServiceUnavailable as exc:
+        unreachable = str(exc)
+    return evidence.collect(engagement, phase, timebox, tracker=tracker, read_json=rt.read_json, facts=facts,
+                            now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
 
 
 @ledger_task

@@ -78,8 +78,26 @@ def test_outages_show_as_missing_evidence(rt: Runtime, jira: JiraStandin, metric
     with transaction(rt.sessions) as session:
         snapshot = gates.snapshot_of(session, gates.by_id(session, gate_id))
     assert {c.result for c in snapshot.criteria} == {Result.MISSING}
-    assert all(m.done is None and m.error for m in snapshot.milestones)
+    assert all(m.done is None and m.error == "no Jira issue linked" for m in snapshot.milestones)
     assert all("503" in (m.error or "") for m in snapshot.metrics)
+
+
+def test_jira_going_down_after_linking_shows_the_outage_as_the_reason(
+        rt: Runtime, jira: JiraStandin, acme: Engagement) -> None:
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", None)
+    post_kickoff.fn(rt, acme, Phase.POC)
+    assert link_milestones.fn(rt, acme, Phase.POC) == []
+    jira.outage = True
+    resumed = Runtime(rt.settings)  # a later flow run connects to Jira afresh
+    try:
+        gate_id = open_gate.fn(resumed, acme, Phase.POC, 1, "U0PMACME01", None)
+    finally:
+        resumed.close()
+    with transaction(rt.sessions) as session:
+        snapshot = gates.snapshot_of(session, gates.by_id(session, gate_id))
+    assert all(m.done is None and "503" in (m.error or "") for m in snapshot.milestones), snapshot.milestones
+    assert all(m.error != "Jira is not configured" for m in snapshot.milestones)
 
 
 def test_stale_approval_reopens_the_gate(rt: Runtime, slack: SlackStandin, jira: JiraStandin,
