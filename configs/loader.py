@@ -8,8 +8,8 @@ import yaml
 from pydantic import ValidationError
 
 from configs import checks
+from configs.errors import ConfigError
 from configs.schema import Engagement
-from phasegate.errors import ConfigError
 
 ENGAGEMENTS_DIR = Path(__file__).parent / "engagements"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from phasegate.deployments import WATCH_FLOW
 from phasegate.ledger.models import utcnow
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.watch import watch
 
-FLOW_NAME = "phasegate-gate-watch"
+FLOW_NAME = WATCH_FLOW
 
 
 def nudge(flow_run_id: str) -> bool:

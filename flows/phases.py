@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from configs.schema import Engagement, Phase
+from phasegate.deployments import PHASE_DEPLOYMENT, PHASE_FLOW
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, Outcome
@@ -26,9 +27,7 @@ from tasks import gates as gate_tasks
 from tasks.kickoff import begin_phase, link_milestones, post_kickoff, record_baseline
 from tasks.status import advance_requested, gate_summary, load_engagement
 
-FLOW_NAME = "phasegate-phase"
-DEPLOYMENT_NAME = "engagement"
-DEPLOYMENT = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
+FLOW_NAME, DEPLOYMENT = PHASE_FLOW, PHASE_DEPLOYMENT  # the names the tests and demo use
 
 
 class GateAnswer(RunInput):

@@ -31,9 +31,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from configs.schema import JiraQuery
-from integrations.jql import build_jql
-from phasegate.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
+from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
+from integrations.jql import IssueFilter, build_jql
 
 STORY_POINTS = "customfield_10016"
 # What an IssueRecord is built from; always requested, whatever else the caller asks for.
@@ -157,7 +156,7 @@ class JiraTracker:
         calls racing within Jira's indexing delay could still both create one, so callers
         should not run ensure_issue for the same marker concurrently.
         """
-        jql = build_jql(project, JiraQuery(labels=[marker_label]), deployment=self.deployment)
+        jql = build_jql(project, IssueFilter(labels=(marker_label,)), deployment=self.deployment)
         existing = self.search(jql)
         if existing:
             return existing[0]

@@ -5,7 +5,7 @@ as `X" OR project = "SECRET` pasted into JQL would widen a milestone's evidence 
 client's project. Every value therefore goes through `quote`, which makes it one JQL string
 literal whatever it contains, and field names come only from a fixed list.
 
-    build_jql("ACME", JiraQuery(epic="ACME-1", labels=["poc"]), deployment="cloud")
+    build_jql("ACME", IssueFilter(epic="ACME-1", labels=("poc",)), deployment="cloud")
     # 'project = "ACME" AND parent = "ACME-1" AND labels = "poc" ORDER BY key ASC'
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-
-from configs.schema import JiraQuery
+from dataclasses import dataclass
+from typing import Protocol
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Field names `extra` may use, as they are written in JQL (Jira field names are case-insensitive).
@@ -22,6 +22,29 @@ EXTRA_FIELDS = {
     name.lower(): name
     for name in ("status", "statusCategory", "issuetype", "labels", "key", "component", "fixVersion", "resolution")
 }
+
+
+class Filter(Protocol):
+    """The safe parts a milestone's query is built from (`configs.schema.JiraQuery` is one)."""
+
+    @property
+    def epic(self) -> str | None: ...
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def fix_version(self) -> str | None: ...
+    @property
+    def component(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    """A `Filter` made in code rather than read from an engagement file."""
+
+    epic: str | None = None
+    labels: Sequence[str] = ()
+    fix_version: str | None = None
+    component: str | None = None
 
 
 def quote(value: str) -> str:
@@ -43,7 +66,7 @@ def quote(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def build_jql(project: str, query: JiraQuery, *, deployment: str,
+def build_jql(project: str, query: Filter, *, deployment: str,
               extra: Mapping[str, str | Sequence[str]] | None = None) -> str:
     """AND-joined clauses for `project` and `query`, ordered by key for stable paging.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from phasegate.errors import EvidenceUnavailable
+from integrations.errors import EvidenceUnavailable
 
 _STEP = re.compile(r"^(?P<name>[^.\[\]]+)?(?:\[(?P<sel>[^\]]+)\])?$")
 

@@ -1,18 +1,25 @@
-"""Block Kit for phasegate's Slack messages, kept inside Slack's limits (50 blocks, 3,000-char
-sections, 150-char headers, 2,000-char button values)."""
+"""Block Kit builders that keep every element inside Slack's limits (50 blocks a message,
+3,000-character sections, 150-character headers, 75-character button texts, 2,000-character
+button values, 255-character ids, 25 elements an actions block).
+
+They take plain text and ids only: what a gate or its evidence means is rendered by the core
+(`phasegate.messages`), which hands the finished strings here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from phasegate.evidence import Result, Snapshot
-from phasegate.states import Outcome
+from dataclasses import dataclass
+from typing import Any, Literal
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
-ICON = {Result.PASS: ":white_check_mark:", Result.FAIL: ":x:", Result.MISSING: ":grey_question:"}
-STYLE = {Outcome.GO: "primary", Outcome.ACCEPT: "primary", Outcome.NO_GO: "danger"}
+HEADER_LIMIT = 150
+BUTTON_TEXT_LIMIT = 75
+BUTTON_VALUE_LIMIT = 2000
+ID_LIMIT = 255
+ACTIONS_PER_BLOCK = 25
+MODAL_TITLE_LIMIT = 24
 
 
 def clip(text: str, limit: int) -> str:
@@ -24,76 +31,54 @@ def section(text: str) -> Block:
 
 
 def header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, 150)}}
+    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_LIMIT)}}
 
 
 def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 2000)}]}
 
 
-def evidence_blocks(snapshot: Snapshot) -> list[Block]:
-    criteria = "\n".join(f"{ICON[c.result]} {c.label}: *{c.result.value}* (seen {c.seen})" for c in snapshot.criteria)
-    milestones = "\n".join(
-        f"{':white_check_mark:' if m.done else (':x:' if m.done is False else ':grey_question:')} "
-        f"{m.title}{'' if m.required else ' (optional)'}"
-        + (f" — {m.error}" if m.error else "")
-        + (f" — attested by <@{m.attested_by}>" if m.attested_by else "")
-        for m in snapshot.milestones
-    )
-    blocks = [section("*Exit criteria*\n" + (criteria or "none defined"))]
-    blocks.append(section("*Milestones*\n" + (milestones or "none defined")))
-    if snapshot.warnings:
-        blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {w}" for w in snapshot.warnings)))
+@dataclass(frozen=True)
+class Button:
+    action_id: str
+    text: str
+    value: str
+    style: Literal["primary", "danger"] | None = None
+
+    def block(self) -> Block:
+        if len(self.action_id) > ID_LIMIT or len(self.value) > BUTTON_VALUE_LIMIT:
+            raise ValueError(f"button {self.action_id[:40]!r}: action_id or value over Slack's limit")
+        element: Block = {"type": "button", "action_id": self.action_id, "value": self.value,
+                          "text": {"type": "plain_text", "text": clip(self.text, BUTTON_TEXT_LIMIT)}}
+        if self.style:
+            element["style"] = self.style
+        return element
+
+
+def actions(block_id: str, buttons: Sequence[Button]) -> list[Block]:
+    """One actions block per 25 buttons (Slack's limit), with block ids `block_id`, `block_id-25`, ..."""
+    blocks = []
+    for start in range(0, len(buttons), ACTIONS_PER_BLOCK):
+        suffix = f"-{start}" if start else ""
+        blocks.append({"type": "actions", "block_id": clip(block_id + suffix, ID_LIMIT),
+                       "elements": [b.block() for b in buttons[start:start + ACTIONS_PER_BLOCK]]})
     return blocks
 
 
-def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quorum: str, digest: str,
-                gate_id: int, outcomes: Sequence[Outcome], snapshot: Snapshot, answers: Sequence[str] = (),
-                because: str = "") -> list[Block]:
-    blocks = [header(f"{title} · {question}"),
-              section(f"*{engagement}* · timebox {timebox} · decided by {quorum}")]
-    if because:
-        blocks.append(section(f":rotating_light: *Reopened:* {because}"))
-    blocks += evidence_blocks(snapshot)
-    if answers:
-        blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
-    buttons = [{"type": "button", "action_id": f"gate:{o.value}", "value": str(gate_id),
-                "text": {"type": "plain_text", "text": o.label}} | ({"style": STYLE[o]} if o in STYLE else {})
-               for o in outcomes]
-    blocks.append({"type": "actions", "block_id": f"gate-{gate_id}", "elements": buttons})
-    blocks.append(context(f"Evidence digest `{digest}`"))
-    return blocks
-
-
-def gate_decided(*, title: str, question: str, engagement: str, outcome: Outcome, answers: Sequence[str],
-                 digest: str, snapshot: Snapshot) -> list[Block]:
-    return [header(f"{title} · {question}"),
-            section(f"*{engagement}* · *Decided: {outcome.label}*\n" + "\n".join(answers)),
-            *evidence_blocks(snapshot),
-            context(f"Decided on evidence digest `{digest}`")]
-
-
-def kickoff(text: str, engagement_id: str, attestable: Sequence[tuple[str, str]]) -> list[Block]:
-    """The kickoff message; handover items that accept an attestation get an "Attest" button each."""
-    blocks = [section(text)]
-    buttons = [{"type": "button", "action_id": f"attest:{key}", "value": engagement_id,
-                "text": {"type": "plain_text", "text": clip(f"Attest: {title}", 75)}} for key, title in attestable]
-    for start in range(0, len(buttons), 25):
-        blocks.append({"type": "actions", "block_id": f"attest-{start}", "elements": buttons[start:start + 25]})
-    return blocks
-
-
-def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str) -> dict[str, Any]:
+def text_input_modal(*, callback_id: str, private_metadata: str, title: str, label: str, input_id: str,
+                     submit: str = "Record", max_length: int = 3000) -> dict[str, Any]:
+    """A modal asking for one multi-line text, answered to the same input_id as block and action."""
     return {
         "type": "modal",
-        "callback_id": "gate_reason",
-        "private_metadata": f"{gate_id}:{outcome.value}",
-        "title": {"type": "plain_text", "text": clip(f"{outcome.label} at {gate_title}", 24)},
-        "submit": {"type": "plain_text", "text": "Record"},
+        "callback_id": callback_id,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": clip(title, MODAL_TITLE_LIMIT)},
+        "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [{
-            "type": "input", "block_id": "reason",
-            "label": {"type": "plain_text", "text": "Reason (recorded in the ledger)"},
-            "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True, "max_length": 3000},
+            "type": "input", "block_id": input_id,
+            "label": {"type": "plain_text", "text": label},
+            "element": {"type": "plain_text_input", "action_id": input_id, "multiline": True,
+                        "max_length": max_length},
         }],
     }

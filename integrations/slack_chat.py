@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from phasegate.errors import ServiceUnavailable
+from integrations.errors import ServiceUnavailable
 
 
 def make_web_client(token: str, base_url: str, timeout: int = 10) -> WebClient:

@@ -1,4 +1,4 @@
-"""The `phasegate` command. Every PhasegateError becomes one line on stderr and exit code 1."""
+"""The `phasegate` command. Every expected error (phasegate.errors.EXPECTED) becomes one line on stderr and exit code 1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, UsageError  # typer 0.29 ven
 
 from configs.loader import load_engagement
 from configs.schema import Phase
-from phasegate.errors import ConfigError, PhasegateError
+from phasegate.errors import EXPECTED, ConfigError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.local import use_prefect_api
@@ -57,7 +57,7 @@ def runtime() -> Runtime:
 def guarded(action: Callable[[Runtime], T]) -> T:
     try:
         rt = runtime()
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         fail(str(exc))
         raise
     try:
@@ -67,7 +67,7 @@ def guarded(action: Callable[[Runtime], T]) -> T:
             err.print(f"phasegate: {problem}", markup=False, highlight=False)
         fail(exc.problems[-1])
         raise
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         fail(str(exc))
         raise
     except SQLAlchemyError as exc:
@@ -247,7 +247,7 @@ def db_upgrade() -> None:
     settings = Settings()
     try:
         upgrade(settings.ledger_url)
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         fail(str(exc))
     out.print(f"ledger at {settings.ledger_url.split('@')[-1]} is up to date")
 
@@ -259,7 +259,7 @@ def up() -> None:
 
     try:
         run_up(Settings())
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         fail(str(exc))
 
 
@@ -271,7 +271,7 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything runn
 
     try:
         run_demo(Settings(), keep=keep)
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         fail(str(exc))
 
 

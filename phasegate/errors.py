@@ -1,26 +1,31 @@
 """phasegate's exceptions. The CLI turns each into one line; nothing here is shown as a traceback.
 
     PhasegateError
-    ├── ConfigError            an engagement file is missing, unreadable or invalid
     ├── NotFound               an engagement, gate or run that does not exist
-    ├── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
-    │   └── GateClosed         the gate revision was already decided or superseded
-    └── IntegrationError       an outside service failed or answered something unusable
-        ├── EvidenceUnavailable    a metric or Jira source could not be read
-        └── ServiceUnavailable     Slack, Jira or Prefect could not be reached
+    └── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
+        └── GateClosed         the gate revision was already decided or superseded
+
+From the leaves, re-exported here so callers need one import:
+
+    configs.errors.ConfigError              an engagement file is missing, unreadable or invalid
+    integrations.errors.IntegrationError    an outside service failed or answered something unusable
+    ├── EvidenceUnavailable                 a metric or Jira source could not be read
+    └── ServiceUnavailable                  Slack, Jira, Prefect or the ledger could not be reached
+
+`EXPECTED` is every error raised on purpose: catch it where a failure becomes a message.
 """
 
 from __future__ import annotations
 
+from configs.errors import ConfigError
+from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
+
+__all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "NotFound",
+           "PhasegateError", "PolicyError", "ServiceUnavailable"]
+
 
 class PhasegateError(Exception):
-    """Base of every error phasegate raises on purpose."""
-
-
-class ConfigError(PhasegateError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+    """Base of every error the core raises on purpose."""
 
 
 class NotFound(PhasegateError):
@@ -35,13 +40,4 @@ class GateClosed(PolicyError):
     pass
 
 
-class IntegrationError(PhasegateError):
-    pass
-
-
-class EvidenceUnavailable(IntegrationError):
-    pass
-
-
-class ServiceUnavailable(IntegrationError):
-    pass
+EXPECTED: tuple[type[Exception], ...] = (PhasegateError, IntegrationError, ConfigError)

@@ -126,7 +126,7 @@ def wait_deployment(process: subprocess.Popen[bytes], timeout: float = 60) -> No
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from flows.phases import DEPLOYMENT
+    from phasegate.deployments import PHASE_DEPLOYMENT
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
@@ -134,7 +134,7 @@ def wait_deployment(process: subprocess.Popen[bytes], timeout: float = 60) -> No
             if process.poll() is not None:
                 raise ServiceUnavailable(f"serving the flows failed (exit {process.returncode}); see the flows log")
             try:
-                client.read_deployment_by_name(DEPLOYMENT)
+                client.read_deployment_by_name(PHASE_DEPLOYMENT)
                 return
             except ObjectNotFound:
                 if time.monotonic() > deadline:

@@ -14,8 +14,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from configs.schema import Phase
-from flows.phases import DEPLOYMENT
-from phasegate.errors import PhasegateError, PolicyError, ServiceUnavailable
+from phasegate.deployments import PHASE_DEPLOYMENT
+from phasegate.errors import EXPECTED, PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
@@ -57,12 +57,12 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
             raise _prefect_call(f"wake the {previous.value if previous else ''} run ({exc})") from None
         return waiting
     try:
-        flow_run = run_deployment(DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": phase.value,
+        flow_run = run_deployment(PHASE_DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": phase.value,
                                                           "requested_by": requested_by},
                                   timeout=0, flow_run_name=f"{engagement.id}-{phase.value}",
                                   idempotency_key=f"{engagement.id}-{phase.value}")
     except ObjectNotFound:
-        raise ServiceUnavailable(f"the deployment {DEPLOYMENT} is not served (is `phasegate up` running?)") from None
+        raise ServiceUnavailable(f"the deployment {PHASE_DEPLOYMENT} is not served (is `phasegate up` running?)") from None
     except (*PREFECT_DOWN, RuntimeError) as exc:
         raise _prefect_call(f"start the flow run ({type(exc).__name__})") from None
     assert isinstance(flow_run, FlowRun)  # called from sync code, run_deployment returns the run itself
@@ -108,7 +108,7 @@ def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason
     if result.recorded:
         try:
             refresh(rt.sessions, rt.chat, gate_id)
-        except PhasegateError as exc:
+        except EXPECTED as exc:
             problems.append(str(exc))
     if result.decided is not None and run_id:
         try:

@@ -7,9 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from configs.schema import Engagement
-from integrations import slack_blocks
 from integrations.slack_chat import SlackChat
-from phasegate import policy
+from phasegate import messages, policy
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
@@ -20,8 +19,8 @@ from phasegate.states import GateState
 def answer_lines(session: Session, gate: GateRow) -> list[str]:
     lines = []
     for d in gates.decisions(session, gate.id):
-        reason = f": “{slack_blocks.clip(d.reason, 300)}”" if d.reason else ""
-        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}{reason}")
+        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}"
+                     + messages.quote_reason(d.reason))
     return lines
 
 
@@ -33,20 +32,20 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
     answers = answer_lines(session, gate)
     if gate.state is GateState.OPEN:
         text = f"{gate.phase.gate} for {engagement.name}: {gate.phase.question} Evidence digest {gate.digest}"
-        blocks = slack_blocks.gate_prompt(
+        blocks = messages.gate_prompt(
             title=gate.phase.gate, question=gate.phase.question, engagement=engagement.name, timebox=gate.timebox,
             quorum=policy.describe(engagement.phases.of(gate.phase).gate), digest=gate.digest, gate_id=gate.id,
             outcomes=policy.OUTCOMES[gate.phase], snapshot=snapshot, answers=answers, because=gate.reopened_because)
         return text, blocks
     if gate.state is GateState.STALE:
         text = f"{title}: approval went stale; see the reopened prompt"
-        return text, [slack_blocks.header(f"{gate.phase.gate} · {gate.phase.question}"),
-                      slack_blocks.section(f"*{engagement.name}* · approval is *stale*, gate reopened")]
+        return text, messages.gate_stale(title=gate.phase.gate, question=gate.phase.question,
+                                         engagement=engagement.name)
     assert gate.outcome is not None
     text = f"{title}: decided {gate.outcome.label}"
-    blocks = slack_blocks.gate_decided(title=gate.phase.gate, question=gate.phase.question,
-                                       engagement=engagement.name, outcome=gate.outcome, answers=answers,
-                                       digest=gate.digest, snapshot=snapshot)
+    blocks = messages.gate_decided(title=gate.phase.gate, question=gate.phase.question,
+                                   engagement=engagement.name, outcome=gate.outcome, answers=answers,
+                                   digest=gate.digest, snapshot=snapshot)
     return text, blocks
 
 

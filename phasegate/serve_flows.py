@@ -6,14 +6,15 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
 from flows.gate_watch import gate_watch
-from flows.phases import DEPLOYMENT_NAME, run_phase
+from flows.phases import run_phase
+from phasegate.deployments import PHASE_DEPLOYMENT_NAME, WATCH_DEPLOYMENT_NAME
 from phasegate.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
-    phases = run_phase.to_deployment(name=DEPLOYMENT_NAME)
-    watch = gate_watch.to_deployment(name="scheduled", interval=settings.watch_interval_seconds)
+    phases = run_phase.to_deployment(name=PHASE_DEPLOYMENT_NAME)
+    watch = gate_watch.to_deployment(name=WATCH_DEPLOYMENT_NAME, interval=settings.watch_interval_seconds)
     assert isinstance(phases, RunnerDeployment) and isinstance(watch, RunnerDeployment)  # sync context
     serve(phases, watch, print_starting_message=False)
 

@@ -22,13 +22,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from configs.schema import Phase
-from integrations import slack_blocks
+from integrations.slack_blocks import clip
 from integrations.slack_chat import SlackChat
-from phasegate.errors import GateClosed, NotFound, PhasegateError, PolicyError
+from phasegate import messages
+from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.prompts import refresh
+from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id
 from phasegate.slack_signature import verify
 from phasegate.states import Channel, Outcome
 
@@ -77,7 +79,7 @@ def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
         run = gates.by_id(session, gate_id).flow_run_id
     try:
         refresh(deps.sessions, deps.chat, gate_id)
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         log.warning("could not update the prompt of gate %s: %s", gate_id, exc)
     if decided and run:
         deps.resume(run)
@@ -87,7 +89,7 @@ def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
     if response_url:
         try:
             deps.chat.respond(response_url, text)
-        except PhasegateError as exc:
+        except EXPECTED as exc:
             log.warning("could not answer the clicker: %s", exc)
 
 
@@ -114,15 +116,15 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
         raise BadPayload("block_actions without actions")
     action = actions[0]
-    action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
-    if action_id.startswith("attest:"):
-        return on_attest(deps, payload, action_id.removeprefix("attest:"), value, background)
-    if not action_id.startswith("gate:") or not is_gate_id(value):
+    parsed, value = parse_action_id(str(action.get("action_id", ""))), str(action.get("value", ""))
+    if parsed is not None and parsed.action is Action.ATTEST:
+        return on_attest(deps, payload, parsed.argument, value, background)
+    if parsed is None or parsed.action is not Action.GATE or not is_gate_id(value):
         return Response(status_code=200)  # not one of ours; nothing to do
     try:
-        outcome = Outcome(action_id.removeprefix("gate:"))
+        outcome = Outcome(parsed.argument)
     except ValueError:
-        raise BadPayload(f"unknown gate action {action_id!r}") from None
+        raise BadPayload(f"unknown gate action {parsed.argument!r}") from None
     gate_id, user = int(value), payload["user"]["id"]
     response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
     if outcome.needs_reason:
@@ -132,7 +134,7 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
             return Response(status_code=200)
         trigger = payload.get("trigger_id")
         if isinstance(trigger, str):
-            view = slack_blocks.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}")
+            view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}")
             background.add_task(open_modal, deps, trigger, view, response_url)
         return Response(status_code=200)
     delivery = delivery_id("slack", gate_id, user, action.get("action_ts"))
@@ -179,20 +181,20 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
 def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:
     try:
         deps.chat.open_modal(trigger_id, view)
-    except PhasegateError as exc:
+    except EXPECTED as exc:
         tell(deps, response_url, f"Could not open the reason form ({exc}); use `phasegate gate decide` instead.")
 
 
 def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
     view = payload.get("view")
-    if not isinstance(view, dict) or view.get("callback_id") != "gate_reason":
+    if not isinstance(view, dict) or view.get("callback_id") != View.GATE_REASON.value:
         return Response(status_code=200)
     gate_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
     if not is_gate_id(gate_part):
         raise BadPayload("gate_reason view without a gate id")
     try:
         gate_id, outcome = int(gate_part), Outcome(outcome_part)
-        reason = view["state"]["values"]["reason"]["reason"]["value"] or ""
+        reason = view["state"]["values"][REASON_INPUT][REASON_INPUT]["value"] or ""
     except (ValueError, KeyError, TypeError):
         raise BadPayload("gate_reason view without gate, outcome or reason") from None
     if not isinstance(reason, str):
@@ -201,7 +203,7 @@ def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: Bac
     refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
                      reason=reason, delivery_id=delivery, response_url=None)
     if refusal is not None:
-        return JSONResponse({"response_action": "errors", "errors": {"reason": slack_blocks.clip(refusal, 150)}})
+        return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
     return Response(status_code=200)
 
 

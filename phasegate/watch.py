@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from configs.schema import Engagement, TimeoutOutcome
 from phasegate import calendar
-from phasegate.errors import PhasegateError
+from phasegate.errors import EXPECTED
 from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
@@ -95,13 +95,13 @@ def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object]) -> Watch
             try:
                 if act(rt, gate, config, action, now, report) and gate.flow_run_id:
                     wake(gate.flow_run_id)
-            except PhasegateError as exc:
+            except EXPECTED as exc:
                 report.problems.append(f"{gate.name}: {exc}")
     for run_id in runs_that_can_go_on(rt, now):
         try:
             wake(run_id)
             report.woken.append(run_id)
-        except PhasegateError as exc:
+        except EXPECTED as exc:
             report.problems.append(f"flow run {run_id}: {exc}")
     return report
 

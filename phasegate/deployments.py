@@ -1,0 +1,14 @@
+"""The names Prefect knows phasegate's flows and deployments by, declared once.
+
+The flows take their names from here and the core starts runs by these names, so the core
+never imports a flow module (flows sit above the core; see the layers in the README).
+"""
+
+from __future__ import annotations
+
+PHASE_FLOW = "phasegate-phase"
+PHASE_DEPLOYMENT_NAME = "engagement"
+PHASE_DEPLOYMENT = f"{PHASE_FLOW}/{PHASE_DEPLOYMENT_NAME}"
+
+WATCH_FLOW = "phasegate-gate-watch"
+WATCH_DEPLOYMENT_NAME = "scheduled"
