@@ -128,6 +128,24 @@ def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], ac
                      channel=Channel.CLI)
 
 
+def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessionmaker[Session],
+                                                                     acme: Engagement) -> None:
+    """NOT YET extends supervised operation just as EXTEND extends a phase, so the same maximum
+    refuses it when answered, instead of the flow failing later when it opens the next timebox."""
+    capped = with_changes(acme, phases__handover__max_weeks=5)  # planned 5: no extension fits
+    with transaction(ledger) as session:
+        engagements.register(session, capped)
+        engagements.start_phase(session, capped, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                                today=dt.date(2026, 11, 27))
+        gate_id = gates.open_gate(session, empty_snapshot(capped.id, Phase.HANDOVER), requested_by="U0PMACME01",
+                                  flow_run_id=None, channel=capped.slack_channel).id
+    with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 5"):
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.NOT_YET, reason="drill failed",
+                     channel=Channel.CLI)
+    with transaction(ledger) as session:
+        assert gates.decisions(session, gate_id) == []
+
+
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:
     open_gate(ledger, acme)
     changed = with_changes(acme, name="ACME churn, now with upsell")
