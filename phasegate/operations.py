@@ -15,7 +15,7 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from configs.schema import Phase
 from flows.phases import DEPLOYMENT
-from phasegate.errors import PhasegateError, PolicyError, ServiceUnavailable
+from phasegate.errors import InternalError, PhasegateError, PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
@@ -47,7 +47,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
                 raise PolicyError(f"{engagement_id} has not passed {previous.gate} yet")
             last = gates.current(session, engagement_id, previous,
                                  engagements.current_timebox(session, engagement_id, previous).number)
-            if last is None or last.outcome is not Outcome.GO:
+            if last is None or last.outcome is None or not last.outcome.passes:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
     if waiting is not None:
@@ -65,7 +65,8 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
         raise ServiceUnavailable(f"the deployment {DEPLOYMENT} is not served (is `phasegate up` running?)") from None
     except (*PREFECT_DOWN, RuntimeError) as exc:
         raise _prefect_call(f"start the flow run ({type(exc).__name__})") from None
-    assert isinstance(flow_run, FlowRun)  # called from sync code, run_deployment returns the run itself
+    if not isinstance(flow_run, FlowRun):  # called from sync code, run_deployment returns the run itself
+        raise InternalError(f"run_deployment returned {type(flow_run).__name__}, not a flow run")
     return str(flow_run.id)
 
 

@@ -10,6 +10,7 @@ from configs.schema import Engagement
 from integrations import slack_blocks
 from integrations.slack_chat import SlackChat
 from phasegate import policy
+from phasegate.errors import InternalError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
@@ -42,7 +43,8 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
         text = f"{title}: approval went stale; see the reopened prompt"
         return text, [slack_blocks.header(f"{gate.phase.gate} · {gate.phase.question}"),
                       slack_blocks.section(f"*{engagement.name}* · approval is *stale*, gate reopened")]
-    assert gate.outcome is not None
+    if gate.outcome is None:
+        raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")
     text = f"{title}: decided {gate.outcome.label}"
     blocks = slack_blocks.gate_decided(title=gate.phase.gate, question=gate.phase.question,
                                        engagement=engagement.name, outcome=gate.outcome, answers=answers,

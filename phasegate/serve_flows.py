@@ -7,6 +7,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.gate_watch import gate_watch
 from flows.phases import DEPLOYMENT_NAME, run_phase
+from phasegate.errors import InternalError
 from phasegate.settings import Settings
 
 
@@ -14,7 +15,8 @@ def main() -> None:
     settings = Settings()
     phases = run_phase.to_deployment(name=DEPLOYMENT_NAME)
     watch = gate_watch.to_deployment(name="scheduled", interval=settings.watch_interval_seconds)
-    assert isinstance(phases, RunnerDeployment) and isinstance(watch, RunnerDeployment)  # sync context
+    if not (isinstance(phases, RunnerDeployment) and isinstance(watch, RunnerDeployment)):  # sync context
+        raise InternalError("to_deployment returned a coroutine; serve_flows must run outside an event loop")
     serve(phases, watch, print_starting_message=False)
 
 

@@ -143,8 +143,10 @@ def close_engagement(rt: Runtime, engagement: Engagement, gate_id: int | None, s
                      reason: str = "") -> None:
     """Announce, then record, the end of the engagement (a retry after a failed post announces again)."""
     with transaction(rt.sessions) as session:
-        if engagements.get(session, engagement.id).state is state:
+        current = engagements.get(session, engagement.id).state
+        if current is state:
             return
+        current.check_can_become(state, f"engagement {engagement.id}")  # before announcing it
         if gate_id is not None:
             gate = gates.by_id(session, gate_id)
             reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from configs.schema import Engagement, Phase
-from phasegate.errors import GateClosed, PolicyError
+from phasegate.errors import GateClosed, InvalidTransition, PolicyError
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
 from phasegate.ledger.models import AuditEventRow, Base, utcnow
 from phasegate.runtime import Runtime
-from phasegate.states import AuditKind, Channel, GateState, Outcome
+from phasegate.states import AuditKind, Channel, EngagementState, GateState, Outcome
 
 
 def empty_snapshot(engagement_id: str, phase: Phase = Phase.POC, timebox: int = 1) -> Snapshot:
@@ -144,6 +144,32 @@ def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessio
                      channel=Channel.CLI)
     with transaction(ledger) as session:
         assert gates.decisions(session, gate_id) == []
+
+
+def test_state_changes_outside_the_tables_raise(ledger: sessionmaker[Session], acme: Engagement) -> None:
+    """The transition tables are checked with a raise, so the checks hold under `python -O` too."""
+    gate_id = open_gate(ledger, acme)
+    with transaction(ledger) as session:
+        gates.settle(session, gates.by_id(session, gate_id), Outcome.GO)
+    with transaction(ledger) as session, pytest.raises(InvalidTransition, match="is decided and cannot become decided"):
+        gates.settle(session, gates.by_id(session, gate_id), Outcome.NO_GO)
+    with transaction(ledger) as session:
+        assert engagements.close(session, acme.id, EngagementState.COMPLETED, "accepted") is True
+        assert engagements.close(session, acme.id, EngagementState.COMPLETED, "accepted") is False  # a re-run
+    with transaction(ledger) as session, pytest.raises(InvalidTransition, match="is completed and cannot become closed"):
+        engagements.close(session, acme.id, EngagementState.CLOSED, "too late")
+    with transaction(ledger) as session, pytest.raises(PolicyError, match="is completed and cannot become active"):
+        engagements.start_phase(session, acme, Phase.DEVELOPMENT, requested_by="U0PMACME01", flow_run_id=None,
+                                today=dt.date(2026, 11, 27))
+    with transaction(ledger) as session:
+        row = engagements.get(session, acme.id)
+        assert (row.state, row.closed_reason) == (EngagementState.COMPLETED, "accepted")
+
+
+def test_only_an_active_engagement_can_end() -> None:
+    assert not EngagementState.REGISTERED.can_become(EngagementState.CLOSED)
+    assert EngagementState.ACTIVE.can_become(EngagementState.ACTIVE)  # the next phase starts
+    assert [s for s in EngagementState if s.ended] == [EngagementState.CLOSED, EngagementState.COMPLETED]
 
 
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:

@@ -68,8 +68,7 @@ def start_phase(session: Session, engagement: Engagement, phase: Phase, *, reque
             run.flow_run_id = flow_run_id
         return run
     row = get(session, engagement.id)
-    if row.state in (EngagementState.CLOSED, EngagementState.COMPLETED):
-        raise PolicyError(f"engagement {engagement.id} is {row.state.value}")
+    row.state.check_can_become(EngagementState.ACTIVE, f"engagement {engagement.id}")
     run = PhaseRunRow(engagement_id=engagement.id, phase=phase, requested_by=requested_by, flow_run_id=flow_run_id)
     session.add(run)
     row.state, row.current_phase = EngagementState.ACTIVE, phase
@@ -216,6 +215,7 @@ def close(session: Session, engagement_id: str, state: EngagementState, reason: 
     row = get(session, engagement_id)
     if row.state is state:
         return False
+    row.state.check_can_become(state, f"engagement {engagement_id}")
     row.state, row.closed_reason = state, reason
     audit.record(session, engagement_id, AuditKind.ENGAGEMENT_CLOSED, state.value, reason=reason)
     return True

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from configs.schema import Approver, Engagement, Phase
 from phasegate import policy
-from phasegate.errors import GateClosed, NotFound
+from phasegate.errors import GateClosed, InternalError, NotFound
 from phasegate.evidence import Snapshot
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import check_extension, config_of, get
@@ -63,7 +63,8 @@ def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_r
 
 def snapshot_of(session: Session, gate: GateRow) -> Snapshot:
     row = session.get(SnapshotRow, gate.snapshot_id)
-    assert row is not None
+    if row is None:
+        raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
     return Snapshot.model_validate(row.body)
 
 
@@ -85,7 +86,7 @@ def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: 
         raise GateClosed(closed_message(session, gate))
     entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, approver=approver,
                                 requested_by=gate.requested_by, outcome=outcome, reason=reason)
-    if outcome is Outcome.EXTEND:
+    if outcome.extends_timebox:
         check_extension(session, engagement, gate.phase)
     return entry
 
@@ -117,7 +118,7 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
 
 
 def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
-    assert gate.state.can_become(GateState.DECIDED)
+    gate.state.check_can_become(GateState.DECIDED, f"{gate.name} revision {gate.revision}")
     gate.state, gate.outcome, gate.decided_at = GateState.DECIDED, outcome, utcnow()
     audit.record(session, gate.engagement_id, AuditKind.GATE_DECIDED, gate.name, gate_id=gate.id,
                  outcome=outcome.value, digest=gate.digest)
@@ -125,7 +126,7 @@ def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
 
 def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[str]) -> GateRow:
     """The approval no longer holds: the revision becomes stale and the gate reopens as the next one."""
-    assert gate.state.can_become(GateState.STALE)
+    gate.state.check_can_become(GateState.STALE, f"{gate.name} revision {gate.revision}")
     gate.state = GateState.STALE
     because = "; ".join(reasons)
     audit.record(session, gate.engagement_id, AuditKind.GATE_STALE, gate.name, gate_id=gate.id, because=because)
@@ -138,7 +139,8 @@ def closed_message(session: Session, gate: GateRow) -> str:
         return f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead"
     winners = [d for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
     who = ", ".join(f"<@{d.approver}>" for d in winners) or "timeout"
-    assert gate.outcome is not None
+    if gate.outcome is None:
+        raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")
     return f"{gate.name} was already decided: {gate.outcome.label} by {who}"
 
 
