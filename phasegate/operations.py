@@ -15,11 +15,11 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from configs.schema import Phase
 from flows.phases import DEPLOYMENT
-from phasegate.errors import InternalError, PhasegateError, PolicyError, ServiceUnavailable
+from phasegate import answers
+from phasegate.errors import InternalError, PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
-from phasegate.prompts import refresh
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.states import Channel, EngagementState, GateState, Outcome
@@ -104,18 +104,9 @@ def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
                               channel=Channel.CLI)
-        run_id = result.gate.flow_run_id
-    problems = []
-    if result.recorded:
-        try:
-            refresh(rt.sessions, rt.chat, gate_id)
-        except PhasegateError as exc:
-            problems.append(str(exc))
-    if result.decided is not None and run_id:
-        try:
-            wake(run_id)
-        except ServiceUnavailable as exc:
-            problems.append(str(exc))
+    if not result.recorded:
+        return result
+    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=wake)
     if problems:
         raise ServiceUnavailable("decision recorded, but " + "; ".join(problems))
     return result

@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from configs.schema import Phase
 from integrations import slack_blocks
 from integrations.slack_chat import SlackChat
+from phasegate import answers
 from phasegate.errors import GateClosed, NotFound, PhasegateError, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
-from phasegate.prompts import refresh
 from phasegate.slack_signature import verify
 from phasegate.states import Channel, Outcome
 
@@ -72,15 +72,10 @@ def delivery_id(kind: str, *parts: object) -> str:
 
 
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
-    """Show the gate as it now stands to everyone, and wake the run if the gate was decided."""
-    with transaction(deps.sessions) as session:
-        run = gates.by_id(session, gate_id).flow_run_id
-    try:
-        refresh(deps.sessions, deps.chat, gate_id)
-    except PhasegateError as exc:
-        log.warning("could not update the prompt of gate %s: %s", gate_id, exc)
-    if decided and run:
-        deps.resume(run)
+    """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
+    answer is recorded either way)."""
+    for problem in answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume):
+        log.warning("gate %s: %s", gate_id, problem)
 
 
 def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from configs.schema import Engagement, Phase
-from phasegate import evidence
+from phasegate import answers, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
@@ -89,8 +89,11 @@ def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome,
                                   channel=Channel.PREFECT_UI, delivery_id=delivery_id)
     except PhasegateError as exc:
         return f"not recorded: {exc}"
-    refresh(rt.sessions, rt.chat, gate_id)
-    return "recorded" if result.recorded else "already recorded"
+    if not result.recorded:
+        return "already recorded"
+    # wake=None: this answer came in through the run itself, which reads the ledger next
+    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=None)
+    return "recorded, but " + "; ".join(problems) if problems else "recorded"
 
 
 @outside_task
