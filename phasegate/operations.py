@@ -1,7 +1,7 @@
 """What the CLI does beyond reading the ledger: start phases, ask for reviews, decide gates.
 
 The same ledger functions as the flows and the Slack endpoint do the work, so a decision from
-the terminal is held to the same policy and recorded the same way, only with channel `cli`.
+the terminal is held to the same policy and recorded the same way, only as answered via `cli`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import EngagementState, GateState, Outcome, Via
 
 PREFECT_DOWN = (OSError, httpx.HTTPError, PrefectHTTPStatusError)
 
@@ -103,7 +103,7 @@ def wake(flow_run_id: str) -> None:
 def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason: str) -> Answered:
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
-                              channel=Channel.CLI)
+                              via=Via.CLI)
     if not result.recorded:
         return result
     problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=wake)

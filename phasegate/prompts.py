@@ -22,7 +22,7 @@ def answer_lines(session: Session, gate: GateRow) -> list[str]:
     lines = []
     for d in gates.decisions(session, gate.id):
         reason = f": “{slack_blocks.clip(d.reason, 300)}”" if d.reason else ""
-        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}{reason}")
+        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}{reason}")
     return lines
 
 

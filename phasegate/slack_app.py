@@ -30,7 +30,7 @@ from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.slack_signature import verify
-from phasegate.states import Channel, Outcome
+from phasegate.states import Outcome, Via
 
 log = logging.getLogger("phasegate.slack")
 MAX_BODY = 1_000_000  # Slack's interaction payloads are a few kilobytes
@@ -92,7 +92,7 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
     try:
         with transaction(deps.sessions) as session:
             result = gates.answer(session, gate_id, approver=user, outcome=outcome, reason=reason,
-                                  channel=Channel.SLACK, delivery_id=delivery_id)
+                                  via=Via.SLACK, delivery_id=delivery_id)
     except GateClosed as exc:
         background.add_task(tell, deps, response_url, str(exc))
         return str(exc)
@@ -149,7 +149,7 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, engageme
                 background.add_task(tell, deps, response_url, f"You already attested {milestone}.")
                 return Response(status_code=200)
             attest(session, engagement, Phase.HANDOVER, milestone, by=user, note="attested in Slack",
-                   channel=Channel.SLACK)
+                   via=Via.SLACK)
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return Response(status_code=200)

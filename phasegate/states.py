@@ -40,7 +40,9 @@ class Outcome(str, enum.Enum):
         return self is Outcome.NO_GO
 
 
-class Channel(str, enum.Enum):
+class Via(str, enum.Enum):
+    """How an answer or an attestation came in (not to be confused with a gate's Slack channel)."""
+
     SLACK = "slack"
     CLI = "cli"
     PREFECT_UI = "prefect_ui"

@@ -13,7 +13,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import EngagementState, GateState, Outcome, Via
 from tasks import ledger_task, outside_task
 
 
@@ -86,7 +86,7 @@ def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome,
     try:
         with transaction(rt.sessions) as session:
             result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
-                                  channel=Channel.PREFECT_UI, delivery_id=delivery_id)
+                                  via=Via.PREFECT_UI, delivery_id=delivery_id)
     except PhasegateError as exc:
         return f"not recorded: {exc}"
     if not result.recorded:

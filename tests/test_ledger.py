@@ -20,7 +20,7 @@ from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
 from phasegate.ledger.models import AuditEventRow, Base, utcnow
 from phasegate.runtime import Runtime
-from phasegate.states import AuditKind, Channel, EngagementState, GateState, Outcome
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 
 def empty_snapshot(engagement_id: str, phase: Phase = Phase.POC, timebox: int = 1) -> Snapshot:
@@ -49,25 +49,25 @@ def test_answers_add_up_to_one_decision(ledger: sessionmaker[Session], acme: Eng
     gate_id = open_gate(ledger, acme)
     with transaction(ledger) as session:
         first = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="",
-                             channel=Channel.SLACK, delivery_id="d1")
+                             via=Via.SLACK, delivery_id="d1")
     with transaction(ledger) as session:
         again = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="",
-                             channel=Channel.SLACK, delivery_id="d1")
+                             via=Via.SLACK, delivery_id="d1")
     with transaction(ledger) as session:
         second_side = gates.answer(session, gate_id, approver="U0VENDLEAD", outcome=Outcome.GO, reason="",
-                                   channel=Channel.CLI)
+                                   via=Via.CLI)
     assert (first.recorded, first.decided) == (True, None)
     assert (again.recorded, again.decided) == (False, None)
     assert (second_side.recorded, second_side.decided) == (True, Outcome.GO)
     with transaction(ledger) as session:
         gate = gates.by_id(session, gate_id)
         assert gate.state is GateState.DECIDED and gate.outcome is Outcome.GO and gate.decided_at is not None
-        assert [d.channel for d in gates.decisions(session, gate_id)] == [Channel.SLACK, Channel.CLI]
+        assert [d.via for d in gates.decisions(session, gate_id)] == [Via.SLACK, Via.CLI]
         kinds = [e.kind for e in session.scalars(select(AuditEventRow).order_by(AuditEventRow.id))]
     assert kinds[-3:] == [AuditKind.DECISION_RECORDED, AuditKind.DECISION_RECORDED, AuditKind.GATE_DECIDED]
     with transaction(ledger) as session, pytest.raises(GateClosed, match="already decided: GO"):
         gates.answer(session, gate_id, approver="U0TECHLEAD", outcome=Outcome.NO_GO, reason="late",
-                     channel=Channel.SLACK)
+                     via=Via.SLACK)
 
 
 def test_a_changed_mind_is_a_new_decision(ledger: sessionmaker[Session], acme: Engagement) -> None:
@@ -75,7 +75,7 @@ def test_a_changed_mind_is_a_new_decision(ledger: sessionmaker[Session], acme: E
     for outcome, reason in [(Outcome.NO_GO, "data is not ready"), (Outcome.GO, "")]:
         with transaction(ledger) as session:
             gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=outcome, reason=reason,
-                         channel=Channel.SLACK)
+                         via=Via.SLACK)
     with transaction(ledger) as session:
         rows = gates.decisions(session, gate_id)
         latest = gates.latest_answers(rows)
@@ -96,7 +96,7 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
         try:
             with transaction(ledger) as session:
                 results.append(gates.answer(session, gate_id, approver=["U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"][n % 3],
-                                            outcome=Outcome.GO, reason="", channel=Channel.SLACK,
+                                            outcome=Outcome.GO, reason="", via=Via.SLACK,
                                             delivery_id=f"click-{n % 6}"))
         except GateClosed as exc:
             results.append(exc)
@@ -125,7 +125,7 @@ def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], ac
         assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 12"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.EXTEND, reason="more time",
-                     channel=Channel.CLI)
+                     via=Via.CLI)
 
 
 def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessionmaker[Session],
@@ -141,7 +141,7 @@ def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessio
                                   flow_run_id=None, channel=capped.slack_channel).id
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 5"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.NOT_YET, reason="drill failed",
-                     channel=Channel.CLI)
+                     via=Via.CLI)
     with transaction(ledger) as session:
         assert gates.decisions(session, gate_id) == []
 

@@ -18,7 +18,7 @@ from phasegate.runtime import Runtime
 from phasegate.standins.jira_api import JiraStandin
 from phasegate.standins.metrics_api import MetricsStandin
 from phasegate.standins.slack_api import SlackStandin
-from phasegate.states import Channel, GateState, Outcome
+from phasegate.states import GateState, Outcome, Via
 from tasks.gates import extend_timebox, open_gate, recheck_evidence, record_ui_answer
 from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
 
@@ -26,7 +26,7 @@ from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_k
 def decide(rt: Runtime, gate_id: int, outcome: Outcome, *approvers: str, reason: str = "") -> None:
     for approver in approvers:
         with transaction(rt.sessions) as session:
-            gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, channel=Channel.CLI)
+            gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, via=Via.CLI)
 
 
 def test_running_the_phase_steps_twice_does_nothing_twice(

@@ -19,7 +19,7 @@ from phasegate.evidence import Snapshot
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import check_extension, config_of, get
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
-from phasegate.states import AuditKind, Channel, GateState, Outcome
+from phasegate.states import AuditKind, GateState, Outcome, Via
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: 
     return entry
 
 
-def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, channel: Channel,
+def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
            delivery_id: str | None = None, engagement: Engagement | None = None) -> Answered:
     """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused."""
     gate = by_id(session, gate_id, lock=True)
@@ -105,11 +105,11 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
         return Answered(gate, recorded=False, decided=None)
     session.add(DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
-                            role=entry.role, reason=reason.strip(), digest=gate.digest, channel=channel,
+                            role=entry.role, reason=reason.strip(), digest=gate.digest, via=via,
                             delivery_id=delivery_id))
     audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, gate_id=gate.id,
                  approver=approver, outcome=outcome.value, reason=reason.strip(), digest=gate.digest,
-                 channel=channel.value)
+                 channel=via.value)  # the payload key predates the name `via`; kept for stored events
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     decided = policy.reached(gate_policy, tally)
     if decided is not None:
