@@ -197,7 +197,8 @@ class ExitCriterion(Strict):
     def label(self) -> str:
         if self.all_required_milestones_done:
             return "all required milestones done"
-        assert self.op is not None
+        if self.op is None:  # configs sit below phasegate, so a plain ValueError rather than its errors
+            raise ValueError("a metric criterion without op passed validation")
         return f"{self.metric} {self.op.value} {self.threshold:g}"
 
 

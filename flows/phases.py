@@ -95,10 +95,10 @@ def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
             report(link_milestones(rt, engagement, phase))
             gate_id = gate_tasks.open_gate(rt, engagement, phase, timebox, requested_by, flow_run.get_id())
             outcome = wait_for_decision(rt, gate_id)
-            if outcome in (Outcome.EXTEND, Outcome.NOT_YET):
+            if outcome.extends_timebox:
                 gate_tasks.extend_timebox(rt, engagement, phase, gate_id)
                 continue
-            if outcome is Outcome.NO_GO:
+            if outcome.ends_engagement:
                 gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.CLOSED)
                 return str(outcome.value)
             next_phase = phase.next()

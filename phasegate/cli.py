@@ -21,7 +21,7 @@ from phasegate.ledger.db import transaction, upgrade
 from phasegate.local import use_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
-from phasegate.states import Channel, Outcome
+from phasegate.states import Outcome, Via
 
 app = typer.Typer(help="Phased AI-development engagements as Prefect workflows, with gates answered in Slack.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -167,7 +167,7 @@ def gate_show(gate_id: int) -> None:
                 out.print(f"  warning: {w}", markup=False)
             for d in gates.decisions(session, gate.id):
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
-                          f"{d.channel.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
+                          f"{d.via.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
 
     guarded(run)
 
@@ -222,7 +222,7 @@ def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(c
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             config = engagements.config_of(engagements.get(session, engagement_id))
-            engagements.attest(session, config, phase, milestone, by=approver, note=note, channel=Channel.CLI)
+            engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI)
         out.print(f"{engagement_id} {milestone}: attested by {approver}")
 
     guarded(run)

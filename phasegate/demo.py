@@ -37,7 +37,7 @@ from phasegate.standins.jira_api import JiraStandin
 from phasegate.standins.metrics_api import MetricsStandin
 from phasegate.standins.slack_api import SlackStandin
 from phasegate.standins.slack_user import SlackUser
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import EngagementState, GateState, Outcome, Via
 
 T = TypeVar("T")
 SECRET = "demo-signing-secret"
@@ -158,7 +158,7 @@ class Demo:
             config = engagements.config_of(engagements.get(session, e))
             for key in ("pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"):
                 engagements.attest(session, config, Phase.HANDOVER, key, by="U0TECHLEAD",
-                                   note="seen by the client tech lead", channel=Channel.CLI)
+                                   note="seen by the client tech lead", via=Via.CLI)
         self.say(e, "handover attestations recorded by <@U0TECHLEAD>")
         self.review(e)
         g3 = self.open_gate(e, Phase.HANDOVER)

@@ -3,7 +3,9 @@
     PhasegateError
     ├── NotFound               an engagement, gate or run that does not exist
     └── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
-        └── GateClosed         the gate revision was already decided or superseded
+        ├── GateClosed         the gate revision was already decided or superseded
+        └── InvalidTransition  a gate or engagement asked to move to a state its table does not allow
+    InternalError          something phasegate's own code guarantees did not hold: a bug to report
 
 From the leaves, re-exported here so callers need one import:
 
@@ -20,8 +22,8 @@ from __future__ import annotations
 from configs.errors import ConfigError
 from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
-__all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "NotFound",
-           "PhasegateError", "PolicyError", "ServiceUnavailable"]
+__all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "InternalError",
+           "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ServiceUnavailable"]
 
 
 class PhasegateError(Exception):
@@ -38,6 +40,14 @@ class PolicyError(PhasegateError):
 
 class GateClosed(PolicyError):
     pass
+
+
+class InvalidTransition(PolicyError):
+    """Raised, never asserted: `python -O` would silently drop an assert and let the state change."""
+
+
+class InternalError(PhasegateError):
+    """An invariant of phasegate's own making was broken (validated config, ledger rows that must exist)."""
 
 
 EXPECTED: tuple[type[Exception], ...] = (PhasegateError, IntegrationError, ConfigError)

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from configs.schema import Engagement, ExitCriterion, Milestone, Phase
 from integrations.jql import build_jql
-from phasegate.errors import EvidenceUnavailable, IntegrationError
+from phasegate.errors import EvidenceUnavailable, IntegrationError, InternalError
 
 
 class Result(str, enum.Enum):
@@ -149,14 +149,16 @@ def metric_evidence(
                               value=value, error=error)
     try:
         if source.kind == "http_json":
-            assert source.url is not None and source.path is not None
+            if source.url is None or source.path is None:
+                raise InternalError(f"metric {name}: an http_json source without url or path passed validation")
             url = source.url
             if url.startswith("/") and metrics_base_url:
                 url = metrics_base_url.rstrip("/") + url
             query = f"GET {url} -> {source.path}"
             value, raw = read_json(url, source.path)
             return MetricEvidence(name=name, source="http_json", query=query, read_at=now, value=value, raw=raw)
-        assert source.issue is not None and source.field is not None
+        if source.issue is None or source.field is None:
+            raise InternalError(f"metric {name}: a jira_field source without issue or field passed validation")
         query = f"issue {source.issue} field {source.field}"
         if tracker is None:
             raise EvidenceUnavailable(no_tracker)
@@ -184,7 +186,8 @@ def evaluate(
             return CriterionEvidence(label=criterion.label, result=Result.MISSING,
                                      seen=f"{seen}; no evidence: {', '.join(unknown)}")
         return CriterionEvidence(label=criterion.label, result=Result.PASS, seen=seen)
-    assert criterion.metric is not None and criterion.op is not None and criterion.threshold is not None
+    if criterion.metric is None or criterion.op is None or criterion.threshold is None:
+        raise InternalError(f"exit criterion {criterion.label!r} passed validation without metric, op or threshold")
     reading = metrics.get(criterion.metric)
     if reading is None or reading.value is None:
         why = reading.error if reading is not None else "not read"

@@ -1,7 +1,7 @@
 """What the CLI does beyond reading the ledger: start phases, ask for reviews, decide gates.
 
 The same ledger functions as the flows and the Slack endpoint do the work, so a decision from
-the terminal is held to the same policy and recorded the same way, only with channel `cli`.
+the terminal is held to the same policy and recorded the same way, only as answered via `cli`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from configs.schema import Phase
+from phasegate import answers
 from phasegate.deployments import PHASE_DEPLOYMENT
-from phasegate.errors import EXPECTED, PolicyError, ServiceUnavailable
+from phasegate.errors import InternalError, PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
-from phasegate.prompts import refresh
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import EngagementState, GateState, Outcome, Via
 
 PREFECT_DOWN = (OSError, httpx.HTTPError, PrefectHTTPStatusError)
 
@@ -47,7 +47,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
                 raise PolicyError(f"{engagement_id} has not passed {previous.gate} yet")
             last = gates.current(session, engagement_id, previous,
                                  engagements.current_timebox(session, engagement_id, previous).number)
-            if last is None or last.outcome is not Outcome.GO:
+            if last is None or last.outcome is None or not last.outcome.passes:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
     if waiting is not None:
@@ -65,7 +65,8 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
         raise ServiceUnavailable(f"the deployment {PHASE_DEPLOYMENT} is not served (is `phasegate up` running?)") from None
     except (*PREFECT_DOWN, RuntimeError) as exc:
         raise _prefect_call(f"start the flow run ({type(exc).__name__})") from None
-    assert isinstance(flow_run, FlowRun)  # called from sync code, run_deployment returns the run itself
+    if not isinstance(flow_run, FlowRun):  # called from sync code, run_deployment returns the run itself
+        raise InternalError(f"run_deployment returned {type(flow_run).__name__}, not a flow run")
     return str(flow_run.id)
 
 
@@ -102,19 +103,10 @@ def wake(flow_run_id: str) -> None:
 def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason: str) -> Answered:
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
-                              channel=Channel.CLI)
-        run_id = result.gate.flow_run_id
-    problems = []
-    if result.recorded:
-        try:
-            refresh(rt.sessions, rt.chat, gate_id)
-        except EXPECTED as exc:
-            problems.append(str(exc))
-    if result.decided is not None and run_id:
-        try:
-            wake(run_id)
-        except ServiceUnavailable as exc:
-            problems.append(str(exc))
+                              via=Via.CLI)
+    if not result.recorded:
+        return result
+    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=wake)
     if problems:
         raise ServiceUnavailable("decision recorded, but " + "; ".join(problems))
     return result

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from configs.schema import Engagement
 from integrations.slack_chat import SlackChat
 from phasegate import messages, policy
+from phasegate.errors import InternalError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
@@ -19,7 +20,7 @@ from phasegate.states import GateState
 def answer_lines(session: Session, gate: GateRow) -> list[str]:
     lines = []
     for d in gates.decisions(session, gate.id):
-        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}"
+        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}"
                      + messages.quote_reason(d.reason))
     return lines
 
@@ -41,7 +42,8 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
         text = f"{title}: approval went stale; see the reopened prompt"
         return text, messages.gate_stale(title=gate.phase.gate, question=gate.phase.question,
                                          engagement=engagement.name)
-    assert gate.outcome is not None
+    if gate.outcome is None:
+        raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")
     text = f"{title}: decided {gate.outcome.label}"
     blocks = messages.gate_decided(title=gate.phase.gate, question=gate.phase.question,
                                    engagement=engagement.name, outcome=gate.outcome, answers=answers,

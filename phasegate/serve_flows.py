@@ -8,6 +8,7 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.gate_watch import gate_watch
 from flows.phases import run_phase
 from phasegate.deployments import PHASE_DEPLOYMENT_NAME, WATCH_DEPLOYMENT_NAME
+from phasegate.errors import InternalError
 from phasegate.settings import Settings
 
 
@@ -15,7 +16,8 @@ def main() -> None:
     settings = Settings()
     phases = run_phase.to_deployment(name=PHASE_DEPLOYMENT_NAME)
     watch = gate_watch.to_deployment(name=WATCH_DEPLOYMENT_NAME, interval=settings.watch_interval_seconds)
-    assert isinstance(phases, RunnerDeployment) and isinstance(watch, RunnerDeployment)  # sync context
+    if not (isinstance(phases, RunnerDeployment) and isinstance(watch, RunnerDeployment)):  # sync context
+        raise InternalError("to_deployment returned a coroutine; serve_flows must run outside an event loop")
     serve(phases, watch, print_starting_message=False)
 
 

@@ -24,15 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from configs.schema import Phase
 from integrations.slack_blocks import clip
 from integrations.slack_chat import SlackChat
-from phasegate import messages
+from phasegate import answers, messages
 from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
-from phasegate.prompts import refresh
 from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id
 from phasegate.slack_signature import verify
-from phasegate.states import Channel, Outcome
+from phasegate.states import Outcome, Via
 
 log = logging.getLogger("phasegate.slack")
 MAX_BODY = 1_000_000  # Slack's interaction payloads are a few kilobytes
@@ -74,15 +73,10 @@ def delivery_id(kind: str, *parts: object) -> str:
 
 
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
-    """Show the gate as it now stands to everyone, and wake the run if the gate was decided."""
-    with transaction(deps.sessions) as session:
-        run = gates.by_id(session, gate_id).flow_run_id
-    try:
-        refresh(deps.sessions, deps.chat, gate_id)
-    except EXPECTED as exc:
-        log.warning("could not update the prompt of gate %s: %s", gate_id, exc)
-    if decided and run:
-        deps.resume(run)
+    """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
+    answer is recorded either way)."""
+    for problem in answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume):
+        log.warning("gate %s: %s", gate_id, problem)
 
 
 def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
@@ -99,7 +93,7 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
     try:
         with transaction(deps.sessions) as session:
             result = gates.answer(session, gate_id, approver=user, outcome=outcome, reason=reason,
-                                  channel=Channel.SLACK, delivery_id=delivery_id)
+                                  via=Via.SLACK, delivery_id=delivery_id)
     except GateClosed as exc:
         background.add_task(tell, deps, response_url, str(exc))
         return str(exc)
@@ -156,7 +150,7 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, engageme
                 background.add_task(tell, deps, response_url, f"You already attested {milestone}.")
                 return Response(status_code=200)
             attest(session, engagement, Phase.HANDOVER, milestone, by=user, note="attested in Slack",
-                   channel=Channel.SLACK)
+                   via=Via.SLACK)
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return Response(status_code=200)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from phasegate.errors import InvalidTransition
+
 
 class Outcome(str, enum.Enum):
     GO = "go"
@@ -25,8 +27,22 @@ class Outcome(str, enum.Enum):
         """GO and ACCEPT move the engagement on; the rest keep it or close it."""
         return self in (Outcome.GO, Outcome.ACCEPT)
 
+    @property
+    def extends_timebox(self) -> bool:
+        """EXTEND and NOT YET (the handover's extension of supervised operation) both keep the phase
+        going for another timebox, so both are held to the phase's maximum when answered and both
+        open the next timebox in the flow."""
+        return self in (Outcome.EXTEND, Outcome.NOT_YET)
 
-class Channel(str, enum.Enum):
+    @property
+    def ends_engagement(self) -> bool:
+        """NO-GO ends the engagement at any gate, with the approvers' reasons recorded."""
+        return self is Outcome.NO_GO
+
+
+class Via(str, enum.Enum):
+    """How an answer or an attestation came in (not to be confused with a gate's Slack channel)."""
+
     SLACK = "slack"
     CLI = "cli"
     PREFECT_UI = "prefect_ui"
@@ -41,6 +57,11 @@ class GateState(str, enum.Enum):
     def can_become(self, other: GateState) -> bool:
         return other in _GATE_TRANSITIONS[self]
 
+    def check_can_become(self, other: GateState, subject: str) -> None:
+        """InvalidTransition unless the table allows it; a raise, so `python -O` keeps the check."""
+        if not self.can_become(other):
+            raise InvalidTransition(f"{subject} is {self.value} and cannot become {other.value}")
+
 
 _GATE_TRANSITIONS: dict[GateState, set[GateState]] = {
     GateState.OPEN: {GateState.DECIDED},
@@ -54,6 +75,27 @@ class EngagementState(str, enum.Enum):
     ACTIVE = "active"
     CLOSED = "closed"  # NO-GO: ended with a recorded reason
     COMPLETED = "completed"  # handover accepted
+
+    @property
+    def ended(self) -> bool:
+        return not _ENGAGEMENT_TRANSITIONS[self]
+
+    def can_become(self, other: EngagementState) -> bool:
+        return other in _ENGAGEMENT_TRANSITIONS[self]
+
+    def check_can_become(self, other: EngagementState, subject: str) -> None:
+        """InvalidTransition unless the table allows it; a raise, so `python -O` keeps the check."""
+        if not self.can_become(other):
+            raise InvalidTransition(f"{subject} is {self.value} and cannot become {other.value}")
+
+
+# ACTIVE -> ACTIVE: the next phase starts in an engagement already under way.
+_ENGAGEMENT_TRANSITIONS: dict[EngagementState, set[EngagementState]] = {
+    EngagementState.REGISTERED: {EngagementState.ACTIVE},
+    EngagementState.ACTIVE: {EngagementState.ACTIVE, EngagementState.CLOSED, EngagementState.COMPLETED},
+    EngagementState.CLOSED: set(),
+    EngagementState.COMPLETED: set(),
+}
 
 
 class AuditKind(str, enum.Enum):

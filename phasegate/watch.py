@@ -121,7 +121,8 @@ def runs_that_can_go_on(rt: Runtime, now: dt.datetime) -> list[str]:
             if gate is None:
                 due = box.due(now.astimezone(config.tz).date())
             elif gate.state is GateState.DECIDED:
-                due = not (gate.outcome is Outcome.GO and not config.auto_advance and not run.advance_requested)
+                passed = gate.outcome is not None and gate.outcome.passes and gate.phase.next() is not None
+                due = not (passed and not config.auto_advance and not run.advance_requested)
             else:
                 due = False
             if due and run.flow_run_id:

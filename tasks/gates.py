@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 
 from configs.schema import Engagement, Phase
-from phasegate import evidence
+from phasegate import answers, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import EngagementState, GateState, Outcome, Via
 from tasks import ledger_task, outside_task
 
 
@@ -86,11 +86,14 @@ def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome,
     try:
         with transaction(rt.sessions) as session:
             result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
-                                  channel=Channel.PREFECT_UI, delivery_id=delivery_id)
+                                  via=Via.PREFECT_UI, delivery_id=delivery_id)
     except PhasegateError as exc:
         return f"not recorded: {exc}"
-    refresh(rt.sessions, rt.chat, gate_id)
-    return "recorded" if result.recorded else "already recorded"
+    if not result.recorded:
+        return "already recorded"
+    # wake=None: this answer came in through the run itself, which reads the ledger next
+    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=None)
+    return "recorded, but " + "; ".join(problems) if problems else "recorded"
 
 
 @outside_task
@@ -143,8 +146,10 @@ def close_engagement(rt: Runtime, engagement: Engagement, gate_id: int | None, s
                      reason: str = "") -> None:
     """Announce, then record, the end of the engagement (a retry after a failed post announces again)."""
     with transaction(rt.sessions) as session:
-        if engagements.get(session, engagement.id).state is state:
+        current = engagements.get(session, engagement.id).state
+        if current is state:
             return
+        current.check_can_become(state, f"engagement {engagement.id}")  # before announcing it
         if gate_id is not None:
             gate = gates.by_id(session, gate_id)
             reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]

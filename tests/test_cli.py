@@ -31,7 +31,7 @@ from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import DecisionRow, GateRow
-from phasegate.states import Channel, GateState, Outcome
+from phasegate.states import GateState, Outcome, Via
 
 ACME_FILE = ENGAGEMENTS_DIR / "acme-churn.yaml"
 SPONSOR, TECH_LEAD, VENDOR_LEAD, PM = "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD", "U0PMACME01"
@@ -297,7 +297,7 @@ def test_gate_decide_counts_towards_quorum_and_decides(cli: Invoke, cli_ledger_u
 
     gate, decisions = gate_in_ledger(cli_ledger_url, gate_id)
     assert gate.state is GateState.DECIDED and gate.outcome is Outcome.GO
-    assert [(d.approver, d.outcome, d.channel) for d in decisions] == [
-        (SPONSOR, Outcome.GO, Channel.CLI), (VENDOR_LEAD, Outcome.GO, Channel.CLI)]
+    assert [(d.approver, d.outcome, d.via) for d in decisions] == [
+        (SPONSOR, Outcome.GO, Via.CLI), (VENDOR_LEAD, Outcome.GO, Via.CLI)]
     shown = ok(cli("gate", "show", str(gate_id)))
     assert "decided → GO" in shown and f"{VENDOR_LEAD} (vendor) GO via cli" in shown

@@ -26,7 +26,7 @@ from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.settings import Settings
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import EngagementState, GateState, Outcome, Via
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -59,7 +59,7 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
             ("G3", 1, GateState.DECIDED, Outcome.ACCEPT)]
         for gate in rows:
             answers = gates.decisions(session, gate.id)
-            assert {d.channel for d in answers} == {Channel.SLACK}
+            assert {d.via for d in answers} == {Via.SLACK}
             assert {d.digest for d in answers} == {gate.digest == gates.snapshot_of(session, gate).digest() and gate.digest}
         g1_answers = [(d.approver, d.outcome) for d in gates.decisions(session, rows[0].id)]
         assert g1_answers == [("U0SPONSOR1", Outcome.GO), ("U0VENDLEAD", Outcome.GO)]  # the double click counted once
@@ -132,8 +132,8 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
     decided = world.decided(gate)
     assert decided.outcome is Outcome.GO
     with transaction(world.rt.sessions) as session:
-        answers = [(d.approver, d.outcome, d.channel) for d in gates.decisions(session, gate.id)]
-    assert answers == [("U0SPONSOR1", Outcome.GO, Channel.PREFECT_UI), ("U0VENDLEAD", Outcome.GO, Channel.PREFECT_UI)]
+        answers = [(d.approver, d.outcome, d.via) for d in gates.decisions(session, gate.id)]
+    assert answers == [("U0SPONSOR1", Outcome.GO, Via.PREFECT_UI), ("U0VENDLEAD", Outcome.GO, Via.PREFECT_UI)]
     world.wait_phase_run("acme-ui", Phase.DEVELOPMENT)
     deadline = time.monotonic() + 60
     while flow_runs("acme-ui-poc").get("acme-ui-poc") != "COMPLETED":
@@ -164,6 +164,6 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
     with transaction(world.rt.sessions) as session:
         with pytest.raises(NotFound):
             engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT)
-        assert [d.channel for d in gates.decisions(session, gate.id)] == [Channel.CLI, Channel.CLI]
+        assert [d.via for d in gates.decisions(session, gate.id)] == [Via.CLI, Via.CLI]
     operations.start_phase(world.rt, "acme-manual", Phase.DEVELOPMENT, "U0PMACME01")
     world.wait_phase_run("acme-manual", Phase.DEVELOPMENT)

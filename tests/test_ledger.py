@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from configs.schema import Engagement, Phase
-from phasegate.errors import GateClosed, PolicyError
+from phasegate.errors import GateClosed, InvalidTransition, PolicyError
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
 from phasegate.ledger.models import AuditEventRow, Base, utcnow
 from phasegate.runtime import Runtime
-from phasegate.states import AuditKind, Channel, GateState, Outcome
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 
 def empty_snapshot(engagement_id: str, phase: Phase = Phase.POC, timebox: int = 1) -> Snapshot:
@@ -49,25 +49,25 @@ def test_answers_add_up_to_one_decision(ledger: sessionmaker[Session], acme: Eng
     gate_id = open_gate(ledger, acme)
     with transaction(ledger) as session:
         first = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="",
-                             channel=Channel.SLACK, delivery_id="d1")
+                             via=Via.SLACK, delivery_id="d1")
     with transaction(ledger) as session:
         again = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="",
-                             channel=Channel.SLACK, delivery_id="d1")
+                             via=Via.SLACK, delivery_id="d1")
     with transaction(ledger) as session:
         second_side = gates.answer(session, gate_id, approver="U0VENDLEAD", outcome=Outcome.GO, reason="",
-                                   channel=Channel.CLI)
+                                   via=Via.CLI)
     assert (first.recorded, first.decided) == (True, None)
     assert (again.recorded, again.decided) == (False, None)
     assert (second_side.recorded, second_side.decided) == (True, Outcome.GO)
     with transaction(ledger) as session:
         gate = gates.by_id(session, gate_id)
         assert gate.state is GateState.DECIDED and gate.outcome is Outcome.GO and gate.decided_at is not None
-        assert [d.channel for d in gates.decisions(session, gate_id)] == [Channel.SLACK, Channel.CLI]
+        assert [d.via for d in gates.decisions(session, gate_id)] == [Via.SLACK, Via.CLI]
         kinds = [e.kind for e in session.scalars(select(AuditEventRow).order_by(AuditEventRow.id))]
     assert kinds[-3:] == [AuditKind.DECISION_RECORDED, AuditKind.DECISION_RECORDED, AuditKind.GATE_DECIDED]
     with transaction(ledger) as session, pytest.raises(GateClosed, match="already decided: GO"):
         gates.answer(session, gate_id, approver="U0TECHLEAD", outcome=Outcome.NO_GO, reason="late",
-                     channel=Channel.SLACK)
+                     via=Via.SLACK)
 
 
 def test_a_changed_mind_is_a_new_decision(ledger: sessionmaker[Session], acme: Engagement) -> None:
@@ -75,7 +75,7 @@ def test_a_changed_mind_is_a_new_decision(ledger: sessionmaker[Session], acme: E
     for outcome, reason in [(Outcome.NO_GO, "data is not ready"), (Outcome.GO, "")]:
         with transaction(ledger) as session:
             gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=outcome, reason=reason,
-                         channel=Channel.SLACK)
+                         via=Via.SLACK)
     with transaction(ledger) as session:
         rows = gates.decisions(session, gate_id)
         latest = gates.latest_answers(rows)
@@ -96,7 +96,7 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
         try:
             with transaction(ledger) as session:
                 results.append(gates.answer(session, gate_id, approver=["U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"][n % 3],
-                                            outcome=Outcome.GO, reason="", channel=Channel.SLACK,
+                                            outcome=Outcome.GO, reason="", via=Via.SLACK,
                                             delivery_id=f"click-{n % 6}"))
         except GateClosed as exc:
             results.append(exc)
@@ -125,7 +125,51 @@ def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], ac
         assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 12"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.EXTEND, reason="more time",
-                     channel=Channel.CLI)
+                     via=Via.CLI)
+
+
+def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessionmaker[Session],
+                                                                     acme: Engagement) -> None:
+    """NOT YET extends supervised operation just as EXTEND extends a phase, so the same maximum
+    refuses it when answered, instead of the flow failing later when it opens the next timebox."""
+    capped = with_changes(acme, phases__handover__max_weeks=5)  # planned 5: no extension fits
+    with transaction(ledger) as session:
+        engagements.register(session, capped)
+        engagements.start_phase(session, capped, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                                today=dt.date(2026, 11, 27))
+        gate_id = gates.open_gate(session, empty_snapshot(capped.id, Phase.HANDOVER), requested_by="U0PMACME01",
+                                  flow_run_id=None, channel=capped.slack_channel).id
+    with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 5"):
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.NOT_YET, reason="drill failed",
+                     via=Via.CLI)
+    with transaction(ledger) as session:
+        assert gates.decisions(session, gate_id) == []
+
+
+def test_state_changes_outside_the_tables_raise(ledger: sessionmaker[Session], acme: Engagement) -> None:
+    """The transition tables are checked with a raise, so the checks hold under `python -O` too."""
+    gate_id = open_gate(ledger, acme)
+    with transaction(ledger) as session:
+        gates.settle(session, gates.by_id(session, gate_id), Outcome.GO)
+    with transaction(ledger) as session, pytest.raises(InvalidTransition, match="is decided and cannot become decided"):
+        gates.settle(session, gates.by_id(session, gate_id), Outcome.NO_GO)
+    with transaction(ledger) as session:
+        assert engagements.close(session, acme.id, EngagementState.COMPLETED, "accepted") is True
+        assert engagements.close(session, acme.id, EngagementState.COMPLETED, "accepted") is False  # a re-run
+    with transaction(ledger) as session, pytest.raises(InvalidTransition, match="is completed and cannot become closed"):
+        engagements.close(session, acme.id, EngagementState.CLOSED, "too late")
+    with transaction(ledger) as session, pytest.raises(PolicyError, match="is completed and cannot become active"):
+        engagements.start_phase(session, acme, Phase.DEVELOPMENT, requested_by="U0PMACME01", flow_run_id=None,
+                                today=dt.date(2026, 11, 27))
+    with transaction(ledger) as session:
+        row = engagements.get(session, acme.id)
+        assert (row.state, row.closed_reason) == (EngagementState.COMPLETED, "accepted")
+
+
+def test_only_an_active_engagement_can_end() -> None:
+    assert not EngagementState.REGISTERED.can_become(EngagementState.CLOSED)
+    assert EngagementState.ACTIVE.can_become(EngagementState.ACTIVE)  # the next phase starts
+    assert [s for s in EngagementState if s.ended] == [EngagementState.CLOSED, EngagementState.COMPLETED]
 
 
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:

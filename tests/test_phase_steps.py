@@ -18,15 +18,15 @@ from phasegate.runtime import Runtime
 from phasegate.standins.jira_api import JiraStandin
 from phasegate.standins.metrics_api import MetricsStandin
 from phasegate.standins.slack_api import SlackStandin
-from phasegate.states import Channel, GateState, Outcome
-from tasks.gates import extend_timebox, open_gate, recheck_evidence
+from phasegate.states import GateState, Outcome, Via
+from tasks.gates import extend_timebox, open_gate, recheck_evidence, record_ui_answer
 from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
 
 
 def decide(rt: Runtime, gate_id: int, outcome: Outcome, *approvers: str, reason: str = "") -> None:
     for approver in approvers:
         with transaction(rt.sessions) as session:
-            gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, channel=Channel.CLI)
+            gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, via=Via.CLI)
 
 
 def test_running_the_phase_steps_twice_does_nothing_twice(
@@ -179,3 +179,20 @@ def test_a_slack_outage_while_opening_the_gate_loses_nothing(
     assert again.digest == gate.digest and again.message_ts is not None
     prompts = [m for m in slack.messages(acme.slack_channel) if m.ts == again.message_ts]
     assert len(prompts) == 1
+
+
+def test_an_answer_from_the_prefect_ui_survives_a_slack_outage(
+        rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    """The shared after-answer step: the answer is kept and the failed prompt update is reported."""
+    gate_id = open_poc_gate(rt, acme)
+    slack.fail_next("chat.update", 500)
+    note = record_ui_answer.fn(rt, gate_id, "U0SPONSOR1", Outcome.GO, "", "ui:run:1")
+    assert note.startswith("recorded, but could not update the Slack prompt"), note
+    assert record_ui_answer.fn(rt, gate_id, "U0SPONSOR1", Outcome.GO, "", "ui:run:1") == "already recorded"
+    with transaction(rt.sessions) as session:
+        assert [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)] == [("U0SPONSOR1", Outcome.GO)]
+    assert record_ui_answer.fn(rt, gate_id, "U0VENDLEAD", Outcome.GO, "", "ui:run:2") == "recorded"
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+    assert gate.message_ts is not None
+    assert slack.message(acme.slack_channel, gate.message_ts).text.endswith("decided GO")  # refreshed again

@@ -20,7 +20,7 @@ from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_signature import sign
 from phasegate.standins.slack_api import SlackStandin
 from phasegate.standins.slack_user import SlackUser
-from phasegate.states import Channel, GateState, Outcome
+from phasegate.states import GateState, Outcome, Via
 
 SECRET = "test-secret"
 
@@ -111,7 +111,7 @@ def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
     with transaction(rt.sessions) as session:
         rows = gates.decisions(session, gate_id)
     assert {d.digest for d in rows} == {decided.digest}
-    assert {d.channel for d in rows} == {Channel.SLACK}
+    assert {d.via for d in rows} == {Via.SLACK}
     wait_until(lambda: "Decided: GO" in json.dumps(slack.message(gate.channel, gate.message_ts).blocks))
     prompt = json.dumps(slack.message(gate.channel, gate.message_ts).blocks)
     assert "<@U0SPONSOR1>" in prompt and "<@U0VENDLEAD>" in prompt and '"actions"' not in prompt

@@ -13,7 +13,7 @@ from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
 from phasegate.standins.slack_api import SlackStandin
-from phasegate.states import Channel, GateState, Outcome
+from phasegate.states import GateState, Outcome, Via
 from phasegate.watch import watch
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -47,7 +47,7 @@ def test_reminders_skip_the_weekend_and_escalate_on_the_third_business_day(
     assert monday.reminded == ["acme-churn/G1"] and monday.escalated == []
     assert watch(rt, at("2026-11-30", 15), woken.append).reminded == []  # once a day
     with transaction(rt.sessions) as session:
-        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", channel=Channel.CLI)
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", via=Via.CLI)
     assert watch(rt, at("2026-12-01", 9, 1), woken.append).reminded == ["acme-churn/G1"]
     wednesday = watch(rt, at("2026-12-02", 9, 1), woken.append)
     assert wednesday.escalated == ["acme-churn/G1"]

@@ -22,7 +22,7 @@ from phasegate.ledger.models import (
     PhaseRunRow,
     TimeboxRow,
 )
-from phasegate.states import AuditKind, Channel, EngagementState
+from phasegate.states import AuditKind, EngagementState, Via
 
 
 def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, bool]:
@@ -68,8 +68,7 @@ def start_phase(session: Session, engagement: Engagement, phase: Phase, *, reque
             run.flow_run_id = flow_run_id
         return run
     row = get(session, engagement.id)
-    if row.state in (EngagementState.CLOSED, EngagementState.COMPLETED):
-        raise PolicyError(f"engagement {engagement.id} is {row.state.value}")
+    row.state.check_can_become(EngagementState.ACTIVE, f"engagement {engagement.id}")
     run = PhaseRunRow(engagement_id=engagement.id, phase=phase, requested_by=requested_by, flow_run_id=flow_run_id)
     session.add(run)
     row.state, row.current_phase = EngagementState.ACTIVE, phase
@@ -171,7 +170,7 @@ def record_baseline(session: Session, engagement_id: str, scope: dict[str, Any])
 
 
 def attest(session: Session, engagement: Engagement, phase: Phase, milestone: str, *, by: str, note: str,
-           channel: Channel) -> AttestationRow:
+           via: Via) -> AttestationRow:
     """Record who vouched for a milestone, and when. Only the engagement's named approvers may."""
     config = next((m for m in engagement.phases.of(phase).milestones if m.key == milestone), None)
     if config is None:
@@ -182,10 +181,10 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
     if by not in approvers:
         raise PolicyError(f"{by} is not an approver of {engagement.id} and so cannot attest")
     row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
-                         channel=channel, note=note)
+                         via=via, note=note)
     session.add(row)
     audit.record(session, engagement.id, AuditKind.ATTESTATION_RECORDED, milestone, by=by, note=note,
-                 channel=channel.value)
+                 channel=via.value)  # the payload key predates the name `via`; kept for stored events
     return row
 
 
@@ -216,6 +215,7 @@ def close(session: Session, engagement_id: str, state: EngagementState, reason: 
     row = get(session, engagement_id)
     if row.state is state:
         return False
+    row.state.check_can_become(state, f"engagement {engagement_id}")
     row.state, row.closed_reason = state, reason
     audit.record(session, engagement_id, AuditKind.ENGAGEMENT_CLOSED, state.value, reason=reason)
     return True

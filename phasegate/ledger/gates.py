@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from configs.schema import Approver, Engagement, Phase
 from phasegate import policy
-from phasegate.errors import GateClosed, NotFound
+from phasegate.errors import GateClosed, InternalError, NotFound
 from phasegate.evidence import Snapshot
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import check_extension, config_of, get
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
-from phasegate.states import AuditKind, Channel, GateState, Outcome
+from phasegate.states import AuditKind, GateState, Outcome, Via
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_r
 
 def snapshot_of(session: Session, gate: GateRow) -> Snapshot:
     row = session.get(SnapshotRow, gate.snapshot_id)
-    assert row is not None
+    if row is None:
+        raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
     return Snapshot.model_validate(row.body)
 
 
@@ -85,12 +86,12 @@ def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: 
         raise GateClosed(closed_message(session, gate))
     entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, approver=approver,
                                 requested_by=gate.requested_by, outcome=outcome, reason=reason)
-    if outcome is Outcome.EXTEND:
+    if outcome.extends_timebox:
         check_extension(session, engagement, gate.phase)
     return entry
 
 
-def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, channel: Channel,
+def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
            delivery_id: str | None = None, engagement: Engagement | None = None) -> Answered:
     """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused."""
     gate = by_id(session, gate_id, lock=True)
@@ -104,11 +105,11 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
         return Answered(gate, recorded=False, decided=None)
     session.add(DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
-                            role=entry.role, reason=reason.strip(), digest=gate.digest, channel=channel,
+                            role=entry.role, reason=reason.strip(), digest=gate.digest, via=via,
                             delivery_id=delivery_id))
     audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, gate_id=gate.id,
                  approver=approver, outcome=outcome.value, reason=reason.strip(), digest=gate.digest,
-                 channel=channel.value)
+                 channel=via.value)  # the payload key predates the name `via`; kept for stored events
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     decided = policy.reached(gate_policy, tally)
     if decided is not None:
@@ -117,7 +118,7 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
 
 
 def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
-    assert gate.state.can_become(GateState.DECIDED)
+    gate.state.check_can_become(GateState.DECIDED, f"{gate.name} revision {gate.revision}")
     gate.state, gate.outcome, gate.decided_at = GateState.DECIDED, outcome, utcnow()
     audit.record(session, gate.engagement_id, AuditKind.GATE_DECIDED, gate.name, gate_id=gate.id,
                  outcome=outcome.value, digest=gate.digest)
@@ -125,7 +126,7 @@ def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
 
 def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[str]) -> GateRow:
     """The approval no longer holds: the revision becomes stale and the gate reopens as the next one."""
-    assert gate.state.can_become(GateState.STALE)
+    gate.state.check_can_become(GateState.STALE, f"{gate.name} revision {gate.revision}")
     gate.state = GateState.STALE
     because = "; ".join(reasons)
     audit.record(session, gate.engagement_id, AuditKind.GATE_STALE, gate.name, gate_id=gate.id, because=because)
@@ -138,7 +139,8 @@ def closed_message(session: Session, gate: GateRow) -> str:
         return f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead"
     winners = [d for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
     who = ", ".join(f"<@{d.approver}>" for d in winners) or "timeout"
-    assert gate.outcome is not None
+    if gate.outcome is None:
+        raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")
     return f"{gate.name} was already decided: {gate.outcome.label} by {who}"
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from configs.schema import Phase
-from phasegate.states import AuditKind, Channel, EngagementState, GateState, Outcome
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 
 def utcnow() -> dt.datetime:
@@ -39,8 +39,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _enum(cls: type[Any]) -> Enum:
-    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+def _enum(cls: type[Any], name: str | None = None) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
 class Base(DeclarativeBase):
@@ -170,7 +170,7 @@ class DecisionRow(Base):
     role: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     digest: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    via: Mapped[Via] = mapped_column("channel", _enum(Via, name="channel"))  # column named before `via`
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -183,7 +183,7 @@ class AttestationRow(Base):
     phase: Mapped[Phase] = mapped_column(_enum(Phase))
     milestone: Mapped[str] = mapped_column(String(64))
     attested_by: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    via: Mapped[Via] = mapped_column("channel", _enum(Via, name="channel"))  # column named before `via`
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

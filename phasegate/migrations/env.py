@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from alembic import context
 
+from phasegate.errors import InternalError
 from phasegate.ledger.db import make_engine
 from phasegate.ledger.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
-assert url is not None
+if url is None:
+    raise InternalError("alembic was started without sqlalchemy.url; run migrations through phasegate.ledger.db.upgrade")
 engine = make_engine(url)
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
