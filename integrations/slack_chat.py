@@ -54,5 +54,5 @@ class SlackChat:
         """An ephemeral answer to the person who clicked, through the click's response_url."""
         try:
             WebhookClient(response_url, timeout=5).send(text=text, response_type="ephemeral", replace_original=False)
-        except (SlackClientError, OSError) as exc:
+        except (SlackClientError, OSError, ValueError) as exc:  # ValueError: a URL urllib cannot use
             raise ServiceUnavailable(f"Slack response_url failed: {exc}") from None

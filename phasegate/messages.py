@@ -14,6 +14,7 @@ from integrations.slack_blocks import Block, Button, actions, clip, context, hea
 from phasegate.evidence import MilestoneEvidence, Result, Snapshot
 from phasegate.slack_ids import REASON_INPUT, Action, View, action_id, gate_block_id
 from phasegate.states import Outcome
+from phasegate.text import mrkdwn
 
 ICON = {Result.PASS: ":white_check_mark:", Result.FAIL: ":x:", Result.MISSING: ":grey_question:"}
 STYLE: dict[Outcome, Literal["primary", "danger"]] = {Outcome.GO: "primary", Outcome.ACCEPT: "primary", Outcome.NO_GO: "danger"}
@@ -21,18 +22,18 @@ STYLE: dict[Outcome, Literal["primary", "danger"]] = {Outcome.GO: "primary", Out
 
 def _milestone_line(m: MilestoneEvidence) -> str:
     icon = ":white_check_mark:" if m.done else (":x:" if m.done is False else ":grey_question:")
-    return (f"{icon} {m.title}{'' if m.required else ' (optional)'}"
-            + (f" — {m.error}" if m.error else "")
+    return (f"{icon} {mrkdwn(m.title)}{'' if m.required else ' (optional)'}"
+            + (f" — {mrkdwn(m.error)}" if m.error else "")
             + (f" — attested by <@{m.attested_by}>" if m.attested_by else ""))
 
 
 def evidence_blocks(snapshot: Snapshot) -> list[Block]:
-    criteria = "\n".join(f"{ICON[c.result]} {c.label}: *{c.result.value}* (seen {c.seen})" for c in snapshot.criteria)
+    criteria = "\n".join(f"{ICON[c.result]} {mrkdwn(c.label)}: *{c.result.value}* (seen {mrkdwn(c.seen)})" for c in snapshot.criteria)
     milestones = "\n".join(_milestone_line(m) for m in snapshot.milestones)
     blocks = [section("*Exit criteria*\n" + (criteria or "none defined")),
               section("*Milestones*\n" + (milestones or "none defined"))]
     if snapshot.warnings:
-        blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {w}" for w in snapshot.warnings)))
+        blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {mrkdwn(w)}" for w in snapshot.warnings)))
     return blocks
 
 
@@ -45,9 +46,9 @@ def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quo
                 gate_id: int, outcomes: Sequence[Outcome], snapshot: Snapshot, answers: Sequence[str] = (),
                 because: str = "") -> list[Block]:
     blocks = [header(f"{title} · {question}"),
-              section(f"*{engagement}* · timebox {timebox} · decided by {quorum}")]
+              section(f"*{mrkdwn(engagement)}* · timebox {timebox} · decided by {quorum}")]
     if because:
-        blocks.append(section(f":rotating_light: *Reopened:* {because}"))
+        blocks.append(section(f":rotating_light: *Reopened:* {mrkdwn(because)}"))
     blocks += evidence_blocks(snapshot)
     if answers:
         blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
@@ -59,13 +60,13 @@ def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quo
 def gate_decided(*, title: str, question: str, engagement: str, outcome: Outcome, answers: Sequence[str],
                  digest: str, snapshot: Snapshot) -> list[Block]:
     return [header(f"{title} · {question}"),
-            section(f"*{engagement}* · *Decided: {outcome.label}*\n" + "\n".join(answers)),
+            section(f"*{mrkdwn(engagement)}* · *Decided: {outcome.label}*\n" + "\n".join(answers)),
             *evidence_blocks(snapshot),
             context(f"Decided on evidence digest `{digest}`")]
 
 
 def gate_stale(*, title: str, question: str, engagement: str) -> list[Block]:
-    return [header(f"{title} · {question}"), section(f"*{engagement}* · approval is *stale*, gate reopened")]
+    return [header(f"{title} · {question}"), section(f"*{mrkdwn(engagement)}* · approval is *stale*, gate reopened")]
 
 
 def kickoff(text: str, engagement_id: str, attestable: Sequence[tuple[str, str]]) -> list[Block]:
@@ -81,4 +82,4 @@ def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str) -> dict[str
 
 
 def quote_reason(reason: str) -> str:
-    return f": “{clip(reason, 300)}”" if reason else ""
+    return f": “{mrkdwn(clip(reason, 300))}”" if reason else ""

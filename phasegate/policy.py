@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from configs.schema import Approver, GatePolicy, Phase, Side
 from phasegate.errors import PolicyError
 from phasegate.states import Outcome
+from phasegate.text import checked
 
 OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
     Phase.POC: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
@@ -35,6 +36,7 @@ def check_answer(
         raise PolicyError(f"{approver} is not an approver of {phase.gate}")
     if approver == requested_by:
         raise PolicyError(f"{approver} requested {phase.gate} and so cannot approve it")
+    checked("reason", reason)
     if outcome.needs_reason and not reason.strip():
         raise PolicyError(f"{outcome.label} needs a written reason")
     return entry

@@ -7,14 +7,11 @@ approver is the verified payload's `user.id`; a button's value only names the ga
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -30,11 +27,19 @@ from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id
+from phasegate.slack_payloads import (
+    BadPayload,
+    BodyRefused,
+    delivery_id,
+    is_gate_id,
+    parse_payload,
+    read_capped,
+    response_url_of,
+)
 from phasegate.slack_signature import verify
 from phasegate.states import Outcome, Via
 
 log = logging.getLogger("phasegate.slack")
-MAX_BODY = 1_000_000  # Slack's interaction payloads are a few kilobytes
 
 
 @dataclass
@@ -44,32 +49,6 @@ class SlackDeps:
     chat: SlackChat
     resume: Callable[[str], object]
     clock: Callable[[], float] = field(default=time.time)
-
-
-class BadPayload(ValueError):
-    pass
-
-
-def parse_payload(body: bytes) -> dict[str, Any]:
-    try:
-        fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
-        payload = json.loads(fields["payload"][0])
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError):
-        raise BadPayload("expected a form field `payload` holding JSON") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("user"), dict):
-        raise BadPayload("payload has no user")
-    if not isinstance(payload["user"].get("id"), str):
-        raise BadPayload("payload has no user id")
-    return payload
-
-
-def is_gate_id(value: str) -> bool:
-    return value.isascii() and value.isdigit() and len(value) <= 9  # fits every backend's integer column
-
-
-def delivery_id(kind: str, *parts: object) -> str:
-    """A fixed-length key naming one Slack delivery, so a repeat of it is recognised."""
-    return f"{kind}:" + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
@@ -120,7 +99,7 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     except ValueError:
         raise BadPayload(f"unknown gate action {parsed.argument!r}") from None
     gate_id, user = int(value), payload["user"]["id"]
-    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+    response_url = response_url_of(payload)
     if outcome.needs_reason:
         refusal = precheck(deps, gate_id, user, outcome)
         if refusal is not None:
@@ -141,7 +120,7 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, engageme
               background: BackgroundTasks) -> Response:
     """A handover item attested from its button on the kickoff message, by the verified user."""
     user = payload["user"]["id"]
-    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+    response_url = response_url_of(payload)
     try:
         with transaction(deps.sessions) as session:
             engagement = config_of(get(session, engagement_id))
@@ -210,9 +189,10 @@ def create_app(deps: SlackDeps) -> FastAPI:
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
-        body = await read_capped(request)
-        if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            body = await read_capped(request)
+        except BodyRefused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
         if not verify(deps.signing_secret, body, request.headers.get("x-slack-request-timestamp"),
                       request.headers.get("x-slack-signature"), now=deps.clock()):
             return JSONResponse({"error": "invalid signature"}, status_code=401)
@@ -228,19 +208,6 @@ def create_app(deps: SlackDeps) -> FastAPI:
         return Response(status_code=200)
 
     return app
-
-
-async def read_capped(request: Request) -> bytes | None:
-    """The raw body, or None past MAX_BODY bytes (declared or streamed) without reading the rest."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)
 
 
 async def run_sync(handler: Callable[..., Response], *args: Any) -> Response:

@@ -23,6 +23,7 @@ from phasegate.ledger.models import (
     TimeboxRow,
 )
 from phasegate.states import AuditKind, EngagementState, Via
+from phasegate.text import checked
 
 
 def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, bool]:
@@ -177,6 +178,7 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
         raise NotFound(f"{engagement.id} has no milestone {milestone!r} in {phase.value}")
     if not config.attestation:
         raise PolicyError(f"milestone {milestone} takes its evidence from Jira, not from an attestation")
+    checked("note", note)
     approvers = {a.slack_user for p in Phase for a in engagement.phases.of(p).gate.approvers}
     if by not in approvers:
         raise PolicyError(f"{by} is not an approver of {engagement.id} and so cannot attest")
