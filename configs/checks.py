@@ -9,10 +9,12 @@ Each rule returns `(path, reason)` pairs, the path relative to the data it was g
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 Problem = tuple[str, str]
+ISSUE_KEY = re.compile(r"^([A-Z][A-Z0-9_]{1,9})-[1-9][0-9]{0,9}$")
 
 
 def _list(value: Any) -> list[Any]:
@@ -68,9 +70,26 @@ def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def issue_project_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """A milestone's linked issue must be in the engagement's own Jira project: evidence from
+    another project (another client's, or a board nobody here watches) is not this engagement's."""
+    project = _map(data.get("jira")).get("project")
+    if not isinstance(project, str):
+        return []
+    problems: list[Problem] = []
+    for phase_name, phase in _map(data.get("phases")).items():
+        for index, milestone in enumerate(_list(_map(phase).get("milestones"))):
+            issue = _map(milestone).get("jira_issue")
+            match = ISSUE_KEY.match(issue) if isinstance(issue, str) else None
+            if match and match.group(1) != project:
+                problems.append((f"phases.{phase_name}.milestones[{index}].jira_issue",
+                                 f"{issue} is not in the engagement's Jira project {project}"))
+    return problems
+
+
 def engagement_problems(data: Mapping[str, Any]) -> list[Problem]:
     """Every cross-field problem in a whole (possibly otherwise invalid) engagement document."""
-    problems = metric_reference_problems(data)
+    problems = metric_reference_problems(data) + issue_project_problems(data)
     phases = _map(data.get("phases"))
     for name, phase in phases.items():
         if not isinstance(phase, Mapping):

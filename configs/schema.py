@@ -174,6 +174,13 @@ class Milestone(Strict):
             raise ValueError("must be lowercase letters, digits and dashes")
         return value
 
+    @field_validator("jira_issue")
+    @classmethod
+    def _issue(cls, value: str | None) -> str | None:
+        if value is not None and not checks.ISSUE_KEY.match(value):
+            raise ValueError("must be a Jira issue key such as ACME-12")
+        return value
+
 
 class ExitCriterion(Strict):
     """`metric comparator threshold`, or `all_required_milestones_done: true`."""
@@ -292,7 +299,8 @@ class Engagement(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Engagement:
-        checks.raise_if(checks.metric_reference_problems(self.model_dump(mode="json")))
+        data = self.model_dump(mode="json")
+        checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data))
         return self
 
     @property

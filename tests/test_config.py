@@ -86,6 +86,14 @@ def max_weeks_below_planned_weeks(d: Data) -> None:
     d["phases"]["poc"]["planned_weeks"], d["phases"]["poc"]["max_weeks"] = 8, 6
 
 
+def milestone_issue_in_another_project(d: Data) -> None:
+    d["phases"]["poc"]["milestones"][1]["jira_issue"] = "GLX-12"  # acme's project is ACME
+
+
+def milestone_issue_that_is_not_a_key(d: Data) -> None:
+    d["phases"]["development"]["milestones"][0]["jira_issue"] = "acme 12"
+
+
 Mutation = Callable[[Data], None]
 # (mutation, field path the problem must start with, part of the reason)
 CASES: list[tuple[Mutation, str, str]] = [
@@ -99,6 +107,10 @@ CASES: list[tuple[Mutation, str, str]] = [
     (unknown_timezone, "timezone: ", "unknown timezone 'Mars/Olympus_Mons'"),
     (duplicate_milestone_keys, "phases.development", "milestone keys must be unique"),
     (max_weeks_below_planned_weeks, "phases.poc", "max_weeks is less than planned_weeks"),
+    (milestone_issue_in_another_project, "phases.poc.milestones[1].jira_issue: ",
+     "GLX-12 is not in the engagement's Jira project ACME"),
+    (milestone_issue_that_is_not_a_key, "phases.development.milestones[0].jira_issue: ",
+     "must be a Jira issue key such as ACME-12"),
 ]
 
 
