@@ -32,10 +32,13 @@ def gate_problems(gate: Mapping[str, Any]) -> list[Problem]:
     for index, user in enumerate(users):
         if user in users[:index]:
             problems.append((f"approvers[{index}].slack_user", f"approver {user} is listed twice"))
-    quorum = _map(gate.get("quorum"))
+    raw_quorum = gate.get("quorum")
+    bare = isinstance(raw_quorum, int | str)  # the shorthand `quorum: 2` for `quorum: {count: 2}`
+    quorum = {"count": raw_quorum} if bare else _map(raw_quorum)
     count = quorum.get("count", "all")
     if isinstance(count, int) and not isinstance(count, bool) and count > len(approvers):
-        problems.append(("quorum.count", f"quorum {count} is more than the {len(approvers)} approvers"))
+        problems.append(("quorum" if bare else "quorum.count",
+                         f"quorum {count} is more than the {len(approvers)} approvers"))
     sides = {a.get("side") for a in approvers}
     if quorum.get("one_from_each_side") is True and not {"client", "vendor"} <= sides:
         problems.append(("quorum.one_from_each_side",

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from configs import checks
+from configs import checks, limits
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -81,10 +81,10 @@ class Comparator(str, enum.Enum):
 
 
 class Approver(Strict):
-    slack_user: str
+    slack_user: str = Field(max_length=limits.SLACK_USER)
     name: str
     side: Side
-    role: str = "approver"
+    role: str = Field(default="approver", max_length=limits.ROLE)
 
     @field_validator("slack_user")
     @classmethod
@@ -95,10 +95,18 @@ class Approver(Strict):
 
 
 class Quorum(Strict):
-    """How many approvers must agree on one outcome: `all`, `any`, or a number."""
+    """How many approvers must agree on one outcome: `all`, `any`, or a number.
+
+    `quorum: 2` is shorthand for `quorum: {count: 2}`; so people write it, and a bare number
+    read as a type error hid what was really wrong with it (more than the approvers)."""
 
     count: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
     one_from_each_side: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        return {"count": data} if isinstance(data, int | str) else data
 
 
 class TimeoutOutcome(str, enum.Enum):
@@ -153,17 +161,17 @@ class MetricSource(Strict):
 
 
 class Metric(Strict):
-    name: str
+    name: str = Field(max_length=limits.METRIC_NAME)
     source: MetricSource
 
 
 class Milestone(Strict):
     """A deliverable whose evidence is one Jira issue (created or linked) or a Jira filter."""
 
-    key: str
+    key: str = Field(max_length=limits.MILESTONE_KEY)
     title: str
     required: bool = True
-    jira_issue: str | None = None  # an existing issue or epic key to link instead of creating one
+    jira_issue: str | None = Field(default=None, max_length=limits.ISSUE_KEY)  # an existing issue or epic key to link instead of creating one
     jql: JiraQuery | None = None  # done when every matching issue is done
     attestation: bool = False  # evidence may also be an attestation recorded with who and when
 
@@ -253,14 +261,14 @@ class JiraSite(Strict):
 
 
 class Engagement(Strict):
-    id: str
-    name: str
+    id: str = Field(max_length=limits.ENGAGEMENT_ID)
+    name: str = Field(max_length=limits.ENGAGEMENT_NAME)
     vendor: str
     client_sponsor: str
-    pm_slack_user: str
+    pm_slack_user: str = Field(max_length=limits.SLACK_USER)
     timezone: str = "UTC"
     start_date: dt.date
-    slack_channel: str
+    slack_channel: str = Field(max_length=limits.SLACK_CHANNEL)
     jira: JiraSite
     metrics: list[Metric] = []
     phases: Phases

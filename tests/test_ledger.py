@@ -5,20 +5,32 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import register, with_changes
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.schema import Engagement, Phase
+from configs.schema import Approver, Engagement, Metric, Milestone, Phase
 from phasegate.errors import GateClosed, PolicyError
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
-from phasegate.ledger.models import AuditEventRow, Base, utcnow
+from phasegate.ledger.models import (
+    AuditEventRow,
+    Base,
+    DecisionRow,
+    EngagementRow,
+    GateRow,
+    MetricSubmissionRow,
+    MilestoneLinkRow,
+    PhaseRunRow,
+    utcnow,
+)
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind, Channel, GateState, Outcome
 
@@ -140,3 +152,37 @@ def test_datetimes_come_back_aware_utc(rt: Runtime, acme: Engagement) -> None:
     with transaction(rt.sessions) as session:
         created = engagements.get(session, acme.id).created_at
     assert created.tzinfo is not None and created.utcoffset() == dt.timedelta(0)
+
+
+# Every bounded ledger column a value from the engagement file lands in, with the schema field.
+BOUNDED: list[tuple[Any, type[BaseModel], str]] = [
+    (EngagementRow.id, Engagement, "id"),
+    (EngagementRow.name, Engagement, "name"),
+    (PhaseRunRow.requested_by, Engagement, "pm_slack_user"),
+    (GateRow.channel, Engagement, "slack_channel"),
+    (DecisionRow.approver, Approver, "slack_user"),
+    (DecisionRow.role, Approver, "role"),
+    (MilestoneLinkRow.milestone, Milestone, "key"),
+    (MilestoneLinkRow.issue_key, Milestone, "jira_issue"),
+    (MetricSubmissionRow.metric, Metric, "name"),
+]
+
+
+@pytest.mark.parametrize(("column", "model", "field"), BOUNDED, ids=[f"{m.__name__}.{f}" for _, m, f in BOUNDED])
+def test_the_schema_limits_every_bounded_column_it_feeds(column: Any, model: type[BaseModel], field: str) -> None:
+    """A value the schema accepts must fit its column; PostgreSQL refuses longer ones, SQLite never does."""
+    limits = [m.max_length for m in model.model_fields[field].metadata if hasattr(m, "max_length")]
+    assert limits == [column.property.columns[0].type.length]
+
+
+def test_values_at_the_schema_limits_are_stored(ledger: sessionmaker[Session], acme: Engagement) -> None:
+    """Characters, not bytes: a 200-character name of two-byte letters fits varchar(200) on PostgreSQL."""
+    poc_approvers = [a.model_dump(mode="json") for a in acme.phases.poc.gate.approvers]
+    poc_approvers[0]["role"] = "é" * 64
+    long = with_changes(acme, name="é" * 200, phases__poc__gate__approvers=poc_approvers)
+    gate_id = open_gate(ledger, long)
+    with transaction(ledger) as session:
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", channel=Channel.SLACK)
+    with transaction(ledger) as session:
+        assert engagements.get(session, acme.id).name == "é" * 200
+        assert [d.role for d in gates.decisions(session, gate_id)] == ["é" * 64]
