@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
 from configs.loader import load_engagement
@@ -69,6 +69,10 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         raise
     except PhasegateError as exc:
         fail(str(exc))
+        raise
+    except DataError as exc:  # a value the database cannot store: not a schema that needs upgrading
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+        fail(f"the ledger refused a value: {reason[0] if reason else type(exc.orig).__name__}")
         raise
     except SQLAlchemyError as exc:
         fail(f"ledger error ({type(exc).__name__}): {str(exc).splitlines()[0]} — has `phasegate db upgrade` been run?")

@@ -20,17 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
-from phasegate.cli import app
+from phasegate.cli import app, guarded
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
-from phasegate.ledger.models import DecisionRow, GateRow
+from phasegate.ledger.models import DecisionRow, EngagementRow, GateRow
+from phasegate.runtime import Runtime
 from phasegate.states import Channel, GateState, Outcome
 
 ACME_FILE = ENGAGEMENTS_DIR / "acme-churn.yaml"
@@ -148,6 +150,40 @@ def test_engagement_create_prints_every_problem_one_per_line(cli: Invoke, tmp_pa
     assert all(line.count(f"{path}: ") == 1 for line in lines)
     assert lines[-1].startswith("phasegate: ")
     assert ok(cli("engagement", "list")).count("acme-churn") == 0
+
+
+def test_engagement_create_of_yaml_nested_600_deep_is_one_line(cli: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("id: acme-churn\nname: " + "[" * 600 + "x" + "]" * 600 + "\n", encoding="utf-8")
+    refused(cli("engagement", "create", str(path)), f"{path}: nested more than 50 levels deep at line 2")
+
+
+def test_engagement_create_of_a_name_longer_than_its_column_names_the_field(cli: Invoke, tmp_path: Path) -> None:
+    data = yaml.safe_load(ACME_FILE.read_text(encoding="utf-8"))
+    data["name"] = "n" * 201
+    path = write_yaml(tmp_path / "long.yaml", data)
+    refused(cli("engagement", "create", str(path)), f"{path}: name: String should have at most 200 characters")
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_a_ledger_data_error_is_reported_as_what_it_is(ledger_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL refusing a value (here a name past its column, written around the schema) is
+    a data problem; the CLI used to blame a missing `db upgrade` for it."""
+    monkeypatch.setenv("PHASEGATE_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("PREFECT_API_URL", closed_port_url())
+
+    def write_a_long_name(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            session.add(EngagementRow(id="too-long", name="n" * 300, config={}, config_digest="0" * 64))
+
+    with pytest.raises(typer.Exit):
+        guarded(write_a_long_name)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("phasegate: the ledger refused a value: ")
+    assert "value too long for type character varying(200)" in lines[0]
+    assert "db upgrade" not in lines[0]
 
 
 def test_engagement_show_of_an_unknown_engagement(cli: Invoke) -> None:
