@@ -129,15 +129,31 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
 def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], acme: Engagement) -> None:
     """acme's PoC: 8 planned weeks, extensions of 2, at most 12: two extensions fit, a third does not."""
     gate_id = open_gate(ledger, acme)
-    today = dt.date(2026, 11, 27)
     with transaction(ledger) as session:
-        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r", today=today)[1] is True
-        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r", today=today)[1] is False
-        engagements.extend(session, acme, Phase.POC, after=2, reason="r", today=today)
+        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is True
+        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is False
+        engagements.extend(session, acme, Phase.POC, after=2, reason="r")
         assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 12"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.EXTEND, reason="more time",
                      channel=Channel.CLI)
+
+
+def test_an_extension_adds_its_weeks_to_the_end_of_the_current_timebox(ledger: sessionmaker[Session],
+                                                                      acme: Engagement) -> None:
+    """An early review shortened the PoC, then EXTEND: the new timebox used to start on the day of
+    the answer, so the weeks left in the first one were lost and two early reviews used up the
+    12-week maximum after a week or two of calendar time."""
+    start = acme.start_date
+    with transaction(ledger) as session:
+        engagements.register(session, acme)
+        engagements.start_phase(session, acme, Phase.POC, requested_by="U0PMACME01", flow_run_id=None, today=start)
+        assert engagements.current_timebox(session, acme.id, Phase.POC).ends_on == start + dt.timedelta(weeks=8)
+        second, _ = engagements.extend(session, acme, Phase.POC, after=1, reason="early review: more data")
+        third, _ = engagements.extend(session, acme, Phase.POC, after=2, reason="another early review")
+        assert second.ends_on == start + dt.timedelta(weeks=10)
+        assert third.ends_on == start + dt.timedelta(weeks=12)  # the maximum, in calendar time too
+        assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
 
 
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:
