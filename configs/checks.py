@@ -58,8 +58,19 @@ def phase_problems(phase: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _declared_range(metric: Mapping[str, Any]) -> tuple[float, float] | None:
+    bounds = metric.get("range")
+    if (isinstance(bounds, list | tuple) and len(bounds) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds) and bounds[0] <= bounds[1]):
+        return float(bounds[0]), float(bounds[1])
+    return None
+
+
 def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
-    names = {m.get("name") for m in _list(data.get("metrics")) if isinstance(m, Mapping)}
+    """Criteria name listed metrics, and a threshold lies in its metric's declared range (a
+    criterion `f1 >= 85` on a 0-1 score could never pass, or always would with `<=`)."""
+    metrics = {m.get("name"): m for m in _list(data.get("metrics")) if isinstance(m, Mapping)}
+    names = set(metrics)
     problems: list[Problem] = []
     phases = _map(data.get("phases"))
     for phase_name, phase in phases.items():
@@ -70,6 +81,15 @@ def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
             if isinstance(metric, str) and metric not in names:
                 problems.append((f"phases.{phase_name}.exit_criteria[{index}].metric",
                                  f"unknown metric {metric!r} (not listed under metrics)"))
+                continue
+            if not isinstance(metric, str):
+                continue
+            bounds, threshold = _declared_range(metrics[metric]), criterion.get("threshold")
+            if (bounds and isinstance(threshold, int | float) and not isinstance(threshold, bool)
+                    and not bounds[0] <= threshold <= bounds[1]):
+                problems.append((f"phases.{phase_name}.exit_criteria[{index}].threshold",
+                                 f"threshold {threshold:g} is outside {metric}'s declared range "
+                                 f"[{bounds[0]:g}, {bounds[1]:g}]"))
     return problems
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from configs import checks, limits
 
@@ -161,8 +162,35 @@ class MetricSource(Strict):
 
 
 class Metric(Strict):
+    """A named metric; `range: [min, max]` (inclusive) declares the values it can take, such as
+    [0, 1] for an F1 score. Only a declared range is checked; none is assumed from the name."""
+
     name: str = Field(max_length=limits.METRIC_NAME)
     source: MetricSource
+    range: tuple[FiniteFloat, FiniteFloat] | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError("the range's minimum is above its maximum")
+        return value
+
+    def refusal(self, value: float) -> str | None:
+        """Why `value` cannot be this metric's value, or None: infinity would pass any `>=`
+        criterion and NaN fail every one without a word."""
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if self.range is not None and not self.range[0] <= value <= self.range[1]:
+            low, high = self.range
+            return f"{number(value)} is outside {self.name}'s declared range [{number(low)}, {number(high)}]"
+        return None
+
+
+def number(value: float) -> str:
+    """`0.93`, `93`, `1.0000001`: short, but never rounded into a different number."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 class Milestone(Strict):

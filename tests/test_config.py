@@ -111,6 +111,14 @@ def metric_name_longer_than_its_ledger_column(d: Data) -> None:
     d["metrics"].append({"name": "m" * (limits.METRIC_NAME + 1), "source": {"kind": "manual"}})
 
 
+def threshold_outside_the_metric_range(d: Data) -> None:
+    d["phases"]["poc"]["exit_criteria"][1]["threshold"] = 90  # data_quality_score is declared 0-1
+
+
+def metric_range_upside_down(d: Data) -> None:
+    d["metrics"][0]["range"] = [1, 0]
+
+
 Mutation = Callable[[Data], None]
 # (mutation, field path the problem must start with, part of the reason)
 CASES: list[tuple[Mutation, str, str]] = [
@@ -132,6 +140,9 @@ CASES: list[tuple[Mutation, str, str]] = [
     (role_longer_than_its_ledger_column, "phases.poc.gate.approvers[1].role: ", f"at most {limits.ROLE} characters"),
     (name_longer_than_its_ledger_column, "name: ", f"at most {limits.ENGAGEMENT_NAME} characters"),
     (metric_name_longer_than_its_ledger_column, "metrics[2].name: ", f"at most {limits.METRIC_NAME} characters"),
+    (threshold_outside_the_metric_range, "phases.poc.exit_criteria[1].threshold: ",
+     "threshold 90 is outside data_quality_score's declared range [0, 1]"),
+    (metric_range_upside_down, "metrics[0].range: ", "the range's minimum is above its maximum"),
 ]
 
 
@@ -307,3 +318,12 @@ def test_anchors_and_aliases_within_reason_still_work(tmp_path: Path) -> None:
     path = tmp_path / "anchors.yaml"
     path.write_text(text, encoding="utf-8")
     assert load_engagement(path).phases.handover.gate.approvers[0].role == "sponsor"
+
+
+@pytest.mark.parametrize("bound", [".nan", ".inf", "-.inf"])
+def test_a_declared_range_has_finite_bounds(tmp_path: Path, bound: str) -> None:
+    text = (ENGAGEMENTS_DIR / "globex-forecast.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "globex.yaml"
+    path.write_text(text.replace("range: [0, 1]", f"range: [0, {bound}]", 1), encoding="utf-8")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: metrics[0].range[1]: ") and "finite" in problem
