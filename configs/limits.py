@@ -16,3 +16,5 @@ ROLE = 64  # decisions.role
 MILESTONE_KEY = 64  # milestone_links.milestone, attestations.milestone
 ISSUE_KEY = 64  # milestone_links.issue_key
 METRIC_NAME = 64  # metric_submissions.metric
+METRIC_VALUE = 64  # metric_submissions.raw_value: the text typed for a hand-submitted metric
+OPERATOR = 200  # decisions.operator, metric_submissions.operator: user@host that ran a CLI command

@@ -14,7 +14,8 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
 from configs.loader import load_engagement
-from configs.schema import Phase
+from configs.schema import Phase, number
+from phasegate.cli_operator import cli_operator
 from phasegate.errors import ConfigError, PhasegateError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
@@ -233,14 +234,17 @@ def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(c
 
 
 @evidence_app.command("metric")
-def evidence_metric(engagement_id: str, metric: str, value: float, approver: AsUser) -> None:
-    """Submit a metric value by hand (for metrics whose source is `manual`)."""
+def evidence_metric(engagement_id: str, metric: str,
+                    value: Annotated[str, typer.Argument(help="A decimal number such as 0.93, in the "
+                                                              "metric's declared range.")],
+                    approver: AsUser) -> None:
+    """Submit a metric value by hand (for metrics whose source is `manual`); the PM or an approver."""
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             config = engagements.config_of(engagements.get(session, engagement_id))
-            engagements.submit_metric(session, config, metric, value, by=approver)
-        out.print(f"{engagement_id} {metric} = {value:g}")
+            row = engagements.submit_metric(session, config, metric, value, by=approver, operator=cli_operator())
+        out.print(f"{engagement_id} {metric} = {number(row.value)}", markup=False, highlight=False)
 
     guarded(run)
 

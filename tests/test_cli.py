@@ -11,6 +11,7 @@ results do not depend on the terminal pytest runs in.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import os
 import socket
 import subprocess
@@ -23,6 +24,9 @@ import pytest
 import typer
 import yaml
 from click.testing import Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
@@ -31,7 +35,7 @@ from phasegate.cli import app, guarded
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
-from phasegate.ledger.models import DecisionRow, EngagementRow, GateRow
+from phasegate.ledger.models import DecisionRow, EngagementRow, GateRow, MetricSubmissionRow
 from phasegate.runtime import Runtime
 from phasegate.states import Channel, GateState, Outcome
 
@@ -214,6 +218,66 @@ def test_evidence_metric_is_recorded_for_a_manual_metric(cli: Invoke) -> None:
     ok(cli("engagement", "create", str(ENGAGEMENTS_DIR / "globex-forecast.yaml")))
     printed = ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.93", "--as", "U0LEEPARK1"))
     assert printed == "globex-forecast data_quality_score = 0.93"
+
+
+GLOBEX_FILE = ENGAGEMENTS_DIR / "globex-forecast.yaml"
+
+
+def metric_rows(home: Path) -> list[MetricSubmissionRow]:
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    try:
+        with transaction(sessions(engine)) as session:
+            return list(session.scalars(select(MetricSubmissionRow).order_by(MetricSubmissionRow.id)))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [
+    ("nan", "'nan' is not a finite number"),
+    ("inf", "'inf' is not a finite number"),
+    ("1e999", "'1e999' is not a finite number"),
+    ("93", "93 is outside data_quality_score's declared range [0, 1]"),
+    ("0.9\nand more", "is not a decimal number such as 0.93"),
+], ids=["nan", "inf", "overflow", "out-of-range", "newline"])
+def test_evidence_metric_refuses_what_is_not_a_score(cli: Invoke, home: Path, raw: str, fragment: str) -> None:
+    ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    refused(cli("evidence", "metric", "globex-forecast", "data_quality_score", "--as", "U0LEEPARK1", "--", raw),
+            fragment)
+    assert metric_rows(home) == []
+
+
+def test_evidence_metric_only_from_the_pm_or_an_approver(cli: Invoke, home: Path) -> None:
+    ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    refused(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9", "--as", SPONSOR),
+            f"{SPONSOR} is neither the PM nor an approver of globex-forecast")
+    ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9", "--as", "U0PMGLOBEX"))
+    assert [r.submitted_by for r in metric_rows(home)] == ["U0PMGLOBEX"]
+
+
+def test_evidence_metric_records_who_typed_what_and_where(cli: Invoke, home: Path) -> None:
+    ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9400", "--as", "U0LEEPARK1"))
+    [row] = metric_rows(home)
+    assert (row.raw_value, row.value, row.submitted_by) == ("0.9400", 0.94, "U0LEEPARK1")
+    assert row.operator == f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.one_of(st.text(max_size=30), st.floats().map(repr),
+                     st.from_regex(r"[+-]?[0-9]{0,3}\.?[0-9]{0,4}([eE][+-]?[0-9]{1,3})?", fullmatch=True)))
+def test_any_metric_text_through_the_cli_is_refused_cleanly_or_recorded_exactly(cli: Invoke, home: Path,
+                                                                                 raw: str) -> None:
+    if not (home / "ledger.db").exists():
+        ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    before = len(metric_rows(home))
+    result = cli("evidence", "metric", "globex-forecast", "data_quality_score", "--as", "U0LEEPARK1", "--", raw)
+    if result.exit_code != 0:
+        refused(result)
+        assert len(metric_rows(home)) == before
+        return
+    ok(result)
+    last = metric_rows(home)[-1]
+    assert (last.raw_value, last.value) == (raw, float(raw))
 
 
 def test_evidence_metric_is_refused_for_a_metric_read_from_its_source(cli: Invoke) -> None:

@@ -173,6 +173,7 @@ class DecisionRow(Base):
     digest: Mapped[str] = mapped_column(String(64))
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -196,7 +197,9 @@ class MetricSubmissionRow(Base):
     engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
     metric: Mapped[str] = mapped_column(String(limits.METRIC_NAME))
     value: Mapped[float]
+    raw_value: Mapped[str | None] = mapped_column(String(limits.METRIC_VALUE), default=None)  # as typed
     submitted_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
