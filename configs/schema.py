@@ -124,6 +124,7 @@ class GatePolicy(Strict):
     escalation_contacts: list[str] = []
     timeout_business_days: int | None = Field(default=None, ge=1)
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.STAY_OPEN
+    cli_answers: bool = True  # false: `gate decide` is refused, answers come from Slack (or the Prefect UI)
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> GatePolicy:

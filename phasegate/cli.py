@@ -171,8 +171,9 @@ def gate_show(gate_id: int) -> None:
             for w in snapshot.warnings:
                 out.print(f"  warning: {w}", markup=False)
             for d in gates.decisions(session, gate.id):
+                by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
-                          f"{d.channel.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
+                          f"{d.channel.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
 
     guarded(run)
 
@@ -184,7 +185,8 @@ def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_se
     from phasegate import operations
 
     def run(rt: Runtime) -> None:
-        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason)
+        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason,
+                                   operator=cli_operator())
         if not result.recorded:
             out.print("unchanged: that answer was already recorded")
         elif result.decided:

@@ -17,11 +17,17 @@ from phasegate.ledger.models import GateRow
 from phasegate.states import GateState
 
 
+def _escaped(text: str) -> str:
+    """Slack's three control characters, so text shows as typed and never pings or links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def answer_lines(session: Session, gate: GateRow) -> list[str]:
     lines = []
     for d in gates.decisions(session, gate.id):
         reason = f": “{slack_blocks.clip(d.reason, 300)}”" if d.reason else ""
-        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}{reason}")
+        by = f" (recorded from the CLI by {_escaped(d.operator)})" if d.operator else ""
+        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}{by}{reason}")
     return lines
 
 

@@ -401,3 +401,33 @@ def test_gate_decide_counts_towards_quorum_and_decides(cli: Invoke, cli_ledger_u
         (SPONSOR, Outcome.GO, Channel.CLI), (VENDOR_LEAD, Outcome.GO, Channel.CLI)]
     shown = ok(cli("gate", "show", str(gate_id)))
     assert "decided → GO" in shown and f"{VENDOR_LEAD} (vendor) GO via cli" in shown
+
+
+def test_gate_decide_records_who_ran_it_beside_the_id_typed(cli: Invoke, cli_ledger_url: str, gate_id: int) -> None:
+    """`--as` is only a claim; the OS user and host that ran the command are kept and shown with it."""
+    operator = f"{getpass.getuser()}@{socket.gethostname()}"
+    ok(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR))
+    _, [decision] = gate_in_ledger(cli_ledger_url, gate_id)
+    assert (decision.approver, decision.operator) == (SPONSOR, operator)
+    shown = ok(cli("gate", "show", str(gate_id)))
+    assert f"{SPONSOR} (client) GO via cli (recorded from the CLI by {operator})" in shown
+
+
+def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke, home: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(ACME_FILE.read_text(encoding="utf-8"))
+    data["phases"]["poc"]["gate"]["cli_answers"] = False
+    acme = load_engagement(write_yaml(tmp_path / "acme.yaml", data))
+    url = f"sqlite:///{home / 'ledger.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with transaction(sessions(engine)) as session:
+        engagements.register(session, acme)
+        engagements.start_phase(session, acme, Phase.POC, requested_by=PM, flow_run_id=None, today=acme.start_date)
+        snapshot = Snapshot(engagement_id=acme.id, phase=Phase.POC, timebox=1,
+                            collected_at=dt.datetime.now(dt.UTC), milestones=[], metrics=[], criteria=[])
+        gate_id = gates.open_gate(session, snapshot, requested_by=PM, flow_run_id=None, channel=acme.slack_channel).id
+    engine.dispose()
+    refused(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR),
+            "acme-churn/G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
+    gate, decisions = gate_in_ledger(url, gate_id)
+    assert gate.state is GateState.OPEN and decisions == []
