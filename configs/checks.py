@@ -9,10 +9,12 @@ Each rule returns `(path, reason)` pairs, the path relative to the data it was g
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 Problem = tuple[str, str]
+ISSUE_KEY = re.compile(r"^([A-Z][A-Z0-9_]{1,9})-[1-9][0-9]{0,9}$")
 
 
 def _list(value: Any) -> list[Any]:
@@ -30,10 +32,13 @@ def gate_problems(gate: Mapping[str, Any]) -> list[Problem]:
     for index, user in enumerate(users):
         if user in users[:index]:
             problems.append((f"approvers[{index}].slack_user", f"approver {user} is listed twice"))
-    quorum = _map(gate.get("quorum"))
+    raw_quorum = gate.get("quorum")
+    bare = isinstance(raw_quorum, int | str)  # the shorthand `quorum: 2` for `quorum: {count: 2}`
+    quorum = {"count": raw_quorum} if bare else _map(raw_quorum)
     count = quorum.get("count", "all")
     if isinstance(count, int) and not isinstance(count, bool) and count > len(approvers):
-        problems.append(("quorum.count", f"quorum {count} is more than the {len(approvers)} approvers"))
+        problems.append(("quorum" if bare else "quorum.count",
+                         f"quorum {count} is more than the {len(approvers)} approvers"))
     sides = {a.get("side") for a in approvers}
     if quorum.get("one_from_each_side") is True and not {"client", "vendor"} <= sides:
         problems.append(("quorum.one_from_each_side",
@@ -53,8 +58,19 @@ def phase_problems(phase: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _declared_range(metric: Mapping[str, Any]) -> tuple[float, float] | None:
+    bounds = metric.get("range")
+    if (isinstance(bounds, list | tuple) and len(bounds) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds) and bounds[0] <= bounds[1]):
+        return float(bounds[0]), float(bounds[1])
+    return None
+
+
 def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
-    names = {m.get("name") for m in _list(data.get("metrics")) if isinstance(m, Mapping)}
+    """Criteria name listed metrics, and a threshold lies in its metric's declared range (a
+    criterion `f1 >= 85` on a 0-1 score could never pass, or always would with `<=`)."""
+    metrics = {m.get("name"): m for m in _list(data.get("metrics")) if isinstance(m, Mapping)}
+    names = set(metrics)
     problems: list[Problem] = []
     phases = _map(data.get("phases"))
     for phase_name, phase in phases.items():
@@ -65,12 +81,38 @@ def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
             if isinstance(metric, str) and metric not in names:
                 problems.append((f"phases.{phase_name}.exit_criteria[{index}].metric",
                                  f"unknown metric {metric!r} (not listed under metrics)"))
+                continue
+            if not isinstance(metric, str):
+                continue
+            bounds, threshold = _declared_range(metrics[metric]), criterion.get("threshold")
+            if (bounds and isinstance(threshold, int | float) and not isinstance(threshold, bool)
+                    and not bounds[0] <= threshold <= bounds[1]):
+                problems.append((f"phases.{phase_name}.exit_criteria[{index}].threshold",
+                                 f"threshold {threshold:g} is outside {metric}'s declared range "
+                                 f"[{bounds[0]:g}, {bounds[1]:g}]"))
+    return problems
+
+
+def issue_project_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """A milestone's linked issue must be in the engagement's own Jira project: evidence from
+    another project (another client's, or a board nobody here watches) is not this engagement's."""
+    project = _map(data.get("jira")).get("project")
+    if not isinstance(project, str):
+        return []
+    problems: list[Problem] = []
+    for phase_name, phase in _map(data.get("phases")).items():
+        for index, milestone in enumerate(_list(_map(phase).get("milestones"))):
+            issue = _map(milestone).get("jira_issue")
+            match = ISSUE_KEY.match(issue) if isinstance(issue, str) else None
+            if match and match.group(1) != project:
+                problems.append((f"phases.{phase_name}.milestones[{index}].jira_issue",
+                                 f"{issue} is not in the engagement's Jira project {project}"))
     return problems
 
 
 def engagement_problems(data: Mapping[str, Any]) -> list[Problem]:
     """Every cross-field problem in a whole (possibly otherwise invalid) engagement document."""
-    problems = metric_reference_problems(data)
+    problems = metric_reference_problems(data) + issue_project_problems(data)
     phases = _map(data.get("phases"))
     for name, phase in phases.items():
         if not isinstance(phase, Mapping):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
-from configs import checks
+from configs import checks, limits
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -81,10 +82,10 @@ class Comparator(str, enum.Enum):
 
 
 class Approver(Strict):
-    slack_user: str
+    slack_user: str = Field(max_length=limits.SLACK_USER)
     name: str
     side: Side
-    role: str = "approver"
+    role: str = Field(default="approver", max_length=limits.ROLE)
 
     @field_validator("slack_user")
     @classmethod
@@ -95,10 +96,18 @@ class Approver(Strict):
 
 
 class Quorum(Strict):
-    """How many approvers must agree on one outcome: `all`, `any`, or a number."""
+    """How many approvers must agree on one outcome: `all`, `any`, or a number.
+
+    `quorum: 2` is shorthand for `quorum: {count: 2}`; so people write it, and a bare number
+    read as a type error hid what was really wrong with it (more than the approvers)."""
 
     count: Literal["all", "any"] | Annotated[int, Field(ge=1)] = "all"
     one_from_each_side: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        return {"count": data} if isinstance(data, int | str) else data
 
 
 class TimeoutOutcome(str, enum.Enum):
@@ -115,6 +124,7 @@ class GatePolicy(Strict):
     escalation_contacts: list[str] = []
     timeout_business_days: int | None = Field(default=None, ge=1)
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.STAY_OPEN
+    cli_answers: bool = True  # false: `gate decide` is refused, answers come from Slack (or the Prefect UI)
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> GatePolicy:
@@ -153,17 +163,44 @@ class MetricSource(Strict):
 
 
 class Metric(Strict):
-    name: str
+    """A named metric; `range: [min, max]` (inclusive) declares the values it can take, such as
+    [0, 1] for an F1 score. Only a declared range is checked; none is assumed from the name."""
+
+    name: str = Field(max_length=limits.METRIC_NAME)
     source: MetricSource
+    range: tuple[FiniteFloat, FiniteFloat] | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError("the range's minimum is above its maximum")
+        return value
+
+    def refusal(self, value: float) -> str | None:
+        """Why `value` cannot be this metric's value, or None: infinity would pass any `>=`
+        criterion and NaN fail every one without a word."""
+        if not math.isfinite(value):
+            return f"{value} is not a finite number"
+        if self.range is not None and not self.range[0] <= value <= self.range[1]:
+            low, high = self.range
+            return f"{number(value)} is outside {self.name}'s declared range [{number(low)}, {number(high)}]"
+        return None
+
+
+def number(value: float) -> str:
+    """`0.93`, `93`, `1.0000001`: short, but never rounded into a different number."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 class Milestone(Strict):
     """A deliverable whose evidence is one Jira issue (created or linked) or a Jira filter."""
 
-    key: str
+    key: str = Field(max_length=limits.MILESTONE_KEY)
     title: str
     required: bool = True
-    jira_issue: str | None = None  # an existing issue or epic key to link instead of creating one
+    jira_issue: str | None = Field(default=None, max_length=limits.ISSUE_KEY)  # an existing issue or epic key to link instead of creating one
     jql: JiraQuery | None = None  # done when every matching issue is done
     attestation: bool = False  # evidence may also be an attestation recorded with who and when
 
@@ -172,6 +209,13 @@ class Milestone(Strict):
     def _key(cls, value: str) -> str:
         if not IDENT.match(value):
             raise ValueError("must be lowercase letters, digits and dashes")
+        return value
+
+    @field_validator("jira_issue")
+    @classmethod
+    def _issue(cls, value: str | None) -> str | None:
+        if value is not None and not checks.ISSUE_KEY.match(value):
+            raise ValueError("must be a Jira issue key such as ACME-12")
         return value
 
 
@@ -247,14 +291,14 @@ class JiraSite(Strict):
 
 
 class Engagement(Strict):
-    id: str
-    name: str
+    id: str = Field(max_length=limits.ENGAGEMENT_ID)
+    name: str = Field(max_length=limits.ENGAGEMENT_NAME)
     vendor: str
     client_sponsor: str
-    pm_slack_user: str
+    pm_slack_user: str = Field(max_length=limits.SLACK_USER)
     timezone: str = "UTC"
     start_date: dt.date
-    slack_channel: str
+    slack_channel: str = Field(max_length=limits.SLACK_CHANNEL)
     jira: JiraSite
     metrics: list[Metric] = []
     phases: Phases
@@ -293,7 +337,8 @@ class Engagement(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Engagement:
-        checks.raise_if(checks.metric_reference_problems(self.model_dump(mode="json")))
+        data = self.model_dump(mode="json")
+        checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data))
         return self
 
     @property

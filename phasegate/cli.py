@@ -10,11 +10,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
 from configs.loader import load_engagement
-from configs.schema import Phase
+from configs.schema import Phase, number
+from phasegate.cli_operator import cli_operator
 from phasegate.errors import EXPECTED, ConfigError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
@@ -69,6 +70,10 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         raise
     except EXPECTED as exc:
         fail(str(exc))
+        raise
+    except DataError as exc:  # a value the database cannot store: not a schema that needs upgrading
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+        fail(f"the ledger refused a value: {reason[0] if reason else type(exc.orig).__name__}")
         raise
     except SQLAlchemyError as exc:
         fail(f"ledger error ({type(exc).__name__}): {str(exc).splitlines()[0]} — has `phasegate db upgrade` been run?")
@@ -166,8 +171,9 @@ def gate_show(gate_id: int) -> None:
             for w in snapshot.warnings:
                 out.print(f"  warning: {w}", markup=False)
             for d in gates.decisions(session, gate.id):
+                by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
-                          f"{d.via.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
+                          f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
 
     guarded(run)
 
@@ -179,7 +185,8 @@ def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_se
     from phasegate import operations
 
     def run(rt: Runtime) -> None:
-        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason)
+        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason,
+                                   operator=cli_operator())
         if not result.recorded:
             out.print("unchanged: that answer was already recorded")
         elif result.decided:
@@ -229,14 +236,17 @@ def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(c
 
 
 @evidence_app.command("metric")
-def evidence_metric(engagement_id: str, metric: str, value: float, approver: AsUser) -> None:
-    """Submit a metric value by hand (for metrics whose source is `manual`)."""
+def evidence_metric(engagement_id: str, metric: str,
+                    value: Annotated[str, typer.Argument(help="A decimal number such as 0.93, in the "
+                                                              "metric's declared range.")],
+                    approver: AsUser) -> None:
+    """Submit a metric value by hand (for metrics whose source is `manual`); the PM or an approver."""
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             config = engagements.config_of(engagements.get(session, engagement_id))
-            engagements.submit_metric(session, config, metric, value, by=approver)
-        out.print(f"{engagement_id} {metric} = {value:g}")
+            row = engagements.submit_metric(session, config, metric, value, by=approver, operator=cli_operator())
+        out.print(f"{engagement_id} {metric} = {number(row.value)}", markup=False, highlight=False)
 
     guarded(run)
 

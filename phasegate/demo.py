@@ -172,7 +172,7 @@ class Demo:
         self.metrics.set("globex-poc", f1=0.74)
         with transaction(self.rt.sessions) as session:
             config = engagements.config_of(engagements.get(session, e))
-            engagements.submit_metric(session, config, "data_quality_score", 0.94, by="U0PMGLOBEX")
+            engagements.submit_metric(session, config, "data_quality_score", "0.94", by="U0PMGLOBEX")
         operations.start_phase(self.rt, e, Phase.POC, "U0PMGLOBEX")
         self.wait_phase_run(e, Phase.POC)
         self.finish_jira_work(e, Phase.POC)

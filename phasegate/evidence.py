@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from configs.schema import Engagement, ExitCriterion, Milestone, Phase
+from configs.schema import Engagement, ExitCriterion, Metric, Milestone, Phase
 from integrations.jql import build_jql
 from phasegate.errors import EvidenceUnavailable, IntegrationError, InternalError
 
@@ -136,6 +136,15 @@ def milestone_evidence(
     return MilestoneEvidence(**base, source="jira", query=query, done=all(r.done for r in records), issues=issues)
 
 
+def _acceptable(metric: Metric, value: float) -> float:
+    """The value, or EvidenceUnavailable when it is NaN, infinite or outside the declared range:
+    such a value is no evidence either way, so the criterion shows as missing, never as passed."""
+    refusal = metric.refusal(value)
+    if refusal is not None:
+        raise EvidenceUnavailable(refusal)
+    return value
+
+
 def metric_evidence(
     engagement: Engagement, name: str, tracker: Tracker | None, read_json: MetricReader,
     facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None, no_tracker: str = NO_TRACKER,
@@ -145,6 +154,9 @@ def metric_evidence(
     if source.kind == "manual":
         value = facts.submitted.get(name)
         error = None if value is not None else "no value submitted"
+        refusal = metric.refusal(value) if value is not None else None
+        if refusal is not None:  # submitted while the file declared another range
+            value, error = None, refusal
         return MetricEvidence(name=name, source="manual", query="phasegate metric submit", read_at=now,
                               value=value, error=error)
     try:
@@ -156,7 +168,8 @@ def metric_evidence(
                 url = metrics_base_url.rstrip("/") + url
             query = f"GET {url} -> {source.path}"
             value, raw = read_json(url, source.path)
-            return MetricEvidence(name=name, source="http_json", query=query, read_at=now, value=value, raw=raw)
+            return MetricEvidence(name=name, source="http_json", query=query, read_at=now,
+                                  value=_acceptable(metric, value), raw=raw)
         if source.issue is None or source.field is None:
             raise InternalError(f"metric {name}: a jira_field source without issue or field passed validation")
         query = f"issue {source.issue} field {source.field}"
@@ -166,7 +179,7 @@ def metric_evidence(
         if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
             raise EvidenceUnavailable(f"{source.field} of {source.issue} is {raw_value!r}, not a number")
         return MetricEvidence(name=name, source="jira_field", query=query, read_at=now,
-                              value=float(raw_value), raw=raw_value)
+                              value=_acceptable(metric, float(raw_value)), raw=raw_value)
     except IntegrationError as exc:
         return MetricEvidence(name=name, source=source.kind, query=query, read_at=now, value=None, error=str(exc))
 

@@ -100,10 +100,12 @@ def wake(flow_run_id: str) -> None:
         raise _prefect_call("wake the phase run") from None
 
 
-def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason: str) -> Answered:
+def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason: str,
+           operator: str | None) -> Answered:
+    """`operator`: the user@host that ran the command, recorded beside the `--as` id."""
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason,
-                              via=Via.CLI)
+                              via=Via.CLI, operator=operator)
     if not result.recorded:
         return result
     problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=wake)

@@ -15,12 +15,14 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
 from phasegate.states import GateState
+from phasegate.text import mrkdwn
 
 
 def answer_lines(session: Session, gate: GateRow) -> list[str]:
     lines = []
     for d in gates.decisions(session, gate.id):
-        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}"
+        by = f" (recorded from the CLI by {mrkdwn(d.operator)})" if d.operator else ""
+        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}{by}"
                      + messages.quote_reason(d.reason))
     return lines
 

@@ -130,8 +130,7 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
-        box, created = engagements.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons),
-                                          today=dt.datetime.now(engagement.tz).date())
+        box, created = engagements.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons))
         ends_on, weeks = box.ends_on, box.weeks
     if not created:
         return None

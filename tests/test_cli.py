@@ -11,6 +11,7 @@ results do not depend on the terminal pytest runs in.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import os
 import socket
 import subprocess
@@ -20,17 +21,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from click.testing import Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
-from phasegate.cli import app
+from phasegate.cli import app, guarded
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
-from phasegate.ledger.models import DecisionRow, GateRow
+from phasegate.ledger.models import DecisionRow, EngagementRow, GateRow, MetricSubmissionRow
+from phasegate.runtime import Runtime
 from phasegate.states import GateState, Outcome, Via
 
 ACME_FILE = ENGAGEMENTS_DIR / "acme-churn.yaml"
@@ -150,6 +156,40 @@ def test_engagement_create_prints_every_problem_one_per_line(cli: Invoke, tmp_pa
     assert ok(cli("engagement", "list")).count("acme-churn") == 0
 
 
+def test_engagement_create_of_yaml_nested_600_deep_is_one_line(cli: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("id: acme-churn\nname: " + "[" * 600 + "x" + "]" * 600 + "\n", encoding="utf-8")
+    refused(cli("engagement", "create", str(path)), f"{path}: nested more than 50 levels deep at line 2")
+
+
+def test_engagement_create_of_a_name_longer_than_its_column_names_the_field(cli: Invoke, tmp_path: Path) -> None:
+    data = yaml.safe_load(ACME_FILE.read_text(encoding="utf-8"))
+    data["name"] = "n" * 201
+    path = write_yaml(tmp_path / "long.yaml", data)
+    refused(cli("engagement", "create", str(path)), f"{path}: name: String should have at most 200 characters")
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_a_ledger_data_error_is_reported_as_what_it_is(ledger_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """PostgreSQL refusing a value (here a name past its column, written around the schema) is
+    a data problem; the CLI used to blame a missing `db upgrade` for it."""
+    monkeypatch.setenv("PHASEGATE_DATABASE_URL", ledger_url)
+    monkeypatch.setenv("PREFECT_API_URL", closed_port_url())
+
+    def write_a_long_name(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            session.add(EngagementRow(id="too-long", name="n" * 300, config={}, config_digest="0" * 64))
+
+    with pytest.raises(typer.Exit):
+        guarded(write_a_long_name)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("phasegate: the ledger refused a value: ")
+    assert "value too long for type character varying(200)" in lines[0]
+    assert "db upgrade" not in lines[0]
+
+
 def test_engagement_show_of_an_unknown_engagement(cli: Invoke) -> None:
     refused(cli("engagement", "show", "no-such-engagement"), "no engagement 'no-such-engagement'")
 
@@ -178,6 +218,66 @@ def test_evidence_metric_is_recorded_for_a_manual_metric(cli: Invoke) -> None:
     ok(cli("engagement", "create", str(ENGAGEMENTS_DIR / "globex-forecast.yaml")))
     printed = ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.93", "--as", "U0LEEPARK1"))
     assert printed == "globex-forecast data_quality_score = 0.93"
+
+
+GLOBEX_FILE = ENGAGEMENTS_DIR / "globex-forecast.yaml"
+
+
+def metric_rows(home: Path) -> list[MetricSubmissionRow]:
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    try:
+        with transaction(sessions(engine)) as session:
+            return list(session.scalars(select(MetricSubmissionRow).order_by(MetricSubmissionRow.id)))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [
+    ("nan", "'nan' is not a finite number"),
+    ("inf", "'inf' is not a finite number"),
+    ("1e999", "'1e999' is not a finite number"),
+    ("93", "93 is outside data_quality_score's declared range [0, 1]"),
+    ("0.9\nand more", "is not a decimal number such as 0.93"),
+], ids=["nan", "inf", "overflow", "out-of-range", "newline"])
+def test_evidence_metric_refuses_what_is_not_a_score(cli: Invoke, home: Path, raw: str, fragment: str) -> None:
+    ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    refused(cli("evidence", "metric", "globex-forecast", "data_quality_score", "--as", "U0LEEPARK1", "--", raw),
+            fragment)
+    assert metric_rows(home) == []
+
+
+def test_evidence_metric_only_from_the_pm_or_an_approver(cli: Invoke, home: Path) -> None:
+    ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    refused(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9", "--as", SPONSOR),
+            f"{SPONSOR} is neither the PM nor an approver of globex-forecast")
+    ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9", "--as", "U0PMGLOBEX"))
+    assert [r.submitted_by for r in metric_rows(home)] == ["U0PMGLOBEX"]
+
+
+def test_evidence_metric_records_who_typed_what_and_where(cli: Invoke, home: Path) -> None:
+    ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9400", "--as", "U0LEEPARK1"))
+    [row] = metric_rows(home)
+    assert (row.raw_value, row.value, row.submitted_by) == ("0.9400", 0.94, "U0LEEPARK1")
+    assert row.operator == f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.one_of(st.text(max_size=30), st.floats().map(repr),
+                     st.from_regex(r"[+-]?[0-9]{0,3}\.?[0-9]{0,4}([eE][+-]?[0-9]{1,3})?", fullmatch=True)))
+def test_any_metric_text_through_the_cli_is_refused_cleanly_or_recorded_exactly(cli: Invoke, home: Path,
+                                                                                 raw: str) -> None:
+    if not (home / "ledger.db").exists():
+        ok(cli("engagement", "create", str(GLOBEX_FILE)))
+    before = len(metric_rows(home))
+    result = cli("evidence", "metric", "globex-forecast", "data_quality_score", "--as", "U0LEEPARK1", "--", raw)
+    if result.exit_code != 0:
+        refused(result)
+        assert len(metric_rows(home)) == before
+        return
+    ok(result)
+    last = metric_rows(home)[-1]
+    assert (last.raw_value, last.value) == (raw, float(raw))
 
 
 def test_evidence_metric_is_refused_for_a_metric_read_from_its_source(cli: Invoke) -> None:
@@ -301,3 +401,33 @@ def test_gate_decide_counts_towards_quorum_and_decides(cli: Invoke, cli_ledger_u
         (SPONSOR, Outcome.GO, Via.CLI), (VENDOR_LEAD, Outcome.GO, Via.CLI)]
     shown = ok(cli("gate", "show", str(gate_id)))
     assert "decided → GO" in shown and f"{VENDOR_LEAD} (vendor) GO via cli" in shown
+
+
+def test_gate_decide_records_who_ran_it_beside_the_id_typed(cli: Invoke, cli_ledger_url: str, gate_id: int) -> None:
+    """`--as` is only a claim; the OS user and host that ran the command are kept and shown with it."""
+    operator = f"{getpass.getuser()}@{socket.gethostname()}"
+    ok(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR))
+    _, [decision] = gate_in_ledger(cli_ledger_url, gate_id)
+    assert (decision.approver, decision.operator) == (SPONSOR, operator)
+    shown = ok(cli("gate", "show", str(gate_id)))
+    assert f"{SPONSOR} (client) GO via cli (recorded from the CLI by {operator})" in shown
+
+
+def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke, home: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(ACME_FILE.read_text(encoding="utf-8"))
+    data["phases"]["poc"]["gate"]["cli_answers"] = False
+    acme = load_engagement(write_yaml(tmp_path / "acme.yaml", data))
+    url = f"sqlite:///{home / 'ledger.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with transaction(sessions(engine)) as session:
+        engagements.register(session, acme)
+        engagements.start_phase(session, acme, Phase.POC, requested_by=PM, flow_run_id=None, today=acme.start_date)
+        snapshot = Snapshot(engagement_id=acme.id, phase=Phase.POC, timebox=1,
+                            collected_at=dt.datetime.now(dt.UTC), milestones=[], metrics=[], criteria=[])
+        gate_id = gates.open_gate(session, snapshot, requested_by=PM, flow_run_id=None, channel=acme.slack_channel).id
+    engine.dispose()
+    refused(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR),
+            "acme-churn/G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
+    gate, decisions = gate_in_ledger(url, gate_id)
+    assert gate.state is GateState.OPEN and decisions == []

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
+from configs import limits
+from configs.loader import ENGAGEMENTS_DIR, MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, load_engagement
 from configs.schema import Phase
 from phasegate.errors import ConfigError
 
@@ -86,6 +87,38 @@ def max_weeks_below_planned_weeks(d: Data) -> None:
     d["phases"]["poc"]["planned_weeks"], d["phases"]["poc"]["max_weeks"] = 8, 6
 
 
+def milestone_issue_in_another_project(d: Data) -> None:
+    d["phases"]["poc"]["milestones"][1]["jira_issue"] = "GLX-12"  # acme's project is ACME
+
+
+def milestone_issue_that_is_not_a_key(d: Data) -> None:
+    d["phases"]["development"]["milestones"][0]["jira_issue"] = "acme 12"
+
+
+def bare_quorum_larger_than_the_approvers(d: Data) -> None:
+    d["phases"]["poc"]["gate"]["quorum"] = 5  # the shorthand for {count: 5}; acme's G1 has three approvers
+
+
+def role_longer_than_its_ledger_column(d: Data) -> None:
+    d["phases"]["poc"]["gate"]["approvers"][1]["role"] = "r" * (limits.ROLE + 1)
+
+
+def name_longer_than_its_ledger_column(d: Data) -> None:
+    d["name"] = "n" * (limits.ENGAGEMENT_NAME + 1)
+
+
+def metric_name_longer_than_its_ledger_column(d: Data) -> None:
+    d["metrics"].append({"name": "m" * (limits.METRIC_NAME + 1), "source": {"kind": "manual"}})
+
+
+def threshold_outside_the_metric_range(d: Data) -> None:
+    d["phases"]["poc"]["exit_criteria"][1]["threshold"] = 90  # data_quality_score is declared 0-1
+
+
+def metric_range_upside_down(d: Data) -> None:
+    d["metrics"][0]["range"] = [1, 0]
+
+
 Mutation = Callable[[Data], None]
 # (mutation, field path the problem must start with, part of the reason)
 CASES: list[tuple[Mutation, str, str]] = [
@@ -99,6 +132,17 @@ CASES: list[tuple[Mutation, str, str]] = [
     (unknown_timezone, "timezone: ", "unknown timezone 'Mars/Olympus_Mons'"),
     (duplicate_milestone_keys, "phases.development", "milestone keys must be unique"),
     (max_weeks_below_planned_weeks, "phases.poc", "max_weeks is less than planned_weeks"),
+    (milestone_issue_in_another_project, "phases.poc.milestones[1].jira_issue: ",
+     "GLX-12 is not in the engagement's Jira project ACME"),
+    (milestone_issue_that_is_not_a_key, "phases.development.milestones[0].jira_issue: ",
+     "must be a Jira issue key such as ACME-12"),
+    (bare_quorum_larger_than_the_approvers, "phases.poc.gate.quorum: ", "quorum 5 is more than the 3 approvers"),
+    (role_longer_than_its_ledger_column, "phases.poc.gate.approvers[1].role: ", f"at most {limits.ROLE} characters"),
+    (name_longer_than_its_ledger_column, "name: ", f"at most {limits.ENGAGEMENT_NAME} characters"),
+    (metric_name_longer_than_its_ledger_column, "metrics[2].name: ", f"at most {limits.METRIC_NAME} characters"),
+    (threshold_outside_the_metric_range, "phases.poc.exit_criteria[1].threshold: ",
+     "threshold 90 is outside data_quality_score's declared range [0, 1]"),
+    (metric_range_upside_down, "metrics[0].range: ", "the range's minimum is above its maximum"),
 ]
 
 
@@ -209,3 +253,77 @@ def test_every_error_line_keeps_the_file_name_the_caller_gave(tmp_path: Path) ->
     path = write(tmp_path, data, name="acme with spaces.yaml")
     [problem] = problems_of(path)
     assert problem == f"{path}: timezone: unknown timezone 'Mars/Olympus_Mons'"
+
+
+# --- files that would exhaust the loader: size, nesting, aliases ----------------------------------
+
+@pytest.mark.parametrize("count", [1, "any", "all"])
+def test_a_bare_quorum_is_shorthand_for_its_count(tmp_path: Path, count: int | str) -> None:
+    data = acme_data()
+    data["phases"]["poc"]["gate"]["quorum"] = count
+    quorum = load_engagement(write(tmp_path, data)).phases.poc.gate.quorum
+    assert (quorum.count, quorum.one_from_each_side) == (count, False)
+
+
+def test_a_50_mb_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 50 MB label list once ran out of memory after minutes; the size is checked before parsing."""
+    path = tmp_path / "huge.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("id: acme-churn\nlabels: [")
+        chunk = "label-0000000, " * 10_000
+        while handle.tell() < 50 * 2**20:
+            handle.write(chunk)
+        handle.write("last]\n")
+    size = path.stat().st_size
+    assert problems_of(path) == [f"{path}: the file is {size} bytes; an engagement file may have at most "
+                                 f"{MAX_FILE_BYTES} bytes"]
+
+
+def test_a_file_at_the_size_limit_is_parsed(tmp_path: Path) -> None:
+    """The limit refuses only what is over it: padding a valid file with a comment up to the limit loads."""
+    text = (ENGAGEMENTS_DIR / "acme-churn.yaml").read_text(encoding="utf-8")
+    text += "#" * (MAX_FILE_BYTES - len(text.encode()) - 1) + "\n"
+    path = tmp_path / "padded.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert path.stat().st_size == MAX_FILE_BYTES
+    assert load_engagement(path).id == "acme-churn"
+
+
+@pytest.mark.parametrize(("opening", "closing"), [("[", "]"), ("{a: ", "}")], ids=["sequences", "mappings"])
+def test_yaml_nested_600_deep_is_a_clear_error(tmp_path: Path, opening: str, closing: str) -> None:
+    """PyYAML composes nested nodes recursively: 600 levels used to end in a RecursionError traceback."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("id: acme-churn\nname: " + opening * 600 + "x" + closing * 600 + "\n", encoding="utf-8")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: nested more than {MAX_DEPTH} levels deep at line 2, column ")
+
+
+def test_an_alias_bomb_is_refused(tmp_path: Path) -> None:
+    """A few hundred bytes of anchors and aliases can stand for a billion values once expanded."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: the file expands to more than {MAX_VALUES} values")
+
+
+def test_anchors_and_aliases_within_reason_still_work(tmp_path: Path) -> None:
+    text = (ENGAGEMENTS_DIR / "acme-churn.yaml").read_text(encoding="utf-8")
+    text = text.replace("- {slack_user: U0SPONSOR1, name: Dana Whitfield, side: client, role: sponsor}",
+                        "- &sponsor {slack_user: U0SPONSOR1, name: Dana Whitfield, side: client, role: sponsor}", 1)
+    text = text.replace("- {slack_user: U0SPONSOR1, name: Dana Whitfield, side: client, role: sponsor}",
+                        "- *sponsor")
+    assert "*sponsor" in text
+    path = tmp_path / "anchors.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_engagement(path).phases.handover.gate.approvers[0].role == "sponsor"
+
+
+@pytest.mark.parametrize("bound", [".nan", ".inf", "-.inf"])
+def test_a_declared_range_has_finite_bounds(tmp_path: Path, bound: str) -> None:
+    text = (ENGAGEMENTS_DIR / "globex-forecast.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "globex.yaml"
+    path.write_text(text.replace("range: [0, 1]", f"range: [0, {bound}]", 1), encoding="utf-8")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: metrics[0].range[1]: ") and "finite" in problem

@@ -158,7 +158,7 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
     world.review("acme-manual")
     gate = world.open_gate("acme-manual", Phase.POC)
     for approver in ("U0TECHLEAD", "U0VENDLEAD"):
-        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO, reason="")
+        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO, reason="", operator="pm@laptop")
     assert world.decided(gate).outcome is Outcome.GO
     wait_for("the PoC run to pause for the PM", lambda: flow_runs("acme-manual-poc").get("acme-manual-poc") == "PAUSED")
     with transaction(world.rt.sessions) as session:

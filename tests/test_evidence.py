@@ -10,11 +10,13 @@ from configs.schema import Comparator, Engagement, ExitCriterion, Phase
 from integrations.metric_sources import dig
 from phasegate.evidence import (
     CriterionEvidence,
+    LedgerFacts,
     MetricEvidence,
     MilestoneEvidence,
     Result,
     Snapshot,
     evaluate,
+    metric_evidence,
     phase_warnings,
     staleness,
 )
@@ -81,3 +83,17 @@ def test_the_digest_covers_every_value() -> None:
     changed = base.model_copy(update={"metrics": [metric("f1", 0.90001)]})
     assert base.digest() == Snapshot.model_validate(base.canonical()).digest()
     assert base.digest() != changed.digest()
+
+
+@pytest.mark.parametrize(("read", "error"), [
+    (93.0, "93 is outside f1's declared range [0, 1]"),
+    (float("inf"), "inf is not a finite number"),
+    (float("nan"), "nan is not a finite number"),
+], ids=["out-of-range", "infinity", "nan"])
+def test_a_metric_read_outside_its_declared_range_is_missing_not_passed(acme: Engagement, read: float,
+                                                                         error: str) -> None:
+    """Infinity passes any `>=`; a percentage sent for a 0-1 score passes `f1 >= 0.85` as well."""
+    seen = metric_evidence(acme, "f1", None, lambda url, path: (read, {"f1": read}), LedgerFacts(), NOW)
+    assert seen.value is None and seen.error is not None and seen.error.endswith(error)
+    criterion = ExitCriterion(metric="f1", op=Comparator.GE, threshold=0.85)
+    assert evaluate(criterion, [], {"f1": seen}).result is Result.MISSING

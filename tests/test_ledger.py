@@ -5,20 +5,32 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import register, with_changes
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.schema import Engagement, Phase
+from configs.schema import Approver, Engagement, Metric, Milestone, Phase
 from phasegate.errors import GateClosed, InvalidTransition, PolicyError
 from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
-from phasegate.ledger.models import AuditEventRow, Base, utcnow
+from phasegate.ledger.models import (
+    AuditEventRow,
+    Base,
+    DecisionRow,
+    EngagementRow,
+    GateRow,
+    MetricSubmissionRow,
+    MilestoneLinkRow,
+    PhaseRunRow,
+    utcnow,
+)
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
@@ -117,11 +129,10 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
 def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], acme: Engagement) -> None:
     """acme's PoC: 8 planned weeks, extensions of 2, at most 12: two extensions fit, a third does not."""
     gate_id = open_gate(ledger, acme)
-    today = dt.date(2026, 11, 27)
     with transaction(ledger) as session:
-        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r", today=today)[1] is True
-        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r", today=today)[1] is False
-        engagements.extend(session, acme, Phase.POC, after=2, reason="r", today=today)
+        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is True
+        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is False
+        engagements.extend(session, acme, Phase.POC, after=2, reason="r")
         assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 12"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.EXTEND, reason="more time",
@@ -172,6 +183,23 @@ def test_only_an_active_engagement_can_end() -> None:
     assert [s for s in EngagementState if s.ended] == [EngagementState.CLOSED, EngagementState.COMPLETED]
 
 
+def test_an_extension_adds_its_weeks_to_the_end_of_the_current_timebox(ledger: sessionmaker[Session],
+                                                                      acme: Engagement) -> None:
+    """An early review shortened the PoC, then EXTEND: the new timebox used to start on the day of
+    the answer, so the weeks left in the first one were lost and two early reviews used up the
+    12-week maximum after a week or two of calendar time."""
+    start = acme.start_date
+    with transaction(ledger) as session:
+        engagements.register(session, acme)
+        engagements.start_phase(session, acme, Phase.POC, requested_by="U0PMACME01", flow_run_id=None, today=start)
+        assert engagements.current_timebox(session, acme.id, Phase.POC).ends_on == start + dt.timedelta(weeks=8)
+        second, _ = engagements.extend(session, acme, Phase.POC, after=1, reason="early review: more data")
+        third, _ = engagements.extend(session, acme, Phase.POC, after=2, reason="another early review")
+        assert second.ends_on == start + dt.timedelta(weeks=10)
+        assert third.ends_on == start + dt.timedelta(weeks=12)  # the maximum, in calendar time too
+        assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
+
+
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:
     open_gate(ledger, acme)
     changed = with_changes(acme, name="ACME churn, now with upsell")
@@ -184,3 +212,37 @@ def test_datetimes_come_back_aware_utc(rt: Runtime, acme: Engagement) -> None:
     with transaction(rt.sessions) as session:
         created = engagements.get(session, acme.id).created_at
     assert created.tzinfo is not None and created.utcoffset() == dt.timedelta(0)
+
+
+# Every bounded ledger column a value from the engagement file lands in, with the schema field.
+BOUNDED: list[tuple[Any, type[BaseModel], str]] = [
+    (EngagementRow.id, Engagement, "id"),
+    (EngagementRow.name, Engagement, "name"),
+    (PhaseRunRow.requested_by, Engagement, "pm_slack_user"),
+    (GateRow.channel, Engagement, "slack_channel"),
+    (DecisionRow.approver, Approver, "slack_user"),
+    (DecisionRow.role, Approver, "role"),
+    (MilestoneLinkRow.milestone, Milestone, "key"),
+    (MilestoneLinkRow.issue_key, Milestone, "jira_issue"),
+    (MetricSubmissionRow.metric, Metric, "name"),
+]
+
+
+@pytest.mark.parametrize(("column", "model", "field"), BOUNDED, ids=[f"{m.__name__}.{f}" for _, m, f in BOUNDED])
+def test_the_schema_limits_every_bounded_column_it_feeds(column: Any, model: type[BaseModel], field: str) -> None:
+    """A value the schema accepts must fit its column; PostgreSQL refuses longer ones, SQLite never does."""
+    limits = [m.max_length for m in model.model_fields[field].metadata if hasattr(m, "max_length")]
+    assert limits == [column.property.columns[0].type.length]
+
+
+def test_values_at_the_schema_limits_are_stored(ledger: sessionmaker[Session], acme: Engagement) -> None:
+    """Characters, not bytes: a 200-character name of two-byte letters fits varchar(200) on PostgreSQL."""
+    poc_approvers = [a.model_dump(mode="json") for a in acme.phases.poc.gate.approvers]
+    poc_approvers[0]["role"] = "é" * 64
+    long = with_changes(acme, name="é" * 200, phases__poc__gate__approvers=poc_approvers)
+    gate_id = open_gate(ledger, long)
+    with transaction(ledger) as session:
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", via=Via.SLACK)
+    with transaction(ledger) as session:
+        assert engagements.get(session, acme.id).name == "é" * 200
+        assert [d.role for d in gates.decisions(session, gate_id)] == ["é" * 64]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
+import re
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from configs import limits
 from configs.schema import Engagement, Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import audit
@@ -125,17 +128,25 @@ def weeks_used(session: Session, engagement_id: str, phase: Phase) -> int:
     return int(total or 0)
 
 
-def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int, reason: str,
-           today: dt.date) -> tuple[TimeboxRow, bool]:
-    """Open timebox `after + 1` once ((box, True) the first time), refusing to pass the phase's maximum."""
+def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int,
+           reason: str) -> tuple[TimeboxRow, bool]:
+    """Open timebox `after + 1` once ((box, True) the first time), refusing to pass the phase's maximum.
+
+    The new timebox continues from the end of timebox `after`, not from the day of the answer:
+    after an early review the weeks left in the current timebox are still the phase's, and the
+    booked weeks (what the maximum is checked against) stay equal to the calendar weeks."""
     existing = session.scalar(select(TimeboxRow).where(TimeboxRow.engagement_id == engagement.id,
                                                        TimeboxRow.phase == phase, TimeboxRow.number == after + 1))
     if existing is not None:
         return existing, False
+    current = session.scalar(select(TimeboxRow).where(TimeboxRow.engagement_id == engagement.id,
+                                                      TimeboxRow.phase == phase, TimeboxRow.number == after))
+    if current is None:
+        raise NotFound(f"{engagement.id} has no timebox {after} in {phase.value} to extend")
     check_extension(session, engagement, phase)
     weeks = engagement.phases.of(phase).extension_weeks
     box = TimeboxRow(engagement_id=engagement.id, phase=phase, number=after + 1, weeks=weeks,
-                     ends_on=today + dt.timedelta(weeks=weeks), reason=reason)
+                     ends_on=current.ends_on + dt.timedelta(weeks=weeks), reason=reason)
     session.add(box)
     audit.record(session, engagement.id, AuditKind.TIMEBOX_OPENED, phase.value, number=after + 1, weeks=weeks,
                  reason=reason)
@@ -196,14 +207,47 @@ def attestations(session: Session, engagement_id: str, phase: Phase) -> dict[str
     return {r.milestone: (r.attested_by, r.created_at) for r in rows}
 
 
-def submit_metric(session: Session, engagement: Engagement, metric: str, value: float, *, by: str) -> None:
+DECIMAL = re.compile(r"[ \t]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t]*")
+
+
+def typed_value(raw: str) -> float:
+    """The number in a hand-typed metric value; PolicyError unless it is a plain, finite decimal.
+    Python's float() alone would take `nan`, `inf`, `1_0` and digits from other scripts."""
+    shown = repr(raw) if len(raw) <= 40 else repr(raw[:40]) + "…"
+    if len(raw) > limits.METRIC_VALUE:
+        raise PolicyError(f"a metric value may have at most {limits.METRIC_VALUE} characters, not {len(raw)}")
+    if not DECIMAL.fullmatch(raw):
+        if raw.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise PolicyError(f"{shown} is not a finite number")
+        raise PolicyError(f"{shown} is not a decimal number such as 0.93")
+    value = float(raw)
+    if not math.isfinite(value):  # 1e999
+        raise PolicyError(f"{shown} is not a finite number")
+    return value
+
+
+def submit_metric(session: Session, engagement: Engagement, metric: str, raw: str, *, by: str,
+                  operator: str | None = None) -> MetricSubmissionRow:
+    """Record a metric value typed by hand, exactly as typed, with who typed it (`by`, the Slack id
+    given) and from where (`operator`, the CLI's user@host). Only the PM or an approver may."""
     config = next((m for m in engagement.metrics if m.name == metric), None)
     if config is None:
         raise NotFound(f"{engagement.id} has no metric {metric!r}")
     if config.source.kind != "manual":
         raise PolicyError(f"{metric} is read from {config.source.kind}, not submitted by hand")
-    session.add(MetricSubmissionRow(engagement_id=engagement.id, metric=metric, value=value, submitted_by=by))
-    audit.record(session, engagement.id, AuditKind.METRIC_SUBMITTED, metric, value=value, by=by)
+    approvers = {a.slack_user for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    if by != engagement.pm_slack_user and by not in approvers:
+        raise PolicyError(f"{by} is neither the PM nor an approver of {engagement.id} and so cannot submit metrics")
+    value = typed_value(raw)
+    refusal = config.refusal(value)
+    if refusal is not None:
+        raise PolicyError(refusal)
+    row = MetricSubmissionRow(engagement_id=engagement.id, metric=metric, value=value, raw_value=raw,
+                              submitted_by=by, operator=operator)
+    session.add(row)
+    audit.record(session, engagement.id, AuditKind.METRIC_SUBMITTED, metric, value=value, raw=raw, by=by,
+                 operator=operator)
+    return row
 
 
 def submitted_metrics(session: Session, engagement_id: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from configs.schema import Approver, Engagement, Phase
 from phasegate import policy
-from phasegate.errors import GateClosed, InternalError, NotFound
+from phasegate.errors import GateClosed, InternalError, NotFound, PolicyError
 from phasegate.evidence import Snapshot
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import check_extension, config_of, get
@@ -92,13 +92,18 @@ def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: 
 
 
 def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
-           delivery_id: str | None = None, engagement: Engagement | None = None) -> Answered:
-    """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused."""
+           delivery_id: str | None = None, engagement: Engagement | None = None,
+           operator: str | None = None) -> Answered:
+    """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused.
+    `operator` is the user@host that ran a CLI command, kept beside the Slack id it claimed."""
     gate = by_id(session, gate_id, lock=True)
     if delivery_id is not None and session.scalar(select(DecisionRow.id).where(DecisionRow.delivery_id == delivery_id)):
         return Answered(gate, recorded=False, decided=None)
     engagement = engagement or config_of(get(session, gate.engagement_id))
     gate_policy = engagement.phases.of(gate.phase).gate
+    if via is Via.CLI and not gate_policy.cli_answers:
+        raise PolicyError(f"{gate.name} takes no answers from the CLI (cli_answers: false in the engagement file); "
+                          "answer in Slack")
     entry = check(session, gate, engagement, approver=approver, outcome=outcome, reason=reason)
     previous = latest_answers(decisions(session, gate.id))
     mine = previous.get(approver)
@@ -106,10 +111,10 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
         return Answered(gate, recorded=False, decided=None)
     session.add(DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
                             role=entry.role, reason=reason.strip(), digest=gate.digest, via=via,
-                            delivery_id=delivery_id))
+                            delivery_id=delivery_id, operator=operator))
     audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, gate_id=gate.id,
                  approver=approver, outcome=outcome.value, reason=reason.strip(), digest=gate.digest,
-                 channel=via.value)  # the payload key predates the name `via`; kept for stored events
+                 channel=via.value, operator=operator)  # the payload key predates the name `via`
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     decided = policy.reached(gate_policy, tally)
     if decided is not None:

@@ -14,6 +14,7 @@ from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, String, Text, 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from configs import limits
 from configs.schema import Phase
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
@@ -50,8 +51,8 @@ class Base(DeclarativeBase):
 class EngagementRow(Base):
     __tablename__ = "engagements"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    id: Mapped[str] = mapped_column(String(limits.ENGAGEMENT_ID), primary_key=True)
+    name: Mapped[str] = mapped_column(String(limits.ENGAGEMENT_NAME))
     config: Mapped[dict[str, Any]]
     config_digest: Mapped[str] = mapped_column(String(64))
     state: Mapped[EngagementState] = mapped_column(_enum(EngagementState), default=EngagementState.REGISTERED)
@@ -67,7 +68,7 @@ class PhaseRunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
     phase: Mapped[Phase] = mapped_column(_enum(Phase))
-    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
     flow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
     kickoff_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     advance_requested: Mapped[bool] = mapped_column(default=False)  # the PM started the next phase
@@ -100,8 +101,8 @@ class MilestoneLinkRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
     phase: Mapped[Phase] = mapped_column(_enum(Phase))
-    milestone: Mapped[str] = mapped_column(String(64))
-    issue_key: Mapped[str] = mapped_column(String(64))
+    milestone: Mapped[str] = mapped_column(String(limits.MILESTONE_KEY))
+    issue_key: Mapped[str] = mapped_column(String(limits.ISSUE_KEY))
 
 
 class BaselineRow(Base):
@@ -140,9 +141,9 @@ class GateRow(Base):
     state: Mapped[GateState] = mapped_column(_enum(GateState), default=GateState.OPEN)
     snapshot_id: Mapped[int] = mapped_column(ForeignKey("evidence_snapshots.id"))
     digest: Mapped[str] = mapped_column(String(64))
-    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
     flow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    channel: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(limits.SLACK_CHANNEL))
     message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome), default=None)
     opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -165,13 +166,14 @@ class DecisionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     gate_id: Mapped[int] = mapped_column(ForeignKey("gates.id"), index=True)
     outcome: Mapped[Outcome] = mapped_column(_enum(Outcome))
-    approver: Mapped[str] = mapped_column(String(64))
+    approver: Mapped[str] = mapped_column(String(limits.SLACK_USER))
     side: Mapped[str] = mapped_column(String(16))
-    role: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(limits.ROLE))
     reason: Mapped[str] = mapped_column(Text, default="")
     digest: Mapped[str] = mapped_column(String(64))
     via: Mapped[Via] = mapped_column("channel", _enum(Via, name="channel"))  # column named before `via`
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -181,8 +183,8 @@ class AttestationRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
     phase: Mapped[Phase] = mapped_column(_enum(Phase))
-    milestone: Mapped[str] = mapped_column(String(64))
-    attested_by: Mapped[str] = mapped_column(String(64))
+    milestone: Mapped[str] = mapped_column(String(limits.MILESTONE_KEY))
+    attested_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
     via: Mapped[Via] = mapped_column("channel", _enum(Via, name="channel"))  # column named before `via`
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -193,9 +195,11 @@ class MetricSubmissionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"))
-    metric: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(limits.METRIC_NAME))
     value: Mapped[float]
-    submitted_by: Mapped[str] = mapped_column(String(64))
+    raw_value: Mapped[str | None] = mapped_column(String(limits.METRIC_VALUE), default=None)  # as typed
+    submitted_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -203,7 +207,7 @@ class AuditEventRow(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    engagement_id: Mapped[str] = mapped_column(String(64), index=True)
+    engagement_id: Mapped[str] = mapped_column(String(limits.ENGAGEMENT_ID), index=True)
     kind: Mapped[AuditKind] = mapped_column(_enum(AuditKind))
     subject: Mapped[str] = mapped_column(String(200), default="")
     payload: Mapped[dict[str, Any]]
