@@ -18,6 +18,7 @@ from configs.schema import Phase
 from phasegate.errors import ConfigError, PhasegateError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
+from phasegate.ledger.verify import gate_warnings
 from phasegate.local import use_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
@@ -165,6 +166,8 @@ def gate_show(gate_id: int) -> None:
                 out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
             for w in snapshot.warnings:
                 out.print(f"  warning: {w}", markup=False)
+            for warning in gate_warnings(session, gate):
+                out.print(f"warning: {warning}", markup=False)
             for d in gates.decisions(session, gate.id):
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
                           f"{d.channel.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
@@ -273,6 +276,11 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything runn
         run_demo(Settings(), keep=keep)
     except PhasegateError as exc:
         fail(str(exc))
+
+
+from phasegate.cli_audit import audit_app  # noqa: E402  (it imports this module's helpers)
+
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:
