@@ -289,6 +289,30 @@ def test_concurrent_writers_leave_one_chain(rt: Runtime, acme: Engagement) -> No
     assert len(decisions) == 8 * 3 and sum(e.kind is AuditKind.REMINDER_SENT for e in chain) == 8 * 3
 
 
+def test_concurrent_first_writers_start_one_chain(rt: Runtime) -> None:
+    """Eight writers whose events are the first of a chain: one creates its head, the rest wait for it."""
+    barrier = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        barrier.wait()
+        try:
+            with transaction(rt.sessions) as session:
+                audit.record(session, "new-chain", AuditKind.METRIC_SUBMITTED, f"writer {n}")
+        except BaseException as exc:  # reported below, with the thread's own error
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with transaction(rt.sessions) as session:
+        [report] = verify(session, "new-chain")
+    assert (report.problems, report.events, report.head_seq) == ([], 8, 8)
+
+
 @pytest.fixture
 def fresh_url(ledger_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the same backend, not yet migrated."""

@@ -98,11 +98,15 @@ def db_columns(row: Base) -> tuple[str, dict[str, Any]]:
 
 def lock_head(session: Session, engagement_id: str) -> AuditHeadRow:
     """The engagement's chain head, created at GENESIS if new, locked until the transaction ends."""
-    heads = Base.metadata.tables["audit_heads"]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(heads).values(engagement_id=engagement_id, seq=0, hash=GENESIS).on_conflict_do_nothing())
-    head = session.scalar(select(AuditHeadRow).where(AuditHeadRow.engagement_id == engagement_id)
-                          .with_for_update().execution_options(populate_existing=True))
+    query = (select(AuditHeadRow).where(AuditHeadRow.engagement_id == engagement_id)
+             .with_for_update().execution_options(populate_existing=True))
+    head = session.scalar(query)
+    if head is None:  # a new chain; a concurrent first writer makes this insert wait, then do nothing
+        heads = Base.metadata.tables["audit_heads"]
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(heads).values(engagement_id=engagement_id, seq=0, hash=GENESIS)
+                        .on_conflict_do_nothing())
+        head = session.scalar(query)
     if head is None:
         raise RuntimeError(f"the audit chain head of {engagement_id} vanished inside its transaction")
     return head
