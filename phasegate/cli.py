@@ -19,6 +19,7 @@ from phasegate.cli_operator import cli_operator
 from phasegate.errors import EXPECTED, ConfigError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
+from phasegate.ledger.verify import gate_warnings
 from phasegate.local import use_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
@@ -170,6 +171,8 @@ def gate_show(gate_id: int) -> None:
                 out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
             for w in snapshot.warnings:
                 out.print(f"  warning: {w}", markup=False)
+            for warning in gate_warnings(session, gate):
+                out.print(f"warning: {warning}", markup=False)
             for d in gates.decisions(session, gate.id):
                 by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
@@ -283,6 +286,11 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything runn
         run_demo(Settings(), keep=keep)
     except EXPECTED as exc:
         fail(str(exc))
+
+
+from phasegate.cli_audit import audit_app  # noqa: E402  (it imports this module's helpers)
+
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

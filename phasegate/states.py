@@ -116,3 +116,4 @@ class AuditKind(str, enum.Enum):
     GATE_ESCALATED = "gate_escalated"
     GATE_OVERDUE = "gate_overdue"
     ENGAGEMENT_CLOSED = "engagement_closed"
+    ROW_SEALED = "row_sealed"  # a decision or snapshot older than the chain, hashed when it was added

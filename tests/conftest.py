@@ -7,15 +7,16 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Engagement
-from phasegate.ledger import engagements
+from phasegate.ledger import append_only, engagements
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import Base
 from phasegate.runtime import Runtime
@@ -50,13 +51,28 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the ledger; every table is emptied after the test."""
+    """Sessions on the ledger; every table is emptied after the test (past the append-only triggers)."""
     engine = make_engine(ledger_url)
     yield sessions(engine)
-    with engine.begin() as conn:
+    with engine.begin() as conn, triggers_off(conn):
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     engine.dispose()
+
+
+@contextmanager
+def triggers_off(conn: Connection) -> Iterator[None]:
+    """What someone with direct access to the database does to edit the trail, for this transaction
+    only: PostgreSQL's superuser switch that skips triggers, or on SQLite dropping the triggers and
+    creating them again afterwards. phasegate itself has no such switch; the test cleanup and the
+    tamper tests use this."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL session_replication_role = replica"))  # ends with the transaction
+        yield
+        return
+    append_only.drop(conn)
+    yield
+    append_only.create(conn)
 
 
 @pytest.fixture

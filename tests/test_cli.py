@@ -297,13 +297,14 @@ def test_db_upgrade_reports_the_ledger_up_to_date(cli: Invoke, home: Path) -> No
 
 
 @pytest.mark.parametrize(("group", "commands"), [
-    ((), ("engagement", "phase", "gate", "evidence", "db", "up", "demo")),
+    ((), ("engagement", "phase", "gate", "evidence", "audit", "db", "up", "demo")),
     (("engagement",), ("create", "list", "show")),
     (("phase",), ("start", "review")),
     (("gate",), ("list", "show", "decide")),
     (("evidence",), ("attest", "metric")),
+    (("audit",), ("verify", "export")),
     (("db",), ("upgrade",)),
-], ids=["top", "engagement", "phase", "gate", "evidence", "db"])
+], ids=["top", "engagement", "phase", "gate", "evidence", "audit", "db"])
 def test_help_works_for_every_command_group(cli: Invoke, group: tuple[str, ...], commands: tuple[str, ...]) -> None:
     printed = ok(cli(*group, "--help"))
     assert "Usage:" in printed

@@ -55,7 +55,7 @@ def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_r
                    flow_run_id=flow_run_id, channel=channel, reopened_because=because)
     session.add(gate)
     session.flush()
-    audit.record(session, snapshot.engagement_id, AuditKind.EVIDENCE_FROZEN, gate.name, digest=digest)
+    audit.record(session, snapshot.engagement_id, AuditKind.EVIDENCE_FROZEN, gate.name, covers=frozen, digest=digest)
     audit.record(session, snapshot.engagement_id, AuditKind.GATE_OPENED, gate.name, gate_id=gate.id,
                  revision=revision, digest=digest, because=because)
     return gate
@@ -109,10 +109,11 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     mine = previous.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
         return Answered(gate, recorded=False, decided=None)
-    session.add(DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
-                            role=entry.role, reason=reason.strip(), digest=gate.digest, via=via,
-                            delivery_id=delivery_id, operator=operator))
-    audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, gate_id=gate.id,
+    session.add(decision := DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
+                                        role=entry.role, reason=reason.strip(), digest=gate.digest, via=via,
+                                        delivery_id=delivery_id, operator=operator))
+    audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, covers=decision,
+                 gate_id=gate.id,
                  approver=approver, outcome=outcome.value, reason=reason.strip(), digest=gate.digest,
                  channel=via.value, operator=operator)  # the payload key predates the name `via`
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}

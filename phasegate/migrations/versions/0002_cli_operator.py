@@ -1,6 +1,6 @@
 """who ran a CLI command (user@host) beside the Slack id it named, and the text typed for a metric
 
-Revision ID: 0003
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-30
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0001'  # re-chained after 0002 at merge
+revision = '0002'
+down_revision = '0001'
 branch_labels = None
 depends_on = None
 

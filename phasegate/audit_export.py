@@ -1,0 +1,130 @@
+"""An engagement's decision history for a steering committee, as Markdown or CSV.
+
+Each gate revision with its evidence digest, and every answer given at it: who, on which side and
+in which role, what, why, when and through which channel. The Markdown also states whether the
+audit chain verified and its head hash, which the committee can minute as an anchor outside the
+database. Decisions are read by database column name, as `audit verify` reads them.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.chain import plain
+from phasegate.ledger.models import Base, GateRow
+from phasegate.ledger.verify import ChainReport, evidence_mismatch, verify_one
+from phasegate.states import Outcome
+
+
+class ExportFormat(str, enum.Enum):
+    MD = "md"
+    CSV = "csv"
+
+
+@dataclass(frozen=True)
+class Answer:
+    when: str
+    approver: str
+    side: str
+    role: str
+    outcome: str
+    reason: str
+    channel: str
+
+
+@dataclass
+class GateHistory:
+    gate: GateRow
+    evidence_warning: str | None
+    answers: list[Answer] = field(default_factory=list)
+
+
+@dataclass
+class History:
+    engagement_id: str
+    name: str
+    chain: ChainReport
+    gates: list[GateHistory]
+
+
+def history(session: Session, engagement_id: str) -> History:
+    row = engagements.get(session, engagement_id)
+    decisions = Base.metadata.tables["decisions"]
+    found = []
+    for gate in gates.all_gates(session, engagement_id):
+        entry = GateHistory(gate, evidence_mismatch(session, gate))
+        for d in session.execute(select(decisions).where(decisions.c.gate_id == gate.id)
+                                 .order_by(decisions.c.id)).mappings():
+            entry.answers.append(Answer(when=f"{d['created_at']:%Y-%m-%d %H:%M:%S} UTC", approver=d["approver"],
+                                        side=d["side"], role=d["role"], outcome=Outcome(d["outcome"]).label,
+                                        reason=d["reason"], channel=str(plain(d["channel"]))))
+        found.append(entry)
+    return History(row.id, row.name, verify_one(session, engagement_id), found)
+
+
+def _gate_title(g: GateRow) -> str:
+    return f"{g.phase.gate} ({g.phase.value}), timebox {g.timebox}, revision {g.revision}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(h: History) -> str:
+    lines = [f"# Decision history: {h.name} ({h.engagement_id})", ""]
+    if h.chain.intact:
+        lines.append(f"Audit chain intact: {h.chain.events} events, head #{h.chain.head_seq} `{h.chain.head_hash}`.")
+    else:
+        lines.append(f"**Audit chain broken ({len(h.chain.problems)} problems; run `phasegate audit verify "
+                     f"{h.engagement_id}`):**")
+        lines += [f"- {_cell(p)}" for p in h.chain.problems]
+    for entry in h.gates:
+        g = entry.gate
+        lines += ["", f"## {_gate_title(g)}", "",
+                  f"- State: {g.state.value}" + (f", outcome {g.outcome.label}" if g.outcome else ""),
+                  f"- Opened: {g.opened_at:%Y-%m-%d %H:%M} UTC"
+                  + (f"; decided: {g.decided_at:%Y-%m-%d %H:%M} UTC" if g.decided_at else ""),
+                  f"- Evidence digest: `{g.digest}`"]
+        if entry.evidence_warning:
+            lines.append(f"- **Warning:** {entry.evidence_warning}")
+        if g.reopened_because:
+            lines.append(f"- Reopened because: {g.reopened_because}")
+        if not entry.answers:
+            lines += ["", "No answers recorded."]
+            continue
+        lines += ["", "| When | Approver | Side | Role | Answer | Reason | Channel |", "|---|---|---|---|---|---|---|"]
+        for a in entry.answers:
+            lines.append(f"| {a.when} | {_cell(a.approver)} | {a.side} | {_cell(a.role)} | {a.outcome} "
+                         f"| {_cell(a.reason) or '-'} | {a.channel} |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("engagement", "gate_id", "gate", "phase", "timebox", "revision", "gate_state", "gate_outcome",
+               "evidence_digest", "evidence_warning", "answered_at", "approver", "side", "role", "answer", "reason",
+               "channel")
+
+
+def csv_text(h: History) -> str:
+    """One row per answer; a gate without answers still has one row, with the answer columns empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in h.gates:
+        g = entry.gate
+        gate_cells = [h.engagement_id, g.id, g.phase.gate, g.phase.value, g.timebox, g.revision, g.state.value,
+                      g.outcome.label if g.outcome else "", g.digest, entry.evidence_warning or ""]
+        rows = [[a.when, a.approver, a.side, a.role, a.outcome, a.reason, a.channel] for a in entry.answers]
+        for answer_cells in rows or [[""] * 7]:
+            writer.writerow(gate_cells + answer_cells)
+    return buffer.getvalue()
+
+
+def render(h: History, fmt: ExportFormat) -> str:
+    return markdown(h) if fmt is ExportFormat.MD else csv_text(h)

@@ -1,0 +1,76 @@
+"""Triggers that make decisions, evidence snapshots and audit events append-only in the database
+itself, so an edit through SQL is refused rather than merely detected later by `audit verify`.
+
+The chain heads are the one mutable part of the trail: a head may only move forward and never be
+deleted. PostgreSQL also refuses TRUNCATE, which bypasses row triggers. The migration that adds
+the chain creates these triggers; nothing in phasegate drops them except that migration's
+downgrade. Someone with the rights to drop or disable triggers can still edit rows, which is
+what the hash chain is for.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+APPEND_ONLY = ("audit_events", "decisions", "evidence_snapshots")
+HEADS = "audit_heads"
+
+
+def _sqlite_statements() -> list[str]:
+    statements = []
+    for table in APPEND_ONLY:
+        for op in ("UPDATE", "DELETE"):
+            statements.append(f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                              f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END")
+    statements.append(f"CREATE TRIGGER {HEADS}_forward_only BEFORE UPDATE ON {HEADS} "
+                      "WHEN NEW.seq <= OLD.seq OR NEW.engagement_id <> OLD.engagement_id "
+                      f"BEGIN SELECT RAISE(ABORT, '{HEADS} only move forward: UPDATE refused'); END")
+    statements.append(f"CREATE TRIGGER {HEADS}_no_delete BEFORE DELETE ON {HEADS} "
+                      f"BEGIN SELECT RAISE(ABORT, '{HEADS} are never deleted: DELETE refused'); END")
+    return statements
+
+
+_PG_FUNCTIONS = [
+    """CREATE FUNCTION phasegate_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
+    END $$""",
+    """CREATE FUNCTION phasegate_head_forward_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND NEW.seq > OLD.seq AND NEW.engagement_id = OLD.engagement_id THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION '% only move forward: % refused', TG_TABLE_NAME, TG_OP;
+    END $$""",
+]
+
+
+def _pg_statements() -> list[str]:
+    statements = list(_PG_FUNCTIONS)
+    for table in APPEND_ONLY:
+        statements.append(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                          "FOR EACH ROW EXECUTE FUNCTION phasegate_append_only()")
+    for table in (*APPEND_ONLY, HEADS):
+        statements.append(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                          "FOR EACH STATEMENT EXECUTE FUNCTION phasegate_append_only()")
+    statements.append(f"CREATE TRIGGER {HEADS}_forward_only BEFORE UPDATE OR DELETE ON {HEADS} "
+                      "FOR EACH ROW EXECUTE FUNCTION phasegate_head_forward_only()")
+    return statements
+
+
+def create(conn: Connection) -> None:
+    statements = _pg_statements() if conn.dialect.name == "postgresql" else _sqlite_statements()
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def drop(conn: Connection) -> None:
+    """Remove the triggers (the migration's downgrade)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("DROP FUNCTION IF EXISTS phasegate_append_only() CASCADE"))
+        conn.execute(text("DROP FUNCTION IF EXISTS phasegate_head_forward_only() CASCADE"))
+        return
+    names: list[str] = list(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN "
+                              "('audit_events', 'decisions', 'evidence_snapshots', 'audit_heads')")).scalars())
+    for name in names:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))

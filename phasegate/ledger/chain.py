@@ -1,0 +1,134 @@
+"""The audit trail as one hash chain per engagement.
+
+Every audit event holds its place in its engagement's chain (`seq` 1, 2, ...), the hash of the
+event before it (`prev_hash`, GENESIS for the first) and its own `hash`: the SHA-256 of the
+canonical JSON of its content together with `prev_hash`. Editing, deleting or reordering events
+therefore breaks a link that `audit verify` recomputes.
+
+Decisions and evidence snapshots join the chain through the event written in the same
+transaction (`decision_recorded`, `evidence_frozen`): that event names the row (`row_table`,
+`row_id`) and holds the SHA-256 of the row's canonical content (`row_hash`), so editing a
+decision's approver or a snapshot's evidence, or deleting either, no longer matches the chain.
+The hashed columns are listed here by their database names, so a column added later is covered
+only by a deliberate change to this list (and its old rows keep verifying).
+
+Why one chain per engagement and not one for the whole ledger: appends for different
+engagements never wait for each other, and an engagement's trail can be verified and exported
+on its own. Appends to one chain are serialised by locking the engagement's row in
+`audit_heads` (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions begin with
+`BEGIN IMMEDIATE`, so there is one writer at a time anyway), and UNIQUE (engagement_id, seq) and
+(engagement_id, prev_hash) make a fork impossible even for a writer that skipped the lock. The
+head row also records the newest seq and hash, so deleting the last events shows.
+
+What a chain cannot show on its own: someone able to disable the triggers who rewrites an event,
+every event after it and the head produces a consistent chain. The head hash that `audit verify`
+and `audit export` print is the anchor against that: keep it somewhere outside the database
+(the steering committee's minutes) and compare later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table, inspect, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from phasegate.ledger.models import AuditEventRow, AuditHeadRow, Base, utcnow
+from phasegate.states import AuditKind
+
+GENESIS = "0" * 64
+EVENT_COLUMNS = ("engagement_id", "seq", "kind", "subject", "payload", "created_at", "row_table", "row_id",
+                 "row_hash", "prev_hash")
+ROW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "decisions": ("id", "gate_id", "outcome", "approver", "side", "role", "reason", "digest", "channel",
+                  "operator", "delivery_id", "created_at"),
+    "evidence_snapshots": ("id", "engagement_id", "phase", "digest", "body", "created_at"),
+}
+ROW_NAMES = {"decisions": "decision", "evidence_snapshots": "evidence snapshot"}
+
+
+def plain(value: Any) -> Any:
+    """The JSON form of a column value, the same whether it was just written or read back."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in hashed content")
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def sha256(content: Mapping[str, Any]) -> str:
+    text = json.dumps(plain(content), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def event_hash(columns: Mapping[Any, Any]) -> str:
+    """The hash an event must hold, from its columns by database name (prev_hash included)."""
+    return sha256({name: columns[name] for name in EVENT_COLUMNS})
+
+
+def row_hash(table: str, columns: Mapping[Any, Any]) -> str:
+    """The content hash of a decision or snapshot row, from its columns by database name."""
+    return sha256({name: columns[name] for name in ROW_COLUMNS[table]})
+
+
+def db_columns(row: Base) -> tuple[str, dict[str, Any]]:
+    """(table name, {column name: value}) of a flushed ORM row, whatever its Python attributes are called."""
+    mapper = inspect(type(row))
+    table = mapper.local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{type(row).__name__} is not mapped to a table")
+    values = {column.name: getattr(row, mapper.get_property_by_column(column).key) for column in table.columns}
+    return table.name, values
+
+
+def lock_head(session: Session, engagement_id: str) -> AuditHeadRow:
+    """The engagement's chain head, created at GENESIS if new, locked until the transaction ends."""
+    query = (select(AuditHeadRow).where(AuditHeadRow.engagement_id == engagement_id)
+             .with_for_update().execution_options(populate_existing=True))
+    head = session.scalar(query)
+    if head is None:  # a new chain; a concurrent first writer makes this insert wait, then do nothing
+        heads = Base.metadata.tables["audit_heads"]
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(heads).values(engagement_id=engagement_id, seq=0, hash=GENESIS)
+                        .on_conflict_do_nothing())
+        head = session.scalar(query)
+    if head is None:
+        raise RuntimeError(f"the audit chain head of {engagement_id} vanished inside its transaction")
+    return head
+
+
+def append(session: Session, engagement_id: str, kind: AuditKind, subject: str, payload: Mapping[str, Any],
+           covers: Base | None = None) -> AuditEventRow:
+    """Add the next event of the engagement's chain; `covers` is a decision or snapshot row it seals."""
+    row_table: str | None = None
+    row_id: int | None = None
+    sealed: str | None = None
+    if covers is not None:
+        session.flush()  # the row's id and defaults are part of its hash
+        row_table, columns = db_columns(covers)
+        if row_table not in ROW_COLUMNS:
+            raise ValueError(f"rows of {row_table} are not sealed by the audit chain")
+        row_id, sealed = columns["id"], row_hash(row_table, columns)
+    head = lock_head(session, engagement_id)
+    columns = {"engagement_id": engagement_id, "seq": head.seq + 1, "kind": kind, "subject": subject,
+               "payload": json.loads(json.dumps(plain(payload))), "created_at": utcnow(),
+               "row_table": row_table, "row_id": row_id, "row_hash": sealed, "prev_hash": head.hash}
+    event = AuditEventRow(**columns, hash=event_hash(columns))
+    session.add(event)
+    head.seq, head.hash = event.seq, event.hash
+    return event
