@@ -267,7 +267,7 @@ def up() -> None:
 def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything running afterwards, "
                                              "to look around in the Prefect UI; Ctrl-C stops it.")] = False) -> None:
     """Run the example engagements end to end against local Slack, Jira and metric stand-ins."""
-    from phasegate.demo import run_demo
+    from sandbox.demo import run_demo
 
     try:
         run_demo(Settings(), keep=keep)

@@ -20,9 +20,9 @@ from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import Base
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
 
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

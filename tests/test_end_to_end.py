@@ -21,12 +21,12 @@ from prefect.client.schemas.responses import SetStateStatus
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
 from phasegate import operations
-from phasegate.demo import Demo, local_world, wait_for
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.settings import Settings
 from phasegate.states import Channel, EngagementState, GateState, Outcome
+from sandbox.demo import Demo, local_world, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -15,10 +15,10 @@ from phasegate.evidence import Result
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import Channel, GateState, Outcome
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
 from tasks.gates import extend_timebox, open_gate, recheck_evidence
 from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
 

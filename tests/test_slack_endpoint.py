@@ -18,9 +18,9 @@ from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle, serve_in_thread
 from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_signature import sign
-from phasegate.standins.slack_api import SlackStandin
-from phasegate.standins.slack_user import SlackUser
 from phasegate.states import Channel, GateState, Outcome
+from sandbox.standins.slack_api import SlackStandin
+from sandbox.standins.slack_user import SlackUser
 
 SECRET = "test-secret"
 

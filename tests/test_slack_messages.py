@@ -13,7 +13,7 @@ from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.prompts import render
 from phasegate.runtime import Runtime
-from phasegate.standins.slack_api import SlackStandin
+from sandbox.standins.slack_api import SlackStandin
 
 
 def test_rate_limits_are_waited_out(slack: SlackStandin) -> None:

@@ -12,9 +12,9 @@ from configs.schema import Engagement
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import Channel, GateState, Outcome
 from phasegate.watch import watch
+from sandbox.standins.slack_api import SlackStandin
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

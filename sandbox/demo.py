@@ -33,11 +33,11 @@ from phasegate.local import Stack, refresh_prefect_settings
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.stack import start_endpoint
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
-from phasegate.standins.slack_user import SlackUser
 from phasegate.states import Channel, EngagementState, GateState, Outcome
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
+from sandbox.standins.slack_user import SlackUser
 
 T = TypeVar("T")
 SECRET = "demo-signing-secret"
