@@ -18,7 +18,7 @@ from configs.schema import Phase
 from phasegate.errors import ConfigError, PhasegateError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
-from phasegate.local import use_prefect_api
+from phasegate.local import cli_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import Channel, Outcome
@@ -50,7 +50,6 @@ def runtime() -> Runtime:
     settings = Settings()
     if not settings.database_url:
         upgrade(settings.ledger_url)
-    use_prefect_api(settings)
     return Runtime(settings)
 
 
@@ -61,7 +60,8 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         fail(str(exc))
         raise
     try:
-        return action(rt)
+        with cli_prefect_api(rt.settings):
+            return action(rt)
     except ConfigError as exc:
         for problem in exc.problems[:-1]:
             err.print(f"phasegate: {problem}", markup=False, highlight=False)

@@ -10,6 +10,7 @@ starts in well under a second and stops cleanly; uvicorn in a daemon thread is e
 
 from __future__ import annotations
 
+import contextvars
 import socket
 import threading
 import time
@@ -44,7 +45,9 @@ def serve_in_thread(app: object, host: str = "127.0.0.1", port: int = 0) -> Serv
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    # run in a copy of the caller's context: the Prefect settings in force now apply to the handlers
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), kwargs={"sockets": [sock]},
+                              daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -24,7 +24,6 @@ from sandbox.standins.jira_api import JiraStandin
 from sandbox.standins.metrics_api import MetricsStandin
 from sandbox.standins.slack_api import SlackStandin
 
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
