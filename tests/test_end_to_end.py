@@ -6,14 +6,13 @@ on resume, so these runs also prove that nothing is done twice."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
-from conftest import jira_issues, with_changes
+from helpers import jira_issues, wait_until, with_changes
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.responses import SetStateStatus
@@ -26,7 +25,7 @@ from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.settings import Settings
 from phasegate.states import Channel, EngagementState, GateState, Outcome
-from sandbox.demo import Demo, local_world, wait_for
+from sandbox.demo import Demo, local_world
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -105,7 +104,7 @@ def resume_with(flow_run_id: str, run_input: dict[str, Any]) -> str:
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(UUID(flow_run_id))
         return run if run.state is not None and run.state.is_paused() else None
-    run = wait_for("the run to pause for input", paused, timeout=60)
+    run = wait_until(paused, timeout=60, what="the run to pause for input", interval=0.2)
     keyset = run.state.state_details.run_input_keyset
     with get_client(sync_client=True) as client:
         description = client.read_flow_run_input(UUID(flow_run_id), keyset["description"])
@@ -135,10 +134,8 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
         answers = [(d.approver, d.outcome, d.channel) for d in gates.decisions(session, gate.id)]
     assert answers == [("U0SPONSOR1", Outcome.GO, Channel.PREFECT_UI), ("U0VENDLEAD", Outcome.GO, Channel.PREFECT_UI)]
     world.wait_phase_run("acme-ui", Phase.DEVELOPMENT)
-    deadline = time.monotonic() + 60
-    while flow_runs("acme-ui-poc").get("acme-ui-poc") != "COMPLETED":
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    wait_until(lambda: flow_runs("acme-ui-poc").get("acme-ui-poc") == "COMPLETED", timeout=60,
+               what="the PoC run to complete", interval=0.5)
 
 
 def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
@@ -160,7 +157,8 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
     for approver in ("U0TECHLEAD", "U0VENDLEAD"):
         operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO, reason="")
     assert world.decided(gate).outcome is Outcome.GO
-    wait_for("the PoC run to pause for the PM", lambda: flow_runs("acme-manual-poc").get("acme-manual-poc") == "PAUSED")
+    wait_until(lambda: flow_runs("acme-manual-poc").get("acme-manual-poc") == "PAUSED", timeout=90,
+               what="the PoC run to pause for the PM", interval=0.5)
     with transaction(world.rt.sessions) as session:
         with pytest.raises(NotFound):
             engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT)

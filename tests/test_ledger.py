@@ -9,32 +9,21 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import register, with_changes
+from helpers import open_gate, register, with_changes
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from configs.schema import Engagement, Phase
 from phasegate.errors import GateClosed, PolicyError
-from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
-from phasegate.ledger.models import AuditEventRow, Base, utcnow
+from phasegate.ledger.models import AuditEventRow, Base
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind, Channel, GateState, Outcome
 
 
-def empty_snapshot(engagement_id: str, phase: Phase = Phase.POC, timebox: int = 1) -> Snapshot:
-    return Snapshot(engagement_id=engagement_id, phase=phase, timebox=timebox, collected_at=utcnow(),
-                    milestones=[], metrics=[], criteria=[])
-
-
-def open_gate(factory: sessionmaker[Session], engagement: Engagement, requested_by: str = "U0PMACME01") -> int:
-    with transaction(factory) as session:
-        engagements.register(session, engagement)
-        engagements.start_phase(session, engagement, Phase.POC, requested_by=requested_by, flow_run_id=None,
-                                today=dt.date(2026, 11, 27))
-        return gates.open_gate(session, empty_snapshot(engagement.id), requested_by=requested_by,
-                               flow_run_id=None, channel=engagement.slack_channel).id
+def open_gate_on_friday(ledger: sessionmaker[Session], engagement: Engagement) -> int:
+    return open_gate(ledger, engagement, today=dt.date(2026, 11, 27))
 
 
 def test_migrations_match_the_models(ledger_url: str, ledger: sessionmaker[Session]) -> None:
@@ -46,7 +35,7 @@ def test_migrations_match_the_models(ledger_url: str, ledger: sessionmaker[Sessi
 
 
 def test_answers_add_up_to_one_decision(ledger: sessionmaker[Session], acme: Engagement) -> None:
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     with transaction(ledger) as session:
         first = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="",
                              channel=Channel.SLACK, delivery_id="d1")
@@ -71,7 +60,7 @@ def test_answers_add_up_to_one_decision(ledger: sessionmaker[Session], acme: Eng
 
 
 def test_a_changed_mind_is_a_new_decision(ledger: sessionmaker[Session], acme: Engagement) -> None:
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     for outcome, reason in [(Outcome.NO_GO, "data is not ready"), (Outcome.GO, "")]:
         with transaction(ledger) as session:
             gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=outcome, reason=reason,
@@ -87,7 +76,7 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
     """Many replicas of the endpoint may record answers at the same moment; the quorum is counted
     under a lock, so the gate is decided once and every distinct answer is kept."""
     any_two = with_changes(acme, phases__poc__gate__quorum={"count": "any"})
-    gate_id = open_gate(ledger, any_two)
+    gate_id = open_gate_on_friday(ledger, any_two)
     barrier = threading.Barrier(12)
     results: list[gates.Answered | Exception] = []
 
@@ -116,7 +105,7 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
 
 def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], acme: Engagement) -> None:
     """acme's PoC: 8 planned weeks, extensions of 2, at most 12: two extensions fit, a third does not."""
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     today = dt.date(2026, 11, 27)
     with transaction(ledger) as session:
         assert engagements.extend(session, acme, Phase.POC, after=1, reason="r", today=today)[1] is True
@@ -129,7 +118,7 @@ def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], ac
 
 
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:
-    open_gate(ledger, acme)
+    open_gate_on_friday(ledger, acme)
     changed = with_changes(acme, name="ACME churn, now with upsell")
     with transaction(ledger) as session, pytest.raises(PolicyError, match="can no longer change"):
         engagements.register(session, changed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import finish_milestones, jira_issues, open_poc_gate, register, with_changes
+from helpers import finish_milestones, jira_issues, posted_gate, register, with_changes
 
 from configs.schema import Engagement, Phase
 from phasegate.errors import ServiceUnavailable
@@ -51,7 +51,7 @@ def test_running_the_phase_steps_twice_does_nothing_twice(
 
 
 def test_gate_evidence_shows_values_and_digest(rt: Runtime, jira: JiraStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         snapshot = gates.snapshot_of(session, gate)
