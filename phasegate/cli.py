@@ -20,7 +20,7 @@ from phasegate.errors import EXPECTED, ConfigError
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.verify import gate_warnings
-from phasegate.local import use_prefect_api
+from phasegate.local import cli_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import Outcome, Via
@@ -52,7 +52,6 @@ def runtime() -> Runtime:
     settings = Settings()
     if not settings.database_url:
         upgrade(settings.ledger_url)
-    use_prefect_api(settings)
     return Runtime(settings)
 
 
@@ -63,7 +62,8 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         fail(str(exc))
         raise
     try:
-        return action(rt)
+        with cli_prefect_api(rt.settings):
+            return action(rt)
     except ConfigError as exc:
         for problem in exc.problems[:-1]:
             err.print(f"phasegate: {problem}", markup=False, highlight=False)
@@ -280,7 +280,7 @@ def up() -> None:
 def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything running afterwards, "
                                              "to look around in the Prefect UI; Ctrl-C stops it.")] = False) -> None:
     """Run the example engagements end to end against local Slack, Jira and metric stand-ins."""
-    from phasegate.demo import run_demo
+    from sandbox.demo import run_demo
 
     try:
         run_demo(Settings(), keep=keep)

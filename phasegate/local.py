@@ -2,7 +2,9 @@
 
 `Stack` starts what is missing and stops everything it started, in reverse order, on exit or
 Ctrl-C. The flows are served from a child process (`python -m phasegate.serve_flows`) so that
-their runner owns its own main thread and signals.
+their runner owns its own main thread and signals. Nothing here rewrites os.environ: this process
+steers its Prefect client with Prefect's settings context, and children get their environment
+through `env=`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -45,30 +49,28 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
             process.wait()
 
 
-def use_prefect_api(settings: Settings) -> str:
-    """The Prefect API this process talks to: PREFECT_API_URL, or the local server `phasegate up`
-    runs. Never an ephemeral server started behind the user's back."""
-    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    refresh_prefect_settings()
-    return os.environ["PREFECT_API_URL"]
+def configured_prefect_api() -> str | None:
+    """PREFECT_API_URL as Prefect reads it at this moment: the environment, then the active profile."""
+    from prefect.settings import Settings as PrefectSettings
+
+    return PrefectSettings().api.url
 
 
-def prefect_env(settings: Settings) -> None:
-    """Local-only Prefect: no analytics, fast resume polling, its own home under phasegate's."""
-    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ["PREFECT_RUNNER_POLL_FREQUENCY"] = str(settings.runner_poll_seconds)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    refresh_prefect_settings()
+@contextmanager
+def prefect_api(url: str) -> Iterator[str]:
+    """This process's Prefect client talks to `url` (never to an ephemeral server started behind the
+    user's back) until the block ends. Prefect keeps its settings in a context variable rather than in
+    os.environ, so nothing else in the process is changed; threads started inside the block see it
+    only if they run in a copy of the context (`serve_in_thread` does that)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}):
+        yield url
 
 
-def refresh_prefect_settings() -> None:
-    """Prefect reads its settings once at import; make this process see the variables set since."""
-    from prefect.context import refresh_global_settings_context
-
-    refresh_global_settings_context()
+def cli_prefect_api(settings: Settings) -> AbstractContextManager[str]:
+    """The Prefect API a CLI command talks to: PREFECT_API_URL, or the local server `phasegate up` runs."""
+    return prefect_api(configured_prefect_api() or settings.prefect_api_url)
 
 
 def interrupt_on_sigterm() -> None:
@@ -80,36 +82,56 @@ def interrupt_on_sigterm() -> None:
 
 
 class Stack(ExitStack):
-    def __init__(self, settings: Settings) -> None:
+    """Child processes get the environment they need through `env=`: this process's own environment,
+    the PHASEGATE_ settings this stack runs with, and the Prefect settings for a local server.
+
+    `prefect_home` is where a local Prefect server keeps its database: by default PREFECT_HOME if
+    set, else `<phasegate home>/prefect`."""
+
+    def __init__(self, settings: Settings, *, prefect_home: Path | None = None) -> None:
         super().__init__()
         interrupt_on_sigterm()
         self.settings = settings
+        self.prefect_home = prefect_home
+        self.api_url: str | None = None
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def child_env(self) -> dict[str, str]:
+        if self.api_url is None:
+            raise RuntimeError("start or connect the Prefect server before anything that talks to it")
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PHASEGATE_")}
+        env.update(self.settings.as_env())
+        if self.prefect_home is not None:
+            env["PREFECT_HOME"] = str(self.prefect_home)
+        env.setdefault("PREFECT_HOME", str(self.settings.home / "prefect"))
+        env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        env.update(PREFECT_API_URL=self.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                   PREFECT_RUNNER_POLL_FREQUENCY=str(self.settings.runner_poll_seconds))
+        return env
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.callback(log.close)
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.child_env(),
                                    start_new_session=True)
         self.callback(stop_process, process)
         return process
 
-    def prefect_server(self) -> str:
-        """The Prefect API URL: the one configured, or a local server started now."""
-        prefect_env(self.settings)
-        configured = os.environ.get("PREFECT_API_URL")
+    def prefect_server(self, configured: str | None = None) -> str:
+        """The Prefect API URL: `configured` (which must answer), or a local server started now. This
+        process's Prefect client talks to it until the stack closes."""
         if configured:
             wait_healthy(configured.rstrip("/") + "/health", 10)
-            return configured
-        port = self.settings.prefect_port or free_port()
-        process = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
-                                                 "--host", "127.0.0.1", "--port", str(port)])
-        url = f"http://127.0.0.1:{port}/api"
-        wait_healthy(url + "/health", 90, process)
-        os.environ["PREFECT_API_URL"] = url
-        refresh_prefect_settings()
-        return url
+            self.api_url = configured
+        else:
+            port = self.settings.prefect_port or free_port()
+            self.api_url = f"http://127.0.0.1:{port}/api"
+            process = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
+                                                     "--host", "127.0.0.1", "--port", str(port)])
+            wait_healthy(self.api_url + "/health", 90, process)
+        return self.enter_context(prefect_api(self.api_url))
 
     def flows(self) -> None:
         process = self._spawn("flows", [sys.executable, "-m", "phasegate.serve_flows"])

@@ -6,12 +6,11 @@ the terminal is held to the same policy and recorded the same way, only as answe
 
 from __future__ import annotations
 
-import os
-
 import httpx
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL
 
 from configs.schema import Phase
 from phasegate import answers
@@ -95,7 +94,7 @@ def wake(flow_run_id: str) -> None:
         resume_when_paused(flow_run_id, wait=10)
     except ObjectNotFound:
         raise ServiceUnavailable(f"flow run {flow_run_id} is not known to the Prefect API at "
-                                 f"{os.environ.get('PREFECT_API_URL')}") from None
+                                 f"{PREFECT_API_URL.value()}") from None
     except PREFECT_DOWN:
         raise _prefect_call("wake the phase run") from None
 

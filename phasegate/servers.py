@@ -1,6 +1,6 @@
 """Run an ASGI app on a loopback port in a background thread.
 
-The stand-ins, the Slack endpoint in tests and the demo all need a real HTTP server that
+The Slack endpoint (`phasegate up`, the tests) and the sandbox's stand-ins need a real HTTP server that
 starts in well under a second and stops cleanly; uvicorn in a daemon thread is enough.
 
     handle = serve_in_thread(app)          # port 0: the OS picks a free one
@@ -10,6 +10,7 @@ starts in well under a second and stops cleanly; uvicorn in a daemon thread is e
 
 from __future__ import annotations
 
+import contextvars
 import socket
 import threading
 import time
@@ -44,7 +45,9 @@ def serve_in_thread(app: object, host: str = "127.0.0.1", port: int = 0) -> Serv
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    # run in a copy of the caller's context: the Prefect settings in force now apply to the handlers
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), kwargs={"sockets": [sock]},
+                              daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -53,24 +56,3 @@ def serve_in_thread(app: object, host: str = "127.0.0.1", port: int = 0) -> Serv
         time.sleep(0.01)
     return ServerHandle(url=f"http://{host}:{port}", port=port, server=server, thread=thread)
 
-
-class LoopbackServer:
-    """Base of the stand-ins: an ASGI `app` served on a free loopback port between start() and stop()."""
-
-    app: object
-    _handle: ServerHandle | None = None
-
-    def start(self) -> ServerHandle:
-        self._handle = serve_in_thread(self.app)
-        return self._handle
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.stop()
-            self._handle = None
-
-    @property
-    def url(self) -> str:
-        if self._handle is None:
-            raise RuntimeError(f"{type(self).__name__} is not started; call start() first")
-        return self._handle.url

@@ -1,8 +1,10 @@
 """Settings: one object, read from the environment (prefix PHASEGATE_) at the entry point and
-passed down. Nothing else in phasegate reads the environment."""
+passed down. Nothing else in phasegate reads the environment; child processes get theirs from
+`Settings.as_env()`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -43,3 +45,18 @@ class Settings(BaseSettings):
     @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'ledger.db'}"
+
+    def as_env(self) -> dict[str, str]:
+        """The PHASEGATE_ variables from which a child process builds these same settings (unset
+        optional values are left out)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, dict):
+                value = json.dumps(value)
+            env[f"{self.model_config.get('env_prefix', '')}{name}".upper()] = str(value)
+        return env

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from phasegate.errors import ConfigError
 from phasegate.ledger.db import upgrade
-from phasegate.local import Stack
+from phasegate.local import Stack, configured_prefect_api
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle
@@ -37,7 +37,7 @@ def run_up(settings: Settings) -> None:
     with Stack(settings) as stack:
         stack.callback(rt.close)
         with console.status("starting the Prefect server, the flows and the Slack endpoint"):
-            api = stack.prefect_server()
+            api = stack.prefect_server(configured_prefect_api())
             stack.flows()
             endpoint = start_endpoint(stack, rt)
         console.print(f"Prefect UI      {api.removesuffix('/api')}")

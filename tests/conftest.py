@@ -1,9 +1,8 @@
 """Shared fixtures: a ledger on SQLite and on PostgreSQL, the Slack/Jira/metric stand-ins, and a
-Runtime wired to them. Nothing here reaches the internet."""
+Runtime wired to them. Nothing here reaches the internet. Plain helper functions are in helpers.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,21 +10,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from helpers import Invoke, closed_port_url
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Engagement
-from phasegate.ledger import append_only, engagements
-from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
+from phasegate.cli import app
+from phasegate.ledger import append_only
+from phasegate.ledger.db import make_engine, sessions, upgrade
 from phasegate.ledger.models import Base
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
 
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -122,51 +124,21 @@ def acme() -> Engagement:
     return load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
 
 
-def register(rt: Runtime, engagement: Engagement) -> None:
-    with transaction(rt.sessions) as session:
-        engagements.register(session, engagement)
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI tests' PHASEGATE_HOME, holding the SQLite ledger the CLI creates on first use."""
+    monkeypatch.delenv("PHASEGATE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("PHASEGATE_HOME", str(tmp_path))
+    return tmp_path
 
 
-def with_changes(engagement: Engagement, **changes: object) -> Engagement:
-    """A copy of the engagement with top-level or dotted-path fields replaced, validated again."""
-    data = json.loads(engagement.model_dump_json())
-    for path, value in changes.items():
-        node = data
-        *parents, leaf = path.split("__")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return Engagement.model_validate(data)
+@pytest.fixture
+def cli(home: Path) -> Invoke:
+    """`phasegate <args>` in-process, with Prefect pointed at a closed port and a fixed width."""
+    runner = CliRunner(env={"PHASEGATE_HOME": str(home), "PHASEGATE_DATABASE_URL": None,
+                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "80"})
 
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, list(args))
 
-def open_poc_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> int:
-    """Register the engagement and take its PoC to an open G1 with the real tasks (no Prefect run)."""
-    from configs.schema import Phase
-    from tasks.gates import open_gate
-    from tasks.kickoff import begin_phase, link_milestones, post_kickoff
-
-    register(rt, engagement)
-    begin_phase.fn(rt, engagement, Phase.POC, requested_by, None)
-    post_kickoff.fn(rt, engagement, Phase.POC)
-    link_milestones.fn(rt, engagement, Phase.POC)
-    return open_gate.fn(rt, engagement, Phase.POC, 1, requested_by, None)
-
-
-def finish_milestones(rt: Runtime, jira: JiraStandin, engagement_id: str, phase: object) -> None:
-    """Mark every Jira issue linked to the phase's milestones done, as the vendor would."""
-    with transaction(rt.sessions) as session:
-        links = engagements.links(session, engagement_id, phase)  # type: ignore[arg-type]
-    for key in links.values():
-        jira.set_status(key, "Done", done=True)
-
-
-def jira_issues(jira: JiraStandin, project: str) -> list[str]:
-    """Keys of every issue in the stand-in's project, by walking KEY-1, KEY-2, ..."""
-    keys = []
-    while True:
-        key = f"{project}-{len(keys) + 1}"
-        try:
-            jira.issue(key)
-        except KeyError:
-            return keys
-        keys.append(key)
+    return invoke

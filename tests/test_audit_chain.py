@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import PG_ADMIN, open_poc_gate, settings_for, triggers_off
+from conftest import PG_ADMIN, settings_for, triggers_off
+from helpers import posted_gate
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -28,10 +29,10 @@ from phasegate.ledger.db import alembic_config, make_engine, transaction, upgrad
 from phasegate.ledger.models import AuditEventRow, AuditHeadRow, Base, DecisionRow, SnapshotRow
 from phasegate.ledger.verify import verify
 from phasegate.runtime import Runtime
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import AuditKind, Outcome, Via
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
 
 SPONSOR, TECH_LEAD, VENDOR_LEAD = "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"
 Invoke = Callable[..., Result]
@@ -59,7 +60,7 @@ def cli(ledger_url: str, tmp_path: Path) -> Invoke:
 
 def decided_g1(rt: Runtime, acme: Engagement) -> int:
     """acme's G1 opened by the real tasks, a changed mind, then decided GO from Slack and the CLI."""
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     for approver, outcome, reason, channel in [(SPONSOR, Outcome.NO_GO, "F1 too low", Via.SLACK),
                                                (SPONSOR, Outcome.GO, "", Via.SLACK),
                                                (VENDOR_LEAD, Outcome.GO, "", Via.CLI)]:
@@ -256,7 +257,7 @@ def test_export_writes_the_decision_history(rt: Runtime, acme: Engagement, cli: 
 def test_concurrent_writers_leave_one_chain(rt: Runtime, acme: Engagement) -> None:
     """Eight writers (as from several endpoint replicas) append answers and events to one engagement
     at once; the chain ends up contiguous, unforked and verified."""
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     barrier = threading.Barrier(8)
     failures: list[BaseException] = []
 

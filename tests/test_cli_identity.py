@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import open_poc_gate, with_changes
+from helpers import posted_gate, with_changes
 
 from configs.schema import Engagement
 from phasegate import operations
@@ -15,14 +15,14 @@ from phasegate.errors import PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import Outcome, Via
+from sandbox.standins.slack_api import SlackStandin
 
 SPONSOR, VENDOR_LEAD = "U0SPONSOR1", "U0VENDLEAD"
 
 
 def test_the_prompt_shows_who_ran_the_command(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     operations.decide(rt, gate_id, approver=SPONSOR, outcome=Outcome.GO, reason="", operator="ana@build-7")
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
@@ -35,7 +35,7 @@ def test_the_prompt_shows_who_ran_the_command(rt: Runtime, slack: SlackStandin, 
 
 def test_the_operator_is_escaped_in_the_prompt(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     """The user name comes from $USER / $LOGNAME, which anyone can set to `<!channel>`."""
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     operations.decide(rt, gate_id, approver=SPONSOR, outcome=Outcome.GO, reason="", operator="<!channel>@h&st")
     with transaction(rt.sessions) as session:
         ts = gates.by_id(session, gate_id).message_ts
@@ -46,7 +46,7 @@ def test_the_operator_is_escaped_in_the_prompt(rt: Runtime, slack: SlackStandin,
 
 def test_a_gate_can_refuse_answers_from_the_cli(rt: Runtime, acme: Engagement) -> None:
     slack_only = with_changes(acme, phases__poc__gate__cli_answers=False)
-    gate_id = open_poc_gate(rt, slack_only)
+    gate_id = posted_gate(rt, slack_only).id
     with transaction(rt.sessions) as session, pytest.raises(PolicyError, match=(
             r"acme-churn/G1 takes no answers from the CLI \(cli_answers: false in the engagement file\); "
             r"answer in Slack")):

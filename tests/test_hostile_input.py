@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import open_poc_gate
+from helpers import posted_gate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -27,9 +27,9 @@ from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle, serve_in_thread
 from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_signature import sign
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import Outcome, Via
 from phasegate.text import mrkdwn
+from sandbox.standins.slack_api import SlackStandin
 
 SECRET = "test-secret"
 
@@ -106,7 +106,7 @@ def test_json_nested_a_thousand_deep_is_a_400(rt: Runtime, endpoint: Endpoint) -
 @pytest.mark.parametrize("bad", ["no\x00body", "lone \ud800 surrogate"])
 def test_text_no_ledger_can_store_is_refused_on_both_backends(rt: Runtime, endpoint: Endpoint, acme: Engagement,
                                                               bad: str) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     before = rows(rt)
     assert endpoint.send(reason_view(gate_id, Outcome.NO_GO, bad)).status_code == 400
     attest = click(gate_id) | {"actions": [{"action_id": "attest:data-deletion", "value": bad}]}
@@ -117,7 +117,7 @@ def test_text_no_ledger_can_store_is_refused_on_both_backends(rt: Runtime, endpo
 
 @pytest.mark.parametrize("bad", ["no\x00body", "lone \ud800 surrogate", "x" * 3001])
 def test_the_ledger_refuses_such_text_from_the_cli_too(rt: Runtime, acme: Engagement, bad: str) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     before = rows(rt)
     with pytest.raises(PolicyError, match="reason"), transaction(rt.sessions) as session:
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.NO_GO, reason=bad, via=Via.CLI)
@@ -128,7 +128,7 @@ def test_the_ledger_refuses_such_text_from_the_cli_too(rt: Runtime, acme: Engage
                                  "ftp://127.0.0.1/", 12, "http://127.0.0.1/\r\nX-Injected: 1"])
 def test_a_malformed_response_url_is_ignored_and_the_connection_survives(rt: Runtime, endpoint: Endpoint,
                                                                          acme: Engagement, url: object) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     refused = click(gate_id, user="U0NOTANAPPROVER", response_url=url)  # refusals are told through response_url
     first = endpoint.send(refused)
     second = endpoint.send(refused)  # on the same keep-alive connection
@@ -139,7 +139,7 @@ def test_a_malformed_response_url_is_ignored_and_the_connection_survives(rt: Run
 
 
 def test_a_client_that_hangs_up_mid_body_records_nothing(rt: Runtime, endpoint: Endpoint, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     body = urlencode({"payload": json.dumps(reason_view(gate_id, Outcome.NO_GO, "cut short"))}).encode()
     stamp = str(int(time.time()))
     head = (f"POST /slack/interactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
@@ -156,7 +156,7 @@ def test_a_client_that_hangs_up_mid_body_records_nothing(rt: Runtime, endpoint: 
 
 def test_reasons_are_shown_literally_in_the_prompt(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
                                                   acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     hostile = "<!channel> see <https://evil.example|the real report> & \u202eTFARD"
     assert endpoint.send(reason_view(gate_id, Outcome.NO_GO, hostile)).status_code == 200
     with transaction(rt.sessions) as session:
@@ -240,7 +240,7 @@ def test_ten_thousand_generated_payloads_on_postgresql(ledger_url: str, rt: Runt
                                                        acme: Engagement) -> None:
     if not ledger_url.startswith("postgresql"):
         pytest.skip("the fuzz run is on PostgreSQL, the stricter backend for text")
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     before = rows(rt)
     statuses: Counter[int] = Counter()
     logging.getLogger("phasegate.slack").setLevel(logging.ERROR)  # refusals told via odd URLs warn; not errors

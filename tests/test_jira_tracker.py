@@ -18,7 +18,7 @@ from integrations.issue_tracker import JiraTracker, make_jira_client
 from integrations.jql import build_jql
 from phasegate.errors import EvidenceUnavailable, ServiceUnavailable
 from phasegate.servers import free_port
-from phasegate.standins.jira_api import JiraStandin
+from sandbox.standins.jira_api import JiraStandin
 
 DEPLOYMENTS = ["cloud", "datacenter"]
 

@@ -15,8 +15,8 @@ from configs.schema import JiraQuery
 from integrations.issue_tracker import JiraTracker, make_jira_client
 from integrations.jql import build_jql, quote
 from phasegate.errors import EvidenceUnavailable
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.jql_parser import BoolOp, Clause, JqlError, parse, tokenize
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.jql_parser import BoolOp, Clause, JqlError, parse, tokenize
 
 DOUBLE_QUOTE_PAYLOAD = 'X" OR project = "SECRET'
 BACKSLASH_PAYLOAD = "X\\' OR project = SECRET OR a = 1\\\\"  # X\' OR project = SECRET OR a = 1\\

@@ -1,6 +1,6 @@
 """The repository's generic top-level package names, and the module names inside them.
 
-Why: `flows`, `tasks`, `integrations` and `configs` are names another installed distribution
+Why: `flows`, `tasks`, `integrations`, `configs` and `sandbox` are names another installed distribution
 could also claim, and a module such as `integrations/slack.py` would shadow the real `slack`
 package whenever its folder lands on sys.path (running a flow file as a script does that).
 Either mistake imports the wrong code without any error at the import itself.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-OWN_PACKAGES = ("phasegate", "flows", "tasks", "integrations", "configs")
-SCANNED = ("flows", "tasks", "integrations")
+OWN_PACKAGES = ("phasegate", "flows", "tasks", "integrations", "configs", "sandbox")
+SCANNED = ("flows", "tasks", "integrations", "sandbox")
 
 # The import names of phasegate's dependencies (pyproject) and of the big ones they bring along.
 DEPENDENCY_NAMES = {

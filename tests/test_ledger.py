@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import register, with_changes
+from helpers import open_gate, register, with_changes
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,18 +35,13 @@ from phasegate.runtime import Runtime
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 
+def open_gate_on_friday(ledger: sessionmaker[Session], engagement: Engagement) -> int:
+    return open_gate(ledger, engagement, today=dt.date(2026, 11, 27))
+
+
 def empty_snapshot(engagement_id: str, phase: Phase = Phase.POC, timebox: int = 1) -> Snapshot:
     return Snapshot(engagement_id=engagement_id, phase=phase, timebox=timebox, collected_at=utcnow(),
                     milestones=[], metrics=[], criteria=[])
-
-
-def open_gate(factory: sessionmaker[Session], engagement: Engagement, requested_by: str = "U0PMACME01") -> int:
-    with transaction(factory) as session:
-        engagements.register(session, engagement)
-        engagements.start_phase(session, engagement, Phase.POC, requested_by=requested_by, flow_run_id=None,
-                                today=dt.date(2026, 11, 27))
-        return gates.open_gate(session, empty_snapshot(engagement.id), requested_by=requested_by,
-                               flow_run_id=None, channel=engagement.slack_channel).id
 
 
 def test_migrations_match_the_models(ledger_url: str, ledger: sessionmaker[Session]) -> None:
@@ -58,7 +53,7 @@ def test_migrations_match_the_models(ledger_url: str, ledger: sessionmaker[Sessi
 
 
 def test_answers_add_up_to_one_decision(ledger: sessionmaker[Session], acme: Engagement) -> None:
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     with transaction(ledger) as session:
         first = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="",
                              via=Via.SLACK, delivery_id="d1")
@@ -83,7 +78,7 @@ def test_answers_add_up_to_one_decision(ledger: sessionmaker[Session], acme: Eng
 
 
 def test_a_changed_mind_is_a_new_decision(ledger: sessionmaker[Session], acme: Engagement) -> None:
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     for outcome, reason in [(Outcome.NO_GO, "data is not ready"), (Outcome.GO, "")]:
         with transaction(ledger) as session:
             gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=outcome, reason=reason,
@@ -99,7 +94,7 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
     """Many replicas of the endpoint may record answers at the same moment; the quorum is counted
     under a lock, so the gate is decided once and every distinct answer is kept."""
     any_two = with_changes(acme, phases__poc__gate__quorum={"count": "any"})
-    gate_id = open_gate(ledger, any_two)
+    gate_id = open_gate_on_friday(ledger, any_two)
     barrier = threading.Barrier(12)
     results: list[gates.Answered | Exception] = []
 
@@ -128,7 +123,7 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
 
 def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], acme: Engagement) -> None:
     """acme's PoC: 8 planned weeks, extensions of 2, at most 12: two extensions fit, a third does not."""
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     with transaction(ledger) as session:
         assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is True
         assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is False
@@ -159,7 +154,7 @@ def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessio
 
 def test_state_changes_outside_the_tables_raise(ledger: sessionmaker[Session], acme: Engagement) -> None:
     """The transition tables are checked with a raise, so the checks hold under `python -O` too."""
-    gate_id = open_gate(ledger, acme)
+    gate_id = open_gate_on_friday(ledger, acme)
     with transaction(ledger) as session:
         gates.settle(session, gates.by_id(session, gate_id), Outcome.GO)
     with transaction(ledger) as session, pytest.raises(InvalidTransition, match="is decided and cannot become decided"):
@@ -201,7 +196,7 @@ def test_an_extension_adds_its_weeks_to_the_end_of_the_current_timebox(ledger: s
 
 
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:
-    open_gate(ledger, acme)
+    open_gate_on_friday(ledger, acme)
     changed = with_changes(acme, name="ACME churn, now with upsell")
     with transaction(ledger) as session, pytest.raises(PolicyError, match="can no longer change"):
         engagements.register(session, changed)
@@ -240,7 +235,7 @@ def test_values_at_the_schema_limits_are_stored(ledger: sessionmaker[Session], a
     poc_approvers = [a.model_dump(mode="json") for a in acme.phases.poc.gate.approvers]
     poc_approvers[0]["role"] = "é" * 64
     long = with_changes(acme, name="é" * 200, phases__poc__gate__approvers=poc_approvers)
-    gate_id = open_gate(ledger, long)
+    gate_id = open_gate(ledger, long, today=dt.date(2026, 11, 27))
     with transaction(ledger) as session:
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", via=Via.SLACK)
     with transaction(ledger) as session:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import finish_milestones, jira_issues, open_poc_gate, register, with_changes
+from helpers import finish_milestones, jira_issues, posted_gate, register, with_changes
 
 from configs.schema import Engagement, Phase
 from phasegate.errors import ServiceUnavailable
@@ -15,10 +15,10 @@ from phasegate.evidence import Result
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import GateState, Outcome, Via
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
 from tasks.gates import extend_timebox, open_gate, recheck_evidence, record_ui_answer
 from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
 
@@ -51,7 +51,7 @@ def test_running_the_phase_steps_twice_does_nothing_twice(
 
 
 def test_gate_evidence_shows_values_and_digest(rt: Runtime, jira: JiraStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         snapshot = gates.snapshot_of(session, gate)
@@ -184,7 +184,7 @@ def test_a_slack_outage_while_opening_the_gate_loses_nothing(
 def test_an_answer_from_the_prefect_ui_survives_a_slack_outage(
         rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     """The shared after-answer step: the answer is kept and the failed prompt update is reported."""
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     slack.fail_next("chat.update", 500)
     note = record_ui_answer.fn(rt, gate_id, "U0SPONSOR1", Outcome.GO, "", "ui:run:1")
     assert note.startswith("recorded, but could not update the Slack prompt"), note

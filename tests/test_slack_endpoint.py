@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import open_poc_gate
+from helpers import posted_gate, register, wait_until
 
 from configs.schema import Engagement
 from phasegate.ledger import gates
@@ -18,9 +18,9 @@ from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle, serve_in_thread
 from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_signature import sign
-from phasegate.standins.slack_api import SlackStandin
-from phasegate.standins.slack_user import SlackUser
 from phasegate.states import GateState, Outcome, Via
+from sandbox.standins.slack_api import SlackStandin
+from sandbox.standins.slack_user import SlackUser
 
 SECRET = "test-secret"
 
@@ -47,20 +47,6 @@ def user(endpoint: Endpoint, slack: SlackStandin, user_id: str) -> SlackUser:
 def gate_row(rt: Runtime, gate_id: int) -> gates.GateRow:
     with transaction(rt.sessions) as session:
         return gates.by_id(session, gate_id)
-
-
-def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> gates.GateRow:
-    """An open G1 whose prompt is posted in Slack."""
-    gate = gate_row(rt, open_poc_gate(rt, engagement, requested_by=requested_by))
-    assert gate.message_ts is not None
-    return gate
-
-
-def wait_until(check: object, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
 
 
 def test_bad_requests_get_401_never_500(rt: Runtime, endpoint: Endpoint) -> None:
@@ -118,7 +104,7 @@ def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
 
 
 def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+    gate_id = posted_gate(rt, acme).id
     with transaction(rt.sessions) as session:
         gates.by_id(session, gate_id).flow_run_id = "run-123"
     gate = gate_row(rt, gate_id)
@@ -193,8 +179,6 @@ def test_click_on_a_decided_gate_is_answered_with_the_decision(
 
 def test_handover_items_can_be_attested_from_the_kickoff_buttons(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    from conftest import register
-
     from configs.schema import Phase
     from phasegate.ledger import engagements
     from tasks.kickoff import post_kickoff

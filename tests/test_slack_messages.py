@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import open_poc_gate, with_changes
+from helpers import posted_gate, with_changes
 
 from configs.schema import Engagement
 from integrations.slack_chat import SlackChat, make_web_client
@@ -13,7 +13,7 @@ from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.prompts import render
 from phasegate.runtime import Runtime
-from phasegate.standins.slack_api import SlackStandin
+from sandbox.standins.slack_api import SlackStandin
 
 
 def test_rate_limits_are_waited_out(slack: SlackStandin) -> None:
@@ -30,7 +30,7 @@ def test_a_prompt_with_a_lot_of_evidence_stays_within_block_kit_limits(
         rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     many = [{"key": f"m{n:02d}", "title": "A milestone with a very long title " + "x" * 180} for n in range(40)]
     engagement = with_changes(acme, phases__poc__milestones=many)
-    gate_id = open_poc_gate(rt, engagement)
+    gate_id = posted_gate(rt, engagement).id
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         _, blocks = render(session, gate)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from conftest import open_poc_gate, with_changes
+from helpers import posted_gate, with_changes
 
 from configs.schema import Engagement
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import GateState, Outcome, Via
 from phasegate.watch import watch
+from sandbox.standins.slack_api import SlackStandin
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -24,7 +24,7 @@ def at(day: str, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def opened_friday(rt: Runtime, engagement: Engagement) -> int:
-    gate_id = open_poc_gate(rt, engagement)
+    gate_id = posted_gate(rt, engagement).id
     with transaction(rt.sessions) as session:
         gates.by_id(session, gate_id).opened_at = at("2026-11-27", 16)  # a Friday afternoon in Berlin
     return gate_id
@@ -67,7 +67,7 @@ def test_the_schedule_follows_the_engagements_timezone(rt: Runtime, slack: Slack
     reminded = {}
     for zone in ("Pacific/Auckland", "America/Los_Angeles"):
         engagement = with_changes(acme, id=f"tz-{zone.split('/')[1].lower().replace('_', '-')}", timezone=zone)
-        gate_id = open_poc_gate(rt, engagement)
+        gate_id = posted_gate(rt, engagement).id
         with transaction(rt.sessions) as session:
             gates.by_id(session, gate_id).opened_at = opened
         local_monday_9 = dt.datetime(2026, 11, 30, 9, 1, tzinfo=ZoneInfo(zone)).astimezone(dt.UTC)

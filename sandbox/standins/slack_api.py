@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from phasegate.servers import LoopbackServer
-from phasegate.standins.blockkit import validate_blocks, validate_modal
+from sandbox.standins.blockkit import validate_blocks, validate_modal
+from sandbox.standins.loopback import LoopbackServer
 
 TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0PHASEGATE", "U0PHASEBOT", "B0PHASEBOT", "A0PHASEGATE"
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,20}$")

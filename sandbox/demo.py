@@ -10,16 +10,16 @@ endpoint. The vendor's work is simulated by moving Jira issues and metric values
 
 from __future__ import annotations
 
-import json
-import os
+import contextvars
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from configs.loader import engagement_files, load_engagement
@@ -29,15 +29,15 @@ from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import GateRow
-from phasegate.local import Stack, refresh_prefect_settings
+from phasegate.local import Stack
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.stack import start_endpoint
-from phasegate.standins.jira_api import JiraStandin
-from phasegate.standins.metrics_api import MetricsStandin
-from phasegate.standins.slack_api import SlackStandin
-from phasegate.standins.slack_user import SlackUser
 from phasegate.states import EngagementState, GateState, Outcome, Via
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
+from sandbox.standins.slack_user import SlackUser
 
 T = TypeVar("T")
 SECRET = "demo-signing-secret"
@@ -195,34 +195,35 @@ def demo_settings(base: Settings) -> Settings:
     return Settings(home=home, database_url="")
 
 
+def world_settings(settings: Settings, slack: SlackStandin, metrics: MetricsStandin, cloud: JiraStandin,
+                   dc: JiraStandin) -> Settings:
+    """`settings` pointed at the stand-ins: what this process uses, and what the served flows get
+    through their environment."""
+    return settings.model_copy(update={
+        "slack_api_url": slack.base_url, "slack_bot_token": SecretStr(slack.bot_token),
+        "slack_signing_secret": SecretStr(SECRET), "metrics_base_url": metrics.url,
+        "jira_sites": {"https://acme.atlassian.net": cloud.url, "https://jira.globex.example": dc.url},
+        "jira_email": cloud.email, "jira_api_token": SecretStr(cloud.api_token), "jira_pat": SecretStr(dc.pat),
+        "slack_port": 0, "prefect_port": 0,  # any free port
+    })
+
+
 @contextmanager
 def local_world(settings: Settings) -> Iterator[Demo]:
-    """Stand-ins, a local Prefect server, the served flows and the Slack endpoint, all on loopback;
-    the environment is restored and everything stopped on exit."""
-    saved = dict(os.environ)
-    os.environ.pop("PREFECT_API_URL", None)  # always a local Prefect server, never Prefect Cloud
-    os.environ["PREFECT_HOME"] = str(settings.home / "prefect")
+    """Stand-ins, a local Prefect server (always a new one, never the configured PREFECT_API_URL),
+    the served flows and the Slack endpoint, all on loopback; everything is stopped on exit."""
     slack, metrics = SlackStandin(), MetricsStandin()
     cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
-    try:
-        with Stack(settings.model_copy(update={"prefect_port": 0})) as stack:  # any free port
-            for standin in (slack, metrics, cloud, dc):
-                standin.start()
-                stack.callback(standin.stop)
-            cloud.add_project("ACME")
-            dc.add_project("GLX")
-            os.environ.update({
-                "PHASEGATE_HOME": str(settings.home), "PHASEGATE_DATABASE_URL": settings.ledger_url,
-                "PHASEGATE_SLACK_API_URL": slack.base_url, "PHASEGATE_SLACK_BOT_TOKEN": slack.bot_token,
-                "PHASEGATE_SLACK_SIGNING_SECRET": SECRET, "PHASEGATE_METRICS_BASE_URL": metrics.url,
-                "PHASEGATE_JIRA_SITES": json.dumps({"https://acme.atlassian.net": cloud.url,
-                                                    "https://jira.globex.example": dc.url}),
-                "PHASEGATE_JIRA_EMAIL": cloud.email, "PHASEGATE_JIRA_API_TOKEN": cloud.api_token,
-                "PHASEGATE_JIRA_PAT": dc.pat, "PHASEGATE_SLACK_PORT": "0", "PHASEGATE_PREFECT_PORT": "0",
-            })
-            world_settings = Settings()
-            upgrade(world_settings.ledger_url)
-            rt = Runtime(world_settings)
+    with ExitStack() as standins:
+        for standin in (slack, metrics, cloud, dc):
+            standin.start()
+            standins.callback(standin.stop)
+        cloud.add_project("ACME")
+        dc.add_project("GLX")
+        world = world_settings(settings, slack, metrics, cloud, dc)
+        upgrade(world.ledger_url)
+        with Stack(world, prefect_home=settings.home / "prefect") as stack:
+            rt = Runtime(world)
             stack.callback(rt.close)
             with console.status("starting a local Prefect server and serving the phase flow"):
                 api = stack.prefect_server()
@@ -232,10 +233,6 @@ def local_world(settings: Settings) -> Iterator[Demo]:
                 for path in engagement_files():
                     engagements.register(session, load_engagement(path))
             yield Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        refresh_prefect_settings()
 
 
 def run_demo(base: Settings, keep: bool = False) -> None:
@@ -252,7 +249,9 @@ def run_demo(base: Settings, keep: bool = False) -> None:
                     failures.append(exc)
             return run
 
-        threads = [threading.Thread(target=guarded(s), daemon=True) for s in (demo.acme, demo.globex)]
+        # each script runs in a copy of this context, which points Prefect's client at the local server
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(guarded(s),), daemon=True)
+                   for s in (demo.acme, demo.globex)]
         for thread in threads:
             thread.start()
         try:

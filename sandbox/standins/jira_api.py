@@ -31,8 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from phasegate.servers import LoopbackServer
-from phasegate.standins.jira_store import (
+from sandbox.standins.jira_store import (
     IssueStore,
     decode_token,
     edit,
@@ -46,8 +45,9 @@ from phasegate.standins.jira_store import (
     spec,
     transition_list,
 )
-from phasegate.standins.jql_eval import restricts_project
-from phasegate.standins.jql_parser import JqlError
+from sandbox.standins.jql_eval import restricts_project
+from sandbox.standins.jql_parser import JqlError
+from sandbox.standins.loopback import LoopbackServer
 
 REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
            "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")

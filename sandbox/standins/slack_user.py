@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import httpx
 
 from phasegate.slack_signature import sign
-from phasegate.standins.slack_api import SlackStandin
 from phasegate.states import Outcome
+from sandbox.standins.slack_api import SlackStandin
 
 
 class SlackUser:

@@ -1,0 +1,153 @@
+"""Helpers shared by the test modules: the two ways a test opens a gate, one `wait_until`, small
+builders for engagements, and what the CLI tests check a command's result with. Fixtures live in
+conftest.py; plain functions live here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from click.testing import Result
+from sqlalchemy.orm import Session, sessionmaker
+
+from configs.schema import Engagement, Phase
+from phasegate.evidence import Snapshot
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import make_engine, sessions, transaction
+from phasegate.ledger.models import GateRow, utcnow
+from phasegate.runtime import Runtime
+from sandbox.standins.jira_api import JiraStandin
+
+T = TypeVar("T")
+Invoke = Callable[..., Result]  # the `cli` fixture: runs `phasegate <args>` in-process
+
+
+def wait_until(check: Callable[[], T], *, timeout: float = 10, what: str = "the condition", interval: float = 0.02) -> T:
+    """Poll `check` until it returns something truthy and return that; fail the test after `timeout`
+    seconds. For work the system does after answering (a background task, a flow run), never as a
+    timed assertion: the timeout only bounds how long a broken run takes to fail. Checks that ask the
+    Prefect API poll less often (`interval`)."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(interval)
+    return found
+
+
+def register(rt: Runtime, engagement: Engagement) -> None:
+    with transaction(rt.sessions) as session:
+        engagements.register(session, engagement)
+
+
+def with_changes(engagement: Engagement, **changes: object) -> Engagement:
+    """A copy of the engagement with top-level or dotted-path fields replaced, validated again."""
+    data = json.loads(engagement.model_dump_json())
+    for path, value in changes.items():
+        node = data
+        *parents, leaf = path.split("__")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return Engagement.model_validate(data)
+
+
+def open_gate(sessions: sessionmaker[Session], engagement: Engagement, *, requested_by: str | None = None,
+              flow_run_id: str | None = None, today: dt.date | None = None) -> int:
+    """An open G1 written straight into the ledger: engagement registered, PoC started, empty
+    evidence, nothing posted. For tests of the ledger and the CLI, which need no Slack or Jira."""
+    requester = requested_by or engagement.pm_slack_user
+    with transaction(sessions) as session:
+        engagements.register(session, engagement)
+        engagements.start_phase(session, engagement, Phase.POC, requested_by=requester, flow_run_id=None,
+                                today=today or engagement.start_date)
+        snapshot = Snapshot(engagement_id=engagement.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
+                            milestones=[], metrics=[], criteria=[])
+        return gates.open_gate(session, snapshot, requested_by=requester, flow_run_id=flow_run_id,
+                               channel=engagement.slack_channel).id
+
+
+def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> GateRow:
+    """An open G1 reached with the real phase tasks (no Prefect run): kickoff posted, milestones in
+    Jira, evidence collected and frozen, the prompt posted in Slack."""
+    from tasks.gates import open_gate as open_gate_task
+    from tasks.kickoff import begin_phase, link_milestones, post_kickoff
+
+    register(rt, engagement)
+    begin_phase.fn(rt, engagement, Phase.POC, requested_by, None)
+    post_kickoff.fn(rt, engagement, Phase.POC)
+    link_milestones.fn(rt, engagement, Phase.POC)
+    gate_id = open_gate_task.fn(rt, engagement, Phase.POC, 1, requested_by, None)
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+    assert gate.message_ts is not None, "the prompt was not posted"
+    return gate
+
+
+def finish_milestones(rt: Runtime, jira: JiraStandin, engagement_id: str, phase: Phase) -> None:
+    """Mark every Jira issue linked to the phase's milestones done, as the vendor would."""
+    with transaction(rt.sessions) as session:
+        links = engagements.links(session, engagement_id, phase)
+    for key in links.values():
+        jira.set_status(key, "Done", done=True)
+
+
+def jira_issues(jira: JiraStandin, project: str) -> list[str]:
+    """Keys of every issue in the stand-in's project, by walking KEY-1, KEY-2, ..."""
+    keys: list[str] = []
+    while True:
+        key = f"{project}-{len(keys) + 1}"
+        try:
+            jira.issue(key)
+        except KeyError:
+            return keys
+        keys.append(key)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api"
+
+
+def ok(result: Result) -> str:
+    """stdout of a successful command, with rich's line wrapping undone."""
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return " ".join(result.stdout.split())
+
+
+def squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+def refused(result: Result, *fragments: str) -> str:
+    """The one `phasegate: ...` line of a refused command, which must mention every fragment."""
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("phasegate: "), result.output
+    text = " ".join(line.strip() for line in lines)
+    for fragment in fragments:
+        assert fragment in text
+    assert len(lines) == 1, f"the message spans {len(lines)} lines:\n{result.stderr}"
+    return lines[0]
+
+
+@contextmanager
+def ledger_of(home: Path) -> Iterator[Session]:
+    """A session on the SQLite ledger the CLI uses for this home, to check what a command recorded."""
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    try:
+        with transaction(sessions(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
