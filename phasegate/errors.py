@@ -2,8 +2,9 @@
 
     PhasegateError
     ├── NotFound               an engagement, gate or run that does not exist
-    └── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
-        └── GateClosed         the gate revision was already decided or superseded
+    ├── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
+    │   └── GateClosed         the gate revision (or change request) was already decided or superseded
+    └── InvalidRequest         a change request whose fields are wrong; `problems` maps field -> reason
 
 From the leaves, re-exported here so callers need one import:
 
@@ -20,8 +21,8 @@ from __future__ import annotations
 from configs.errors import ConfigError
 from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
-__all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "NotFound",
-           "PhasegateError", "PolicyError", "ServiceUnavailable"]
+__all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "InvalidRequest",
+           "NotFound", "PhasegateError", "PolicyError", "ServiceUnavailable"]
 
 
 class PhasegateError(Exception):
@@ -38,6 +39,15 @@ class PolicyError(PhasegateError):
 
 class GateClosed(PolicyError):
     pass
+
+
+class InvalidRequest(PhasegateError):
+    """Every problem with a change request's fields at once, keyed by field, so a Slack modal can
+    show each next to its input and the CLI can print them all."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems.items()))
 
 
 EXPECTED: tuple[type[Exception], ...] = (PhasegateError, IntegrationError, ConfigError)
