@@ -275,6 +275,12 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything runn
         fail(str(exc))
 
 
+from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-app imports the helpers above
+
+app.add_typer(cr_app, name="cr")
+engagement_app.command("apply")(engagement_apply)
+
+
 def main() -> None:
     """The console script: usage errors, too, become one `phasegate: ...` line."""
     try:
