@@ -18,7 +18,7 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import AuditEventRow, BaselineRow, ChangeDecisionRow, ChangeRequestRow
 from phasegate.runtime import Runtime
-from phasegate.states import AuditKind, Channel, ChangeRequestState, ChangeSource, Outcome
+from phasegate.states import AuditKind, ChangeRequestState, ChangeSource, Channel, Outcome
 from tasks.kickoff import begin_phase, record_baseline
 
 PM, SPONSOR, TECH_LEAD, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"
