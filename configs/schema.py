@@ -304,6 +304,7 @@ class Engagement(Strict):
     phases: Phases
     budget: Budget
     auto_advance: bool = True  # a GO starts the next phase by itself
+    change_requests: GatePolicy | None = None  # who approves change requests; default: the phase's gate
 
     @field_validator("id")
     @classmethod

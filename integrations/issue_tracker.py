@@ -168,6 +168,18 @@ class JiraTracker:
             created = self.client.create_issue(fields=fields, prefetch=False)
         return self.get(created.key)
 
+    def label_and_link(self, key: str, label: str, related: Sequence[str], link_type: str = "Relates") -> None:
+        """Add `label` to an issue (a no-op when it is there) and link it to each related issue.
+
+        A retry adds the label once; links are created on each call, so callers call it once."""
+        with self._errors(f"labelling {key}"):
+            issue = self.client.issue(key, fields="labels")
+            if label not in (issue.raw.get("fields") or {}).get("labels", []):
+                issue.update(update={"labels": [{"add": label}]})
+        for other in related:
+            with self._errors(f"linking {key} to {other}"):
+                self.client.create_issue_link(link_type, key, other)
+
     def field_value(self, key: str, field: str) -> object:
         """One field's raw value; a field the issue does not have is an error, not None."""
         with self._errors(f"reading {field} of {key}"):

@@ -82,3 +82,41 @@ def text_input_modal(*, callback_id: str, private_metadata: str, title: str, lab
                         "max_length": max_length},
         }],
     }
+
+
+def text_input(block_id: str, label: str, *, multiline: bool = False, max_length: int = 3000,
+               optional: bool = False, hint: str = "") -> Block:
+    """An input block whose element answers to the same id as the block (block_id == action_id)."""
+    block: Block = {"type": "input", "block_id": block_id, "optional": optional,
+                    "label": {"type": "plain_text", "text": clip(label, 2000)},
+                    "element": {"type": "plain_text_input", "action_id": block_id, "multiline": multiline,
+                                "max_length": max_length}}
+    if hint:
+        block["hint"] = {"type": "plain_text", "text": clip(hint, 2000)}
+    return block
+
+
+def number_input(block_id: str, label: str, *, decimal: bool, optional: bool = True, hint: str = "") -> Block:
+    block = text_input(block_id, label, optional=optional, hint=hint)
+    block["element"] = {"type": "number_input", "action_id": block_id, "is_decimal_allowed": decimal}
+    return block
+
+
+def select_input(block_id: str, label: str, options: Sequence[tuple[str, str]], initial: str | None = None) -> Block:
+    """A static select of (value, text) pairs, at most 100 (Slack's limit)."""
+    choices = [{"text": {"type": "plain_text", "text": clip(text, 75)}, "value": value}
+               for value, text in options[:100]]
+    element: Block = {"type": "static_select", "action_id": block_id, "options": choices}
+    chosen = next((c for c in choices if c["value"] == initial), None)
+    if chosen is not None:
+        element["initial_option"] = chosen
+    return {"type": "input", "block_id": block_id, "label": {"type": "plain_text", "text": clip(label, 2000)},
+            "element": element}
+
+
+def form_modal(*, callback_id: str, private_metadata: str, title: str, blocks: Sequence[Block],
+               submit: str = "Submit") -> dict[str, Any]:
+    return {"type": "modal", "callback_id": callback_id, "private_metadata": clip(private_metadata, 3000),
+            "title": {"type": "plain_text", "text": clip(title, MODAL_TITLE_LIMIT)},
+            "submit": {"type": "plain_text", "text": submit}, "close": {"type": "plain_text", "text": "Cancel"},
+            "blocks": list(blocks)[:100]}

@@ -292,6 +292,11 @@ from phasegate.cli_audit import audit_app  # noqa: E402  (it imports this module
 
 app.add_typer(audit_app, name="audit")
 
+from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-app imports the helpers above
+
+app.add_typer(cr_app, name="cr")
+engagement_app.command("apply")(engagement_apply)
+
 
 def main() -> None:
     """The console script: usage errors, too, become one `phasegate: ...` line."""

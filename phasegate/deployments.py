@@ -12,3 +12,7 @@ PHASE_DEPLOYMENT = f"{PHASE_FLOW}/{PHASE_DEPLOYMENT_NAME}"
 
 WATCH_FLOW = "phasegate-gate-watch"
 WATCH_DEPLOYMENT_NAME = "scheduled"
+
+CR_FLOW = "phasegate-change-request"
+CR_DEPLOYMENT_NAME = "request"
+CR_DEPLOYMENT = f"{CR_FLOW}/{CR_DEPLOYMENT_NAME}"

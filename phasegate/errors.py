@@ -2,10 +2,11 @@
 
     PhasegateError
     ├── NotFound               an engagement, gate or run that does not exist
-    └── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
-        ├── GateClosed         the gate revision was already decided or superseded
-        └── InvalidTransition  a gate or engagement asked to move to a state its table does not allow
-    InternalError          something phasegate's own code guarantees did not hold: a bug to report
+    ├── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
+    │   ├── GateClosed         the gate revision (or change request) was already decided or superseded
+    │   └── InvalidTransition  a gate or engagement asked to move to a state its table does not allow
+    ├── InvalidRequest         a change request whose fields are wrong; `problems` maps field -> reason
+    └── InternalError          something phasegate's own code guarantees did not hold: a bug to report
 
 From the leaves, re-exported here so callers need one import:
 
@@ -23,7 +24,7 @@ from configs.errors import ConfigError
 from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
 __all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "InternalError",
-           "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ServiceUnavailable"]
+           "InvalidRequest", "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ServiceUnavailable"]
 
 
 class PhasegateError(Exception):
@@ -48,6 +49,15 @@ class InvalidTransition(PolicyError):
 
 class InternalError(PhasegateError):
     """An invariant of phasegate's own making was broken (validated config, ledger rows that must exist)."""
+
+
+class InvalidRequest(PhasegateError):
+    """Every problem with a change request's fields at once, keyed by field, so a Slack modal can
+    show each next to its input and the CLI can print them all."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems.items()))
 
 
 EXPECTED: tuple[type[Exception], ...] = (PhasegateError, IntegrationError, ConfigError)

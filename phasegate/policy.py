@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from configs.schema import Approver, GatePolicy, Phase, Side
+from configs.schema import Approver, Engagement, GatePolicy, Phase, Side
 from phasegate.errors import PolicyError
 from phasegate.states import Outcome
 from phasegate.text import checked
@@ -24,22 +24,37 @@ OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
 }
 
 
+CHANGE_OUTCOMES = (Outcome.APPROVE, Outcome.REJECT)
+
+
 def check_answer(
     policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str
 ) -> Approver:
     """The approver entry for a permitted answer, or PolicyError saying why it is refused."""
-    if outcome not in OUTCOMES[phase]:
-        allowed = ", ".join(o.label for o in OUTCOMES[phase])
-        raise PolicyError(f"{outcome.label} is not an answer at {phase.gate} (allowed: {allowed})")
+    return check(policy, phase.gate, OUTCOMES[phase], approver=approver, requested_by=requested_by,
+                 outcome=outcome, reason=reason)
+
+
+def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, approver: str, requested_by: str,
+          outcome: Outcome, reason: str) -> Approver:
+    """The one rule set for every decision, a gate's or a change request's (`subject` names it)."""
+    if outcome not in allowed:
+        raise PolicyError(f"{outcome.label} is not an answer at {subject} (allowed: "
+                          f"{', '.join(o.label for o in allowed)})")
     entry = next((a for a in policy.approvers if a.slack_user == approver), None)
     if entry is None:
-        raise PolicyError(f"{approver} is not an approver of {phase.gate}")
+        raise PolicyError(f"{approver} is not an approver of {subject}")
     if approver == requested_by:
-        raise PolicyError(f"{approver} requested {phase.gate} and so cannot approve it")
+        raise PolicyError(f"{approver} requested {subject} and so cannot approve it")
     checked("reason", reason)
     if outcome.needs_reason and not reason.strip():
         raise PolicyError(f"{outcome.label} needs a written reason")
     return entry
+
+
+def change_policy(engagement: Engagement, phase: Phase) -> GatePolicy:
+    """Who decides a change request: the file's `change_requests` section, else the phase's gate."""
+    return engagement.change_requests or engagement.phases.of(phase).gate
 
 
 def needed(policy: GatePolicy) -> int:

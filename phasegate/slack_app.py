@@ -1,8 +1,9 @@
-"""The Slack endpoint: `POST /slack/interactions`.
+"""The Slack endpoint: `POST /slack/interactions` and `POST /slack/commands`.
 
 Verify, record, answer; everything slow (updating the prompt, opening a modal, waking the
 flow run) happens after the answer, inside Slack's three seconds for the answer itself. The
 approver is the verified payload's `user.id`; a button's value only names the gate revision.
+Change requests (the slash command, their form and buttons) are handled in `phasegate.slack_cr`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from configs.schema import Phase
 from integrations.slack_blocks import clip
 from integrations.slack_chat import SlackChat
-from phasegate import answers, messages
+from phasegate import answers, cr_operations, messages, slack_cr
 from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
@@ -49,6 +50,7 @@ class SlackDeps:
     chat: SlackChat
     resume: Callable[[str], object]
     clock: Callable[[], float] = field(default=time.time)
+    start_change_request: Callable[[str, int], object] = field(default=cr_operations.start_flow)
 
 
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
@@ -92,6 +94,9 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     parsed, value = parse_action_id(str(action.get("action_id", ""))), str(action.get("value", ""))
     if parsed is not None and parsed.action is Action.ATTEST:
         return on_attest(deps, payload, parsed.argument, value, background)
+    if parsed is not None and parsed.action is Action.CHANGE:
+        delivery = delivery_id("slack-cr", value, payload["user"]["id"], action.get("action_ts"))
+        return slack_cr.on_action(deps, payload, parsed.argument, value, background, delivery)
     if parsed is None or parsed.action is not Action.GATE or not is_gate_id(value):
         return Response(status_code=200)  # not one of ours; nothing to do
     try:
@@ -160,6 +165,9 @@ def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_
 
 def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
     view = payload.get("view")
+    if isinstance(view, dict) and view.get("callback_id") in slack_cr.VIEWS:
+        delivery = delivery_id("slack-view", view.get("id"), view.get("hash"))
+        return slack_cr.VIEWS[str(view["callback_id"])](deps, payload, view, background, delivery)
     if not isinstance(view, dict) or view.get("callback_id") != View.GATE_REASON.value:
         return Response(status_code=200)
     gate_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
@@ -187,15 +195,18 @@ def create_app(deps: SlackDeps) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.post("/slack/commands")
+    async def commands(request: Request, background: BackgroundTasks) -> Response:
+        body, refusal = await verified_body(deps, request)
+        if refusal is not None:
+            return refusal
+        return await run_sync(slack_cr.on_command, deps, body, background)
+
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
-        try:
-            body = await read_capped(request)
-        except BodyRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        if not verify(deps.signing_secret, body, request.headers.get("x-slack-request-timestamp"),
-                      request.headers.get("x-slack-signature"), now=deps.clock()):
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        body, refusal = await verified_body(deps, request)
+        if refusal is not None:
+            return refusal
         try:
             payload = parse_payload(body)
             kind = payload.get("type")
@@ -208,6 +219,18 @@ def create_app(deps: SlackDeps) -> FastAPI:
         return Response(status_code=200)
 
     return app
+
+
+async def verified_body(deps: SlackDeps, request: Request) -> tuple[bytes, Response | None]:
+    """The raw body if it is Slack's (whole, signed, fresh, not oversized); else the refusal to send."""
+    try:
+        body = await read_capped(request)
+    except BodyRefused as exc:
+        return b"", JSONResponse({"error": str(exc)}, status_code=exc.status)
+    if not verify(deps.signing_secret, body, request.headers.get("x-slack-request-timestamp"),
+                  request.headers.get("x-slack-signature"), now=deps.clock()):
+        return b"", JSONResponse({"error": "invalid signature"}, status_code=401)
+    return body, None
 
 
 async def run_sync(handler: Callable[..., Response], *args: Any) -> Response:

@@ -14,10 +14,27 @@ from typing import NamedTuple
 class Action(str, enum.Enum):
     GATE = "gate"  # gate:<outcome>, value: the gate id
     ATTEST = "attest"  # attest:<milestone key>, value: the engagement id
+    CHANGE = "cr"  # cr:<approve|reject>, value: the change request id
 
 
 class View(str, enum.Enum):
     GATE_REASON = "gate_reason"  # private_metadata: "<gate id>:<outcome>"
+    CR_REASON = "cr_reason"  # private_metadata: "<change request id>:<outcome>"
+    CR_SUBMIT = "cr_submit"  # private_metadata: the engagement id
+
+
+class CrField(str, enum.Enum):
+    """The inputs of the change-request form; each is the block_id and action_id of its input, and
+    the key an InvalidRequest names, so a refusal shows next to the field it is about."""
+
+    TITLE = "title"
+    RATIONALE = "rationale"
+    PHASE = "phase"
+    SCOPE_ADDED = "scope_added"
+    SCOPE_REMOVED = "scope_removed"
+    EFFORT_DAYS = "effort_days"
+    SCHEDULE_DAYS = "schedule_days"
+    COST = "cost"
 
 
 REASON_INPUT = "reason"  # block_id and action_id of the reason field in the gate_reason modal
@@ -43,3 +60,7 @@ def parse_action_id(text: str) -> ActionId | None:
 
 def gate_block_id(gate_id: int) -> str:
     return f"gate-{gate_id}"
+
+
+def cr_block_id(cr_id: int) -> str:
+    return f"cr-{cr_id}"

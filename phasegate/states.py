@@ -13,6 +13,8 @@ class Outcome(str, enum.Enum):
     EXTEND = "extend"
     ACCEPT = "accept"
     NOT_YET = "not_yet"
+    APPROVE = "approve"  # a change request's answers
+    REJECT = "reject"
 
     @property
     def label(self) -> str:
@@ -20,7 +22,7 @@ class Outcome(str, enum.Enum):
 
     @property
     def needs_reason(self) -> bool:
-        return self in (Outcome.NO_GO, Outcome.EXTEND, Outcome.NOT_YET)
+        return self in (Outcome.NO_GO, Outcome.EXTEND, Outcome.NOT_YET, Outcome.REJECT)
 
     @property
     def passes(self) -> bool:
@@ -70,6 +72,41 @@ _GATE_TRANSITIONS: dict[GateState, set[GateState]] = {
 }
 
 
+class ChangeRequestState(str, enum.Enum):
+    """A change request is filed (SUBMITTED), assessed against the current baseline (ASSESSED, the
+    only state that takes answers), and ends APPROVED, REJECTED or WITHDRAWN."""
+
+    SUBMITTED = "submitted"
+    ASSESSED = "assessed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+    def can_become(self, other: ChangeRequestState) -> bool:
+        return other in _CR_TRANSITIONS[self]
+
+    @property
+    def final(self) -> bool:
+        return not _CR_TRANSITIONS[self]
+
+
+_CR_TRANSITIONS: dict[ChangeRequestState, set[ChangeRequestState]] = {
+    ChangeRequestState.SUBMITTED: {ChangeRequestState.ASSESSED, ChangeRequestState.WITHDRAWN},
+    ChangeRequestState.ASSESSED: {ChangeRequestState.APPROVED, ChangeRequestState.REJECTED,
+                                  ChangeRequestState.WITHDRAWN},
+    ChangeRequestState.APPROVED: set(),
+    ChangeRequestState.REJECTED: set(),
+    ChangeRequestState.WITHDRAWN: set(),
+}
+
+
+class ChangeSource(str, enum.Enum):
+    CLI = "cli"
+    SLACK = "slack"
+    JIRA = "jira"
+    FILE = "file"  # `phasegate engagement apply` on a running engagement
+
+
 class EngagementState(str, enum.Enum):
     REGISTERED = "registered"
     ACTIVE = "active"
@@ -117,3 +154,13 @@ class AuditKind(str, enum.Enum):
     GATE_OVERDUE = "gate_overdue"
     ENGAGEMENT_CLOSED = "engagement_closed"
     ROW_SEALED = "row_sealed"  # a decision or snapshot older than the chain, hashed when it was added
+    CR_SUBMITTED = "cr_submitted"
+    CR_ASSESSED = "cr_assessed"
+    CR_PROMPT_POSTED = "cr_prompt_posted"
+    CR_DECISION_RECORDED = "cr_decision_recorded"
+    CR_APPROVED = "cr_approved"
+    CR_REJECTED = "cr_rejected"
+    CR_WITHDRAWN = "cr_withdrawn"
+    CR_ANNOUNCED = "cr_announced"
+    TIMEBOX_MOVED = "timebox_moved"
+    CONFIG_AMENDED = "config_amended"

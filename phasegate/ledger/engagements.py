@@ -29,17 +29,22 @@ from phasegate.states import AuditKind, EngagementState, Via
 from phasegate.text import checked
 
 
+def digest_of(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, bool]:
-    """Store the validated file; (row, True) when new or changed. A running engagement's file is frozen."""
+    """Store the validated file; (row, True) when new or changed. A running engagement's file changes
+    only through an approved change request (`phasegate engagement apply FILE` files one)."""
     config = engagement.model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    digest = digest_of(config)
     row = session.get(EngagementRow, engagement.id)
     if row is not None:
         if row.config_digest == digest:
             return row, False
         if row.state is not EngagementState.REGISTERED:
             raise PolicyError(f"engagement {engagement.id} is {row.state.value}; its file can no longer change "
-                              "(scope changes go through change requests)")
+                              "(scope changes go through change requests: `phasegate engagement apply FILE` files one)")
         row.config, row.config_digest, row.name = config, digest, engagement.name
     else:
         row = EngagementRow(id=engagement.id, name=engagement.name, config=config, config_digest=digest)

@@ -1,0 +1,97 @@
+"""Tasks of the change-request flow: assess, post the prompt, read where it stands, and carry out
+the decision (announce, update Jira, wake the phase run). Each finds its earlier result in the
+ledger, so a flow re-run from the top after a suspend does nothing twice."""
+
+from __future__ import annotations
+
+from configs.schema import Engagement
+from phasegate import cr_messages
+from phasegate.errors import ServiceUnavailable
+from phasegate.ledger import audit, engagements
+from phasegate.ledger import change_requests as crs
+from phasegate.ledger.db import transaction
+from phasegate.resume import resume_when_paused
+from phasegate.runtime import Runtime
+from phasegate.states import AuditKind, ChangeRequestState
+from tasks import ledger_task, outside_task
+
+
+@ledger_task
+def assess(rt: Runtime, engagement_id: str, number: int, flow_run_id: str | None) -> int:
+    """The request's id, assessed against the current baseline once, with this run noted on it."""
+    with transaction(rt.sessions) as session:
+        cr = crs.by_number(session, engagement_id, number)
+        if cr.state is ChangeRequestState.SUBMITTED:
+            crs.assess(session, cr)
+        if flow_run_id and cr.flow_run_id != flow_run_id:
+            cr.flow_run_id = flow_run_id
+        return cr.id
+
+
+@outside_task
+def post_prompt(rt: Runtime, cr_id: int) -> None:
+    """Post the approval prompt in the engagement channel unless it is posted already."""
+    with transaction(rt.sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        if cr.message_ts or cr.state.final:
+            return
+        text, blocks = cr_messages.render(session, cr)
+        channel = cr.channel
+    ts = rt.chat.post(channel, text, blocks)
+    with transaction(rt.sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        cr.message_ts = ts
+        audit.record(session, cr.engagement_id, AuditKind.CR_PROMPT_POSTED, cr.name, ts=ts)
+
+
+@ledger_task
+def state_of(rt: Runtime, cr_id: int) -> ChangeRequestState:
+    with transaction(rt.sessions) as session:
+        return crs.by_id(session, cr_id).state
+
+
+@outside_task
+def update_jira(rt: Runtime, engagement: Engagement, cr_id: int) -> None:
+    """A request filed with a Jira issue: label the issue with the outcome and link it to the
+    milestones the request touches."""
+    with transaction(rt.sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        if not cr.jira_issue or cr.announced:
+            return
+        assessment = crs.assessment_of(cr)
+        links = engagements.links(session, cr.engagement_id, cr.phase)
+        key, state = cr.jira_issue, cr.state
+    touched = [links[m] for m in (assessment.milestones if assessment else []) if m in links]
+    rt.tracker(engagement).label_and_link(key, f"phasegate-cr-{state.value}", touched)
+
+
+@outside_task
+def announce(rt: Runtime, engagement: Engagement, cr_id: int) -> None:
+    """Show the outcome on the prompt and tell the channel (and the requester) once."""
+    with transaction(rt.sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        if cr.announced:
+            return
+        text = cr_messages.announcement(cr, engagement.name)
+        thread = cr.message_ts
+    cr_messages.refresh(rt.sessions, rt.chat, cr_id)
+    rt.chat.post(engagement.slack_channel, text, thread_ts=thread)
+    with transaction(rt.sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        cr.announced = True
+        audit.record(session, cr.engagement_id, AuditKind.CR_ANNOUNCED, cr.name, state=cr.state.value)
+
+
+@outside_task
+def wake_phase(rt: Runtime, cr_id: int) -> bool:
+    """Nudge the running phase run so it re-reads its timebox and file from the ledger now."""
+    with transaction(rt.sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        run = engagements.find_phase_run(session, cr.engagement_id, cr.phase)
+        run_id = run.flow_run_id if run is not None else None
+    if not run_id:
+        return False
+    try:
+        return resume_when_paused(run_id, wait=10)
+    except OSError as exc:
+        raise ServiceUnavailable(f"cannot wake the phase run {run_id}: {exc}") from None

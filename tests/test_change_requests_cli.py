@@ -1,0 +1,125 @@
+"""`phasegate cr ...` and `phasegate engagement apply` on a running engagement, against the SQLite
+ledger the CLI creates (Prefect unreachable, as in test_cli: the request is filed all the same)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+from test_cli import ACME_FILE, Invoke, closed_port_url, ok, refused, write_yaml
+from typer.testing import CliRunner
+
+from configs.loader import load_engagement
+from configs.schema import Phase
+from phasegate.cli import app
+from phasegate.ledger import engagements
+from phasegate.ledger.db import make_engine, sessions, transaction
+from phasegate.ledger.models import AuditEventRow, ChangeRequestRow
+
+PM, SPONSOR, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("PHASEGATE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("PHASEGATE_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def cli(home: Path) -> Invoke:
+    """As in test_cli: a fresh SQLite ledger under `home`, Prefect unreachable."""
+    runner = CliRunner(env={"PHASEGATE_HOME": str(home), "PHASEGATE_DATABASE_URL": None,
+                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "80"})
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def start_poc(home: Path) -> None:
+    """What the phase flow's first steps record: the PoC's run and timebox, and the first baseline."""
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    engagement = load_engagement(ACME_FILE)
+    with transaction(sessions(engine)) as session:
+        engagements.start_phase(session, engagement, Phase.POC, requested_by=PM, flow_run_id=None,
+                                today=dt.date(2026, 8, 3))
+        engagements.record_baseline(session, "acme-churn", {
+            "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,
+                                 "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in Phase},
+            "budget": engagement.budget.model_dump(mode="json")})
+    engine.dispose()
+
+
+def ledger_counts(home: Path) -> tuple[int, int]:
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    with transaction(sessions(engine)) as session:
+        result = (session.scalar(select(func.count()).select_from(ChangeRequestRow)) or 0,
+                  session.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
+    engine.dispose()
+    return result
+
+
+def running(cli: Invoke, home: Path) -> None:
+    ok(cli("engagement", "create", str(ACME_FILE)))
+    start_poc(home)
+
+
+def test_submit_from_a_file_decide_and_export_the_log(cli: Invoke, home: Path, tmp_path: Path) -> None:
+    running(cli, home)
+    request = write_yaml(tmp_path / "cr.yaml", {"title": "Explainability report", "rationale": "Asked by the board",
+                                                "scope_added": ["shap-report"], "effort_days": 6,
+                                                "schedule_days": 7, "cost": 65000})
+    result = cli("cr", "submit", "acme-churn", "--as", PM, "--file", str(request))
+    shown = ok(result)
+    assert "acme-churn/CR-1: filed and assessed" in shown
+    assert "over budget by 5,000 EUR" in shown and "slips by 7 days" in shown
+    assert "its approval flow did not start" in result.stderr  # Prefect is down; the request is kept
+    assert "quorum is not met yet" in ok(cli("cr", "decide", "acme-churn", "1", "approve", "--as", SPONSOR))
+    refused(cli("cr", "decide", "acme-churn", "1", "approve", "--as", PM), "U0PMACME01 is not an approver")
+    # No prompt was posted and no flow run started, so there is nothing to redraw or wake.
+    assert ok(cli("cr", "decide", "acme-churn", "1", "approve", "--as", VENDOR_LEAD)) == \
+        "acme-churn/CR-1: approved, baseline v2"
+    assert "approved" in ok(cli("cr", "list", "acme-churn")) and "v2" in ok(cli("cr", "list", "acme-churn"))
+    assert "U0VENDLEAD (vendor) APPROVE via cli" in ok(cli("cr", "show", "acme-churn", "1"))
+    csv_log = cli("cr", "log", "acme-churn", "--format", "csv").stdout.splitlines()
+    assert csv_log[0].startswith("number,title,phase,state") and csv_log[1].startswith(
+        "CR-1,Explainability report,poc,approved,U0PMACME01,cli")
+    markdown = cli("cr", "log", "acme-churn").stdout
+    assert markdown.startswith("# Change log: ACME churn prediction") and "| CR-1 | Explainability report |" in markdown
+
+
+def test_bad_input_is_one_line_and_writes_nothing(cli: Invoke, home: Path, tmp_path: Path) -> None:
+    running(cli, home)
+    before = ledger_counts(home)
+    refused(cli("cr", "submit", "acme-churn", "--as", PM, "--title", "x", "--effort-days", "-2"),
+            "effort_days: must not be negative")
+    refused(cli("cr", "submit", "acme-churn", "--as", PM, "--title", "  "), "title: a change request needs a title")
+    refused(cli("cr", "submit", "acme-churn", "--as", PM, "--title", "t" * 151), "at most 150 characters")
+    refused(cli("cr", "submit", "nope", "--as", PM, "--title", "x"), "no engagement 'nope'")
+    refused(cli("cr", "submit", "acme-churn", "--as", PM, "--file", str(write_yaml(tmp_path / "b.yaml", {"titel": "x"}))),
+            "titel: unknown key")
+    assert ledger_counts(home) == before
+
+
+def test_engagement_apply_files_an_approver_replacement_as_a_change_request(cli: Invoke, home: Path,
+                                                                            tmp_path: Path) -> None:
+    running(cli, home)
+    data = yaml.safe_load(ACME_FILE.read_text(encoding="utf-8"))
+    data["phases"]["poc"]["gate"]["approvers"][1] = {"slack_user": "U0NEWLEAD1", "name": "Lee Park",
+                                                     "side": "client", "role": "tech lead"}
+    amended = write_yaml(tmp_path / "acme.yaml", data)
+    refused(cli("engagement", "create", str(amended)), "scope changes go through change requests",
+            "`phasegate engagement apply FILE` files one")
+    shown = ok(cli("engagement", "apply", str(amended), "--as", PM))
+    assert "acme-churn is active; the file differs from the current baseline:" in shown
+    assert "phases.poc.gate.approvers[U0NEWLEAD1].name: Lee Park added" in shown
+    assert "acme-churn/CR-1: filed and assessed" in shown
+    ok(cli("cr", "decide", "acme-churn", "1", "approve", "--as", SPONSOR))
+    ok(cli("cr", "decide", "acme-churn", "1", "approve", "--as", VENDOR_LEAD))
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    with transaction(sessions(engine)) as session:
+        config = engagements.config_of(engagements.get(session, "acme-churn"))
+    engine.dispose()
+    assert [a.slack_user for a in config.phases.poc.gate.approvers] == [SPONSOR, "U0NEWLEAD1", VENDOR_LEAD]
+    assert ok(cli("engagement", "apply", str(amended), "--as", PM)) == "acme-churn: unchanged"
