@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from configs import checks
+from configs.weekly import WeeklyStatus
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -259,6 +260,7 @@ class Engagement(Strict):
     phases: Phases
     budget: Budget
     auto_advance: bool = True  # a GO starts the next phase by itself
+    weekly_status: WeeklyStatus = WeeklyStatus()  # when the weekly report is due, in `timezone`
 
     @field_validator("id")
     @classmethod

@@ -74,3 +74,24 @@ class AuditKind(str, enum.Enum):
     GATE_ESCALATED = "gate_escalated"
     GATE_OVERDUE = "gate_overdue"
     ENGAGEMENT_CLOSED = "engagement_closed"
+
+
+class Rag(str, enum.Enum):
+    """A weekly report's status for a sponsor; ordered so the worst finding wins."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        return list(Rag).index(self)
+
+    @property
+    def icon(self) -> str:
+        return {"green": ":large_green_circle:", "amber": ":large_orange_circle:", "red": ":red_circle:"}[self.value]
+
+
+class ReportKind(str, enum.Enum):
+    ENGAGEMENT = "engagement"
+    PORTFOLIO = "portfolio"

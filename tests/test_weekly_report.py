@@ -1,0 +1,52 @@
+"""The weekly report: built from the ledger, Jira and metrics; one failing source is missing evidence."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from configs.schema import Engagement
+from phasegate.ledger.db import transaction
+from phasegate.ledger.models import utcnow
+from phasegate.reports import collect, render
+from phasegate.reports.facts import views
+from phasegate.runtime import Runtime
+from phasegate.standins.jira_api import JiraStandin
+from phasegate.standins.metrics_api import MetricsStandin
+from phasegate.standins.slack_api import SlackStandin
+from phasegate.standins.blockkit import validate_blocks
+from conftest import open_poc_gate
+
+
+def test_report_of_an_engagement_at_its_gate(rt: Runtime, acme: Engagement, jira: JiraStandin,
+                                             slack: SlackStandin) -> None:
+    open_poc_gate(rt, acme)
+    jira.set_status("ACME-1", "Done", done=True)
+    jira.set_status("ACME-2", "In Progress", done=False)
+    result = collect.collect(rt, ["acme-churn"], utcnow())
+    assert result.failures == {}
+    (report,) = result.reports
+    progress = {m.key: (m.counts.done, m.counts.in_progress, m.counts.to_do) for m in report.milestones}
+    assert progress == {"data-readiness": (1, 0, 0), "baseline-model": (0, 1, 0), "poc-report": (0, 0, 1)}
+    assert report.milestones[0].issues[0].url == "https://acme.atlassian.net/browse/ACME-1"
+    assert {m.name: m.value for m in report.metrics} == {"f1": 0.88, "data_quality_score": 0.93}
+    (gate,) = report.gates
+    assert set(gate.pending) == {"Dana Whitfield", "Omar Haddad", "Priya Natarajan"}
+    assert report.change_requests.note == "none" and report.budget.note == "no spend recorded"
+    assert report.missing == []
+    assert validate_blocks(render.blocks(report)) == []
+    print(render.markdown(report))
+
+
+def test_one_failing_source_is_missing_evidence_and_the_rest_is_delivered(
+        rt: Runtime, acme: Engagement, jira: JiraStandin, metrics: MetricsStandin, slack: SlackStandin) -> None:
+    open_poc_gate(rt, acme)
+    metrics.down = True
+    (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports
+    assert {m.source for m in report.missing} == {"metric f1", "metric data_quality_score"}
+    assert all("HTTP 503" in m.reason for m in report.missing)
+    assert [m.counts.total for m in report.milestones] == [1, 1, 1]  # Jira still read
+    assert "evidence-missing" in {f.rule for f in report.findings}
+    deliveries, failures = collect.deliver_all(rt, [report], post=True)
+    assert failures == {}
+    (posted,) = slack.messages(acme.slack_channel)[-1:]
+    assert "Missing evidence" in str(posted.blocks) and "HTTP 503" in str(posted.blocks)
