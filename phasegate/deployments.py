@@ -12,3 +12,7 @@ PHASE_DEPLOYMENT = f"{PHASE_FLOW}/{PHASE_DEPLOYMENT_NAME}"
 
 WATCH_FLOW = "phasegate-gate-watch"
 WATCH_DEPLOYMENT_NAME = "scheduled"
+
+WEEKLY_FLOW = "phasegate-weekly-status"
+WEEKLY_DEPLOYMENT_NAME = "hourly"  # each run reports the engagements whose local report time has passed
+WEEKLY_CRON = "0 * * * *"
