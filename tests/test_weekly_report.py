@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from conftest import open_poc_gate
 
 from configs.schema import Engagement
-from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.reports import collect, render
-from phasegate.reports.facts import views
 from phasegate.runtime import Runtime
+from phasegate.standins.blockkit import validate_blocks
 from phasegate.standins.jira_api import JiraStandin
 from phasegate.standins.metrics_api import MetricsStandin
 from phasegate.standins.slack_api import SlackStandin
-from phasegate.standins.blockkit import validate_blocks
-from conftest import open_poc_gate
 
 
 def test_report_of_an_engagement_at_its_gate(rt: Runtime, acme: Engagement, jira: JiraStandin,
