@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from conftest import open_poc_gate, register
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from configs.schema import Engagement, Phase
-from conftest import open_poc_gate, register
 from phasegate.cli import app
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction

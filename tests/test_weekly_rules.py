@@ -6,12 +6,12 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import with_changes
 from pydantic import ValidationError
 
 from configs.schema import Engagement, Phase
-from conftest import with_changes
 from phasegate.reports import rules, schedule
-from phasegate.reports.model import Budget, Counts, MetricTrend, Missing, MilestoneProgress, OpenGate, WeeklyReport
+from phasegate.reports.model import Budget, Counts, MetricTrend, MilestoneProgress, Missing, OpenGate, WeeklyReport
 from phasegate.states import Rag
 
 NOW = dt.datetime(2026, 9, 1, 9, tzinfo=dt.UTC)
