@@ -20,6 +20,7 @@ class View(str, enum.Enum):
     GATE_REASON = "gate_reason"  # private_metadata: "<gate id>:<outcome>"
 
 
+DIGEST_MENU = "digest"  # the overflow menu showing a gate's full evidence digest; selecting it does nothing
 REASON_INPUT = "reason"  # block_id and action_id of the reason field in the gate_reason modal
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 from conftest import open_poc_gate
 
 from configs.schema import Engagement
+from phasegate.ledger import gates
+from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
+from phasegate.prompts import refresh
 from phasegate.reports import collect, render
 from phasegate.runtime import Runtime
 from phasegate.standins.blockkit import validate_blocks
 from phasegate.standins.jira_api import JiraStandin
 from phasegate.standins.metrics_api import MetricsStandin
 from phasegate.standins.slack_api import SlackStandin
+from phasegate.states import Channel, Outcome
 
 
 def test_report_of_an_engagement_at_its_gate(rt: Runtime, acme: Engagement, jira: JiraStandin,
@@ -31,7 +37,7 @@ def test_report_of_an_engagement_at_its_gate(rt: Runtime, acme: Engagement, jira
     assert report.change_requests.note == "none" and report.budget.note == "no spend recorded"
     assert report.missing == []
     assert validate_blocks(render.blocks(report)) == []
-    print(render.markdown(report))
+    assert "[ACME-2](https://acme.atlassian.net/browse/ACME-2) In Progress" in render.markdown(report)
 
 
 def test_one_failing_source_is_missing_evidence_and_the_rest_is_delivered(
@@ -47,3 +53,26 @@ def test_one_failing_source_is_missing_evidence_and_the_rest_is_delivered(
     assert failures == {}
     (posted,) = slack.messages(acme.slack_channel)[-1:]
     assert "Missing evidence" in str(posted.blocks) and "HTTP 503" in str(posted.blocks)
+
+
+def test_a_gate_prompt_a_sponsor_can_read(rt: Runtime, acme: Engagement, jira: JiraStandin,
+                                          slack: SlackStandin) -> None:
+    gate_id = open_poc_gate(rt, acme)
+    jira.set_status("ACME-1", "Done", done=True)
+    with transaction(rt.sessions) as session:
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", channel=Channel.CLI)
+    refresh(rt.sessions, rt.chat, gate_id)
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+    message = slack.message(acme.slack_channel, str(gate.message_ts))
+    text = json.dumps(message.blocks)
+    assert ("Decided when 2 of the 3 approvers give the same answer, at least one from the client and one from "
+            "the vendor.") in text
+    assert "Dana Whitfield (<@U0SPONSOR1>, client sponsor) GO via cli" in text
+    assert "*Waiting for* Omar Haddad (<@U0TECHLEAD>), Priya Natarajan (<@U0VENDLEAD>)" in text
+    assert "Please answer by " in text and "Europe/Berlin (then it is escalated)" in text
+    assert "<https://acme.atlassian.net/browse/ACME-1|ACME-1> To Do" in text  # status as frozen at opening
+    (digest,) = [b for b in message.blocks if b.get("accessory", {}).get("type") == "overflow"]
+    assert f"`{gate.digest[:12]}…`" in digest["text"]["text"]
+    assert digest["accessory"]["options"][0]["text"]["text"] == gate.digest  # the full value, one click away
+    assert validate_blocks(message.blocks) == []
