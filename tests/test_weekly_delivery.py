@@ -120,3 +120,31 @@ def test_status_shows_overdue_gates_and_who_blocks(rt: Runtime, acme: Engagement
     assert json.loads(result.output)["engagements"][0]["overdue_gates"] == ["acme-churn/G1"]
     table = runner.invoke(app, ["status"])
     assert "RED" in table.output and "A gate decision is overdue" in table.output
+
+
+def test_status_reads_the_ledger_in_a_constant_number_of_queries(rt: Runtime, acme: Engagement,
+                                                                  jira: JiraStandin, slack: SlackStandin) -> None:
+    from sqlalchemy import event
+
+    from configs.loader import ENGAGEMENTS_DIR, load_engagement
+
+    open_poc_gate(rt, acme)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    def queries() -> int:
+        statements.clear()
+        event.listen(rt.engine, "before_cursor_execute", count)
+        try:
+            with transaction(rt.sessions) as session:
+                portfolio.status_rows(session, utcnow())
+        finally:
+            event.remove(rt.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    one = queries()
+    for n in range(5):
+        register(rt, load_engagement(ENGAGEMENTS_DIR / "globex-forecast.yaml").model_copy(update={"id": f"more-{n}"}))
+    assert queries() == one
