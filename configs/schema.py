@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from configs import checks, limits
+from configs.weekly import WeeklyStatus
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
@@ -305,6 +306,7 @@ class Engagement(Strict):
     budget: Budget
     auto_advance: bool = True  # a GO starts the next phase by itself
     change_requests: GatePolicy | None = None  # who approves change requests; default: the phase's gate
+    weekly_status: WeeklyStatus = WeeklyStatus()  # when the weekly report is due, in `timezone`
 
     @field_validator("id")
     @classmethod

@@ -26,8 +26,25 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+OPTION_TEXT_LIMIT = 75
+OPTION_VALUE_LIMIT = 150
+OVERFLOW_OPTIONS = 5
+
+
+def section(text: str, accessory: Block | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_LIMIT)}}
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def overflow(action_id: str, options: Sequence[tuple[str, str]]) -> Block:
+    """A "⋯" menu of up to 5 (text, value) options: a way to keep a long value one click away."""
+    if len(action_id) > ID_LIMIT:
+        raise ValueError(f"overflow {action_id[:40]!r}: action_id over Slack's limit")
+    return {"type": "overflow", "action_id": action_id,
+            "options": [{"text": {"type": "plain_text", "text": clip(text, OPTION_TEXT_LIMIT)},
+                         "value": clip(value, OPTION_VALUE_LIMIT)} for text, value in options[:OVERFLOW_OPTIONS]]}
 
 
 def header(text: str) -> Block:

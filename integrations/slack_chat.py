@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -45,6 +46,22 @@ class SlackChat:
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def upload(self, channel: str, path: Path, title: str, thread_ts: str | None = None) -> str:
+        """Share a file in the channel (in the thread when given) and return its file id.
+
+        Through `files_upload_v2`, the upload path Slack supports today: files.getUploadURLExternal,
+        a POST of the bytes to the URL it returns, then files.completeUploadExternal.
+        """
+        try:
+            response = self.client.files_upload_v2(channel=channel, file=str(path), filename=path.name, title=title,
+                                                   thread_ts=thread_ts)
+        except SlackApiError as exc:
+            raise ServiceUnavailable(f"Slack file upload failed: {exc.response.get('error', exc.response.status_code)}") from None
+        except (SlackClientError, OSError) as exc:
+            raise ServiceUnavailable(f"Slack file upload failed: {type(exc).__name__}: {exc}") from None
+        uploaded = response.get("file") or {}
+        return str(uploaded.get("id", "")) if isinstance(uploaded, dict) else ""
 
     def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views.open", trigger_id=trigger_id, view=view)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from typer._click.exceptions import ClickException, UsageError  # typer 0.29 ven
 
 from configs.loader import load_engagement
 from configs.schema import Phase, number
+from phasegate import cli_reports
 from phasegate.cli_operator import cli_operator
 from phasegate.errors import EXPECTED, ConfigError
 from phasegate.ledger import engagements, gates
@@ -24,6 +25,9 @@ from phasegate.local import cli_prefect_api
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import Outcome, Via
+
+if TYPE_CHECKING:  # the Jira and Slack clients load only when a command needs them
+    from phasegate.runtime import Runtime
 
 app = typer.Typer(help="Phased AI-development engagements as Prefect workflows, with gates answered in Slack.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -35,6 +39,8 @@ db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_app, "gate"),
                   (evidence_app, "evidence"), (db_app, "db")):
     app.add_typer(sub, name=name)
+app.add_typer(cli_reports.report_app, name="report")
+app.add_typer(cli_reports.status_app, name="status")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -49,6 +55,8 @@ def fail(message: str) -> None:
 
 def runtime() -> Runtime:
     """Settings from the environment; the SQLite default ledger is created or upgraded on first use."""
+    from phasegate.runtime import Runtime
+
     settings = Settings()
     if not settings.database_url:
         upgrade(settings.ledger_url)

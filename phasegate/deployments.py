@@ -16,3 +16,7 @@ WATCH_DEPLOYMENT_NAME = "scheduled"
 CR_FLOW = "phasegate-change-request"
 CR_DEPLOYMENT_NAME = "request"
 CR_DEPLOYMENT = f"{CR_FLOW}/{CR_DEPLOYMENT_NAME}"
+
+WEEKLY_FLOW = "phasegate-weekly-status"
+WEEKLY_DEPLOYMENT_NAME = "hourly"  # each run reports the engagements whose local report time has passed
+WEEKLY_CRON = "0 * * * *"

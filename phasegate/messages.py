@@ -7,12 +7,12 @@ from the finished strings and keeps it within Slack's limits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from integrations.slack_blocks import Block, Button, actions, clip, context, header, section, text_input_modal
+from integrations.slack_blocks import Block, Button, actions, clip, header, overflow, section, text_input_modal
 from phasegate.evidence import MilestoneEvidence, Result, Snapshot
-from phasegate.slack_ids import REASON_INPUT, Action, View, action_id, gate_block_id
+from phasegate.slack_ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, gate_block_id
 from phasegate.states import Outcome
 from phasegate.text import mrkdwn
 
@@ -20,16 +20,35 @@ ICON = {Result.PASS: ":white_check_mark:", Result.FAIL: ":x:", Result.MISSING: "
 STYLE: dict[Outcome, Literal["primary", "danger"]] = {Outcome.GO: "primary", Outcome.ACCEPT: "primary", Outcome.NO_GO: "danger"}
 
 
-def _milestone_line(m: MilestoneEvidence) -> str:
+ISSUE_LINKS = 3  # Jira links per milestone line; the rest are counted
+
+
+def _issue_links(m: MilestoneEvidence, browse_url: str) -> str:
+    if not browse_url or not m.issues:
+        return ""
+    shown = [f"<{browse_url}{i['key']}|{i['key']}> {i.get('status') or '?'}" for i in m.issues[:ISSUE_LINKS]]
+    more = len(m.issues) - ISSUE_LINKS
+    return " — " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _milestone_line(m: MilestoneEvidence, browse_url: str = "", names: Mapping[str, str] | None = None) -> str:
     icon = ":white_check_mark:" if m.done else (":x:" if m.done is False else ":grey_question:")
+    who = (names or {}).get(m.attested_by or "", "")
     return (f"{icon} {mrkdwn(m.title)}{'' if m.required else ' (optional)'}"
             + (f" — {mrkdwn(m.error)}" if m.error else "")
-            + (f" — attested by <@{m.attested_by}>" if m.attested_by else ""))
+            + _issue_links(m, browse_url)
+            + (f" — attested by {who + ' ' if who else ''}<@{m.attested_by}>" if m.attested_by else ""))
 
 
-def evidence_blocks(snapshot: Snapshot) -> list[Block]:
+def digest_block(digest: str, label: str = "Evidence digest") -> Block:
+    """The digest shortened to 12 characters; the full value is one click away in the "⋯" menu."""
+    return section(f"{label} `{digest[:12]}…` (full digest in the menu)", accessory=overflow(DIGEST_MENU, [(digest, "digest")]))
+
+
+def evidence_blocks(snapshot: Snapshot, browse_url: str = "", names: Mapping[str, str] | None = None) -> list[Block]:
+    """`browse_url` (the Jira site + "/browse/") turns issue keys into links; `names` maps Slack ids to names."""
     criteria = "\n".join(f"{ICON[c.result]} {mrkdwn(c.label)}: *{c.result.value}* (seen {mrkdwn(c.seen)})" for c in snapshot.criteria)
-    milestones = "\n".join(_milestone_line(m) for m in snapshot.milestones)
+    milestones = "\n".join(_milestone_line(m, browse_url, names) for m in snapshot.milestones)
     blocks = [section("*Exit criteria*\n" + (criteria or "none defined")),
               section("*Milestones*\n" + (milestones or "none defined"))]
     if snapshot.warnings:
@@ -44,25 +63,36 @@ def outcome_buttons(gate_id: int, outcomes: Sequence[Outcome]) -> list[Button]:
 
 def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quorum: str, digest: str,
                 gate_id: int, outcomes: Sequence[Outcome], snapshot: Snapshot, answers: Sequence[str] = (),
-                because: str = "") -> list[Block]:
-    blocks = [header(f"{title} · {question}"),
-              section(f"*{mrkdwn(engagement)}* · timebox {timebox} · decided by {quorum}")]
+                because: str = "", pending: Sequence[str] = (), due: str = "", browse_url: str = "",
+                names: Mapping[str, str] | None = None) -> list[Block]:
+    """The prompt a sponsor can read: the quorum rule in words, who answered and who is pending (by
+    name), the date to answer by, Jira links with their status, and the digest one click away."""
+    lines = [f"*{mrkdwn(engagement)}* · timebox {timebox}", quorum]
+    if due:
+        lines.append(f"Please answer by {due}.")
+    blocks = [header(f"{title} · {question}"), section("\n".join(lines))]
     if because:
         blocks.append(section(f":rotating_light: *Reopened:* {mrkdwn(because)}"))
-    blocks += evidence_blocks(snapshot)
+    blocks += evidence_blocks(snapshot, browse_url, names)
+    people = []
     if answers:
-        blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
+        people.append("*Answered*\n" + "\n".join(answers))
+    if pending:
+        people.append("*Waiting for* " + ", ".join(pending))
+    if people:
+        blocks.append(section("\n".join(people)))
     blocks += actions(gate_block_id(gate_id), outcome_buttons(gate_id, outcomes))
-    blocks.append(context(f"Evidence digest `{digest}`"))
+    blocks.append(digest_block(digest))
     return blocks
 
 
 def gate_decided(*, title: str, question: str, engagement: str, outcome: Outcome, answers: Sequence[str],
-                 digest: str, snapshot: Snapshot) -> list[Block]:
+                 digest: str, snapshot: Snapshot, browse_url: str = "",
+                 names: Mapping[str, str] | None = None) -> list[Block]:
     return [header(f"{title} · {question}"),
             section(f"*{mrkdwn(engagement)}* · *Decided: {outcome.label}*\n" + "\n".join(answers)),
-            *evidence_blocks(snapshot),
-            context(f"Decided on evidence digest `{digest}`")]
+            *evidence_blocks(snapshot, browse_url, names),
+            digest_block(digest, "Decided on evidence digest")]
 
 
 def gate_stale(*, title: str, question: str, engagement: str) -> list[Block]:

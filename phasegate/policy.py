@@ -85,3 +85,19 @@ def describe(policy: GatePolicy) -> str:
     if policy.quorum.one_from_each_side:
         text += ", at least one client and one vendor"
     return text
+
+
+def in_words(policy: GatePolicy) -> str:
+    """The quorum rule as a sentence for a sponsor, e.g. "Decided when 2 of the 3 approvers give the
+    same answer, at least one from the client and one from the vendor."."""
+    total, count = len(policy.approvers), policy.quorum.count
+    if count == "all" or count == total:
+        who = "all approvers" if total > 1 else "the approver"
+        text = f"Decided when {who} give{'s' if total == 1 else ''} the same answer"
+    elif count == "any" or count == 1:
+        text = f"Decided by the first answer from any of the {total} approvers"
+    else:
+        text = f"Decided when {count} of the {total} approvers give the same answer"
+    if policy.quorum.one_from_each_side:
+        text += ", at least one from the client and one from the vendor"
+    return text + "."

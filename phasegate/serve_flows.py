@@ -8,7 +8,14 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.change_request import run_change_request
 from flows.gate_watch import gate_watch
 from flows.phases import run_phase
-from phasegate.deployments import CR_DEPLOYMENT_NAME, PHASE_DEPLOYMENT_NAME, WATCH_DEPLOYMENT_NAME
+from flows.weekly_status import weekly_status
+from phasegate.deployments import (
+    CR_DEPLOYMENT_NAME,
+    PHASE_DEPLOYMENT_NAME,
+    WATCH_DEPLOYMENT_NAME,
+    WEEKLY_CRON,
+    WEEKLY_DEPLOYMENT_NAME,
+)
 from phasegate.errors import InternalError
 from phasegate.settings import Settings
 
@@ -18,7 +25,8 @@ def main() -> None:
     phases = run_phase.to_deployment(name=PHASE_DEPLOYMENT_NAME)
     watch = gate_watch.to_deployment(name=WATCH_DEPLOYMENT_NAME, interval=settings.watch_interval_seconds)
     changes = run_change_request.to_deployment(name=CR_DEPLOYMENT_NAME)
-    deployments = (phases, watch, changes)
+    weekly = weekly_status.to_deployment(name=WEEKLY_DEPLOYMENT_NAME, cron=WEEKLY_CRON)
+    deployments = (phases, watch, changes, weekly)
     if not all(isinstance(d, RunnerDeployment) for d in deployments):  # sync context
         raise InternalError("to_deployment returned a coroutine; serve_flows must run outside an event loop")
     serve(*deployments, print_starting_message=False)  # type: ignore[arg-type]

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(default=1.0, gt=0)
     watch_interval_seconds: int = Field(default=300, ge=10)  # how often the gate watch runs
 
+    portfolio_channel: str = ""  # Slack channel id for the weekly portfolio digest; empty: no digest
+    weekly_concurrency: int = Field(default=8, ge=1, le=32)  # engagements collected at once for weekly reports
+
     @property
     def prefect_api_url(self) -> str:
         return f"http://127.0.0.1:{self.prefect_port}/api"

@@ -37,6 +37,7 @@ class CrField(str, enum.Enum):
     COST = "cost"
 
 
+DIGEST_MENU = "digest"  # the overflow menu showing a gate's full evidence digest; selecting it does nothing
 REASON_INPUT = "reason"  # block_id and action_id of the reason field in the gate_reason modal
 
 

@@ -164,3 +164,24 @@ class AuditKind(str, enum.Enum):
     CR_ANNOUNCED = "cr_announced"
     TIMEBOX_MOVED = "timebox_moved"
     CONFIG_AMENDED = "config_amended"
+
+
+class Rag(str, enum.Enum):
+    """A weekly report's status for a sponsor; ordered so the worst finding wins."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        return list(Rag).index(self)
+
+    @property
+    def icon(self) -> str:
+        return {"green": ":large_green_circle:", "amber": ":large_orange_circle:", "red": ":red_circle:"}[self.value]
+
+
+class ReportKind(str, enum.Enum):
+    ENGAGEMENT = "engagement"
+    PORTFOLIO = "portfolio"

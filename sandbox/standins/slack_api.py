@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from sandbox.standins.blockkit import validate_blocks, validate_modal
 from sandbox.standins.loopback import LoopbackServer
+from sandbox.standins.slack_files import FileUploads
 
 TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0PHASEGATE", "U0PHASEBOT", "B0PHASEBOT", "A0PHASEGATE"
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,20}$")
@@ -97,9 +98,13 @@ class SlackStandin(LoopbackServer):
             "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral, "views.open": self._views_open,
         }
+        self.files = FileUploads(lambda: self.url, SlackError, self._channel)  # files_upload_v2's three steps
+        self._methods.update({"files.getUploadURLExternal": self.files.get_upload_url,
+                              "files.completeUploadExternal": self.files.complete})
         self.app = Starlette(routes=[
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
             Route("/response/{token}", self._response, methods=["POST"]),
+            Route("/upload/v1/{file_id}", self.files.upload, methods=["POST"]),
         ])
 
 
@@ -153,6 +158,7 @@ class SlackStandin(LoopbackServer):
         with self._lock:
             self._messages.clear()
             self._failures.clear()
+            self.files.files.clear()
             for recorded in (self.views, self.ephemeral, self.responses, self.calls):
                 recorded.clear()
 

@@ -1,0 +1,12 @@
+"""Weekly status reports: what a sponsor reads each week about one engagement, and the portfolio.
+
+    facts      the ledger's side, read in a constant number of queries for any number of engagements
+    progress   milestone progress and the burn-up series from Jira
+    rules      red / amber / green: the rules, as data, each with its reason
+    build      one engagement's report from the ledger, Jira and the metric sources
+    render     the report as Block Kit, markdown, a table and terminal lines
+    chart      the burn-up chart as a PNG (matplotlib, Agg)
+    deliver    post once per ISO week, record in the ledger, upload the chart
+    schedule   whether an engagement's local weekday and time have passed this week
+    collect    every due engagement, collected concurrently within a bound
+"""

@@ -1,0 +1,153 @@
+"""One engagement's weekly report, from the ledger's view plus Jira and the metric sources.
+
+`from_ledger` needs no outside service (what `phasegate status` uses); `build` adds milestone
+progress, metric trends and the burn-up series. A source that fails shows as missing evidence
+with its reason, and the rest of the report is still delivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from configs.schema import Comparator, Engagement, Phase
+from phasegate import calendar, policy
+from phasegate.evidence import LedgerFacts, MetricReader, metric_evidence
+from phasegate.ledger.gates import latest_answers
+from phasegate.reports import progress, rules
+from phasegate.reports.facts import LedgerView, iso_week
+from phasegate.reports.model import (
+    Budget,
+    ChangeRequests,
+    HandoverItem,
+    MetricTrend,
+    Missing,
+    OpenGate,
+    WeeklyReport,
+)
+from phasegate.states import Rag
+
+if TYPE_CHECKING:  # the jira client is a heavy import; `status` uses this module without it
+    from integrations.issue_tracker import JiraTracker
+
+
+def names(engagement: Engagement) -> dict[str, str]:
+    """Slack user id -> the approver's name, across every phase's gate."""
+    return {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+
+
+def change_requests(view: LedgerView) -> ChangeRequests:
+    """Change requests and scope growth. phasegate does not record change requests yet, so this
+    says none; the change-request work fills this one function in."""
+    return ChangeRequests(items=[], note="none")
+
+
+def budget(engagement: Engagement) -> Budget:
+    """The caps from the file; spend is not recorded in the ledger yet, and the report says so."""
+    b = engagement.budget
+    return Budget(currency=b.currency, poc_cap=b.poc_cap, change_budget=b.change_budget, spent=None,
+                  note="no spend recorded")
+
+
+def open_gates(view: LedgerView, now: dt.datetime) -> list[OpenGate]:
+    config, who = view.config, names(view.config)
+    found = []
+    for gate in view.open_gates:
+        gate_policy = config.phases.of(gate.phase).gate
+        latest = latest_answers(view.decisions.get(gate.id, []))
+        pending = [who.get(a.slack_user, a.slack_user) for a in gate_policy.approvers
+                   if a.slack_user not in latest and a.slack_user != gate.requested_by]
+        waited = calendar.business_days_elapsed(gate.opened_at, now, config.tz, gate_policy.reminder_hour)
+        found.append(OpenGate(
+            gate_id=gate.id, name=gate.name, opened_at=gate.opened_at, age_days=(now - gate.opened_at).days,
+            quorum=policy.describe(gate_policy), pending=pending,
+            answered=[f"{who.get(u, u)} ({d.outcome.label})" for u, d in latest.items()],
+            overdue=gate.overdue_at is not None or waited >= gate_policy.escalate_after_business_days))
+    return found
+
+
+def from_ledger(view: LedgerView, now: dt.datetime) -> WeeklyReport:
+    """Everything the ledger alone says; status set by the rules that need nothing more."""
+    config, row = view.config, view.row
+    today = now.astimezone(config.tz).date()
+    phase = row.current_phase
+    report = WeeklyReport(
+        engagement_id=row.id, name=row.name, week=iso_week(today), generated_at=now, today=today,
+        state=row.state.value, phase=phase, budget=budget(config), change_requests=change_requests(view),
+        week_of_phase=(today - view.phase_started).days // 7 + 1 if view.phase_started else None,
+        planned_weeks=config.phases.of(phase).planned_weeks if phase else None,
+        booked_weeks=view.booked_weeks or None, timebox_ends_on=view.timebox.ends_on if view.timebox else None,
+        gates=open_gates(view, now))
+    if view.first_go_at is not None:
+        days = (view.first_go_at.astimezone(config.tz).date() - config.start_date).days
+        report.time_to_value_weeks = round(days / 7, 1)
+    report.rag, report.findings = rules.evaluate(report)
+    return report
+
+
+def _trend(engagement: Engagement, phase: Phase | None, name: str, value: float | None, error: str | None,
+           previous: Mapping[str, Any]) -> MetricTrend:
+    criterion = next((c for c in engagement.phases.of(phase).exit_criteria if c.metric == name), None) if phase else None
+    before = previous.get(name)
+    trend = MetricTrend(name=name, value=value, error=error, previous=before if isinstance(before, int | float) else None)
+    if criterion is not None and criterion.op is not None and criterion.threshold is not None:
+        trend.criterion = criterion.label
+        trend.better_when_higher = criterion.op in (Comparator.GE, Comparator.GT)
+        trend.passes = None if value is None else criterion.op.holds(value, criterion.threshold)
+    return trend
+
+
+def previous_metrics(view: LedgerView, week: str) -> dict[str, Any]:
+    """Metric values in the latest earlier report of this engagement (the trend's other end)."""
+    for earlier in reversed(view.reports):
+        if earlier.week < week and earlier.body:
+            metrics = earlier.body.get("metrics")
+            if isinstance(metrics, list):
+                return {m["name"]: m.get("value") for m in metrics if isinstance(m, dict) and "name" in m}
+    return {}
+
+
+def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, read_json: MetricReader,
+          now: dt.datetime, metrics_base_url: str | None = None) -> WeeklyReport:
+    """The full report. `unavailable` says why `tracker` is None (shown as missing evidence)."""
+    report = from_ledger(view, now)
+    config, phase = view.config, view.row.current_phase
+    facts = LedgerFacts(submitted=view.submitted)
+    previous = previous_metrics(view, report.week)
+    for metric in config.metrics:
+        read = metric_evidence(config, metric.name, tracker, read_json, facts, now, metrics_base_url, unavailable)
+        report.metrics.append(_trend(config, phase, metric.name, read.value, read.error, previous))
+        if read.error:
+            report.missing.append(Missing(source=f"metric {metric.name}", reason=read.error))
+    if phase is not None:
+        milestones = config.phases.of(phase).milestones
+        attested = {key: who for (p, key), (who, _) in view.attestations.items() if p is phase}
+        issues, errors = progress.milestone_issues(config, phase, view.links, tracker, unavailable)
+        report.milestones, missing = progress.progress(config, milestones, issues, errors, attested)
+        report.missing += missing
+        unique = {i.key: i for found in issues.values() for i in found}
+        if view.phase_started is not None and unique:
+            report.burnup = progress.burnup(list(unique.values()), start=view.phase_started, today=report.today,
+                                            tz=config.tz, baselines=view.baselines, timebox_end=report.timebox_ends_on)
+        if phase is Phase.HANDOVER:
+            report.handover = handover(view, report)
+    report.rag, report.findings = rules.evaluate(report)
+    return report
+
+
+def handover(view: LedgerView, report: WeeklyReport) -> list[HandoverItem]:
+    """The handover checklist: each item done or not, and who attested it and when."""
+    who = names(view.config)
+    items = []
+    for m in report.milestones:
+        attested = view.attestations.get((Phase.HANDOVER, m.key))
+        done = True if attested else (None if m.error else m.counts.total > 0 and m.counts.done == m.counts.total)
+        items.append(HandoverItem(key=m.key, title=m.title, done=done,
+                                  attested_by=who.get(attested[0], attested[0]) if attested else None,
+                                  attested_on=attested[1].astimezone(view.config.tz).date() if attested else None))
+    return items
+
+
+def worst(*colours: Rag) -> Rag:
+    return max(colours, key=lambda c: c.rank)

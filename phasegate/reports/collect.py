@@ -1,0 +1,108 @@
+"""Collect weekly reports for many engagements at once, and deliver them with the portfolio digest.
+
+Why threads with a bound: each engagement spends its time waiting on Jira and metric servers, so a
+few at a time cut the wall time without hammering Jira (whose 429 answers carry Retry-After, which
+the tracker's session honours). Jira clients are made up front, one per site, in this thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from integrations.issue_tracker import JiraTracker
+from phasegate.errors import EXPECTED, ServiceUnavailable
+from phasegate.ledger.db import transaction
+from phasegate.reports import deliver as delivery
+from phasegate.reports import portfolio, schedule
+from phasegate.reports.build import build
+from phasegate.reports.facts import LedgerView, views
+from phasegate.reports.model import WeeklyReport
+from phasegate.runtime import Runtime
+from phasegate.states import Rag, ReportKind
+
+
+@dataclass
+class Collected:
+    reports: list[WeeklyReport] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # engagement id -> why no report was built
+
+
+def due(rt: Runtime, now: dt.datetime, only: Sequence[str] | None = None, *, force: bool = False) -> list[str]:
+    """Active engagements whose local report time has passed this week without a report (all with `force`)."""
+    with transaction(rt.sessions) as session:
+        found = views(session, only, full=False)
+    wanted = [v for v in found if v.row.state in portfolio.ACTIVE]
+    if force:
+        return [v.row.id for v in wanted]
+    return [v.row.id for v in wanted if schedule.is_due(v.config, now, {r.week for r in v.reports})]
+
+
+def collect(rt: Runtime, engagement_ids: Sequence[str], now: dt.datetime, *, workers: int | None = None,
+            done: Callable[[str], None] | None = None) -> Collected:
+    """Build each engagement's report, `workers` at a time; `done(id)` is called as each finishes."""
+    with transaction(rt.sessions) as session:
+        found = views(session, engagement_ids, full=True, report_bodies=True)
+    trackers: dict[str, tuple[JiraTracker | None, str]] = {}
+    for view in found:
+        try:
+            trackers[view.row.id] = (rt.tracker(view.config), "")
+        except ServiceUnavailable as exc:
+            trackers[view.row.id] = (None, str(exc))
+    result = Collected()
+
+    def one(view: LedgerView) -> WeeklyReport:
+        tracker, why = trackers[view.row.id]
+        return build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
+                     metrics_base_url=rt.settings.metrics_base_url)
+
+    with ThreadPoolExecutor(max_workers=workers or rt.settings.weekly_concurrency) as pool:
+        futures = {pool.submit(one, view): view.row.id for view in found}
+        for future in as_completed(futures):
+            engagement_id = futures[future]
+            try:
+                result.reports.append(future.result())
+            except EXPECTED as exc:
+                result.failures[engagement_id] = str(exc)
+            if done is not None:
+                done(engagement_id)
+    result.reports.sort(key=lambda r: r.engagement_id)
+    return result
+
+
+def deliver_all(rt: Runtime, reports: Sequence[WeeklyReport], *, post: bool) -> tuple[list[delivery.Delivery],
+                                                                                       dict[str, str]]:
+    """Deliver each report; a Slack failure for one engagement does not stop the others."""
+    done, failures = [], {}
+    with transaction(rt.sessions) as session:
+        channels = {v.row.id: v.config.slack_channel for v in views(session, [r.engagement_id for r in reports],
+                                                                     full=False)}
+    for report in reports:
+        try:
+            done.append(delivery.deliver(rt.sessions, rt.chat, report, channel=channels[report.engagement_id],
+                                         home=rt.settings.home, post=post))
+        except EXPECTED as exc:
+            failures[report.engagement_id] = str(exc)
+    return done, failures
+
+
+def post_digest(rt: Runtime, now: dt.datetime) -> str | None:
+    """Post the portfolio digest once per ISO week (UTC), once every active engagement has this
+    week's report recorded; the ts, or None when there is no channel or it is not time yet."""
+    channel = rt.settings.portfolio_channel
+    if not channel:
+        return None
+    week = delivery.today_week(now)
+    with transaction(rt.sessions) as session:
+        rows = portfolio.status_rows(session, now)
+        active = [r for r in rows if r["state"] == "active"]
+        if any(r["last_report"] is None or r["last_report"] < week for r in active):
+            return None
+        rag = max((Rag(r["rag"]) for r in rows), key=lambda c: c.rank, default=Rag.GREEN)
+        delivery.save(session, ReportKind.PORTFOLIO, "", week, rag, {"engagements": rows})
+    ts, _ = delivery.post_once(rt.sessions, rt.chat, ReportKind.PORTFOLIO, "", week, channel,
+                               f"Portfolio, week {week}: {len(rows)} engagements",
+                               portfolio.digest_blocks(rows, week))
+    return ts

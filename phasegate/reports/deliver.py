@@ -1,0 +1,106 @@
+"""Deliver a weekly report once per ISO week: ledger row first, Slack post, then the post's ts.
+
+Why this order: a retried run (Prefect task retry, a second scheduled run, `report weekly --post`
+twice) reads the row before posting and finds the ts, so nothing is posted twice. A crash between
+the post and the recorded ts is the one window left, and it can only repeat a post, never lose one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from integrations.slack_blocks import Block
+from integrations.slack_chat import SlackChat
+from phasegate.ledger.db import transaction
+from phasegate.ledger.models import WeeklyReportRow, utcnow
+from phasegate.reports import chart, render
+from phasegate.reports.model import WeeklyReport
+from phasegate.states import Rag, ReportKind
+
+
+@dataclass(frozen=True)
+class Delivery:
+    subject: str
+    week: str
+    message_ts: str | None
+    posted_now: bool  # False: this week's report had been posted before (or posting was off)
+    chart_path: str | None
+    chart_file_id: str | None
+
+
+def find(session: Session, kind: ReportKind, subject: str, week: str) -> WeeklyReportRow | None:
+    return session.scalar(select(WeeklyReportRow).where(WeeklyReportRow.kind == kind,
+                                                        WeeklyReportRow.subject == subject,
+                                                        WeeklyReportRow.week == week))
+
+
+def save(session: Session, kind: ReportKind, subject: str, week: str, rag: Rag, body: dict[str, object],
+         *, chart_path: str | None = None) -> WeeklyReportRow:
+    """This week's row, created once; its content is refreshed until it has been posted."""
+    row = find(session, kind, subject, week)
+    if row is None:
+        row = WeeklyReportRow(kind=kind, subject=subject, week=week, rag=rag, body=body, chart_path=chart_path)
+        session.add(row)
+        session.flush()
+    elif row.message_ts is None:
+        row.rag, row.body, row.chart_path = rag, body, chart_path or row.chart_path
+    return row
+
+
+def chart_file(home: Path, report: WeeklyReport) -> Path:
+    return home / "reports" / report.engagement_id / f"{report.week}-burnup.png"
+
+
+def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind, subject: str, week: str,
+              channel: str, text: str, blocks: list[Block]) -> tuple[str | None, bool]:
+    """(ts, posted now): post unless the ledger already holds this week's ts."""
+    with transaction(sessions) as session:
+        row = find(session, kind, subject, week)
+        if row is None:
+            raise LookupError(f"no {kind.value} report {subject!r} {week} saved before posting")
+        if row.message_ts:
+            return row.message_ts, False
+    ts = chat.post(channel, text, blocks)
+    with transaction(sessions) as session:
+        row = find(session, kind, subject, week)
+        if row is not None:
+            row.message_ts, row.channel, row.posted_at = ts, channel, utcnow()
+    return ts, True
+
+
+def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyReport, *, channel: str, home: Path,
+            post: bool) -> Delivery:
+    """Draw the chart, record the report, and (with `post`) post it and upload the chart in its thread."""
+    path = None
+    if report.burnup is not None:
+        path = chart.render_png(report.burnup, chart_file(home, report), f"{report.name}: burn-up")
+        report.chart_path = str(path)
+    with transaction(sessions) as session:
+        save(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week, report.rag,
+             report.model_dump(mode="json"), chart_path=report.chart_path)
+    if not post:
+        return Delivery(report.engagement_id, report.week, None, False, report.chart_path, None)
+    ts, posted = post_once(sessions, chat, ReportKind.ENGAGEMENT, report.engagement_id, report.week, channel,
+                           render.fallback_text(report), render.blocks(report))
+    file_id = None
+    if path is not None and ts is not None:
+        with transaction(sessions) as session:
+            row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
+            file_id = row.chart_file_id if row is not None else None
+        if not file_id:
+            file_id = chat.upload(channel, path, f"{report.name} burn-up, {report.week}", thread_ts=ts)
+            with transaction(sessions) as session:
+                row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
+                if row is not None:
+                    row.chart_file_id = file_id
+    return Delivery(report.engagement_id, report.week, ts, posted, report.chart_path, file_id)
+
+
+def today_week(now: dt.datetime) -> str:
+    year, week, _ = now.astimezone(dt.UTC).date().isocalendar()
+    return f"{year}-W{week:02d}"

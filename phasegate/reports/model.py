@@ -1,0 +1,154 @@
+"""The weekly report as data. Stored as JSON in the ledger, so next week's trends can read it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel
+
+from configs.schema import Phase
+from phasegate.states import Rag
+
+
+class Missing(BaseModel):
+    """A source that could not be read: shown in the report, never silently skipped."""
+
+    source: str
+    reason: str
+
+
+class Counts(BaseModel):
+    done: int = 0
+    in_progress: int = 0
+    to_do: int = 0
+    points_done: float = 0.0
+    points_total: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.in_progress + self.to_do
+
+    def add(self, other: Counts) -> Counts:
+        return Counts(done=self.done + other.done, in_progress=self.in_progress + other.in_progress,
+                      to_do=self.to_do + other.to_do, points_done=self.points_done + other.points_done,
+                      points_total=self.points_total + other.points_total)
+
+
+class IssueLink(BaseModel):
+    key: str
+    status: str
+    url: str
+
+
+class MilestoneProgress(BaseModel):
+    key: str
+    title: str
+    required: bool
+    counts: Counts = Counts()
+    issues: list[IssueLink] = []  # the first few, as links
+    error: str | None = None
+
+
+class MetricTrend(BaseModel):
+    name: str
+    value: float | None
+    previous: float | None = None  # last week's report
+    criterion: str | None = None  # "f1 >= 0.85"
+    passes: bool | None = None
+    better_when_higher: bool = True
+    error: str | None = None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.value is None or self.previous is None else self.value - self.previous
+
+    @property
+    def worsening(self) -> bool:
+        delta = self.delta
+        return delta is not None and (delta < 0 if self.better_when_higher else delta > 0)
+
+
+class OpenGate(BaseModel):
+    gate_id: int
+    name: str
+    opened_at: dt.datetime
+    age_days: int
+    quorum: str
+    answered: list[str]  # "Dana Whitfield (GO)"
+    pending: list[str]  # names of approvers who have not answered
+    overdue: bool
+
+
+class ChangeRequests(BaseModel):
+    items: list[str] = []
+    note: str = "none"
+
+
+class Budget(BaseModel):
+    currency: str
+    poc_cap: float
+    change_budget: float
+    spent: float | None = None
+    note: str = "no spend recorded"
+
+
+class HandoverItem(BaseModel):
+    key: str
+    title: str
+    done: bool | None
+    attested_by: str | None = None
+    attested_on: dt.date | None = None
+
+
+class BurnUp(BaseModel):
+    """The data behind the chart: scope and done at each date, the baselines, the timebox end."""
+
+    unit: str  # "issues" or "story points"
+    dates: list[dt.date]
+    scope: list[float]
+    done: list[float]
+    baselines: list[tuple[dt.date, int]] = []  # (recorded on, version)
+    timebox_end: dt.date | None = None
+
+
+class Finding(BaseModel):
+    rule: str
+    rag: Rag
+    reason: str
+
+
+class WeeklyReport(BaseModel):
+    engagement_id: str
+    name: str
+    week: str  # ISO week in the engagement's timezone, e.g. "2026-W33"
+    generated_at: dt.datetime
+    today: dt.date  # in the engagement's timezone
+    state: str
+    phase: Phase | None
+    week_of_phase: int | None = None
+    planned_weeks: int | None = None
+    booked_weeks: int | None = None
+    timebox_ends_on: dt.date | None = None
+    milestones: list[MilestoneProgress] = []
+    metrics: list[MetricTrend] = []
+    gates: list[OpenGate] = []
+    change_requests: ChangeRequests = ChangeRequests()
+    budget: Budget
+    handover: list[HandoverItem] | None = None
+    time_to_value_weeks: float | None = None
+    missing: list[Missing] = []
+    burnup: BurnUp | None = None
+    rag: Rag = Rag.GREEN
+    findings: list[Finding] = []
+    chart_path: str | None = None
+
+    @property
+    def totals(self) -> Counts:
+        total = Counts()
+        for m in self.milestones:
+            total = total.add(m.counts)
+        return total
+
+    @property
+    def phase_label(self) -> str:
+        return self.phase.heading if self.phase else "not started"

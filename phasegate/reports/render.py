@@ -1,0 +1,151 @@
+"""The weekly report in words: Block Kit for Slack, markdown and a table for Prefect, plain lines.
+
+Written for a sponsor: what the status is and why, in sentences; numbers with what they are
+measured against; links to where the evidence lives.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from integrations.slack_blocks import Block, context, header, section
+from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
+from phasegate.reports.rules import GREEN_REASON
+
+MAX_GATES_SHOWN = 10
+
+
+def _n(value: float) -> str:
+    return f"{value:g}"
+
+
+def headline(r: WeeklyReport) -> str:
+    return f"{r.name}: {r.rag.value.upper()} · week {r.week}"
+
+
+def plan_line(r: WeeklyReport) -> str:
+    if r.phase is None:
+        return f"Not started ({r.state})." if r.state == "registered" else f"Engagement {r.state}."
+    line = f"{r.phase_label}, week {r.week_of_phase} of {r.planned_weeks} planned"
+    if r.booked_weeks and r.booked_weeks != r.planned_weeks:
+        line += f" ({r.booked_weeks} booked with extensions)"
+    return line + (f"; timebox ends {r.timebox_ends_on}." if r.timebox_ends_on else ".")
+
+
+def reasons(r: WeeklyReport) -> list[str]:
+    return [f"{f.rag.icon} {f.reason}" for f in r.findings] or [f"{r.rag.icon} {GREEN_REASON}"]
+
+
+def milestone_line(m: MilestoneProgress, *, links: bool = True) -> str:
+    if m.error:
+        return f":grey_question: {m.title}: evidence missing ({m.error})"
+    c = m.counts
+    icon = ":white_check_mark:" if c.total and c.done == c.total else ":construction:"
+    line = f"{icon} {m.title}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
+    if c.points_total:
+        line += f" ({_n(c.points_done)}/{_n(c.points_total)} story points)"
+    if links and m.issues:
+        line += " · " + ", ".join(f"<{i.url}|{i.key}> {i.status}" for i in m.issues)
+    return line
+
+
+def metric_line(m: MetricTrend) -> str:
+    if m.value is None:
+        return f":grey_question: {m.name}: missing ({m.error})"
+    icon = ":white_check_mark:" if m.passes else (":x:" if m.passes is False else ":bar_chart:")
+    line = f"{icon} {m.name} {_n(m.value)}" + (f" (exit criterion {m.criterion})" if m.criterion else "")
+    delta = m.delta
+    if delta is not None:
+        arrow = "no change" if delta == 0 else (f"{'worse' if m.worsening else 'better'} by {_n(abs(delta))}")
+        line += f", last week {_n(m.previous or 0)}: {arrow}"
+    return line
+
+
+def gate_lines(r: WeeklyReport) -> list[str]:
+    lines = []
+    for g in r.gates[:MAX_GATES_SHOWN]:
+        waiting = ", ".join(g.pending) or "nobody (quorum not met by the answers given)"
+        lines.append(f"{':rotating_light:' if g.overdue else ':hourglass:'} {g.name} open {g.age_days} days"
+                     f"{' (overdue)' if g.overdue else ''}; decided by {g.quorum}; waiting for {waiting}"
+                     + (f"; answered: {', '.join(g.answered)}" if g.answered else ""))
+    return lines
+
+
+def budget_line(r: WeeklyReport) -> str:
+    b = r.budget
+    spent = f"{_n(b.spent)} {b.currency} spent" if b.spent is not None else b.note
+    return f"PoC cap {_n(b.poc_cap)} {b.currency}, change budget {_n(b.change_budget)} {b.currency}: {spent}."
+
+
+def value_line(r: WeeklyReport) -> str:
+    if r.time_to_value_weeks is not None:
+        return f"First GO {r.time_to_value_weeks:g} weeks after the start."
+    return "No GO yet."
+
+
+def handover_lines(r: WeeklyReport) -> list[str]:
+    lines = []
+    for item in r.handover or []:
+        icon = ":white_check_mark:" if item.done else (":grey_question:" if item.done is None else ":x:")
+        who = f" (attested by {item.attested_by} on {item.attested_on})" if item.attested_by else ""
+        lines.append(f"{icon} {item.title}{who}")
+    return lines
+
+
+def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
+    """(title, lines) in reading order; the same content for Slack, markdown and the terminal."""
+    totals = r.totals
+    parts = [("Status", reasons(r)), ("Plan", [plan_line(r), value_line(r)])]
+    if r.milestones:
+        parts.append((f"Milestones ({totals.done}/{totals.total} issues done)",
+                      [milestone_line(m) for m in r.milestones]))
+    if r.metrics:
+        parts.append(("Metrics against exit criteria", [metric_line(m) for m in r.metrics]))
+    parts.append(("Open gates", gate_lines(r) or ["none"]))
+    if r.handover is not None:
+        parts.append(("Handover readiness", handover_lines(r) or ["no checklist items"]))
+    parts.append(("Change requests", r.change_requests.items or [r.change_requests.note]))
+    parts.append(("Budget", [budget_line(r)]))
+    if r.missing:
+        parts.append(("Missing evidence", [f":grey_question: {m.source}: {m.reason}" for m in r.missing]))
+    return parts
+
+
+def blocks(r: WeeklyReport) -> list[Block]:
+    out = [header(f"{r.rag.icon} " + headline(r))]
+    out += [section(f"*{title}*\n" + "\n".join(lines)) for title, lines in sections(r)]
+    chart = "; burn-up chart in the thread" if r.burnup else ""
+    out.append(context(f"Generated {r.generated_at:%Y-%m-%d %H:%M} UTC by phasegate{chart}"))
+    return out
+
+
+def fallback_text(r: WeeklyReport) -> str:
+    return f"Weekly status {headline(r)}: " + "; ".join(f.reason for f in r.findings) if r.findings \
+        else f"Weekly status {headline(r)}: on track"
+
+
+def markdown(r: WeeklyReport) -> str:
+    lines = [f"# {headline(r)}"]
+    for title, body in sections(r):
+        lines += ["", f"## {title}", *[f"- {_plain(x)}" for x in body]]
+    if r.chart_path:
+        lines += ["", f"Burn-up chart: [{r.chart_path}](file://{r.chart_path})"]
+    return "\n".join(lines)
+
+
+def table(r: WeeklyReport) -> list[dict[str, Any]]:
+    """One row per thing measured, for Prefect's table artifact."""
+    rows: list[dict[str, Any]] = [{"item": "status", "value": r.rag.value, "detail": "; ".join(reasons(r))}]
+    rows += [{"item": f"milestone {m.key}", "value": f"{m.counts.done}/{m.counts.total}", "detail": m.error or ""}
+             for m in r.milestones]
+    rows += [{"item": f"metric {m.name}", "value": "" if m.value is None else _n(m.value),
+              "detail": m.error or (m.criterion or "")} for m in r.metrics]
+    rows += [{"item": f"gate {g.name}", "value": f"{g.age_days} days", "detail": "waiting for " + ", ".join(g.pending)}
+             for g in r.gates]
+    return rows
+
+
+def _plain(text: str) -> str:
+    """Slack mrkdwn links `<url|text>` as markdown links, emoji codes left as they are."""
+    return re.sub(r"<([^|>]+)\|([^>]+)>", r"[\2](\1)", text)
