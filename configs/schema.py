@@ -204,6 +204,7 @@ class Milestone(Strict):
     jira_issue: str | None = Field(default=None, max_length=limits.ISSUE_KEY)  # an existing issue or epic key to link instead of creating one
     jql: JiraQuery | None = None  # done when every matching issue is done
     attestation: bool = False  # evidence may also be an attestation recorded with who and when
+    attesting_side: Literal["client", "vendor", "either"] = "either"  # whose approvers may attest it
 
     @field_validator("key")
     @classmethod
@@ -211,6 +212,12 @@ class Milestone(Strict):
         if not IDENT.match(value):
             raise ValueError("must be lowercase letters, digits and dashes")
         return value
+
+    @model_validator(mode="after")
+    def _side_needs_attestation(self) -> Milestone:
+        if self.attesting_side != "either" and not self.attestation:
+            raise ValueError(f"milestone {self.key}: attesting_side needs attestation: true")
+        return self
 
     @field_validator("jira_issue")
     @classmethod

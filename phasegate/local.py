@@ -53,7 +53,8 @@ def configured_prefect_api() -> str | None:
     """PREFECT_API_URL as Prefect reads it at this moment: the environment, then the active profile."""
     from prefect.settings import Settings as PrefectSettings
 
-    return PrefectSettings().api.url
+    url = PrefectSettings().api.url
+    return str(url) if url else None
 
 
 @contextmanager

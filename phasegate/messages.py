@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from integrations.slack_blocks import Block, Button, actions, clip, header, overflow, section, text_input_modal
 from phasegate.evidence import MilestoneEvidence, Result, Snapshot
-from phasegate.slack_ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, gate_block_id
+from phasegate.slack_ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, attest_value, gate_block_id
 from phasegate.states import Outcome
 from phasegate.text import mrkdwn
 
@@ -99,9 +99,11 @@ def gate_stale(*, title: str, question: str, engagement: str) -> list[Block]:
     return [header(f"{title} · {question}"), section(f"*{mrkdwn(engagement)}* · approval is *stale*, gate reopened")]
 
 
-def kickoff(text: str, engagement_id: str, attestable: Sequence[tuple[str, str]]) -> list[Block]:
-    """The kickoff message; items that accept an attestation get an "Attest" button each."""
-    buttons = [Button(action_id(Action.ATTEST, key), f"Attest: {title}", engagement_id) for key, title in attestable]
+def kickoff(text: str, engagement_id: str, phase: str, attestable: Sequence[tuple[str, str]]) -> list[Block]:
+    """The kickoff message; items that accept an attestation get an "Attest" button each, whose
+    value names the engagement and the phase (`acme-churn:poc`), never who may attest."""
+    buttons = [Button(action_id(Action.ATTEST, key), f"Attest: {title}", attest_value(engagement_id, phase))
+               for key, title in attestable]
     return [section(text), *actions("attest", buttons)]
 
 

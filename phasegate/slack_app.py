@@ -27,7 +27,7 @@ from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
-from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id
+from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id, parse_attest_value
 from phasegate.slack_payloads import (
     BadPayload,
     BodyRefused,
@@ -121,20 +121,24 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
     return Response(status_code=200)
 
 
-def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, engagement_id: str,
+def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: str,
               background: BackgroundTasks) -> Response:
-    """A handover item attested from its button on the kickoff message, by the verified user."""
+    """A milestone attested from its button on a phase's kickoff message, by the verified user."""
     user = payload["user"]["id"]
     response_url = response_url_of(payload)
+    engagement_id, phase_name = parse_attest_value(value)
+    try:
+        phase = Phase(phase_name)
+    except ValueError:
+        raise BadPayload(f"attest button for an unknown phase {phase_name!r}") from None
     try:
         with transaction(deps.sessions) as session:
             engagement = config_of(get(session, engagement_id))
-            previous = attestations(session, engagement_id, Phase.HANDOVER).get(milestone)
+            previous = attestations(session, engagement_id, phase).get(milestone)
             if previous is not None and previous[0] == user:
                 background.add_task(tell, deps, response_url, f"You already attested {milestone}.")
                 return Response(status_code=200)
-            attest(session, engagement, Phase.HANDOVER, milestone, by=user, note="attested in Slack",
-                   via=Via.SLACK)
+            attest(session, engagement, phase, milestone, by=user, note="attested in Slack", via=Via.SLACK)
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return Response(status_code=200)

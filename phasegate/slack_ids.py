@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 class Action(str, enum.Enum):
     GATE = "gate"  # gate:<outcome>, value: the gate id
-    ATTEST = "attest"  # attest:<milestone key>, value: the engagement id
+    ATTEST = "attest"  # attest:<milestone key>, value: "<engagement id>:<phase>" (see attest_value)
     CHANGE = "cr"  # cr:<approve|reject>, value: the change request id
 
 
@@ -65,3 +65,14 @@ def gate_block_id(gate_id: int) -> str:
 
 def cr_block_id(cr_id: int) -> str:
     return f"cr-{cr_id}"
+
+
+def attest_value(engagement_id: str, phase: str) -> str:
+    return f"{engagement_id}:{phase}"
+
+
+def parse_attest_value(value: str) -> tuple[str, str]:
+    """(engagement id, phase); a value without a phase is from a handover kickoff posted before
+    buttons named their phase."""
+    engagement_id, sep, phase = value.partition(":")
+    return (engagement_id, phase) if sep else (engagement_id, "handover")

@@ -60,7 +60,7 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     if attestable:
         lines.append("Items that accept an attestation can be attested with the buttons below (approvers only).")
     text = "\n".join(lines)
-    ts = rt.chat.post(engagement.slack_channel, text, messages.kickoff(text, engagement.id, attestable))
+    ts = rt.chat.post(engagement.slack_channel, text, messages.kickoff(text, engagement.id, phase.value, attestable))
     with transaction(rt.sessions) as session:
         engagements.phase_run(session, engagement.id, phase).kickoff_ts = ts
         audit.record(session, engagement.id, AuditKind.KICKOFF_POSTED, phase.value, ts=ts, warning=warning)

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from helpers import posted_gate, register, wait_until
+from helpers import posted_gate, register, wait_until, with_changes
 
 from configs.schema import Engagement
 from phasegate.ledger import gates
@@ -241,3 +241,63 @@ def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint
     assert sponsor.send(long_ts).status_code == 200  # the same delivery again
     with transaction(rt.sessions) as session:
         assert [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)] == [("U0SPONSOR1", Outcome.GO)]
+
+
+@pytest.mark.parametrize("phase_name", ["poc", "development", "handover"])
+def test_attest_buttons_work_on_every_phases_kickoff(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                                     acme: Engagement, phase_name: str) -> None:
+    """Each kickoff's buttons name their phase; the endpoint used to assume the handover."""
+    from configs.schema import Phase
+    from phasegate.ledger import engagements
+    from tasks.kickoff import post_kickoff
+
+    phase = Phase(phase_name)
+    items = [m.model_dump() for m in acme.phases.of(phase).milestones]
+    items.append({"key": "signed-off", "title": "Signed off on paper", "attestation": True})
+    engagement = with_changes(acme, **{f"phases__{phase_name}__milestones": items})
+    register(rt, engagement)
+    with transaction(rt.sessions) as session:
+        engagements.start_phase(session, engagement, phase, requested_by="U0PMACME01", flow_run_id=None,
+                                today=engagement.start_date)
+    ts = post_kickoff.fn(rt, engagement, phase)
+    [button] = [e for b in slack.message(engagement.slack_channel, ts).blocks if b["type"] == "actions"
+                for e in b["elements"] if e["action_id"] == "attest:signed-off"]
+    assert button["value"] == f"{engagement.id}:{phase_name}"
+    sponsor = user(endpoint, slack, "U0SPONSOR1")
+    payload = sponsor.click_payload(0, Outcome.GO, engagement.slack_channel, ts)
+    payload["actions"][0].update(action_id=button["action_id"], value=button["value"])
+    assert sponsor.send(payload).status_code == 200
+    wait_until(lambda: len(slack.responses) == 1)
+    assert slack.responses[0]["text"] == "Recorded: <@U0SPONSOR1> attested signed-off."
+    with transaction(rt.sessions) as session:
+        assert engagements.attestations(session, engagement.id, phase)["signed-off"][0] == "U0SPONSOR1"
+
+
+def test_an_item_for_the_client_side_is_not_attested_by_the_vendor(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    from configs.schema import Phase
+    from phasegate.ledger import engagements
+
+    drill = next(m for m in acme.phases.handover.milestones if m.key == "knowledge-transfer-drill")
+    assert drill.attesting_side == "client"
+    register(rt, acme)
+    for who in ("U0VENDLEAD", "U0TECHLEAD"):
+        clicker = user(endpoint, slack, who)
+        payload = clicker.click_payload(0, Outcome.GO, acme.slack_channel, "1.0")
+        payload["actions"][0].update(action_id="attest:knowledge-transfer-drill", value=f"{acme.id}:handover")
+        assert clicker.send(payload).status_code == 200
+    wait_until(lambda: len(slack.responses) == 2)
+    assert sorted(r["text"] for r in slack.responses) == [
+        "Not recorded: knowledge-transfer-drill is attested by the client side; U0VENDLEAD is on the vendor side",
+        "Recorded: <@U0TECHLEAD> attested knowledge-transfer-drill."]
+    with transaction(rt.sessions) as session:
+        assert engagements.attestations(session, acme.id, Phase.HANDOVER)["knowledge-transfer-drill"][0] == "U0TECHLEAD"
+
+
+def test_a_side_for_an_item_without_attestation_is_a_file_error(acme: Engagement) -> None:
+    from pydantic import ValidationError
+
+    items = [m.model_dump() for m in acme.phases.poc.milestones]
+    items[0]["attesting_side"] = "client"
+    with pytest.raises(ValidationError, match="attesting_side needs attestation: true"):
+        with_changes(acme, phases__poc__milestones=items)

@@ -195,9 +195,12 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
     if not config.attestation:
         raise PolicyError(f"milestone {milestone} takes its evidence from Jira, not from an attestation")
     checked("note", note)
-    approvers = {a.slack_user for p in Phase for a in engagement.phases.of(p).gate.approvers}
-    if by not in approvers:
+    sides = {a.slack_user: a.side.value for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    if by not in sides:
         raise PolicyError(f"{by} is not an approver of {engagement.id} and so cannot attest")
+    if config.attesting_side not in ("either", sides[by]):
+        raise PolicyError(f"{milestone} is attested by the {config.attesting_side} side; {by} is on the "
+                          f"{sides[by]} side")
     row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
                          via=via, note=note)
     session.add(row)
