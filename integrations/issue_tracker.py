@@ -15,13 +15,11 @@ site and the step (module is not called jira.py, which would shadow the library)
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from email.utils import mktime_tz, parsedate_tz
 from types import MappingProxyType
 from typing import Any
 
@@ -31,7 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
+from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable, retry_after_seconds
 from integrations.jql import IssueFilter, after_key, build_jql
 
 STORY_POINTS = "customfield_10016"
@@ -64,16 +62,9 @@ class _RetryAfter(Retry):
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
                   error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> _RetryAfter:
         header = response.headers.get("Retry-After") if response is not None else None
-        if header is not None and _seconds(header) > self.retry_after_max:
+        if header is not None and retry_after_seconds(header) > self.retry_after_max:
             raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {header} is too long"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def _seconds(header: str) -> float:
-    if re.fullmatch(r"\s*\d+\s*", header):
-        return int(header)
-    parsed = parsedate_tz(header)  # the HTTP-date form
-    return math.inf if parsed is None else max(0.0, mktime_tz(parsed) - time.time())
 
 
 def make_jira_client(url: str, deployment: str, *, email: str | None, api_token: str | None, pat: str | None,
@@ -272,7 +263,8 @@ def _jira_errors(site: str, what: str, timeout: object = None, auth_hint: str = 
             reason = "rate limited" if status == 429 else "server error"
             wait = err.response.headers.get("Retry-After") if err.response is not None else None
             said = (f": {detail}" if detail else "") + (f"; asked to wait {wait} s" if wait else "")
-            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{said})") from err
+            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{said})",
+                                     retry_after=retry_after_seconds(wait) if wait else None) from err
         if status == 404:
             raise EvidenceUnavailable(f"{prefix}: not found (HTTP 404{': ' + detail if detail else ''})") from err
         raise EvidenceUnavailable(f"{prefix}: HTTP {status}: {detail or 'no details'}") from err

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from configs.schema import Engagement, Phase
-from phasegate import evidence
+from phasegate import collection, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
@@ -18,17 +18,27 @@ from tasks import ledger_task, outside_task
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
+    """The evidence as it is now, read again after a passing outage (phasegate.collection) before
+    anything is shown as missing."""
     with transaction(rt.sessions) as session:
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
                                      attestations=engagements.attestations(session, engagement.id, phase),
                                      submitted=engagements.submitted_metrics(session, engagement.id))
-    tracker, unreachable = None, evidence.NO_TRACKER
-    try:
-        tracker = rt.tracker(engagement)
-    except ServiceUnavailable as exc:
-        unreachable = str(exc)
-    return evidence.collect(engagement, phase, timebox, tracker=tracker, read_json=rt.read_json, facts=facts,
-                            now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+
+    def read(outages: collection.Outages) -> evidence.Snapshot:
+        tracker, unreachable = None, evidence.NO_TRACKER
+        try:
+            tracker = collection.WatchedTracker(rt.tracker(engagement), outages)
+        except ServiceUnavailable as exc:
+            unreachable = str(exc)
+            outages.append(exc)
+        return evidence.collect(engagement, phase, timebox, tracker=tracker,
+                                read_json=collection.watched_reader(rt.read_json, outages), facts=facts,
+                                now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+
+    s = rt.settings
+    return collection.collect_with_retries(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
+                                           max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
 
 
 @ledger_task
