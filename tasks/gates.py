@@ -8,12 +8,12 @@ import datetime as dt
 from configs.schema import Engagement, Phase
 from phasegate import collection, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
-from phasegate.states import Channel, EngagementState, GateState, Outcome
+from phasegate.states import AuditKind, Channel, EngagementState, GateState, Outcome
 from tasks import ledger_task, outside_task
 
 
@@ -115,6 +115,7 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
     fresh = collect_evidence(rt, engagement, phase, timebox)
     reasons = evidence.staleness(approved, fresh)
     if not reasons:
+        tell_unconfirmed(rt, engagement, gate_id, evidence.unconfirmed(approved, fresh))
         return None
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id, lock=True)
@@ -129,6 +130,23 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
         rt.chat.post(engagement.slack_channel, f"{approvers} the {phase.gate} approval went stale and the gate is "
                      f"reopened: {'; '.join(reasons)}", thread_ts=old_ts)
     return reopened
+
+
+def tell_unconfirmed(rt: Runtime, engagement: Engagement, gate_id: int, lines: list[str]) -> None:
+    """An approval given on missing evidence that is still missing holds on its written waiver; said in
+    the gate's thread and the audit log, never passed silently. Said once per gate revision."""
+    if not lines:
+        return
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        if audit.exists(session, gate.engagement_id, AuditKind.GATE_RECHECKED, gate.name, gate_id=gate_id):
+            return
+        audit.record(session, gate.engagement_id, AuditKind.GATE_RECHECKED, gate.name, gate_id=gate_id,
+                     unconfirmed=lines)
+        channel, ts, name = gate.channel, gate.message_ts, gate.name
+    if ts:
+        rt.chat.post(channel, f"Re-check of {name} before the next phase: still unknown: {'; '.join(lines)}. "
+                     "The approval stands on the waiver given with it.", thread_ts=ts)
 
 
 @outside_task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phasegate.ledger.models import AuditEventRow
@@ -12,3 +13,10 @@ from phasegate.states import AuditKind
 
 def record(session: Session, engagement_id: str, kind: AuditKind, subject: str = "", **payload: Any) -> None:
     session.add(AuditEventRow(engagement_id=engagement_id, kind=kind, subject=subject, payload=payload))
+
+
+def exists(session: Session, engagement_id: str, kind: AuditKind, subject: str, **payload: Any) -> bool:
+    """Whether an event of this kind was recorded with (at least) this payload: a re-run step's check."""
+    rows = session.scalars(select(AuditEventRow).where(AuditEventRow.engagement_id == engagement_id,
+                                                       AuditEventRow.kind == kind, AuditEventRow.subject == subject))
+    return any(all(row.payload.get(k) == v for k, v in payload.items()) for row in rows)
