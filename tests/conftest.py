@@ -124,8 +124,10 @@ def with_changes(engagement: Engagement, **changes: object) -> Engagement:
     return Engagement.model_validate(data)
 
 
-def open_poc_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> int:
-    """Register the engagement and take its PoC to an open G1 with the real tasks (no Prefect run)."""
+def open_poc_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01",
+                  finished: JiraStandin | None = None) -> int:
+    """Register the engagement and take its PoC to an open G1 with the real tasks (no Prefect run);
+    with `finished`, the milestones' issues are done in that Jira first."""
     from configs.schema import Phase
     from tasks.gates import open_gate
     from tasks.kickoff import begin_phase, link_milestones, post_kickoff
@@ -134,6 +136,8 @@ def open_poc_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PM
     begin_phase.fn(rt, engagement, Phase.POC, requested_by, None)
     post_kickoff.fn(rt, engagement, Phase.POC)
     link_milestones.fn(rt, engagement, Phase.POC)
+    if finished is not None:
+        finish_milestones(rt, finished, engagement.id, Phase.POC)
     return open_gate.fn(rt, engagement, Phase.POC, 1, requested_by, None)
 
 

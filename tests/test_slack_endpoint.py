@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import open_poc_gate
+from conftest import open_poc_gate, with_changes
 
 from configs.schema import Engagement
 from phasegate.ledger import gates
@@ -18,6 +18,7 @@ from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle, serve_in_thread
 from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_signature import sign
+from phasegate.standins.jira_api import JiraStandin
 from phasegate.standins.slack_api import SlackStandin
 from phasegate.standins.slack_user import SlackUser
 from phasegate.states import Channel, GateState, Outcome
@@ -49,9 +50,10 @@ def gate_row(rt: Runtime, gate_id: int) -> gates.GateRow:
         return gates.by_id(session, gate_id)
 
 
-def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> gates.GateRow:
-    """An open G1 whose prompt is posted in Slack."""
-    gate = gate_row(rt, open_poc_gate(rt, engagement, requested_by=requested_by))
+def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01",
+                jira: JiraStandin | None = None) -> gates.GateRow:
+    """An open G1 whose prompt is posted in Slack; with `jira`, its milestones are done first (all criteria pass)."""
+    gate = gate_row(rt, open_poc_gate(rt, engagement, requested_by=requested_by, finished=jira))
     assert gate.message_ts is not None
     return gate
 
@@ -257,3 +259,32 @@ def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint
     assert sponsor.send(long_ts).status_code == 200  # the same delivery again
     with transaction(rt.sessions) as session:
         assert [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)] == [("U0SPONSOR1", Outcome.GO)]
+
+
+def test_go_on_unmet_criteria_asks_for_a_waiver_and_shows_it(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme)  # the milestone issues were just created: "all required milestones done" fails
+    sponsor = user(endpoint, slack, "U0SPONSOR1")
+    sponsor.click(gate.id, Outcome.GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.views) == 1)
+    assert "waiver" in json.dumps(slack.views[0]).lower()
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate.id) == []  # the click alone records nothing
+    empty = sponsor.submit_view(slack.views[0], "  ")
+    assert "waiver" in empty.json()["errors"]["reason"]
+    assert sponsor.submit_view(slack.views[0], "Pilot only; the milestones close next week").status_code == 200
+    with transaction(rt.sessions) as session:
+        answers = [(d.outcome, d.reason) for d in gates.decisions(session, gate.id)]
+    assert answers == [(Outcome.GO, "Pilot only; the milestones close next week")]
+    wait_until(lambda: "GO with waiver via slack" in json.dumps(slack.message(gate.channel, gate.message_ts).blocks))
+
+
+def test_go_on_unmet_criteria_is_refused_where_waivers_are_not_allowed(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    strict = with_changes(acme, phases__poc__gate__allow_waivers=False)
+    gate = posted_gate(rt, strict)
+    user(endpoint, slack, "U0SPONSOR1").click(gate.id, Outcome.GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.responses) == 1)
+    assert "allows no waivers" in slack.responses[0]["text"] and slack.views == []
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate.id) == []
