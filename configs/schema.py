@@ -115,6 +115,7 @@ class GatePolicy(Strict):
     escalation_contacts: list[str] = []
     timeout_business_days: int | None = Field(default=None, ge=1)
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.STAY_OPEN
+    allow_waivers: bool = True  # false: no GO/ACCEPT while an exit criterion fails or is missing
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> GatePolicy:

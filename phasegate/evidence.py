@@ -79,6 +79,11 @@ class Snapshot(BaseModel):
     def all_pass(self) -> bool:
         return all(c.result is Result.PASS for c in self.criteria)
 
+    @property
+    def unmet(self) -> list[str]:
+        """The exit criteria that fail or are missing, as an approver reads them."""
+        return [f"{c.label}: {c.result.value} (seen {c.seen})" for c in self.criteria if c.result is not Result.PASS]
+
 
 class Tracker(Protocol):
     def get(self, key: str) -> Any: ...

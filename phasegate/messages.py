@@ -74,10 +74,20 @@ def kickoff(text: str, engagement_id: str, attestable: Sequence[tuple[str, str]]
     return [section(text), *actions("attest", buttons)]
 
 
-def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str) -> dict[str, Any]:
+def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waiver: bool = False) -> dict[str, Any]:
+    """The reason form; as a waiver, it asks why the gate should pass although exit criteria are not met."""
+    title = f"{outcome.label} with waiver" if waiver else f"{outcome.label} at {gate_title}"
+    label = (f"Waiver: why {outcome.label} although exit criteria are not met (recorded in the ledger)" if waiver
+             else "Reason (recorded in the ledger)")
     return text_input_modal(callback_id=View.GATE_REASON.value, private_metadata=f"{gate_id}:{outcome.value}",
-                            title=f"{outcome.label} at {gate_title}", label="Reason (recorded in the ledger)",
-                            input_id=REASON_INPUT)
+                            title=title, label=label, input_id=REASON_INPUT)
+
+
+def answer_line(*, approver: str, side: str, role: str, outcome: Outcome, channel: str, reason: str,
+                waived: bool) -> str:
+    """One answer on the prompt; a GO/ACCEPT given past unmet exit criteria shows its waiver."""
+    label = f"{outcome.label} with waiver" if waived and outcome.passes and reason else outcome.label
+    return f"<@{approver}> ({side}, {role}) {label} via {channel}" + quote_reason(reason)
 
 
 def quote_reason(reason: str) -> str:

@@ -10,7 +10,7 @@ vendor among them. Disagreement leaves the gate open; nobody's answer is ever as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from configs.schema import Approver, GatePolicy, Phase, Side
 from phasegate.errors import PolicyError
@@ -23,10 +23,22 @@ OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
 }
 
 
+def needs_reason(outcome: Outcome, unmet: Sequence[str]) -> bool:
+    """NO-GO, EXTEND and NOT YET always need a written reason; GO and ACCEPT need one (the waiver)
+    while any exit criterion of the frozen evidence fails or is missing (`unmet`)."""
+    return outcome.needs_reason or (outcome.passes and bool(unmet))
+
+
 def check_answer(
-    policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str
+    policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str,
+    unmet: Sequence[str] = (),
 ) -> Approver:
-    """The approver entry for a permitted answer, or PolicyError saying why it is refused."""
+    """The approver entry for a permitted answer, or PolicyError saying why it is refused.
+
+    `unmet` names the exit criteria the gate's frozen evidence does not pass. Moving on past them
+    is a waiver: it needs a written reason, kept with the decision, and is refused outright where
+    the engagement file sets `allow_waivers: false`.
+    """
     if outcome not in OUTCOMES[phase]:
         allowed = ", ".join(o.label for o in OUTCOMES[phase])
         raise PolicyError(f"{outcome.label} is not an answer at {phase.gate} (allowed: {allowed})")
@@ -35,8 +47,14 @@ def check_answer(
         raise PolicyError(f"{approver} is not an approver of {phase.gate}")
     if approver == requested_by:
         raise PolicyError(f"{approver} requested {phase.gate} and so cannot approve it")
-    if outcome.needs_reason and not reason.strip():
-        raise PolicyError(f"{outcome.label} needs a written reason")
+    if outcome.passes and unmet and not policy.allow_waivers:
+        raise PolicyError(f"{outcome.label} is refused while exit criteria are not met ({'; '.join(unmet)}): "
+                          f"{phase.gate} allows no waivers")
+    if needs_reason(outcome, unmet) and not reason.strip():
+        if outcome.needs_reason:
+            raise PolicyError(f"{outcome.label} needs a written reason")
+        raise PolicyError(f"{outcome.label} while exit criteria are not met needs a written waiver reason "
+                          f"({'; '.join(unmet)})")
     return entry
 
 

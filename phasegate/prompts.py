@@ -17,11 +17,10 @@ from phasegate.states import GateState
 
 
 def answer_lines(session: Session, gate: GateRow) -> list[str]:
-    lines = []
-    for d in gates.decisions(session, gate.id):
-        lines.append(f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.channel.value}"
-                     + messages.quote_reason(d.reason))
-    return lines
+    waived = bool(gates.snapshot_of(session, gate).unmet)
+    return [messages.answer_line(approver=d.approver, side=d.side, role=d.role, outcome=d.outcome,
+                                 channel=d.channel.value, reason=d.reason, waived=waived)
+            for d in gates.decisions(session, gate.id)]
 
 
 def render(session: Session, gate: GateRow, engagement: Engagement | None = None) -> tuple[str, list[dict[str, Any]]]:

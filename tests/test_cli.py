@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
 from phasegate.cli import app
-from phasegate.evidence import Snapshot
+from phasegate.evidence import CriterionEvidence, Snapshot
+from phasegate.evidence import Result as Check
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import DecisionRow, GateRow
@@ -237,6 +238,34 @@ def gate_id(cli_ledger_url: str) -> int:
         gate_id = gate.id
     engine.dispose()
     return gate_id
+
+
+@pytest.fixture
+def failing_gate_id(cli_ledger_url: str) -> int:
+    """An open G1 for acme-churn whose frozen evidence fails one exit criterion."""
+    acme = load_engagement(ACME_FILE)
+    engine = make_engine(cli_ledger_url)
+    with transaction(sessions(engine)) as session:
+        engagements.register(session, acme)
+        engagements.start_phase(session, acme, Phase.POC, requested_by=acme.pm_slack_user, flow_run_id=None,
+                                today=acme.start_date)
+        failing = CriterionEvidence(label="f1 >= 0.85", result=Check.FAIL, seen="0.8")
+        snapshot = Snapshot(engagement_id=acme.id, phase=Phase.POC, timebox=1,
+                            collected_at=dt.datetime.now(dt.UTC), milestones=[], metrics=[], criteria=[failing])
+        gate_id = gates.open_gate(session, snapshot, requested_by=acme.pm_slack_user, flow_run_id=None,
+                                  channel=acme.slack_channel).id
+    engine.dispose()
+    return gate_id
+
+
+def test_gate_decide_go_past_a_failing_criterion_needs_reason_as_waiver(
+        cli: Invoke, cli_ledger_url: str, failing_gate_id: int) -> None:
+    refused(cli("gate", "decide", str(failing_gate_id), "go", "--as", SPONSOR),
+            "GO while exit criteria are not met needs a written waiver reason (f1 >= 0.85: fail (seen 0.8))")
+    assert gate_in_ledger(cli_ledger_url, failing_gate_id)[1] == []
+    ok(cli("gate", "decide", str(failing_gate_id), "go", "--as", SPONSOR, "--reason", "pilot scope only"))
+    _, decisions = gate_in_ledger(cli_ledger_url, failing_gate_id)
+    assert [(d.outcome, d.reason) for d in decisions] == [(Outcome.GO, "pilot scope only")]
 
 
 def gate_in_ledger(cli_ledger_url: str, gate_id: int) -> tuple[GateRow, list[DecisionRow]]:

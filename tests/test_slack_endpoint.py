@@ -95,8 +95,8 @@ def test_signed_but_malformed_payloads_get_400(rt: Runtime, endpoint: Endpoint) 
 
 
 def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
-        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     sponsor, vendor = user(endpoint, slack, "U0SPONSOR1"), user(endpoint, slack, "U0VENDLEAD")
     click = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
@@ -119,8 +119,9 @@ def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
     assert "<@U0SPONSOR1>" in prompt and "<@U0VENDLEAD>" in prompt and '"actions"' not in prompt
 
 
-def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = open_poc_gate(rt, acme)
+def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, jira: JiraStandin,
+                                         acme: Engagement) -> None:
+    gate_id = open_poc_gate(rt, acme, finished=jira)
     with transaction(rt.sessions) as session:
         gates.by_id(session, gate_id).flow_run_id = "run-123"
     gate = gate_row(rt, gate_id)
@@ -163,8 +164,9 @@ def test_forged_user_in_button_value_is_not_trusted(
 
 
 def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                            jira: JiraStandin,
                                             acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     sponsor = user(endpoint, slack, "U0SPONSOR1")
     sponsor.click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
@@ -181,8 +183,8 @@ def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, sla
 
 
 def test_click_on_a_decided_gate_is_answered_with_the_decision(
-        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     for who in ("U0SPONSOR1", "U0VENDLEAD"):
         user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
@@ -243,8 +245,9 @@ def test_oversized_bodies_are_refused_before_reading(rt: Runtime, endpoint: Endp
 
 
 def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                                 jira: JiraStandin,
                                                  acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     sponsor = user(endpoint, slack, "U0SPONSOR1")
     huge = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
