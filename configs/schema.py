@@ -126,6 +126,7 @@ class GatePolicy(Strict):
     timeout_business_days: int | None = Field(default=None, ge=1)
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.STAY_OPEN
     cli_answers: bool = True  # false: `gate decide` is refused, answers come from Slack (or the Prefect UI)
+    allow_waivers: bool = True  # false: no GO/ACCEPT while an exit criterion fails or is missing
 
     @model_validator(mode="after")
     def _quorum_fits(self) -> GatePolicy:

@@ -35,7 +35,8 @@ class GateAnswer(RunInput):
 
     outcome: Outcome | None = None
     approver: str = Field(default="", description="Your Slack user id, as listed in the engagement file")
-    reason: str = Field(default="", description="Required for NO-GO, EXTEND and NOT YET")
+    reason: str = Field(default="", description="Required for NO-GO, EXTEND and NOT YET, and as the written waiver "
+                                              "for GO/ACCEPT while exit criteria fail or are missing")
 
 
 def wait_for_timebox(rt: Runtime, engagement: Engagement, phase: Phase) -> int:

@@ -11,6 +11,11 @@ the flows treat them like the core's own (see `phasegate.errors.EXPECTED`).
 
 from __future__ import annotations
 
+import math
+import re
+import time
+from email.utils import mktime_tz, parsedate_tz
+
 
 class IntegrationError(Exception):
     pass
@@ -21,4 +26,19 @@ class EvidenceUnavailable(IntegrationError):
 
 
 class ServiceUnavailable(IntegrationError):
-    """A passing outage: worth retrying later (Prefect task retries look for exactly this)."""
+    """A passing outage: worth retrying later (Prefect task retries look for exactly this).
+
+    `retry_after` is the wait in seconds the service asked for (its Retry-After), if it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(header: str) -> float:
+    """A Retry-After header (seconds or an HTTP-date) in seconds; unreadable is infinite, never 0."""
+    if re.fullmatch(r"\s*\d+\s*", header):
+        return int(header)
+    parsed = parsedate_tz(header)
+    return math.inf if parsed is None else max(0.0, mktime_tz(parsed) - time.time())

@@ -15,13 +15,11 @@ site and the step (module is not called jira.py, which would shadow the library)
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from email.utils import mktime_tz, parsedate_tz
 from types import MappingProxyType
 from typing import Any
 
@@ -31,8 +29,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
-from integrations.jql import IssueFilter, build_jql
+from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable, retry_after_seconds
+from integrations.jql import IssueFilter, after_key, build_jql
 
 STORY_POINTS = "customfield_10016"
 # What an IssueRecord is built from; always requested, whatever else the caller asks for.
@@ -64,16 +62,9 @@ class _RetryAfter(Retry):
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
                   error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> _RetryAfter:
         header = response.headers.get("Retry-After") if response is not None else None
-        if header is not None and _seconds(header) > self.retry_after_max:
+        if header is not None and retry_after_seconds(header) > self.retry_after_max:
             raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {header} is too long"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def _seconds(header: str) -> float:
-    if re.fullmatch(r"\s*\d+\s*", header):
-        return int(header)
-    parsed = parsedate_tz(header)  # the HTTP-date form
-    return math.inf if parsed is None else max(0.0, mktime_tz(parsed) - time.time())
 
 
 def make_jira_client(url: str, deployment: str, *, email: str | None, api_token: str | None, pat: str | None,
@@ -121,26 +112,80 @@ def make_jira_client(url: str, deployment: str, *, email: str | None, api_token:
 
 
 class JiraTracker:
-    def __init__(self, client: JIRA, deployment: str, *, story_points_field: str = STORY_POINTS) -> None:
+    """Reads evidence from one Jira site. A search that cannot be read as one consistent set
+    (pages shifted, a paging token repeated, more than `max_pages` pages, or still paging after
+    `deadline` seconds on `clock`) is EvidenceUnavailable naming why, never a partial list."""
+
+    def __init__(self, client: JIRA, deployment: str, *, story_points_field: str = STORY_POINTS,
+                 page_size: int = 100, max_pages: int = 50, deadline: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.client, self.deployment, self.points_field = client, deployment, story_points_field
         self.site = client.server_url
         self.timeout = getattr(client._session, "timeout", None)
+        self.page_size, self.max_pages, self.deadline, self.clock = page_size, max_pages, deadline, clock
 
     def search(self, jql: str, fields: Sequence[str] = DEFAULT_FIELDS) -> list[IssueRecord]:
-        """Every matching issue, one request per page of up to 100 (the server may page smaller).
+        """Every matching issue, each once, one request per page (the server may page smaller).
 
-        Cloud goes through enhanced_search_issues (search/jql, nextPageToken); Data Center
-        through search_issues (search, startAt). POST keeps long JQL out of the URL.
+        Data Center pages by key, not by position: the first page is the query itself, each
+        later one the query narrowed to keys after the last one read (`after_key`), so an issue
+        deleted or added between pages cannot shift an unread issue out of sight or a read one
+        into a second page. Cloud pages /search/jql by nextPageToken. POST keeps long JQL out
+        of the URL.
         """
         wanted = list(dict.fromkeys([*CORE_FIELDS, self.points_field, *fields]))
         with self._errors("searching issues"):
-            if self.deployment == "cloud":
-                issues = self.client.enhanced_search_issues(jql, maxResults=0, fields=wanted, use_post=True)
-            else:
-                issues = self.client.search_issues(jql, maxResults=0, fields=wanted, use_post=True)
-            if issues is None:  # the client's cloud-only guard: the site is not what we were told
+            pages = self._cloud_pages(jql, wanted) if self.deployment == "cloud" else self._keyset_pages(jql, wanted)
+            records: dict[str, IssueRecord] = {}
+            started = self.clock()
+            for number, page in enumerate(pages, start=1):
+                if number > self.max_pages:
+                    raise self._incomplete(f"more than {self.max_pages} pages")
+                if number > 1 and self.clock() - started > self.deadline:
+                    raise self._incomplete(f"still paging after {self.deadline:g} s")
+                for raw in page:
+                    record = self._record(raw)
+                    if record.key in records:
+                        raise self._incomplete(f"issue {record.key} came twice, so the pages shifted under the read")
+                    records[record.key] = record
+            return list(records.values())
+
+    def _keyset_pages(self, jql: str, wanted: list[str]) -> Iterator[list[dict[str, Any]]]:
+        query = jql
+        while True:
+            answer = self.client.search_issues(query, startAt=0, maxResults=self.page_size, fields=wanted,
+                                               json_result=True, use_post=True)
+            issues: list[dict[str, Any]] = answer["issues"]
+            remaining = int(answer["total"])
+            if len(issues) >= remaining:
+                yield issues
+                return
+            if not issues:
+                raise self._incomplete(f"Jira reported {remaining} more issues but sent none")
+            try:
+                query = after_key(jql, str(issues[-1]["key"]))
+            except ValueError as err:
+                raise self._incomplete(f"cannot page by key ({err})") from err
+            yield issues
+
+    def _cloud_pages(self, jql: str, wanted: list[str]) -> Iterator[list[dict[str, Any]]]:
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            answer = self.client.enhanced_search_issues(jql, nextPageToken=token, maxResults=self.page_size,
+                                                        fields=wanted, json_result=True, use_post=True)
+            if answer is None:  # the client's cloud-only guard: the site is not what we were told
                 raise EvidenceUnavailable(f"Jira at {self.site}: search/jql is Cloud-only but this site is not Cloud")
-            return [self._record(issue.raw) for issue in issues]
+            yield answer["issues"]
+            token = answer.get("nextPageToken")
+            if not token or answer.get("isLast"):
+                return
+            if token in seen:
+                raise self._incomplete("Jira sent the same nextPageToken twice")
+            seen.add(token)
+
+    def _incomplete(self, why: str) -> EvidenceUnavailable:
+        return EvidenceUnavailable(f"Jira at {self.site}: searching issues incomplete: {why}; not used as evidence")
 
     def get(self, key: str, fields: Sequence[str] = DEFAULT_FIELDS) -> IssueRecord:
         """One issue by key; a missing or invisible issue is EvidenceUnavailable."""
@@ -230,7 +275,8 @@ def _jira_errors(site: str, what: str, timeout: object = None, auth_hint: str = 
             reason = "rate limited" if status == 429 else "server error"
             wait = err.response.headers.get("Retry-After") if err.response is not None else None
             said = (f": {detail}" if detail else "") + (f"; asked to wait {wait} s" if wait else "")
-            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{said})") from err
+            raise ServiceUnavailable(f"{prefix}: {reason} (HTTP {status}{said})",
+                                     retry_after=retry_after_seconds(wait) if wait else None) from err
         if status == 404:
             raise EvidenceUnavailable(f"{prefix}: not found (HTTP 404{': ' + detail if detail else ''})") from err
         raise EvidenceUnavailable(f"{prefix}: HTTP {status}: {detail or 'no details'}") from err

@@ -11,11 +11,14 @@ literal whatever it contains, and field names come only from a fixed list.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+ORDER_BY_KEY = " ORDER BY key ASC"
+ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[1-9][0-9]*")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Field names `extra` may use, as they are written in JQL (Jira field names are case-insensitive).
 EXTRA_FIELDS = {
@@ -96,4 +99,21 @@ def build_jql(project: str, query: Filter, *, deployment: str,
             raise ValueError(f"JQL field {name!r} was given an empty list of values")
         else:
             clauses.append(f"{field} IN ({', '.join(quote(str(item)) for item in value)})")
-    return " AND ".join(clauses) + " ORDER BY key ASC"
+    return " AND ".join(clauses) + ORDER_BY_KEY
+
+
+def after_key(jql: str, key: str) -> str:
+    """`jql` narrowed to the issues after `key`: the next page of a keyset read.
+
+    Why: paging by position (startAt) over a set that changes between pages skips or repeats
+    issues. Jira compares keys numerically within a project (`key > "ACME-9"` holds for
+    ACME-10), so on a query ordered by key the clause resumes exactly after the last issue read,
+    whatever was added or removed meanwhile. Only queries ending in ORDER BY key ASC (as
+    build_jql makes them) and well-formed keys are accepted; anything else is a ValueError.
+    """
+    if not jql.endswith(ORDER_BY_KEY):
+        raise ValueError("keyset paging needs a query ordered by key ascending")
+    if not ISSUE_KEY.fullmatch(key):
+        raise ValueError(f"{key!r} is not an issue key")
+    where = jql[: -len(ORDER_BY_KEY)].strip()
+    return (f"({where}) AND " if where else "") + f"key > {quote(key)}{ORDER_BY_KEY}"

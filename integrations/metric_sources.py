@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from integrations.errors import EvidenceUnavailable
+from integrations.errors import EvidenceUnavailable, ServiceUnavailable, retry_after_seconds
 
 _STEP = re.compile(r"^(?P<name>[^.\[\]]+)?(?:\[(?P<sel>[^\]]+)\])?$")
 
@@ -45,13 +45,20 @@ def dig(document: Any, path: str) -> Any:
 
 
 def read_json_metric(client: httpx.Client, url: str, path: str) -> tuple[float, Any]:
-    """The metric's value and the raw document it came from; EvidenceUnavailable when unreadable."""
+    """The metric's value and the raw document it came from; EvidenceUnavailable when unreadable,
+    ServiceUnavailable (with the Retry-After asked for) when the server is down for now."""
     try:
         response = client.get(url)
         response.raise_for_status()
         document = response.json()
     except httpx.HTTPStatusError as exc:
-        raise EvidenceUnavailable(f"{url} answered HTTP {exc.response.status_code}") from None
+        status, wait = exc.response.status_code, exc.response.headers.get("Retry-After")
+        if status == 429 or status >= 500:  # a passing outage: the caller may read again
+            raise ServiceUnavailable(f"{url} answered HTTP {status}" + (f"; asked to wait {wait} s" if wait else ""),
+                                     retry_after=retry_after_seconds(wait) if wait else None) from None
+        raise EvidenceUnavailable(f"{url} answered HTTP {status}") from None
+    except httpx.TransportError as exc:
+        raise ServiceUnavailable(f"{url} could not be read: {type(exc).__name__}") from None
     except httpx.HTTPError as exc:
         raise EvidenceUnavailable(f"{url} could not be read: {type(exc).__name__}") from None
     except ValueError:

@@ -191,7 +191,8 @@ def gate_show(gate_id: int) -> None:
 
 @gate_app.command("decide")
 def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_sensitive=False)], approver: AsUser,
-                reason: Annotated[str, typer.Option(help="Required for no_go, extend and not_yet.")] = "") -> None:
+                reason: Annotated[str, typer.Option(help="Required for no_go, extend and not_yet; for go/accept while exit "
+                                                     "criteria fail or are missing, the written waiver.")] = "") -> None:
     """Answer a gate from the terminal, under the same policy as Slack."""
     from phasegate import operations
 

@@ -79,6 +79,11 @@ class Snapshot(BaseModel):
     def all_pass(self) -> bool:
         return all(c.result is Result.PASS for c in self.criteria)
 
+    @property
+    def unmet(self) -> list[str]:
+        """The exit criteria that fail or are missing, as an approver reads them."""
+        return [f"{c.label}: {c.result.value} (seen {c.seen})" for c in self.criteria if c.result is not Result.PASS]
+
 
 class Tracker(Protocol):
     def get(self, key: str) -> Any: ...
@@ -240,15 +245,51 @@ def collect(
 
 
 def staleness(approved: Snapshot, fresh: Snapshot) -> list[str]:
-    """Why an approval made on `approved` no longer holds on `fresh` evidence (empty: it holds)."""
+    """Why an approval made on `approved` no longer holds on `fresh` evidence (empty: it holds).
+
+    Every required milestone and every criterion is compared, whatever it showed at approval:
+    worse than then (done or missing, now open; pass or missing, now fail) is a reason. Known at
+    approval but unreadable now is a reason too, worded "unknown: <why>" (not "no longer
+    done"): the approval cannot be confirmed, so it must not carry the next phase; the re-read
+    has already had its retry budget. What was open or failing at approval was waived then
+    (a written waiver, see `policy`), so unknown now is not worse. Missing then and still
+    missing now is not a reason either, since nothing new is known and a reopened gate would
+    show the same; `unconfirmed` lists those so the re-check says so instead of passing silently.
+    """
     reasons: list[str] = []
-    now_done = {m.key: m.done for m in fresh.milestones}
+    now = {m.key: m for m in fresh.milestones}
     for m in approved.milestones:
-        if m.required and m.done and now_done.get(m.key) is not True:
-            reasons.append(f"required milestone {m.key} is no longer done")
+        later = now.get(m.key)
+        if not m.required or m.done is False:
+            continue
+        if later is None or later.done is None:
+            if m.done:
+                reasons.append(f"required milestone {m.key}: unknown: {_why(later)}")
+        elif later.done is False:
+            reasons.append(f"required milestone {m.key} is no longer done" if m.done else
+                           f"required milestone {m.key} is open; it was missing at approval ({m.error})")
     now_result = {c.label: c for c in fresh.criteria}
     for c in approved.criteria:
-        later = now_result.get(c.label)
-        if c.result is Result.PASS and later is not None and later.result is not Result.PASS:
-            reasons.append(f"{c.label} now {later.result.value} (seen {later.seen}, was {c.seen})")
+        after = now_result.get(c.label)
+        if c.result is Result.FAIL or after is None:
+            continue
+        if after.result is Result.FAIL:
+            reasons.append(f"{c.label} now fail (seen {after.seen}, was {c.seen})")
+        elif after.result is Result.MISSING and c.result is Result.PASS:
+            reasons.append(f"{c.label}: unknown: {after.seen}")
     return reasons
+
+
+def unconfirmed(approved: Snapshot, fresh: Snapshot) -> list[str]:
+    """What was missing at approval and is still missing now, with today's reason."""
+    now = {m.key: m for m in fresh.milestones}
+    lines = [f"required milestone {m.key}: unknown: {_why(now.get(m.key))}" for m in approved.milestones
+             if m.required and m.done is None and (now.get(m.key) is None or now[m.key].done is None)]
+    now_result = {c.label: c for c in fresh.criteria}
+    return lines + [f"{c.label}: unknown: {now_result[c.label].seen}" for c in approved.criteria
+                    if c.result is Result.MISSING and c.label in now_result
+                    and now_result[c.label].result is Result.MISSING]
+
+
+def _why(milestone: MilestoneEvidence | None) -> str:
+    return (milestone.error if milestone is not None else None) or "not in the fresh evidence"

@@ -107,10 +107,23 @@ def kickoff(text: str, engagement_id: str, phase: str, attestable: Sequence[tupl
     return [section(text), *actions("attest", buttons)]
 
 
-def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str) -> dict[str, Any]:
+def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waiver: bool = False) -> dict[str, Any]:
+    """The reason form; as a waiver, it asks why the gate should pass although exit criteria are not met."""
+    title = f"{outcome.label} with waiver" if waiver else f"{outcome.label} at {gate_title}"
+    label = (f"Waiver: why {outcome.label} although exit criteria are not met (recorded in the ledger)" if waiver
+             else "Reason (recorded in the ledger)")
     return text_input_modal(callback_id=View.GATE_REASON.value, private_metadata=f"{gate_id}:{outcome.value}",
-                            title=f"{outcome.label} at {gate_title}", label="Reason (recorded in the ledger)",
-                            input_id=REASON_INPUT)
+                            title=title, label=label, input_id=REASON_INPUT)
+
+
+def answer_line(*, approver: str, name: str | None, side: str, role: str, outcome: Outcome, via: str, reason: str,
+                waived: bool, operator: str | None) -> str:
+    """One answer on the prompt, by name where the file gives one; a GO/ACCEPT given past unmet exit
+    criteria shows its waiver, and a CLI answer who really ran the command."""
+    person = f"{mrkdwn(name)} (<@{approver}>, {side} {role})" if name else f"<@{approver}> ({side}, {role})"
+    label = f"{outcome.label} with waiver" if waived and outcome.passes and reason else outcome.label
+    by = f" (recorded from the CLI by {mrkdwn(operator)})" if operator else ""
+    return f"{person} {label} via {via}{by}" + quote_reason(reason)
 
 
 def quote_reason(reason: str) -> str:

@@ -10,7 +10,7 @@ vendor among them. Disagreement leaves the gate open; nobody's answer is ever as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from configs.schema import Approver, Engagement, GatePolicy, Phase, Side
 from phasegate.errors import PolicyError
@@ -27,16 +27,28 @@ OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
 CHANGE_OUTCOMES = (Outcome.APPROVE, Outcome.REJECT)
 
 
+def needs_reason(outcome: Outcome, unmet: Sequence[str]) -> bool:
+    """NO-GO, EXTEND and NOT YET always need a written reason; GO and ACCEPT need one (the waiver)
+    while any exit criterion of the frozen evidence fails or is missing (`unmet`)."""
+    return outcome.needs_reason or (outcome.passes and bool(unmet))
+
+
 def check_answer(
-    policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str
+    policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str,
+    unmet: Sequence[str] = (),
 ) -> Approver:
-    """The approver entry for a permitted answer, or PolicyError saying why it is refused."""
+    """The approver entry for a permitted answer, or PolicyError saying why it is refused.
+
+    `unmet` names the exit criteria the gate's frozen evidence does not pass. Moving on past them
+    is a waiver: it needs a written reason, kept with the decision, and is refused outright where
+    the engagement file sets `allow_waivers: false`.
+    """
     return check(policy, phase.gate, OUTCOMES[phase], approver=approver, requested_by=requested_by,
-                 outcome=outcome, reason=reason)
+                 outcome=outcome, reason=reason, unmet=unmet)
 
 
 def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, approver: str, requested_by: str,
-          outcome: Outcome, reason: str) -> Approver:
+          outcome: Outcome, reason: str, unmet: Sequence[str] = ()) -> Approver:
     """The one rule set for every decision, a gate's or a change request's (`subject` names it)."""
     if outcome not in allowed:
         raise PolicyError(f"{outcome.label} is not an answer at {subject} (allowed: "
@@ -47,8 +59,14 @@ def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, app
     if approver == requested_by:
         raise PolicyError(f"{approver} requested {subject} and so cannot approve it")
     checked("reason", reason)
-    if outcome.needs_reason and not reason.strip():
-        raise PolicyError(f"{outcome.label} needs a written reason")
+    if outcome.passes and unmet and not policy.allow_waivers:
+        raise PolicyError(f"{outcome.label} is refused while exit criteria are not met ({'; '.join(unmet)}): "
+                          f"{subject} allows no waivers")
+    if needs_reason(outcome, unmet) and not reason.strip():
+        if outcome.needs_reason:
+            raise PolicyError(f"{outcome.label} needs a written reason")
+        raise PolicyError(f"{outcome.label} while exit criteria are not met needs a written waiver reason "
+                          f"({'; '.join(unmet)})")
     return entry
 
 

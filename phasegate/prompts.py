@@ -15,7 +15,6 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
 from phasegate.states import GateState
-from phasegate.text import mrkdwn
 
 
 def names(engagement: Engagement) -> dict[str, str]:
@@ -24,13 +23,11 @@ def names(engagement: Engagement) -> dict[str, str]:
 
 
 def answer_lines(session: Session, gate: GateRow, who: dict[str, str] | None = None) -> list[str]:
-    lines = []
-    for d in gates.decisions(session, gate.id):
-        name = (who or {}).get(d.approver)
-        person = f"{mrkdwn(name)} (<@{d.approver}>, {d.side} {d.role})" if name else f"<@{d.approver}> ({d.side}, {d.role})"
-        by = f" (recorded from the CLI by {mrkdwn(d.operator)})" if d.operator else ""
-        lines.append(f"{person} {d.outcome.label} via {d.via.value}{by}" + messages.quote_reason(d.reason))
-    return lines
+    waived = bool(gates.snapshot_of(session, gate).unmet)
+    return [messages.answer_line(approver=d.approver, name=(who or {}).get(d.approver), side=d.side, role=d.role,
+                                 outcome=d.outcome, via=d.via.value, reason=d.reason, waived=waived,
+                                 operator=d.operator)
+            for d in gates.decisions(session, gate.id)]
 
 
 def pending(session: Session, gate: GateRow, engagement: Engagement, who: dict[str, str]) -> list[str]:

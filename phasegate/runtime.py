@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,8 +18,10 @@ from phasegate.settings import Settings
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, http: httpx.Client | None = None, chat: SlackChat | None = None) -> None:
+    def __init__(self, settings: Settings, *, http: httpx.Client | None = None, chat: SlackChat | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
+        self.sleep = sleep  # waits between evidence reads; tests record them instead
         self.engine = make_engine(settings.ledger_url)
         self.sessions: sessionmaker[Session] = sessions(self.engine)
         self.http = http or httpx.Client(timeout=settings.metrics_timeout)

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     metrics_base_url: str | None = None  # resolves metric URLs written as paths ("/api/2.0/...")
     metrics_timeout: float = 10.0
+    # A gate's evidence is read up to this many times while a source has a passing outage (503, 429, no
+    # connection), waiting Retry-After or evidence_retry_seconds between reads, before "missing" is frozen.
+    evidence_attempts: int = Field(default=3, ge=1)
+    evidence_retry_seconds: float = Field(default=10.0, ge=0)
+    evidence_max_wait_seconds: float = Field(default=120.0, ge=0)  # a longer Retry-After is not waited for
 
     prefect_port: int = 4200  # where `phasegate up` starts Prefect when PREFECT_API_URL is unset; 0: any
     runner_poll_seconds: float = Field(default=1.0, gt=0)

@@ -27,6 +27,7 @@ from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
+from phasegate.policy import needs_reason
 from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id, parse_attest_value
 from phasegate.slack_payloads import (
     BadPayload,
@@ -105,14 +106,15 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
         raise BadPayload(f"unknown gate action {parsed.argument!r}") from None
     gate_id, user = int(value), payload["user"]["id"]
     response_url = response_url_of(payload)
-    if outcome.needs_reason:
-        refusal = precheck(deps, gate_id, user, outcome)
-        if refusal is not None:
-            background.add_task(tell, deps, response_url, refusal)
-            return Response(status_code=200)
+    refusal, unmet = precheck(deps, gate_id, user, outcome)
+    if refusal is not None:
+        background.add_task(tell, deps, response_url, refusal)
+        return Response(status_code=200)
+    if needs_reason(outcome, unmet):
         trigger = payload.get("trigger_id")
         if isinstance(trigger, str):
-            view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}")
+            view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}",
+                                         waiver=outcome.passes)
             background.add_task(open_modal, deps, trigger, view, response_url)
         return Response(status_code=200)
     delivery = delivery_id("slack", gate_id, user, action.get("action_ts"))
@@ -146,18 +148,19 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: s
     return Response(status_code=200)
 
 
-def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str | None:
-    """Refuse before asking for a reason that could never be recorded."""
+def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> tuple[str | None, list[str]]:
+    """(the refusal, if the answer could never be recorded; the exit criteria not met), before a
+    reason is asked for: a GO or ACCEPT past unmet criteria needs one too, as a written waiver."""
     try:
         with transaction(deps.sessions) as session:
             gate = gates.by_id(session, gate_id)
             gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
                         outcome=outcome, reason="(to be given)")
+            return None, gates.snapshot_of(session, gate).unmet
     except GateClosed as exc:
-        return str(exc)
+        return str(exc), []
     except (PolicyError, NotFound) as exc:
-        return f"Not recorded: {exc}"
-    return None
+        return f"Not recorded: {exc}", []
 
 
 def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:

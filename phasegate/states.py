@@ -147,6 +147,7 @@ class AuditKind(str, enum.Enum):
     DECISION_RECORDED = "decision_recorded"
     GATE_DECIDED = "gate_decided"
     GATE_STALE = "gate_stale"
+    GATE_RECHECKED = "gate_rechecked"  # re-checked before the next phase; still-missing evidence named
     ATTESTATION_RECORDED = "attestation_recorded"
     METRIC_SUBMITTED = "metric_submitted"
     REMINDER_SENT = "reminder_sent"

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from configs.loader import engagement_files, load_engagement
 from configs.schema import Phase
-from phasegate import operations
+from phasegate import operations, policy
 from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
@@ -87,7 +87,11 @@ class Demo:
     def click(self, gate: GateRow, user: str, outcome: Outcome, reason: str = "") -> None:
         clicker = self.user(user)
         assert gate.message_ts is not None
-        if outcome.needs_reason:
+        with transaction(self.rt.sessions) as session:
+            unmet = gates.snapshot_of(session, gates.by_id(session, gate.id)).unmet
+        if outcome.passes and unmet and not reason:  # the gate opened before the scripted work was done
+            reason = "waiver: the work was finished after the evidence was frozen"
+        if policy.needs_reason(outcome, unmet):
             response = clicker.answer_with_reason(gate.id, outcome, gate.channel, gate.message_ts, reason)
         else:
             response = clicker.click(gate.id, outcome, gate.channel, gate.message_ts)

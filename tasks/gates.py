@@ -6,29 +6,39 @@ from __future__ import annotations
 import datetime as dt
 
 from configs.schema import Engagement, Phase
-from phasegate import answers, evidence
+from phasegate import answers, collection, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
-from phasegate.states import EngagementState, GateState, Outcome, Via
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 from tasks import ledger_task, outside_task
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
+    """The evidence as it is now, read again after a passing outage (phasegate.collection) before
+    anything is shown as missing."""
     with transaction(rt.sessions) as session:
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
                                      attestations=engagements.attestations(session, engagement.id, phase),
                                      submitted=engagements.submitted_metrics(session, engagement.id))
-    tracker, unreachable = None, evidence.NO_TRACKER
-    try:
-        tracker = rt.tracker(engagement)
-    except ServiceUnavailable as exc:
-        unreachable = str(exc)
-    return evidence.collect(engagement, phase, timebox, tracker=tracker, read_json=rt.read_json, facts=facts,
-                            now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+
+    def read(outages: collection.Outages) -> evidence.Snapshot:
+        tracker, unreachable = None, evidence.NO_TRACKER
+        try:
+            tracker = collection.WatchedTracker(rt.tracker(engagement), outages)
+        except ServiceUnavailable as exc:
+            unreachable = str(exc)
+            outages.append(exc)
+        return evidence.collect(engagement, phase, timebox, tracker=tracker,
+                                read_json=collection.watched_reader(rt.read_json, outages), facts=facts,
+                                now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+
+    s = rt.settings
+    return collection.collect_with_retries(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
+                                           max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
 
 
 @ledger_task
@@ -108,6 +118,7 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
     fresh = collect_evidence(rt, engagement, phase, timebox)
     reasons = evidence.staleness(approved, fresh)
     if not reasons:
+        tell_unconfirmed(rt, engagement, gate_id, evidence.unconfirmed(approved, fresh))
         return None
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id, lock=True)
@@ -122,6 +133,23 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
         rt.chat.post(engagement.slack_channel, f"{approvers} the {phase.gate} approval went stale and the gate is "
                      f"reopened: {'; '.join(reasons)}", thread_ts=old_ts)
     return reopened
+
+
+def tell_unconfirmed(rt: Runtime, engagement: Engagement, gate_id: int, lines: list[str]) -> None:
+    """An approval given on missing evidence that is still missing holds on its written waiver; said in
+    the gate's thread and the audit log, never passed silently. Said once per gate revision."""
+    if not lines:
+        return
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+        if audit.exists(session, gate.engagement_id, AuditKind.GATE_RECHECKED, gate.name, gate_id=gate_id):
+            return
+        audit.record(session, gate.engagement_id, AuditKind.GATE_RECHECKED, gate.name, gate_id=gate_id,
+                     unconfirmed=lines)
+        channel, ts, name = gate.channel, gate.message_ts, gate.name
+    if ts:
+        rt.chat.post(channel, f"Re-check of {name} before the next phase: still unknown: {'; '.join(lines)}. "
+                     "The approval stands on the waiver given with it.", thread_ts=ts)
 
 
 @outside_task

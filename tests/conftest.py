@@ -108,7 +108,8 @@ def settings_for(ledger_url: str, slack: SlackStandin, jira: JiraStandin, metric
     return Settings(home=home, database_url=ledger_url, slack_api_url=slack.base_url,
                     slack_bot_token=slack.bot_token, slack_signing_secret="test-secret",
                     jira_sites={"https://acme.atlassian.net": jira.url}, jira_email=jira.email,
-                    jira_api_token=jira.api_token, jira_pat=jira.pat, metrics_base_url=metrics.url)
+                    jira_api_token=jira.api_token, jira_pat=jira.pat, metrics_base_url=metrics.url,
+                    evidence_retry_seconds=0.0)  # outages are read again at once; tests that count waits set it
 
 
 @pytest.fixture

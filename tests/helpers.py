@@ -72,9 +72,11 @@ def open_gate(sessions: sessionmaker[Session], engagement: Engagement, *, reques
                                channel=engagement.slack_channel).id
 
 
-def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01") -> GateRow:
+def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMACME01", *,
+                jira: JiraStandin | None = None) -> GateRow:
     """An open G1 reached with the real phase tasks (no Prefect run): kickoff posted, milestones in
-    Jira, evidence collected and frozen, the prompt posted in Slack."""
+    Jira, evidence collected and frozen, the prompt posted in Slack. With `jira`, the milestones'
+    issues are done in that Jira first, so a GO needs no waiver."""
     from tasks.gates import open_gate as open_gate_task
     from tasks.kickoff import begin_phase, link_milestones, post_kickoff
 
@@ -82,6 +84,8 @@ def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMAC
     begin_phase.fn(rt, engagement, Phase.POC, requested_by, None)
     post_kickoff.fn(rt, engagement, Phase.POC)
     link_milestones.fn(rt, engagement, Phase.POC)
+    if jira is not None:
+        finish_milestones(rt, jira, engagement.id, Phase.POC)
     gate_id = open_gate_task.fn(rt, engagement, Phase.POC, 1, requested_by, None)
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)

@@ -16,6 +16,7 @@ import yaml
 from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, refused
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
+from configs.schema import Phase
 from phasegate.ledger import gates
 from phasegate.ledger.db import make_engine, sessions, upgrade
 from phasegate.ledger.models import DecisionRow, GateRow
@@ -127,3 +128,37 @@ def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke,
             "acme-churn/G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
     gate, decisions = gate_in_ledger(home, gate_id)
     assert gate.state is GateState.OPEN and decisions == []
+
+
+@pytest.fixture
+def failing_gate_id(cli_ledger_url: str) -> int:
+    """An open G1 for acme-churn whose frozen evidence fails one exit criterion."""
+    from phasegate.evidence import CriterionEvidence, Result, Snapshot
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
+    from phasegate.ledger.models import utcnow
+
+    acme = load_engagement(ACME_FILE)
+    engine = make_engine(cli_ledger_url)
+    try:
+        with transaction(sessions(engine)) as session:
+            engagements.register(session, acme)
+            engagements.start_phase(session, acme, Phase.POC, requested_by=acme.pm_slack_user, flow_run_id=None,
+                                    today=acme.start_date)
+            failing = CriterionEvidence(label="f1 >= 0.85", result=Result.FAIL, seen="0.8")
+            snapshot = Snapshot(engagement_id=acme.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
+                                milestones=[], metrics=[], criteria=[failing])
+            return gates.open_gate(session, snapshot, requested_by=acme.pm_slack_user, flow_run_id=None,
+                                   channel=acme.slack_channel).id
+    finally:
+        engine.dispose()
+
+
+def test_gate_decide_go_past_a_failing_criterion_needs_reason_as_waiver(
+        cli: Invoke, home: Path, failing_gate_id: int) -> None:
+    refused(cli("gate", "decide", str(failing_gate_id), "go", "--as", SPONSOR),
+            "GO while exit criteria are not met needs a written waiver reason (f1 >= 0.85: fail (seen 0.8))")
+    assert gate_in_ledger(home, failing_gate_id)[1] == []
+    ok(cli("gate", "decide", str(failing_gate_id), "go", "--as", SPONSOR, "--reason", "pilot scope only"))
+    _, decisions = gate_in_ledger(home, failing_gate_id)
+    assert [(d.outcome, d.reason) for d in decisions] == [(Outcome.GO, "pilot scope only")]

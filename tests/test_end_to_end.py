@@ -135,8 +135,9 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
     description = resume_with(run_id, {"outcome": "go", "approver": "U0PMACME01", "reason": ""})
     assert "| f1 >= 0.85 | pass | 0.88 |" in description and gate.digest in description
     resume_with(run_id, {"outcome": "no_go", "approver": "U0SPONSOR1", "reason": ""})  # no reason: refused
-    resume_with(run_id, {"outcome": "go", "approver": "U0SPONSOR1", "reason": ""})
-    resume_with(run_id, {"outcome": "go", "approver": "U0VENDLEAD", "reason": ""})
+    waiver = "waiver: the work was finished after the evidence was frozen"  # the timebox was over at the start
+    resume_with(run_id, {"outcome": "go", "approver": "U0SPONSOR1", "reason": waiver})
+    resume_with(run_id, {"outcome": "go", "approver": "U0VENDLEAD", "reason": waiver})
     decided = world.decided(gate)
     assert decided.outcome is Outcome.GO
     with transaction(world.rt.sessions) as session:
@@ -164,7 +165,8 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
     world.review("acme-manual")
     gate = world.open_gate("acme-manual", Phase.POC)
     for approver in ("U0TECHLEAD", "U0VENDLEAD"):
-        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO, reason="", operator="pm@laptop")
+        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO,
+                          reason="waiver: the work was finished after the evidence was frozen", operator="pm@laptop")
     assert world.decided(gate).outcome is Outcome.GO
     wait_until(lambda: flow_runs("acme-manual-poc").get("acme-manual-poc") == "PAUSED", timeout=90,
                what="the PoC run to pause for the PM", interval=0.5)

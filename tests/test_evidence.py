@@ -19,6 +19,7 @@ from phasegate.evidence import (
     metric_evidence,
     phase_warnings,
     staleness,
+    unconfirmed,
 )
 
 NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
@@ -97,3 +98,34 @@ def test_a_metric_read_outside_its_declared_range_is_missing_not_passed(acme: En
     assert seen.value is None and seen.error is not None and seen.error.endswith(error)
     criterion = ExitCriterion(metric="f1", op=Comparator.GE, threshold=0.85)
     assert evaluate(criterion, [], {"f1": seen}).result is Result.MISSING
+
+
+def test_an_approval_on_missing_evidence_is_checked_again() -> None:
+    """Only what passed at approval used to be re-checked: a milestone missing then and open now slipped by."""
+    f1 = ExitCriterion(metric="f1", op=Comparator.GE, threshold=0.85)
+    done = ExitCriterion(all_required_milestones_done=True)
+
+    def snap(state: bool | None, f1_value: float | None) -> Snapshot:
+        milestones = [milestone("baseline-model", state)]
+        metrics = {"f1": metric("f1", f1_value)}
+        return Snapshot(engagement_id="e", phase=Phase.POC, timebox=1, collected_at=NOW, milestones=milestones,
+                        metrics=list(metrics.values()),
+                        criteria=[evaluate(c, milestones, metrics) for c in (done, f1)])
+    missing = snap(None, None)
+    assert staleness(missing, snap(False, 0.8)) == [
+        "required milestone baseline-model is open; it was missing at approval (unreachable)",
+        "all required milestones done now fail (seen 0/1 done; open: baseline-model, was 0/1 done; no evidence: "
+        "baseline-model)",
+        "f1 >= 0.85 now fail (seen 0.8, was missing (HTTP 503))"]
+    assert staleness(missing, snap(True, 0.9)) == []  # it came back as it should be
+    assert staleness(snap(True, 0.9), missing) == [  # unreadable now is unknown, not "no longer done"
+        "required milestone baseline-model: unknown: unreachable",
+        "all required milestones done: unknown: 0/1 done; no evidence: baseline-model",
+        "f1 >= 0.85: unknown: missing (HTTP 503)"]
+    assert staleness(missing, missing) == []  # nothing new is known; said by `unconfirmed`, not hidden
+    assert unconfirmed(missing, missing) == [
+        "required milestone baseline-model: unknown: unreachable",
+        "all required milestones done: unknown: 0/1 done; no evidence: baseline-model",
+        "f1 >= 0.85: unknown: missing (HTTP 503)"]
+    assert unconfirmed(missing, snap(True, 0.9)) == []
+    assert staleness(snap(False, 0.8), missing) == []  # a failure waived at approval is not made worse by unknown

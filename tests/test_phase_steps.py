@@ -129,6 +129,41 @@ def test_stale_approval_reopens_the_gate(rt: Runtime, slack: SlackStandin, jira:
     assert "stale" in json.dumps(slack.message(acme.slack_channel, old.message_ts).blocks)
 
 
+def test_an_approval_on_missing_evidence_is_reopened_when_jira_shows_it_open(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    """GO was given while Jira was down; Jira came back with the milestones open: the re-check notices."""
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", None)
+    post_kickoff.fn(rt, acme, Phase.POC)
+    link_milestones.fn(rt, acme, Phase.POC)
+    jira.outage = True
+    gate_id = open_gate.fn(Runtime(rt.settings), acme, Phase.POC, 1, "U0PMACME01", None)
+    decide(rt, gate_id, Outcome.GO, "U0SPONSOR1", "U0VENDLEAD", reason="Jira is down; the vendor showed us the work")
+    jira.outage = False
+    reopened = recheck_evidence.fn(Runtime(rt.settings), acme, gate_id)
+    assert reopened is not None
+    with transaction(rt.sessions) as session:
+        because = gates.by_id(session, reopened).reopened_because
+    assert "required milestone baseline-model is open; it was missing at approval" in because
+
+
+def test_an_approval_on_evidence_still_missing_is_said_not_hidden(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", None)
+    post_kickoff.fn(rt, acme, Phase.POC)
+    link_milestones.fn(rt, acme, Phase.POC)
+    jira.outage = True
+    gate_id = open_gate.fn(Runtime(rt.settings), acme, Phase.POC, 1, "U0PMACME01", None)
+    decide(rt, gate_id, Outcome.GO, "U0SPONSOR1", "U0VENDLEAD", reason="Jira is down; the vendor showed us the work")
+    assert recheck_evidence.fn(Runtime(rt.settings), acme, gate_id) is None  # nothing new: the waiver stands
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+    assert gate.state is GateState.DECIDED and gate.message_ts is not None
+    note = slack.thread(acme.slack_channel, gate.message_ts)[-1].text
+    assert "still unknown" in note and "baseline-model: unknown: Jira at" in note and "waiver" in note
+
+
 def test_not_yet_extends_supervised_operation(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     register(rt, acme)
     with transaction(rt.sessions) as session:

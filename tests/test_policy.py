@@ -8,7 +8,7 @@ import pytest
 
 from configs.schema import Approver, GatePolicy, Phase, Quorum, Side
 from phasegate.errors import PolicyError
-from phasegate.policy import check_answer, reached
+from phasegate.policy import check_answer, needs_reason, reached
 from phasegate.states import Outcome
 
 GO, NO_GO, EXTEND, ACCEPT, NOT_YET = Outcome.GO, Outcome.NO_GO, Outcome.EXTEND, Outcome.ACCEPT, Outcome.NOT_YET
@@ -151,3 +151,27 @@ def test_an_outcome_not_offered_at_the_gate_is_refused(phase: Phase, outcome: Ou
     with pytest.raises(PolicyError) as caught:
         check(phase, outcome=outcome, reason="a reason, so only the outcome can be wrong")
     assert str(caught.value).startswith(message)
+
+
+def test_go_or_accept_on_unmet_criteria_needs_a_written_waiver() -> None:
+    unmet = ["f1 >= 0.85: fail (seen 0.8)", "all required milestones done: missing (0/3 done)"]
+    policy = gate("any")
+    for outcome, phase in ((GO, Phase.POC), (ACCEPT, Phase.HANDOVER)):
+        with pytest.raises(PolicyError, match=rf"{outcome.label} while exit criteria are not met needs a written "
+                                              r"waiver reason \(f1 >= 0.85: fail"):
+            check_answer(policy, phase, approver=A, requested_by=PM, outcome=outcome, reason="  ", unmet=unmet)
+        check_answer(policy, phase, approver=A, requested_by=PM, outcome=outcome, reason="pilot risk accepted",
+                     unmet=unmet)
+        check_answer(policy, phase, approver=A, requested_by=PM, outcome=outcome, reason="", unmet=[])
+        assert needs_reason(outcome, unmet) and not needs_reason(outcome, [])
+    assert needs_reason(NO_GO, []) and not needs_reason(NO_GO, unmet) is False
+
+
+def test_an_engagement_may_forbid_waivers() -> None:
+    unmet = ["f1 >= 0.85: fail (seen 0.8)"]
+    strict = GatePolicy(approvers=[CLIENT_A, VENDOR], quorum=Quorum(count="any"), allow_waivers=False)
+    with pytest.raises(PolicyError, match=r"GO is refused while exit criteria are not met \(f1 >= 0.85: fail "
+                                          r"\(seen 0.8\)\): G1 allows no waivers"):
+        check_answer(strict, Phase.POC, approver=A, requested_by=PM, outcome=GO, reason="please", unmet=unmet)
+    check_answer(strict, Phase.POC, approver=A, requested_by=PM, outcome=NO_GO, reason="F1 too low", unmet=unmet)
+    check_answer(strict, Phase.POC, approver=A, requested_by=PM, outcome=GO, reason="", unmet=[])

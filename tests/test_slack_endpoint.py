@@ -19,6 +19,7 @@ from phasegate.servers import ServerHandle, serve_in_thread
 from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_signature import sign
 from phasegate.states import GateState, Outcome, Via
+from sandbox.standins.jira_api import JiraStandin
 from sandbox.standins.slack_api import SlackStandin
 from sandbox.standins.slack_user import SlackUser
 
@@ -79,8 +80,8 @@ def test_signed_but_malformed_payloads_get_400(rt: Runtime, endpoint: Endpoint) 
 
 
 def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
-        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     sponsor, vendor = user(endpoint, slack, "U0SPONSOR1"), user(endpoint, slack, "U0VENDLEAD")
     click = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
@@ -103,8 +104,9 @@ def test_quorum_by_clicks_records_once_updates_prompt_and_resumes(
     assert "<@U0SPONSOR1>" in prompt and "<@U0VENDLEAD>" in prompt and '"actions"' not in prompt
 
 
-def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate_id = posted_gate(rt, acme).id
+def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, jira: JiraStandin,
+                                         acme: Engagement) -> None:
+    gate_id = posted_gate(rt, acme, jira=jira).id
     with transaction(rt.sessions) as session:
         gates.by_id(session, gate_id).flow_run_id = "run-123"
     gate = gate_row(rt, gate_id)
@@ -147,8 +149,9 @@ def test_forged_user_in_button_value_is_not_trusted(
 
 
 def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                            jira: JiraStandin,
                                             acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     sponsor = user(endpoint, slack, "U0SPONSOR1")
     sponsor.click(gate_id, Outcome.NO_GO, gate.channel, gate.message_ts)
@@ -165,8 +168,8 @@ def test_no_go_asks_for_a_reason_in_a_modal(rt: Runtime, endpoint: Endpoint, sla
 
 
 def test_click_on_a_decided_gate_is_answered_with_the_decision(
-        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     for who in ("U0SPONSOR1", "U0VENDLEAD"):
         user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
@@ -225,8 +228,9 @@ def test_oversized_bodies_are_refused_before_reading(rt: Runtime, endpoint: Endp
 
 
 def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
+                                                 jira: JiraStandin,
                                                  acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)
     gate_id = gate.id
     sponsor = user(endpoint, slack, "U0SPONSOR1")
     huge = sponsor.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
@@ -301,3 +305,32 @@ def test_a_side_for_an_item_without_attestation_is_a_file_error(acme: Engagement
     items[0]["attesting_side"] = "client"
     with pytest.raises(ValidationError, match="attesting_side needs attestation: true"):
         with_changes(acme, phases__poc__milestones=items)
+
+
+def test_go_on_unmet_criteria_asks_for_a_waiver_and_shows_it(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme)  # the milestone issues were just created: "all required milestones done" fails
+    sponsor = user(endpoint, slack, "U0SPONSOR1")
+    sponsor.click(gate.id, Outcome.GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.views) == 1)
+    assert "waiver" in json.dumps(slack.views[0]).lower()
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate.id) == []  # the click alone records nothing
+    empty = sponsor.submit_view(slack.views[0], "  ")
+    assert "waiver" in empty.json()["errors"]["reason"]
+    assert sponsor.submit_view(slack.views[0], "Pilot only; the milestones close next week").status_code == 200
+    with transaction(rt.sessions) as session:
+        answers = [(d.outcome, d.reason) for d in gates.decisions(session, gate.id)]
+    assert answers == [(Outcome.GO, "Pilot only; the milestones close next week")]
+    wait_until(lambda: "GO with waiver via slack" in json.dumps(slack.message(gate.channel, gate.message_ts).blocks))
+
+
+def test_go_on_unmet_criteria_is_refused_where_waivers_are_not_allowed(
+        rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
+    strict = with_changes(acme, phases__poc__gate__allow_waivers=False)
+    gate = posted_gate(rt, strict)
+    user(endpoint, slack, "U0SPONSOR1").click(gate.id, Outcome.GO, gate.channel, gate.message_ts)
+    wait_until(lambda: len(slack.responses) == 1)
+    assert "allows no waivers" in slack.responses[0]["text"] and slack.views == []
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate.id) == []

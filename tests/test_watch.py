@@ -47,7 +47,8 @@ def test_reminders_skip_the_weekend_and_escalate_on_the_third_business_day(
     assert monday.reminded == ["acme-churn/G1"] and monday.escalated == []
     assert watch(rt, at("2026-11-30", 15), woken.append).reminded == []  # once a day
     with transaction(rt.sessions) as session:
-        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", via=Via.CLI)
+        gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="waiver: pilot only",
+                     via=Via.CLI)  # the milestones are open: a GO needs a written waiver
     assert watch(rt, at("2026-12-01", 9, 1), woken.append).reminded == ["acme-churn/G1"]
     wednesday = watch(rt, at("2026-12-02", 9, 1), woken.append)
     assert wednesday.escalated == ["acme-churn/G1"]

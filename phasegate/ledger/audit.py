@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phasegate.ledger import chain
-from phasegate.ledger.models import Base
+from phasegate.ledger.models import AuditEventRow, Base
 from phasegate.states import AuditKind
 
 
@@ -16,3 +17,10 @@ def record(session: Session, engagement_id: str, kind: AuditKind, subject: str =
            **payload: Any) -> None:
     """Append an event to the engagement's chain; `covers` is the decision or snapshot it seals."""
     chain.append(session, engagement_id, kind, subject, payload, covers)
+
+
+def exists(session: Session, engagement_id: str, kind: AuditKind, subject: str, **payload: Any) -> bool:
+    """Whether an event of this kind was recorded with (at least) this payload: a re-run step's check."""
+    rows = session.scalars(select(AuditEventRow).where(AuditEventRow.engagement_id == engagement_id,
+                                                       AuditEventRow.kind == kind, AuditEventRow.subject == subject))
+    return any(all(row.payload.get(k) == v for k, v in payload.items()) for row in rows)

@@ -85,7 +85,8 @@ def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: 
     if gate.state is not GateState.OPEN:
         raise GateClosed(closed_message(session, gate))
     entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, approver=approver,
-                                requested_by=gate.requested_by, outcome=outcome, reason=reason)
+                                requested_by=gate.requested_by, outcome=outcome, reason=reason,
+                                unmet=snapshot_of(session, gate).unmet if outcome.passes else ())
     if outcome.extends_timebox:
         check_extension(session, engagement, gate.phase)
     return entry

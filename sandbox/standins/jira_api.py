@@ -20,7 +20,7 @@ import copy
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,6 +85,10 @@ class JiraStandin(LoopbackServer):
         self.outage = False  # every request answers 503 without Retry-After
         self.latency = 0.0  # seconds added to every request
         self.requests: list[tuple[str, str]] = []
+        # Called as after_page(n) once the n-th search page since reset() is built: change issues between pages.
+        self.after_page: Callable[[int], None] | None = None
+        self.repeat_token = False  # Cloud: hand back the token it was given, so paging never ends
+        self._pages_served = 0
         self._store = IssueStore()
         self._lock = self._store.lock  # one lock for the store, the request log and injected failures
         self._failures: list[_Failure] = []
@@ -114,6 +118,7 @@ class JiraStandin(LoopbackServer):
             self._failures.clear()
             self.requests.clear()
             self.outage, self.latency = False, 0.0
+            self.after_page, self.repeat_token, self._pages_served = None, False, 0
 
     def add_project(self, key: str) -> None:
         self._store.add_project(key)
@@ -126,6 +131,16 @@ class JiraStandin(LoopbackServer):
         return self._store.add_issue(
             project, summary, status=status, done=done, labels=labels, epic=epic, fix_versions=fix_versions,
             components=components, story_points=story_points, issuetype=issuetype, fields=fields)
+
+    def delete_issue(self, key: str) -> None:
+        self._store.delete_issue(key)
+
+    def _page_served(self) -> None:
+        with self._lock:
+            self._pages_served += 1
+            hook, number = self.after_page, self._pages_served
+        if hook is not None:
+            hook(number)
 
     def set_status(self, key: str, status: str, done: bool) -> None:
         """Move an issue. `done` alone decides the "done" category and resolutiondate; a
@@ -203,6 +218,7 @@ class JiraStandin(LoopbackServer):
         with self._lock:
             found = self._store.matching(query)
             issues = [render(i, spec(args, "*navigable"), str(request.base_url)) for i in found[start:start + size]]
+        self._page_served()
         return JSONResponse({"expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found),
                              "issues": issues})
 
@@ -224,6 +240,9 @@ class JiraStandin(LoopbackServer):
         body: dict[str, Any] = {"issues": issues, "isLast": offset + size >= len(found)}
         if not body["isLast"]:
             body["nextPageToken"] = encode_token(offset + size, str(args.get("jql") or ""))
+            if self.repeat_token and args.get("nextPageToken"):
+                body["nextPageToken"] = args["nextPageToken"]
+        self._page_served()
         return JSONResponse(body)
 
     async def _create(self, request: Request) -> Response:

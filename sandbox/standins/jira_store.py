@@ -105,6 +105,10 @@ class IssueStore:
             fields["resolutiondate"] = now() if done else None
             fields["updated"] = now()
 
+    def delete_issue(self, key: str) -> None:
+        with self.lock:
+            del self.issues[key.upper()]
+
     def create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str]:
         """Create from a POST /issue `fields` body: (errors, "") when Jira would refuse it, else ({}, key)."""
         with self.lock:

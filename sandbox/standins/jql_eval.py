@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sandbox.standins.jql_parser import BoolOp, Clause, JqlError, Node, Not, Query
+from sandbox.standins.jql_parser import RELATIONAL, BoolOp, Clause, JqlError, Node, Not, Query
 
 CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
 
@@ -37,6 +37,10 @@ def validate(query: Query, projects: set[str], keys: set[str]) -> None:
         for value in clause.values:
             if clause.field == "project" and value.upper() not in projects:
                 problems.append(f"The value '{value}' does not exist for the field '{clause.name}'.")
+            elif clause.op in RELATIONAL:  # a range needs a well-formed key in a known project, not the issue
+                parts = _key_parts(value)
+                if parts is None or parts[0] not in projects:
+                    problems.append(f"An issue with key '{value}' does not exist for field '{clause.name}'.")
             elif clause.field in ("key", "parent") and value.upper() not in keys:
                 problems.append(f"An issue with key '{value}' does not exist for field '{clause.name}'.")
             elif clause.field == "statusCategory" and value.lower() not in {
@@ -85,6 +89,8 @@ def matches(node: Node | None, issue: Mapping[str, Any]) -> bool:
         return all(results) if node.op == "and" else any(results)
     if isinstance(node, Not):
         return not matches(node.child, issue)
+    if node.op in RELATIONAL:
+        return _key_in_range(str(issue["key"]), node.op, node.values[0])
     have = _values(node.field, issue)
     wanted = {value.casefold() for value in node.values}
     if node.op in ("=", "in"):
@@ -96,6 +102,20 @@ def matches(node: Node | None, issue: Mapping[str, Any]) -> bool:
     terms = [term for value in wanted for term in value.split()]
     found = any(have) and all(term in have[0] for term in terms)
     return found if node.op == "~" else bool(any(have)) and not found
+
+
+def _key_parts(key: str) -> tuple[str, int] | None:
+    project, _, number = key.upper().rpartition("-")
+    return (project, int(number)) if project and number.isascii() and number.isdigit() else None
+
+
+def _key_in_range(key: str, op: str, bound: str) -> bool:
+    """`key > "ACME-9"` as Jira reads it: issues of ACME numbered above 9 (ACME-10 included)."""
+    have, limit = _key_parts(key), _key_parts(bound)
+    if have is None or limit is None or have[0] != limit[0]:
+        return False
+    return {">": have[1] > limit[1], ">=": have[1] >= limit[1],
+            "<": have[1] < limit[1], "<=": have[1] <= limit[1]}[op]
 
 
 def _sort_value(issue: Mapping[str, Any], field: str) -> tuple[Any, ...]:

@@ -41,6 +41,7 @@ FIELDS = {
     "statuscategory": "statusCategory", "issuetype": "issuetype", "type": "issuetype", "summary": "summary",
 }
 TEXT_FIELDS = {"summary"}
+RELATIONAL = {">", ">=", "<", "<="}  # on `key` only: numeric within one project, as Jira compares keys
 SORTABLE = {"key", "created", "updated", "summary", "status", "project", "resolutiondate", "issuetype"}
 SORT_ALIASES = {"issuekey": "key", "resolved": "resolutiondate", "type": "issuetype"}
 
@@ -276,6 +277,8 @@ class _Parser:
         else:
             raise self.fail("an operator ('=', '!=', '~', '!~', 'in', 'not in', 'is', 'is not')")
         allowed = {"~", "!~", "is", "is not"} if field in TEXT_FIELDS else {"=", "!=", "in", "not in", "is", "is not"}
+        if field == "key":
+            allowed |= RELATIONAL
         if op not in allowed:
             raise JqlError([f"The operator '{op}' is not supported by the '{token.text}' field."])
         return Clause(field, op, values, token.text)

@@ -19,13 +19,24 @@ class MetricsStandin(LoopbackServer):
         self._runs: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
         self.down = False  # answer 503 to everything, as an outage would
+        self._failures: list[tuple[int, int | None]] = []  # (status, Retry-After) for the next requests
         self.app = Starlette(routes=[Route("/api/2.0/mlflow/runs/get", self._get_run)])
 
     def set(self, run_id: str, **metrics: float) -> None:
         with self._lock:
             self._runs.setdefault(run_id, {}).update(metrics)
 
+    def fail_next(self, status: int = 503, retry_after: int | None = None, times: int = 1) -> None:
+        """The next `times` reads answer `status`, with Retry-After when given."""
+        with self._lock:
+            self._failures.extend([(status, retry_after)] * times)
+
     async def _get_run(self, request: Request) -> JSONResponse:
+        with self._lock:
+            failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            headers = {"Retry-After": str(failure[1])} if failure[1] is not None else {}
+            return JSONResponse({"error_code": "TEMPORARILY_UNAVAILABLE"}, status_code=failure[0], headers=headers)
         if self.down:
             return JSONResponse({"error_code": "TEMPORARILY_UNAVAILABLE"}, status_code=503)
         run_id = request.query_params.get("run_id", "")
