@@ -319,6 +319,7 @@ from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-ap
 app.add_typer(cr_app, name="cr")
 engagement_app.command("apply")(engagement_apply)
 engagement_app.command("init")(cli_init.engagement_init)
+app.command("sandbox")(cli_init.sandbox)
 
 
 def main() -> None:

@@ -58,3 +58,23 @@ def show_version(value: bool) -> None:
 
 Version = Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
                                        help="Show phasegate's version and exit.")]
+
+
+def sandbox(files: Annotated[list[Path] | None, typer.Argument(help="Engagement files (default: the demo's).")] = None,
+            port: Annotated[int, typer.Option(help="The page's port (0: any free port).")] = 0,
+            no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False) -> None:
+    """Run your engagement files on this machine with local Slack, Jira and metric stand-ins, and
+    answer their gates in a local web page (no Slack or Jira account needed)."""
+    from phasegate.errors import EXPECTED
+    from phasegate.settings import Settings
+    from sandbox.run import run_sandbox
+
+    try:
+        run_sandbox(Settings(), list(files or []), port=port, open_browser=not no_browser)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"phasegate: {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except EXPECTED as exc:
+        err.print(f"phasegate: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None

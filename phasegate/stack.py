@@ -15,7 +15,6 @@ from phasegate.servers import ServerHandle
 from phasegate.settings import Settings
 from phasegate.slack_app import SlackDeps, create_app
 
-
 SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
 
 
