@@ -10,6 +10,7 @@ import pytest
 from helpers import wait_until
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 
 from phasegate.deployments import WATCH_DEPLOYMENT_NAME, WATCH_FLOW
 from phasegate.ledger.db import upgrade
@@ -30,6 +31,14 @@ def test_a_jira_py_where_up_starts_does_not_break_the_gate_watch(tmp_path: Path,
     with Stack(settings) as stack:
         stack.prefect_server()
         stack.flows()  # fails here when the served process imports ./jira.py
+        def served() -> bool:  # the runner registers its deployments one after the other
+            with get_client(sync_client=True) as client:
+                try:
+                    return bool(client.read_deployment_by_name(f"{WATCH_FLOW}/{WATCH_DEPLOYMENT_NAME}"))
+                except ObjectNotFound:
+                    return False
+
+        wait_until(served, timeout=60, what="the gate watch deployment", interval=0.5)
         run = run_deployment(f"{WATCH_FLOW}/{WATCH_DEPLOYMENT_NAME}", timeout=0)
 
         def final() -> str | None:
