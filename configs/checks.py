@@ -15,6 +15,25 @@ from typing import Any
 
 Problem = tuple[str, str]
 ISSUE_KEY = re.compile(r"^([A-Z][A-Z0-9_]{1,9})-[1-9][0-9]{0,9}$")
+CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(>=|<=|==|>|<)\s*(\S+)\s*$")
+ALL_DONE = "all_required_milestones_done"
+
+
+def criterion_mapping(value: Any) -> Any:
+    """`f1 >= 0.8` (as the README writes a criterion) as the mapping the schema holds; anything
+    else unchanged. A string that is not a criterion is left for the schema to refuse."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().replace(" ", "_") == ALL_DONE:
+        return {ALL_DONE: True}
+    match = CRITERION.match(value)
+    if match is None:
+        return value
+    metric, op, threshold = match.groups()
+    try:
+        return {"metric": metric, "op": op, "threshold": float(threshold)}
+    except ValueError:
+        return value
 
 
 def _list(value: Any) -> list[Any]:
@@ -76,7 +95,8 @@ def metric_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
     for phase_name, phase in phases.items():
         if not isinstance(phase, Mapping):
             continue
-        for index, criterion in enumerate(_list(phase.get("exit_criteria"))):
+        for index, raw in enumerate(_list(phase.get("exit_criteria"))):
+            criterion = criterion_mapping(raw)
             metric = criterion.get("metric") if isinstance(criterion, Mapping) else None
             if isinstance(metric, str) and metric not in names:
                 problems.append((f"phases.{phase_name}.exit_criteria[{index}].metric",

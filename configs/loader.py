@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from configs import checks
+from configs import checks, file_errors
 from configs.errors import ConfigError
 from configs.schema import Engagement
 
@@ -25,16 +25,6 @@ MAX_DEPTH = 50
 MAX_VALUES = 100_000
 _OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(("." if parts else "") + str(part))
-    return "".join(parts) or "(top level)"
 
 
 def _where(mark: Any) -> str:
@@ -93,15 +83,12 @@ def parse_engagement(text: str, source: str) -> Engagement:
     try:
         return Engagement.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if message.startswith(checks.CROSS_MARK):
-                continue  # reported below from the raw document, with exact paths
-            if error["type"] == "extra_forbidden":
-                message = "unknown key"
-            problems.append(f"{source}: {_location(error['loc'])}: {message}")
-        problems += [f"{source}: {path}: {reason}" for path, reason in checks.engagement_problems(data)]
+        # cross-field problems are reported from the raw document, with exact paths
+        found = file_errors.problems(exc.errors(), checks.CROSS_MARK)
+        reported = {path for path, _ in found}
+        found += [(path, file_errors.with_hint(reason)) for path, reason in checks.engagement_problems(data)
+                  if path not in reported]
+        problems = [f"{source}: {path}: {reason}" for path, reason in found]
         raise ConfigError(problems) from None
 
 

@@ -229,12 +229,24 @@ class Milestone(Strict):
 
 
 class ExitCriterion(Strict):
-    """`metric comparator threshold`, or `all_required_milestones_done: true`."""
+    """`metric comparator threshold`, or `all_required_milestones_done: true`.
+
+    Written either as a mapping (`{metric: f1, op: ">=", threshold: 0.8}`) or, as people write it
+    first, as the string `f1 >= 0.8` (or `all_required_milestones_done`)."""
 
     metric: str | None = None
     op: Comparator | None = None
     threshold: float | None = None
     all_required_milestones_done: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: object) -> object:
+        data = checks.criterion_mapping(data)
+        if isinstance(data, str):
+            raise ValueError(f"{data!r} is not a criterion: write `metric op threshold` such as `f1 >= 0.8` "
+                             "(op is one of >= > <= < ==), or all_required_milestones_done")
+        return data
 
     @model_validator(mode="after")
     def _one_kind(self) -> ExitCriterion:
@@ -299,6 +311,13 @@ class JiraSite(Strict):
         return value
 
 
+class PlanningRules(str, enum.Enum):
+    """What `engagement create` does with a plan the guide warns against (configs/practices.py)."""
+
+    WARN = "warn"
+    STRICT = "strict"  # the warnings are errors
+
+
 class Engagement(Strict):
     id: str = Field(max_length=limits.ENGAGEMENT_ID)
     name: str = Field(max_length=limits.ENGAGEMENT_NAME)
@@ -315,6 +334,8 @@ class Engagement(Strict):
     auto_advance: bool = True  # a GO starts the next phase by itself
     change_requests: GatePolicy | None = None  # who approves change requests; default: the phase's gate
     weekly_status: WeeklyStatus = WeeklyStatus()  # when the weekly report is due, in `timezone`
+    # A check at registration only, so not part of the stored file (nor of its digest).
+    planning_rules: PlanningRules = Field(default=PlanningRules.WARN, exclude=True)
 
     @field_validator("id")
     @classmethod

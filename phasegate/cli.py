@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, UsageError  # typer 0.29 ven
 
 from configs.loader import load_engagement
 from configs.schema import Phase, number
-from phasegate import cli_reports
+from phasegate import cli_init, cli_reports
 from phasegate.cli_operator import cli_operator
 from phasegate.errors import EXPECTED, ConfigError
 from phasegate.ledger import engagements, gates
@@ -91,12 +91,19 @@ def guarded(action: Callable[[Runtime], T]) -> T:
         rt.close()
 
 
+@app.callback()
+def root(version: cli_init.Version = False) -> None:
+    """Phased AI-development engagements as Prefect workflows, with gates answered in Slack."""
+
+
 @engagement_app.command("create")
-def engagement_create(file: Path) -> None:
-    """Validate an engagement file and register it in the ledger."""
+def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse a plan that departs from the guide (warnings become errors).")] = False) -> None:
+    """Validate an engagement file, check its plan against the guide, and register it in the ledger."""
 
     def run(rt: Runtime) -> None:
         engagement = load_engagement(file)
+        cli_init.check_plan(engagement, file, strict=strict)
         with transaction(rt.sessions) as session:
             _, changed = engagements.register(session, engagement)
         out.print(f"{engagement.id}: {'registered' if changed else 'already registered, unchanged'}")
@@ -114,6 +121,10 @@ def engagement_list() -> None:
             for row in engagements.all_rows(session):
                 table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
         out.print(table)
+        demo_home = rt.settings.home / "demo"
+        if (demo_home / "ledger.db").exists() and not rt.settings.database_url:
+            out.print(f"(`phasegate demo` keeps its engagements in a ledger of its own: "
+                      f"PHASEGATE_HOME={demo_home} phasegate engagement list)", markup=False, highlight=False)
 
     guarded(run)
 
@@ -228,7 +239,10 @@ def phase_review(engagement_id: str) -> None:
     from phasegate import operations
 
     def run(rt: Runtime) -> None:
-        out.print(f"{engagement_id}: {operations.request_review(rt, engagement_id)}")
+        with err.status(f"{engagement_id}: asking the phase's flow run to open its gate (it waits up to 10 s "
+                        "for the run to pause)"):
+            answer = operations.request_review(rt, engagement_id)
+        out.print(f"{engagement_id}: {answer}")
 
     guarded(run)
 
@@ -305,6 +319,8 @@ from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-ap
 
 app.add_typer(cr_app, name="cr")
 engagement_app.command("apply")(engagement_apply)
+engagement_app.command("init")(cli_init.engagement_init)
+app.command("sandbox")(cli_init.sandbox)
 
 
 def main() -> None:

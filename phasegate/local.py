@@ -115,8 +115,10 @@ class Stack(ExitStack):
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.callback(log.close)
+        # cwd: a directory of phasegate's own, so that a `jira.py` (or any file named like a library)
+        # where the user typed `phasegate up` is not imported by `python -m` or the flow runs.
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.child_env(),
-                                   start_new_session=True)
+                                   start_new_session=True, cwd=self.settings.home)
         self.callback(stop_process, process)
         return process
 

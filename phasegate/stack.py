@@ -15,12 +15,27 @@ from phasegate.servers import ServerHandle
 from phasegate.settings import Settings
 from phasegate.slack_app import SlackDeps, create_app
 
+SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
+
 
 def signing_secret(settings: Settings) -> str:
     secret = settings.slack_signing_secret.get_secret_value()
     if not secret:
-        raise ConfigError(["PHASEGATE_SLACK_SIGNING_SECRET is not set: the Slack endpoint cannot verify requests"])
+        raise ConfigError([f"PHASEGATE_SLACK_SIGNING_SECRET is not set: the Slack endpoint cannot verify requests "
+                           f"(the Slack app's Basic Information page shows it); {SANDBOX_HINT}"])
     return secret
+
+
+def missing_credentials(settings: Settings) -> list[str]:
+    """Credentials `up` can start without, but whose absence fails the first flow run that needs them."""
+    missing = []
+    if not settings.slack_bot_token.get_secret_value():
+        missing.append("PHASEGATE_SLACK_BOT_TOKEN is not set: kickoffs and gate prompts cannot be posted")
+    cloud = settings.jira_email and settings.jira_api_token and settings.jira_api_token.get_secret_value()
+    if not cloud and not (settings.jira_pat and settings.jira_pat.get_secret_value()):
+        missing.append("no Jira credentials: set PHASEGATE_JIRA_EMAIL and PHASEGATE_JIRA_API_TOKEN (Cloud) or "
+                       "PHASEGATE_JIRA_PAT (Data Center); milestones cannot be linked or checked")
+    return missing
 
 
 def start_endpoint(stack: Stack, rt: Runtime) -> ServerHandle:
@@ -32,6 +47,11 @@ def start_endpoint(stack: Stack, rt: Runtime) -> ServerHandle:
 def run_up(settings: Settings) -> None:
     console = Console()
     signing_secret(settings)  # before starting anything
+    missing = missing_credentials(settings)
+    for problem in missing:
+        console.print(f"warning: {problem}", markup=False, highlight=False)
+    if missing:
+        console.print(f"({SANDBOX_HINT})", markup=False, highlight=False)
     upgrade(settings.ledger_url)
     rt = Runtime(settings)
     with Stack(settings) as stack:

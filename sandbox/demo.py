@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from configs.loader import engagement_files, load_engagement
-from configs.schema import Phase
+from configs.schema import Engagement, Phase
 from phasegate import operations, policy
 from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
@@ -59,7 +59,18 @@ class Demo:
                  metrics: MetricsStandin, endpoint: str, api: str, log_dir: Path) -> None:
         self.rt, self.slack, self.metrics = rt, slack, metrics
         self.jira = {"acme-churn": jira_cloud, "globex-forecast": jira_dc}
+        self.jira_cloud, self.jira_dc = jira_cloud, jira_dc
         self.endpoint, self.api, self.log_dir = endpoint, api, log_dir
+
+    def engagement_ids(self) -> list[str]:
+        with transaction(self.rt.sessions) as session:
+            return [row.id for row in engagements.all_rows(session)]
+
+    def jira_for(self, engagement_id: str) -> JiraStandin:
+        """The stand-in answering for the engagement's Jira site (Cloud or Data Center)."""
+        with transaction(self.rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+        return self.jira_cloud if config.jira.deployment == "cloud" else self.jira_dc
 
     def say(self, engagement_id: str, text: str) -> None:
         console.print(f"[cyan]{engagement_id:16}[/cyan] {text}", highlight=False)
@@ -192,6 +203,13 @@ class Demo:
         self.say(e, self.ended(e))
 
 
+def seed_jira(jira: JiraStandin, engagement: Engagement) -> None:
+    """The engagement's Jira project; phasegate creates the milestone issues in it at kickoff. (A
+    milestone that links an existing issue by key shows as missing evidence here: the stand-in
+    numbers its own issues.)"""
+    jira.add_project(engagement.jira.project)
+
+
 def demo_settings(base: Settings) -> Settings:
     home = base.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
@@ -200,31 +218,36 @@ def demo_settings(base: Settings) -> Settings:
 
 
 def world_settings(settings: Settings, slack: SlackStandin, metrics: MetricsStandin, cloud: JiraStandin,
-                   dc: JiraStandin) -> Settings:
+                   dc: JiraStandin, sites: dict[str, str] | None = None) -> Settings:
     """`settings` pointed at the stand-ins: what this process uses, and what the served flows get
     through their environment."""
     return settings.model_copy(update={
         "slack_api_url": slack.base_url, "slack_bot_token": SecretStr(slack.bot_token),
         "slack_signing_secret": SecretStr(SECRET), "metrics_base_url": metrics.url,
-        "jira_sites": {"https://acme.atlassian.net": cloud.url, "https://jira.globex.example": dc.url},
+        "jira_sites": sites if sites is not None else {"https://acme.atlassian.net": cloud.url,
+                                                       "https://jira.globex.example": dc.url},
         "jira_email": cloud.email, "jira_api_token": SecretStr(cloud.api_token), "jira_pat": SecretStr(dc.pat),
         "slack_port": 0, "prefect_port": 0,  # any free port
     })
 
 
 @contextmanager
-def local_world(settings: Settings) -> Iterator[Demo]:
+def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator[Demo]:
     """Stand-ins, a local Prefect server (always a new one, never the configured PREFECT_API_URL),
-    the served flows and the Slack endpoint, all on loopback; everything is stopped on exit."""
+    the served flows and the Slack endpoint, all on loopback; everything is stopped on exit.
+    `files`: the engagements to register (default: the demo's); each file's Jira site is answered by
+    the Cloud or the Data Center stand-in, with its project and its linked issues seeded."""
+    loaded = [load_engagement(path) for path in (files if files is not None else engagement_files())]
     slack, metrics = SlackStandin(), MetricsStandin()
     cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
     with ExitStack() as standins:
         for standin in (slack, metrics, cloud, dc):
             standin.start()
             standins.callback(standin.stop)
-        cloud.add_project("ACME")
-        dc.add_project("GLX")
-        world = world_settings(settings, slack, metrics, cloud, dc)
+        for engagement in loaded:
+            seed_jira(cloud if engagement.jira.deployment == "cloud" else dc, engagement)
+        sites = {e.jira.url: (cloud if e.jira.deployment == "cloud" else dc).url for e in loaded}
+        world = world_settings(settings, slack, metrics, cloud, dc, sites)
         upgrade(world.ledger_url)
         with Stack(world, prefect_home=settings.home / "prefect") as stack:
             rt = Runtime(world)
@@ -234,8 +257,8 @@ def local_world(settings: Settings) -> Iterator[Demo]:
                 stack.flows()
                 endpoint = start_endpoint(stack, rt)  # port 0: any free port
             with transaction(rt.sessions) as session:
-                for path in engagement_files():
-                    engagements.register(session, load_engagement(path))
+                for engagement in loaded:
+                    engagements.register(session, engagement)
             yield Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
 
 
@@ -281,7 +304,14 @@ def run_demo(base: Settings, keep: bool = False) -> None:
         console.print(f"logs:       {demo.log_dir}")
         console.print(f"demo finished in {time.monotonic() - started:.0f} s")
         if keep:
+            from sandbox.run import start_page
+
+            page = start_page(demo)
             console.print(f"Prefect UI: {demo.api.removesuffix('/api')} — Ctrl-C stops everything")
-            threading.Event().wait()
+            console.print(f"channels:   {page.url} (the demo's Slack channels, answerable as any approver)")
+            try:
+                threading.Event().wait()
+            finally:
+                page.stop()
         console.print(f"Prefect UI: stopped with the demo; to browse its runs: PREFECT_HOME={prefect_home} "
                       "prefect server start  (or run `phasegate demo --keep`)")

@@ -1,0 +1,104 @@
+"""A new engagement file that follows the guide, for `phasegate engagement init NAME`.
+
+The file validates as written: its Slack ids, Jira site and people are placeholders marked `EDIT`
+that `phasegate sandbox FILE` runs as they are, so a PM can rehearse the plan before replacing them.
+The plan itself is the guide's: a 6–12 week PoC that starts with data readiness, development tied
+to process milestones with production hardening, a handover of 15–20 % of the total time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from configs.errors import ConfigError
+from configs.schema import IDENT
+
+TEMPLATE = """\
+# Engagement file for phasegate, following the AI outsourcing guide's three phases.
+# Lines marked EDIT hold placeholders: they validate as they are, so `phasegate sandbox {id}.yaml`
+# runs this plan on your machine before you replace them with the real Slack ids and Jira site.
+# Check it with `phasegate engagement create {id}.yaml` (warns where the plan departs from the guide).
+id: {id}
+name: {title}                                     # EDIT: what the client calls the project
+vendor: Vendor Ltd                               # EDIT
+client_sponsor: Sam Sponsor (VP Engineering)     # EDIT
+pm_slack_user: U0PM000001                        # EDIT: your Slack member id (profile → ⋮ → Copy member ID)
+timezone: UTC                                    # EDIT: e.g. Europe/Berlin; reminders and reports use it
+start_date: {start}                              # YYYY-MM-DD
+slack_channel: C0{channel}                       # EDIT: channel id (channel name → About, at the bottom)
+jira:
+  url: https://your-company.atlassian.net        # EDIT
+  project: {project}                             # EDIT: the Jira project key
+  deployment: cloud                              # or datacenter
+# planning_rules: strict                         # make the guide's planning warnings errors
+metrics:
+  # manual: submitted with `phasegate evidence metric`; or http_json from an MLflow-style server.
+  - name: f1
+    source: {{kind: manual}}
+    range: [0, 1]
+budget: {{currency: USD, poc_cap: 100000, development_team_cost: 400000, change_budget: 50000}}
+phases:
+  poc:
+    # Discovery and PoC, time and materials, 6–12 weeks: define the problem, assess the data,
+    # build a baseline, and answer "should we continue?".
+    planned_weeks: 8
+    max_weeks: 12
+    milestones:
+      - {{key: data-readiness, title: Data readiness assessment}}
+      - {{key: baseline-model, title: Baseline model trained and evaluated on a holdout set}}
+      - {{key: poc-report, title: PoC report with the go/no-go recommendation}}
+    exit_criteria:
+      - f1 >= 0.8                                  # EDIT: the business case's threshold
+      - all_required_milestones_done
+    gate:
+      approvers:                                   # EDIT: real people; one from each side
+        - {{slack_user: U0SPONSOR1, name: Sam Sponsor, side: client, role: sponsor}}
+        - {{slack_user: U0VENDLEAD, name: Val Vendor, side: vendor, role: vendor lead}}
+      quorum: {{count: 2, one_from_each_side: true}}
+  development:
+    # Development and iteration with a dedicated team: process milestones, not accuracy targets.
+    planned_weeks: 16
+    milestones:
+      - {{key: staging-pipeline, title: End-to-end pipeline deployed in staging}}
+      - {{key: experiment-tracking, title: Experiment tracking and model versioning in place}}
+      - {{key: monitoring-retraining, title: Drift monitoring and retraining pipeline automated}}
+      - {{key: production-hardening, title: "Production hardening: error handling, no hard-coded thresholds"}}
+    exit_criteria:
+      - all_required_milestones_done
+    gate:
+      approvers:
+        - {{slack_user: U0SPONSOR1, name: Sam Sponsor, side: client, role: sponsor}}
+        - {{slack_user: U0TECHLEAD, name: Tess Techlead, side: client, role: tech lead}}
+      quorum: {{count: all}}
+  handover:
+    # Transition and handover, 4–8 weeks and 15–20 % of the total: your team runs the system while
+    # the vendor is the safety net. attestation: true items are confirmed by an approver.
+    planned_weeks: 5
+    milestones:
+      - {{key: documentation, title: "Documentation of decisions, pipeline and runbooks delivered"}}
+      - {{key: pair-programming, title: Pair-programming sessions with the internal engineers, attestation: true}}
+      - {{key: supervised-operation, title: "Supervised run by the client team, the vendor as safety net", attestation: true}}
+      - {{key: knowledge-transfer-drill, title: Client team retrained and redeployed without the vendor, attestation: true}}
+      - {{key: ip-transfer, title: "IP transferred: trained models, training-data derivatives, code, test scripts"}}
+      - {{key: data-deletion, title: Vendor data deletion confirmed, attestation: true}}
+    exit_criteria:
+      - all_required_milestones_done
+    gate:
+      approvers:
+        - {{slack_user: U0SPONSOR1, name: Sam Sponsor, side: client, role: sponsor}}
+        - {{slack_user: U0VENDLEAD, name: Val Vendor, side: vendor, role: vendor lead}}
+      quorum: {{count: all}}
+"""
+
+
+def engagement_template(engagement_id: str, *, today: dt.date) -> str:
+    """The file's text; `engagement_id` becomes its id, Jira project key and channel placeholder."""
+    if not IDENT.match(engagement_id):
+        raise ConfigError([f"{engagement_id!r}: an engagement name is lowercase letters, digits and dashes, "
+                           "such as acme-churn"])
+    letters = re.sub(r"[^A-Z0-9]", "", engagement_id.upper()).lstrip("0123456789")
+    project = (letters or "PROJ")[:6].ljust(2, "X")
+    start = today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)  # next Monday
+    return TEMPLATE.format(id=engagement_id, title=engagement_id.replace("-", " ").capitalize(),
+                           start=start.isoformat(), project=project, channel=(letters or "CHAN")[:9].ljust(2, "X"))

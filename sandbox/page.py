@@ -1,0 +1,198 @@
+"""The sandbox's web page: each engagement channel as Slack would show it, answered as any approver.
+
+The page renders the Block Kit phasegate posted to the Slack stand-in. A click is sent here, and
+this app sends the product's endpoint exactly the signed `block_actions` (or `view_submission`)
+request Slack would, so everything after it is the production path. The page can also move the
+stand-ins' world: close a Jira milestone, set a metric, start a phase or ask for its review.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from configs.schema import Engagement, Phase
+from phasegate import operations
+from phasegate.errors import EXPECTED
+from phasegate.ledger import engagements
+from phasegate.ledger.db import transaction
+from phasegate.runtime import Runtime
+from phasegate.slack_signature import sign
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
+
+PAGE = Path(__file__).with_name("page.html")
+
+
+class Action(BaseModel):
+    user: str
+    channel: str
+    ts: str
+    action_id: str
+    block_id: str
+    value: str = ""
+
+
+class Submission(BaseModel):
+    user: str
+    view: int  # index in the stand-in's opened views
+    values: dict[str, dict[str, str]]  # block_id -> action_id -> text
+
+
+class JiraChange(BaseModel):
+    engagement: str
+    issue: str
+    done: bool
+
+
+class MetricChange(BaseModel):
+    engagement: str
+    metric: str
+    value: float
+
+
+class PhaseRequest(BaseModel):
+    engagement: str
+    action: str  # start | review
+
+
+class World:
+    """What the page's handlers reach: the runtime, the stand-ins and the endpoint Slack would call."""
+
+    def __init__(self, rt: Runtime, slack: SlackStandin, jira: dict[str, JiraStandin], metrics: MetricsStandin,
+                 endpoint: str, secret: str) -> None:
+        self.rt, self.slack, self.jira, self.metrics = rt, slack, jira, metrics
+        self.endpoint, self.secret = endpoint.rstrip("/") + "/slack/interactions", secret
+        self.http = httpx.Client(timeout=10)
+
+    def configs(self) -> list[Engagement]:
+        with transaction(self.rt.sessions) as session:
+            return [engagements.config_of(row) for row in engagements.all_rows(session)]
+
+    def send(self, payload: dict[str, Any]) -> int:
+        """The request Slack sends: form-encoded `payload`, signed with the app's signing secret."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+                   "X-Slack-Signature": sign(self.secret, stamp, body)}
+        return self.http.post(self.endpoint, content=body, headers=headers).status_code
+
+    def state(self) -> dict[str, Any]:
+        result = []
+        for config in self.configs():
+            with transaction(self.rt.sessions) as session:
+                row = engagements.get(session, config.id)
+                phase = row.current_phase
+                links = engagements.links(session, config.id, phase) if phase else {}
+                state = row.state.value
+            people = {config.pm_slack_user: {"id": config.pm_slack_user, "name": "PM", "role": "pm", "side": ""}}
+            for p in Phase:
+                for a in config.phases.of(p).gate.approvers:
+                    people.setdefault(a.slack_user, {"id": a.slack_user, "name": a.name, "role": a.role,
+                                                     "side": a.side.value})
+            issues = []
+            for key, issue in links.items():
+                try:
+                    fields = self.jira[config.id].issue(issue)["fields"]
+                    status = fields["status"]["name"]
+                except (KeyError, TypeError):
+                    status = "?"
+                issues.append({"milestone": key, "issue": issue, "status": status})
+            channel = self.slack.messages(config.slack_channel)
+            messages = [{"ts": m.ts, "text": m.text, "blocks": m.blocks, "edits": m.edits,
+                         "replies": [{"ts": r.ts, "text": r.text, "blocks": r.blocks}
+                                     for r in self.slack.thread(config.slack_channel, m.ts) if r.ts != m.ts]}
+                        for m in channel if m.thread_ts is None]
+            result.append({"id": config.id, "name": config.name, "channel": config.slack_channel, "state": state,
+                           "phase": phase.value if phase else None, "people": list(people.values()),
+                           "metrics": [m.name for m in config.metrics], "issues": issues, "messages": messages})
+        return {"engagements": result, "views": len(self.slack.views)}
+
+    def set_metric(self, change: MetricChange) -> None:
+        config = next((c for c in self.configs() if c.id == change.engagement), None)
+        metric = next((m for m in config.metrics if m.name == change.metric), None) if config else None
+        if config is None or metric is None:
+            raise HTTPException(404, "no such engagement or metric")
+        if metric.source.kind == "http_json" and metric.source.url:
+            run_id = parse_qs(urlsplit(metric.source.url).query).get("run_id", [""])[0]
+            self.metrics.set(run_id, **{metric.name: change.value})
+        elif metric.source.kind == "manual":
+            with transaction(self.rt.sessions) as session:
+                engagements.submit_metric(session, config, metric.name, repr(change.value), by=config.pm_slack_user)
+        else:
+            raise HTTPException(400, f"{metric.name} is read from a Jira field; set it in the issue")
+
+
+def create_page(world: World) -> FastAPI:
+    app = FastAPI(title="phasegate sandbox")
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/state")
+    def state() -> dict[str, Any]:
+        return world.state()
+
+    @app.get("/api/views/{index}")
+    def view(index: int) -> dict[str, Any]:
+        views = world.slack.views
+        return {"view": views[index] if index < len(views) else None}
+
+    @app.post("/api/action")
+    def action(act: Action) -> dict[str, Any]:
+        before = len(world.slack.views)
+        payload = {
+            "type": "block_actions", "user": {"id": act.user, "username": act.user.lower()},
+            "trigger_id": world.slack.issue_trigger_id(), "response_url": world.slack.response_url(),
+            "container": {"type": "message", "channel_id": act.channel, "message_ts": act.ts},
+            "channel": {"id": act.channel},
+            "actions": [{"type": "button", "action_id": act.action_id, "block_id": act.block_id,
+                         "value": act.value, "action_ts": f"{time.time():.6f}"}],
+        }
+        return {"status": world.send(payload), "views_before": before}
+
+    @app.post("/api/submit")
+    def submit(sub: Submission) -> dict[str, Any]:
+        opened = world.slack.views[sub.view]
+        values = {block: {action: {"type": "plain_text_input", "value": text} for action, text in inputs.items()}
+                  for block, inputs in sub.values.items()}
+        view = dict(opened) | {"id": f"V{time.time_ns()}", "hash": f"{time.time_ns()}.x",
+                               "state": {"values": values}}
+        return {"status": world.send({"type": "view_submission", "user": {"id": sub.user}, "view": view})}
+
+    @app.post("/api/jira")
+    def jira(change: JiraChange) -> dict[str, str]:
+        world.jira[change.engagement].set_status(change.issue, "Done" if change.done else "To Do", done=change.done)
+        return {"status": "ok"}
+
+    @app.post("/api/metric")
+    def metric(change: MetricChange) -> dict[str, str]:
+        world.set_metric(change)
+        return {"status": "ok"}
+
+    @app.post("/api/phase")
+    def phase(request: PhaseRequest) -> dict[str, str]:
+        try:
+            if request.action == "start":
+                config = next(c for c in world.configs() if c.id == request.engagement)
+                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user)
+                return {"status": f"PoC flow run {run}"}
+            return {"status": operations.request_review(world.rt, request.engagement)}
+        except EXPECTED as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    return app
