@@ -318,6 +318,10 @@ app.add_typer(audit_app, name="audit")
 from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-app imports the helpers above
 
 app.add_typer(cr_app, name="cr")
+
+from phasegate.cli_serve import serve_slack  # noqa: E402 - it imports this module's helpers
+
+app.command("serve-slack")(serve_slack)
 engagement_app.command("apply")(engagement_apply)
 engagement_app.command("init")(cli_init.engagement_init)
 app.command("sandbox")(cli_init.sandbox)

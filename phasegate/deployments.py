@@ -20,3 +20,5 @@ CR_DEPLOYMENT = f"{CR_FLOW}/{CR_DEPLOYMENT_NAME}"
 WEEKLY_FLOW = "phasegate-weekly-status"
 WEEKLY_DEPLOYMENT_NAME = "hourly"  # each run reports the engagements whose local report time has passed
 WEEKLY_CRON = "0 * * * *"
+
+WORK_POOL = "phasegate"  # the process work pool prefect.yaml deploys to (`prefect worker start --pool phasegate`)

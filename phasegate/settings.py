@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_bot_token: SecretStr = SecretStr("")
     slack_signing_secret: SecretStr = SecretStr("")
+    slack_app_token: SecretStr = SecretStr("")  # xapp-...: also take interactions over Socket Mode
     slack_host: str = "127.0.0.1"
     slack_port: int = 3000
 

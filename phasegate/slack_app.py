@@ -216,16 +216,24 @@ def create_app(deps: SlackDeps) -> FastAPI:
             return refusal
         try:
             payload = parse_payload(body)
-            kind = payload.get("type")
-            if kind == "block_actions":
-                return await run_sync(on_block_action, deps, payload, background)
-            if kind == "view_submission":
-                return await run_sync(on_view_submission, deps, payload, background)
         except BadPayload as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return Response(status_code=200)
+        return await run_sync(on_interaction, deps, payload, background)
 
     return app
+
+
+def on_interaction(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
+    """An interaction payload, however it arrived (the HTTP endpoint, Socket Mode): the answer to give."""
+    try:
+        kind = payload.get("type")
+        if kind == "block_actions":
+            return on_block_action(deps, payload, background)
+        if kind == "view_submission":
+            return on_view_submission(deps, payload, background)
+    except BadPayload as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return Response(status_code=200)
 
 
 async def verified_body(deps: SlackDeps, request: Request) -> tuple[bytes, Response | None]:

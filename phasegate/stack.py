@@ -8,7 +8,8 @@ from rich.console import Console
 
 from phasegate.errors import ConfigError
 from phasegate.ledger.db import upgrade
-from phasegate.local import Stack, configured_prefect_api
+from phasegate.local import Stack, configured_prefect_api, prefect_api
+from phasegate.readiness import add_readiness
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle
@@ -38,10 +39,20 @@ def missing_credentials(settings: Settings) -> list[str]:
     return missing
 
 
-def start_endpoint(stack: Stack, rt: Runtime) -> ServerHandle:
+def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> ServerHandle:
+    """The Slack endpoint (with `/readyz` against the stack's Prefect API) and, when an app-level
+    token is set, the same handlers over Socket Mode."""
     secret = signing_secret(rt.settings)
     deps = SlackDeps(signing_secret=secret, sessions=rt.sessions, chat=rt.chat, resume=resume_when_paused)
-    return stack.slack_endpoint(create_app(deps), rt.settings.slack_host, rt.settings.slack_port)
+    app = create_app(deps)
+    add_readiness(app, rt.sessions, stack.api_url or rt.settings.prefect_api_url)
+    app_token = rt.settings.slack_app_token.get_secret_value()
+    if app_token:
+        from phasegate.slack_socket import start_socket_mode
+
+        client = start_socket_mode(deps, app_token, rt.chat.client)
+        stack.callback(client.close)
+    return stack.slack_endpoint(app, rt.settings.slack_host, rt.settings.slack_port if port is None else port)
 
 
 def run_up(settings: Settings) -> None:
@@ -65,6 +76,32 @@ def run_up(settings: Settings) -> None:
         console.print(f"ledger          {settings.ledger_url}")
         console.print(f"logs            {stack.log_dir}")
         console.print("Ctrl-C stops everything.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+def run_serve_slack(settings: Settings, host: str, port: int) -> None:
+    """`phasegate serve-slack`: the endpoint alone, one replica of several behind a load balancer.
+    The ledger must already be migrated (`phasegate db upgrade`, once, not from every replica) unless
+    it is the default SQLite file; the Prefect API is PREFECT_API_URL, which need not answer yet
+    (`/readyz` says so until it does)."""
+    console = Console()
+    signing_secret(settings)
+    if not settings.database_url:
+        upgrade(settings.ledger_url)
+    rt = Runtime(settings.model_copy(update={"slack_host": host}))
+    with Stack(settings) as stack:
+        stack.callback(rt.close)
+        stack.api_url = configured_prefect_api() or settings.prefect_api_url
+        stack.enter_context(prefect_api(stack.api_url))
+        endpoint = start_endpoint(stack, rt, port)
+        console.print(f"Slack endpoint  {endpoint.url}/slack/interactions  (ready: {endpoint.url}/readyz)")
+        console.print(f"Prefect API     {stack.api_url}")
+        if settings.slack_app_token.get_secret_value():
+            console.print("Socket Mode     connected")
+        console.print("Ctrl-C stops it.")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

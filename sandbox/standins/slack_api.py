@@ -81,6 +81,8 @@ class SlackStandin(LoopbackServer):
     def __init__(self, bot_token: str = "xoxb-phasegate-local", channels: Iterable[str] | None = None,
                  *, clock: Callable[[], float] = time.monotonic) -> None:
         self.bot_token = bot_token
+        self.app_token = "xapp-phasegate-local"  # apps.connections.open takes this one, not the bot token
+        self.socket_url: str | None = None  # set by a SocketModeStandin; what apps.connections.open hands out
         self.channels: frozenset[str] | None = frozenset(channels) if channels is not None else None
         self.clock = clock  # injectable so trigger/response-url expiry can be tested without sleeping
         self.views: list[dict[str, Any]] = []
@@ -97,6 +99,7 @@ class SlackStandin(LoopbackServer):
         self._methods: dict[str, Callable[[Args], Args]] = {  # each runs with self._lock held
             "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral, "views.open": self._views_open,
+            "apps.connections.open": self._connections_open,
         }
         self.files = FileUploads(lambda: self.url, SlackError, self._channel)  # files_upload_v2's three steps
         self._methods.update({"files.getUploadURLExternal": self.files.get_upload_url,
@@ -176,7 +179,7 @@ class SlackStandin(LoopbackServer):
             if method not in self._methods:
                 raise SlackError("unknown_method")
             args = _parse_args(request, body)
-            self._authenticate(request, args)
+            self._authenticate(request, args, self.app_token if method == "apps.connections.open" else self.bot_token)
             with self._lock:
                 result = self._methods[method](args)
         except SlackError as err:
@@ -209,14 +212,19 @@ class SlackStandin(LoopbackServer):
             self.responses.append(body)
         return PlainTextResponse("ok")
 
-    def _authenticate(self, request: Request, args: Args) -> None:
+    def _authenticate(self, request: Request, args: Args, expected: str) -> None:
         header = request.headers.get("authorization", "")
         form_token = args.pop("token", None)  # Slack also takes the token as a form field
         token = header[len("Bearer "):].strip() if header.startswith("Bearer ") else form_token
         if not token:
             raise SlackError("not_authed")
-        if token != self.bot_token:
+        if token != expected:
             raise SlackError("invalid_auth")
+
+    def _connections_open(self, args: Args) -> Args:
+        if self.socket_url is None:
+            raise SlackError("invalid_app")  # no Socket Mode stand-in is attached
+        return {"url": self.socket_url}
 
 
     def _auth_test(self, args: Args) -> Args:

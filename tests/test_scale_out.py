@@ -1,0 +1,212 @@
+"""phasegate at scale, the way the README's "Running at scale" section sets it up: a Prefect server on
+PostgreSQL, the deployments from prefect.yaml (`prefect deploy --all`) on a process work pool served by
+two `prefect worker` processes, two `phasegate serve-slack` replicas on one PostgreSQL ledger. Every
+part is a real process; the approvers click on both replicas at once, and one worker is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+from conftest import PG_ADMIN
+from helpers import wait_until
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from sqlalchemy import create_engine, text
+
+from configs.loader import engagement_files, load_engagement
+from configs.schema import Phase
+from phasegate import operations
+from phasegate.deployments import WORK_POOL
+from phasegate.ledger import engagements, gates
+from phasegate.ledger.db import transaction, upgrade
+from phasegate.local import Stack, prefect_api, wait_healthy
+from phasegate.runtime import Runtime
+from phasegate.servers import free_port
+from phasegate.settings import Settings
+from phasegate.states import Outcome, Via
+from sandbox.demo import SECRET, Demo, world_settings
+from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.metrics_api import MetricsStandin
+from sandbox.standins.slack_api import SlackStandin
+from sandbox.standins.slack_user import SlackUser
+
+pytestmark = pytest.mark.timeout(420)
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Cluster:
+    demo: Demo
+    replicas: list[str]
+    workers: list[subprocess.Popen[bytes]]
+
+
+@pytest.fixture(scope="module")
+def databases() -> Iterator[tuple[str, str]]:
+    """Fresh PostgreSQL databases for the Prefect server and for the ledger, dropped afterwards."""
+    admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    names = [f"phasegate_scale_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("prefect", "ledger")]
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{names[0]}".replace("postgresql://", "postgresql+asyncpg://"), f"{base}/{names[1]}"
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def spawn(stack: Stack, name: str, args: list[str], **extra: str) -> subprocess.Popen[bytes]:
+    """A child in its own session (so a kill takes its children too), logging to the stack's log dir."""
+    log = (stack.log_dir / f"{name}.log").open("ab")
+    stack.callback(log.close)
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=stack.child_env() | extra,
+                               cwd=REPO, start_new_session=True)
+
+    def stop() -> None:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    stack.callback(stop)
+    return process
+
+
+def prefect_cli(stack: Stack, *args: str) -> str:
+    done = subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], env=stack.child_env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        raise RuntimeError(f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster(databases: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    prefect_db, ledger_url = databases
+    home = tmp_path_factory.mktemp("scale")
+    slack, metrics, cloud, dc = SlackStandin(), MetricsStandin(), JiraStandin("cloud"), JiraStandin("datacenter")
+    for standin in (slack, metrics, cloud, dc):
+        standin.start()
+    cloud.add_project("ACME")
+    settings = world_settings(Settings(home=home, database_url=ledger_url), slack, metrics, cloud, dc)
+    upgrade(ledger_url)  # `phasegate db upgrade`, once
+    try:
+        with Stack(settings, prefect_home=home / "prefect") as stack:
+            stack.api_url = f"http://127.0.0.1:{free_port()}/api"
+            port = stack.api_url.split(":")[-1].removesuffix("/api")
+            server = spawn(stack, "prefect-server",
+                           [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+                           PREFECT_API_DATABASE_CONNECTION_URL=prefect_db,
+                           PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")  # no hourly/interval runs mid-test
+            wait_healthy(stack.api_url + "/health", 120, server)
+            stack.enter_context(prefect_api(stack.api_url))
+            prefect_cli(stack, "work-pool", "create", WORK_POOL, "--type", "process")
+            prefect_cli(stack, "deploy", "--all")
+            workers = [spawn(stack, f"worker-{i}", [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL,
+                                                    "--name", f"worker-{i}"], PREFECT_WORKER_QUERY_SECONDS="1")
+                       for i in (1, 2)]
+            replicas = []
+            for i in (1, 2):
+                replica_port = free_port()
+                process = spawn(stack, f"replica-{i}", [str(BIN / "phasegate"), "serve-slack", "--port",
+                                                        str(replica_port)])
+                replicas.append(f"http://127.0.0.1:{replica_port}")
+                wait_healthy(replicas[-1] + "/readyz", 30, process)
+            rt = Runtime(settings)
+            stack.callback(rt.close)
+            with transaction(rt.sessions) as session:
+                for path in engagement_files():
+                    engagements.register(session, load_engagement(path))
+            yield Cluster(Demo(rt, slack, cloud, dc, metrics, replicas[0], stack.api_url, stack.log_dir),
+                          replicas, workers)
+    finally:
+        for standin in (slack, metrics, cloud, dc):
+            standin.stop()
+
+
+def runs_named(prefix: str) -> dict[str, tuple[str, UUID]]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=prefix)))
+    return {r.name: (r.state.type.value if r.state else "", r.id) for r in runs}
+
+
+def resumes(run_id: UUID) -> int:
+    with get_client(sync_client=True) as client:
+        return sum(s.name == "Resuming" for s in client.read_flow_run_states(run_id))
+
+
+def test_deployments_from_prefect_yaml_are_on_the_work_pool(cluster: Cluster) -> None:
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments()
+    assert {(d.name, d.work_pool_name, d.entrypoint) for d in deployments} == {
+        ("engagement", WORK_POOL, "flows.phases.run_phase"), ("scheduled", WORK_POOL, "flows.gate_watch.gate_watch"),
+        ("request", WORK_POOL, "flows.change_request.run_change_request"),
+        ("hourly", WORK_POOL, "flows.weekly_status.weekly_status")}
+    for replica in cluster.replicas:
+        assert httpx.get(replica + "/readyz").json() == {"status": "ready"}
+
+
+def test_clicks_on_both_replicas_one_decision_each_one_resume_and_a_killed_worker(cluster: Cluster) -> None:
+    world, e = cluster.demo, "acme-churn"
+    operations.start_phase(world.rt, e, Phase.POC, "U0PMACME01")
+    world.wait_phase_run(e, Phase.POC)
+    world.finish_jira_work(e, Phase.POC)
+    world.review(e)
+    g1 = world.open_gate(e, Phase.POC)
+    assert g1.message_ts is not None and g1.flow_run_id is not None
+    poc_run = UUID(g1.flow_run_id)
+    wait_until(lambda: runs_named("acme-churn-poc")["acme-churn-poc"][0] == "PAUSED", timeout=60,
+               what="the PoC run to suspend at G1", interval=0.5)
+    resumed_before = resumes(poc_run)
+
+    killed = cluster.workers[0]  # the fault: one worker gone (with anything it runs) while the run waits
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+
+    sponsor = [SlackUser("U0SPONSOR1", endpoint=r, signing_secret=SECRET, slack=world.slack) for r in cluster.replicas]
+    lead = [SlackUser("U0VENDLEAD", endpoint=r, signing_secret=SECRET, slack=world.slack) for r in cluster.replicas]
+    same_click = sponsor[0].click_payload(g1.id, Outcome.GO, g1.channel, g1.message_ts)  # delivered to both
+    sends = [(sponsor[0], same_click), (sponsor[1], same_click)]
+    sends += [(lead[i], lead[i].click_payload(g1.id, Outcome.GO, g1.channel, g1.message_ts)) for i in (0, 1)]
+    barrier, statuses = threading.Barrier(len(sends)), []
+
+    def send(user: SlackUser, payload: dict[str, object]) -> None:
+        barrier.wait()
+        statuses.append(user.send(payload).status_code)
+
+    threads = [threading.Thread(target=send, args=pair) for pair in sends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 4
+    assert world.decided(g1).outcome is Outcome.GO
+    with transaction(world.rt.sessions) as session:
+        answers = sorted((d.approver, d.outcome, d.via) for d in gates.decisions(session, g1.id))
+    assert answers == [("U0SPONSOR1", Outcome.GO, Via.SLACK), ("U0VENDLEAD", Outcome.GO, Via.SLACK)]
+
+    world.wait_phase_run(e, Phase.DEVELOPMENT)  # the surviving worker ran the resumed PoC run, which started it
+    wait_until(lambda: runs_named("acme-churn-poc")["acme-churn-poc"][0] == "COMPLETED", timeout=90,
+               what="the PoC run to complete", interval=0.5)
+    assert resumes(poc_run) - resumed_before == 1
+    assert list(runs_named("acme-churn-development")) == ["acme-churn-development"]
+    with transaction(world.rt.sessions) as session:
+        assert engagements.phase_run(session, e, Phase.DEVELOPMENT).kickoff_ts is not None
+    assert sum("started for *ACME churn prediction*" in m.text for m in world.slack.messages("C0ACMECHURN")
+               if m.thread_ts is None) == 2  # the PoC and the development kickoff, once each
