@@ -103,10 +103,11 @@ def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
 
     def run(rt: Runtime) -> None:
         engagement = load_engagement(file)
-        cli_init.check_plan(engagement, file, strict=strict)
+        warnings = cli_init.check_plan(engagement, file, strict=strict)
         with transaction(rt.sessions) as session:
             _, changed = engagements.register(session, engagement)
         out.print(f"{engagement.id}: {'registered' if changed else 'already registered, unchanged'}")
+        cli_init.print_warnings(warnings)  # after the outcome, so a refusal stays one line
 
     guarded(run)
 

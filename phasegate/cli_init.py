@@ -39,13 +39,17 @@ def engagement_init(name: Annotated[str, typer.Argument(help="The engagement's i
               markup=False, highlight=False)
 
 
-def check_plan(engagement: Engagement, source: Path, *, strict: bool) -> None:
-    """The guide's planning rules: warnings on stderr, or every one an error when `strict` (the
-    `--strict` flag or `planning_rules: strict` in the file)."""
+def check_plan(engagement: Engagement, source: Path, *, strict: bool) -> list[str]:
+    """The guide's planning rules: the warnings to print once the file is registered, or every one an
+    error when `strict` (the `--strict` flag or `planning_rules: strict` in the file)."""
     warnings = [f"{source}: {warning}" for warning in planning_warnings(engagement)]
     if warnings and (strict or engagement.planning_rules is PlanningRules.STRICT):
         raise ConfigError(warnings + [f"{source}: the plan departs from the guide in {len(warnings)} place(s) "
                                       "and planning rules are strict"])
+    return warnings
+
+
+def print_warnings(warnings: list[str]) -> None:
     for warning in warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False)
 

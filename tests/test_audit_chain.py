@@ -60,10 +60,10 @@ def cli(ledger_url: str, tmp_path: Path) -> Invoke:
 
 def decided_g1(rt: Runtime, acme: Engagement) -> int:
     """acme's G1 opened by the real tasks, a changed mind, then decided GO from Slack and the CLI."""
-    gate_id = posted_gate(rt, acme).id
+    gate_id = posted_gate(rt, acme).id  # its milestones are open: GO is a waiver and carries a reason
     for approver, outcome, reason, channel in [(SPONSOR, Outcome.NO_GO, "F1 too low", Via.SLACK),
-                                               (SPONSOR, Outcome.GO, "", Via.SLACK),
-                                               (VENDOR_LEAD, Outcome.GO, "", Via.CLI)]:
+                                               (SPONSOR, Outcome.GO, "pilot scope only", Via.SLACK),
+                                               (VENDOR_LEAD, Outcome.GO, "agreed: pilot scope", Via.CLI)]:
         with transaction(rt.sessions) as session:
             gates.answer(session, gate_id, approver=approver, outcome=outcome, reason=reason, via=channel)
     return gate_id
@@ -241,7 +241,7 @@ def test_export_writes_the_decision_history(rt: Runtime, acme: Engagement, cli: 
     assert f"Audit chain intact: {len(events(rt, acme.id))} events, head #" in md.stdout and head in md.stdout
     assert "## G1 (poc), timebox 1, revision 1" in md.stdout and f"- Evidence digest: `{digest}`" in md.stdout
     assert f"| {SPONSOR} | client | sponsor | NO-GO | F1 too low | slack |" in md.stdout
-    assert f"| {VENDOR_LEAD} | vendor | vendor lead | GO | - | cli |" in md.stdout
+    assert f"| {VENDOR_LEAD} | vendor | vendor lead | GO | agreed: pilot scope | cli |" in md.stdout
 
     out = tmp_path / "g.csv"
     result = cli("audit", "export", acme.id, "--format", "csv", "--out", str(out))

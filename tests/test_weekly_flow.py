@@ -29,9 +29,12 @@ def test_weekly_flow_posts_once_and_saves_artifacts(world: Demo) -> None:
     acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     world.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
     posted_gate(world.rt, acme)
-    first = weekly_status(engagement_ids=["acme-churn"], force=True)
+    with pytest.MonkeyPatch.context() as env:  # the flow builds its settings from the environment, as a run does
+        for name, value in world.rt.settings.as_env().items():
+            env.setenv(name, value)
+        first = weekly_status(engagement_ids=["acme-churn"], force=True)
+        again = weekly_status(engagement_ids=["acme-churn"], force=True)
     assert first["posted"] == ["acme-churn"] and first["failed"] == []
-    again = weekly_status(engagement_ids=["acme-churn"], force=True)
     assert again["reported"] == ["acme-churn"] and again["posted"] == []
     reports = [m for m in world.slack.messages(acme.slack_channel) if m.text.startswith("Weekly status")]
     assert len(reports) == 1 and len(world.slack.files.shared(acme.slack_channel)) == 1
