@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phasegate.ledger import chain
-from phasegate.ledger.models import Base
+from phasegate.ledger.models import AuditEventRow, Base
 from phasegate.states import AuditKind
 
 
@@ -16,3 +17,11 @@ def record(session: Session, engagement_id: str, kind: AuditKind, subject: str =
            **payload: Any) -> None:
     """Append an event to the engagement's chain; `covers` is the decision or snapshot it seals."""
     chain.append(session, engagement_id, kind, subject, payload, covers)
+
+
+def events(session: Session, engagement_id: str, kind: AuditKind, subject: str | None = None) -> list[AuditEventRow]:
+    """The engagement's events of one kind (and subject), oldest first."""
+    query = select(AuditEventRow).where(AuditEventRow.engagement_id == engagement_id, AuditEventRow.kind == kind)
+    if subject is not None:
+        query = query.where(AuditEventRow.subject == subject)
+    return list(session.scalars(query.order_by(AuditEventRow.seq)))
