@@ -60,6 +60,7 @@ class Demo:
         self.rt, self.slack, self.metrics = rt, slack, metrics
         self.jira = {"acme-churn": jira_cloud, "globex-forecast": jira_dc}
         self.endpoint, self.api, self.log_dir = endpoint, api, log_dir
+        self.stack: Stack | None = None  # what local_world started (a test may kill and restart the runner)
 
     def say(self, engagement_id: str, text: str) -> None:
         console.print(f"[cyan]{engagement_id:16}[/cyan] {text}", highlight=False)
@@ -232,7 +233,9 @@ def local_world(settings: Settings) -> Iterator[Demo]:
             with transaction(rt.sessions) as session:
                 for path in engagement_files():
                     engagements.register(session, load_engagement(path))
-            yield Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
+            demo = Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
+            demo.stack = stack
+            yield demo
 
 
 def run_demo(base: Settings, keep: bool = False) -> None:

@@ -4,6 +4,8 @@ ledger. Every decision recorded is carried out by some run, or the people concer
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -40,7 +42,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield demo
 
 
-def begin(world: Demo, engagement_id: str, *, gate: bool = True) -> tuple[str, GateRow | None]:
+def begin(world: Demo, engagement_id: str, *, gate: bool = True,
+          wait_kickoff: bool = True) -> tuple[str, GateRow | None]:
     """A copy of acme-churn with its PoC run started and, with `gate`, G1 open and the run paused on it;
     without, the run waits for a timebox that has just begun."""
     changes: dict[str, object] = {} if gate else {"start_date": utcnow().date().isoformat()}  # timebox not over
@@ -50,6 +53,8 @@ def begin(world: Demo, engagement_id: str, *, gate: bool = True) -> tuple[str, G
         engagements.register(session, copy)
     world.jira[engagement_id] = world.jira["acme-churn"]
     run_id = operations.start_phase(world.rt, engagement_id, Phase.POC, "U0PMACME01")
+    if not wait_kickoff:
+        return run_id, None
     world.wait_phase_run(engagement_id, Phase.POC)
     if not gate:
         return run_id, None
@@ -202,3 +207,53 @@ def test_cancel_closes_the_engagement_under_the_audit_trail(world: Demo, tmp_pat
     refused(cli(world, "phase", "retry", "rec-e-stopped"), "is cancelled")
     refused(cli(world, "engagement", "cancel", "rec-e-stopped", "--reason", "again"), "already ended")
     assert ok(cli(world, "audit", "verify", "rec-e-stopped"))
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants, from /proc (the runner starts each flow run in a session of its own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(world: Demo) -> None:
+    """The runner and its flow-run process are SIGKILLed while the run waits on Jira: no one is left
+    to tell Prefect. The run's heartbeats stop, Prefect's automation marks it Crashed, and the gate
+    watch starts a new run that finds the kickoff in the ledger and goes on to the gate."""
+    assert world.stack is not None and world.stack.runner is not None
+    jira = world.jira["acme-churn"]
+    seen = len(jira.requests)
+    jira.latency = 60.0  # the run hangs in its first Jira call
+    run_id, _ = begin(world, "rec-f-killed", wait_kickoff=False)
+
+    def mid_task() -> bool:
+        with transaction(world.rt.sessions) as session:
+            run = engagements.find_phase_run(session, "rec-f-killed", Phase.POC)
+            kicked_off = run is not None and run.kickoff_ts is not None
+        return kicked_off and len(jira.requests) > seen and PrefectRuns().status(run_id).why.startswith("Running")
+    wait_until(mid_task, timeout=60, what="the run to wait on Jira", interval=0.2)
+    runner = world.stack.runner
+    for pid in process_tree(runner.pid):
+        os.kill(pid, signal.SIGKILL)
+    runner.wait()
+    jira.latency = 0.0
+
+    wait_until(lambda: PrefectRuns().status(run_id).health is RunHealth.CRASHED, timeout=300,
+               what="Prefect to mark the silent run crashed", interval=2)
+    world.stack.flows()  # the runner is back, as a restarted `phasegate up` brings it
+    report = one_pass(world)
+
+    replacement = current_run(world, "rec-f-killed")
+    assert report.restarted == [f"rec-f-killed: {replacement}"] and replacement != run_id
+    world.open_gate("rec-f-killed", Phase.POC)
+    kickoffs = [t for t in channel(world) if "started for *ACME rec-f-killed*" in t]
+    assert len(kickoffs) == 1
