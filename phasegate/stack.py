@@ -7,7 +7,7 @@ import threading
 from rich.console import Console
 
 from phasegate.errors import ConfigError
-from phasegate.ledger.db import upgrade
+from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
 from phasegate.local import Stack, configured_prefect_api
 from phasegate.resume import resume_when_paused
 from phasegate.runtime import Runtime
@@ -25,7 +25,9 @@ def signing_secret(settings: Settings) -> str:
 
 def start_endpoint(stack: Stack, rt: Runtime) -> ServerHandle:
     secret = signing_secret(rt.settings)
-    deps = SlackDeps(signing_secret=secret, sessions=rt.sessions, chat=rt.chat, resume=resume_when_paused)
+    engine = make_engine(rt.settings.ledger_url, timeout=ENDPOINT_TIMEOUT)  # every call under Slack's 3 s
+    stack.callback(engine.dispose)
+    deps = SlackDeps(signing_secret=secret, sessions=sessions(engine), chat=rt.chat, resume=resume_when_paused)
     return stack.slack_endpoint(create_app(deps), rt.settings.slack_host, rt.settings.slack_port)
 
 
