@@ -1,5 +1,6 @@
 """The gate watch, served on an interval: reminders in the prompt's thread on business days,
-escalation to named contacts, the file's timeout outcome, and a nudge for runs that may go on."""
+escalation to named contacts, the file's timeout outcome, a nudge for runs that may go on, and a
+new run for a phase whose run Prefect lost."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from phasegate.deployments import WATCH_FLOW
 from phasegate.ledger.models import utcnow
-from phasegate.resume import resume_when_paused
+from phasegate.runs import PrefectRuns
 from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.watch import watch
@@ -15,20 +16,19 @@ from phasegate.watch import watch
 FLOW_NAME = WATCH_FLOW
 
 
-def nudge(flow_run_id: str) -> bool:
-    return resume_when_paused(flow_run_id, wait=0)
-
-
 @flow(name=FLOW_NAME)
 def gate_watch() -> dict[str, list[str]]:
-    """One pass over every open gate and every waiting phase run."""
+    """One pass over every open gate and every active engagement's phase run: reminders, nudges,
+    and a new run for any run Prefect lost (see phasegate/recovery.py)."""
     rt = Runtime(Settings())
+    runs = PrefectRuns(wake_wait=0)
     try:
-        report = watch(rt, utcnow(), nudge)
+        report = watch(rt, utcnow(), runs.wake, runs=runs)
     finally:
         rt.close()
     logger = get_run_logger()
     for problem in report.problems:
         logger.warning(problem)
     return {"reminded": report.reminded, "escalated": report.escalated, "overdue": report.overdue,
-            "woken": report.woken, "problems": report.problems}
+            "woken": report.woken, "restarted": report.restarted, "cancelled": report.cancelled,
+            "problems": report.problems}

@@ -130,25 +130,6 @@ def engagement_list() -> None:
     guarded(run)
 
 
-@engagement_app.command("show")
-def engagement_show(engagement_id: str) -> None:
-    """One engagement: its phases, timeboxes and gates."""
-
-    def run(rt: Runtime) -> None:
-        with transaction(rt.sessions) as session:
-            row = engagements.get(session, engagement_id)
-            config = engagements.config_of(row)
-            out.print(f"[bold]{row.name}[/bold] ({row.id}) · vendor {config.vendor} · {row.state.value}"
-                      + (f" · {row.closed_reason}" if row.closed_reason else ""))
-            for phase in Phase:
-                used = engagements.weeks_used(session, row.id, phase)
-                planned = config.phases.of(phase).planned_weeks
-                out.print(f"  {phase.heading}: planned {planned} weeks" + (f", {used} weeks booked" if used else ""))
-            gate_table(gates.all_gates(session, row.id))
-
-    guarded(run)
-
-
 def gate_table(rows: list[Any]) -> None:
     table = Table("gate id", "engagement", "gate", "timebox", "rev", "state", "outcome", "digest")
     for g in rows:
@@ -326,6 +307,12 @@ app.command("serve-slack")(serve_slack)
 engagement_app.command("apply")(engagement_apply)
 engagement_app.command("init")(cli_init.engagement_init)
 app.command("sandbox")(cli_init.sandbox)
+
+from phasegate.cli_runs import engagement_cancel, engagement_show, phase_retry  # noqa: E402 - as above
+
+engagement_app.command("show")(engagement_show)
+engagement_app.command("cancel")(engagement_cancel)
+phase_app.command("retry")(phase_retry)
 
 
 def main() -> None:

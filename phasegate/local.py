@@ -95,6 +95,7 @@ class Stack(ExitStack):
         self.settings = settings
         self.prefect_home = prefect_home
         self.api_url: str | None = None
+        self.runner: subprocess.Popen[bytes] | None = None  # the process serving the flows
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -109,7 +110,8 @@ class Stack(ExitStack):
         env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         env.update(PREFECT_API_URL=self.api_url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
                    PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                   PREFECT_RUNNER_POLL_FREQUENCY=str(self.settings.runner_poll_seconds))
+                   PREFECT_RUNNER_POLL_FREQUENCY=str(self.settings.runner_poll_seconds),
+                   PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(self.settings.heartbeat_seconds))
         return env
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -136,9 +138,15 @@ class Stack(ExitStack):
             wait_healthy(self.api_url + "/health", 90, process)
         return self.enter_context(prefect_api(self.api_url))
 
-    def flows(self) -> None:
+    def flows(self) -> subprocess.Popen[bytes]:
+        """The runner serving the flows, its runs sending heartbeats that Prefect watches for silence."""
+        from phasegate.crash_detection import ensure_crash_detection
+
+        ensure_crash_detection(self.settings.heartbeat_seconds)
         process = self._spawn("flows", [sys.executable, "-m", "phasegate.serve_flows"])
         wait_deployment(process)
+        self.runner = process
+        return process
 
     def slack_endpoint(self, app: object, host: str, port: int) -> ServerHandle:
         handle = serve_in_thread(app, host, port)

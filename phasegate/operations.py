@@ -13,13 +13,16 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
 
 from configs.schema import Phase
-from phasegate import answers
+from phasegate import answers, recovery
+from phasegate.cli_operator import cli_operator
 from phasegate.deployments import PHASE_DEPLOYMENT
 from phasegate.errors import InternalError, PolicyError, ServiceUnavailable
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
+from phasegate.ledger.models import utcnow
 from phasegate.resume import resume_when_paused
+from phasegate.runs import PrefectRuns
 from phasegate.runtime import Runtime
 from phasegate.states import EngagementState, GateState, Outcome, Via
 
@@ -38,7 +41,7 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
         engagement = engagements.config_of(engagements.get(session, engagement_id))
         existing = engagements.find_phase_run(session, engagement_id, phase)
         if existing is not None:
-            raise PolicyError(f"{engagement_id} {phase.value} has already started (flow run {existing.flow_run_id})")
+            raise already_started(engagement_id, phase, existing.flow_run_id)
         previous = list(Phase)[list(Phase).index(phase) - 1] if phase is not Phase.POC else None
         if previous is not None:
             run = engagements.find_phase_run(session, engagement_id, previous)
@@ -49,12 +52,8 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
             if last is None or last.outcome is None or not last.outcome.passes:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
-    if waiting is not None:
-        try:
-            resume_when_paused(waiting, wait=5)
-        except PREFECT_DOWN as exc:
-            raise _prefect_call(f"wake the {previous.value if previous else ''} run ({exc})") from None
-        return waiting
+    if waiting is not None and previous is not None:
+        return carry_on(rt, engagement_id, previous, waiting)
     try:
         flow_run = run_deployment(PHASE_DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": phase.value,
                                                           "requested_by": requested_by},
@@ -67,6 +66,27 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
     if not isinstance(flow_run, FlowRun):  # called from sync code, run_deployment returns the run itself
         raise InternalError(f"run_deployment returned {type(flow_run).__name__}, not a flow run")
     return str(flow_run.id)
+
+
+def already_started(engagement_id: str, phase: Phase, flow_run_id: str | None) -> PolicyError:
+    said = f"{engagement_id} {phase.value} has already started"
+    if flow_run_id is None:
+        return PolicyError(said)
+    status = PrefectRuns().status(flow_run_id)
+    if status.health.dead:
+        return PolicyError(f"{said}, but its {status.line}: `phasegate phase retry {engagement_id}` starts it again")
+    return PolicyError(f"{said} (flow run {flow_run_id})")
+
+
+def carry_on(rt: Runtime, engagement_id: str, previous: Phase, waiting: str) -> str:
+    """Wake the previous phase's run, which starts this phase; if Prefect lost that run, a new run of
+    the previous phase takes over from the ledger (and starts this one). Returns a live run's id."""
+    runs = PrefectRuns(wake_wait=5)
+    status = runs.status(waiting)
+    if not status.health.dead:
+        runs.wake(waiting)
+        return waiting
+    return recovery.retry(rt, runs, engagement_id, by=cli_operator(), now=utcnow())
 
 
 def request_review(rt: Runtime, engagement_id: str) -> str:
@@ -84,9 +104,13 @@ def request_review(rt: Runtime, engagement_id: str) -> str:
                               " the next timebox is not open yet, try again shortly")
         box.review_requested = True
         run_id = engagements.phase_run(session, engagement_id, row.current_phase).flow_run_id
+    said = f"{row.current_phase.gate} review requested for timebox {box.number}"
     if run_id:
+        status = PrefectRuns().status(run_id)
+        if status.health.dead:
+            return f"{said}, but {status.line}: `phasegate phase retry {engagement_id}` starts it again"
         wake(run_id)
-    return f"{row.current_phase.gate} review requested for timebox {box.number}"
+    return said
 
 
 def wake(flow_run_id: str) -> None:

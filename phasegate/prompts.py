@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -9,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from configs.schema import Engagement, Phase
 from integrations.slack_chat import SlackChat
 from phasegate import calendar, messages, policy
-from phasegate.errors import InternalError
+from phasegate.errors import InternalError, ServiceUnavailable
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
@@ -76,11 +77,35 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
     return text, blocks
 
 
-def refresh(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int) -> None:
-    """Update the gate's posted prompt for everyone (`chat.update`); ServiceUnavailable if Slack fails."""
-    with transaction(sessions) as session:
-        gate = gates.by_id(session, gate_id)
-        text, blocks = render(session, gate)
-        channel, ts = gate.channel, gate.message_ts
-    if ts:
-        chat.update(channel, ts, text, blocks)
+RETRY_BACKOFF = (0.2, 0.5, 1.0, 2.0)  # a passing Slack failure is retried after these pauses
+ROUNDS = 10  # updates per refresh at most: each further answer refreshes the prompt itself
+
+
+def refresh(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int, *,
+            backoff: tuple[float, ...] = RETRY_BACKOFF) -> None:
+    """Bring the gate's posted prompt to the ledger's state for everyone (`chat.update`).
+
+    Two answers refreshing at once can land out of order (the update sent first arrives last), so
+    after each update the prompt is rendered again from the ledger and sent again if it changed:
+    whoever refreshes last checks after its own update has landed, so the prompt ends as the ledger
+    is. A failing `chat.update` (a 5xx, a timeout) is retried after each pause in `backoff`;
+    ServiceUnavailable once those are used up.
+    """
+    sent: tuple[str, list[dict[str, Any]]] | None = None
+    pauses = iter(backoff)
+    for _ in range(ROUNDS + len(backoff)):
+        with transaction(sessions) as session:
+            gate = gates.by_id(session, gate_id)
+            text, blocks = render(session, gate)
+            channel, ts = gate.channel, gate.message_ts
+        if not ts or (text, blocks) == sent:
+            return
+        try:
+            chat.update(channel, ts, text, blocks)
+        except ServiceUnavailable:
+            pause = next(pauses, None)
+            if pause is None:
+                raise
+            time.sleep(pause)
+            continue
+        sent = (text, blocks)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     prefect_port: int = 4200  # where `phasegate up` starts Prefect when PREFECT_API_URL is unset; 0: any
     runner_poll_seconds: float = Field(default=1.0, gt=0)
     watch_interval_seconds: int = Field(default=300, ge=10)  # how often the gate watch runs
+    # How often a running flow run tells Prefect it is alive (Prefect's own minimum is 30 s); a run
+    # silent for 2.5 beats is marked Crashed by the automation phasegate/crash_detection.py installs.
+    heartbeat_seconds: int = Field(default=30, ge=30)
 
     portfolio_channel: str = ""  # Slack channel id for the weekly portfolio digest; empty: no digest
     weekly_concurrency: int = Field(default=8, ge=1, le=32)  # engagements collected at once for weekly reports

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -25,7 +26,7 @@ from integrations.slack_chat import SlackChat
 from phasegate import answers, cr_operations, messages, slack_cr
 from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
 from phasegate.ledger import gates
-from phasegate.ledger.db import transaction
+from phasegate.ledger.db import LEDGER_DOWN, transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.policy import needs_reason
 from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id, parse_attest_value
@@ -42,6 +43,7 @@ from phasegate.slack_signature import verify
 from phasegate.states import Outcome, Via
 
 log = logging.getLogger("phasegate.slack")
+NOT_RECORDED = "Not recorded: the ledger is unavailable, please click again in a minute."
 
 
 @dataclass
@@ -199,15 +201,27 @@ def create_app(deps: SlackDeps) -> FastAPI:
     app = FastAPI(title="phasegate Slack endpoint", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Response:
+        """200 when the ledger answers; 503 naming the ledger when it does not (a load balancer or
+        `curl` sees at once why clicks are refused)."""
+        try:
+            with deps.sessions() as session:
+                session.execute(text("SELECT 1"))
+        except LEDGER_DOWN as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return JSONResponse({"status": "unavailable", "ledger": f"unreachable: {reason}"}, status_code=503)
+        return JSONResponse({"status": "ok", "ledger": "ok"})
 
     @app.post("/slack/commands")
     async def commands(request: Request, background: BackgroundTasks) -> Response:
         body, refusal = await verified_body(deps, request)
         if refusal is not None:
             return refusal
-        return await run_sync(slack_cr.on_command, deps, body, background)
+        try:
+            return await run_sync(slack_cr.on_command, deps, body, background)
+        except LEDGER_DOWN as exc:
+            log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
+            return JSONResponse({"response_type": "ephemeral", "text": NOT_RECORDED})
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
@@ -223,6 +237,16 @@ def create_app(deps: SlackDeps) -> FastAPI:
     return app
 
 
+def ledger_down(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks, exc: Exception) -> Response:
+    """Nothing was recorded (the transaction never committed): say so to the clicker alone, in time,
+    instead of the generic error Slack shows for a 500. A form keeps its input and shows the text."""
+    log.warning("%s not recorded, the ledger is unavailable: %s", payload.get("type"), exc)
+    if payload.get("type") == "view_submission":
+        return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: NOT_RECORDED}})
+    background.add_task(tell, deps, response_url_of(payload), NOT_RECORDED)
+    return Response(status_code=200)
+
+
 def on_interaction(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
     """An interaction payload, however it arrived (the HTTP endpoint, Socket Mode): the answer to give."""
     try:
@@ -233,6 +257,8 @@ def on_interaction(deps: SlackDeps, payload: dict[str, Any], background: Backgro
             return on_view_submission(deps, payload, background)
     except BadPayload as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
+    except LEDGER_DOWN as exc:
+        return ledger_down(deps, payload, background, exc)
     return Response(status_code=200)
 
 

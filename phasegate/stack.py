@@ -7,7 +7,7 @@ import threading
 from rich.console import Console
 
 from phasegate.errors import ConfigError
-from phasegate.ledger.db import upgrade
+from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
 from phasegate.local import Stack, configured_prefect_api, prefect_api
 from phasegate.readiness import add_readiness
 from phasegate.resume import resume_when_paused
@@ -43,9 +43,11 @@ def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> Server
     """The Slack endpoint (with `/readyz` against the stack's Prefect API) and, when an app-level
     token is set, the same handlers over Socket Mode."""
     secret = signing_secret(rt.settings)
-    deps = SlackDeps(signing_secret=secret, sessions=rt.sessions, chat=rt.chat, resume=resume_when_paused)
+    engine = make_engine(rt.settings.ledger_url, timeout=ENDPOINT_TIMEOUT)  # every call under Slack's 3 s
+    stack.callback(engine.dispose)
+    deps = SlackDeps(signing_secret=secret, sessions=sessions(engine), chat=rt.chat, resume=resume_when_paused)
     app = create_app(deps)
-    add_readiness(app, rt.sessions, stack.api_url or rt.settings.prefect_api_url)
+    add_readiness(app, deps.sessions, stack.api_url or rt.settings.prefect_api_url)
     app_token = rt.settings.slack_app_token.get_secret_value()
     if app_token:
         from phasegate.slack_socket import start_socket_mode

@@ -112,6 +112,7 @@ class EngagementState(str, enum.Enum):
     ACTIVE = "active"
     CLOSED = "closed"  # NO-GO: ended with a recorded reason
     COMPLETED = "completed"  # handover accepted
+    CANCELLED = "cancelled"  # stopped from the CLI (`engagement cancel`), with who and why recorded
 
     @property
     def ended(self) -> bool:
@@ -128,11 +129,30 @@ class EngagementState(str, enum.Enum):
 
 # ACTIVE -> ACTIVE: the next phase starts in an engagement already under way.
 _ENGAGEMENT_TRANSITIONS: dict[EngagementState, set[EngagementState]] = {
-    EngagementState.REGISTERED: {EngagementState.ACTIVE},
-    EngagementState.ACTIVE: {EngagementState.ACTIVE, EngagementState.CLOSED, EngagementState.COMPLETED},
+    EngagementState.REGISTERED: {EngagementState.ACTIVE, EngagementState.CANCELLED},
+    EngagementState.ACTIVE: {EngagementState.ACTIVE, EngagementState.CLOSED, EngagementState.COMPLETED,
+                             EngagementState.CANCELLED},
     EngagementState.CLOSED: set(),
     EngagementState.COMPLETED: set(),
+    EngagementState.CANCELLED: set(),
 }
+
+
+class RunHealth(str, enum.Enum):
+    """What Prefect says of the flow run the ledger expects to carry a phase. ALIVE covers every
+    state a run can still move on from (scheduled, pending, running, paused, suspended)."""
+
+    ALIVE = "alive"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CRASHED = "crashed"
+    CANCELLED = "cancelled"
+    MISSING = "missing"  # deleted from Prefect, or never known to this Prefect server
+
+    @property
+    def dead(self) -> bool:
+        """Nothing will act on the ledger's decisions for this phase unless a new run is started."""
+        return self not in (RunHealth.ALIVE, RunHealth.COMPLETED)
 
 
 class AuditKind(str, enum.Enum):
@@ -165,6 +185,8 @@ class AuditKind(str, enum.Enum):
     CR_ANNOUNCED = "cr_announced"
     TIMEBOX_MOVED = "timebox_moved"
     CONFIG_AMENDED = "config_amended"
+    RUN_LOST = "run_lost"  # the phase's flow run was found cancelled, crashed, failed or deleted
+    RUN_RESTARTED = "run_restarted"  # a new flow run took the phase over from the ledger
 
 
 class Rag(str, enum.Enum):

@@ -9,14 +9,21 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from configs.schema import Engagement, TimeoutOutcome
-from phasegate import calendar
+from phasegate import calendar, recovery
 from phasegate.errors import EXPECTED
 from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
+from phasegate.runs import RunControl
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome
+
+# What ends the follow-up of one engagement (and is reported) without ending the pass: a ledger
+# hiccup on one engagement must not cost the others their nudges.
+ONE_ENGAGEMENT: tuple[type[Exception], ...] = (*EXPECTED, SQLAlchemyError)
 
 
 @dataclass
@@ -25,6 +32,8 @@ class WatchReport:
     escalated: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)  # "engagement: new flow run id"
+    cancelled: list[str] = field(default_factory=list)  # engagements whose run was cancelled in Prefect
     problems: list[str] = field(default_factory=list)
 
 
@@ -77,12 +86,19 @@ def act(rt: Runtime, gate: GateRow, config: Engagement, action: calendar.Action,
     return False
 
 
-def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object]) -> WatchReport:
+def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object], *,
+          runs: RunControl | None = None) -> WatchReport:
+    """One pass. With `runs` (Prefect, in production) each active engagement's phase run is
+    reconciled with the ledger (phasegate/recovery.py); without it, runs that may go on are only
+    nudged with `wake`. Each gate and each engagement is handled on its own: a failure is a line in
+    `problems`, never the end of the pass."""
     report = WatchReport()
     with transaction(rt.sessions) as session:
-        open_gates = gates.open_gates(session)
+        open_gates = [g for g in gates.open_gates(session)
+                      if engagements.get(session, g.engagement_id).state is EngagementState.ACTIVE]
         configs = {g.engagement_id: engagements.config_of(engagements.get(session, g.engagement_id))
                    for g in open_gates}
+        active = [row.id for row in engagements.all_rows(session) if row.state is EngagementState.ACTIVE]
     for gate in open_gates:
         config = configs[gate.engagement_id]
         policy = config.phases.of(gate.phase).gate
@@ -93,38 +109,27 @@ def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object]) -> Watch
                                timeout_after=policy.timeout_business_days)
         for action in actions:
             try:
-                if act(rt, gate, config, action, now, report) and gate.flow_run_id:
+                if act(rt, gate, config, action, now, report) and gate.flow_run_id and runs is None:
                     wake(gate.flow_run_id)
             except EXPECTED as exc:
                 report.problems.append(f"{gate.name}: {exc}")
-    for run_id in runs_that_can_go_on(rt, now):
+    for engagement_id in active:
         try:
-            wake(run_id)
-            report.woken.append(run_id)
-        except EXPECTED as exc:
-            report.problems.append(f"flow run {run_id}: {exc}")
+            follow_up(rt, engagement_id, now, wake, runs, report)
+        except ONE_ENGAGEMENT as exc:
+            report.problems.append(f"{engagement_id}: {exc}")
     return report
 
 
-def runs_that_can_go_on(rt: Runtime, now: dt.datetime) -> list[str]:
-    """Phase runs the ledger says may continue: the timebox ended with no gate yet, or the gate was
-    decided (unless a GO is waiting for the PM to start the next phase)."""
-    ready: list[str] = []
-    with transaction(rt.sessions) as session:
-        for row in engagements.all_rows(session):
-            if row.state is not EngagementState.ACTIVE or row.current_phase is None:
-                continue
-            config = engagements.config_of(row)
-            run = engagements.phase_run(session, row.id, row.current_phase)
-            box = engagements.current_timebox(session, row.id, row.current_phase)
-            gate = gates.current(session, row.id, row.current_phase, box.number)
-            if gate is None:
-                due = box.due(now.astimezone(config.tz).date())
-            elif gate.state is GateState.DECIDED:
-                passed = gate.outcome is not None and gate.outcome.passes and gate.phase.next() is not None
-                due = not (passed and not config.auto_advance and not run.advance_requested)
-            else:
-                due = False
-            if due and run.flow_run_id:
-                ready.append(run.flow_run_id)
-    return ready
+def follow_up(rt: Runtime, engagement_id: str, now: dt.datetime, wake: Callable[[str], object],
+              runs: RunControl | None, report: WatchReport) -> None:
+    if runs is not None:
+        done = recovery.reconcile(rt, runs, engagement_id, now)
+        report.woken += [done.woken] if done.woken else []
+        report.restarted += [f"{engagement_id}: {done.restarted}"] if done.restarted else []
+        report.cancelled += [engagement_id] if done.cancelled else []
+        report.problems += [done.problem] if done.problem else []
+        return
+    exp = recovery.expected(rt, engagement_id, now)
+    if exp is not None and exp.can_go_on and exp.flow_run_id and wake(exp.flow_run_id) is not False:
+        report.woken.append(exp.flow_run_id)

@@ -61,6 +61,7 @@ class Demo:
         self.jira = {"acme-churn": jira_cloud, "globex-forecast": jira_dc}
         self.jira_cloud, self.jira_dc = jira_cloud, jira_dc
         self.endpoint, self.api, self.log_dir = endpoint, api, log_dir
+        self.stack: Stack | None = None  # what local_world started (a test may kill and restart the runner)
 
     def engagement_ids(self) -> list[str]:
         with transaction(self.rt.sessions) as session:
@@ -259,7 +260,9 @@ def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator
             with transaction(rt.sessions) as session:
                 for engagement in loaded:
                     engagements.register(session, engagement)
-            yield Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
+            demo = Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
+            demo.stack = stack
+            yield demo
 
 
 def run_demo(base: Settings, keep: bool = False) -> None:

@@ -175,7 +175,9 @@ def test_state_changes_outside_the_tables_raise(ledger: sessionmaker[Session], a
 def test_only_an_active_engagement_can_end() -> None:
     assert not EngagementState.REGISTERED.can_become(EngagementState.CLOSED)
     assert EngagementState.ACTIVE.can_become(EngagementState.ACTIVE)  # the next phase starts
-    assert [s for s in EngagementState if s.ended] == [EngagementState.CLOSED, EngagementState.COMPLETED]
+    assert [s for s in EngagementState if s.ended] == [EngagementState.CLOSED, EngagementState.COMPLETED,
+                                                       EngagementState.CANCELLED]
+    assert EngagementState.REGISTERED.can_become(EngagementState.CANCELLED)  # `engagement cancel` before a start
 
 
 def test_an_extension_adds_its_weeks_to_the_end_of_the_current_timebox(ledger: sessionmaker[Session],

@@ -24,3 +24,11 @@ def exists(session: Session, engagement_id: str, kind: AuditKind, subject: str, 
     rows = session.scalars(select(AuditEventRow).where(AuditEventRow.engagement_id == engagement_id,
                                                        AuditEventRow.kind == kind, AuditEventRow.subject == subject))
     return any(all(row.payload.get(k) == v for k, v in payload.items()) for row in rows)
+
+
+def events(session: Session, engagement_id: str, kind: AuditKind, subject: str | None = None) -> list[AuditEventRow]:
+    """The engagement's events of one kind (and subject), oldest first."""
+    query = select(AuditEventRow).where(AuditEventRow.engagement_id == engagement_id, AuditEventRow.kind == kind)
+    if subject is not None:
+        query = query.where(AuditEventRow.subject == subject)
+    return list(session.scalars(query.order_by(AuditEventRow.seq)))

@@ -4,6 +4,7 @@ PostgreSQL gets the same guarantee from `SELECT ... FOR UPDATE` on the gate row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,27 +14,40 @@ from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import ServiceUnavailable
 
+# The ledger could not be reached or did not answer in time (as opposed to refusing a value).
+LEDGER_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+# Seconds one ledger call from the Slack endpoint may take: Slack wants its answer within 3 s, and a
+# click the ledger cannot take in time is answered "not recorded, click again" rather than left hanging.
+ENDPOINT_TIMEOUT = 1.5
+DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
+
+
+def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
+    """Every call bounded by `timeout`: waiting for a pooled connection, connecting (PostgreSQL's
+    connect_timeout counts whole seconds, at least 2), each statement and lock wait (PostgreSQL's
+    statement_timeout), a locked SQLite file (busy timeout)."""
+    millis = int(timeout * 1000)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={millis}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -44,7 +58,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
+                         connect_args={"connect_timeout": max(2, math.ceil(timeout)),
+                                       "options": f"-c statement_timeout={millis}"})
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

@@ -53,8 +53,10 @@ def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, b
     return row, True
 
 
-def get(session: Session, engagement_id: str) -> EngagementRow:
-    row = session.get(EngagementRow, engagement_id)
+def get(session: Session, engagement_id: str, *, lock: bool = False) -> EngagementRow:
+    """`lock`: hold the row until the transaction ends (one writer per engagement for what is
+    decided by counting audit events, such as a run's restart number)."""
+    row = session.get(EngagementRow, engagement_id, with_for_update=lock or None)
     if row is None:
         raise NotFound(f"no engagement {engagement_id!r} in the ledger (register it with `phasegate engagement create FILE`)")
     return row
@@ -93,6 +95,11 @@ def start_phase(session: Session, engagement: Engagement, phase: Phase, *, reque
 def find_phase_run(session: Session, engagement_id: str, phase: Phase) -> PhaseRunRow | None:
     return session.scalar(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement_id,
                                                     PhaseRunRow.phase == phase))
+
+
+def phase_runs(session: Session, engagement_id: str) -> list[PhaseRunRow]:
+    return list(session.scalars(select(PhaseRunRow).where(PhaseRunRow.engagement_id == engagement_id)
+                                .order_by(PhaseRunRow.id)))
 
 
 def phase_run(session: Session, engagement_id: str, phase: Phase) -> PhaseRunRow:

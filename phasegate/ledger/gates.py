@@ -19,7 +19,7 @@ from phasegate.evidence import Snapshot
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import check_extension, config_of, get
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
-from phasegate.states import AuditKind, GateState, Outcome, Via
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,10 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     gate = by_id(session, gate_id, lock=True)
     if delivery_id is not None and session.scalar(select(DecisionRow.id).where(DecisionRow.delivery_id == delivery_id)):
         return Answered(gate, recorded=False, decided=None)
-    engagement = engagement or config_of(get(session, gate.engagement_id))
+    row = get(session, gate.engagement_id)
+    if row.state is EngagementState.CANCELLED:
+        raise GateClosed(f"{gate.engagement_id} was cancelled ({row.closed_reason}); it takes no more answers")
+    engagement = engagement or config_of(row)
     gate_policy = engagement.phases.of(gate.phase).gate
     if via is Via.CLI and not gate_policy.cli_answers:
         raise PolicyError(f"{gate.name} takes no answers from the CLI (cli_answers: false in the engagement file); "

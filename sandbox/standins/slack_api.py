@@ -16,6 +16,7 @@ and can be told to rate-limit or fail, so a test that passes against it means so
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -95,6 +96,7 @@ class SlackStandin(LoopbackServer):
         self._triggers: dict[str, float] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._failures: dict[str, deque[tuple[int, int]]] = {}  # method -> (status, retry_after)
+        self._delays: dict[str, deque[float]] = {}  # method -> seconds to hold the next calls (delay_next)
         self._view_ids = itertools.count(1)
         self._methods: dict[str, Callable[[Args], Args]] = {  # each runs with self._lock held
             "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
@@ -124,6 +126,12 @@ class SlackStandin(LoopbackServer):
         with self._lock:
             queue = self._failures.setdefault(method, deque())
             queue.extend((status, retry_after) for _ in range(times))
+
+    def delay_next(self, method: str, seconds: float) -> None:
+        """Hold the next call of `method` for `seconds` before applying it, as network jitter can, so a
+        call sent earlier lands later than one sent after it."""
+        with self._lock:
+            self._delays.setdefault(method, deque()).append(seconds)
 
     def issue_trigger_id(self) -> str:
         """A trigger_id as Slack puts in an interaction payload: one views.open, within 3 s."""
@@ -161,6 +169,7 @@ class SlackStandin(LoopbackServer):
         with self._lock:
             self._messages.clear()
             self._failures.clear()
+            self._delays.clear()
             self.files.files.clear()
             for recorded in (self.views, self.ephemeral, self.responses, self.calls):
                 recorded.clear()
@@ -172,6 +181,10 @@ class SlackStandin(LoopbackServer):
             self.calls.append(method)
             queue = self._failures.get(method)
             failure = queue.popleft() if queue else None
+            delays = self._delays.get(method)
+            delay = delays.popleft() if delays else 0.0
+        if delay:
+            await asyncio.sleep(delay)
         if failure is not None:
             return _failure_response(*failure)
         body = await request.body()
