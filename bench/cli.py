@@ -1,0 +1,89 @@
+"""B-CLI: start-up of read commands from a fresh process, as a ratio to `python -c "import prefect"`.
+
+    .venv/bin/python -m bench.cli                    # --repeat 7 --engagements 20
+    .venv/bin/python -m bench.cli --quick            # 2 repeats (the CI smoke run)
+
+Each command runs as the `phasegate` console script does (`phasegate.cli:main`), against a
+SQLite ledger in a temporary PHASEGATE_HOME that holds a few engagements, with Prefect pointed at a
+closed port (a read command must not need the server). The anchor runs in the same loop, alternating
+with the commands, so machine noise hits both alike. Budget: each median under 0.25 x the anchor's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from configs.loader import ENGAGEMENTS_DIR, load_engagement
+from configs.schema import Engagement
+from phasegate.ledger import engagements
+from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
+from phasegate.servers import free_port
+
+BUDGET = 0.25
+ANCHOR = ["-c", "import prefect"]
+COMMANDS = {
+    "phasegate --help": ["--help"],
+    "phasegate status": ["status"],
+    "phasegate gate list": ["gate", "list"],
+    "phasegate engagement list": ["engagement", "list"],
+}
+
+
+def ledger(home: Path, count: int) -> None:
+    url = f"sqlite:///{home / 'ledger.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    template = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml").model_dump(mode="json")
+    with transaction(sessions(engine)) as session:
+        for n in range(count):
+            engagements.register(session, Engagement.model_validate(
+                template | {"id": f"bench-{n:03d}", "name": f"Bench {n}", "slack_channel": f"C0BENCH{n:03d}"}))
+    engine.dispose()
+
+
+def timed(args: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--engagements", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 3 engagements")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.engagements = 2, 3
+    home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
+    ledger(home, args.engagements)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "PREFECT_"))}
+    env |= {"PHASEGATE_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+            "PREFECT_HOME": str(home / "prefect"), "COLUMNS": "120"}
+    runner = ["-c", "from phasegate.cli import main; main()"]
+    times: dict[str, list[float]] = {name: [] for name in ["import prefect", *COMMANDS]}
+    for _ in range(args.repeat):
+        times["import prefect"].append(timed(ANCHOR, env))
+        for name, argv in COMMANDS.items():
+            times[name].append(timed([*runner, *argv], env))
+    anchor = statistics.median(times["import prefect"])
+    print(f"{'command':<28} {'median':>8} {'worst':>8} {'x import prefect':>17}   budget < {BUDGET:g} x")
+    for name, values in times.items():
+        median = statistics.median(values)
+        ratio = median / anchor
+        verdict = "(anchor)" if name == "import prefect" else ("ok" if ratio < BUDGET else "MISS")
+        print(f"{name:<28} {median * 1000:>6.0f}ms {max(values) * 1000:>6.0f}ms {ratio:>17.2f}   {verdict}")
+
+
+if __name__ == "__main__":
+    main()
