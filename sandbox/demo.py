@@ -205,10 +205,17 @@ class Demo:
 
 
 def seed_jira(jira: JiraStandin, engagement: Engagement) -> None:
-    """The engagement's Jira project; phasegate creates the milestone issues in it at kickoff. (A
-    milestone that links an existing issue by key shows as missing evidence here: the stand-in
-    numbers its own issues.)"""
+    """The engagement's Jira project, where phasegate creates the milestone issues at kickoff, and
+    the existing issues that milestones name by `jira_issue` (open, under the milestone's title), so
+    they show as evidence rather than missing."""
     jira.add_project(engagement.jira.project)
+    for phase in Phase:
+        for milestone in engagement.phases.of(phase).milestones:
+            key = milestone.jira_issue
+            if key is None or key.upper() in jira.issue_keys():
+                continue
+            jira.add_project(key.rsplit("-", 1)[0])
+            jira.add_issue(key.rsplit("-", 1)[0], milestone.title, key=key)
 
 
 def demo_settings(base: Settings) -> Settings:

@@ -42,10 +42,15 @@ class Action(BaseModel):
     value: str = ""
 
 
+class Field(BaseModel):
+    type: str  # the input element's type: plain_text_input, number_input or static_select
+    value: str
+
+
 class Submission(BaseModel):
     user: str
     view: int  # index in the stand-in's opened views
-    values: dict[str, dict[str, str]]  # block_id -> action_id -> text
+    values: dict[str, dict[str, Field]]  # block_id -> action_id -> what the PM entered
 
 
 class JiraChange(BaseModel):
@@ -78,13 +83,13 @@ class World:
         with transaction(self.rt.sessions) as session:
             return [engagements.config_of(row) for row in engagements.all_rows(session)]
 
-    def send(self, payload: dict[str, Any]) -> int:
+    def send(self, payload: dict[str, Any]) -> httpx.Response:
         """The request Slack sends: form-encoded `payload`, signed with the app's signing secret."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
         stamp = str(int(time.time()))
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
                    "X-Slack-Signature": sign(self.secret, stamp, body)}
-        return self.http.post(self.endpoint, content=body, headers=headers).status_code
+        return self.http.post(self.endpoint, content=body, headers=headers)
 
     def state(self) -> dict[str, Any]:
         result = []
@@ -92,7 +97,8 @@ class World:
             with transaction(self.rt.sessions) as session:
                 row = engagements.get(session, config.id)
                 phase = row.current_phase
-                links = engagements.links(session, config.id, phase) if phase else {}
+                named = {m.key: m.jira_issue for m in config.phases.of(phase).milestones if m.jira_issue} if phase else {}
+                links = named | (engagements.links(session, config.id, phase) if phase else {})
                 state = row.state.value
             people = {config.pm_slack_user: {"id": config.pm_slack_user, "name": "PM", "role": "pm", "side": ""}}
             for p in Phase:
@@ -115,7 +121,8 @@ class World:
             result.append({"id": config.id, "name": config.name, "channel": config.slack_channel, "state": state,
                            "phase": phase.value if phase else None, "people": list(people.values()),
                            "metrics": [m.name for m in config.metrics], "issues": issues, "messages": messages})
-        return {"engagements": result, "views": len(self.slack.views)}
+        notices = [str(r.get("text", "")) for r in self.slack.responses[-3:]]  # response_url answers
+        return {"engagements": result, "views": len(self.slack.views), "notices": notices}
 
     def set_metric(self, change: MetricChange) -> None:
         config = next((c for c in self.configs() if c.id == change.engagement), None)
@@ -163,16 +170,16 @@ def create_page(world: World) -> FastAPI:
             "actions": [{"type": "button", "action_id": act.action_id, "block_id": act.block_id,
                          "value": act.value, "action_ts": f"{time.time():.6f}"}],
         }
-        return {"status": world.send(payload), "views_before": before}
+        return {"status": world.send(payload).status_code, "views_before": before}
 
     @app.post("/api/submit")
     def submit(sub: Submission) -> dict[str, Any]:
         opened = world.slack.views[sub.view]
-        values = {block: {action: {"type": "plain_text_input", "value": text} for action, text in inputs.items()}
-                  for block, inputs in sub.values.items()}
         view = dict(opened) | {"id": f"V{time.time_ns()}", "hash": f"{time.time_ns()}.x",
-                               "state": {"values": values}}
-        return {"status": world.send({"type": "view_submission", "user": {"id": sub.user}, "view": view})}
+                               "state": {"values": view_state(opened, sub.values)}}
+        answer = world.send({"type": "view_submission", "user": {"id": sub.user}, "view": view})
+        errors = answer.json().get("errors") if answer.content.strip().startswith(b"{") else None
+        return {"status": answer.status_code, "errors": errors}
 
     @app.post("/api/jira")
     def jira(change: JiraChange) -> dict[str, str]:
@@ -196,3 +203,19 @@ def create_page(world: World) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
 
     return app
+
+
+def view_state(view: dict[str, Any], entered: dict[str, dict[str, Field]]) -> dict[str, Any]:
+    """`view.state.values` as Slack builds it: each element's own shape (a select sends the chosen
+    option, an empty number input sends null)."""
+    elements = {b.get("block_id"): b.get("element", {}) for b in view.get("blocks", []) if b.get("type") == "input"}
+    values: dict[str, Any] = {}
+    for block, inputs in entered.items():
+        for action, field in inputs.items():
+            if field.type == "static_select":
+                options = elements.get(block, {}).get("options", [])
+                chosen = next((o for o in options if o.get("value") == field.value), None)
+                values.setdefault(block, {})[action] = {"type": field.type, "selected_option": chosen}
+            else:
+                values.setdefault(block, {})[action] = {"type": field.type, "value": field.value or None}
+    return values

@@ -112,6 +112,18 @@ def test_ensure_issue_twice_creates_one_issue(jira: tuple[JiraStandin, JiraTrack
     assert standin.issue(first.key)["fields"]["description"] == "Gate 1"
 
 
+def test_an_issue_stored_under_a_chosen_key_is_read_and_numbering_steps_over_it(
+        jira: tuple[JiraStandin, JiraTracker]) -> None:
+    """What the sandbox seeds for a milestone naming `jira_issue`: the issue exists under that key."""
+    standin, tracker = jira
+    named = standin.add_issue("ACME", "PoC report", key="acme-2")
+    assert (named, tracker.get("ACME-2").summary) == ("ACME-2", "PoC report")
+    assert [standin.add_issue("ACME", f"Task {n}") for n in range(2)] == ["ACME-1", "ACME-3"]
+    for key in ("ACME-2", "SECRET-9"):  # taken, or in another project
+        with pytest.raises(KeyError, match=key):
+            standin.add_issue("ACME", "Clash", key=key)
+
+
 def test_get_and_field_value(jira: tuple[JiraStandin, JiraTracker]) -> None:
     standin, tracker = jira
     key = standin.add_issue("ACME", "Metric holder", story_points=8, fields={"customfield_10050": 0.91})

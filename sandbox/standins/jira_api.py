@@ -126,11 +126,12 @@ class JiraStandin(LoopbackServer):
     def add_issue(self, project: str, summary: str, *, status: str = "To Do", done: bool = False,
                   labels: Sequence[str] = (), epic: str | None = None, fix_versions: Sequence[str] = (),
                   components: Sequence[str] = (), story_points: float | None = None, issuetype: str = "Task",
-                  fields: dict[str, object] | None = None) -> str:
-        """Store a new issue in `project` (added first with add_project) and return its key."""
+                  fields: dict[str, object] | None = None, key: str | None = None) -> str:
+        """Store a new issue in `project` (added first with add_project) and return its key: the next
+        number in the project, or `key` when given (an issue the engagement file names by key)."""
         return self._store.add_issue(
             project, summary, status=status, done=done, labels=labels, epic=epic, fix_versions=fix_versions,
-            components=components, story_points=story_points, issuetype=issuetype, fields=fields)
+            components=components, story_points=story_points, issuetype=issuetype, fields=fields, key=key)
 
     def delete_issue(self, key: str) -> None:
         self._store.delete_issue(key)
@@ -146,6 +147,10 @@ class JiraStandin(LoopbackServer):
         """Move an issue. `done` alone decides the "done" category and resolutiondate; a
         status named "Done" with done=False counts as in progress, "To Do" as new."""
         self._store.set_status(key, status, done)
+
+    def issue_keys(self) -> set[str]:
+        with self._lock:
+            return set(self._store.issues)
 
     def issue(self, key: str) -> dict[str, Any]:
         """A copy of the stored issue in Jira's JSON shape (with `self` once started)."""

@@ -74,11 +74,17 @@ class IssueStore:
     def add_issue(self, project: str, summary: str, *, status: str = "To Do", done: bool = False,
                   labels: Sequence[str] = (), epic: str | None = None, fix_versions: Sequence[str] = (),
                   components: Sequence[str] = (), story_points: float | None = None, issuetype: str = "Task",
-                  fields: dict[str, object] | None = None) -> str:
+                  fields: dict[str, object] | None = None, key: str | None = None) -> str:
         with self.lock:
             if project.upper() not in self.projects:
                 raise KeyError(f"unknown project {project!r}; call add_project first")
-            key = f"{project.upper()}-{next(self._numbers[project.upper()])}"
+            if key is None:
+                key = f"{project.upper()}-{next(self._numbers[project.upper()])}"
+                while key in self.issues:  # numbers taken by issues stored under a chosen key
+                    key = f"{project.upper()}-{next(self._numbers[project.upper()])}"
+            elif not key.upper().startswith(f"{project.upper()}-") or key.upper() in self.issues:
+                raise KeyError(f"issue key {key!r}: not in project {project!r}, or already stored")
+            key = key.upper()
             created = now()
             self.issues[key] = {"id": str(next(self._ids)), "key": key, "fields": {
                 "summary": summary, "labels": list(labels), "description": None, "issuelinks": [],
