@@ -132,6 +132,11 @@ def engagement_show(engagement_id: str) -> None:
                 used = engagements.weeks_used(session, row.id, phase)
                 planned = config.phases.of(phase).planned_weeks
                 out.print(f"  {phase.heading}: planned {planned} weeks" + (f", {used} weeks booked" if used else ""))
+            from phasegate.ledger import spend
+
+            out.print("Budget:")
+            for line in spend.status_of(session, row.id, engagement=config).lines():
+                out.print(f"  {line.replace('*', '')}", markup=False, highlight=False)
             gate_table(gates.all_gates(session, row.id))
 
     guarded(run)
@@ -303,6 +308,11 @@ app.add_typer(audit_app, name="audit")
 from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-app imports the helpers above
 
 app.add_typer(cr_app, name="cr")
+from phasegate.cli_budget import budget_app  # noqa: E402 - the sub-app imports the helpers above
+
+app.add_typer(budget_app, name="budget")
+import phasegate.cli_drift  # noqa: E402, F401 - adds `cr drift` and `cr draft-drift` to the cr sub-app
+
 engagement_app.command("apply")(engagement_apply)
 
 

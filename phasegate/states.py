@@ -164,6 +164,7 @@ class AuditKind(str, enum.Enum):
     CR_ANNOUNCED = "cr_announced"
     TIMEBOX_MOVED = "timebox_moved"
     CONFIG_AMENDED = "config_amended"
+    SPEND_RECORDED = "spend_recorded"
 
 
 class Rag(str, enum.Enum):
