@@ -4,11 +4,12 @@ outcome. The waiting itself happens in the flow (Prefect suspends flows, not tas
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from configs.schema import Engagement, Phase
-from phasegate import answers, evidence
+from phasegate import answers, cr_import, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, scope
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
@@ -16,19 +17,29 @@ from phasegate.runtime import Runtime
 from phasegate.states import EngagementState, GateState, Outcome, Via
 from tasks import ledger_task, outside_task
 
+log = logging.getLogger(__name__)
+
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
     with transaction(rt.sessions) as session:
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
                                      attestations=engagements.attestations(session, engagement.id, phase),
                                      submitted=engagements.submitted_metrics(session, engagement.id))
+        ledger_scope = scope.known(engagement.id, phase, session=session)
     tracker, unreachable = None, evidence.NO_TRACKER
     try:
         tracker = rt.tracker(engagement)
     except ServiceUnavailable as exc:
         unreachable = str(exc)
-    return evidence.collect(engagement, phase, timebox, tracker=tracker, read_json=rt.read_json, facts=facts,
-                            now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+    if tracker is not None:  # change requests filed in Jira come in with the evidence (once each)
+        for problem in cr_import.import_requests(rt.sessions, engagement, tracker).problems:
+            log.warning("%s", problem)
+    snapshot = evidence.collect(engagement, phase, timebox, tracker=tracker, read_json=rt.read_json, facts=facts,
+                                now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+    drifted = scope.check(engagement, phase, ledger_scope, tracker, unreachable)
+    if drifted.items:  # a failed check is already missing evidence (Jira) or predates drift tracking
+        snapshot.warnings += drifted.lines()
+    return snapshot
 
 
 @ledger_task

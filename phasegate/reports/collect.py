@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from integrations.issue_tracker import JiraTracker
+from phasegate import cr_import
 from phasegate.errors import EXPECTED, ServiceUnavailable
 from phasegate.ledger.db import transaction
 from phasegate.reports import deliver as delivery
-from phasegate.reports import portfolio, schedule
+from phasegate.reports import portfolio, rules, schedule
 from phasegate.reports.build import build
 from phasegate.reports.facts import LedgerView, views
-from phasegate.reports.model import WeeklyReport
+from phasegate.reports.model import Missing, WeeklyReport
 from phasegate.runtime import Runtime
 from phasegate.states import Rag, ReportKind
 
@@ -52,11 +53,21 @@ def collect(rt: Runtime, engagement_ids: Sequence[str], now: dt.datetime, *, wor
         except ServiceUnavailable as exc:
             trackers[view.row.id] = (None, str(exc))
     result = Collected()
+    imports = {view.row.id: cr_import.import_requests(rt.sessions, view.config, tracker)
+               for view in found if (tracker := trackers[view.row.id][0]) is not None}
+    if any(i.filed for i in imports.values()):  # the reports show the requests just filed
+        with transaction(rt.sessions) as session:
+            found = views(session, engagement_ids, full=True, report_bodies=True)
 
     def one(view: LedgerView) -> WeeklyReport:
         tracker, why = trackers[view.row.id]
-        return build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
-                     metrics_base_url=rt.settings.metrics_base_url)
+        report = build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
+                       metrics_base_url=rt.settings.metrics_base_url)
+        problems = imports[view.row.id].problems if view.row.id in imports else []
+        if problems:
+            report.missing += [Missing(source="change requests from Jira", reason=p) for p in problems]
+            report.rag, report.findings = rules.evaluate(report)
+        return report
 
     with ThreadPoolExecutor(max_workers=workers or rt.settings.weekly_concurrency) as pool:
         futures = {pool.submit(one, view): view.row.id for view in found}

@@ -72,10 +72,22 @@ def gate_lines(r: WeeklyReport) -> list[str]:
     return lines
 
 
-def budget_line(r: WeeklyReport) -> str:
+def budget_lines(r: WeeklyReport) -> list[str]:
     b = r.budget
+    if b.lines:
+        return b.lines + ([b.note + "."] if b.note else [])
     spent = f"{_n(b.spent)} {b.currency} spent" if b.spent is not None else b.note
-    return f"PoC cap {_n(b.poc_cap)} {b.currency}, change budget {_n(b.change_budget)} {b.currency}: {spent}."
+    return [f"PoC cap {_n(b.poc_cap)} {b.currency}, change budget {_n(b.change_budget)} {b.currency}: {spent}."]
+
+
+def change_lines(r: WeeklyReport) -> list[str]:
+    c = r.change_requests
+    lines = c.items[:MAX_GATES_SHOWN] or [c.note]
+    if len(c.items) > MAX_GATES_SHOWN:
+        lines.append(f"… and {len(c.items) - MAX_GATES_SHOWN} more (`phasegate cr list {r.engagement_id}`)")
+    if c.growth_percent is not None:
+        lines.append(f"Cumulative scope growth: {c.growth_percent:+g} % against the first baseline.")
+    return lines
 
 
 def value_line(r: WeeklyReport) -> str:
@@ -105,8 +117,11 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
     parts.append(("Open gates", gate_lines(r) or ["none"]))
     if r.handover is not None:
         parts.append(("Handover readiness", handover_lines(r) or ["no checklist items"]))
-    parts.append(("Change requests", r.change_requests.items or [r.change_requests.note]))
-    parts.append(("Budget", [budget_line(r)]))
+    parts.append(("Change requests", change_lines(r)))
+    if r.change_requests.drift:
+        parts.append((f"Scope drift ({r.change_requests.drift_count} issues)",
+                      [f":warning: {line}" for line in r.change_requests.drift]))
+    parts.append(("Budget", budget_lines(r)))
     if r.missing:
         parts.append(("Missing evidence", [f":grey_question: {m.source}: {m.reason}" for m in r.missing]))
     return parts
