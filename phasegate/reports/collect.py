@@ -99,9 +99,10 @@ def deliver_all(rt: Runtime, reports: Sequence[WeeklyReport], *, post: bool) -> 
     return done, failures
 
 
-def post_digest(rt: Runtime, now: dt.datetime) -> str | None:
+def post_digest(rt: Runtime, now: dt.datetime) -> tuple[str, bool] | None:
     """Post the portfolio digest once per ISO week (UTC), once every active engagement has this
-    week's report recorded; the ts, or None when there is no channel or it is not time yet."""
+    week's report recorded; (its ts, whether this call posted it), or None when there is no
+    channel or it is not time yet."""
     channel = rt.settings.portfolio_channel
     if not channel:
         return None
@@ -113,7 +114,7 @@ def post_digest(rt: Runtime, now: dt.datetime) -> str | None:
             return None
         rag = max((Rag(r["rag"]) for r in rows), key=lambda c: c.rank, default=Rag.GREEN)
         delivery.save(session, ReportKind.PORTFOLIO, "", week, rag, {"engagements": rows})
-    ts, _ = delivery.post_once(rt.sessions, rt.chat, ReportKind.PORTFOLIO, "", week, channel,
-                               f"Portfolio, week {week}: {len(rows)} engagements",
-                               portfolio.digest_blocks(rows, week))
-    return ts
+    ts, posted_now = delivery.post_once(rt.sessions, rt.chat, ReportKind.PORTFOLIO, "", week, channel,
+                                        f"Portfolio, week {week}: {len(rows)} engagements",
+                                        portfolio.digest_blocks(rows, week))
+    return (ts, posted_now) if ts else None
