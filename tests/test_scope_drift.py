@@ -5,7 +5,7 @@ a Jira issue labelled as a change request is filed once, whatever happens to it 
 
 from __future__ import annotations
 
-from helpers import closed_port_url, register, with_changes
+from helpers import closed_port_url, register, wait_until, with_changes
 from sqlalchemy import func, select
 
 from configs.schema import Engagement, Phase
@@ -17,8 +17,12 @@ from phasegate.ledger.models import ChangeRequestRow, utcnow
 from phasegate.local import prefect_api
 from phasegate.reports import collect
 from phasegate.runtime import Runtime
+from phasegate.servers import serve_in_thread
+from phasegate.slack_app import SlackDeps, create_app
 from phasegate.states import ChangeRequestState, ChangeSource, Outcome, Via
 from sandbox.standins.jira_api import JiraStandin
+from sandbox.standins.slack_api import SlackStandin
+from sandbox.standins.slack_user import SlackUser
 from tasks.gates import collect_evidence
 from tasks.kickoff import begin_phase, link_milestones, record_baseline
 
@@ -117,3 +121,33 @@ def test_a_jira_issue_labelled_change_request_is_filed_once(rt: Runtime, acme: E
         cr = crs.by_number(session, "acme-churn", 1)
         assert (cr.title, cr.jira_issue, cr.source) == ("Add a churn-reason classifier", key, ChangeSource.JIRA)
         assert cr.rationale == "Support asks why customers leave." and cr.state is ChangeRequestState.ASSESSED
+
+
+def test_the_weekly_reports_draft_button_opens_the_form_filled_with_the_drift(
+        rt: Runtime, acme: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
+    running(rt, acme)
+    record_baseline.fn(rt, acme, Phase.POC)
+    extra = jira.add_issue("ACME", "Second model: gradient boosting", epic=milestone_issue(rt, "baseline-model"))
+    reports = collect.collect(rt, ["acme-churn"], utcnow()).reports
+    collect.deliver_all(rt, reports, post=True)
+    (posted,) = [m for m in slack.messages(acme.slack_channel) if m.text.startswith("Weekly status")]
+    (button,) = [e for b in posted.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert (button["text"]["text"], button["value"]) == ("Draft change request", "acme-churn")
+
+    deps = SlackDeps(signing_secret="test-secret", sessions=rt.sessions, chat=rt.chat, resume=lambda _run: None)
+    handle = serve_in_thread(create_app(deps))
+    try:
+        clicker = SlackUser(SPONSOR, endpoint=handle.url, signing_secret="test-secret",
+                            slack=slack)
+        seen = len(slack.views)
+        clicker.send({"type": "block_actions", "user": {"id": SPONSOR}, "trigger_id": slack.issue_trigger_id(),
+                      "response_url": slack.response_url(), "channel": {"id": acme.slack_channel},
+                      "actions": [{"type": "button", "action_id": button["action_id"], "value": button["value"],
+                                   "action_ts": "1.0"}]}).raise_for_status()
+        form = wait_until(lambda: slack.views[seen] if len(slack.views) > seen else None, what="the form")
+    finally:
+        handle.stop()
+    filled = {b["block_id"]: b["element"].get("initial_value") for b in form["blocks"]}
+    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == "acme-churn"
+    assert filled["title"] == f"Scope drift in poc: {extra}"
+    assert filled["scope_added"] == f"{extra} Second model: gradient boosting"

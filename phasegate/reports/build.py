@@ -23,6 +23,7 @@ from phasegate.reports.facts import LedgerView, iso_week
 from phasegate.reports.model import (
     Budget,
     ChangeRequests,
+    DriftIssue,
     HandoverItem,
     MetricTrend,
     Missing,
@@ -150,6 +151,8 @@ def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, re
         found = scope.check(config, phase, view.scope, tracker, unavailable, issues)
         report.change_requests.drift = found.lines(config.jira.url.rstrip("/") + "/browse/") if found.items else []
         report.change_requests.drift_count = len(found.items)
+        report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
+                                               for i in found.items[:25]]
     report.rag, report.findings = rules.evaluate(report)
     return report
 

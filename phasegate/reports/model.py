@@ -79,12 +79,22 @@ class OpenGate(BaseModel):
     overdue: bool
 
 
+class DriftIssue(BaseModel):
+    """One issue found as scope drift, kept so the report's "Draft change request" button can
+    pre-fill a request without asking Jira again."""
+
+    key: str
+    summary: str = ""
+    milestone: str
+
+
 class ChangeRequests(BaseModel):
     items: list[str] = []  # one line per change request
     note: str = "none"
     growth_percent: float | None = None  # cumulative scope growth against the first baseline
     drift: list[str] = []  # scope drift findings, one line each (R-CR-4)
     drift_count: int = 0
+    drift_issues: list[DriftIssue] = []  # the first 25 (what one change request can cover)
 
 
 class Budget(BaseModel):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from integrations.slack_blocks import Block, context, header, section
+from integrations.slack_blocks import Block, Button, actions, context, header, section
 from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
 from phasegate.reports.rules import GREEN_REASON
+from phasegate.slack_ids import DRAFT_DRIFT, Action, action_id
 
 MAX_GATES_SHOWN = 10
 
@@ -130,6 +131,9 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
 def blocks(r: WeeklyReport) -> list[Block]:
     out = [header(f"{r.rag.icon} " + headline(r))]
     out += [section(f"*{title}*\n" + "\n".join(lines)) for title, lines in sections(r)]
+    if r.change_requests.drift_issues:  # Slack opens the change-request form pre-filled with them
+        out += actions(f"drift-{r.engagement_id}", [Button(action_id(Action.CHANGE, DRAFT_DRIFT),
+                                                           "Draft change request", r.engagement_id, "primary")])
     chart = "; burn-up chart in the thread" if r.burnup else ""
     out.append(context(f"Generated {r.generated_at:%Y-%m-%d %H:%M} UTC by phasegate{chart}"))
     return out
