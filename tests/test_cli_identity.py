@@ -30,7 +30,7 @@ def test_the_prompt_shows_who_ran_the_command(rt: Runtime, slack: SlackStandin, 
     assert (decision.approver, decision.via, decision.operator) == (SPONSOR, Via.CLI, "ana@build-7")
     assert gate.message_ts is not None
     prompt = json.dumps(slack.message(acme.slack_channel, gate.message_ts).blocks)
-    assert f"<@{SPONSOR}> (client, sponsor) GO via cli (recorded from the CLI by ana@build-7)" in prompt
+    assert f"Dana Whitfield (<@{SPONSOR}>, client sponsor) GO via cli (recorded from the CLI by ana@build-7)" in prompt
 
 
 def test_the_operator_is_escaped_in_the_prompt(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from click.testing import Result
 from helpers import closed_port_url, ok, register
 from pydantic import SecretStr
@@ -69,3 +70,10 @@ def test_report_weekly_posts_once_with_changes_drift_budget_and_the_digest_once(
     reports = [m for m in slack.messages(acme.slack_channel) if m.text.startswith("Weekly status")]
     assert len(reports) == 1 and len(slack.messages(PORTFOLIO)) == 1
     assert "Scope drift" in json.dumps(reports[0].blocks) and "42,000 of 120,000 EUR" in json.dumps(reports[0].blocks)
+
+    listed = runner.invoke(app, ["cr", "drift", "acme-churn"])
+    assert listed.exit_code == 1 and f"{drifted}  Second model: gradient boosting  (under baseline-model)" in listed.stdout
+    result = runner.invoke(app, ["cr", "draft-drift", "acme-churn"])
+    assert result.exit_code == 0, result.stderr
+    drafted = yaml.safe_load(result.stdout)
+    assert drafted["scope_added"] == [f"{drifted} Second model: gradient boosting"] and drafted["phase"] == "poc"
