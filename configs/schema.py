@@ -298,10 +298,27 @@ class Budget(Strict):
     change_budget: float = Field(ge=0)
 
 
+class JiraChangeRequests(Strict):
+    """Jira issues in the engagement's project that phasegate imports as change requests: those
+    carrying `label`, and those of issue type `issue_type` (either or both)."""
+
+    label: str | None = Field(default=None, min_length=1, max_length=255)
+    issue_type: str | None = Field(default=None, min_length=1, max_length=60)
+
+    @model_validator(mode="after")
+    def _one(self) -> JiraChangeRequests:
+        if self.label is None and self.issue_type is None:
+            raise ValueError("name a label, an issue_type or both")
+        if self.label is not None and any(c.isspace() for c in self.label):
+            raise ValueError("a Jira label has no spaces")
+        return self
+
+
 class JiraSite(Strict):
     url: str
     project: str
     deployment: Literal["cloud", "datacenter"] = "cloud"
+    change_requests: JiraChangeRequests | None = None  # import such issues as change requests
 
     @field_validator("project")
     @classmethod

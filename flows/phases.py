@@ -90,7 +90,7 @@ def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
         begin_phase(rt, engagement, phase, requested_by, flow_run.get_id())
         post_kickoff(rt, engagement, phase)
         report(link_milestones(rt, engagement, phase))
-        record_baseline(rt, engagement)
+        record_baseline(rt, engagement, phase)
         while True:
             timebox = wait_for_timebox(rt, engagement, phase)
             report(link_milestones(rt, engagement, phase))

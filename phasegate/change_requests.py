@@ -193,8 +193,11 @@ class Assessment(BaseModel):
 
 
 def assess(draft: Draft, phase: Phase, engagement: Engagement, *, scope: dict[str, Any], version: int,
-           original: dict[str, Any], timebox: Timebox | None, max_weeks: int | None) -> Assessment:
-    """Compare the request with the current baseline (`scope`, version `version`) and the first one."""
+           original: dict[str, Any], timebox: Timebox | None, max_weeks: int | None,
+           spent: float | None = None) -> Assessment:
+    """Compare the request with the current baseline (`scope`, version `version`) and the first one.
+    `spent`: what the change budget has paid for so far (approved changes and extensions); by
+    default the approved changes the baseline counts."""
     new = Engagement.model_validate(draft.amendment) if draft.amendment is not None else None
     after = sum(len(v) for v in scope_after(scope, draft, phase, engagement, new).values())
     config = engagement.phases.of(phase)
@@ -220,7 +223,7 @@ def assess(draft: Draft, phase: Phase, engagement: Engagement, *, scope: dict[st
         baseline_version=version, phase=phase, schedule_days=draft.schedule_days,
         ends_on=timebox.ends_on if timebox else None, new_ends_on=new_end, days_after=days_after,
         planned_days=config.planned_weeks * 7, max_days=max_weeks * 7 if max_weeks else None, cost=draft.cost,
-        currency=budget.currency, change_budget=budget.change_budget, spent=float(scope.get("change_spent", 0.0)),
+        currency=budget.currency, change_budget=budget.change_budget, spent=float(scope.get("change_spent", 0.0)) if spent is None else spent,
         items_original=count_items(original), items_after=after, milestones=list(dict.fromkeys(touched)),
         exit_criteria=list(dict.fromkeys(criteria)), amendment=changes)
 

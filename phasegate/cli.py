@@ -304,6 +304,12 @@ app.add_typer(cr_app, name="cr")
 from phasegate.cli_serve import serve_slack  # noqa: E402 - it imports this module's helpers
 
 app.command("serve-slack")(serve_slack)
+
+from phasegate.cli_budget import budget_app  # noqa: E402 - the sub-app imports the helpers above
+
+app.add_typer(budget_app, name="budget")
+import phasegate.cli_drift  # noqa: E402, F401 - adds `cr drift` and `cr draft-drift` to the cr sub-app
+
 engagement_app.command("apply")(engagement_apply)
 engagement_app.command("init")(cli_init.engagement_init)
 app.command("sandbox")(cli_init.sandbox)

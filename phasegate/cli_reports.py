@@ -55,7 +55,8 @@ def report_weekly(engagement_id: Annotated[str | None, typer.Argument(help="One 
         if post:
             digest = collect.post_digest(rt, now)
             if digest:
-                out.print(f"portfolio digest posted to {rt.settings.portfolio_channel}")
+                done = "posted to" if digest[1] else "already posted this week to"
+                out.print(f"portfolio digest {done} {rt.settings.portfolio_channel}")
 
     guarded(run)
 

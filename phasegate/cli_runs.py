@@ -16,7 +16,7 @@ from configs.schema import Phase
 from phasegate.cli import err, gate_table, guarded, out
 from phasegate.cli_operator import cli_operator
 from phasegate.errors import ServiceUnavailable
-from phasegate.ledger import audit, engagements, gates
+from phasegate.ledger import audit, engagements, gates, spend
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.runtime import Runtime
@@ -41,6 +41,7 @@ def engagement_show(engagement_id: str) -> None:
             restarted = audit.events(session, row.id, AuditKind.RUN_RESTARTED)
             rows = gates.all_gates(session, row.id)
             live = row.state is EngagementState.ACTIVE
+            budget = spend.status_of(session, row.id, engagement=config).lines()
         prefect = PrefectRuns()
         for phase in Phase:
             planned = config.phases.of(phase).planned_weeks
@@ -53,6 +54,9 @@ def engagement_show(engagement_id: str) -> None:
             p = event.payload
             out.print(f"  {event.created_at:%Y-%m-%d %H:%M} {event.subject} run {p.get('old')} replaced by "
                       f"{p.get('new')} ({p.get('by')}): {p.get('why')}", markup=False, highlight=False)
+        out.print("Budget:")
+        for line in budget:
+            out.print(f"  {line.replace('*', '')}", markup=False, highlight=False)
         gate_table(rows)
 
     guarded(run)

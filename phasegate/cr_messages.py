@@ -107,9 +107,10 @@ def reason_modal(cr_id: int, number: int) -> dict[str, Any]:
                             input_id=REASON_INPUT)
 
 
-def form(engagement: Engagement, current: Phase) -> dict[str, Any]:
+def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None = None) -> dict[str, Any]:
     """The slash command's form; the engagement travels in private_metadata, who files it is the
-    verified user of the submission."""
+    verified user of the submission. `initial` pre-fills title, rationale and added scope items
+    (the "Draft change request" button on scope drift)."""
     limit = cr_model.ITEMS_LIMIT
     blocks = [
         text_input(CrField.TITLE.value, "Title", max_length=cr_model.TITLE_LIMIT),
@@ -123,6 +124,12 @@ def form(engagement: Engagement, current: Phase) -> dict[str, Any]:
         number_input(CrField.SCHEDULE_DAYS.value, "Schedule change (days, negative pulls in)", decimal=False),
         number_input(CrField.COST.value, f"Cost ({engagement.budget.currency})", decimal=True),
     ]
+    if initial is not None:
+        filled = {CrField.TITLE.value: initial.title, CrField.RATIONALE.value: initial.rationale,
+                  CrField.SCOPE_ADDED.value: "\n".join(initial.scope_added)}
+        for block in blocks:
+            if filled.get(block["block_id"]):
+                block["element"]["initial_value"] = filled[block["block_id"]]
     return form_modal(callback_id=View.CR_SUBMIT.value, private_metadata=engagement.id,
                       title="Change request", blocks=blocks, submit="File")
 

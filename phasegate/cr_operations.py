@@ -15,10 +15,12 @@ from integrations.slack_chat import SlackChat
 from phasegate import cr_messages
 from phasegate.change_requests import Assessment, Draft
 from phasegate.deployments import CR_DEPLOYMENT
-from phasegate.errors import EXPECTED, ServiceUnavailable
-from phasegate.ledger import change_decisions
+from phasegate.drift import Drift
+from phasegate.errors import EXPECTED, PolicyError, ServiceUnavailable
+from phasegate.ledger import change_decisions, scope
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
+from phasegate.ledger.engagements import config_of, get
 from phasegate.operations import PREFECT_DOWN, wake
 from phasegate.runtime import Runtime
 from phasegate.states import ChangeSource, Outcome, Via
@@ -94,3 +96,19 @@ def withdraw(rt: Runtime, cr_id: int, *, by: str, reason: str) -> None:
     problems = after_decision(rt.sessions, rt.chat, cr_id, final=True)
     if problems:
         raise ServiceUnavailable("withdrawal recorded, but " + "; ".join(problems))
+
+
+def drift_of(rt: Runtime, engagement_id: str) -> Drift:
+    """The running phase's scope drift: the ledger read in one transaction, Jira asked after it."""
+    with transaction(rt.sessions) as session:
+        row = get(session, engagement_id)
+        phase = row.current_phase
+        if phase is None:
+            raise PolicyError(f"{engagement_id} has not started a phase, so it has no scope to drift from")
+        engagement, known = config_of(row), scope.known(engagement_id, phase, session=session)
+    tracker, unreachable = None, "Jira is not reachable"
+    try:
+        tracker = rt.tracker(engagement)
+    except ServiceUnavailable as exc:
+        unreachable = str(exc)
+    return scope.check(engagement, phase, known, tracker, unreachable)

@@ -64,9 +64,10 @@ def outcome_buttons(gate_id: int, outcomes: Sequence[Outcome]) -> list[Button]:
 def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quorum: str, digest: str,
                 gate_id: int, outcomes: Sequence[Outcome], snapshot: Snapshot, answers: Sequence[str] = (),
                 because: str = "", pending: Sequence[str] = (), due: str = "", browse_url: str = "",
-                names: Mapping[str, str] | None = None) -> list[Block]:
+                names: Mapping[str, str] | None = None, budget: Sequence[str] = ()) -> list[Block]:
     """The prompt a sponsor can read: the quorum rule in words, who answered and who is pending (by
-    name), the date to answer by, Jira links with their status, and the digest one click away."""
+    name), the date to answer by, Jira links with their status, the budget lines (`budget`, mrkdwn),
+    and the digest one click away."""
     lines = [f"*{mrkdwn(engagement)}* · timebox {timebox}", quorum]
     if due:
         lines.append(f"Please answer by {due}.")
@@ -74,6 +75,8 @@ def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quo
     if because:
         blocks.append(section(f":rotating_light: *Reopened:* {mrkdwn(because)}"))
     blocks += evidence_blocks(snapshot, browse_url, names)
+    if budget:
+        blocks.append(section("*Budget*\n" + "\n".join(budget)))
     people = []
     if answers:
         people.append("*Answered*\n" + "\n".join(answers))

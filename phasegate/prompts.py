@@ -11,7 +11,7 @@ from configs.schema import Engagement, Phase
 from integrations.slack_chat import SlackChat
 from phasegate import calendar, messages, policy
 from phasegate.errors import InternalError, ServiceUnavailable
-from phasegate.ledger import gates
+from phasegate.ledger import gates, spend
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
@@ -62,7 +62,7 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
             quorum=policy.in_words(engagement.phases.of(gate.phase).gate), digest=gate.digest, gate_id=gate.id,
             outcomes=policy.OUTCOMES[gate.phase], snapshot=snapshot, answers=answers, because=gate.reopened_because,
             pending=pending(session, gate, engagement, who), due=answer_by(gate, engagement), browse_url=browse,
-            names=who)
+            names=who, budget=spend.status_of(session, gate.engagement_id, engagement=engagement).lines())
         return text, blocks
     if gate.state is GateState.STALE:
         text = f"{title}: approval went stale; see the reopened prompt"

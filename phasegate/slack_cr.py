@@ -15,16 +15,18 @@ from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from integrations.slack_blocks import clip
-from phasegate import cr_messages, cr_operations
+from phasegate import cr_messages, cr_operations, drift
 from phasegate.errors import EXPECTED, GateClosed, InvalidRequest, NotFound, PolicyError
 from phasegate.ledger import change_decisions
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
-from phasegate.slack_ids import REASON_INPUT, CrField, View
-from phasegate.states import ChangeSource, EngagementState, Outcome, Via
+from phasegate.ledger.models import WeeklyReportRow
+from phasegate.slack_ids import DRAFT_DRIFT, REASON_INPUT, CrField, View
+from phasegate.states import ChangeSource, EngagementState, Outcome, ReportKind, Via
 
 if TYPE_CHECKING:
     from phasegate.slack_app import SlackDeps
@@ -112,7 +114,10 @@ def start_flow(deps: SlackDeps, engagement_id: str, number: int) -> None:
 
 def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: str,
               background: BackgroundTasks, delivery: str) -> Response:
-    """Approve records at once; Reject first asks for the reason in a modal."""
+    """Approve records at once; Reject first asks for the reason in a modal; Draft change request
+    (on a weekly report's scope drift) opens the form pre-filled."""
+    if argument == DRAFT_DRIFT:
+        return on_draft_drift(deps, payload, value, background)
     if not (value.isascii() and value.isdigit() and len(value) <= 9):
         return Response(status_code=200)
     try:
@@ -134,6 +139,35 @@ def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: st
     refusal = record(deps, background, cr_id=cr_id, user=user, outcome=outcome, reason="", delivery=delivery)
     if refusal is not None:
         background.add_task(tell, deps, response_url, refusal)
+    return Response(status_code=200)
+
+
+def on_draft_drift(deps: SlackDeps, payload: dict[str, Any], engagement_id: str,
+                   background: BackgroundTasks) -> Response:
+    """The form pre-filled with the drift the engagement's latest weekly report found (read from the
+    ledger, not from Jira: the form has to open within Slack's three seconds)."""
+    trigger = payload.get("trigger_id")
+    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+    if not isinstance(trigger, str) or len(engagement_id) > 64:
+        return Response(status_code=200)
+    try:
+        with transaction(deps.sessions) as session:
+            row = get(session, engagement_id)
+            engagement, phase = config_of(row), row.current_phase
+            body = session.scalar(select(WeeklyReportRow.body).where(
+                WeeklyReportRow.kind == ReportKind.ENGAGEMENT, WeeklyReportRow.subject == engagement_id)
+                .order_by(WeeklyReportRow.week.desc()).limit(1))
+    except NotFound:
+        return Response(status_code=200)
+    found = (body or {}).get("change_requests", {}).get("drift_issues") or []
+    if row.state is not EngagementState.ACTIVE or phase is None or (body or {}).get("phase") != phase.value:
+        background.add_task(tell, deps, response_url, f"`{engagement_id}` has no running phase with drift to draft.")
+    elif not found:
+        background.add_task(tell, deps, response_url, f"`{engagement_id}`'s latest report found no scope drift.")
+    else:
+        items = [drift.DriftItem(str(i["key"]), str(i.get("summary", "")), str(i["milestone"])) for i in found]
+        draft = drift.draft(drift.Drift(engagement_id, phase, items))
+        background.add_task(open_form, deps, trigger, cr_messages.form(engagement, phase, draft), response_url)
     return Response(status_code=200)
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 class Action(str, enum.Enum):
     GATE = "gate"  # gate:<outcome>, value: the gate id
     ATTEST = "attest"  # attest:<milestone key>, value: "<engagement id>:<phase>" (see attest_value)
-    CHANGE = "cr"  # cr:<approve|reject>, value: the change request id
+    CHANGE = "cr"  # cr:<approve|reject>, value: the change request id; cr:draft-drift, value: the engagement id
 
 
 class View(str, enum.Enum):
@@ -37,6 +37,7 @@ class CrField(str, enum.Enum):
     COST = "cost"
 
 
+DRAFT_DRIFT = "draft-drift"  # cr:draft-drift, the weekly report's "Draft change request" button
 DIGEST_MENU = "digest"  # the overflow menu showing a gate's full evidence digest; selecting it does nothing
 REASON_INPUT = "reason"  # block_id and action_id of the reason field in the gate_reason modal
 

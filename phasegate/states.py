@@ -187,6 +187,7 @@ class AuditKind(str, enum.Enum):
     CONFIG_AMENDED = "config_amended"
     RUN_LOST = "run_lost"  # the phase's flow run was found cancelled, crashed, failed or deleted
     RUN_RESTARTED = "run_restarted"  # a new flow run took the phase over from the ledger
+    SPEND_RECORDED = "spend_recorded"
 
 
 class Rag(str, enum.Enum):

@@ -4,8 +4,10 @@ Local stand-ins answer for Slack, Jira and an MLflow-style metric server; a loca
 runs the flows; scripted approvers answer the gates with signed requests to the real Slack
 endpoint. The vendor's work is simulated by moving Jira issues and metric values.
 
-- acme-churn: G1 GO, G2 GO, handover attestations, G3 ACCEPT — completed.
-- globex-forecast: G1 EXTEND (F1 under threshold), then NO-GO — closed with the reason.
+- acme-churn: scope drift found and covered by an approved change request (the PoC timebox moves),
+  a second request rejected (sandbox/demo_changes.py), a weekly report; G1 GO, G2 GO, handover
+  attestations, G3 ACCEPT — completed.
+- globex-forecast: G1 EXTEND (F1 under threshold), a weekly report, then NO-GO — closed with the reason.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from phasegate.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.stack import start_endpoint
 from phasegate.states import EngagementState, GateState, Outcome, Via
+from sandbox import demo_changes
 from sandbox.standins.jira_api import JiraStandin
 from sandbox.standins.metrics_api import MetricsStandin
 from sandbox.standins.slack_api import SlackStandin
@@ -154,6 +157,8 @@ class Demo:
         self.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
         operations.start_phase(self.rt, e, Phase.POC, "U0PMACME01")
         self.wait_phase_run(e, Phase.POC)
+        demo_changes.scope_and_changes(self)
+        demo_changes.weekly(self, e)
         self.finish_jira_work(e, Phase.POC)
         self.review(e)
         g1 = self.open_gate(e, Phase.POC)
@@ -196,6 +201,7 @@ class Demo:
         g1 = self.open_gate(e, Phase.POC)
         self.click(g1, "U0QUANTIX1", Outcome.EXTEND, "F1 0.74 is under 0.80; two more weeks on feature engineering")
         self.say(e, f"G1 decided: {self.decided(g1).outcome.label}; a new 2-week timebox starts")  # type: ignore[union-attr]
+        demo_changes.weekly(self, e)
         self.metrics.set("globex-poc", f1=0.76)
         self.review(e)
         g1b = self.open_gate(e, Phase.POC, after=g1.id)
@@ -309,6 +315,8 @@ def run_demo(base: Settings, keep: bool = False) -> None:
         slack = demo.slack
         console.print(f"Slack stand-in saw {sum(len(slack.messages(c)) for c in ('C0ACMECHURN', 'C0GLOBEXFC'))} "
                       f"messages; prompts updated with chat.update {slack.calls.count('chat.update')} times")
+        for line in demo_changes.weekly_summary(demo):
+            console.print(line, markup=False, highlight=False)
         prefect_home = demo.rt.settings.home / "prefect"
         console.print(f"ledger:     {demo.rt.settings.ledger_url}")
         console.print(f"logs:       {demo.log_dir}")

@@ -4,17 +4,20 @@ outcome. The waiting itself happens in the flow (Prefect suspends flows, not tas
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from configs.schema import Engagement, Phase
-from phasegate import answers, collection, evidence
+from phasegate import answers, collection, cr_import, evidence
 from phasegate.errors import PhasegateError, ServiceUnavailable
-from phasegate.ledger import audit, engagements, gates
+from phasegate.ledger import audit, engagements, gates, scope
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.prompts import refresh, render
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 from tasks import ledger_task, outside_task
+
+log = logging.getLogger(__name__)
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
@@ -24,6 +27,7 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
                                      attestations=engagements.attestations(session, engagement.id, phase),
                                      submitted=engagements.submitted_metrics(session, engagement.id))
+        ledger_scope = scope.known(engagement.id, phase, session=session)
 
     def read(outages: collection.Outages) -> evidence.Snapshot:
         tracker, unreachable = None, evidence.NO_TRACKER
@@ -37,8 +41,20 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
                                 now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
 
     s = rt.settings
-    return collection.collect_with_retries(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
-                                           max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
+    snapshot = collection.collect_with_retries(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
+                                               max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
+    tracker, unreachable = None, evidence.NO_TRACKER
+    try:
+        tracker = rt.tracker(engagement)
+    except ServiceUnavailable as exc:
+        unreachable = str(exc)
+    if tracker is not None:  # change requests filed in Jira come in with the evidence (once each)
+        for problem in cr_import.import_requests(rt.sessions, engagement, tracker).problems:
+            log.warning("%s", problem)
+    drifted = scope.check(engagement, phase, ledger_scope, tracker, unreachable)
+    if drifted.items:  # a failed check is already missing evidence (Jira) or predates drift tracking
+        snapshot.warnings += drifted.lines()
+    return snapshot
 
 
 @ledger_task

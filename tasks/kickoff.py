@@ -12,6 +12,7 @@ from configs.schema import Engagement, Phase
 from phasegate import messages
 from phasegate.errors import IntegrationError
 from phasegate.ledger import audit, engagements
+from phasegate.ledger import scope as scope_ledger
 from phasegate.ledger.db import transaction
 from phasegate.runtime import Runtime
 from phasegate.states import AuditKind
@@ -93,7 +94,9 @@ def link_milestones(rt: Runtime, engagement: Engagement, phase: Phase) -> list[s
 
 
 @ledger_task
-def record_baseline(rt: Runtime, engagement: Engagement) -> int:
+def record_baseline(rt: Runtime, engagement: Engagement, phase: Phase = Phase.POC) -> int:
+    """The first baseline (once), and the phase's Jira issue keys with it, so that scope drift can
+    be told apart later. Jira down: the keys are recorded by the next run of this step."""
     scope = {
         "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,
                              "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in Phase},
@@ -101,4 +104,15 @@ def record_baseline(rt: Runtime, engagement: Engagement) -> int:
         "start_date": engagement.start_date.isoformat(),
     }
     with transaction(rt.sessions) as session:
-        return engagements.record_baseline(session, engagement.id, scope).version
+        milestone_links = engagements.links(session, engagement.id, phase)
+    try:
+        keys = scope_ledger.found_keys(engagement, phase, milestone_links, rt.tracker(engagement))
+    except IntegrationError:
+        keys = None
+    if keys is not None:
+        scope["issues"] = {phase.value: keys}
+    with transaction(rt.sessions) as session:
+        row = engagements.record_baseline(session, engagement.id, scope)
+        if keys is not None:
+            row = scope_ledger.record_issues(engagement.id, phase, keys, session=session) or row
+        return row.version

@@ -46,4 +46,5 @@ def save_artifacts(report: WeeklyReport) -> None:
 
 @outside_task
 def post_digest(rt: Runtime, now: dt.datetime) -> str | None:
-    return collect.post_digest(rt, now)
+    posted = collect.post_digest(rt, now)
+    return posted[0] if posted else None

@@ -1,10 +1,11 @@
-"""The whole product on one machine, as `phasegate demo` runs it: a real `prefect server`, the phase
-flow served by a runner, the Slack endpoint answering signed requests, and the Slack, Jira (Cloud
+"""The whole product on one machine, as `phasegate demo` runs it (change requests, scope drift and
+a weekly report included): a real `prefect server`, the phase flow served by a runner, the Slack endpoint answering signed requests, and the Slack, Jira (Cloud
 and Data Center) and metric stand-ins over real HTTP. Each suspend re-runs the flow from the top
 on resume, so these runs also prove that nothing is done twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,16 @@ from helpers import jira_issues, wait_until, with_changes
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.responses import SetStateStatus
+from sqlalchemy import select
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
 from phasegate import operations
 from phasegate.errors import NotFound, PolicyError
+from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
+from phasegate.ledger.models import WeeklyReportRow
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
 from sandbox.demo import Demo, local_world
@@ -77,18 +81,30 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
         g3 = gates.snapshot_of(session, rows[2])
         assert {m.key: m.source for m in g3.milestones if m.source == "attestation"}.keys() == set(attested)
         assert all(c.result.value == "pass" for c in g3.criteria)
+        # the demo's change requests: drift covered by CR-1 (PoC a week longer), CR-2 rejected
+        assert [(cr.state.value, cr.schedule_days) for cr in crs.all_for(session, "acme-churn")] == [
+            ("approved", 7), ("rejected", 0)]
+        first_box = engagements.current_timebox(session, "acme-churn", Phase.POC)
+        assert first_box.ends_on == row_start(session) + dt.timedelta(weeks=8, days=7)
+        weekly = session.scalars(select(WeeklyReportRow).where(WeeklyReportRow.subject == "acme-churn")).all()
+        assert len(weekly) == 1 and weekly[0].message_ts and weekly[0].chart_path
     texts = top_level(world, "C0ACMECHURN")
     assert sum("started for *ACME churn prediction*" in t for t in texts) == 3  # one kickoff per phase
-    assert len(texts) == 3 + 3 + 1  # kickoffs, one prompt per gate revision, the closing note
+    assert sum(t.startswith("Weekly status") for t in texts) == 1
+    assert len(texts) == 3 + 3 + 1 + 2 + 1  # kickoffs, gate prompts, closing note, two CR prompts, weekly
     assert len({g.message_ts for g in rows}) == 3
     for gate in rows:
         assert gate.message_ts is not None
         blocks = json.dumps(world.slack.message("C0ACMECHURN", gate.message_ts).blocks)
         assert f"Decided: {gate.outcome.label}" in blocks and '"actions"' not in blocks  # type: ignore[union-attr]
-    assert len(jira_issues(world.jira["acme-churn"], "ACME")) == 3 + 4 + 6  # one per milestone, attested ones too
-    runs = settled_runs("acme-churn-", 3)
+    assert len(jira_issues(world.jira["acme-churn"], "ACME")) == 3 + 4 + 6 + 1  # milestones, the drifted issue
+    runs = settled_runs("acme-churn-", 5)
     assert runs == {"acme-churn-poc": "COMPLETED", "acme-churn-development": "COMPLETED",
-                    "acme-churn-handover": "COMPLETED"}
+                    "acme-churn-handover": "COMPLETED", "acme-churn-cr-1": "COMPLETED", "acme-churn-cr-2": "COMPLETED"}
+
+
+def row_start(session: Any) -> dt.date:
+    return engagements.config_of(engagements.get(session, "acme-churn")).start_date
 
 
 def test_globex_extends_then_stops(world: Demo) -> None:

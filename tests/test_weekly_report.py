@@ -34,7 +34,9 @@ def test_report_of_an_engagement_at_its_gate(rt: Runtime, acme: Engagement, jira
     assert {m.name: m.value for m in report.metrics} == {"f1": 0.88, "data_quality_score": 0.93}
     (gate,) = report.gates
     assert set(gate.pending) == {"Dana Whitfield", "Omar Haddad", "Priya Natarajan"}
-    assert report.change_requests.note == "none" and report.budget.note == "no spend recorded"
+    assert report.change_requests.note == "none" and report.change_requests.drift == []
+    assert report.budget.note == "no spend recorded yet" and report.budget.over == []
+    assert report.budget.lines[0] == "PoC spend against its time-and-materials cap: 0 of 120,000 EUR (120,000 EUR left)"
     assert report.missing == []
     assert validate_blocks(render.blocks(report)) == []
     assert "[ACME-2](https://acme.atlassian.net/browse/ACME-2) In Progress" in render.markdown(report)

@@ -1,4 +1,4 @@
-"""Triggers that make decisions, evidence snapshots and audit events append-only in the database
+"""Triggers that make decisions, evidence snapshots, spend entries and audit events append-only in the database
 itself, so an edit through SQL is refused rather than merely detected later by `audit verify`.
 
 The chain heads are the one mutable part of the trail: a head may only move forward and never be
@@ -12,16 +12,25 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-APPEND_ONLY = ("audit_events", "decisions", "evidence_snapshots")
+FIRST = ("audit_events", "decisions", "evidence_snapshots")  # made append-only by migration 0003
+APPEND_ONLY = (*FIRST, "spend_entries")  # spend_entries: migration 0006
 HEADS = "audit_heads"
 
 
-def _sqlite_statements() -> list[str]:
-    statements = []
-    for table in APPEND_ONLY:
-        for op in ("UPDATE", "DELETE"):
-            statements.append(f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                              f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END")
+def _sqlite_table(table: str) -> list[str]:
+    return [f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END" for op in ("UPDATE", "DELETE")]
+
+
+def _pg_table(table: str) -> list[str]:
+    return [f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION phasegate_append_only()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION phasegate_append_only()"]
+
+
+def _sqlite_statements(tables: tuple[str, ...]) -> list[str]:
+    statements = [s for table in tables for s in _sqlite_table(table)]
     statements.append(f"CREATE TRIGGER {HEADS}_forward_only BEFORE UPDATE ON {HEADS} "
                       "WHEN NEW.seq <= OLD.seq OR NEW.engagement_id <> OLD.engagement_id "
                       f"BEGIN SELECT RAISE(ABORT, '{HEADS} only move forward: UPDATE refused'); END")
@@ -45,22 +54,26 @@ _PG_FUNCTIONS = [
 ]
 
 
-def _pg_statements() -> list[str]:
-    statements = list(_PG_FUNCTIONS)
-    for table in APPEND_ONLY:
-        statements.append(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                          "FOR EACH ROW EXECUTE FUNCTION phasegate_append_only()")
-    for table in (*APPEND_ONLY, HEADS):
-        statements.append(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                          "FOR EACH STATEMENT EXECUTE FUNCTION phasegate_append_only()")
+def _pg_statements(tables: tuple[str, ...]) -> list[str]:
+    statements = list(_PG_FUNCTIONS) + [s for table in tables for s in _pg_table(table)]
+    statements.append(f"CREATE TRIGGER {HEADS}_no_truncate BEFORE TRUNCATE ON {HEADS} "
+                      "FOR EACH STATEMENT EXECUTE FUNCTION phasegate_append_only()")
     statements.append(f"CREATE TRIGGER {HEADS}_forward_only BEFORE UPDATE OR DELETE ON {HEADS} "
                       "FOR EACH ROW EXECUTE FUNCTION phasegate_head_forward_only()")
     return statements
 
 
-def create(conn: Connection) -> None:
-    statements = _pg_statements() if conn.dialect.name == "postgresql" else _sqlite_statements()
+def create(conn: Connection, tables: tuple[str, ...] = APPEND_ONLY) -> None:
+    """The trigger functions, the heads' triggers and the triggers of `tables` (a migration passes
+    the tables that exist at its revision)."""
+    statements = _pg_statements(tables) if conn.dialect.name == "postgresql" else _sqlite_statements(tables)
     for statement in statements:
+        conn.execute(text(statement))
+
+
+def protect(conn: Connection, table: str) -> None:
+    """Make one more table append-only, once `create` has run (a later migration's table)."""
+    for statement in _pg_table(table) if conn.dialect.name == "postgresql" else _sqlite_table(table):
         conn.execute(text(statement))
 
 
@@ -70,7 +83,8 @@ def drop(conn: Connection) -> None:
         conn.execute(text("DROP FUNCTION IF EXISTS phasegate_append_only() CASCADE"))
         conn.execute(text("DROP FUNCTION IF EXISTS phasegate_head_forward_only() CASCADE"))
         return
-    names: list[str] = list(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN "
-                              "('audit_events', 'decisions', 'evidence_snapshots', 'audit_heads')")).scalars())
+    tables = ", ".join(f"'{t}'" for t in (*APPEND_ONLY, HEADS))
+    names: list[str] = list(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                              f"AND tbl_name IN ({tables})")).scalars())
     for name in names:
         conn.execute(text(f'DROP TRIGGER "{name}"'))

@@ -50,8 +50,10 @@ ROW_COLUMNS: dict[str, tuple[str, ...]] = {
     "decisions": ("id", "gate_id", "outcome", "approver", "side", "role", "reason", "digest", "channel",
                   "operator", "delivery_id", "created_at"),
     "evidence_snapshots": ("id", "engagement_id", "phase", "digest", "body", "created_at"),
+    "spend_entries": ("id", "engagement_id", "phase", "amount", "raw_amount", "note", "recorded_by", "operator",
+                      "created_at"),
 }
-ROW_NAMES = {"decisions": "decision", "evidence_snapshots": "evidence snapshot"}
+ROW_NAMES = {"decisions": "decision", "evidence_snapshots": "evidence snapshot", "spend_entries": "spend entry"}
 
 
 def plain(value: Any) -> Any:

@@ -15,7 +15,7 @@ from configs.schema import Engagement, Phase
 from phasegate import change_requests as cr_model
 from phasegate.change_requests import Assessment, Draft, Timebox
 from phasegate.errors import GateClosed, InvalidRequest, NotFound, PolicyError
-from phasegate.ledger import audit
+from phasegate.ledger import audit, spend
 from phasegate.ledger.engagements import config_of, get, max_weeks, weeks_used
 from phasegate.ledger.models import (
     BaselineRow,
@@ -169,7 +169,8 @@ def assess(session: Session, cr: ChangeRequestRow) -> Assessment:
         raise PolicyError(f"{cr.engagement_id} has no baseline to assess {cr.name} against")
     result = cr_model.assess(draft_of(cr), cr.phase, engagement, scope=current.scope, version=current.version,
                              original=first.scope, timebox=timebox_of(session, cr.engagement_id, cr.phase),
-                             max_weeks=max_weeks(engagement, cr.phase))
+                             max_weeks=max_weeks(engagement, cr.phase),
+                             spent=spend.status_of(session, cr.engagement_id, engagement=engagement).changes.used)
     cr.assessment, cr.state = result.model_dump(mode="json"), ChangeRequestState.ASSESSED
     audit.record(session, cr.engagement_id, AuditKind.CR_ASSESSED, cr.name, cr_id=cr.id,
                  baseline_version=current.version, over_budget=result.over_budget, past_max=result.past_max,

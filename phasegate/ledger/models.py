@@ -215,6 +215,23 @@ class MetricSubmissionRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class SpendRow(Base):
+    """Money spent in one phase, as recorded by the PM or an approver. Never updated; a correction
+    is a new entry with a note (a negative correction is not taken: spend is only ever added)."""
+
+    __tablename__ = "spend_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(ForeignKey("engagements.id"), index=True)
+    phase: Mapped[Phase] = mapped_column(_enum(Phase))
+    amount: Mapped[float] = mapped_column(Float)
+    raw_amount: Mapped[str] = mapped_column(String(limits.METRIC_VALUE))  # as typed
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class ChangeRequestRow(Base):
     """One change request. Its fields are as filed; `state`, the assessment, the prompt's ts and the
     outcome describe where it stands, and each change to them is also an audit event."""

@@ -13,20 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 from configs.schema import Comparator, Engagement, Phase
 from phasegate import calendar, policy
+from phasegate.budget import money
+from phasegate.budget import status as budget_status
 from phasegate.evidence import LedgerFacts, MetricReader, metric_evidence
+from phasegate.ledger import scope
 from phasegate.ledger.gates import latest_answers
 from phasegate.reports import progress, rules
 from phasegate.reports.facts import LedgerView, iso_week
 from phasegate.reports.model import (
     Budget,
     ChangeRequests,
+    DriftIssue,
     HandoverItem,
     MetricTrend,
     Missing,
     OpenGate,
     WeeklyReport,
 )
-from phasegate.states import Rag
+from phasegate.states import ChangeRequestState, Rag
 
 if TYPE_CHECKING:  # the jira client is a heavy import; `status` uses this module without it
     from integrations.issue_tracker import JiraTracker
@@ -38,16 +42,28 @@ def names(engagement: Engagement) -> dict[str, str]:
 
 
 def change_requests(view: LedgerView) -> ChangeRequests:
-    """Change requests and scope growth. phasegate does not record change requests yet, so this
-    says none; the change-request work fills this one function in."""
-    return ChangeRequests(items=[], note="none")
+    """Every change request with where it stands, and cumulative scope growth against the first
+    baseline. Drift needs Jira, so `build` adds it."""
+    cur = view.config.budget.currency
+    items = [f"CR-{cr.number} {cr.title}: {cr.state.value} ({cr.phase.value}, cost {money(cr.cost)} {cur}, "
+             f"schedule {cr.schedule_days:+d} days)" for cr in view.change_requests]
+    growth = None
+    if view.scope_items is not None and view.scope_items[0]:
+        first, current = view.scope_items
+        growth = round((current - first) / first * 100, 1)
+    return ChangeRequests(items=items, note="none" if not items else "", growth_percent=growth)
 
 
-def budget(engagement: Engagement) -> Budget:
-    """The caps from the file; spend is not recorded in the ledger yet, and the report says so."""
-    b = engagement.budget
-    return Budget(currency=b.currency, poc_cap=b.poc_cap, change_budget=b.change_budget, spent=None,
-                  note="no spend recorded")
+def budget(view: LedgerView) -> Budget:
+    """Recorded spend against the PoC cap and the team cost, and approved changes plus extensions
+    against the change budget (phasegate.budget says how an extension is priced)."""
+    b = view.config.budget
+    status = budget_status(view.config, spent=view.spent, approved_changes=sum(
+        cr.cost for cr in view.change_requests if cr.state is ChangeRequestState.APPROVED), extensions=view.extensions)
+    return Budget(currency=b.currency, poc_cap=b.poc_cap, change_budget=b.change_budget,
+                  spent=status.total_spent if view.spent else None,
+                  note="" if view.spent else "no spend recorded yet", lines=status.lines(),
+                  over=[status.line(line) for line in status.over])
 
 
 def open_gates(view: LedgerView, now: dt.datetime) -> list[OpenGate]:
@@ -74,7 +90,7 @@ def from_ledger(view: LedgerView, now: dt.datetime) -> WeeklyReport:
     phase = row.current_phase
     report = WeeklyReport(
         engagement_id=row.id, name=row.name, week=iso_week(today), generated_at=now, today=today,
-        state=row.state.value, phase=phase, budget=budget(config), change_requests=change_requests(view),
+        state=row.state.value, phase=phase, budget=budget(view), change_requests=change_requests(view),
         week_of_phase=(today - view.phase_started).days // 7 + 1 if view.phase_started else None,
         planned_weeks=config.phases.of(phase).planned_weeks if phase else None,
         booked_weeks=view.booked_weeks or None, timebox_ends_on=view.timebox.ends_on if view.timebox else None,
@@ -132,6 +148,11 @@ def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, re
                                             tz=config.tz, baselines=view.baselines, timebox_end=report.timebox_ends_on)
         if phase is Phase.HANDOVER:
             report.handover = handover(view, report)
+        found = scope.check(config, phase, view.scope, tracker, unavailable, issues)
+        report.change_requests.drift = found.lines(config.jira.url.rstrip("/") + "/browse/") if found.items else []
+        report.change_requests.drift_count = len(found.items)
+        report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
+                                               for i in found.items[:25]]
     report.rag, report.findings = rules.evaluate(report)
     return report
 

@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from integrations.issue_tracker import JiraTracker
+from phasegate import cr_import
 from phasegate.errors import EXPECTED, ServiceUnavailable
 from phasegate.ledger.db import transaction
 from phasegate.reports import deliver as delivery
-from phasegate.reports import portfolio, schedule
+from phasegate.reports import portfolio, rules, schedule
 from phasegate.reports.build import build
 from phasegate.reports.facts import LedgerView, views
-from phasegate.reports.model import WeeklyReport
+from phasegate.reports.model import Missing, WeeklyReport
 from phasegate.runtime import Runtime
 from phasegate.states import Rag, ReportKind
 
@@ -52,11 +53,21 @@ def collect(rt: Runtime, engagement_ids: Sequence[str], now: dt.datetime, *, wor
         except ServiceUnavailable as exc:
             trackers[view.row.id] = (None, str(exc))
     result = Collected()
+    imports = {view.row.id: cr_import.import_requests(rt.sessions, view.config, tracker)
+               for view in found if (tracker := trackers[view.row.id][0]) is not None}
+    if any(i.filed for i in imports.values()):  # the reports show the requests just filed
+        with transaction(rt.sessions) as session:
+            found = views(session, engagement_ids, full=True, report_bodies=True)
 
     def one(view: LedgerView) -> WeeklyReport:
         tracker, why = trackers[view.row.id]
-        return build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
-                     metrics_base_url=rt.settings.metrics_base_url)
+        report = build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
+                       metrics_base_url=rt.settings.metrics_base_url)
+        problems = imports[view.row.id].problems if view.row.id in imports else []
+        if problems:
+            report.missing += [Missing(source="change requests from Jira", reason=p) for p in problems]
+            report.rag, report.findings = rules.evaluate(report)
+        return report
 
     with ThreadPoolExecutor(max_workers=workers or rt.settings.weekly_concurrency) as pool:
         futures = {pool.submit(one, view): view.row.id for view in found}
@@ -88,9 +99,10 @@ def deliver_all(rt: Runtime, reports: Sequence[WeeklyReport], *, post: bool) -> 
     return done, failures
 
 
-def post_digest(rt: Runtime, now: dt.datetime) -> str | None:
+def post_digest(rt: Runtime, now: dt.datetime) -> tuple[str, bool] | None:
     """Post the portfolio digest once per ISO week (UTC), once every active engagement has this
-    week's report recorded; the ts, or None when there is no channel or it is not time yet."""
+    week's report recorded; (its ts, whether this call posted it), or None when there is no
+    channel or it is not time yet."""
     channel = rt.settings.portfolio_channel
     if not channel:
         return None
@@ -102,7 +114,7 @@ def post_digest(rt: Runtime, now: dt.datetime) -> str | None:
             return None
         rag = max((Rag(r["rag"]) for r in rows), key=lambda c: c.rank, default=Rag.GREEN)
         delivery.save(session, ReportKind.PORTFOLIO, "", week, rag, {"engagements": rows})
-    ts, _ = delivery.post_once(rt.sessions, rt.chat, ReportKind.PORTFOLIO, "", week, channel,
-                               f"Portfolio, week {week}: {len(rows)} engagements",
-                               portfolio.digest_blocks(rows, week))
-    return ts
+    ts, posted_now = delivery.post_once(rt.sessions, rt.chat, ReportKind.PORTFOLIO, "", week, channel,
+                                        f"Portfolio, week {week}: {len(rows)} engagements",
+                                        portfolio.digest_blocks(rows, week))
+    return (ts, posted_now) if ts else None

@@ -17,18 +17,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from configs.schema import Engagement, Phase
+from phasegate.budget import Extension
+from phasegate.change_requests import count_items
+from phasegate.drift import baseline_keys
 from phasegate.ledger.models import (
     AttestationRow,
     BaselineRow,
+    ChangeRequestRow,
     DecisionRow,
     EngagementRow,
     GateRow,
     MetricSubmissionRow,
     MilestoneLinkRow,
     PhaseRunRow,
+    SpendRow,
     TimeboxRow,
     WeeklyReportRow,
 )
+from phasegate.ledger.scope import Known, covered_by
 from phasegate.states import GateState, Outcome, Rag, ReportKind
 
 
@@ -54,6 +60,18 @@ class LedgerView:
     submitted: dict[str, float] = field(default_factory=dict)
     baselines: list[tuple[int, dt.datetime]] = field(default_factory=list)
     reports: list[LastReport] = field(default_factory=list)  # oldest first
+    spent: dict[Phase, float] = field(default_factory=dict)  # recorded spend per phase
+    extensions: list[Extension] = field(default_factory=list)  # timeboxes after a phase's first
+    change_requests: list[ChangeRequestRow] = field(default_factory=list)  # by number
+    scope_items: tuple[int, int] | None = None  # (first baseline, current baseline) item counts
+    baseline_scope: dict[str, Any] = field(default_factory=dict)  # the current baseline's scope
+
+    @property
+    def scope(self) -> Known:
+        """What drift is checked against: the current phase's baseline issues, links, covered keys."""
+        phase = self.row.current_phase or Phase.POC
+        return Known(recorded=baseline_keys(self.baseline_scope, phase), links=self.links,
+                     covered=covered_by(self.change_requests, phase))
 
 
 def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full: bool = True,
@@ -77,6 +95,14 @@ def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full
     boxes: dict[tuple[str, Phase], list[TimeboxRow]] = defaultdict(list)
     for box in session.scalars(select(TimeboxRow).where(TimeboxRow.engagement_id.in_(ids)).order_by(TimeboxRow.number)):
         boxes[(box.engagement_id, box.phase)].append(box)
+        if box.number > 1 and box.engagement_id in by_id:
+            by_id[box.engagement_id].extensions.append(Extension(phase=box.phase, number=box.number, weeks=box.weeks))
+    for spend in session.scalars(select(SpendRow).where(SpendRow.engagement_id.in_(ids))):
+        spent = by_id[spend.engagement_id].spent
+        spent[spend.phase] = spent.get(spend.phase, 0.0) + spend.amount
+    for cr in session.scalars(select(ChangeRequestRow).where(ChangeRequestRow.engagement_id.in_(ids))
+                              .order_by(ChangeRequestRow.number)):
+        by_id[cr.engagement_id].change_requests.append(cr)
     for view in by_id.values():
         phase = view.row.current_phase
         if phase is None:
@@ -129,7 +155,10 @@ def _full(session: Session, ids: list[str], by_id: dict[str, LedgerView]) -> Non
         by_id[m.engagement_id].submitted[m.metric] = m.value
     for b in session.scalars(select(BaselineRow).where(BaselineRow.engagement_id.in_(ids))
                              .order_by(BaselineRow.version)):
-        by_id[b.engagement_id].baselines.append((b.version, b.created_at))
+        view = by_id[b.engagement_id]
+        view.baselines.append((b.version, b.created_at))
+        first = view.scope_items[0] if view.scope_items else count_items(b.scope)
+        view.scope_items, view.baseline_scope = (first, count_items(b.scope)), b.scope
 
 
 def iso_week(day: dt.date) -> str:

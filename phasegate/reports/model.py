@@ -79,17 +79,32 @@ class OpenGate(BaseModel):
     overdue: bool
 
 
+class DriftIssue(BaseModel):
+    """One issue found as scope drift, kept so the report's "Draft change request" button can
+    pre-fill a request without asking Jira again."""
+
+    key: str
+    summary: str = ""
+    milestone: str
+
+
 class ChangeRequests(BaseModel):
-    items: list[str] = []
+    items: list[str] = []  # one line per change request
     note: str = "none"
+    growth_percent: float | None = None  # cumulative scope growth against the first baseline
+    drift: list[str] = []  # scope drift findings, one line each (R-CR-4)
+    drift_count: int = 0
+    drift_issues: list[DriftIssue] = []  # the first 25 (what one change request can cover)
 
 
 class Budget(BaseModel):
     currency: str
     poc_cap: float
     change_budget: float
-    spent: float | None = None
+    spent: float | None = None  # recorded spend, all phases
     note: str = "no spend recorded"
+    lines: list[str] = []  # each limit with what is used and left (phasegate.budget)
+    over: list[str] = []  # the lines over their limit
 
 
 class HandoverItem(BaseModel):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from integrations.slack_blocks import Block, context, header, section
+from integrations.slack_blocks import Block, Button, actions, context, header, section
 from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
 from phasegate.reports.rules import GREEN_REASON
+from phasegate.slack_ids import DRAFT_DRIFT, Action, action_id
 
 MAX_GATES_SHOWN = 10
 
@@ -72,10 +73,22 @@ def gate_lines(r: WeeklyReport) -> list[str]:
     return lines
 
 
-def budget_line(r: WeeklyReport) -> str:
+def budget_lines(r: WeeklyReport) -> list[str]:
     b = r.budget
+    if b.lines:
+        return b.lines + ([b.note + "."] if b.note else [])
     spent = f"{_n(b.spent)} {b.currency} spent" if b.spent is not None else b.note
-    return f"PoC cap {_n(b.poc_cap)} {b.currency}, change budget {_n(b.change_budget)} {b.currency}: {spent}."
+    return [f"PoC cap {_n(b.poc_cap)} {b.currency}, change budget {_n(b.change_budget)} {b.currency}: {spent}."]
+
+
+def change_lines(r: WeeklyReport) -> list[str]:
+    c = r.change_requests
+    lines = c.items[:MAX_GATES_SHOWN] or [c.note]
+    if len(c.items) > MAX_GATES_SHOWN:
+        lines.append(f"… and {len(c.items) - MAX_GATES_SHOWN} more (`phasegate cr list {r.engagement_id}`)")
+    if c.growth_percent is not None:
+        lines.append(f"Cumulative scope growth: {c.growth_percent:+g} % against the first baseline.")
+    return lines
 
 
 def value_line(r: WeeklyReport) -> str:
@@ -105,8 +118,11 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
     parts.append(("Open gates", gate_lines(r) or ["none"]))
     if r.handover is not None:
         parts.append(("Handover readiness", handover_lines(r) or ["no checklist items"]))
-    parts.append(("Change requests", r.change_requests.items or [r.change_requests.note]))
-    parts.append(("Budget", [budget_line(r)]))
+    parts.append(("Change requests", change_lines(r)))
+    if r.change_requests.drift:
+        parts.append((f"Scope drift ({r.change_requests.drift_count} issues)",
+                      [f":warning: {line}" for line in r.change_requests.drift]))
+    parts.append(("Budget", budget_lines(r)))
     if r.missing:
         parts.append(("Missing evidence", [f":grey_question: {m.source}: {m.reason}" for m in r.missing]))
     return parts
@@ -115,6 +131,9 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
 def blocks(r: WeeklyReport) -> list[Block]:
     out = [header(f"{r.rag.icon} " + headline(r))]
     out += [section(f"*{title}*\n" + "\n".join(lines)) for title, lines in sections(r)]
+    if r.change_requests.drift_issues:  # Slack opens the change-request form pre-filled with them
+        out += actions(f"drift-{r.engagement_id}", [Button(action_id(Action.CHANGE, DRAFT_DRIFT),
+                                                           "Draft change request", r.engagement_id, "primary")])
     chart = "; burn-up chart in the thread" if r.burnup else ""
     out.append(context(f"Generated {r.generated_at:%Y-%m-%d %H:%M} UTC by phasegate{chart}"))
     return out

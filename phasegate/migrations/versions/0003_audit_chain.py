@@ -94,7 +94,7 @@ def upgrade() -> None:
         batch_op.create_unique_constraint('uq_audit_events_seq', ['engagement_id', 'seq'])
         batch_op.create_unique_constraint('uq_audit_events_prev_hash', ['engagement_id', 'prev_hash'])
 
-    append_only.create(conn)
+    append_only.create(conn, append_only.FIRST)
 
 
 def downgrade() -> None:
