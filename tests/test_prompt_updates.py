@@ -16,6 +16,7 @@ from phasegate.ledger.db import transaction
 from phasegate.prompts import render
 from phasegate.runtime import Runtime
 from phasegate.states import GateState, Outcome, Via
+from sandbox.standins.jira_api import JiraStandin
 from sandbox.standins.slack_api import SlackStandin
 
 
@@ -35,9 +36,9 @@ def shown_and_ledger(rt: Runtime, slack: SlackStandin, gate_id: int) -> tuple[st
     return (json.dumps([posted.text, posted.blocks], sort_keys=True), json.dumps([text, blocks], sort_keys=True))
 
 
-def test_an_update_that_lands_late_is_followed_by_the_ledgers_state(rt: Runtime, slack: SlackStandin,
+def test_an_update_that_lands_late_is_followed_by_the_ledgers_state(rt: Runtime, slack: SlackStandin, jira: JiraStandin,
                                                                     acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)  # milestones done: a GO needs no waiver
     before = slack.calls.count("chat.update")
     slack.delay_next("chat.update", 1.0)  # the first answer's update is sent first and lands last
     first = threading.Thread(target=answer, args=(rt, gate.id, "U0SPONSOR1"))
@@ -51,8 +52,8 @@ def test_an_update_that_lands_late_is_followed_by_the_ledgers_state(rt: Runtime,
     assert "Decided: GO" in shown and '"actions"' not in shown
 
 
-def test_a_500_on_the_deciding_update_is_retried(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
-    gate = posted_gate(rt, acme)
+def test_a_500_on_the_deciding_update_is_retried(rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)  # milestones done: a GO needs no waiver
     assert answer(rt, gate.id, "U0SPONSOR1") == []
     slack.fail_next("chat.update", status=500, times=2)
 

@@ -20,6 +20,7 @@ from phasegate.slack_app import SlackDeps, create_app
 from phasegate.slack_cr import USAGE
 from phasegate.slack_socket import start_socket_mode
 from phasegate.states import GateState, Outcome, Via
+from sandbox.standins.jira_api import JiraStandin
 from sandbox.standins.slack_api import SlackStandin
 from sandbox.standins.slack_socket import SlackSocketStandin
 from sandbox.standins.slack_user import SlackUser
@@ -43,9 +44,9 @@ def socket(rt: Runtime, slack: SlackStandin) -> Iterator[Socket]:
     standin.stop()
 
 
-def test_clicks_over_socket_mode_are_acknowledged_and_recorded(rt: Runtime, slack: SlackStandin, acme: Engagement,
+def test_clicks_over_socket_mode_are_acknowledged_and_recorded(rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement,
                                                                socket: Socket) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)  # milestones done: a GO needs no waiver
     assert gate.message_ts is not None
     sponsor = SlackUser("U0SPONSOR1", endpoint="http://unused", signing_secret="", slack=slack)
     click = sponsor.click_payload(gate.id, Outcome.GO, gate.channel, gate.message_ts)
@@ -70,9 +71,9 @@ def test_clicks_over_socket_mode_are_acknowledged_and_recorded(rt: Runtime, slac
     assert prompt
 
 
-def test_a_reason_form_refused_answers_in_the_ack(rt: Runtime, slack: SlackStandin, acme: Engagement,
+def test_a_reason_form_refused_answers_in_the_ack(rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement,
                                                   socket: Socket) -> None:
-    gate = posted_gate(rt, acme)
+    gate = posted_gate(rt, acme, jira=jira)  # milestones done: a GO needs no waiver
     assert gate.message_ts is not None
     outsider = SlackUser("U0NOTLISTED", endpoint="http://unused", signing_secret="", slack=slack)
     view = {"callback_id": "gate_reason", "private_metadata": f"{gate.id}:no_go", "type": "modal"}
