@@ -174,9 +174,12 @@ def test_clicks_on_both_replicas_one_decision_each_one_resume_and_a_killed_worke
     operations.start_phase(world.rt, e, Phase.POC, "U0PMACME01")
     world.wait_phase_run(e, Phase.POC)
     world.finish_jira_work(e, Phase.POC)
+    world.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)  # every exit criterion passes
     world.review(e)
     g1 = world.open_gate(e, Phase.POC)
     assert g1.message_ts is not None and g1.flow_run_id is not None
+    with transaction(world.rt.sessions) as session:
+        assert gates.snapshot_of(session, g1).unmet == [], "a GO click would need a waiver"
     poc_run = UUID(g1.flow_run_id)
     wait_until(lambda: runs_named(f"{e}-poc")[f"{e}-poc"][0] == "PAUSED", timeout=60,
                what="the PoC run to suspend at G1", interval=0.5)
