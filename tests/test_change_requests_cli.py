@@ -6,35 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import func, select
-from test_cli import ACME_FILE, Invoke, closed_port_url, ok, refused, write_yaml
-from typer.testing import CliRunner
+from test_cli import ACME_FILE, Invoke, ok, refused, write_yaml
 
 from configs.loader import load_engagement
 from configs.schema import Phase
-from phasegate.cli import app
 from phasegate.ledger import engagements
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AuditEventRow, ChangeRequestRow
 
 PM, SPONSOR, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD"
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("PHASEGATE_DATABASE_URL", raising=False)
-    monkeypatch.setenv("PHASEGATE_HOME", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
-def cli(home: Path) -> Invoke:
-    """As in test_cli: a fresh SQLite ledger under `home`, Prefect unreachable."""
-    runner = CliRunner(env={"PHASEGATE_HOME": str(home), "PHASEGATE_DATABASE_URL": None,
-                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "80"})
-    return lambda *args: runner.invoke(app, list(args))
 
 
 def start_poc(home: Path) -> None:
