@@ -9,7 +9,6 @@ database. Decisions are read by database column name, as `audit verify` reads th
 from __future__ import annotations
 
 import csv
-import enum
 import io
 from dataclasses import dataclass, field
 
@@ -20,12 +19,7 @@ from phasegate.ledger import engagements, gates
 from phasegate.ledger.chain import plain
 from phasegate.ledger.models import Base, GateRow
 from phasegate.ledger.verify import ChainReport, evidence_mismatch, verify_one
-from phasegate.states import Outcome
-
-
-class ExportFormat(str, enum.Enum):
-    MD = "md"
-    CSV = "csv"
+from phasegate.states import ExportFormat, Outcome
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,26 @@
-"""The `phasegate` command. Every expected error (phasegate.errors.EXPECTED) becomes one line on stderr and exit code 1."""
+"""The `phasegate` command. Every expected error (phasegate.errors.EXPECTED) becomes one line on stderr
+and exit code 1 (see phasegate/cli_base.py). Each command imports what it uses inside its body."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import DataError, SQLAlchemyError
 from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
-from configs.loader import load_engagement
-from configs.schema import Phase, number
-from phasegate import cli_init, cli_reports
-from phasegate.cli_operator import cli_operator
-from phasegate.errors import EXPECTED, ConfigError
-from phasegate.ledger import engagements, gates
-from phasegate.ledger.db import transaction, upgrade
-from phasegate.ledger.verify import gate_warnings
-from phasegate.local import cli_prefect_api
-from phasegate.runtime import Runtime
-from phasegate.settings import Settings
-from phasegate.states import Outcome, Via
+from configs.schema_base import Phase
+from phasegate import cli_drift, cli_init, cli_reports  # noqa: F401 - cli_drift adds `cr drift`, `cr draft-drift`
+from phasegate.cli_audit import audit_app
+from phasegate.cli_base import AsUser, err, fail, gate_table, guarded, out
+from phasegate.cli_budget import budget_app
+from phasegate.cli_cr import cr_app, engagement_apply
+from phasegate.cli_runs import engagement_cancel, engagement_show, phase_retry
+from phasegate.cli_serve import serve_slack
+from phasegate.states import Outcome
 
-if TYPE_CHECKING:  # the Jira and Slack clients load only when a command needs them
+if TYPE_CHECKING:  # the ledger, Prefect and the Jira and Slack clients load only in the commands that use them
     from phasegate.runtime import Runtime
 
 app = typer.Typer(help="Phased AI-development engagements as Prefect workflows, with gates answered in Slack.",
@@ -42,54 +36,6 @@ for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_ap
 app.add_typer(cli_reports.report_app, name="report")
 app.add_typer(cli_reports.status_app, name="status")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-AsUser = Annotated[str, typer.Option("--as", help="Your Slack user id, as listed in the engagement file.")]
-
-
-def fail(message: str) -> None:
-    err.print(f"phasegate: {message}", markup=False, highlight=False)
-    raise typer.Exit(1)
-
-
-def runtime() -> Runtime:
-    """Settings from the environment; the SQLite default ledger is created or upgraded on first use."""
-    from phasegate.runtime import Runtime
-
-    settings = Settings()
-    if not settings.database_url:
-        upgrade(settings.ledger_url)
-    return Runtime(settings)
-
-
-def guarded(action: Callable[[Runtime], T]) -> T:
-    try:
-        rt = runtime()
-    except EXPECTED as exc:
-        fail(str(exc))
-        raise
-    try:
-        with cli_prefect_api(rt.settings):
-            return action(rt)
-    except ConfigError as exc:
-        for problem in exc.problems[:-1]:
-            err.print(f"phasegate: {problem}", markup=False, highlight=False)
-        fail(exc.problems[-1])
-        raise
-    except EXPECTED as exc:
-        fail(str(exc))
-        raise
-    except DataError as exc:  # a value the database cannot store: not a schema that needs upgrading
-        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
-        fail(f"the ledger refused a value: {reason[0] if reason else type(exc.orig).__name__}")
-        raise
-    except SQLAlchemyError as exc:
-        fail(f"ledger error ({type(exc).__name__}): {str(exc).splitlines()[0]} — has `phasegate db upgrade` been run?")
-        raise
-    finally:
-        rt.close()
-
 
 @app.callback()
 def root(version: cli_init.Version = False) -> None:
@@ -100,6 +46,9 @@ def root(version: cli_init.Version = False) -> None:
 def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
         "--strict", help="Refuse a plan that departs from the guide (warnings become errors).")] = False) -> None:
     """Validate an engagement file, check its plan against the guide, and register it in the ledger."""
+    from configs.loader import load_engagement
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> None:
         engagement = load_engagement(file)
@@ -109,17 +58,21 @@ def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
         out.print(f"{engagement.id}: {'registered' if changed else 'already registered, unchanged'}")
         cli_init.print_warnings(warnings)  # after the outcome, so a refusal stays one line
 
-    guarded(run)
+    guarded(run, prefect=False)
 
 
 @engagement_app.command("list")
 def engagement_list() -> None:
     """Engagements in the ledger with their state and current phase."""
+    from rich.table import Table
+
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> None:
         table = Table("id", "name", "state", "phase")
         with transaction(rt.sessions) as session:
-            for row in engagements.all_rows(session):
+            for row in engagements.listing(session):
                 table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
         out.print(table)
         demo_home = rt.settings.home / "demo"
@@ -127,21 +80,15 @@ def engagement_list() -> None:
             out.print(f"(`phasegate demo` keeps its engagements in a ledger of its own: "
                       f"PHASEGATE_HOME={demo_home} phasegate engagement list)", markup=False, highlight=False)
 
-    guarded(run)
-
-
-def gate_table(rows: list[Any]) -> None:
-    table = Table("gate id", "engagement", "gate", "timebox", "rev", "state", "outcome", "digest")
-    for g in rows:
-        table.add_row(str(g.id), g.engagement_id, g.phase.gate, str(g.timebox), str(g.revision), g.state.value,
-                      g.outcome.label if g.outcome else "-", g.digest[:12])
-    out.print(table)
+    guarded(run, prefect=False)
 
 
 @gate_app.command("list")
 def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
               open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False) -> None:
     """Gates, newest revision last."""
+    from phasegate.ledger import engagements, gates
+    from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
@@ -149,12 +96,15 @@ def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
                 engagements.get(session, engagement_id)
             gate_table(gates.open_gates(session, engagement_id) if open_only else gates.all_gates(session, engagement_id))
 
-    guarded(run)
+    guarded(run, prefect=False)
 
 
 @gate_app.command("show")
 def gate_show(gate_id: int) -> None:
     """A gate's evidence, answers and outcome."""
+    from phasegate.ledger import gates
+    from phasegate.ledger.db import transaction
+    from phasegate.ledger.verify import gate_warnings
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
@@ -179,7 +129,7 @@ def gate_show(gate_id: int) -> None:
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
                           f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
 
-    guarded(run)
+    guarded(run, prefect=False)
 
 
 @gate_app.command("decide")
@@ -188,6 +138,7 @@ def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_se
                                                      "criteria fail or are missing, the written waiver.")] = "") -> None:
     """Answer a gate from the terminal, under the same policy as Slack."""
     from phasegate import operations
+    from phasegate.cli_operator import cli_operator
 
     def run(rt: Runtime) -> None:
         result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason,
@@ -233,6 +184,9 @@ def phase_review(engagement_id: str) -> None:
 def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_sensitive=False)],
                     milestone: str, approver: AsUser, note: str = "") -> None:
     """Record that a milestone is done, with who and when (for milestones that accept attestations)."""
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
+    from phasegate.states import Via
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
@@ -240,7 +194,7 @@ def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(c
             engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI)
         out.print(f"{engagement_id} {milestone}: attested by {approver}")
 
-    guarded(run)
+    guarded(run, prefect=False)
 
 
 @evidence_app.command("metric")
@@ -249,6 +203,10 @@ def evidence_metric(engagement_id: str, metric: str,
                                                               "metric's declared range.")],
                     approver: AsUser) -> None:
     """Submit a metric value by hand (for metrics whose source is `manual`); the PM or an approver."""
+    from configs.schema import number
+    from phasegate.cli_operator import cli_operator
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
@@ -256,12 +214,16 @@ def evidence_metric(engagement_id: str, metric: str,
             row = engagements.submit_metric(session, config, metric, value, by=approver, operator=cli_operator())
         out.print(f"{engagement_id} {metric} = {number(row.value)}", markup=False, highlight=False)
 
-    guarded(run)
+    guarded(run, prefect=False)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the ledger schema at PHASEGATE_DATABASE_URL (default: SQLite in ~/.phasegate)."""
+    from phasegate.errors import EXPECTED
+    from phasegate.ledger.db import upgrade
+    from phasegate.settings import Settings
+
     settings = Settings()
     try:
         upgrade(settings.ledger_url)
@@ -273,6 +235,8 @@ def db_upgrade() -> None:
 @app.command()
 def up() -> None:
     """Run phasegate on this machine: Prefect server (unless PREFECT_API_URL is set), flows, Slack endpoint."""
+    from phasegate.errors import EXPECTED
+    from phasegate.settings import Settings
     from phasegate.stack import run_up
 
     try:
@@ -285,6 +249,8 @@ def up() -> None:
 def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything running afterwards, "
                                              "to look around in the Prefect UI; Ctrl-C stops it.")] = False) -> None:
     """Run the example engagements end to end against local Slack, Jira and metric stand-ins."""
+    from phasegate.errors import EXPECTED
+    from phasegate.settings import Settings
     from sandbox.demo import run_demo
 
     try:
@@ -293,29 +259,13 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything runn
         fail(str(exc))
 
 
-from phasegate.cli_audit import audit_app  # noqa: E402  (it imports this module's helpers)
-
 app.add_typer(audit_app, name="audit")
-
-from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-app imports the helpers above
-
 app.add_typer(cr_app, name="cr")
-
-from phasegate.cli_serve import serve_slack  # noqa: E402 - it imports this module's helpers
-
 app.command("serve-slack")(serve_slack)
-
-from phasegate.cli_budget import budget_app  # noqa: E402 - the sub-app imports the helpers above
-
 app.add_typer(budget_app, name="budget")
-import phasegate.cli_drift  # noqa: E402, F401 - adds `cr drift` and `cr draft-drift` to the cr sub-app
-
 engagement_app.command("apply")(engagement_apply)
 engagement_app.command("init")(cli_init.engagement_init)
 app.command("sandbox")(cli_init.sandbox)
-
-from phasegate.cli_runs import engagement_cancel, engagement_show, phase_retry  # noqa: E402 - as above
-
 engagement_app.command("show")(engagement_show)
 engagement_app.command("cancel")(engagement_cancel)
 phase_app.command("retry")(phase_retry)

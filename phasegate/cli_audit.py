@@ -7,16 +7,15 @@ module's one-line error handling.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from phasegate.audit_export import ExportFormat, history, render
-from phasegate.cli import err, guarded, out
-from phasegate.errors import NotFound
-from phasegate.ledger import verify as chain_verify
-from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
+from phasegate.cli_base import err, guarded, out
+from phasegate.states import ExportFormat
+
+if TYPE_CHECKING:
+    from phasegate.runtime import Runtime
 
 audit_app = typer.Typer(help="Verify the tamper-evident audit trail and export decision histories.",
                         no_args_is_help=True)
@@ -26,6 +25,9 @@ audit_app = typer.Typer(help="Verify the tamper-evident audit trail and export d
 def audit_verify(engagement_id: Annotated[str | None, typer.Argument(help="One engagement (default: all).")] = None
                  ) -> None:
     """Walk the audit chain and name every edited, deleted, reordered or truncated row (exit 1 if any)."""
+    from phasegate.errors import NotFound
+    from phasegate.ledger import verify as chain_verify
+    from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> int:
         with transaction(rt.sessions) as session:
@@ -45,7 +47,7 @@ def audit_verify(engagement_id: Annotated[str | None, typer.Argument(help="One e
                   f"engagement{'s' if len(reports) != 1 else ''}", markup=False, highlight=False)
         return 0
 
-    if guarded(run):
+    if guarded(run, prefect=False):
         raise typer.Exit(1)
 
 
@@ -55,6 +57,8 @@ def audit_export(engagement_id: str,
                  out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None
                  ) -> None:
     """The decision history for a steering committee: each gate, its evidence digest, every answer."""
+    from phasegate.audit_export import history, render
+    from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
@@ -65,4 +69,4 @@ def audit_export(engagement_id: str,
             out_file.write_text(text, encoding="utf-8")
             out.print(f"{engagement_id}: decision history written to {out_file}", markup=False, highlight=False)
 
-    guarded(run)
+    guarded(run, prefect=False)

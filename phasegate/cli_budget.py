@@ -6,13 +6,15 @@ and from where (user@host), append-only like decisions. Heavy imports stay insid
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from configs.schema import Phase
-from phasegate.cli import AsUser, guarded, out
-from phasegate.runtime import Runtime
+from configs.schema_base import Phase
+from phasegate.cli_base import AsUser, guarded, out
+
+if TYPE_CHECKING:
+    from phasegate.runtime import Runtime
 
 budget_app = typer.Typer(help="Spend per phase against the PoC cap, the team cost and the change budget.",
                          no_args_is_help=True)
@@ -41,7 +43,7 @@ def budget_spend(
         for line in status.lines():
             out.print(f"  {line.replace('*', '')}", markup=False, highlight=False)
 
-    guarded(run)
+    guarded(run, prefect=False)
 
 
 @budget_app.command("show")
@@ -62,4 +64,4 @@ def budget_show(engagement_id: str) -> None:
             out.print(f"  {r.created_at:%Y-%m-%d} {r.phase.value}: {money(r.amount)} {config.budget.currency} "
                       f"by {r.recorded_by}" + (f" ({r.note})" if r.note else ""), markup=False, highlight=False)
 
-    guarded(run)
+    guarded(run, prefect=False)

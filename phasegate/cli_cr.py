@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
-from configs.schema import Phase
-from phasegate.cli import AsUser, err, guarded, out
+from configs.schema_base import Phase
+from phasegate.cli_base import AsUser, err, guarded, out
 from phasegate.errors import EXPECTED, ConfigError, InvalidRequest
-from phasegate.runtime import Runtime
 from phasegate.states import ChangeSource, Outcome
+
+if TYPE_CHECKING:
+    from phasegate.runtime import Runtime
 
 cr_app = typer.Typer(help="Change requests: file, list, decide, withdraw, export the change log.",
                      no_args_is_help=True)
@@ -34,6 +35,8 @@ class LogFormat(str, enum.Enum):
 
 
 def read_file(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

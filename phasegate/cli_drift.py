@@ -6,13 +6,15 @@ Registered on the `cr` sub-app; heavy imports stay inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from phasegate.cli import err, fail, guarded, out
+from phasegate.cli_base import err, fail, guarded, out
 from phasegate.cli_cr import announce_filed, cr_app
-from phasegate.runtime import Runtime
+
+if TYPE_CHECKING:
+    from phasegate.runtime import Runtime
 
 
 @cr_app.command("drift")

@@ -6,23 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from configs.errors import ConfigError
-from configs.practices import planning_warnings
-from configs.schema import Engagement, PlanningRules
-from configs.template import engagement_template
+from phasegate.cli_base import err, out
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from configs.schema import Engagement
 
 
 def engagement_init(name: Annotated[str, typer.Argument(help="The engagement's id, such as acme-churn; "
                                                              "the file is NAME.yaml.")]) -> None:
     """Write NAME.yaml: a commented engagement file that follows the guide, with placeholders to edit."""
+    from configs.template import engagement_template
+
     path = Path(f"{name}.yaml")
     try:
         text = engagement_template(name, today=dt.date.today())
@@ -42,6 +41,9 @@ def engagement_init(name: Annotated[str, typer.Argument(help="The engagement's i
 def check_plan(engagement: Engagement, source: Path, *, strict: bool) -> list[str]:
     """The guide's planning rules: the warnings to print once the file is registered, or every one an
     error when `strict` (the `--strict` flag or `planning_rules: strict` in the file)."""
+    from configs.practices import planning_warnings
+    from configs.schema import PlanningRules
+
     warnings = [f"{source}: {warning}" for warning in planning_warnings(engagement)]
     if warnings and (strict or engagement.planning_rules is PlanningRules.STRICT):
         raise ConfigError(warnings + [f"{source}: the plan departs from the guide in {len(warnings)} place(s) "

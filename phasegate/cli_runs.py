@@ -12,23 +12,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from configs.schema import Phase
-from phasegate.cli import err, gate_table, guarded, out
-from phasegate.cli_operator import cli_operator
-from phasegate.errors import ServiceUnavailable
-from phasegate.ledger import audit, engagements, gates, spend
-from phasegate.ledger.db import transaction
-from phasegate.ledger.models import utcnow
-from phasegate.runtime import Runtime
-from phasegate.states import AuditKind, EngagementState
+from configs.schema_base import Phase
+from phasegate.cli_base import err, gate_table, guarded, out
 
 if TYPE_CHECKING:
     from phasegate.runs import PrefectRuns
+    from phasegate.runtime import Runtime
 
 
 def engagement_show(engagement_id: str) -> None:
     """One engagement: its phases with their flow runs as Prefect sees them, timeboxes and gates."""
+    from phasegate.ledger import audit, engagements, gates, spend
+    from phasegate.ledger.db import transaction
     from phasegate.runs import PrefectRuns
+    from phasegate.states import AuditKind, EngagementState
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
@@ -64,6 +61,8 @@ def engagement_show(engagement_id: str) -> None:
 
 def run_line(prefect: PrefectRuns, flow_run_id: str, current: bool) -> str:
     """`flow run ID: STATE (why)`, with what to do when the current phase's run is dead."""
+    from phasegate.errors import ServiceUnavailable
+
     try:
         status = prefect.status(flow_run_id)
     except ServiceUnavailable as exc:
@@ -76,6 +75,8 @@ def phase_retry(engagement_id: str) -> None:
     """Start the current phase's flow run again after it crashed, failed, was cancelled or deleted;
     the new run finds every done step in the ledger. Refused while the run is alive."""
     from phasegate import recovery
+    from phasegate.cli_operator import cli_operator
+    from phasegate.ledger.models import utcnow
     from phasegate.runs import PrefectRuns
 
     def run(rt: Runtime) -> None:
@@ -89,6 +90,7 @@ def engagement_cancel(engagement_id: str,
                       reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")]) -> None:
     """End an engagement that no gate will end: recorded with who and why, its flow runs cancelled."""
     from phasegate import recovery
+    from phasegate.cli_operator import cli_operator
     from phasegate.runs import PrefectRuns
 
     def run(rt: Runtime) -> None:

@@ -6,15 +6,15 @@ from typing import Annotated
 
 import typer
 
-from phasegate.cli import fail
-from phasegate.errors import EXPECTED
-from phasegate.settings import Settings
+from phasegate.cli_base import fail
 
 
 def serve_slack(host: Annotated[str | None, typer.Option(help="Address to listen on (default: PHASEGATE_SLACK_HOST).")]
                 = None,
                 port: Annotated[int | None, typer.Option(help="Port (default: PHASEGATE_SLACK_PORT).")] = None) -> None:
     """Run only the Slack endpoint (and Socket Mode, with PHASEGATE_SLACK_APP_TOKEN); /healthz and /readyz."""
+    from phasegate.errors import EXPECTED
+    from phasegate.settings import Settings
     from phasegate.stack import run_serve_slack
 
     settings = Settings()

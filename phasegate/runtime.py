@@ -1,20 +1,27 @@
-"""Everything a flow run or the Slack endpoint needs, built once from Settings at the entry point."""
+"""Everything a flow run or the Slack endpoint needs, built once from Settings at the entry point.
+
+The ledger's engine is made at once; the HTTP client, the Slack client and the Jira trackers are
+made (and their libraries imported) on first use, so a command that only reads the ledger pays for
+none of them.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.schema import Engagement
-from integrations.issue_tracker import JiraTracker, make_jira_client
-from integrations.metric_sources import read_json_metric
-from integrations.slack_chat import SlackChat, make_web_client
 from phasegate.ledger.db import make_engine, sessions
 from phasegate.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from configs.schema import Engagement
+    from integrations.issue_tracker import JiraTracker
+    from integrations.slack_chat import SlackChat
 
 
 class Runtime:
@@ -24,10 +31,26 @@ class Runtime:
         self.sleep = sleep  # waits between evidence reads; tests record them instead
         self.engine = make_engine(settings.ledger_url)
         self.sessions: sessionmaker[Session] = sessions(self.engine)
-        self.http = http or httpx.Client(timeout=settings.metrics_timeout)
-        self.chat = chat or SlackChat(make_web_client(settings.slack_bot_token.get_secret_value(),
-                                                      settings.slack_api_url))
+        self._http = http
+        self._chat = chat
         self._trackers: dict[tuple[str, str], JiraTracker] = {}
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(timeout=self.settings.metrics_timeout)
+        return self._http
+
+    @property
+    def chat(self) -> SlackChat:
+        if self._chat is None:
+            from integrations.slack_chat import SlackChat, make_web_client
+
+            self._chat = SlackChat(make_web_client(self.settings.slack_bot_token.get_secret_value(),
+                                                   self.settings.slack_api_url))
+        return self._chat
 
     def tracker(self, engagement: Engagement) -> JiraTracker:
         """The Jira tracker for this engagement's site; ServiceUnavailable when it cannot be reached
@@ -35,6 +58,8 @@ class Runtime:
         url = self.settings.jira_sites.get(engagement.jira.url, engagement.jira.url)
         key = (url, engagement.jira.deployment)
         if key not in self._trackers:
+            from integrations.issue_tracker import JiraTracker, make_jira_client
+
             s = self.settings
             client = make_jira_client(url, engagement.jira.deployment, email=s.jira_email,
                                       api_token=s.jira_api_token.get_secret_value() if s.jira_api_token else None,
@@ -44,8 +69,11 @@ class Runtime:
         return self._trackers[key]
 
     def read_json(self, url: str, path: str) -> tuple[float, Any]:
+        from integrations.metric_sources import read_json_metric
+
         return read_json_metric(self.http, url, path)
 
     def close(self) -> None:
-        self.http.close()
+        if self._http is not None:
+            self._http.close()
         self.engine.dispose()

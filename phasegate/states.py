@@ -209,3 +209,10 @@ class Rag(str, enum.Enum):
 class ReportKind(str, enum.Enum):
     ENGAGEMENT = "engagement"
     PORTFOLIO = "portfolio"
+
+
+class ExportFormat(str, enum.Enum):
+    """The formats of `phasegate audit export`."""
+
+    MD = "md"
+    CSV = "csv"

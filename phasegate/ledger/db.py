@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -20,9 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import ServiceUnavailable
 
+if TYPE_CHECKING:  # Alembic loads only when the schema has to change
+    from alembic.config import Config
+
 # The ledger could not be reached or did not answer in time (as opposed to refusing a value).
 LEDGER_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+READ_ONLY = "phasegate_read_only"  # an execution option: this transaction only reads
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The newest migration's revision: each file in versions/ is named after its revision ("0006_spend.py").
+HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 # Seconds one ledger call from the Slack endpoint may take: Slack wants its answer within 3 s, and a
@@ -53,7 +56,8 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -68,12 +72,21 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterator[Session]:
+    """One transaction. On SQLite a writing one takes the write lock at BEGIN (so that what it reads
+    is what it writes against); `write=False` is for reads that decide nothing, such as a click's
+    pre-check (the answer itself is re-checked under the lock): it reads a snapshot and never waits
+    for a writer. PostgreSQL runs it READ ONLY, so a write inside one fails there loudly."""
     with factory() as session, session.begin():
+        if not write:
+            options: dict[str, Any] = {READ_ONLY: True, "postgresql_readonly": True}
+            session.connection(execution_options=options)
         yield session
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -82,9 +95,34 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Bring the ledger at `url` to the newest schema (what `phasegate db upgrade` runs)."""
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     try:
         command.upgrade(alembic_config(url), "head")
     except (SQLAlchemyError, CommandError, OSError) as exc:
         where = url.split("@")[-1]  # never echo a password
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ServiceUnavailable(f"cannot open or migrate the ledger at {where}: {reason}") from None
+
+
+def sqlite_revision(url: str) -> str | None:
+    """The schema revision of the SQLite ledger at `url`, read without SQLAlchemy or Alembic; None when
+    the file or its version table is not there yet."""
+    import sqlite3
+
+    path = Path(url.split("///", 1)[-1])
+    if not path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=DEFAULT_TIMEOUT)) as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def ensure_schema(url: str) -> None:
+    """The default SQLite ledger, created or upgraded on first use: one read when it is current."""
+    if sqlite_revision(url) != HEAD:
+        upgrade(url)
