@@ -31,7 +31,7 @@ from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, utcnow
-from phasegate.reports.portfolio import status_rows
+from phasegate.reports.portfolio import PAGE, page, status_rows
 from phasegate.states import AuditKind, Outcome, Via
 
 BUDGET_MS = 200.0
@@ -79,6 +79,7 @@ def measure(factory: sessionmaker[Session], counter: Counter, view: Callable[[Se
     times, statements, shown = [], 0, 0
     for _ in range(repeat):
         counter.count = 0
+        engagements.DECODED.clear()  # as in a fresh `phasegate` process: no config decoded yet
         started = time.perf_counter()
         with transaction(factory) as session:
             result = view(session)
@@ -98,8 +99,10 @@ def main() -> None:
     if args.quick:
         args.sizes, args.events, args.repeat = [10, 30], 3000, 2
     views: dict[str, Callable[[Session], object]] = {
-        "status": lambda s: status_rows(s, utcnow()),
-        "engagement list": engagements.all_rows,
+        f"status (default: first {PAGE} in progress)": lambda s: status_rows(
+            s, utcnow(), page(s, limit=PAGE, finished=False).ids),
+        "status --all": lambda s: status_rows(s, utcnow(), page(s, limit=None, finished=True).ids),
+        "engagement list": engagements.listing,
     }
     results: dict[tuple[str, int], tuple[float, int, int]] = {}
     for size in args.sizes:

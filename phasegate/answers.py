@@ -28,7 +28,7 @@ def after_answer(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int,
     that run is already awake and reads the ledger next.
     """
     problems: list[str] = []
-    with transaction(sessions) as session:
+    with transaction(sessions, write=False) as session:
         run = gates.by_id(session, gate_id).flow_run_id
     try:
         refresh(sessions, chat, gate_id)

@@ -27,7 +27,7 @@ def report_weekly(engagement_id: Annotated[str | None, typer.Argument(help="One 
     """Collect this week's report now, print it, and post it to the engagement's channel."""
     from rich.progress import Progress
 
-    from phasegate.cli import guarded
+    from phasegate.cli_base import guarded
     from phasegate.ledger.models import utcnow
     from phasegate.reports import collect, render
     from phasegate.runtime import Runtime
@@ -62,30 +62,37 @@ def report_weekly(engagement_id: Annotated[str | None, typer.Argument(help="One 
 
 
 @status_app.callback(invoke_without_command=True)
-def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON document, for scripts.")] = False) -> None:
-    """Every engagement: phase, week, RAG, open and overdue gates, who is blocking, next timebox end."""
-    from phasegate.cli import fail
+def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON document, for scripts.")] = False,
+           limit: Annotated[int, typer.Option("--limit", min=1, help="How many engagements to show, by id.")] = 50,
+           show_all: Annotated[bool, typer.Option("--all", help="Every engagement, finished ones included.")] = False
+           ) -> None:
+    """Engagements in progress: phase, week, RAG, open and overdue gates, who is blocking, next timebox end."""
+    from phasegate.cli_base import fail
     from phasegate.errors import EXPECTED
-    from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
+    from phasegate.ledger.db import ensure_schema, make_engine, sessions, transaction
     from phasegate.ledger.models import utcnow
-    from phasegate.reports.portfolio import status_rows
+    from phasegate.reports.portfolio import page, status_rows
     from phasegate.settings import Settings
 
     settings = Settings()
     try:
         if not settings.database_url:
-            upgrade(settings.ledger_url)
+            ensure_schema(settings.ledger_url)
         engine = make_engine(settings.ledger_url)
     except EXPECTED as exc:
         fail(str(exc))
         return
     try:
         with transaction(sessions(engine)) as session:
-            rows = status_rows(session, utcnow())
+            shown = page(session, limit=None if show_all else limit, finished=show_all)
+            rows = status_rows(session, utcnow(), shown.ids) if shown.ids else []
     finally:
         engine.dispose()
+    left_out = [f"{shown.matching - len(rows)} more in progress (--limit N)"] if shown.matching > len(rows) else []
+    if shown.finished:
+        left_out.append(f"{shown.finished} finished (--all)")
     if as_json:
-        out.print_json(json.dumps({"engagements": rows}))
+        out.print_json(json.dumps({"engagements": rows, "matching": shown.matching, "finished_not_shown": shown.finished}))
         return
     table = Table("engagement", "phase", "week", "RAG", "open gates", "overdue", "waiting for", "timebox ends")
     for r in rows:
@@ -97,3 +104,5 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
     for r in rows:
         for reason in r["rag_reasons"]:
             out.print(f"  {r['id']}: {reason}", markup=False)
+    if left_out:
+        out.print(f"{len(rows)} shown; not shown: {', '.join(left_out)}", markup=False, highlight=False)

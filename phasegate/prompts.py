@@ -94,7 +94,7 @@ def refresh(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int, *,
     sent: tuple[str, list[dict[str, Any]]] | None = None
     pauses = iter(backoff)
     for _ in range(ROUNDS + len(backoff)):
-        with transaction(sessions) as session:
+        with transaction(sessions, write=False) as session:
             gate = gates.by_id(session, gate_id)
             text, blocks = render(session, gate)
             channel, ts = gate.channel, gate.message_ts

@@ -154,7 +154,7 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> tupl
     """(the refusal, if the answer could never be recorded; the exit criteria not met), before a
     reason is asked for: a GO or ACCEPT past unmet criteria needs one too, as a written waiver."""
     try:
-        with transaction(deps.sessions) as session:
+        with transaction(deps.sessions, write=False) as session:
             gate = gates.by_id(session, gate_id)
             gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
                         outcome=outcome, reason="(to be given)")

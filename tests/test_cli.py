@@ -12,6 +12,7 @@ conftest.py; the gate commands are tested in test_cli_gates.py.)
 from __future__ import annotations
 
 import getpass
+import json
 import socket
 from pathlib import Path
 
@@ -59,6 +60,29 @@ def test_engagement_list_shows_the_registered_engagement(cli: Invoke) -> None:
     ok(cli("engagement", "create", str(ACME_FILE)))
     listing = ok(cli("engagement", "list"))
     assert "acme-churn" in listing and "ACME churn prediction" in listing and "registered" in listing
+
+
+def test_status_shows_engagements_in_progress_a_page_at_a_time(cli: Invoke, home: Path) -> None:
+    template = load_engagement(ACME_FILE).model_dump(mode="json")
+    for n in range(4):
+        data = template | {"id": f"eng-{n}", "name": f"Engagement {n}", "slack_channel": f"C0ENG{n:05d}"}
+        ok(cli("engagement", "create", str(write_yaml(home / f"eng-{n}.yaml", data))))
+    with ledger_of(home) as session:
+        config = engagements.config_of(engagements.get(session, "eng-0"))
+        engagements.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
+                                today=config.start_date)
+        engagements.close(session, "eng-0", EngagementState.CLOSED, "NO-GO at G1")
+    default = ok(cli("status"))
+    assert "eng-0" not in default and all(f"eng-{n}" in default for n in (1, 2, 3))
+    assert squeezed("not shown: 1 finished (--all)") in squeezed(default)
+    first = ok(cli("status", "--limit", "2"))
+    assert "eng-1" in first and "eng-2" in first and "eng-3" not in first
+    assert squeezed("2 shown; not shown: 1 more in progress (--limit N), 1 finished (--all)") in squeezed(first)
+    everything = ok(cli("status", "--all"))
+    assert all(f"eng-{n}" in everything for n in range(4)) and "not shown" not in everything
+    document = json.loads(ok(cli("status", "--json", "--limit", "1")))
+    assert [e["id"] for e in document["engagements"]] == ["eng-1"]
+    assert (document["matching"], document["finished_not_shown"]) == (3, 1)
 
 
 def test_engagement_show_lists_the_phases(cli: Invoke) -> None:

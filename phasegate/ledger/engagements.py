@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from configs import limits
 from configs.schema import Engagement, Phase
@@ -62,12 +62,34 @@ def get(session: Session, engagement_id: str, *, lock: bool = False) -> Engageme
     return row
 
 
+# Decoded engagement files by config digest. A digest names one file for ever (an amendment gets a
+# new digest) and Engagement is frozen, so the endpoint and the flows validate each file once per
+# process instead of at every click and every step. Cleared when full; a miss only costs a decode.
+DECODED: dict[str, Engagement] = {}
+DECODED_MAX = 2048
+
+
 def config_of(row: EngagementRow) -> Engagement:
-    return Engagement.model_validate(row.config)
+    """The engagement file the row was registered (or last amended) with."""
+    config = DECODED.get(row.config_digest)
+    if config is None:
+        config = Engagement.model_validate(row.config)
+        if len(DECODED) >= DECODED_MAX:
+            DECODED.clear()
+        DECODED[row.config_digest] = config
+    return config
 
 
 def all_rows(session: Session) -> list[EngagementRow]:
     return list(session.scalars(select(EngagementRow).order_by(EngagementRow.id)))
+
+
+def listing(session: Session) -> list[EngagementRow]:
+    """Every engagement by id, with its name, state and phase but not its stored file (which is what
+    costs: decoding 1,000 configs' JSON takes longer than the rest of `engagement list`)."""
+    columns = (EngagementRow.id, EngagementRow.name, EngagementRow.state, EngagementRow.current_phase)
+    return list(session.scalars(select(EngagementRow).options(load_only(*columns, raiseload=True))
+                                .order_by(EngagementRow.id)))
 
 
 def start_phase(session: Session, engagement: Engagement, phase: Phase, *, requested_by: str,

@@ -20,6 +20,7 @@ from configs.schema import Engagement, Phase
 from phasegate.budget import Extension
 from phasegate.change_requests import count_items
 from phasegate.drift import baseline_keys
+from phasegate.ledger.engagements import config_of
 from phasegate.ledger.models import (
     AttestationRow,
     BaselineRow,
@@ -86,7 +87,7 @@ def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full
         query = query.where(EngagementRow.id.in_(list(engagement_ids)))
     rows = list(session.scalars(query))
     ids = [r.id for r in rows]
-    by_id = {r.id: LedgerView(row=r, config=Engagement.model_validate(r.config)) for r in rows}
+    by_id = {r.id: LedgerView(row=r, config=config_of(r)) for r in rows}
     if not ids:
         return []
 

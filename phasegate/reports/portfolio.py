@@ -7,11 +7,14 @@ terminal view stays fast however many engagements there are.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from integrations.slack_blocks import Block, context, header, section
+from phasegate.ledger.models import EngagementRow
 from phasegate.reports.build import from_ledger, worst
 from phasegate.reports.facts import views
 from phasegate.states import EngagementState, Rag
@@ -19,16 +22,38 @@ from phasegate.states import EngagementState, Rag
 ACTIVE = (EngagementState.ACTIVE, EngagementState.REGISTERED)
 DIGEST_SECTION_CHARS = 2800
 DIGEST_MAX_SECTIONS = 40
+PAGE = 50  # engagements in `phasegate status` unless asked for more
 
 
-def status_rows(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
-    """One dict per engagement: phase, week, RAG, open and overdue gates, who blocks, next timebox end.
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]  # the engagements shown, by id
+    matching: int  # how many the filter matched in all
+    finished: int  # completed or closed engagements left out (0 with `finished=True`)
+
+
+def page(session: Session, *, limit: int | None, finished: bool) -> Page:
+    """Which engagements a status view shows: those in progress (with `finished`, every one), by id,
+    the first `limit` (None: all). Three queries, whatever the size of the ledger."""
+    query = select(EngagementRow.id).order_by(EngagementRow.id)
+    if not finished:
+        query = query.where(EngagementRow.state.in_(ACTIVE))
+    counts = {state: n for state, n in session.execute(
+        select(EngagementRow.state, func.count()).group_by(EngagementRow.state)).tuples()}
+    matching = sum(n for state, n in counts.items() if finished or state in ACTIVE)
+    ids = list(session.scalars(query if limit is None else query.limit(limit)))
+    return Page(ids, matching, 0 if finished else sum(counts.values()) - matching)
+
+
+def status_rows(session: Session, now: dt.datetime, engagement_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """One dict per engagement (all, or `engagement_ids`): phase, week, RAG, open and overdue gates,
+    who blocks, next timebox end.
 
     The RAG is the worse of the ledger-only rules now and the last weekly report's status (which
     also saw Jira and the metrics).
     """
     rows = []
-    for view in views(session, full=False):
+    for view in views(session, engagement_ids, full=False):
         report = from_ledger(view, now)
         last = view.reports[-1] if view.reports else None
         rag = worst(report.rag, last.rag) if last is not None else report.rag
