@@ -102,7 +102,9 @@ def main() -> None:
         f"status (default: first {PAGE} in progress)": lambda s: status_rows(
             s, utcnow(), page(s, limit=PAGE, finished=False).ids),
         "status --all": lambda s: status_rows(s, utcnow(), page(s, limit=None, finished=True).ids),
-        "engagement list": engagements.listing,
+        "engagement list (default: first 50)": lambda s: engagements.listing(s, 50)[0],
+        "engagement list --all": lambda s: engagements.listing(s)[0],
+        "gate list (default: newest 50)": lambda s: gates.newest(s, limit=50)[0],
     }
     results: dict[tuple[str, int], tuple[float, int, int]] = {}
     for size in args.sizes:
@@ -118,11 +120,11 @@ def main() -> None:
             results[(name, size)] = measure(factory, counter, view, args.repeat)
         engine.dispose()
     small, large = min(args.sizes), max(args.sizes)
-    print(f"{'view':<32} {'size':>6} {'median':>10} {'queries':>8} {'rows':>6}")
+    print(f"{'view':<40} {'size':>6} {'median':>10} {'queries':>8} {'rows':>6}")
     for name in views:
         for size in args.sizes:
             ms, queries, shown = results[(name, size)]
-            print(f"{name:<32} {size:>6} {ms:>8.1f}ms {queries:>8} {shown:>6}")
+            print(f"{name:<40} {size:>6} {ms:>8.1f}ms {queries:>8} {shown:>6}")
         big, little = results[(name, large)], results[(name, small)]
         ok = big[0] < BUDGET_MS and big[1] == little[1]
         print(f"  {name}: {large} vs {small} engagements: time ratio {big[0] / little[0]:.2f}, queries "

@@ -13,7 +13,7 @@ from typer._click.exceptions import ClickException, UsageError  # typer 0.29 ven
 from configs.schema_base import Phase
 from phasegate import cli_drift, cli_init, cli_reports  # noqa: F401 - cli_drift adds `cr drift`, `cr draft-drift`
 from phasegate.cli_audit import audit_app
-from phasegate.cli_base import AsUser, err, fail, gate_table, guarded, out
+from phasegate.cli_base import All, AsUser, Limit, err, fail, gate_table, guarded, out
 from phasegate.cli_budget import budget_app
 from phasegate.cli_cr import cr_app, engagement_apply
 from phasegate.cli_runs import engagement_cancel, engagement_show, phase_retry
@@ -62,8 +62,8 @@ def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
 
 
 @engagement_app.command("list")
-def engagement_list() -> None:
-    """Engagements in the ledger with their state and current phase."""
+def engagement_list(limit: Limit = 50, show_all: All = False) -> None:
+    """Engagements in the ledger with their state and current phase (the first 50 by id)."""
     from rich.table import Table
 
     from phasegate.ledger import engagements
@@ -71,10 +71,13 @@ def engagement_list() -> None:
 
     def run(rt: Runtime) -> None:
         table = Table("id", "name", "state", "phase")
-        with transaction(rt.sessions) as session:
-            for row in engagements.listing(session):
-                table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
+        with transaction(rt.sessions, write=False) as session:
+            rows, total = engagements.listing(session, None if show_all else limit)
+        for row in rows:
+            table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
         out.print(table)
+        if total > len(rows):
+            out.print(f"the first {len(rows)} of {total} by id (--limit N, --all)", markup=False, highlight=False)
         demo_home = rt.settings.home / "demo"
         if (demo_home / "ledger.db").exists() and not rt.settings.database_url:
             out.print(f"(`phasegate demo` keeps its engagements in a ledger of its own: "
@@ -85,16 +88,20 @@ def engagement_list() -> None:
 
 @gate_app.command("list")
 def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
-              open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False) -> None:
-    """Gates, newest revision last."""
+              open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False,
+              limit: Limit = 50, show_all: All = False) -> None:
+    """Gates, newest revision last (the newest 50)."""
     from phasegate.ledger import engagements, gates
     from phasegate.ledger.db import transaction
 
     def run(rt: Runtime) -> None:
-        with transaction(rt.sessions) as session:
+        with transaction(rt.sessions, write=False) as session:
             if engagement_id:
                 engagements.get(session, engagement_id)
-            gate_table(gates.open_gates(session, engagement_id) if open_only else gates.all_gates(session, engagement_id))
+            rows, total = gates.newest(session, engagement_id, open_only=open_only, limit=None if show_all else limit)
+        gate_table(rows)
+        if total > len(rows):
+            out.print(f"the newest {len(rows)} of {total} (--limit N, --all)", markup=False, highlight=False)
 
     guarded(run, prefect=False)
 

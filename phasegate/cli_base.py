@@ -21,6 +21,8 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 AsUser = Annotated[str, typer.Option("--as", help="Your Slack user id, as listed in the engagement file.")]
+Limit = Annotated[int, typer.Option("--limit", min=1, help="How many rows to show at most.")]
+All = Annotated[bool, typer.Option("--all", help="Every row (no --limit).")]
 
 
 def fail(message: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from helpers import Invoke, closed_port_url, ledger_of, ok, refused, squeezed
+from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, refused, squeezed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -83,6 +83,24 @@ def test_status_shows_engagements_in_progress_a_page_at_a_time(cli: Invoke, home
     document = json.loads(ok(cli("status", "--json", "--limit", "1")))
     assert [e["id"] for e in document["engagements"]] == ["eng-1"]
     assert (document["matching"], document["finished_not_shown"]) == (3, 1)
+
+
+def test_engagement_and_gate_lists_show_a_page_and_say_how_many_more(cli: Invoke, home: Path) -> None:
+    template = load_engagement(ACME_FILE)
+    ok(cli("engagement", "list"))  # creates the ledger; the gates are then written straight into it
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    for n in range(3):
+        open_gate(sessions(engine), template.model_copy(update={"id": f"eng-{n}", "slack_channel": f"C0ENG{n:05d}"}))
+    engine.dispose()
+    listed = ok(cli("engagement", "list", "--limit", "2"))
+    assert "eng-0" in listed and "eng-1" in listed and "eng-2" not in listed
+    assert squeezed("the first 2 of 3 by id (--limit N, --all)") in squeezed(listed)
+    assert "eng-2" in ok(cli("engagement", "list", "--all"))
+    newest = ok(cli("gate", "list", "--limit", "1"))
+    assert "eng-2" in newest and "eng-0" not in newest
+    assert squeezed("the newest 1 of 3 (--limit N, --all)") in squeezed(newest)
+    everything = ok(cli("gate", "list"))
+    assert all(f"eng-{n}" in everything for n in range(3)) and "newest" not in everything
 
 
 def test_engagement_show_lists_the_phases(cli: Invoke) -> None:

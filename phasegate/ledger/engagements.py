@@ -84,12 +84,15 @@ def all_rows(session: Session) -> list[EngagementRow]:
     return list(session.scalars(select(EngagementRow).order_by(EngagementRow.id)))
 
 
-def listing(session: Session) -> list[EngagementRow]:
-    """Every engagement by id, with its name, state and phase but not its stored file (which is what
-    costs: decoding 1,000 configs' JSON takes longer than the rest of `engagement list`)."""
+def listing(session: Session, limit: int | None = None) -> tuple[list[EngagementRow], int]:
+    """The first `limit` engagements by id (every one with None) and how many there are in all, with
+    name, state and phase but not the stored file (decoding 1,000 configs' JSON would cost more than
+    the rest of `engagement list`)."""
     columns = (EngagementRow.id, EngagementRow.name, EngagementRow.state, EngagementRow.current_phase)
-    return list(session.scalars(select(EngagementRow).options(load_only(*columns, raiseload=True))
-                                .order_by(EngagementRow.id)))
+    query = select(EngagementRow).options(load_only(*columns, raiseload=True)).order_by(EngagementRow.id)
+    rows = list(session.scalars(query if limit is None else query.limit(limit)))
+    total = len(rows) if limit is None or len(rows) < limit else session.scalar(select(func.count(EngagementRow.id)))
+    return rows, total or 0
 
 
 def start_phase(session: Session, engagement: Engagement, phase: Phase, *, requested_by: str,
