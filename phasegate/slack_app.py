@@ -1,7 +1,9 @@
 """The Slack endpoint: `POST /slack/interactions` and `POST /slack/commands`.
 
-Verify, record, answer; everything slow (updating the prompt, opening a modal, waking the
-flow run) happens after the answer, inside Slack's three seconds for the answer itself. The
+Verify, record, answer; everything slow happens after the answer, inside Slack's three seconds for
+the answer itself: a modal or an ephemeral reply as a request background task, and the prompt
+update and the run's wake-up on threads of their own (phasegate.followups), so that they never
+slow the next clicks' answers. The
 approver is the verified payload's `user.id`; a button's value only names the gate revision.
 Change requests (the slash command, their form and buttons) are handled in `phasegate.slack_cr`.
 """
@@ -25,6 +27,7 @@ from integrations.slack_blocks import clip
 from integrations.slack_chat import SlackChat
 from phasegate import answers, cr_operations, messages, slack_cr
 from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
+from phasegate.followups import Followups
 from phasegate.ledger import gates
 from phasegate.ledger.db import LEDGER_DOWN, transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
@@ -54,6 +57,7 @@ class SlackDeps:
     resume: Callable[[str], object]
     clock: Callable[[], float] = field(default=time.time)
     start_change_request: Callable[[str, int], object] = field(default=cr_operations.start_flow)
+    followups: Followups = field(default_factory=Followups)  # after-answer work, off the answering path
 
 
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
@@ -85,7 +89,8 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return str(exc)
     if result.recorded:
-        background.add_task(after_answer, deps, gate_id, result.decided is not None)
+        deps.followups.submit(("gate", gate_id), lambda decided: after_answer(deps, gate_id, decided),
+                              result.decided is not None)
     return None
 
 

@@ -136,7 +136,7 @@ def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: st
                 number = crs.by_id(session, cr_id).number
             background.add_task(open_form, deps, trigger, cr_messages.reason_modal(cr_id, number), response_url)
         return Response(status_code=200)
-    refusal = record(deps, background, cr_id=cr_id, user=user, outcome=outcome, reason="", delivery=delivery)
+    refusal = record(deps, cr_id=cr_id, user=user, outcome=outcome, reason="", delivery=delivery)
     if refusal is not None:
         background.add_task(tell, deps, response_url, refusal)
     return Response(status_code=200)
@@ -179,7 +179,7 @@ def on_reason(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], ba
         reason = view["state"]["values"][REASON_INPUT][REASON_INPUT]["value"] or ""
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": "cr_reason view without request, outcome or reason"}, status_code=400)
-    refusal = record(deps, background, cr_id=cr_id, user=payload["user"]["id"], outcome=outcome,
+    refusal = record(deps, cr_id=cr_id, user=payload["user"]["id"], outcome=outcome,
                      reason=str(reason), delivery=delivery)
     if refusal is not None:
         return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
@@ -199,7 +199,7 @@ def precheck(deps: SlackDeps, cr_id: int, user: str, outcome: Outcome) -> str | 
     return None
 
 
-def record(deps: SlackDeps, background: BackgroundTasks, *, cr_id: int, user: str, outcome: Outcome, reason: str,
+def record(deps: SlackDeps, *, cr_id: int, user: str, outcome: Outcome, reason: str,
            delivery: str) -> str | None:
     """Record the answer; the refusal text if the policy refused it."""
     try:
@@ -211,7 +211,8 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, cr_id: int, user: st
     except (PolicyError, NotFound) as exc:
         return f"Not recorded: {exc}"
     if result.recorded:
-        background.add_task(after_answer, deps, cr_id, result.decided is not None)
+        deps.followups.submit(("change request", cr_id), lambda decided: after_answer(deps, cr_id, decided),
+                              result.decided is not None)
     return None
 
 

@@ -61,11 +61,26 @@ def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_r
     return gate
 
 
+# Frozen evidence by (snapshot row, evidence digest): the rows are append-only and the digest is a
+# SHA-256 of the content, so an entry can never name other evidence, even across ledgers. A click's
+# pre-check, its answer and the prompt's re-render read the same snapshot; it is decoded once per
+# process. Cleared when full. Callers must not change what they get (the same object is shared).
+SNAPSHOTS: dict[tuple[int, str], Snapshot] = {}
+SNAPSHOTS_MAX = 2048
+
+
 def snapshot_of(session: Session, gate: GateRow) -> Snapshot:
-    row = session.get(SnapshotRow, gate.snapshot_id)
-    if row is None:
-        raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
-    return Snapshot.model_validate(row.body)
+    key = (gate.snapshot_id, gate.digest)
+    snapshot = SNAPSHOTS.get(key)
+    if snapshot is None:
+        row = session.get(SnapshotRow, gate.snapshot_id)
+        if row is None:
+            raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
+        snapshot = Snapshot.model_validate(row.body)
+        if len(SNAPSHOTS) >= SNAPSHOTS_MAX:
+            SNAPSHOTS.clear()
+        SNAPSHOTS[key] = snapshot
+    return snapshot
 
 
 def decisions(session: Session, gate_id: int) -> list[DecisionRow]:
