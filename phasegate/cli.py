@@ -301,9 +301,10 @@ from phasegate.cli_cr import cr_app, engagement_apply  # noqa: E402 - the sub-ap
 
 app.add_typer(cr_app, name="cr")
 
-from phasegate.cli_serve import serve_slack  # noqa: E402 - it imports this module's helpers
+from phasegate.cli_serve import crash_detection, serve_slack  # noqa: E402 - it imports this module's helpers
 
 app.command("serve-slack")(serve_slack)
+app.command("crash-detection")(crash_detection)
 
 from phasegate.cli_budget import budget_app  # noqa: E402 - the sub-app imports the helpers above
 
