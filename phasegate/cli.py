@@ -17,7 +17,7 @@ from phasegate.cli_base import All, AsUser, Limit, err, fail, gate_table, guarde
 from phasegate.cli_budget import budget_app
 from phasegate.cli_cr import cr_app, engagement_apply
 from phasegate.cli_runs import engagement_cancel, engagement_show, phase_retry
-from phasegate.cli_serve import serve_slack
+from phasegate.cli_serve import crash_detection, serve_slack
 from phasegate.states import Outcome
 
 if TYPE_CHECKING:  # the ledger, Prefect and the Jira and Slack clients load only in the commands that use them
@@ -269,6 +269,7 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything runn
 app.add_typer(audit_app, name="audit")
 app.add_typer(cr_app, name="cr")
 app.command("serve-slack")(serve_slack)
+app.command("crash-detection")(crash_detection)
 app.add_typer(budget_app, name="budget")
 engagement_app.command("apply")(engagement_apply)
 engagement_app.command("init")(cli_init.engagement_init)

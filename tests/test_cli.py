@@ -315,3 +315,7 @@ def test_help_works_for_every_command_group(cli: Invoke, group: tuple[str, ...],
     assert "Usage:" in printed
     for command in commands:
         assert command in printed
+
+
+def test_crash_detection_with_prefect_down_is_one_line(cli: Invoke) -> None:
+    refused(cli("crash-detection"), "cannot install the crash-detection automation", "Prefect API is not reachable")
