@@ -4,6 +4,7 @@
     ├── NotFound               an engagement, gate or run that does not exist
     ├── PolicyError            a decision the gate policy refuses (not an approver, no reason, ...)
     │   ├── GateClosed         the gate revision (or change request) was already decided or superseded
+    │   ├── ReasonRequired     an answer allowed only with a written reason (or waiver), given none
     │   └── InvalidTransition  a gate or engagement asked to move to a state its table does not allow
     ├── InvalidRequest         a change request whose fields are wrong; `problems` maps field -> reason
     └── InternalError          something phasegate's own code guarantees did not hold: a bug to report
@@ -24,7 +25,8 @@ from configs.errors import ConfigError
 from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
 __all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "InternalError",
-           "InvalidRequest", "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ServiceUnavailable"]
+           "InvalidRequest", "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ReasonRequired",
+           "ServiceUnavailable"]
 
 
 class PhasegateError(Exception):
@@ -40,6 +42,10 @@ class PolicyError(PhasegateError):
 
 
 class GateClosed(PolicyError):
+    pass
+
+
+class ReasonRequired(PolicyError):
     pass
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Hashable
+from contextvars import Context, copy_context
 
 log = logging.getLogger("phasegate.followups")
 
@@ -28,16 +29,17 @@ WORKERS = 4  # a slow Slack call holds up one of these, not every prompt
 class Followups:
     def __init__(self, workers: int = WORKERS, name: str = "phasegate-followups") -> None:
         self.workers, self.name = workers, name
-        self._pending: dict[Hashable, tuple[Callable[[bool], None], bool]] = {}  # oldest first
+        self._pending: dict[Hashable, tuple[Callable[[bool], None], bool, Context]] = {}  # oldest first
         self._running: set[Hashable] = set()
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
 
     def submit(self, key: Hashable, job: Callable[[bool], None], flag: bool) -> None:
-        """Run `job(flag)` soon; a job already pending for `key` runs once, with the flags OR-ed."""
+        """Run `job(flag)` soon, in the caller's context (its Prefect settings, say); a job already
+        pending for `key` runs once, with the flags OR-ed."""
         with self._changed:
-            _, pending = self._pending.pop(key, (job, False))
-            self._pending[key] = (job, flag or pending)
+            pending = self._pending.pop(key, None)
+            self._pending[key] = (job, flag or (pending is not None and pending[1]), copy_context())
             if not self._threads:
                 self._threads = [threading.Thread(target=self._drain, name=f"{self.name}-{n}", daemon=True)
                                  for n in range(self.workers)]
@@ -58,10 +60,10 @@ class Followups:
             with self._changed:
                 self._changed.wait_for(lambda: self._next() is not None)
                 key = self._next()
-                job, flag = self._pending.pop(key)
+                job, flag, context = self._pending.pop(key)
                 self._running.add(key)
             try:
-                job(flag)
+                context.run(job, flag)
             except Exception:  # a bug in one job must not stop the others'
                 log.exception("follow-up for %s failed", key)
             finally:

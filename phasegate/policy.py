@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from configs.schema import Approver, Engagement, GatePolicy, Phase, Side
-from phasegate.errors import PolicyError
+from phasegate.errors import PolicyError, ReasonRequired
 from phasegate.states import Outcome
 from phasegate.text import checked
 
@@ -64,8 +64,8 @@ def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, app
                           f"{subject} allows no waivers")
     if needs_reason(outcome, unmet) and not reason.strip():
         if outcome.needs_reason:
-            raise PolicyError(f"{outcome.label} needs a written reason")
-        raise PolicyError(f"{outcome.label} while exit criteria are not met needs a written waiver reason "
+            raise ReasonRequired(f"{outcome.label} needs a written reason")
+        raise ReasonRequired(f"{outcome.label} while exit criteria are not met needs a written waiver reason "
                           f"({'; '.join(unmet)})")
     return entry
 

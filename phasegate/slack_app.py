@@ -26,12 +26,11 @@ from configs.schema import Phase
 from integrations.slack_blocks import clip
 from integrations.slack_chat import SlackChat
 from phasegate import answers, cr_operations, messages, slack_cr
-from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError
+from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError, ReasonRequired
 from phasegate.followups import Followups
 from phasegate.ledger import gates
 from phasegate.ledger.db import LEDGER_DOWN, transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
-from phasegate.policy import needs_reason
 from phasegate.slack_ids import REASON_INPUT, Action, View, parse_action_id, parse_attest_value
 from phasegate.slack_payloads import (
     BadPayload,
@@ -77,7 +76,8 @@ def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
 
 def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: str, outcome: Outcome,
            reason: str, delivery_id: str, response_url: str | None) -> str | None:
-    """Record the answer; the refusal text if the policy refused it."""
+    """Record the answer in one write transaction; the refusal text if the policy refused it.
+    ReasonRequired propagates: the caller asks for the reason instead of refusing."""
     try:
         with transaction(deps.sessions) as session:
             result = gates.answer(session, gate_id, approver=user, outcome=outcome, reason=reason,
@@ -85,6 +85,8 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
     except GateClosed as exc:
         background.add_task(tell, deps, response_url, str(exc))
         return str(exc)
+    except ReasonRequired:
+        raise
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return str(exc)
@@ -113,21 +115,30 @@ def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: Backgr
         raise BadPayload(f"unknown gate action {parsed.argument!r}") from None
     gate_id, user = int(value), payload["user"]["id"]
     response_url = response_url_of(payload)
-    refusal, unmet = precheck(deps, gate_id, user, outcome)
-    if refusal is not None:
-        background.add_task(tell, deps, response_url, refusal)
-        return Response(status_code=200)
-    if needs_reason(outcome, unmet):
-        trigger = payload.get("trigger_id")
-        if isinstance(trigger, str):
-            view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}",
-                                         waiver=outcome.passes)
-            background.add_task(open_modal, deps, trigger, view, response_url)
+    if outcome.needs_reason:  # NO-GO, EXTEND, NOT YET: the form asks why, unless the answer is refused anyway
+        refusal = precheck(deps, gate_id, user, outcome)
+        if refusal is not None:
+            background.add_task(tell, deps, response_url, refusal)
+        else:
+            ask_reason(deps, payload, gate_id, outcome, background)
         return Response(status_code=200)
     delivery = delivery_id("slack", gate_id, user, action.get("action_ts"))
-    record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
-           response_url=response_url)
+    try:  # GO, ACCEPT: recorded at once, in one transaction, unless exit criteria fail
+        record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
+               response_url=response_url)
+    except ReasonRequired:  # ... and then the form asks for the written waiver
+        ask_reason(deps, payload, gate_id, outcome, background)
     return Response(status_code=200)
+
+
+def ask_reason(deps: SlackDeps, payload: dict[str, Any], gate_id: int, outcome: Outcome,
+               background: BackgroundTasks) -> None:
+    """Open the modal that asks for the reason (or, for GO and ACCEPT, the waiver) of this answer."""
+    trigger = payload.get("trigger_id")
+    if isinstance(trigger, str):
+        view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}",
+                                     waiver=outcome.passes)
+        background.add_task(open_modal, deps, trigger, view, response_url_of(payload))
 
 
 def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: str,
@@ -155,19 +166,18 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: s
     return Response(status_code=200)
 
 
-def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> tuple[str | None, list[str]]:
-    """(the refusal, if the answer could never be recorded; the exit criteria not met), before a
-    reason is asked for: a GO or ACCEPT past unmet criteria needs one too, as a written waiver."""
+def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str | None:
+    """The refusal, if the answer could never be recorded, before its reason is asked for."""
     try:
         with transaction(deps.sessions, write=False) as session:
             gate = gates.by_id(session, gate_id)
             gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
                         outcome=outcome, reason="(to be given)")
-            return None, gates.snapshot_of(session, gate).unmet
+            return None
     except GateClosed as exc:
-        return str(exc), []
+        return str(exc)
     except (PolicyError, NotFound) as exc:
-        return f"Not recorded: {exc}", []
+        return f"Not recorded: {exc}"
 
 
 def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:
@@ -195,8 +205,11 @@ def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: Bac
     if not isinstance(reason, str):
         raise BadPayload("reason is not text")
     delivery = delivery_id("slack-view", view.get("id"), view.get("hash"))
-    refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
-                     reason=reason, delivery_id=delivery, response_url=None)
+    try:
+        refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
+                         reason=reason, delivery_id=delivery, response_url=None)
+    except ReasonRequired as exc:  # a reason of blanks only: the form stays open and says so
+        refusal = str(exc)
     if refusal is not None:
         return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
     return Response(status_code=200)

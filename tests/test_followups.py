@@ -50,3 +50,16 @@ def test_other_gates_go_on_while_one_is_slow_and_a_failing_job_stops_nothing() -
     assert not queue.idle(0.1)  # the slow one still runs
     release.set()
     assert queue.idle(5) and done == ["three", "slow"]
+
+
+def test_a_job_runs_in_the_context_it_was_submitted_from() -> None:
+    """The endpoint steers its Prefect client with a context variable (phasegate.local.prefect_api):
+    a wake-up done on a follow-up thread must talk to the same Prefect API."""
+    from contextvars import ContextVar
+
+    api: ContextVar[str] = ContextVar("api", default="the default")
+    queue, seen = Followups(workers=1), []
+    token = api.set("http://127.0.0.1:4200/api")
+    queue.submit("gate", lambda _: seen.append(api.get()), True)
+    api.reset(token)
+    assert queue.idle(5) and seen == ["http://127.0.0.1:4200/api"]
