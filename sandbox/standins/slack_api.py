@@ -76,6 +76,7 @@ class SlackStandin(LoopbackServer):
         self.ephemeral: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.calls: list[str] = []
+        self.not_member: set[str] = set()  # channels posted to via chat:write.public only: no history
         self._lock = threading.Lock()
         self._messages: list[Message] = []
         self._last_ts_us = 0
@@ -166,6 +167,7 @@ class SlackStandin(LoopbackServer):
             self._failures.clear()
             self._delays.clear()
             self._drops.clear()
+            self.not_member.clear()
             self.files.files.clear()
             for recorded in (self.views, self.ephemeral, self.responses, self.calls):
                 recorded.clear()
@@ -274,6 +276,8 @@ class SlackStandin(LoopbackServer):
 
     def _history(self, args: Args) -> Args:
         channel = self._channel(args)
+        if channel in self.not_member:
+            raise SlackError("not_in_channel")  # channels:history covers channels the bot is in
         return history((m for m in self._messages if m.channel == channel), args)
 
     def _post_ephemeral(self, args: Args) -> Args:
