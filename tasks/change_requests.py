@@ -5,7 +5,7 @@ ledger, so a flow re-run from the top after a suspend does nothing twice."""
 from __future__ import annotations
 
 from configs.schema import Engagement
-from phasegate import cr_messages
+from phasegate import cr_messages, post_marks
 from phasegate.errors import ServiceUnavailable
 from phasegate.ledger import audit, engagements
 from phasegate.ledger import change_requests as crs
@@ -30,14 +30,15 @@ def assess(rt: Runtime, engagement_id: str, number: int, flow_run_id: str | None
 
 @outside_task
 def post_prompt(rt: Runtime, cr_id: int) -> None:
-    """Post the approval prompt in the engagement channel unless it is posted already."""
+    """Post the approval prompt in the engagement channel unless it is posted already (in the ledger, or
+    in Slack with its answer lost)."""
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
         if cr.message_ts or cr.state.final:
             return
         text, blocks = cr_messages.render(session, cr)
-        channel = cr.channel
-    ts = rt.chat.post(channel, text, blocks)
+        channel, mark, oldest = cr.channel, post_marks.change_request(cr), post_marks.oldest(cr.created_at)
+    ts = rt.chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
         cr.message_ts = ts

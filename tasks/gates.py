@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 
 from configs.schema import Engagement, Phase
-from phasegate import answers, collection, cr_import, evidence
+from phasegate import answers, collection, cr_import, evidence, post_marks
 from phasegate.errors import PhasegateError, ServiceUnavailable
 from phasegate.ledger import audit, engagements, gates, scope
 from phasegate.ledger.db import transaction
@@ -66,14 +66,16 @@ def timebox_due(rt: Runtime, engagement: Engagement, phase: Phase) -> tuple[int,
 
 
 def post_prompt(rt: Runtime, gate_id: int) -> None:
-    """Post the gate's prompt unless this revision already has one (a re-run must not post twice)."""
+    """Post the gate's prompt unless this revision already has one (a re-run must not post twice, even
+    when the first post's answer was lost: Slack's copy is found by its mark)."""
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         if gate.message_ts:
             return
         text, blocks = render(session, gate)
         channel, kickoff = gate.channel, engagements.phase_run(session, gate.engagement_id, gate.phase).kickoff_ts
-    ts = rt.chat.post(channel, text, blocks)
+        mark, oldest = post_marks.gate_prompt(gate), post_marks.oldest(gate.opened_at)
+    ts = rt.chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(rt.sessions) as session:
         gates.by_id(session, gate_id).message_ts = ts
     if kickoff:

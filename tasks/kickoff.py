@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from configs.schema import Engagement, Phase
-from phasegate import messages
+from phasegate import messages, post_marks
 from phasegate.errors import IntegrationError
 from phasegate.ledger import audit, engagements
 from phasegate.ledger import scope as scope_ledger
@@ -42,11 +42,13 @@ def begin_phase(rt: Runtime, engagement: Engagement, phase: Phase, requested_by:
 
 @outside_task
 def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
-    """Post the kickoff once per phase and return its ts (the thread for everything that follows)."""
+    """Post the kickoff once per phase and return its ts (the thread for everything that follows); a
+    kickoff Slack has but the ledger lacks (its answer was lost) is found in the channel, not posted again."""
     with transaction(rt.sessions) as session:
         run = engagements.phase_run(session, engagement.id, phase)
         if run.kickoff_ts:
             return run.kickoff_ts
+        started_at = run.started_at
         box = engagements.current_timebox(session, engagement.id, phase)
         before = sum(engagements.weeks_used(session, engagement.id, p) or engagement.phases.of(p).planned_weeks
                      for p in (Phase.POC, Phase.DEVELOPMENT))  # booked weeks, or the plan where none are
@@ -61,7 +63,8 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     if attestable:
         lines.append("Items that accept an attestation can be attested with the buttons below (approvers only).")
     text = "\n".join(lines)
-    ts = rt.chat.post(engagement.slack_channel, text, messages.kickoff(text, engagement.id, phase.value, attestable))
+    ts = rt.chat.post_marked(engagement.slack_channel, text, messages.kickoff(text, engagement.id, phase.value, attestable),
+                             post_marks.kickoff(engagement.id, phase), oldest=post_marks.oldest(started_at))
     with transaction(rt.sessions) as session:
         engagements.phase_run(session, engagement.id, phase).kickoff_ts = ts
         audit.record(session, engagement.id, AuditKind.KICKOFF_POSTED, phase.value, ts=ts, warning=warning)

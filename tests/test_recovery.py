@@ -209,6 +209,37 @@ def test_cancel_closes_the_engagement_under_the_audit_trail(world: Demo, tmp_pat
     assert ok(cli(world, "audit", "verify", "rec-e-stopped"))
 
 
+def test_a_run_whose_posts_lose_their_answers_posts_each_once(world: Demo) -> None:
+    """Slack stores the kickoff, and later the gate prompt, but the connection drops before either
+    answer arrives (the stand-in's drop_after). The run, in the runner's process, finds each post in
+    the channel by its mark and records that ts: one kickoff, one prompt, and the prompt the
+    approvers click is the one updated with their decision."""
+    world.slack.drop_after("chat.postMessage")  # the kickoff
+    run_id, _ = begin(world, "rec-g-dropped", gate=False)
+    world.finish_jira_work("rec-g-dropped", Phase.POC)
+    world.slack.drop_after("chat.postMessage")  # the gate prompt, the run's next post
+    world.review("rec-g-dropped")
+    gate = world.open_gate("rec-g-dropped", Phase.POC)
+    paused(run_id)
+
+    mine = [m for m in world.slack.messages("C0ACMECHURN") if m.thread_ts is None and "ACME rec-g-dropped" in m.text]
+    kickoffs = [m.ts for m in mine if "started for *" in m.text]
+    prompts = [m.ts for m in mine if "Evidence digest" in m.text]
+    assert kickoffs == [current_kickoff(world, "rec-g-dropped")] and prompts == [gate.message_ts]
+    for user in ("U0SPONSOR1", "U0VENDLEAD"):
+        world.click(gate, user, Outcome.NO_GO, "not worth it")
+    wait_until(lambda: state_of(world, "rec-g-dropped") is EngagementState.CLOSED, timeout=90,
+               what="the run to carry out the NO-GO", interval=0.3)
+    assert gate.message_ts is not None
+    decided = world.slack.message("C0ACMECHURN", gate.message_ts)
+    assert "decided NO-GO" in decided.text and not any(b["type"] == "actions" for b in decided.blocks)
+
+
+def current_kickoff(world: Demo, engagement_id: str) -> str | None:
+    with transaction(world.rt.sessions) as session:
+        return engagements.phase_run(session, engagement_id, Phase.POC).kickoff_ts
+
+
 def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(world: Demo) -> None:
     """The runner and its flow-run process are SIGKILLed while the run waits on Jira: no one is left
     to tell Prefect. The run's heartbeats stop, Prefect's automation marks it Crashed, and the gate

@@ -268,3 +268,120 @@ def test_response_url_works_five_times_then_404(slack: SlackStandin) -> None:
     assert len(slack.responses) == before + 5
     unknown = WebhookClient(slack.url + "/response/not-a-token").send(text="hi")
     assert unknown.status_code == 404
+
+
+def marked(event_type: str = "phasegate_gate_prompt", **payload: Any) -> dict[str, Any]:
+    return {"event_type": event_type, "event_payload": payload}
+
+
+def history_channel(slack: SlackStandin, name: str) -> str:
+    """A channel of the test's own (the module's stand-in is shared), empty at first."""
+    assert not slack.messages(name)
+    return name
+
+
+def test_metadata_is_stored_and_returned_with_the_post(slack: SlackStandin, client: WebClient) -> None:
+    posted = client.chat_postMessage(channel=CHANNEL, text="G1", metadata=marked(engagement="acme", revision=1))
+    assert posted["message"]["metadata"] == marked(engagement="acme", revision=1)
+    assert slack.message(CHANNEL, posted["ts"]).metadata == marked(engagement="acme", revision=1)
+    form = client.api_call("chat.postMessage", params={"channel": CHANNEL, "text": "form",
+                                                       "metadata": '{"event_type": "x", "event_payload": {}}'})
+    assert slack.message(CHANNEL, form["ts"]).metadata == marked("x")
+
+
+@pytest.mark.parametrize(("metadata", "error"), [
+    ("{not json", "invalid_metadata_format"),
+    (["phasegate"], "invalid_metadata_format"),
+    ({"event_payload": {}}, "invalid_metadata_schema"),
+    (marked("gate-prompt"), "invalid_metadata_schema"),
+    (marked("gate prompt"), "invalid_metadata_schema"),
+    (marked("g" * 256), "invalid_metadata_schema"),
+    ({"event_type": 7, "event_payload": {}}, "invalid_metadata_schema"),
+    ({"event_type": "gate", "event_payload": "acme"}, "invalid_metadata_schema"),
+    ({"event_type": "gate"}, "invalid_metadata_schema"),
+], ids=["bad-json", "not-an-object", "no-event-type", "dash", "space", "256-chars", "number", "payload-string",
+        "no-payload"])
+def test_metadata_of_the_wrong_shape_is_refused(slack: SlackStandin, client: WebClient, metadata: object,
+                                                error: str) -> None:
+    before = len(slack.messages(CHANNEL))
+    with pytest.raises(SlackApiError) as excinfo:
+        client.api_call("chat.postMessage", json={"channel": CHANNEL, "text": "G1", "metadata": metadata})
+    assert slack_error(excinfo) == error
+    assert len(slack.messages(CHANNEL)) == before
+    client.chat_postMessage(channel=CHANNEL, text="ok", metadata=marked("g" * 255))  # the limit itself is fine
+
+
+def test_history_pages_newest_first_with_a_cursor(slack: SlackStandin, client: WebClient) -> None:
+    channel = history_channel(slack, "C0HISTORY")
+    posted = [client.chat_postMessage(channel=channel, text=f"m{i}", metadata=marked(n=i))["ts"] for i in range(7)]
+    client.chat_postMessage(channel=channel, thread_ts=posted[0], text="a reply")  # replies are not in history
+
+    pages, cursor = [], None
+    while True:
+        page = client.conversations_history(channel=channel, limit=3, cursor=cursor)
+        pages.append([m["text"] for m in page["messages"]])
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] is bool(cursor)
+        if not cursor:
+            break
+    assert pages == [["m6", "m5", "m4"], ["m3", "m2", "m1"], ["m0"]]
+    everything = client.conversations_history(channel=channel)  # default limit 100
+    assert [m["ts"] for m in everything["messages"]] == posted[::-1] and everything["has_more"] is False
+    with pytest.raises(SlackApiError) as excinfo:
+        client.conversations_history(channel=channel, cursor="bm90LWEtY3Vyc29y")
+    assert slack_error(excinfo) == "invalid_cursor"
+
+
+def test_history_limit_is_capped_at_999(slack: SlackStandin, client: WebClient) -> None:
+    channel = history_channel(slack, "C0THOUSAND")
+    with httpx.Client(base_url=slack.base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # keep-alive
+        for i in range(1000):
+            assert http.post("chat.postMessage", json={"channel": channel, "text": f"m{i}"}).json()["ok"]
+    first = client.conversations_history(channel=channel, limit=5000)
+    assert len(first["messages"]) == 999 and first["has_more"] is True
+    rest = client.conversations_history(channel=channel, limit=5000, cursor=first["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in rest["messages"]] == ["m0"] and rest["has_more"] is False
+    for bad in ("0", "many"):
+        with pytest.raises(SlackApiError) as excinfo:
+            client.conversations_history(channel=channel, limit=bad)
+        assert slack_error(excinfo) == "invalid_limit"
+
+
+def test_history_bounds_and_metadata_only_when_asked(slack: SlackStandin, client: WebClient) -> None:
+    channel = history_channel(slack, "C0BOUNDS")
+    ts = [client.chat_postMessage(channel=channel, text=f"m{i}", metadata=marked(n=i))["ts"] for i in range(4)]
+
+    def texts(**kwargs: Any) -> list[str]:
+        return [m["text"] for m in client.conversations_history(channel=channel, **kwargs)["messages"]]
+
+    assert texts(oldest=ts[1]) == ["m3", "m2"]
+    assert texts(oldest=ts[1], inclusive=True) == ["m3", "m2", "m1"]
+    assert texts(oldest=ts[0], latest=ts[3]) == ["m2", "m1"]
+    assert texts(latest=ts[1], inclusive=True) == ["m1", "m0"]
+    plain = client.conversations_history(channel=channel, limit=1)["messages"][0]
+    full = client.conversations_history(channel=channel, limit=1, include_all_metadata=True)["messages"][0]
+    assert "metadata" not in plain and full["metadata"] == marked(n=3)
+    with pytest.raises(SlackApiError) as excinfo:
+        client.conversations_history(channel=channel, oldest="yesterday")
+    assert slack_error(excinfo) == "invalid_ts_oldest"
+
+
+def test_history_reads_form_arguments_not_a_json_body(slack: SlackStandin, client: WebClient) -> None:
+    """Slack's read methods take form or query arguments; a JSON body's `channel` is not seen."""
+    with pytest.raises(SlackApiError) as excinfo:
+        client.api_call("conversations.history", json={"channel": CHANNEL})
+    assert slack_error(excinfo) == "channel_not_found"
+    assert client.api_call("conversations.history", params={"channel": CHANNEL})["ok"] is True
+
+
+def test_a_dropped_connection_after_the_post_is_seen_as_an_error(slack: SlackStandin) -> None:
+    """drop_after: Slack has the message, the client gets no answer (and, without retry handlers,
+    an error; slack_sdk's default ConnectionErrorRetryHandler would post it again)."""
+    client = WebClient(token=TOKEN, base_url=slack.base_url, retry_handlers=[])
+    before = len(slack.messages(CHANNEL))
+    slack.drop_after("chat.postMessage")
+    with pytest.raises(Exception, match="Remote end closed connection without response"):
+        client.chat_postMessage(channel=CHANNEL, text="stored, never answered")
+    assert [m.text for m in slack.messages(CHANNEL)[before:]] == ["stored, never answered"]
+    client.chat_postMessage(channel=CHANNEL, text="answered again")  # only the next call was dropped
+    assert len(slack.messages(CHANNEL)) == before + 2

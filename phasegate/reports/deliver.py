@@ -2,7 +2,8 @@
 
 Why this order: a retried run (Prefect task retry, a second scheduled run, `report weekly --post`
 twice) reads the row before posting and finds the ts, so nothing is posted twice. A crash between
-the post and the recorded ts is the one window left, and it can only repeat a post, never lose one.
+the post and the recorded ts (or an answer lost on the way) is covered by the post's mark: with no
+ts in the row, the channel is searched for it before posting (`phasegate.post_marks`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.slack_blocks import Block
 from integrations.slack_chat import SlackChat
+from phasegate import post_marks
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
 from phasegate.reports import chart, render
@@ -65,7 +67,8 @@ def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind
             raise LookupError(f"no {kind.value} report {subject!r} {week} saved before posting")
         if row.message_ts:
             return row.message_ts, False
-    ts = chat.post(channel, text, blocks)
+        oldest = post_marks.oldest(row.created_at)
+    ts = chat.post_marked(channel, text, blocks, post_marks.weekly_report(kind, subject, week), oldest=oldest)
     with transaction(sessions) as session:
         row = find(session, kind, subject, week)
         if row is not None:

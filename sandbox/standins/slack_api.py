@@ -3,8 +3,9 @@
 Why: tests and the local demo should drive the real `slack_sdk.WebClient` over real HTTP, so
 the request encoding, auth, retries and error handling under test are the ones production
 uses. The stand-in therefore enforces what Slack enforces where it matters (auth, channel ids,
-Block Kit limits, single-use trigger ids that expire after 3 s, response URLs good for 5 posts)
-and can be told to rate-limit or fail, so a test that passes against it means something.
+Block Kit limits, single-use trigger ids that expire after 3 s, response URLs good for 5 posts,
+message metadata and history paging) and can be told to rate-limit, fail, or lose the answer to a
+call it carried out (`drop_after`), so a test that passes against it means something.
 
     slack = SlackStandin(channels=["C0GATES"])
     slack.start()
@@ -34,8 +35,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sandbox.standins.blockkit import validate_blocks, validate_modal
+from sandbox.standins.dropped import DROP, DropConnections
 from sandbox.standins.loopback import LoopbackServer
 from sandbox.standins.slack_files import FileUploads
+from sandbox.standins.slack_history import history, metadata_of
 from sandbox.standins.slack_wire import (  # noqa: F401  (TEAM_ID and friends: the stand-in's identity)
     APP_ID,
     BOT_ID,
@@ -57,6 +60,7 @@ CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,20}$")
 TRIGGER_TTL = 3.0  # seconds a trigger_id stays usable, as in Slack
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60.0  # Slack's response_urls expire after 30 minutes
+FORM_ONLY = frozenset({"conversations.history"})  # read methods: Slack ignores a JSON body's arguments
 
 class SlackStandin(LoopbackServer):
     """The Slack Web API subset phasegate calls, served by a Starlette app on a loopback port."""
@@ -72,6 +76,7 @@ class SlackStandin(LoopbackServer):
         self.ephemeral: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.calls: list[str] = []
+        self.not_member: set[str] = set()  # channels posted to via chat:write.public only: no history
         self._lock = threading.Lock()
         self._messages: list[Message] = []
         self._last_ts_us = 0
@@ -79,20 +84,21 @@ class SlackStandin(LoopbackServer):
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._failures: dict[str, deque[tuple[int, int]]] = {}  # method -> (status, retry_after)
         self._delays: dict[str, deque[float]] = {}  # method -> seconds to hold the next calls (delay_next)
+        self._drops: dict[str, int] = {}  # method -> calls still to be applied and then left unanswered
         self._view_ids = itertools.count(1)
         self._methods: dict[str, Callable[[Args], Args]] = {  # each runs with self._lock held
             "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral, "views.open": self._views_open,
-            "apps.connections.open": self._connections_open,
+            "apps.connections.open": self._connections_open, "conversations.history": self._history,
         }
         self.files = FileUploads(lambda: self.url, SlackError, self._channel)  # files_upload_v2's three steps
         self._methods.update({"files.getUploadURLExternal": self.files.get_upload_url,
                               "files.completeUploadExternal": self.files.complete})
-        self.app = Starlette(routes=[
+        self.app = DropConnections(Starlette(routes=[
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
             Route("/response/{token}", self._response, methods=["POST"]),
             Route("/upload/v1/{file_id}", self.files.upload, methods=["POST"]),
-        ])
+        ]))
 
 
     @property
@@ -111,9 +117,17 @@ class SlackStandin(LoopbackServer):
 
     def delay_next(self, method: str, seconds: float) -> None:
         """Hold the next call of `method` for `seconds` before applying it, as network jitter can, so a
-        call sent earlier lands later than one sent after it."""
+        call sent earlier lands later than one sent after it. The request has been read in full by then:
+        it is applied even if its client has gone away meanwhile."""
         with self._lock:
             self._delays.setdefault(method, deque()).append(seconds)
+
+    def drop_after(self, method: str, times: int = 1) -> None:
+        """Apply the next `times` calls of `method`, then close each connection without answering, as a
+        connection lost after Slack acted looks to the client ("Remote end closed connection without
+        response"): the post exists, the caller never learns its ts."""
+        with self._lock:
+            self._drops[method] = self._drops.get(method, 0) + times
 
     def issue_trigger_id(self) -> str:
         """A trigger_id as Slack puts in an interaction payload: one views.open, within 3 s."""
@@ -152,6 +166,8 @@ class SlackStandin(LoopbackServer):
             self._messages.clear()
             self._failures.clear()
             self._delays.clear()
+            self._drops.clear()
+            self.not_member.clear()
             self.files.files.clear()
             for recorded in (self.views, self.ephemeral, self.responses, self.calls):
                 recorded.clear()
@@ -159,6 +175,7 @@ class SlackStandin(LoopbackServer):
 
     async def _api(self, request: Request) -> Response:
         method = request.path_params["method"]
+        body = await request.body()  # read in full first: a call recorded here has reached Slack
         with self._lock:
             self.calls.append(method)
             queue = self._failures.get(method)
@@ -169,14 +186,16 @@ class SlackStandin(LoopbackServer):
             await asyncio.sleep(delay)
         if failure is not None:
             return _failure_response(*failure)
-        body = await request.body()
         try:
             if method not in self._methods:
                 raise SlackError("unknown_method")
-            args = _parse_args(request, body)
+            args = _parse_args(request, body, form_only=method in FORM_ONLY)
             self._authenticate(request, args, self.app_token if method == "apps.connections.open" else self.bot_token)
             with self._lock:
                 result = self._methods[method](args)
+                if self._drops.get(method):
+                    self._drops[method] -= 1
+                    request.scope[DROP] = True
         except SlackError as err:
             answer: Args = {"ok": False, "error": err.error}
             if err.messages:
@@ -233,7 +252,7 @@ class SlackStandin(LoopbackServer):
         if text is None and not blocks:
             raise SlackError("no_text")
         thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
-        message = Message(self._next_ts(), channel, text or "", blocks or [], thread_ts)
+        message = Message(self._next_ts(), channel, text or "", blocks or [], thread_ts, metadata=metadata_of(args))
         self._messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": _render(message)}
 
@@ -245,12 +264,21 @@ class SlackStandin(LoopbackServer):
             raise SlackError("message_not_found")
         if text is None and blocks is None:
             raise SlackError("no_text")
+        metadata = metadata_of(args)
         if text is not None:  # like Slack, an omitted field keeps its previous value
             message.text = text
         if blocks is not None:
             message.blocks = blocks
+        if metadata is not None:
+            message.metadata = metadata
         message.edits += 1
         return {"channel": channel, "ts": message.ts, "text": message.text, "message": _render(message)}
+
+    def _history(self, args: Args) -> Args:
+        channel = self._channel(args)
+        if channel in self.not_member:
+            raise SlackError("not_in_channel")  # channels:history covers channels the bot is in
+        return history((m for m in self._messages if m.channel == channel), args)
 
     def _post_ephemeral(self, args: Args) -> Args:
         channel = self._channel(args)

@@ -29,6 +29,7 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None
     edits: int = 0
+    metadata: dict[str, Any] | None = None  # {"event_type": ..., "event_payload": {...}} as posted
 
 
 @dataclass
@@ -46,10 +47,13 @@ class SlackError(Exception):
         self.messages = messages or []
 
 
-def _parse_args(request: Request, body: bytes) -> Args:
-    """Arguments from a JSON or form-encoded body (slack_sdk sends both), plus the query string."""
+def _parse_args(request: Request, body: bytes, *, form_only: bool = False) -> Args:
+    """Arguments from a JSON or form-encoded body (slack_sdk sends both), plus the query string.
+    `form_only`: a read method such as conversations.history, for which Slack ignores a JSON body."""
     args: Args = {k: v for k, v in request.query_params.items() if k != "token"}
     if request.headers.get("content-type", "").startswith("application/json"):
+        if form_only:
+            return args
         try:
             parsed = json.loads(body) if body.strip() else {}
         except ValueError:
@@ -90,11 +94,13 @@ def _render(message: Message) -> Args:
     if message.thread_ts is not None:
         rendered["thread_ts"] = message.thread_ts
         rendered["parent_user_id"] = BOT_USER_ID
+    if message.metadata is not None:
+        rendered["metadata"] = copy.deepcopy(message.metadata)
     return rendered
 
 
 def _copy(message: Message) -> Message:
-    return replace(message, blocks=copy.deepcopy(message.blocks))
+    return replace(message, blocks=copy.deepcopy(message.blocks), metadata=copy.deepcopy(message.metadata))
 
 
 def _failure_response(status: int, retry_after: int) -> Response:
