@@ -56,11 +56,24 @@ class SlackDeps:
     start_change_request: Callable[[str, int], object] = field(default=cr_operations.start_flow)
 
 
-def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
+def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, response_url: str | None) -> None:
     """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
-    answer is recorded either way)."""
-    for problem in answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume):
+    answer is recorded either way). A decision whose run could not be woken, Prefect being down, is
+    said to the clicker alone: recorded, and acted on when the orchestrator is back."""
+    done = answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume)
+    for problem in done.problems:
         log.warning("gate %s: %s", gate_id, problem)
+    if not done.orchestrator_down:
+        return
+    if response_url:
+        tell(deps, response_url, answers.RECORDED_NEXT_STEP_LATER)
+        return
+    with transaction(deps.sessions) as session:
+        channel = gates.by_id(session, gate_id).channel
+    try:
+        deps.chat.ephemeral(channel, user, answers.RECORDED_NEXT_STEP_LATER)
+    except EXPECTED as exc:
+        log.warning("could not answer the approver: %s", exc)
 
 
 def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
@@ -85,7 +98,7 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return str(exc)
     if result.recorded:
-        background.add_task(after_answer, deps, gate_id, result.decided is not None)
+        background.add_task(after_answer, deps, gate_id, result.decided is not None, user, response_url)
     return None
 
 

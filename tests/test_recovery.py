@@ -12,7 +12,7 @@ from uuid import UUID
 
 import pytest
 from click.testing import Result
-from helpers import ok, refused, wait_until, with_changes
+from helpers import ok, process_tree, refused, wait_until, with_changes
 from prefect.client.orchestration import get_client
 from prefect.states import Cancelled
 from typer.testing import CliRunner
@@ -207,22 +207,6 @@ def test_cancel_closes_the_engagement_under_the_audit_trail(world: Demo, tmp_pat
     refused(cli(world, "phase", "retry", "rec-e-stopped"), "is cancelled")
     refused(cli(world, "engagement", "cancel", "rec-e-stopped", "--reason", "again"), "already ended")
     assert ok(cli(world, "audit", "verify", "rec-e-stopped"))
-
-
-def process_tree(pid: int) -> list[int]:
-    """The process and its descendants, from /proc (the runner starts each flow run in a session of its own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        tree.append(todo.pop())
-        todo += children.get(tree[-1], [])
-    return tree
 
 
 def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(world: Demo) -> None:
