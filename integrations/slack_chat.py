@@ -159,6 +159,10 @@ class SlackChat:
                 raise
             return existing
 
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A message only `user` sees, in `channel` (for answers with no response_url, such as a form's)."""
+        self._call("chat.postEphemeral", channel=channel, user=user, text=text)
+
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
 

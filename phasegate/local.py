@@ -5,6 +5,12 @@ Ctrl-C. The flows are served from a child process (`python -m phasegate.serve_fl
 their runner owns its own main thread and signals. Nothing here rewrites os.environ: this process
 steers its Prefect client with Prefect's settings context, and children get their environment
 through `env=`.
+
+Children run in a session of their own (Ctrl-C in the terminal reaches only this process, which
+stops them in order) and, on Linux, die with it: each is started through a small launcher that asks
+the kernel for SIGTERM when its parent goes (PR_SET_PDEATHSIG), so even a SIGKILLed `up` leaves no
+Prefect server or runner behind. The signal follows the *thread* that started the child: start
+children from the main thread (everything here does).
 """
 
 from __future__ import annotations
@@ -23,6 +29,23 @@ import httpx
 from phasegate.errors import ServiceUnavailable
 from phasegate.servers import ServerHandle, free_port, serve_in_thread
 from phasegate.settings import Settings
+
+# Run as `python -I -c LAUNCHER PARENT_PID COMMAND...`: SIGTERM on the parent's death (Linux), then
+# exec the command in place. If the parent died before the request took effect, do not start at all.
+LAUNCHER = """
+import os, signal, sys
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(0)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def dies_with_this_process(args: list[str]) -> list[str]:
+    """`args`, started so that the process ends when this one does, however this one ends."""
+    return [sys.executable, "-I", "-c", LAUNCHER, str(os.getpid()), *args]
 
 
 def wait_healthy(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -95,6 +118,7 @@ class Stack(ExitStack):
         self.settings = settings
         self.prefect_home = prefect_home
         self.api_url: str | None = None
+        self.server: subprocess.Popen[bytes] | None = None  # the local Prefect server, when this stack started one
         self.runner: subprocess.Popen[bytes] | None = None  # the process serving the flows
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,8 +143,8 @@ class Stack(ExitStack):
         self.callback(log.close)
         # cwd: a directory of phasegate's own, so that a `jira.py` (or any file named like a library)
         # where the user typed `phasegate up` is not imported by `python -m` or the flow runs.
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.child_env(),
-                                   start_new_session=True, cwd=self.settings.home)
+        process = subprocess.Popen(dies_with_this_process(args), stdout=log, stderr=subprocess.STDOUT,
+                                   env=self.child_env(), start_new_session=True, cwd=self.settings.home)
         self.callback(stop_process, process)
         return process
 
@@ -133,10 +157,18 @@ class Stack(ExitStack):
         else:
             port = self.settings.prefect_port or free_port()
             self.api_url = f"http://127.0.0.1:{port}/api"
-            process = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
-                                                     "--host", "127.0.0.1", "--port", str(port)])
-            wait_healthy(self.api_url + "/health", 90, process)
+            self.start_server()
         return self.enter_context(prefect_api(self.api_url))
+
+    def start_server(self) -> subprocess.Popen[bytes]:
+        """The local Prefect server on the stack's port, once it answers (again, after it died)."""
+        if self.api_url is None:
+            raise RuntimeError("prefect_server() chooses the port first")
+        port = self.api_url.removesuffix("/api").rsplit(":", 1)[1]
+        self.server = self._spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
+                                                     "--host", "127.0.0.1", "--port", port])
+        wait_healthy(self.api_url + "/health", 90, self.server)
+        return self.server
 
     def flows(self) -> subprocess.Popen[bytes]:
         """The runner serving the flows, its runs sending heartbeats that Prefect watches for silence."""

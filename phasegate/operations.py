@@ -22,7 +22,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
 from phasegate.ledger.models import utcnow
 from phasegate.resume import resume_when_paused
-from phasegate.runs import PrefectRuns
+from phasegate.runs import PrefectRuns, unavailable
 from phasegate.runtime import Runtime
 from phasegate.states import EngagementState, GateState, Outcome, Via
 
@@ -119,8 +119,8 @@ def wake(flow_run_id: str) -> None:
     except ObjectNotFound:
         raise ServiceUnavailable(f"flow run {flow_run_id} is not known to the Prefect API at "
                                  f"{PREFECT_API_URL.value()}") from None
-    except PREFECT_DOWN:
-        raise _prefect_call("wake the phase run") from None
+    except PREFECT_DOWN as exc:
+        raise unavailable("wake the phase run", exc) from None
 
 
 def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason: str,
@@ -131,7 +131,9 @@ def decide(rt: Runtime, gate_id: int, *, approver: str, outcome: Outcome, reason
                               via=Via.CLI, operator=operator)
     if not result.recorded:
         return result
-    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=wake)
-    if problems:
-        raise ServiceUnavailable("decision recorded, but " + "; ".join(problems))
+    done = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=wake)
+    if done.orchestrator_down:
+        raise ServiceUnavailable(f"decision recorded; {answers.NEXT_STEP_LATER} ({'; '.join(done.problems)})")
+    if done.problems:
+        raise ServiceUnavailable("decision recorded, but " + "; ".join(done.problems))
     return result

@@ -47,8 +47,13 @@ _HEALTH = {"COMPLETED": RunHealth.COMPLETED, "FAILED": RunHealth.FAILED, "CRASHE
            "CANCELLED": RunHealth.CANCELLED, "CANCELLING": RunHealth.CANCELLED}
 
 
-def unavailable(what: str, exc: BaseException) -> ServiceUnavailable:
-    return ServiceUnavailable(f"cannot {what}: the Prefect API is not reachable ({type(exc).__name__}; "
+class PrefectUnreachable(ServiceUnavailable):
+    """The Prefect API did not answer: what was asked of it waits until it is back (the ledger keeps
+    every decision; `phasegate up` and the gate watch act on them then)."""
+
+
+def unavailable(what: str, exc: BaseException) -> PrefectUnreachable:
+    return PrefectUnreachable(f"cannot {what}: the Prefect API is not reachable ({type(exc).__name__}; "
                               "is `phasegate up` running?)")
 
 

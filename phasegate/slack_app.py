@@ -59,11 +59,24 @@ class SlackDeps:
     followups: Followups = field(default_factory=Followups)  # after-answer work, off the answering path
 
 
-def after_answer(deps: SlackDeps, gate_id: int, decided: bool) -> None:
+def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, response_url: str | None) -> None:
     """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
-    answer is recorded either way)."""
-    for problem in answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume):
+    answer is recorded either way). A decision whose run could not be woken, Prefect being down, is
+    said to the clicker alone: recorded, and acted on when the orchestrator is back."""
+    done = answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume)
+    for problem in done.problems:
         log.warning("gate %s: %s", gate_id, problem)
+    if not done.orchestrator_down:
+        return
+    if response_url:
+        tell(deps, response_url, answers.RECORDED_NEXT_STEP_LATER)
+        return
+    with transaction(deps.sessions, write=False) as session:
+        channel = gates.by_id(session, gate_id).channel
+    try:
+        deps.chat.ephemeral(channel, user, answers.RECORDED_NEXT_STEP_LATER)
+    except EXPECTED as exc:
+        log.warning("could not answer the approver: %s", exc)
 
 
 def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
@@ -91,7 +104,9 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
         background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
         return str(exc)
     if result.recorded:
-        deps.followups.submit(("gate", gate_id), lambda decided: after_answer(deps, gate_id, decided),
+        # answers pending on one gate make one follow-up: the last one's, which decides if any did
+        deps.followups.submit(("gate", gate_id),
+                              lambda decided: after_answer(deps, gate_id, decided, user, response_url),
                               result.decided is not None)
     return None
 

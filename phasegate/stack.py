@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 from rich.console import Console
@@ -9,12 +10,14 @@ from rich.console import Console
 from phasegate.errors import ConfigError
 from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
 from phasegate.local import Stack, configured_prefect_api, prefect_api
+from phasegate.ports import require_free
 from phasegate.readiness import add_readiness
-from phasegate.resume import resume_when_paused
+from phasegate.runs import PrefectRuns
 from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle
 from phasegate.settings import Settings
 from phasegate.slack_app import SlackDeps, create_app
+from phasegate.supervise import Supervisor, catch_up_lines
 
 SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
 
@@ -45,7 +48,8 @@ def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> Server
     secret = signing_secret(rt.settings)
     engine = make_engine(rt.settings.ledger_url, timeout=ENDPOINT_TIMEOUT)  # every call under Slack's 3 s
     stack.callback(engine.dispose)
-    deps = SlackDeps(signing_secret=secret, sessions=sessions(engine), chat=rt.chat, resume=resume_when_paused)
+    deps = SlackDeps(signing_secret=secret, sessions=sessions(engine), chat=rt.chat,
+                     resume=PrefectRuns(wake_wait=30).wake)
     app = create_app(deps)
     add_readiness(app, deps.sessions, stack.api_url or rt.settings.prefect_api_url)
     app_token = rt.settings.slack_app_token.get_secret_value()
@@ -57,9 +61,21 @@ def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> Server
     return stack.slack_endpoint(app, rt.settings.slack_host, rt.settings.slack_port if port is None else port)
 
 
+def check_ports(settings: Settings, configured_api: str | None) -> None:
+    """Refuse, in one line naming the holder, ports `up` needs that something else has taken (a fixed
+    port only: 0 means any free one)."""
+    if settings.slack_port:
+        require_free(settings.slack_host, settings.slack_port, what="the Slack endpoint",
+                     setting="PHASEGATE_SLACK_PORT")
+    if configured_api is None and settings.prefect_port:
+        require_free("127.0.0.1", settings.prefect_port, what="the Prefect server", setting="PHASEGATE_PREFECT_PORT")
+
+
 def run_up(settings: Settings) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)  # the supervisor's lines are log lines: one line each
     signing_secret(settings)  # before starting anything
+    configured = configured_prefect_api()
+    check_ports(settings, configured)
     missing = missing_credentials(settings)
     for problem in missing:
         console.print(f"warning: {problem}", markup=False, highlight=False)
@@ -70,7 +86,7 @@ def run_up(settings: Settings) -> None:
     with Stack(settings) as stack:
         stack.callback(rt.close)
         with console.status("starting the Prefect server, the flows and the Slack endpoint"):
-            api = stack.prefect_server(configured_prefect_api())
+            api = stack.prefect_server(configured)
             stack.flows()
             endpoint = start_endpoint(stack, rt)
         console.print(f"Prefect UI      {api.removesuffix('/api')}")
@@ -78,8 +94,12 @@ def run_up(settings: Settings) -> None:
         console.print(f"ledger          {settings.ledger_url}")
         console.print(f"logs            {stack.log_dir}")
         console.print("Ctrl-C stops everything.")
+
+        def say(line: str) -> None:
+            console.print(f"{dt.datetime.now():%H:%M:%S} {line}", markup=False, highlight=False)
+
         try:
-            threading.Event().wait()
+            Supervisor(stack, catch_up=lambda: catch_up_lines(rt), say=say).run()
         except KeyboardInterrupt:
             console.print("stopping")
 

@@ -113,12 +113,28 @@ def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object], *,
                     wake(gate.flow_run_id)
             except EXPECTED as exc:
                 report.problems.append(f"{gate.name}: {exc}")
+    follow_ups(rt, active, now, wake, runs, report)
+    return report
+
+
+def catch_up(rt: Runtime, runs: RunControl, now: dt.datetime) -> WatchReport:
+    """The watch's follow-ups alone, for every active engagement: what `phasegate up` does the
+    moment the Prefect API is back, so that a decision recorded while it was down is acted on now
+    rather than at the next watch."""
+    report = WatchReport()
+    with transaction(rt.sessions) as session:
+        active = [row.id for row in engagements.all_rows(session) if row.state is EngagementState.ACTIVE]
+    follow_ups(rt, active, now, runs.wake, runs, report)
+    return report
+
+
+def follow_ups(rt: Runtime, active: list[str], now: dt.datetime, wake: Callable[[str], object],
+               runs: RunControl | None, report: WatchReport) -> None:
     for engagement_id in active:
         try:
             follow_up(rt, engagement_id, now, wake, runs, report)
         except ONE_ENGAGEMENT as exc:
             report.problems.append(f"{engagement_id}: {exc}")
-    return report
 
 
 def follow_up(rt: Runtime, engagement_id: str, now: dt.datetime, wake: Callable[[str], object],

@@ -120,7 +120,8 @@ def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome,
     if not result.recorded:
         return "already recorded"
     # wake=None: this answer came in through the run itself, which reads the ledger next
-    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=None)
+    problems = answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None,
+                                    wake=None).problems
     return "recorded, but " + "; ".join(problems) if problems else "recorded"
 
 

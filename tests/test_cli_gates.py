@@ -94,7 +94,8 @@ def test_gate_decide_counts_towards_quorum_and_decides(cli: Invoke, home: Path, 
 
     # the vendor's GO completes the quorum; waking the phase run then fails, Prefect being unreachable
     line = refused(cli("gate", "decide", str(gate_id), "go", "--as", VENDOR_LEAD))
-    assert line.startswith("phasegate: decision recorded, but ")
+    assert line.startswith("phasegate: decision recorded; the next step starts when the orchestrator is back "
+                           "(cannot wake the phase run: the Prefect API is not reachable (ConnectError; ")
 
     gate, decisions = gate_in_ledger(home, gate_id)
     assert gate.state is GateState.DECIDED and gate.outcome is Outcome.GO

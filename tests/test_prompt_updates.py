@@ -24,7 +24,7 @@ def answer(rt: Runtime, gate_id: int, user: str) -> list[str]:
     """What the Slack endpoint does for a click: record, then the shared after-answer step."""
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=user, outcome=Outcome.GO, reason="", via=Via.SLACK)
-    return answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=None)
+    return answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=None).problems
 
 
 def shown_and_ledger(rt: Runtime, slack: SlackStandin, gate_id: int) -> tuple[str, str]:

@@ -9,11 +9,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from helpers import posted_gate, register, wait_until, with_changes
+from helpers import closed_port_url, posted_gate, register, wait_until, with_changes
 
 from configs.schema import Engagement
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
+from phasegate.local import prefect_api
+from phasegate.runs import PrefectRuns
 from phasegate.runtime import Runtime
 from phasegate.servers import ServerHandle, serve_in_thread
 from phasegate.slack_app import SlackDeps, create_app
@@ -116,6 +118,30 @@ def test_wakes_the_flow_run_when_decided(rt: Runtime, endpoint: Endpoint, slack:
     user(endpoint, slack, "U0VENDLEAD").click(gate_id, Outcome.GO, gate.channel, gate.message_ts)
     wait_until(lambda: endpoint.resumed != [])
     assert endpoint.resumed == ["run-123"]  # woken once, by the answer that completed the quorum
+
+
+def test_a_decision_while_prefect_is_down_is_recorded_and_the_approver_told_when_it_goes_on(
+        rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    """The run cannot be woken (nothing listens at the Prefect API): the decision stands, and the
+    approver who completed the quorum through the waiver form (no response_url) is told, alone."""
+    with prefect_api(closed_port_url()):
+        deps = SlackDeps(signing_secret=SECRET, sessions=rt.sessions, chat=rt.chat, resume=PrefectRuns().wake)
+        handle = serve_in_thread(create_app(deps))
+    try:
+        gate = posted_gate(rt, acme)  # milestones not done: GO takes a waiver, given in the form
+        with transaction(rt.sessions) as session:
+            gates.by_id(session, gate.id).flow_run_id = "0b6d5c0e-0000-4000-8000-000000000001"
+        for number, approver in enumerate(("U0SPONSOR1", "U0VENDLEAD"), start=1):
+            clicker = SlackUser(approver, endpoint=handle.url, signing_secret=SECRET, slack=slack)
+            clicker.click(gate.id, Outcome.GO, gate.channel, gate.message_ts)
+            wait_until(lambda: len(slack.views) == number)  # noqa: B023
+            assert clicker.submit_view(slack.views[-1], "pilot only").status_code == 200
+        wait_until(lambda: slack.ephemeral != [], what="the approver to be told")
+        assert gate_row(rt, gate.id).state is GateState.DECIDED
+        assert [(e["user"], e["channel"], e["text"]) for e in slack.ephemeral] == [
+            ("U0VENDLEAD", gate.channel, "Recorded; the next step starts when the orchestrator is back.")]
+    finally:
+        handle.stop()
 
 
 def test_outsiders_and_the_requester_are_told_and_nothing_is_recorded(
