@@ -1,10 +1,13 @@
-"""The phase flow: kickoff, the timebox, the gate, and what the gate's outcome means.
+"""The phase flow: kickoff, the timebox, the gate, and what the gate's outcome means; after a GO,
+the same flow run carries on into the next phase.
 
 One flow serves all three phases of the guide; what differs between them (milestones, exit
 criteria, approvers, the outcomes a gate offers) comes from the engagement file. Waiting is
 done with `suspend_flow_run`, which frees the process; Prefect re-runs the flow from the top on
 resume, so every step before a wait finds its earlier result in the ledger instead of redoing it,
-and every wait sits in a loop that re-checks the ledger (a resume is only a nudge).
+and every wait sits in a loop that re-checks the ledger (a resume is only a nudge). A run that has
+carried on is re-run from the top too: it picks up at the phase the ledger records under its own
+flow run id, so the phases behind it are never gone through again.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 from itertools import count
 
 from prefect import flow, get_run_logger
-from prefect.deployments import run_deployment
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
@@ -25,7 +27,7 @@ from phasegate.settings import Settings
 from phasegate.states import EngagementState, Outcome
 from tasks import gates as gate_tasks
 from tasks.kickoff import begin_phase, link_milestones, post_kickoff, record_baseline
-from tasks.status import advance_requested, gate_summary, load_engagement
+from tasks.status import advance_requested, gate_summary, load_engagement, phase_to_run
 
 FLOW_NAME, DEPLOYMENT = PHASE_FLOW, PHASE_DEPLOYMENT  # the names the tests and demo use
 
@@ -80,41 +82,52 @@ def report(problems: list[str]) -> None:
         get_run_logger().warning("milestone not linked: %s", problem)
 
 
+def run_one_phase(rt: Runtime, engagement: Engagement, phase: Phase, requested_by: str) -> Outcome:
+    """Kickoff, the timebox, the gate; returns the outcome that ends the phase: NO-GO (the engagement
+    is closed), the last gate's pass (closed as completed), or a GO whose evidence still holds."""
+    begin_phase(rt, engagement, phase, requested_by, flow_run.get_id())
+    post_kickoff(rt, engagement, phase)
+    report(link_milestones(rt, engagement, phase))
+    record_baseline(rt, engagement, phase)
+    while True:
+        timebox = wait_for_timebox(rt, engagement, phase)
+        report(link_milestones(rt, engagement, phase))
+        gate_id = gate_tasks.open_gate(rt, engagement, phase, timebox, requested_by, flow_run.get_id())
+        outcome = wait_for_decision(rt, gate_id)
+        if outcome.extends_timebox:
+            gate_tasks.extend_timebox(rt, engagement, phase, gate_id)
+            continue
+        if outcome.ends_engagement:
+            gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.CLOSED)
+            return outcome
+        next_phase = phase.next()
+        if next_phase is not None and not engagement.auto_advance:
+            wait_for_advance(rt, engagement, phase)
+        if gate_tasks.recheck_evidence(rt, engagement, gate_id) is not None:
+            continue
+        if next_phase is None:
+            gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.COMPLETED)
+        return outcome
+
+
 @flow(name=FLOW_NAME, log_prints=True)
 def run_phase(engagement_id: str, phase: Phase, requested_by: str = "") -> str:
-    """Run one phase of an engagement through its gate and return the gate's outcome."""
+    """Run an engagement from `phase` through its gates, carrying on into the next phase after each
+    GO in this same flow run, and return the last gate's outcome."""
     rt = Runtime(Settings())
     try:
         engagement = load_engagement(rt, engagement_id)
         requested_by = requested_by or engagement.pm_slack_user
-        begin_phase(rt, engagement, phase, requested_by, flow_run.get_id())
-        post_kickoff(rt, engagement, phase)
-        report(link_milestones(rt, engagement, phase))
-        record_baseline(rt, engagement, phase)
+        current = phase_to_run(rt, engagement, phase, flow_run.get_id())
+        if current is None:
+            get_run_logger().warning("%s has moved past %s under another flow run; nothing left for this one",
+                                     engagement.id, phase.value)
+            return ""
         while True:
-            timebox = wait_for_timebox(rt, engagement, phase)
-            report(link_milestones(rt, engagement, phase))
-            gate_id = gate_tasks.open_gate(rt, engagement, phase, timebox, requested_by, flow_run.get_id())
-            outcome = wait_for_decision(rt, gate_id)
-            if outcome.extends_timebox:
-                gate_tasks.extend_timebox(rt, engagement, phase, gate_id)
-                continue
-            if outcome.ends_engagement:
-                gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.CLOSED)
+            outcome = run_one_phase(rt, engagement, current, requested_by)
+            following = current.next()
+            if not outcome.passes or following is None:
                 return str(outcome.value)
-            next_phase = phase.next()
-            if next_phase is not None and not engagement.auto_advance:
-                wait_for_advance(rt, engagement, phase)
-            if gate_tasks.recheck_evidence(rt, engagement, gate_id) is not None:
-                continue
-            if next_phase is None:
-                gate_tasks.close_engagement(rt, engagement, gate_id, EngagementState.COMPLETED)
-            else:
-                run_deployment(DEPLOYMENT, parameters={"engagement_id": engagement.id, "phase": next_phase.value,
-                                                       "requested_by": requested_by},
-                               timeout=0, as_subflow=False, idempotency_key=f"{engagement.id}-{next_phase.value}",
-                               flow_run_name=f"{engagement.id}-{next_phase.value}")
-            return str(outcome.value)
+            current = following
     finally:
         rt.close()
-

@@ -44,7 +44,10 @@ def engagement_show(engagement_id: str) -> None:
             planned = config.phases.of(phase).planned_weeks
             out.print(f"  {phase.heading}: planned {planned} weeks"
                       + (f", {weeks[phase]} weeks booked" if weeks[phase] else ""))
-            if runs.get(phase):
+            later = phase.next()
+            if runs.get(phase) and later is not None and runs.get(later) == runs[phase]:
+                out.print(f"    flow run {runs[phase]}: carried on into {later.value}", markup=False, highlight=False)
+            elif runs.get(phase):
                 out.print(f"    {run_line(prefect, str(runs[phase]), live and phase is row.current_phase)}",
                           markup=False, highlight=False)
         for event in restarted:

@@ -173,7 +173,9 @@ def cancel(rt: Runtime, runs: RunControl, engagement_id: str, *, reason: str, by
             raise PolicyError(f"{engagement_id} has already ended ({row.state.value}: {row.closed_reason})")
         channel = engagements.config_of(row).slack_channel
         engagements.close(session, engagement_id, EngagementState.CANCELLED, f"cancelled by {by}: {reason.strip()}")
-        run_ids = [r.flow_run_id for r in engagements.phase_runs(session, engagement_id) if r.flow_run_id]
+        # one flow run may carry several phases: each run once
+        run_ids = list(dict.fromkeys(r.flow_run_id for r in engagements.phase_runs(session, engagement_id)
+                                     if r.flow_run_id))
     problems: list[str] = []
     for run_id in run_ids:
         try:

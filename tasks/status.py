@@ -18,6 +18,21 @@ def load_engagement(rt: Runtime, engagement_id: str) -> Engagement:
 
 
 @ledger_task
+def phase_to_run(rt: Runtime, engagement: Engagement, phase: Phase, flow_run_id: str | None) -> Phase | None:
+    """Where this flow run picks up. A run started for `phase` that carried on into a later phase is
+    re-run from the top by Prefect after each suspend: it goes straight to the engagement's current
+    phase when that phase's record names this run, and redoes nothing behind it. None when a later
+    phase is under another flow run (this run was replaced, by `phase retry` or the gate watch)."""
+    order = list(Phase)
+    with transaction(rt.sessions) as session:
+        current = engagements.get(session, engagement.id).current_phase
+        if current is None or order.index(current) <= order.index(phase):
+            return phase
+        run = engagements.phase_run(session, engagement.id, current)
+        return current if flow_run_id is not None and run.flow_run_id == flow_run_id else None
+
+
+@ledger_task
 def advance_requested(rt: Runtime, engagement: Engagement, phase: Phase) -> bool:
     with transaction(rt.sessions) as session:
         return engagements.phase_run(session, engagement.id, phase).advance_requested

@@ -42,3 +42,12 @@ def test_bench_cli_quick() -> None:
     for name in ("import prefect", "phasegate --help", "phasegate status", "phasegate gate list",
                  "phasegate engagement list"):
         assert any(line.startswith(name) for line in printed.splitlines()), name
+
+
+def test_bench_resume_quick() -> None:
+    printed = bench("bench.resume", "--quick")
+    lines = printed.splitlines()
+    for name in ("bare suspend/resume: resume -> task", "phasegate: click -> next task",
+                 "phasegate: click -> next kickoff"):
+        assert any(line.startswith(name) for line in lines), name
+    assert any(line.startswith("click -> next phase's kickoff: median") for line in lines)

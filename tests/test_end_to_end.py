@@ -13,20 +13,23 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from helpers import jira_issues, wait_until, with_changes
+from helpers import jira_issues, ok, wait_until, with_changes
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.responses import SetStateStatus
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from configs.loader import ENGAGEMENTS_DIR, load_engagement
 from configs.schema import Phase
 from phasegate import operations
+from phasegate.cli import app
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow
+from phasegate.resume import resume_when_paused
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
 from sandbox.demo import Demo, local_world
@@ -98,9 +101,10 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
         blocks = json.dumps(world.slack.message("C0ACMECHURN", gate.message_ts).blocks)
         assert f"Decided: {gate.outcome.label}" in blocks and '"actions"' not in blocks  # type: ignore[union-attr]
     assert len(jira_issues(world.jira["acme-churn"], "ACME")) == 3 + 4 + 6 + 1  # milestones, the drifted issue
-    runs = settled_runs("acme-churn-", 5)
-    assert runs == {"acme-churn-poc": "COMPLETED", "acme-churn-development": "COMPLETED",
-                    "acme-churn-handover": "COMPLETED", "acme-churn-cr-1": "COMPLETED", "acme-churn-cr-2": "COMPLETED"}
+    runs = settled_runs("acme-churn-", 3)  # one flow run carried the engagement through its three phases
+    assert runs == {"acme-churn-poc": "COMPLETED", "acme-churn-cr-1": "COMPLETED", "acme-churn-cr-2": "COMPLETED"}
+    with transaction(world.rt.sessions) as session:
+        assert len({r.flow_run_id for r in engagements.phase_runs(session, "acme-churn")}) == 1
 
 
 def row_start(session: Any) -> dt.date:
@@ -159,9 +163,10 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
     with transaction(world.rt.sessions) as session:
         answers = [(d.approver, d.outcome, d.via) for d in gates.decisions(session, gate.id)]
     assert answers == [("U0SPONSOR1", Outcome.GO, Via.PREFECT_UI), ("U0VENDLEAD", Outcome.GO, Via.PREFECT_UI)]
-    world.wait_phase_run("acme-ui", Phase.DEVELOPMENT)
-    wait_until(lambda: flow_runs("acme-ui-poc").get("acme-ui-poc") == "COMPLETED", timeout=60,
-               what="the PoC run to complete", interval=0.5)
+    world.wait_phase_run("acme-ui", Phase.DEVELOPMENT)  # kicked off by the same run, which carried on
+    with transaction(world.rt.sessions) as session:
+        assert engagements.phase_run(session, "acme-ui", Phase.DEVELOPMENT).flow_run_id == run_id
+    assert set(flow_runs("acme-ui-")) == {"acme-ui-poc"}
 
 
 def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
@@ -190,5 +195,54 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
         with pytest.raises(NotFound):
             engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT)
         assert [d.via for d in gates.decisions(session, gate.id)] == [Via.CLI, Via.CLI]
-    operations.start_phase(world.rt, "acme-manual", Phase.DEVELOPMENT, "U0PMACME01")
+    assert operations.start_phase(world.rt, "acme-manual", Phase.DEVELOPMENT, "U0PMACME01") == first  # woken
     world.wait_phase_run("acme-manual", Phase.DEVELOPMENT)
+    with transaction(world.rt.sessions) as session:
+        assert engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT).flow_run_id == first
+
+
+def test_a_go_carries_on_into_the_next_phase_in_the_same_flow_run(world: Demo) -> None:
+    """No second deployment run after G1 GO: the run that waited on G1 kicks development off itself.
+    Each later resume re-runs that flow from the top, and it goes straight to development: the PoC's
+    kickoff is not posted again and G1's evidence (its Jira issues) is not read again."""
+    copy = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id="acme-carry", name="ACME carried on")
+    with transaction(world.rt.sessions) as session:
+        engagements.register(session, copy)
+    jira = world.jira["acme-carry"] = world.jira["acme-churn"]
+    run_id = operations.start_phase(world.rt, "acme-carry", Phase.POC, "U0PMACME01")
+    world.wait_phase_run("acme-carry", Phase.POC)
+    world.finish_jira_work("acme-carry", Phase.POC)
+    world.review("acme-carry")
+    g1 = world.open_gate("acme-carry", Phase.POC)
+    for approver in ("U0SPONSOR1", "U0VENDLEAD"):
+        world.click(g1, approver, Outcome.GO)
+    world.wait_phase_run("acme-carry", Phase.DEVELOPMENT)
+    with transaction(world.rt.sessions) as session:
+        assert {r.phase: r.flow_run_id for r in engagements.phase_runs(session, "acme-carry")} == {
+            Phase.POC: run_id, Phase.DEVELOPMENT: run_id}
+        poc_issues = set(engagements.links(session, "acme-carry", Phase.POC).values())
+    assert set(flow_runs("acme-carry-")) == {"acme-carry-poc"}
+    seen = len(jira.requests)
+
+    for _ in range(2):  # nudged mid-development (as a reminder or an early click would): re-run from the top
+        assert resume_when_paused(run_id, wait=90)
+    world.finish_jira_work("acme-carry", Phase.DEVELOPMENT)
+    world.review("acme-carry")
+    g2 = world.open_gate("acme-carry", Phase.DEVELOPMENT)
+    assert g2.flow_run_id == run_id  # answers wake the run that carried on
+    for approver in ("U0SPONSOR1", "U0TECHLEAD"):
+        world.click(g2, approver, Outcome.NO_GO, "the staging pipeline cannot meet the latency target")
+    assert world.ended("acme-carry").startswith("closed")
+
+    read_again = [path for _, path in jira.requests[seen:] if path.rstrip("/").rsplit("/", 1)[-1] in poc_issues]
+    assert read_again == []
+    kickoffs = [t for t in top_level(world, copy.slack_channel) if "started for *ACME carried on*" in t]
+    assert [k.split("*")[1] for k in kickoffs] == [Phase.POC.heading, Phase.DEVELOPMENT.heading]
+    with transaction(world.rt.sessions) as session:
+        assert [(g.phase, g.revision) for g in gates.all_gates(session, "acme-carry")] == [
+            (Phase.POC, 1), (Phase.DEVELOPMENT, 1)]
+    assert settled_runs("acme-carry-", 1) == {"acme-carry-poc": "COMPLETED"}
+    env = world.rt.settings.as_env() | {"PREFECT_API_URL": world.api, "COLUMNS": "200"}
+    shown = ok(CliRunner(env=env).invoke(app, ["engagement", "show", "acme-carry"]))
+    assert f"flow run {run_id}: carried on into development" in shown
+    assert f"flow run {run_id}: completed" in shown  # the development line: the run as Prefect sees it

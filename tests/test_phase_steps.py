@@ -21,6 +21,7 @@ from sandbox.standins.metrics_api import MetricsStandin
 from sandbox.standins.slack_api import SlackStandin
 from tasks.gates import extend_timebox, open_gate, recheck_evidence, record_ui_answer
 from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
+from tasks.status import phase_to_run
 
 
 def decide(rt: Runtime, gate_id: int, outcome: Outcome, *approvers: str, reason: str = "") -> None:
@@ -48,6 +49,22 @@ def test_running_the_phase_steps_twice_does_nothing_twice(
     with transaction(rt.sessions) as session:
         assert len(gates.all_gates(session, acme.id)) == 1
         assert engagements.phase_run(session, acme.id, Phase.POC).flow_run_id == "flow-run-resumed"
+
+
+def test_a_run_picks_up_at_the_phase_it_carried_on_into(rt: Runtime, acme: Engagement) -> None:
+    """Prefect re-runs a run that carried on into development from the top, with its first parameters
+    (phase=poc): it must go straight to development. A run replaced there by another has nothing left."""
+    register(rt, acme)
+    assert phase_to_run.fn(rt, acme, Phase.POC, "run-1") is Phase.POC  # nothing started yet
+    begin_phase.fn(rt, acme, Phase.POC, "U0PMACME01", "run-1")
+    assert phase_to_run.fn(rt, acme, Phase.POC, "run-1") is Phase.POC
+    begin_phase.fn(rt, acme, Phase.DEVELOPMENT, "U0PMACME01", "run-1")
+    assert phase_to_run.fn(rt, acme, Phase.POC, "run-1") is Phase.DEVELOPMENT
+    assert phase_to_run.fn(rt, acme, Phase.POC, "run-2") is None  # a stale run of the PoC
+    assert phase_to_run.fn(rt, acme, Phase.DEVELOPMENT, "run-2") is Phase.DEVELOPMENT  # `phase retry`'s run
+    begin_phase.fn(rt, acme, Phase.DEVELOPMENT, "U0PMACME01", "run-2")  # ... which takes the phase over
+    assert phase_to_run.fn(rt, acme, Phase.POC, "run-1") is None
+    assert phase_to_run.fn(rt, acme, Phase.POC, "run-2") is Phase.DEVELOPMENT
 
 
 def test_gate_evidence_shows_values_and_digest(rt: Runtime, jira: JiraStandin, acme: Engagement) -> None:

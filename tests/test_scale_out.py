@@ -313,10 +313,12 @@ def test_a_worker_killed_mid_run_then_clicks_on_both_replicas_one_decision_each_
         answers = sorted((d.approver, d.outcome, d.via) for d in gates.decisions(session, g1.id))
     assert answers == [("U0SPONSOR1", Outcome.GO, Via.SLACK), ("U0VENDLEAD", Outcome.GO, Via.SLACK)]
 
-    world.wait_phase_run(e, Phase.DEVELOPMENT)  # the surviving worker ran the resumed PoC run, which started it
-    wait_until(lambda: state_of(poc_run) == "COMPLETED", timeout=90, what="the PoC run to complete", interval=0.5)
+    world.wait_phase_run(e, Phase.DEVELOPMENT)  # the surviving worker ran the resumed PoC run, which carried on
+    wait_until(lambda: state_of(poc_run) == "PAUSED", timeout=90,
+               what="the run to wait for development's timebox", interval=0.5)
     assert resumes(poc_run) - resumed_before == 1
-    assert list(runs_named(f"{e}-development")) == [f"{e}-development"]
+    assert list(runs_named(f"{e}-")) == [f"{e}-poc"]  # no second deployment run for development
     with transaction(world.rt.sessions) as session:
-        assert engagements.phase_run(session, e, Phase.DEVELOPMENT).kickoff_ts is not None
+        development = engagements.phase_run(session, e, Phase.DEVELOPMENT)
+        assert development.kickoff_ts is not None and development.flow_run_id == str(poc_run)
     assert kickoffs(world) == 2  # the PoC and the development kickoff, once each
