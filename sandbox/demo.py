@@ -99,6 +99,10 @@ class Demo:
                 return row if row.state is GateState.DECIDED else None
         return wait_for(f"gate {gate.id} to be decided", probe)
 
+    def answered(self, gate_id: int, user: str) -> bool:
+        with transaction(self.rt.sessions) as session:
+            return any(d.approver == user for d in gates.decisions(session, gate_id))
+
     def click(self, gate: GateRow, user: str, outcome: Outcome, reason: str = "") -> None:
         clicker = self.user(user)
         assert gate.message_ts is not None
@@ -109,7 +113,9 @@ class Demo:
         if policy.needs_reason(outcome, unmet):
             response = clicker.answer_with_reason(gate.id, outcome, gate.channel, gate.message_ts, reason)
         else:
-            response = clicker.click(gate.id, outcome, gate.channel, gate.message_ts)
+            ts = gate.message_ts
+            response = clicker.persist(lambda: clicker.click_payload(gate.id, outcome, gate.channel, ts),
+                                       lambda: self.answered(gate.id, user))
         response.raise_for_status()
         self.say(gate.engagement_id, f"  <@{user}> clicked {outcome.label}" + (f" ({reason})" if reason else ""))
 

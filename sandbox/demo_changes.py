@@ -49,18 +49,26 @@ def _answer(demo: Demo, cr: ChangeRequestRow, user: str, answer: str, reason: st
     clicker = demo.user(user)
     if cr.message_ts is None:
         raise ValueError(f"{cr.name} has no prompt to click on")
-    payload = {"type": "block_actions", "user": {"id": user}, "trigger_id": demo.slack.issue_trigger_id(),
-               "response_url": demo.slack.response_url(), "channel": {"id": cr.channel},
-               "container": {"type": "message", "channel_id": cr.channel, "message_ts": cr.message_ts},
-               "actions": [{"type": "button", "action_id": f"cr:{answer}", "block_id": f"cr-{cr.id}",
-                            "value": str(cr.id), "action_ts": f"{time.time():.6f}"}]}
+    channel, ts = cr.channel, cr.message_ts
+
+    def payload() -> dict[str, Any]:
+        return {"type": "block_actions", "user": {"id": user}, "trigger_id": demo.slack.issue_trigger_id(),
+                "response_url": demo.slack.response_url(), "channel": {"id": channel},
+                "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+                "actions": [{"type": "button", "action_id": f"cr:{answer}", "block_id": f"cr-{cr.id}",
+                             "value": str(cr.id), "action_ts": f"{time.time():.6f}"}]}
+
+    def recorded() -> bool:
+        with transaction(demo.rt.sessions) as session:
+            return len(demo.slack.views) > seen or any(d.approver == user for d in crs.decisions(session, cr.id))
+
     seen = len(demo.slack.views)
-    clicker.send(payload).raise_for_status()
+    clicker.persist(payload, recorded).raise_for_status()
     if reason:
         from sandbox.demo import wait_for
 
         view = wait_for("the reason modal", lambda: demo.slack.views[seen] if len(demo.slack.views) > seen else None)
-        clicker.submit_view(view, reason).raise_for_status()
+        clicker.submit_persisting(view, reason).raise_for_status()
     demo.say(cr.engagement_id, f"  <@{user}> clicked {answer.title()} on CR-{cr.number}"
              + (f" ({reason})" if reason else ""))
 

@@ -129,3 +129,44 @@ def test_a_ledger_that_hangs_is_given_up_on_within_slacks_three_seconds(cluster:
         slack_clock.close()
         holder.dispose()
         engine.dispose()
+
+
+def test_the_scripted_approver_clicks_again_when_told_to(tmp_path: Path, slack: SlackStandin, acme: Engagement) -> None:
+    """The demo's approvers do what the answer asks: a click the locked SQLite ledger could not take
+    ("... please click again in a minute") is clicked again once the lock is gone, and counts once."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    upgrade(url)
+    engine = make_engine(url, timeout=ENDPOINT_TIMEOUT)
+    ledger = sessions(engine)
+    gate_id = open_gate(ledger, acme)
+    holder = make_engine(url)
+    handle = serve_in_thread(create_app(SlackDeps(signing_secret=SECRET, sessions=ledger, chat=slack_chat(slack),
+                                                  resume=lambda _: None)))
+    sponsor = SlackUser("U0SPONSOR1", endpoint=handle.url, signing_secret=SECRET, slack=slack)
+    sent: list[str] = []
+
+    def payload() -> dict[str, object]:
+        click = sponsor.click_payload(gate_id, Outcome.GO, acme.slack_channel, "1700000000.000100")
+        sent.append(str(click["response_url"]))
+        return click
+
+    def recorded() -> bool:
+        with transaction(ledger) as session:
+            return bool(gates.decisions(session, gate_id))
+
+    try:
+        with transaction(sessions(holder)) as stuck:
+            stuck.connection()  # BEGIN IMMEDIATE: the write lock, held by someone else
+            clicking = threading.Thread(target=sponsor.persist, args=(payload, recorded))
+            clicking.start()
+            wait_until(lambda: bool(sent) and NOT_RECORDED in slack.said_to(sent[0]), what="the first answer")
+        clicking.join(30)
+        assert len(sent) == 2 and slack.said_to(sent[1]) == []
+        with transaction(ledger) as session:
+            assert [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)] == [("U0SPONSOR1", Outcome.GO)]
+    finally:
+        handle.stop()
+        holder.dispose()
+        engine.dispose()

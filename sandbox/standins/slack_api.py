@@ -143,6 +143,12 @@ class SlackStandin(LoopbackServer):
             self._response_urls[token] = _ResponseUrl(created=self.clock())
         return f"{self.url}/response/{token}"
 
+    def said_to(self, response_url: str) -> list[str]:
+        """The texts the app posted to this response URL (what the clicker was told), in order."""
+        with self._lock:
+            entry = self._response_urls.get(response_url.rsplit("/", 1)[-1])
+            return list(entry.said) if entry is not None else []
+
     def messages(self, channel: str) -> list[Message]:
         """Top-level messages and thread replies in `channel`, in post order."""
         with self._lock:
@@ -223,6 +229,7 @@ class SlackStandin(LoopbackServer):
             if "blocks" in body and validate_blocks(body["blocks"]):
                 return PlainTextResponse("invalid_blocks", status_code=400)
             entry.uses += 1
+            entry.said.append(str(body.get("text", "")))
             self.responses.append(body)
         return PlainTextResponse("ok")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,6 +14,8 @@ import httpx
 from phasegate.slack_signature import sign
 from phasegate.states import Outcome
 from sandbox.standins.slack_api import SlackStandin
+
+RETRY_HINT = "please click again"  # phasegate's answer when the ledger could not take a click
 
 
 class SlackUser:
@@ -47,11 +50,47 @@ class SlackUser:
     def click(self, gate_id: int, outcome: Outcome, channel: str, message_ts: str) -> httpx.Response:
         return self.send(self.click_payload(gate_id, outcome, channel, message_ts))
 
+    def persist(self, payload: Callable[[], dict[str, Any]], recorded: Callable[[], bool], *,
+                attempts: int = 4, patience: float = 10) -> httpx.Response:
+        """Click as a person does: when phasegate answers that the ledger could not take the click
+        ("... please click again in a minute"), click again after a pause. Stops when `recorded()`
+        is true, when phasegate said anything else, or after `patience` seconds without a word."""
+        for _ in range(attempts):
+            sent = payload()
+            response = self.send(sent)
+            response.raise_for_status()
+            url = sent.get("response_url")
+            if not isinstance(url, str) or not self._told_to_retry(url, recorded, patience):
+                return response
+            time.sleep(1)
+        return response
+
+    def submit_persisting(self, view: dict[str, Any], reason: str, *, attempts: int = 4) -> httpx.Response:
+        """Submit a form, again after a pause while phasegate says the ledger could not take it."""
+        for _ in range(attempts):
+            response = self.submit_view(view, reason)
+            if response.status_code != 200 or RETRY_HINT not in response.text:
+                return response
+            time.sleep(1)
+        return response
+
+    def _told_to_retry(self, response_url: str, recorded: Callable[[], bool], patience: float) -> bool:
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            said = self.slack.said_to(response_url)
+            if any(RETRY_HINT in text for text in said):
+                return True
+            if said or recorded():
+                return False
+            time.sleep(0.05)
+        return False
+
     def answer_with_reason(self, gate_id: int, outcome: Outcome, channel: str, message_ts: str, reason: str,
                            timeout: float = 10) -> httpx.Response:
         """Click, wait for the reason modal Slack would show, and submit it."""
         seen = len(self.slack.views)
-        response = self.click(gate_id, outcome, channel, message_ts)
+        response = self.persist(lambda: self.click_payload(gate_id, outcome, channel, message_ts),
+                                lambda: len(self.slack.views) > seen)
         response.raise_for_status()
         deadline = time.monotonic() + timeout
         while len(self.slack.views) <= seen:
@@ -59,7 +98,7 @@ class SlackUser:
                 raise TimeoutError("no reason modal was opened")
             time.sleep(0.05)
         view = self.slack.views[seen]
-        return self.submit_view(view, reason)
+        return self.submit_persisting(view, reason)
 
     def submit_view(self, view: dict[str, Any], reason: str) -> httpx.Response:
         submitted = dict(view) | {"id": f"V{time.time_ns()}", "hash": f"{time.time_ns()}.x",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,6 +36,7 @@ class Message:
 class _ResponseUrl:
     created: float
     uses: int = 0
+    said: list[str] = field(default_factory=list)  # the texts posted to it, in order
 
 
 class SlackError(Exception):
