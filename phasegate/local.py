@@ -175,7 +175,7 @@ class Stack(ExitStack):
         from phasegate.crash_detection import ensure_crash_detection
 
         ensure_crash_detection(self.settings.heartbeat_seconds)
-        process = self._spawn("flows", [sys.executable, "-m", "phasegate.serve_flows"])
+        process = self._spawn("flows", [sys.executable, "-m", "phasegate.serve_flows", "--die-with-parent"])
         wait_deployment(process)
         self.runner = process
         return process
