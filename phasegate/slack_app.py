@@ -3,8 +3,8 @@
 Verify, record, answer; everything slow happens after the answer, inside Slack's three seconds for
 the answer itself: a modal or an ephemeral reply as a request background task, and the prompt
 update and the run's wake-up on threads of their own (phasegate.followups), so that they never
-slow the next clicks' answers. The
-approver is the verified payload's `user.id`; a button's value only names the gate revision.
+slow the next clicks' answers. The approver is the verified payload's `user.id`; a button's value
+only names the gate revision.
 Change requests (the slash command, their form and buttons) are handled in `phasegate.slack_cr`.
 """
 
