@@ -21,4 +21,7 @@ WEEKLY_FLOW = "phasegate-weekly-status"
 WEEKLY_DEPLOYMENT_NAME = "hourly"  # each run reports the engagements whose local report time has passed
 WEEKLY_CRON = "0 * * * *"
 
+# Every deployment `python -m phasegate.serve_flows` serves; `phasegate up` is ready once all are registered.
+SERVED = (PHASE_DEPLOYMENT, f"{WATCH_FLOW}/{WATCH_DEPLOYMENT_NAME}", CR_DEPLOYMENT, f"{WEEKLY_FLOW}/{WEEKLY_DEPLOYMENT_NAME}")
+
 WORK_POOL = "phasegate"  # the process work pool prefect.yaml deploys to (`prefect worker start --pool phasegate`)

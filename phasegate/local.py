@@ -187,21 +187,23 @@ class Stack(ExitStack):
 
 
 def wait_deployment(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Until the served phase deployment is registered with the Prefect API."""
+    """Until every served deployment is registered with the Prefect API (the runner registers them
+    one after another: the phase deployment alone is not yet the weekly one)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from phasegate.deployments import PHASE_DEPLOYMENT
+    from phasegate.deployments import SERVED
 
     deadline = time.monotonic() + timeout
+    waiting = list(SERVED)
     with get_client(sync_client=True) as client:
-        while True:
+        while waiting:
             if process.poll() is not None:
                 raise ServiceUnavailable(f"serving the flows failed (exit {process.returncode}); see the flows log")
             try:
-                client.read_deployment_by_name(PHASE_DEPLOYMENT)
-                return
+                client.read_deployment_by_name(waiting[0])
+                waiting.pop(0)
             except ObjectNotFound:
                 if time.monotonic() > deadline:
-                    raise ServiceUnavailable("the phase deployment did not register in time") from None
+                    raise ServiceUnavailable(f"the deployment {waiting[0]} did not register in time") from None
                 time.sleep(0.3)
