@@ -159,15 +159,6 @@ def ledger_of(home: Path) -> Iterator[Session]:
 
 def process_tree(pid: int) -> list[int]:
     """The process and its descendants, from /proc (the runner starts each flow run in a session of its own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        tree.append(todo.pop())
-        todo += children.get(tree[-1], [])
-    return tree
+    from phasegate.serve_flows import descendants
+
+    return [pid, *descendants(pid)]
