@@ -6,7 +6,7 @@
 
 (a) a steady 20 clicks/s for 30 s: p99 answer time (budget under 100 ms). (b) a burst of 1,000 clicks
 on open gates, 50 in flight: throughput and p99 beside a bare Starlette endpoint that only verifies the
-signature (phasegate/slack_signature.py), measured in the same run before and after phasegate's (the
+signature (phasegate/slack/signature.py), measured in the same run before and after phasegate's (the
 better of the two bare runs is the anchor). Budget: throughput >= 1.0 x bare, p99 <= 1.1 x bare, no
 errors, and each approver's decision recorded exactly once (counted in the ledger afterwards).
 
@@ -38,17 +38,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench.load import Generator, Job, Result
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement, Phase
-from phasegate.evidence import Snapshot
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, DecisionRow, GateRow, utcnow
-from phasegate.runtime import Runtime
-from phasegate.servers import serve_in_thread
+from phasegate.ops.servers import serve_in_thread
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.evidence import Snapshot
 from phasegate.settings import Settings
-from phasegate.slack_app import SlackDeps, create_app
-from phasegate.slack_signature import verify
+from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.signature import verify
 from phasegate.states import AuditKind, GateState
 
 SECRET = "bench-secret"
@@ -74,7 +74,7 @@ def bare_app() -> Starlette:
 
 def slack_child(conn: Connection) -> None:
     """The Slack stand-in in its own process: sends its base URL and token, serves until told to stop."""
-    from sandbox.standins.slack_api import SlackStandin
+    from phasegate.sandbox.standins.slack_api import SlackStandin
 
     slack = SlackStandin()
     slack.start()

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.cli                    # --repeat 7 --engagements 20
     .venv/bin/python -m bench.cli --quick            # 2 repeats (the CI smoke run)
 
-Each command runs as the `phasegate` console script does (`phasegate.cli:main`), against a
+Each command runs as the `phasegate` console script does (`phasegate.cli.main:main`), against a
 SQLite ledger in a temporary PHASEGATE_HOME that holds a few engagements, with Prefect pointed at a
 closed port (a read command must not need the server). The anchor runs in the same loop, alternating
 with the commands, so machine noise hits both alike. Budget: each median under 0.25 x the anchor's.
@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement
 from phasegate.ledger import engagements
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
-from phasegate.servers import free_port
+from phasegate.ops.servers import free_port
 
 BUDGET = 0.25
 ANCHOR = ["-c", "import prefect"]
@@ -70,7 +70,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "PREFECT_"))}
     env |= {"PHASEGATE_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
             "PREFECT_HOME": str(home / "prefect"), "COLUMNS": "120"}
-    runner = ["-c", "from phasegate.cli import main; main()"]
+    runner = ["-c", "from phasegate.cli.main import main; main()"]
     times: dict[str, list[float]] = {name: [] for name in ["import prefect", *COMMANDS]}
     for _ in range(args.repeat):
         times["import prefect"].append(timed(ANCHOR, env))

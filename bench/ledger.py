@@ -25,13 +25,13 @@ from typing import Any
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement, Phase
-from phasegate.evidence import Snapshot
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, utcnow
 from phasegate.reports.portfolio import PAGE, page, status_rows
+from phasegate.rules.evidence import Snapshot
 from phasegate.states import AuditKind, Outcome, Via
 
 BUDGET_MS = 200.0

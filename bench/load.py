@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from phasegate.slack_signature import sign
+from phasegate.slack.signature import sign
 
 
 @dataclass

@@ -42,17 +42,17 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 
 from bench.bare_flow import DEPLOYMENT as ANCHOR_DEPLOYMENT
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement, Phase
-from phasegate import operations
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
-from phasegate.local import stop_process
+from phasegate.ops.local import stop_process
+from phasegate.sandbox import demo as sandbox_demo
+from phasegate.sandbox.demo import Demo, local_world, wait_for
 from phasegate.settings import Settings
 from phasegate.states import Outcome
-from sandbox import demo as sandbox_demo
-from sandbox.demo import Demo, local_world, wait_for
 
 TARGET = 4.0  # seconds, click -> next phase's kickoff, median
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,17 +21,17 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement, Phase
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import utcnow
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
-from phasegate.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
 
 CLOUD_PAGE = 100  # search/jql returns at most 100 issues a page when fields are requested
 

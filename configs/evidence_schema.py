@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, FiniteFloat, field_validator, model_validator
 
-from configs import checks, limits
-from configs.schema_base import IDENT, Comparator, Strict
+from phasegate.configs import checks, limits
+from phasegate.configs.schema_base import IDENT, Comparator, Strict
 
 
 class JiraQuery(Strict):

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from configs.schema import Engagement
+from phasegate.configs.schema import Engagement
 
 SLACK_USER_HINT = ("to find a user id in Slack: open the person's profile, ⋮ (More) → Copy member ID; "
                    "in the sandbox any id of this form will do")

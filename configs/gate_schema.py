@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from configs import checks, limits
-from configs.schema_base import SLACK_USER_ID, Side, Strict
+from phasegate.configs import checks, limits
+from phasegate.configs.schema_base import SLACK_USER_ID, Side, Strict
 
 
 class Approver(Strict):

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from configs import checks, file_errors
-from configs.errors import ConfigError
-from configs.schema import Engagement
+from phasegate.configs import checks, file_errors
+from phasegate.configs.errors import ConfigError
+from phasegate.configs.schema import Engagement
 
 ENGAGEMENTS_DIR = Path(__file__).parent / "engagements"
 MAX_FILE_BYTES = 2**20

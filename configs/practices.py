@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from configs.schema import Engagement, Milestone, Phase
+from phasegate.configs.schema import Engagement, Milestone, Phase
 
 POC_WEEKS = (6, 12)
 HANDOVER_WEEKS = (4, 8)

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from configs import checks, limits
-from configs.evidence_schema import (
+from phasegate.configs import checks, limits
+from phasegate.configs.evidence_schema import (
     ExitCriterion,
     JiraQuery,
     Metric,
@@ -23,13 +23,13 @@ from configs.evidence_schema import (
     Milestone,
     number,
 )
-from configs.gate_schema import (
+from phasegate.configs.gate_schema import (
     Approver,
     GatePolicy,
     Quorum,
     TimeoutOutcome,
 )
-from configs.schema_base import (
+from phasegate.configs.schema_base import (
     IDENT,
     PROJECT_KEY,
     SLACK_CHANNEL_ID,
@@ -39,7 +39,7 @@ from configs.schema_base import (
     Side,
     Strict,
 )
-from configs.weekly import WeeklyStatus
+from phasegate.configs.weekly import WeeklyStatus
 
 # The schema is read from here; its parts live in schema_base, gate_schema and evidence_schema.
 __all__ = [

@@ -1,5 +1,5 @@
 """The engagement file's building blocks: strict models, the phases, sides and comparators, and the
-id formats every part checks against. (The file as a whole is `configs.schema.Engagement`.)"""
+id formats every part checks against. (The file as a whole is `phasegate.configs.schema.Engagement`.)"""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from configs.errors import ConfigError
-from configs.schema import IDENT
+from phasegate.configs.errors import ConfigError
+from phasegate.configs.schema import IDENT
 
 TEMPLATE = """\
 # Engagement file for phasegate, following the AI outsourcing guide's three phases.

@@ -15,12 +15,12 @@ from prefect import flow
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
-from phasegate.deployments import CR_FLOW
-from phasegate.runtime import Runtime
+from phasegate.orchestration.names import CR_FLOW
+from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import ChangeRequestState
-from tasks import change_requests as cr_tasks
-from tasks.status import load_engagement
+from phasegate.tasks import change_requests as cr_tasks
+from phasegate.tasks.status import load_engagement
 
 
 def wait_for_decision(rt: Runtime, cr_id: int) -> ChangeRequestState:

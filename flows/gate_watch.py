@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from phasegate.deployments import WATCH_FLOW
+from phasegate.gates.watch import watch
 from phasegate.ledger.models import utcnow
-from phasegate.runs import PrefectRuns
-from phasegate.runtime import Runtime
+from phasegate.orchestration.names import WATCH_FLOW
+from phasegate.orchestration.runs import PrefectRuns
+from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
-from phasegate.watch import watch
 
 FLOW_NAME = WATCH_FLOW
 
@@ -19,7 +19,7 @@ FLOW_NAME = WATCH_FLOW
 @flow(name=FLOW_NAME)
 def gate_watch() -> dict[str, list[str]]:
     """One pass over every open gate and every active engagement's phase run: reminders, nudges,
-    and a new run for any run Prefect lost (see phasegate/recovery.py)."""
+    and a new run for any run Prefect lost (see phasegate/orchestration/recovery.py)."""
     rt = Runtime(Settings())
     runs = PrefectRuns(wake_wait=0)
     try:

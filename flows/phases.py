@@ -20,14 +20,14 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from configs.schema import Engagement, Phase
-from phasegate.deployments import PHASE_DEPLOYMENT, PHASE_FLOW
-from phasegate.runtime import Runtime
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.orchestration.names import PHASE_DEPLOYMENT, PHASE_FLOW
+from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, Outcome
-from tasks import gates as gate_tasks
-from tasks.kickoff import begin_phase, link_milestones, post_kickoff, record_baseline
-from tasks.status import advance_requested, gate_summary, load_engagement, phase_to_run
+from phasegate.tasks import gates as gate_tasks
+from phasegate.tasks.kickoff import begin_phase, link_milestones, post_kickoff, record_baseline
+from phasegate.tasks.status import advance_requested, gate_summary, load_engagement, phase_to_run
 
 FLOW_NAME, DEPLOYMENT = PHASE_FLOW, PHASE_DEPLOYMENT  # the names the tests and demo use
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from phasegate.deployments import WEEKLY_FLOW
 from phasegate.ledger.models import utcnow
-from phasegate.runtime import Runtime
+from phasegate.orchestration.names import WEEKLY_FLOW
+from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
-from tasks.weekly import collect_reports, deliver_reports, due_engagements, post_digest, save_artifacts
+from phasegate.tasks.weekly import collect_reports, deliver_reports, due_engagements, post_digest, save_artifacts
 
 
 @flow(name=WEEKLY_FLOW)

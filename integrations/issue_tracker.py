@@ -29,8 +29,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable, retry_after_seconds
-from integrations.jql import IssueFilter, after_key, build_jql
+from phasegate.integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable, retry_after_seconds
+from phasegate.integrations.jql import IssueFilter, after_key, build_jql
 
 STORY_POINTS = "customfield_10016"
 # What an IssueRecord is built from; always requested, whatever else the caller asks for.

@@ -28,7 +28,7 @@ EXTRA_FIELDS = {
 
 
 class Filter(Protocol):
-    """The safe parts a milestone's query is built from (`configs.schema.JiraQuery` is one)."""
+    """The safe parts a milestone's query is built from (`phasegate.configs.schema.JiraQuery` is one)."""
 
     @property
     def epic(self) -> str | None: ...

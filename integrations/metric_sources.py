@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from integrations.errors import EvidenceUnavailable, ServiceUnavailable, retry_after_seconds
+from phasegate.integrations.errors import EvidenceUnavailable, ServiceUnavailable, retry_after_seconds
 
 _STEP = re.compile(r"^(?P<name>[^.\[\]]+)?(?:\[(?P<sel>[^\]]+)\])?$")
 

@@ -3,7 +3,7 @@
 button values, 255-character ids, 25 elements an actions block).
 
 They take plain text and ids only: what a gate or its evidence means is rendered by the core
-(`phasegate.messages`), which hands the finished strings here.
+(`phasegate.messages.gates`), which hands the finished strings here.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
-from integrations.errors import IntegrationError, ServiceUnavailable
+from phasegate.integrations.errors import IntegrationError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 UNREADABLE = frozenset({"not_in_channel", "missing_scope"})  # history refused for good: post without looking

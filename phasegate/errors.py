@@ -11,8 +11,8 @@
 
 From the leaves, re-exported here so callers need one import:
 
-    configs.errors.ConfigError              an engagement file is missing, unreadable or invalid
-    integrations.errors.IntegrationError    an outside service failed or answered something unusable
+    phasegate.configs.errors.ConfigError              an engagement file is missing, unreadable or invalid
+    phasegate.integrations.errors.IntegrationError    an outside service failed or answered something unusable
     ├── EvidenceUnavailable                 a metric or Jira source could not be read
     └── ServiceUnavailable                  Slack, Jira, Prefect or the ledger could not be reached
 
@@ -21,8 +21,8 @@ From the leaves, re-exported here so callers need one import:
 
 from __future__ import annotations
 
-from configs.errors import ConfigError
-from integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
+from phasegate.configs.errors import ConfigError
+from phasegate.integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
 __all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "InternalError",
            "InvalidRequest", "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ReasonRequired",

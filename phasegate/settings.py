@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(default=1.0, gt=0)
     watch_interval_seconds: int = Field(default=300, ge=10)  # how often the gate watch runs
     # How often a running flow run tells Prefect it is alive (Prefect's own minimum is 30 s); a run
-    # silent for 2.5 beats is marked Crashed by the automation phasegate/crash_detection.py installs.
+    # silent for 2.5 beats is marked Crashed by the automation phasegate/ops/crash_detection.py installs.
     heartbeat_seconds: int = Field(default=30, ge=30)
 
     portfolio_channel: str = ""  # Slack channel id for the weekly portfolio digest; empty: no digest

@@ -24,23 +24,24 @@ from typing import TypeVar
 from pydantic import SecretStr
 from rich.console import Console
 
-from configs.loader import engagement_files, load_engagement
-from configs.schema import Engagement, Phase
-from phasegate import operations, policy
+from phasegate.configs.loader import engagement_files, load_engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PolicyError, ServiceUnavailable
+from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import GateRow
-from phasegate.local import Stack
-from phasegate.runtime import Runtime
+from phasegate.ops.local import Stack
+from phasegate.ops.stack import start_endpoint
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules import policy
+from phasegate.sandbox import demo_changes
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.settings import Settings
-from phasegate.stack import start_endpoint
 from phasegate.states import EngagementState, GateState, Outcome, Via
-from sandbox import demo_changes
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_user import SlackUser
 
 T = TypeVar("T")
 SECRET = "demo-signing-secret"
@@ -328,7 +329,7 @@ def run_demo(base: Settings, keep: bool = False) -> None:
         console.print(f"logs:       {demo.log_dir}")
         console.print(f"demo finished in {time.monotonic() - started:.0f} s")
         if keep:
-            from sandbox.run import start_page
+            from phasegate.sandbox.run import start_page
 
             page = start_page(demo)
             console.print(f"Prefect UI: {demo.api.removesuffix('/api')} — Ctrl-C stops everything")

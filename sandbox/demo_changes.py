@@ -17,24 +17,25 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from sqlalchemy import select
 
-from configs.schema import Phase
-from phasegate import cr_operations, drift
-from phasegate.change_requests import Draft
-from phasegate.deployments import WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
+from phasegate.changes import operations as cr_operations
+from phasegate.configs.schema import Phase
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, WeeklyReportRow
+from phasegate.orchestration.names import WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
+from phasegate.rules import drift
+from phasegate.rules.change_requests import Draft
 from phasegate.states import ChangeSource, ReportKind
 
 if TYPE_CHECKING:
-    from sandbox.demo import Demo
+    from phasegate.sandbox.demo import Demo
 
 PM, SPONSOR, VENDOR_LEAD, TECH_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD", "U0TECHLEAD"
 
 
 def _request(demo: Demo, engagement_id: str, number: int, ready: Any, what: str) -> ChangeRequestRow:
-    from sandbox.demo import wait_for
+    from phasegate.sandbox.demo import wait_for
 
     def probe() -> ChangeRequestRow | None:
         with transaction(demo.rt.sessions) as session:
@@ -65,7 +66,7 @@ def _answer(demo: Demo, cr: ChangeRequestRow, user: str, answer: str, reason: st
     seen = len(demo.slack.views)
     clicker.persist(payload, recorded).raise_for_status()
     if reason:
-        from sandbox.demo import wait_for
+        from phasegate.sandbox.demo import wait_for
 
         view = wait_for("the reason modal", lambda: demo.slack.views[seen] if len(demo.slack.views) > seen else None)
         clicker.submit_persisting(view, reason).raise_for_status()
@@ -84,7 +85,7 @@ def _file(demo: Demo, engagement_id: str, draft: Draft, by: str) -> ChangeReques
 
 def scope_and_changes(demo: Demo) -> None:
     """Drift found, a change request covering it approved (timebox moved), another rejected."""
-    from sandbox.demo import wait_for
+    from phasegate.sandbox.demo import wait_for
 
     e = "acme-churn"
 

@@ -19,16 +19,16 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from configs.schema import Engagement, Phase
-from phasegate import operations
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import EXPECTED
+from phasegate.gates import operations
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
-from phasegate.slack_signature import sign
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.slack.signature import sign
 
 PAGE = Path(__file__).with_name("page.html")
 

@@ -14,17 +14,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from phasegate.servers import ServerHandle
+from phasegate.ops.servers import ServerHandle
+from phasegate.sandbox.demo import SECRET, Demo, local_world
+from phasegate.sandbox.page import World, create_page
 from phasegate.settings import Settings
-from sandbox.demo import SECRET, Demo, local_world
-from sandbox.page import World, create_page
 
 console = Console(soft_wrap=True)
 
 
 def start_page(demo: Demo, port: int = 0) -> ServerHandle:
     """The page, served until the demo's stack closes."""
-    from phasegate.servers import serve_in_thread
+    from phasegate.ops.servers import serve_in_thread
 
     jira = {e: demo.jira_for(e) for e in demo.engagement_ids()}
     world = World(demo.rt, demo.slack, jira, demo.metrics, demo.endpoint, SECRET)

@@ -4,16 +4,17 @@ ledger, so a flow re-run from the top after a suspend does nothing twice."""
 
 from __future__ import annotations
 
-from configs.schema import Engagement
-from phasegate import cr_messages, post_marks
+from phasegate.configs.schema import Engagement
 from phasegate.errors import ServiceUnavailable
 from phasegate.ledger import audit, engagements
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
-from phasegate.resume import resume_when_paused
-from phasegate.runtime import Runtime
+from phasegate.messages import changes as cr_messages
+from phasegate.messages import marks as post_marks
+from phasegate.orchestration.resume import resume_when_paused
+from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind, ChangeRequestState
-from tasks import ledger_task, outside_task
+from phasegate.tasks import ledger_task, outside_task
 
 
 @ledger_task

@@ -6,22 +6,25 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from configs.schema import Engagement, Phase
-from phasegate import answers, collection, cr_import, evidence, post_marks
+from phasegate.changes import jira_import as cr_import
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PhasegateError, ServiceUnavailable
+from phasegate.gates import answers, collection
 from phasegate.ledger import audit, engagements, gates, scope
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
-from phasegate.prompts import refresh, render
-from phasegate.runtime import Runtime
+from phasegate.messages import marks as post_marks
+from phasegate.messages.prompts import refresh, render
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules import evidence
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
-from tasks import ledger_task, outside_task
+from phasegate.tasks import ledger_task, outside_task
 
 log = logging.getLogger(__name__)
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
-    """The evidence as it is now, read again after a passing outage (phasegate.collection) before
+    """The evidence as it is now, read again after a passing outage (phasegate.gates.collection) before
     anything is shown as missing."""
     with transaction(rt.sessions) as session:
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from configs.schema import Engagement, Phase
-from phasegate import messages, post_marks
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import IntegrationError
 from phasegate.ledger import audit, engagements
 from phasegate.ledger import scope as scope_ledger
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
+from phasegate.messages import gates as messages
+from phasegate.messages import marks as post_marks
+from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind
-from tasks import ledger_task, outside_task
+from phasegate.tasks import ledger_task, outside_task
 
 HANDOVER_SHARE = (0.15, 0.20)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from configs.schema import Engagement, Phase
-from phasegate import policy
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
-from tasks import ledger_task
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules import policy
+from phasegate.tasks import ledger_task
 
 
 @ledger_task

@@ -6,11 +6,11 @@ import datetime as dt
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect, render
 from phasegate.reports.deliver import Delivery
 from phasegate.reports.model import WeeklyReport
-from phasegate.runtime import Runtime
-from tasks import ledger_task, outside_task
+from phasegate.tasks import ledger_task, outside_task
 
 
 @ledger_task

@@ -16,17 +16,17 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement
-from phasegate.cli import app
+from phasegate.cli.main import app
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement
 from phasegate.ledger import append_only
 from phasegate.ledger.db import make_engine, sessions, upgrade
 from phasegate.ledger.models import Base
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
 
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

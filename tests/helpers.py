@@ -16,13 +16,13 @@ from typing import TypeVar
 from click.testing import Result
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.schema import Engagement, Phase
-from phasegate.evidence import Snapshot
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import GateRow, utcnow
-from phasegate.runtime import Runtime
-from sandbox.standins.jira_api import JiraStandin
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.evidence import Snapshot
+from phasegate.sandbox.standins.jira_api import JiraStandin
 
 T = TypeVar("T")
 Invoke = Callable[..., Result]  # the `cli` fixture: runs `phasegate <args>` in-process
@@ -77,8 +77,8 @@ def posted_gate(rt: Runtime, engagement: Engagement, requested_by: str = "U0PMAC
     """An open G1 reached with the real phase tasks (no Prefect run): kickoff posted, milestones in
     Jira, evidence collected and frozen, the prompt posted in Slack. With `jira`, the milestones'
     issues are done in that Jira first, so a GO needs no waiver."""
-    from tasks.gates import open_gate as open_gate_task
-    from tasks.kickoff import begin_phase, link_milestones, post_kickoff
+    from phasegate.tasks.gates import open_gate as open_gate_task
+    from phasegate.tasks.kickoff import begin_phase, link_milestones, post_kickoff
 
     register(rt, engagement)
     begin_phase.fn(rt, engagement, Phase.POC, requested_by, None)
@@ -159,6 +159,6 @@ def ledger_of(home: Path) -> Iterator[Session]:
 
 def process_tree(pid: int) -> list[int]:
     """The process and its descendants, from /proc (the runner starts each flow run in a session of its own)."""
-    from phasegate.serve_flows import descendants
+    from phasegate.ops.serve_flows import descendants
 
     return [pid, *descendants(pid)]

@@ -22,17 +22,17 @@ from helpers import posted_gate
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from configs.schema import Engagement
-from phasegate.cli import app
+from phasegate.cli.main import app
+from phasegate.configs.schema import Engagement
 from phasegate.ledger import audit, gates
 from phasegate.ledger.db import alembic_config, make_engine, transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, AuditHeadRow, Base, DecisionRow, SnapshotRow
 from phasegate.ledger.verify import verify
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import AuditKind, Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
 
 SPONSOR, TECH_LEAD, VENDOR_LEAD = "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"
 Invoke = Callable[..., Result]

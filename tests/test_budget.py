@@ -10,18 +10,18 @@ from helpers import Invoke, ok, open_gate, register
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from configs.schema import Engagement, Phase
-from phasegate import budget
-from phasegate.change_requests import Draft
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PolicyError
 from phasegate.ledger import change_decisions, engagements, gates, spend
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import SpendRow, utcnow
 from phasegate.ledger.verify import verify
-from phasegate.prompts import render
+from phasegate.messages.prompts import render
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import build, facts
-from phasegate.runtime import Runtime
+from phasegate.rules import budget
+from phasegate.rules.change_requests import Draft
 from phasegate.states import ChangeSource, Outcome, Via
 
 PM, SPONSOR, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD"

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from phasegate.calendar import (
+from phasegate.rules.calendar import (
     Action,
     GateTimes,
     business_days_elapsed,

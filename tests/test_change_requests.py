@@ -10,16 +10,16 @@ import pytest
 from helpers import register, with_changes
 from sqlalchemy import func, select
 
-from configs.schema import Engagement, Phase
-from phasegate.change_requests import Draft
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import GateClosed, InvalidRequest, NotFound, PolicyError
 from phasegate.ledger import change_decisions, engagements
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import AuditEventRow, BaselineRow, ChangeDecisionRow, ChangeRequestRow
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.change_requests import Draft
 from phasegate.states import AuditKind, ChangeRequestState, ChangeSource, Outcome, Via
-from tasks.kickoff import begin_phase, record_baseline
+from phasegate.tasks.kickoff import begin_phase, record_baseline
 
 PM, SPONSOR, TECH_LEAD, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"
 

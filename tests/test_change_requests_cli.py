@@ -10,8 +10,8 @@ import yaml
 from sqlalchemy import func, select
 from test_cli import ACME_FILE, Invoke, ok, refused, write_yaml
 
-from configs.loader import load_engagement
-from configs.schema import Phase
+from phasegate.configs.loader import load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.ledger import engagements
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AuditEventRow, ChangeRequestRow

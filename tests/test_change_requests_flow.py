@@ -16,17 +16,17 @@ import pytest
 from helpers import with_changes
 from sqlalchemy import func, select
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
-from phasegate import operations
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
+from phasegate.gates import operations
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow
+from phasegate.sandbox.demo import Demo, local_world, wait_for
 from phasegate.settings import Settings
-from phasegate.slack_signature import sign
+from phasegate.slack.signature import sign
 from phasegate.states import ChangeRequestState
-from sandbox.demo import Demo, local_world, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 SECRET, CHANNEL, ENGAGEMENT = "demo-signing-secret", "C0ACMECHURN", "acme-cr"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from phasegate.local import Stack, cli_prefect_api
+from phasegate.ops.local import Stack, cli_prefect_api
 from phasegate.settings import Settings
 
 

@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
-from phasegate.cli import guarded
+from phasegate.cli.main import guarded
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.ledger import engagements
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AttestationRow, EngagementRow, MetricSubmissionRow
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
 from phasegate.states import EngagementState, Via
 
 ACME_FILE = ENGAGEMENTS_DIR / "acme-churn.yaml"

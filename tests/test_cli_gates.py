@@ -15,8 +15,8 @@ import pytest
 import yaml
 from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, refused
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.ledger import gates
 from phasegate.ledger.db import make_engine, sessions, upgrade
 from phasegate.ledger.models import DecisionRow, GateRow
@@ -134,10 +134,10 @@ def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke,
 @pytest.fixture
 def failing_gate_id(cli_ledger_url: str) -> int:
     """An open G1 for acme-churn whose frozen evidence fails one exit criterion."""
-    from phasegate.evidence import CriterionEvidence, Result, Snapshot
     from phasegate.ledger import engagements
     from phasegate.ledger.db import transaction
     from phasegate.ledger.models import utcnow
+    from phasegate.rules.evidence import CriterionEvidence, Result, Snapshot
 
     acme = load_engagement(ACME_FILE)
     engine = make_engine(cli_ledger_url)

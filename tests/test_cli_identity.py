@@ -9,15 +9,15 @@ import json
 import pytest
 from helpers import posted_gate, with_changes
 
-from configs.schema import Engagement
-from phasegate import operations
+from phasegate.configs.schema import Engagement
 from phasegate.errors import PolicyError
+from phasegate.gates import operations
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
 
 SPONSOR, VENDOR_LEAD = "U0SPONSOR1", "U0VENDLEAD"
 

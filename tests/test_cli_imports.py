@@ -23,7 +23,7 @@ HEAVY = {"prefect", "alembic", "jira", "slack_sdk", "httpx", "requests", "uvicor
 PROBE = """
 import atexit, json, sys
 atexit.register(lambda: print("LOADED " + json.dumps(sorted({m.split(".")[0] for m in sys.modules} & HEAVY))))
-from phasegate.cli import main
+from phasegate.cli.main import main
 sys.argv = ["phasegate", *ARGS]
 main()
 """

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from configs import limits
-from configs.loader import ENGAGEMENTS_DIR, MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, load_engagement
-from configs.schema import Phase
+from phasegate.configs import limits
+from phasegate.configs.loader import ENGAGEMENTS_DIR, MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.errors import ConfigError
 
 Data = dict[str, Any]

@@ -19,21 +19,21 @@ import pytest
 from helpers import posted_gate, register, wait_until
 from sqlalchemy import select
 
-from configs.schema import Engagement, Phase
-from phasegate.change_requests import Draft
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
-from phasegate.runtime import Runtime
+from phasegate.rules.change_requests import Draft
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_wire import Message
 from phasegate.states import ChangeSource, ReportKind
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_wire import Message
-from tasks import change_requests as cr_tasks
-from tasks.gates import open_gate
-from tasks.kickoff import begin_phase, post_kickoff, record_baseline
+from phasegate.tasks import change_requests as cr_tasks
+from phasegate.tasks.gates import open_gate
+from phasegate.tasks.kickoff import begin_phase, post_kickoff, record_baseline
 
 PM = "U0PMACME01"
 
@@ -115,11 +115,11 @@ def test_weekly_reports_whose_answers_are_lost_are_posted_once(rt: Runtime, slac
 
 
 POST_KICKOFF = textwrap.dedent("""
-    from configs.loader import ENGAGEMENTS_DIR, load_engagement
-    from configs.schema import Phase
-    from phasegate.runtime import Runtime
+    from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+    from phasegate.configs.schema import Phase
+    from phasegate.orchestration.runtime import Runtime
     from phasegate.settings import Settings
-    from tasks.kickoff import post_kickoff
+    from phasegate.tasks.kickoff import post_kickoff
 
     post_kickoff.fn(Runtime(Settings()), load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), Phase.POC)
     raise SystemExit("the kickoff was posted and recorded: the kill came too late")

@@ -20,19 +20,19 @@ from prefect.client.schemas.responses import SetStateStatus
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
-from phasegate import operations
-from phasegate.cli import app
+from phasegate.cli.main import app
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.errors import NotFound, PolicyError
+from phasegate.gates import operations
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow
-from phasegate.resume import resume_when_paused
+from phasegate.orchestration.resume import resume_when_paused
+from phasegate.sandbox.demo import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
-from sandbox.demo import Demo, local_world
 
 pytestmark = pytest.mark.timeout(600)
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from configs.schema import Comparator, Engagement, ExitCriterion, Phase
-from integrations.metric_sources import dig
-from phasegate.evidence import (
+from phasegate.configs.schema import Comparator, Engagement, ExitCriterion, Phase
+from phasegate.integrations.metric_sources import dig
+from phasegate.rules.evidence import (
     CriterionEvidence,
     LedgerFacts,
     MetricEvidence,

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from helpers import finish_milestones, register
 
-from configs.schema import Engagement, Phase
-from phasegate.evidence import Snapshot
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from tasks.gates import open_gate
-from tasks.kickoff import begin_phase, link_milestones, post_kickoff
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.evidence import Snapshot
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.tasks.gates import open_gate
+from phasegate.tasks.kickoff import begin_phase, link_milestones, post_kickoff
 
 
 def ready(rt: Runtime, jira: JiraStandin, acme: Engagement) -> list[float]:

@@ -10,12 +10,12 @@ import pytest
 from helpers import Invoke, ok, refused, with_changes
 from pydantic import SecretStr
 
-from configs.errors import ConfigError
-from configs.loader import ENGAGEMENTS_DIR, load_engagement, parse_engagement
-from configs.practices import planning_warnings
-from configs.template import engagement_template
+from phasegate.configs.errors import ConfigError
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement, parse_engagement
+from phasegate.configs.practices import planning_warnings
+from phasegate.configs.template import engagement_template
+from phasegate.ops.stack import missing_credentials, signing_secret
 from phasegate.settings import Settings
-from phasegate.stack import missing_credentials, signing_secret
 
 TEMPLATE = engagement_template("new-thing", today=dt.date(2026, 11, 28))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from phasegate.followups import Followups
+from phasegate.slack.followups import Followups
 
 
 def test_answers_piling_up_on_one_gate_make_one_more_refresh_that_carries_the_decision() -> None:
@@ -53,7 +53,7 @@ def test_other_gates_go_on_while_one_is_slow_and_a_failing_job_stops_nothing() -
 
 
 def test_a_job_runs_in_the_context_it_was_submitted_from() -> None:
-    """The endpoint steers its Prefect client with a context variable (phasegate.local.prefect_api):
+    """The endpoint steers its Prefect client with a context variable (phasegate.ops.local.prefect_api):
     a wake-up done on a follow-up thread must talk to the same Prefect API."""
     from contextvars import ContextVar
 

@@ -18,18 +18,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from configs.schema import Engagement
+from phasegate.configs.schema import Engagement
 from phasegate.errors import PolicyError
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import AttestationRow, AuditEventRow, DecisionRow
-from phasegate.runtime import Runtime
-from phasegate.servers import ServerHandle, serve_in_thread
-from phasegate.slack_app import SlackDeps, create_app
-from phasegate.slack_signature import sign
+from phasegate.ops.servers import ServerHandle, serve_in_thread
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.signature import sign
 from phasegate.states import Outcome, Via
 from phasegate.text import mrkdwn
-from sandbox.standins.slack_api import SlackStandin
 
 SECRET = "test-secret"
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from configs.schema import JiraQuery
-from integrations.issue_tracker import JiraTracker, make_jira_client
-from integrations.jql import after_key, build_jql
+from phasegate.configs.schema import JiraQuery
 from phasegate.errors import EvidenceUnavailable
-from sandbox.standins.jira_api import JiraStandin
+from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+from phasegate.integrations.jql import after_key, build_jql
+from phasegate.sandbox.standins.jira_api import JiraStandin
 
 
 @pytest.fixture(scope="module")

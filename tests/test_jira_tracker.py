@@ -13,12 +13,12 @@ import pytest
 import requests
 from jira import JIRA
 
-from configs.schema import JiraQuery
-from integrations.issue_tracker import JiraTracker, make_jira_client
-from integrations.jql import build_jql
+from phasegate.configs.schema import JiraQuery
 from phasegate.errors import EvidenceUnavailable, ServiceUnavailable
-from phasegate.servers import free_port
-from sandbox.standins.jira_api import JiraStandin
+from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+from phasegate.integrations.jql import build_jql
+from phasegate.ops.servers import free_port
+from phasegate.sandbox.standins.jira_api import JiraStandin
 
 DEPLOYMENTS = ["cloud", "datacenter"]
 

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 from jira import JIRA
 
-from configs.schema import JiraQuery
-from integrations.issue_tracker import JiraTracker, make_jira_client
-from integrations.jql import build_jql, quote
+from phasegate.configs.schema import JiraQuery
 from phasegate.errors import EvidenceUnavailable
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.jql_parser import BoolOp, Clause, JqlError, parse, tokenize
+from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+from phasegate.integrations.jql import build_jql, quote
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.jql_parser import BoolOp, Clause, JqlError, parse, tokenize
 
 DOUBLE_QUOTE_PAYLOAD = 'X" OR project = "SECRET'
 BACKSLASH_PAYLOAD = "X\\' OR project = SECRET OR a = 1\\\\"  # X\' OR project = SECRET OR a = 1\\

@@ -1,9 +1,11 @@
-"""The repository's generic top-level package names, and the module names inside them.
+"""The shape of the installed package: one import name, `phasegate`, and no module named after a dependency.
 
-Why: `flows`, `tasks`, `integrations`, `configs` and `sandbox` are names another installed distribution
-could also claim, and a module such as `integrations/slack.py` would shadow the real `slack`
-package whenever its folder lands on sys.path (running a flow file as a script does that).
-Either mistake imports the wrong code without any error at the import itself.
+Why: a Prefect user's own repository very often has `flows/` and `tasks/` packages of its own. phasegate's
+top-level folders (flows/, tasks/, integrations/, configs/, sandbox/) are linked into phasegate/ and
+installed as `phasegate.flows`, `phasegate.tasks`, ..., so nothing of ours can be shadowed by, or shadow,
+a user's package. A module such as `integrations/slack.py` would still shadow the real `slack` package
+whenever its folder lands on sys.path (running a file as a script does that), so that is guarded too.
+tests/test_install.py checks the same from a built wheel in a fresh virtual environment.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-OWN_PACKAGES = ("phasegate", "flows", "tasks", "integrations", "configs", "sandbox")
-SCANNED = ("flows", "tasks", "integrations", "sandbox")
+LINKED = ("flows", "tasks", "integrations", "configs", "sandbox")
 
 # The import names of phasegate's dependencies (pyproject) and of the big ones they bring along.
 DEPENDENCY_NAMES = {
@@ -40,27 +41,34 @@ def module_names(package_dir: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", OWN_PACKAGES)
-def test_top_level_package_imports_from_this_repository(name: str) -> None:
-    module = importlib.import_module(name)
+def test_the_distribution_provides_one_import_name() -> None:
+    provided = {name for name, dists in importlib.metadata.packages_distributions().items() if "phasegate" in dists}
+    assert provided == {"phasegate"}
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_each_top_level_folder_is_a_subpackage_of_phasegate(name: str) -> None:
+    link = REPO_ROOT / "phasegate" / name
+    assert link.is_symlink() and link.resolve() == REPO_ROOT / name
+    module = importlib.import_module(f"phasegate.{name}")
     assert module.__file__ is not None
-    assert Path(module.__file__).resolve().parent.parent == REPO_ROOT
+    assert Path(module.__file__).resolve() == REPO_ROOT / name / "__init__.py"
 
 
-@pytest.mark.parametrize("name", OWN_PACKAGES)
-def test_no_other_installed_distribution_provides_the_name(name: str) -> None:
-    assert set(importlib.metadata.packages_distributions().get(name, [])) == {"phasegate"}
-
-
-def test_top_level_packages_resolve_to_this_repository_from_another_directory(tmp_path: Path) -> None:
-    """A process started elsewhere (the Prefect worker, the `phasegate` script) finds the same code."""
+def test_subpackages_resolve_to_this_repository_from_another_directory(tmp_path: Path) -> None:
+    """A process started in a Prefect project that has its own flows/ and tasks/ finds phasegate's."""
+    for own in ("flows", "tasks", "configs"):
+        (tmp_path / own).mkdir()
+        (tmp_path / own / "__init__.py").write_text("MINE = True\n")
     script = "import importlib\n" + "".join(
-        f"print(importlib.import_module({name!r}).__file__)\n" for name in OWN_PACKAGES)
+        f"print(importlib.import_module('phasegate.{name}').__file__)\n" for name in LINKED)
+    script += "import flows; print(flows.MINE)\n"
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    files = [Path(line) for line in result.stdout.splitlines()]
-    assert [f.resolve().parent.parent for f in files] == [REPO_ROOT] * len(OWN_PACKAGES)
+    *files, mine = result.stdout.splitlines()
+    assert [Path(f).resolve().parent for f in files] == [REPO_ROOT / name for name in LINKED]
+    assert mine == "True"
 
 
 def test_the_dependency_names_are_really_installed() -> None:
@@ -68,7 +76,7 @@ def test_the_dependency_names_are_really_installed() -> None:
     assert {"prefect", "slack", "jira", "yaml", "sqlalchemy", "typer", "httpx", "pydantic"} <= installed_import_names()
 
 
-@pytest.mark.parametrize("package", SCANNED)
+@pytest.mark.parametrize("package", LINKED)
 def test_no_module_shadows_a_dependency(package: str) -> None:
     names = module_names(REPO_ROOT / package)
     assert names, f"{package}/ has no modules"

@@ -15,9 +15,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.schema import Approver, Engagement, Metric, Milestone, Phase
+from phasegate.configs.schema import Approver, Engagement, Metric, Milestone, Phase
 from phasegate.errors import GateClosed, InvalidTransition, PolicyError
-from phasegate.evidence import Snapshot
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import make_engine, transaction
 from phasegate.ledger.models import (
@@ -31,7 +30,8 @@ from phasegate.ledger.models import (
     PhaseRunRow,
     utcnow,
 )
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.evidence import Snapshot
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 

@@ -16,15 +16,15 @@ import httpx
 import pytest
 from helpers import open_gate, wait_until
 
-from configs.schema import Engagement
-from integrations.slack_chat import SlackChat, make_web_client
+from phasegate.configs.schema import Engagement
+from phasegate.integrations.slack_chat import SlackChat, make_web_client
 from phasegate.ledger import gates
 from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, transaction, upgrade
-from phasegate.servers import free_port, serve_in_thread
-from phasegate.slack_app import NOT_RECORDED, SlackDeps, create_app
+from phasegate.ops.servers import free_port, serve_in_thread
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.slack.app import NOT_RECORDED, SlackDeps, create_app
 from phasegate.states import GateState, Outcome
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_user import SlackUser
 
 SECRET = "test-secret"
 BIN = sorted(glob("/usr/lib/postgresql/*/bin"))

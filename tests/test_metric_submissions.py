@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Engagement
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement
 from phasegate.errors import PolicyError
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction

@@ -9,19 +9,19 @@ import json
 import pytest
 from helpers import finish_milestones, jira_issues, posted_gate, register, with_changes
 
-from configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import ServiceUnavailable
-from phasegate.evidence import Result
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.evidence import Result
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import GateState, Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
-from tasks.gates import extend_timebox, open_gate, recheck_evidence, record_ui_answer
-from tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
-from tasks.status import phase_to_run
+from phasegate.tasks.gates import extend_timebox, open_gate, recheck_evidence, record_ui_answer
+from phasegate.tasks.kickoff import begin_phase, handover_warning, link_milestones, post_kickoff, record_baseline
+from phasegate.tasks.status import phase_to_run
 
 
 def decide(rt: Runtime, gate_id: int, outcome: Outcome, *approvers: str, reason: str = "") -> None:

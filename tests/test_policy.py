@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from configs.schema import Approver, GatePolicy, Phase, Quorum, Side
+from phasegate.configs.schema import Approver, GatePolicy, Phase, Quorum, Side
 from phasegate.errors import PolicyError
-from phasegate.policy import check_answer, needs_reason, reached
+from phasegate.rules.policy import check_answer, needs_reason, reached
 from phasegate.states import Outcome
 
 GO, NO_GO, EXTEND, ACCEPT, NOT_YET = Outcome.GO, Outcome.NO_GO, Outcome.EXTEND, Outcome.ACCEPT, Outcome.NOT_YET

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from phasegate import deployments as names
+from phasegate.orchestration import names
 from phasegate.settings import Settings
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"

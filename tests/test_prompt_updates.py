@@ -9,15 +9,15 @@ import threading
 
 from helpers import posted_gate, wait_until
 
-from configs.schema import Engagement
-from phasegate import answers
+from phasegate.configs.schema import Engagement
+from phasegate.gates import answers
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.prompts import render
-from phasegate.runtime import Runtime
+from phasegate.messages.prompts import render
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import GateState, Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
 
 
 def answer(rt: Runtime, gate_id: int, user: str) -> list[str]:

@@ -17,19 +17,19 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelled
 from typer.testing import CliRunner
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
-from phasegate import operations
-from phasegate.cli import app
+from phasegate.cli.main import app
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.errors import GateClosed
+from phasegate.gates import operations
+from phasegate.gates.watch import WatchReport, watch
 from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow, utcnow
-from phasegate.runs import PrefectRuns
+from phasegate.orchestration.runs import PrefectRuns
+from phasegate.sandbox.demo import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, RunHealth, Via
-from phasegate.watch import WatchReport, watch
-from sandbox.demo import Demo, local_world
 
 pytestmark = pytest.mark.timeout(600)
 

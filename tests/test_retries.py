@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.testing.utilities import prefect_test_harness
 
 from phasegate.errors import PolicyError, ServiceUnavailable
-from tasks import outside_task
+from phasegate.tasks import outside_task
 
 pytestmark = pytest.mark.timeout(180)
 

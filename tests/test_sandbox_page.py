@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from configs.loader import load_engagement
-from configs.schema import Phase
-from configs.template import engagement_template
+from phasegate.configs.loader import load_engagement
+from phasegate.configs.schema import Phase
+from phasegate.configs.template import engagement_template
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
+from phasegate.sandbox.demo import Demo, local_world
+from phasegate.sandbox.run import start_page
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome
-from sandbox.demo import Demo, local_world
-from sandbox.run import start_page
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 if not CHROMIUM.exists():

@@ -29,22 +29,22 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from sqlalchemy import create_engine, text
 
-from configs.loader import ENGAGEMENTS_DIR, engagement_files, load_engagement
-from configs.schema import Phase
-from phasegate import operations
-from phasegate.deployments import WATCH_DEPLOYMENT_NAME, WATCH_FLOW, WORK_POOL
+from phasegate.configs.loader import ENGAGEMENTS_DIR, engagement_files, load_engagement
+from phasegate.configs.schema import Phase
+from phasegate.gates import operations
 from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction, upgrade
-from phasegate.local import Stack, prefect_api, wait_healthy
-from phasegate.runtime import Runtime
-from phasegate.servers import free_port
+from phasegate.ops.local import Stack, prefect_api, wait_healthy
+from phasegate.ops.servers import free_port
+from phasegate.orchestration.names import WATCH_DEPLOYMENT_NAME, WATCH_FLOW, WORK_POOL
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.demo import SECRET, Demo, world_settings
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, Outcome, Via
-from sandbox.demo import SECRET, Demo, world_settings
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_user import SlackUser
 
 pytestmark = pytest.mark.timeout(420)
 REPO = Path(__file__).resolve().parents[1]
@@ -199,9 +199,9 @@ def test_deployments_from_prefect_yaml_are_on_the_work_pool(cluster: Cluster) ->
     with get_client(sync_client=True) as client:
         deployments = client.read_deployments()
     assert {(d.name, d.work_pool_name, d.entrypoint) for d in deployments} == {
-        ("engagement", WORK_POOL, "flows.phases.run_phase"), ("scheduled", WORK_POOL, "flows.gate_watch.gate_watch"),
-        ("request", WORK_POOL, "flows.change_request.run_change_request"),
-        ("hourly", WORK_POOL, "flows.weekly_status.weekly_status")}
+        ("engagement", WORK_POOL, "phasegate.flows.phases.run_phase"), ("scheduled", WORK_POOL, "phasegate.flows.gate_watch.gate_watch"),
+        ("request", WORK_POOL, "phasegate.flows.change_request.run_change_request"),
+        ("hourly", WORK_POOL, "phasegate.flows.weekly_status.weekly_status")}
     for replica in cluster.replicas:
         assert httpx.get(replica + "/readyz").json() == {"status": "ready"}
 

@@ -8,23 +8,25 @@ from __future__ import annotations
 from helpers import closed_port_url, register, wait_until, with_changes
 from sqlalchemy import func, select
 
-from configs.schema import Engagement, Phase
-from phasegate import cr_import, cr_operations, drift
+from phasegate.changes import jira_import as cr_import
+from phasegate.changes import operations as cr_operations
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import change_decisions
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, utcnow
-from phasegate.local import prefect_api
+from phasegate.ops.local import prefect_api
+from phasegate.ops.servers import serve_in_thread
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
-from phasegate.runtime import Runtime
-from phasegate.servers import serve_in_thread
-from phasegate.slack_app import SlackDeps, create_app
+from phasegate.rules import drift
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.slack.app import SlackDeps, create_app
 from phasegate.states import ChangeRequestState, ChangeSource, Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_user import SlackUser
-from tasks.gates import collect_evidence
-from tasks.kickoff import begin_phase, link_milestones, record_baseline
+from phasegate.tasks.gates import collect_evidence
+from phasegate.tasks.kickoff import begin_phase, link_milestones, record_baseline
 
 PM, SPONSOR, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from phasegate.slack_signature import sign, verify
+from phasegate.slack.signature import sign, verify
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_790_000_000.0

@@ -11,19 +11,19 @@ import httpx
 import pytest
 from helpers import closed_port_url, posted_gate, register, wait_until, with_changes
 
-from configs.schema import Engagement
+from phasegate.configs.schema import Engagement
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.local import prefect_api
-from phasegate.runs import PrefectRuns
-from phasegate.runtime import Runtime
-from phasegate.servers import ServerHandle, serve_in_thread
-from phasegate.slack_app import SlackDeps, create_app
-from phasegate.slack_signature import sign
+from phasegate.ops.local import prefect_api
+from phasegate.ops.servers import ServerHandle, serve_in_thread
+from phasegate.orchestration.runs import PrefectRuns
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.signature import sign
 from phasegate.states import GateState, Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_user import SlackUser
 
 SECRET = "test-secret"
 
@@ -208,9 +208,9 @@ def test_click_on_a_decided_gate_is_answered_with_the_decision(
 
 def test_handover_items_can_be_attested_from_the_kickoff_buttons(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    from configs.schema import Phase
+    from phasegate.configs.schema import Phase
     from phasegate.ledger import engagements
-    from tasks.kickoff import post_kickoff
+    from phasegate.tasks.kickoff import post_kickoff
 
     register(rt, acme)
     with transaction(rt.sessions) as session:
@@ -277,9 +277,9 @@ def test_odd_but_signed_values_never_cause_a_500(rt: Runtime, endpoint: Endpoint
 def test_attest_buttons_work_on_every_phases_kickoff(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
                                                      acme: Engagement, phase_name: str) -> None:
     """Each kickoff's buttons name their phase; the endpoint used to assume the handover."""
-    from configs.schema import Phase
+    from phasegate.configs.schema import Phase
     from phasegate.ledger import engagements
-    from tasks.kickoff import post_kickoff
+    from phasegate.tasks.kickoff import post_kickoff
 
     phase = Phase(phase_name)
     items = [m.model_dump() for m in acme.phases.of(phase).milestones]
@@ -305,7 +305,7 @@ def test_attest_buttons_work_on_every_phases_kickoff(rt: Runtime, endpoint: Endp
 
 def test_an_item_for_the_client_side_is_not_attested_by_the_vendor(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
-    from configs.schema import Phase
+    from phasegate.configs.schema import Phase
     from phasegate.ledger import engagements
 
     drill = next(m for m in acme.phases.handover.milestones if m.key == "knowledge-transfer-drill")

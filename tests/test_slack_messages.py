@@ -7,13 +7,13 @@ import time
 
 from helpers import posted_gate, with_changes
 
-from configs.schema import Engagement
-from integrations.slack_chat import SlackChat, make_web_client
+from phasegate.configs.schema import Engagement
+from phasegate.integrations.slack_chat import SlackChat, make_web_client
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.prompts import render
-from phasegate.runtime import Runtime
-from sandbox.standins.slack_api import SlackStandin
+from phasegate.messages.prompts import render
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.slack_api import SlackStandin
 
 
 def test_rate_limits_are_waited_out(slack: SlackStandin) -> None:

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 
 TOKEN = "xoxb-test-token"
 CHANNEL = "C0GATES"

@@ -9,21 +9,21 @@ import httpx
 import pytest
 from helpers import posted_gate, wait_until
 
-from configs.schema import Engagement
-from integrations.slack_chat import make_web_client
+from phasegate.configs.schema import Engagement
+from phasegate.integrations.slack_chat import make_web_client
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.readiness import add_readiness
-from phasegate.runtime import Runtime
-from phasegate.servers import serve_in_thread
-from phasegate.slack_app import SlackDeps, create_app
-from phasegate.slack_cr import USAGE
-from phasegate.slack_socket import start_socket_mode
+from phasegate.ops.readiness import add_readiness
+from phasegate.ops.servers import serve_in_thread
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_socket import SlackSocketStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.change_requests import USAGE
+from phasegate.slack.socket import start_socket_mode
 from phasegate.states import GateState, Outcome, Via
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
-from sandbox.standins.slack_socket import SlackSocketStandin
-from sandbox.standins.slack_user import SlackUser
 
 
 class Socket:

@@ -12,9 +12,9 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 
-from phasegate.deployments import WATCH_DEPLOYMENT_NAME, WATCH_FLOW
 from phasegate.ledger.db import upgrade
-from phasegate.local import Stack
+from phasegate.ops.local import Stack
+from phasegate.orchestration.names import WATCH_DEPLOYMENT_NAME, WATCH_FLOW
 from phasegate.settings import Settings
 
 pytestmark = pytest.mark.timeout(300)

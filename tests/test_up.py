@@ -25,21 +25,21 @@ from helpers import process_tree, wait_until
 from prefect.client.orchestration import get_client
 from pydantic import SecretStr
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
-from phasegate import operations
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
+from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
-from phasegate.local import prefect_api
-from phasegate.readiness import prefect_problem
-from phasegate.runtime import Runtime
-from phasegate.servers import free_port
+from phasegate.ops.local import prefect_api
+from phasegate.ops.readiness import prefect_problem
+from phasegate.ops.servers import free_port
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.demo import Demo, seed_jira, world_settings
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
 from phasegate.states import GateState, Outcome
-from sandbox.demo import Demo, seed_jira, world_settings
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -221,7 +221,7 @@ def test_a_prefect_server_killed_under_up_comes_back_and_a_decision_taken_meanwh
 def test_up_killed_takes_its_prefect_server_and_runner_with_it(world: World) -> None:
     up = world.up
     children = process_tree(up.process.pid)[1:]
-    assert up.child("prefect", "server", "start") in children and up.child("phasegate.serve_flows") in children
+    assert up.child("prefect", "server", "start") in children and up.child("phasegate.ops.serve_flows") in children
 
     os.kill(up.process.pid, signal.SIGKILL)
     up.process.wait()

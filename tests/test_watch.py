@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 
 from helpers import posted_gate, with_changes
 
-from configs.schema import Engagement
+from phasegate.configs.schema import Engagement
+from phasegate.gates.watch import watch
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import GateState, Outcome, Via
-from phasegate.watch import watch
-from sandbox.standins.slack_api import SlackStandin
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

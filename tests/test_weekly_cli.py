@@ -13,17 +13,17 @@ from helpers import closed_port_url, ok, register
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from configs.schema import Phase
-from phasegate.cli import app
+from phasegate.cli.main import app
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Phase
 from phasegate.ledger import engagements, spend
 from phasegate.ledger.db import transaction, upgrade
-from phasegate.runtime import Runtime
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
-from tasks.kickoff import begin_phase, link_milestones, record_baseline
+from phasegate.tasks.kickoff import begin_phase, link_milestones, record_baseline
 
 PORTFOLIO = "C0PORTFOLIO"
 

@@ -10,18 +10,18 @@ from helpers import posted_gate, register
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from configs.schema import Engagement, Phase
-from phasegate.cli import app
+from phasegate.cli.main import app
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect, portfolio, progress, render
-from phasegate.runtime import Runtime
+from phasegate.sandbox.standins.blockkit import validate_blocks
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import Rag
-from sandbox.standins.blockkit import validate_blocks
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.slack_api import SlackStandin
-from tasks.kickoff import record_baseline
+from phasegate.tasks.kickoff import record_baseline
 
 
 def report_messages(slack: SlackStandin, channel: str) -> list[str]:
@@ -126,7 +126,7 @@ def test_status_reads_the_ledger_in_a_constant_number_of_queries(rt: Runtime, ac
                                                                   jira: JiraStandin, slack: SlackStandin) -> None:
     from sqlalchemy import event
 
-    from configs.loader import ENGAGEMENTS_DIR, load_engagement
+    from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 
     posted_gate(rt, acme)
     statements: list[str] = []

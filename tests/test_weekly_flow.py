@@ -10,11 +10,11 @@ from helpers import posted_gate
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from configs.loader import ENGAGEMENTS_DIR, load_engagement
-from flows.weekly_status import weekly_status
-from phasegate.deployments import WEEKLY_CRON, WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.flows.weekly_status import weekly_status
+from phasegate.orchestration.names import WEEKLY_CRON, WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
+from phasegate.sandbox.demo import Demo, local_world
 from phasegate.settings import Settings
-from sandbox.demo import Demo, local_world
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -6,18 +6,18 @@ import json
 
 from helpers import posted_gate
 
-from configs.schema import Engagement
+from phasegate.configs.schema import Engagement
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
-from phasegate.prompts import refresh
+from phasegate.messages.prompts import refresh
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect, render
-from phasegate.runtime import Runtime
+from phasegate.sandbox.standins.blockkit import validate_blocks
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.metrics_api import MetricsStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import Outcome, Via
-from sandbox.standins.blockkit import validate_blocks
-from sandbox.standins.jira_api import JiraStandin
-from sandbox.standins.metrics_api import MetricsStandin
-from sandbox.standins.slack_api import SlackStandin
 
 
 def test_report_of_an_engagement_at_its_gate(rt: Runtime, acme: Engagement, jira: JiraStandin,

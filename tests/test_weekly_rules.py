@@ -9,7 +9,7 @@ import pytest
 from helpers import with_changes
 from pydantic import ValidationError
 
-from configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.reports import rules, schedule
 from phasegate.reports.model import Budget, Counts, MetricTrend, MilestoneProgress, Missing, OpenGate, WeeklyReport
 from phasegate.states import Rag

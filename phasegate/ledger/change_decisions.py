@@ -1,6 +1,6 @@
 """Answers to change requests, and what an approval changes, in one locked transaction.
 
-`answer` holds a change request to the same rules as a gate (`phasegate.policy.check`: only the
+`answer` holds a change request to the same rules as a gate (`phasegate.rules.policy.check`: only the
 listed approvers, never the requester, a reason for a rejection, the quorum and sides counted by
 `policy.reached`). The answer that completes an approval also writes the new baseline version,
 moves the running phase's timebox and replaces the engagement file if the request amends it, so
@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from configs.schema import Approver, Engagement, Phase
-from phasegate import policy
-from phasegate.change_requests import diff, scope_after
+from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InvalidRequest, PolicyError
 from phasegate.ledger import audit
 from phasegate.ledger.change_requests import (
@@ -32,6 +30,8 @@ from phasegate.ledger.change_requests import (
 )
 from phasegate.ledger.engagements import config_of, current_timebox, digest_of, get
 from phasegate.ledger.models import BaselineRow, ChangeDecisionRow, ChangeRequestRow, utcnow
+from phasegate.rules import policy
+from phasegate.rules.change_requests import diff, scope_after
 from phasegate.states import AuditKind, ChangeRequestState, Outcome, Via
 
 DECIDES = {Outcome.APPROVE: ChangeRequestState.APPROVED, Outcome.REJECT: ChangeRequestState.REJECTED}

@@ -11,9 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from configs.schema import Engagement, Phase
-from phasegate import change_requests as cr_model
-from phasegate.change_requests import Assessment, Draft, Timebox
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import GateClosed, InvalidRequest, NotFound, PolicyError
 from phasegate.ledger import audit, spend
 from phasegate.ledger.engagements import config_of, get, max_weeks, weeks_used
@@ -25,6 +23,8 @@ from phasegate.ledger.models import (
     TimeboxRow,
     utcnow,
 )
+from phasegate.rules import change_requests as cr_model
+from phasegate.rules.change_requests import Assessment, Draft, Timebox
 from phasegate.states import AuditKind, ChangeRequestState, ChangeSource, EngagementState, Outcome
 
 

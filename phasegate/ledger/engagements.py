@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
-from configs import limits
-from configs.schema import Engagement, Phase
+from phasegate.configs import limits
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import audit
 from phasegate.ledger.models import (

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from configs.schema import Approver, Engagement, Phase
-from phasegate import policy
+from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound, PolicyError
-from phasegate.evidence import Snapshot
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import check_extension, config_of, get
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
+from phasegate.rules import policy
+from phasegate.rules.evidence import Snapshot
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 

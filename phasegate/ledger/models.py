@@ -16,8 +16,8 @@ from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Integer, String,
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from configs import limits
-from configs.schema import Phase
+from phasegate.configs import limits
+from phasegate.configs.schema import Phase
 from phasegate.states import (
     AuditKind,
     ChangeRequestState,

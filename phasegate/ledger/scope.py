@@ -1,5 +1,5 @@
 """A phase's Jira scope in the ledger: the issue keys its baseline holds, the keys approved change
-requests cover, and the drift between them and what Jira shows now (see phasegate.drift)."""
+requests cover, and the drift between them and what Jira shows now (see phasegate.rules.drift)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from configs.schema import Engagement, Phase
-from phasegate import drift
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import IntegrationError
 from phasegate.ledger import audit
 from phasegate.ledger.change_requests import baseline
 from phasegate.ledger.engagements import links
 from phasegate.ledger.models import BaselineRow, ChangeRequestRow
+from phasegate.rules import drift
 from phasegate.states import AuditKind, ChangeRequestState
 
 
 def record_issues(engagement_id: str, phase: Phase, keys: list[str], *, session: Session) -> BaselineRow | None:
     """Store the phase's issue keys with the baseline, once. The first phase's go into the first
-    baseline as it is recorded (see `tasks.kickoff.record_baseline`); a later phase's, at its start,
+    baseline as it is recorded (see `phasegate.tasks.kickoff.record_baseline`); a later phase's, at its start,
     into a new baseline version, since a recorded version is never changed. None: no baseline yet."""
     current = baseline(session, engagement_id)
     if current is None or drift.baseline_keys(current.scope, phase) is not None:

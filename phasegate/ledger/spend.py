@@ -11,12 +11,12 @@ from collections import defaultdict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from configs.schema import Engagement, Phase
-from phasegate import budget
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PolicyError
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import config_of, get, typed_value
 from phasegate.ledger.models import ChangeRequestRow, SpendRow, TimeboxRow
+from phasegate.rules import budget
 from phasegate.states import AuditKind, ChangeRequestState
 from phasegate.text import checked
 

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from sqlalchemy import RowMapping, Table, select
 from sqlalchemy.orm import Session
 
-from phasegate.evidence import Snapshot
 from phasegate.ledger import chain
 from phasegate.ledger.models import Base, GateRow, SnapshotRow
+from phasegate.rules.evidence import Snapshot
 
 
 @dataclass

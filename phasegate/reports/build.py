@@ -11,11 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from configs.schema import Comparator, Engagement, Phase
-from phasegate import calendar, policy
-from phasegate.budget import money
-from phasegate.budget import status as budget_status
-from phasegate.evidence import LedgerFacts, MetricReader, metric_evidence
+from phasegate.configs.schema import Comparator, Engagement, Phase
 from phasegate.ledger import scope
 from phasegate.ledger.gates import latest_answers
 from phasegate.reports import progress, rules
@@ -30,10 +26,14 @@ from phasegate.reports.model import (
     OpenGate,
     WeeklyReport,
 )
+from phasegate.rules import calendar, policy
+from phasegate.rules.budget import money
+from phasegate.rules.budget import status as budget_status
+from phasegate.rules.evidence import LedgerFacts, MetricReader, metric_evidence
 from phasegate.states import ChangeRequestState, Rag
 
 if TYPE_CHECKING:  # the jira client is a heavy import; `status` uses this module without it
-    from integrations.issue_tracker import JiraTracker
+    from phasegate.integrations.issue_tracker import JiraTracker
 
 
 def names(engagement: Engagement) -> dict[str, str]:
@@ -56,7 +56,7 @@ def change_requests(view: LedgerView) -> ChangeRequests:
 
 def budget(view: LedgerView) -> Budget:
     """Recorded spend against the PoC cap and the team cost, and approved changes plus extensions
-    against the change budget (phasegate.budget says how an extension is priced)."""
+    against the change budget (phasegate.rules.budget says how an extension is priced)."""
     b = view.config.budget
     status = budget_status(view.config, spent=view.spent, approved_changes=sum(
         cr.cost for cr in view.change_requests if cr.state is ChangeRequestState.APPROVED), extensions=view.extensions)

@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from integrations.issue_tracker import JiraTracker
-from phasegate import cr_import
+from phasegate.changes import jira_import as cr_import
 from phasegate.errors import EXPECTED, ServiceUnavailable
+from phasegate.integrations.issue_tracker import JiraTracker
 from phasegate.ledger.db import transaction
+from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import deliver as delivery
 from phasegate.reports import portfolio, rules, schedule
 from phasegate.reports.build import build
 from phasegate.reports.facts import LedgerView, views
 from phasegate.reports.model import Missing, WeeklyReport
-from phasegate.runtime import Runtime
 from phasegate.states import Rag, ReportKind
 
 

@@ -3,7 +3,7 @@
 Why this order: a retried run (Prefect task retry, a second scheduled run, `report weekly --post`
 twice) reads the row before posting and finds the ts, so nothing is posted twice. A crash between
 the post and the recorded ts (or an answer lost on the way) is covered by the post's mark: with no
-ts in the row, the channel is searched for it before posting (`phasegate.post_marks`).
+ts in the row, the channel is searched for it before posting (`phasegate.messages.marks`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from integrations.slack_blocks import Block
-from integrations.slack_chat import SlackChat
-from phasegate import post_marks
+from phasegate.integrations.slack_blocks import Block
+from phasegate.integrations.slack_chat import SlackChat
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
+from phasegate.messages import marks as post_marks
 from phasegate.reports import chart, render
 from phasegate.reports.model import WeeklyReport
 from phasegate.states import Rag, ReportKind

@@ -16,10 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from configs.schema import Engagement, Phase
-from phasegate.budget import Extension
-from phasegate.change_requests import count_items
-from phasegate.drift import baseline_keys
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger.engagements import config_of
 from phasegate.ledger.models import (
     AttestationRow,
@@ -36,6 +33,9 @@ from phasegate.ledger.models import (
     WeeklyReportRow,
 )
 from phasegate.ledger.scope import Known, covered_by
+from phasegate.rules.budget import Extension
+from phasegate.rules.change_requests import count_items
+from phasegate.rules.drift import baseline_keys
 from phasegate.states import GateState, Outcome, Rag, ReportKind
 
 

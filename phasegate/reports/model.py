@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel
 
-from configs.schema import Phase
+from phasegate.configs.schema import Phase
 from phasegate.states import Rag
 
 
@@ -103,7 +103,7 @@ class Budget(BaseModel):
     change_budget: float
     spent: float | None = None  # recorded spend, all phases
     note: str = "no spend recorded"
-    lines: list[str] = []  # each limit with what is used and left (phasegate.budget)
+    lines: list[str] = []  # each limit with what is used and left (phasegate.rules.budget)
     over: list[str] = []  # the lines over their limit
 
 

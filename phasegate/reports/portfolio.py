@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from integrations.slack_blocks import Block, context, header, section
+from phasegate.integrations.slack_blocks import Block, context, header, section
 from phasegate.ledger.models import EngagementRow
 from phasegate.reports.build import from_ledger, worst
 from phasegate.reports.facts import views

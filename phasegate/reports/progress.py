@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from configs.schema import Engagement, Milestone, Phase
-from integrations.jql import build_jql, quote
+from phasegate.configs.schema import Engagement, Milestone, Phase
 from phasegate.errors import IntegrationError
+from phasegate.integrations.jql import build_jql, quote
 from phasegate.reports.model import BurnUp, Counts, IssueLink, MilestoneProgress, Missing
 
 SHOWN_ISSUES = 5  # links per milestone in the report; the count covers them all

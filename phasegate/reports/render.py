@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from integrations.slack_blocks import Block, Button, actions, context, header, section
+from phasegate.integrations.slack_blocks import Block, Button, actions, context, header, section
+from phasegate.messages.ids import DRAFT_DRIFT, Action, action_id
 from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
 from phasegate.reports.rules import GREEN_REASON
-from phasegate.slack_ids import DRAFT_DRIFT, Action, action_id
 
 MAX_GATES_SHOWN = 10
 

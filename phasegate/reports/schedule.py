@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from configs.schema import Engagement
+from phasegate.configs.schema import Engagement
 from phasegate.reports.facts import iso_week
 
 

@@ -4,7 +4,7 @@ Why: the fault behind duplicated posts is a request Slack carried out whose answ
 (a reset connection, a proxy timing out). The client sees "Remote end closed connection without
 response" and cannot tell whether the post happened. ASGI has no way for an app to drop its
 connection, so this wrapper reaches the uvicorn transport through `send` (uvicorn's cycle object,
-the server `phasegate.servers` runs the stand-ins on) and fails loudly on any other server.
+the server `phasegate.ops.servers` runs the stand-ins on) and fails loudly on any other server.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sandbox.standins.jira_store import (
+from phasegate.sandbox.standins.jira_store import (
     IssueStore,
     decode_token,
     edit,
@@ -45,9 +45,9 @@ from sandbox.standins.jira_store import (
     spec,
     transition_list,
 )
-from sandbox.standins.jql_eval import restricts_project
-from sandbox.standins.jql_parser import JqlError
-from sandbox.standins.loopback import LoopbackServer
+from phasegate.sandbox.standins.jql_eval import restricts_project
+from phasegate.sandbox.standins.jql_parser import JqlError
+from phasegate.sandbox.standins.loopback import LoopbackServer
 
 REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
            "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")

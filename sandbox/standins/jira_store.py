@@ -23,8 +23,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox.standins.jql_eval import matches, order, validate
-from sandbox.standins.jql_parser import JqlError, Query, parse
+from phasegate.sandbox.standins.jql_eval import matches, order, validate
+from phasegate.sandbox.standins.jql_parser import JqlError, Query, parse
 
 STORY_POINTS = "customfield_10016"
 TRANSITIONS = (("11", "To Do", "new"), ("21", "In Progress", "indeterminate"), ("31", "Done", "done"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sandbox.standins.jql_parser import RELATIONAL, BoolOp, Clause, JqlError, Node, Not, Query
+from phasegate.sandbox.standins.jql_parser import RELATIONAL, BoolOp, Clause, JqlError, Node, Not, Query
 
 CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
 

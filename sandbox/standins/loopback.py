@@ -5,7 +5,7 @@ Only the local world needs it; the product serves its one endpoint with `serve_i
 
 from __future__ import annotations
 
-from phasegate.servers import ServerHandle, serve_in_thread
+from phasegate.ops.servers import ServerHandle, serve_in_thread
 
 
 class LoopbackServer:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sandbox.standins.loopback import LoopbackServer
+from phasegate.sandbox.standins.loopback import LoopbackServer
 
 
 class MetricsStandin(LoopbackServer):

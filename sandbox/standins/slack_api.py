@@ -34,12 +34,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sandbox.standins.blockkit import validate_blocks, validate_modal
-from sandbox.standins.dropped import DROP, DropConnections
-from sandbox.standins.loopback import LoopbackServer
-from sandbox.standins.slack_files import FileUploads
-from sandbox.standins.slack_history import history, metadata_of
-from sandbox.standins.slack_wire import (  # noqa: F401  (TEAM_ID and friends: the stand-in's identity)
+from phasegate.sandbox.standins.blockkit import validate_blocks, validate_modal
+from phasegate.sandbox.standins.dropped import DROP, DropConnections
+from phasegate.sandbox.standins.loopback import LoopbackServer
+from phasegate.sandbox.standins.slack_files import FileUploads
+from phasegate.sandbox.standins.slack_history import history, metadata_of
+from phasegate.sandbox.standins.slack_wire import (  # noqa: F401  (TEAM_ID and friends: the stand-in's identity)
     APP_ID,
     BOT_ID,
     BOT_USER_ID,

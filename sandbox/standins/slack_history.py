@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sandbox.standins.slack_wire import Args, Message, SlackError, _render
+from phasegate.sandbox.standins.slack_wire import Args, Message, SlackError, _render
 
 EVENT_TYPE = re.compile(r"^[a-zA-Z0-9_]+$")
 MAX_EVENT_TYPE = 255

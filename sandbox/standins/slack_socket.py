@@ -22,8 +22,8 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from sandbox.standins.loopback import LoopbackServer
-from sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.loopback import LoopbackServer
+from phasegate.sandbox.standins.slack_api import SlackStandin
 
 ACK_TIMEOUT = 3.0  # Slack resends an envelope that is not acknowledged within 3 s
 

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from phasegate.slack_signature import sign
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.slack.signature import sign
 from phasegate.states import Outcome
-from sandbox.standins.slack_api import SlackStandin
 
 RETRY_HINT = "please click again"  # phasegate's answer when the ledger could not take a click
 

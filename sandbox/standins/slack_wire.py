@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.standins.blockkit import validate_blocks
+from phasegate.sandbox.standins.blockkit import validate_blocks
 
 Args = dict[str, Any]
 TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0PHASEGATE", "U0PHASEBOT", "B0PHASEBOT", "A0PHASEGATE"

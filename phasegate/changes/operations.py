@@ -1,0 +1,114 @@
+"""Change requests from the terminal and from Slack: file one and start its flow, answer one, take
+one back. The ledger does the work under the gate policy; this module adds the Slack prompt
+update and the nudges to the flow runs, the same way `phasegate.gates.operations` does for gates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from sqlalchemy.orm import Session, sessionmaker
+
+from phasegate.errors import EXPECTED, PolicyError, ServiceUnavailable
+from phasegate.integrations.slack_chat import SlackChat
+from phasegate.ledger import change_decisions, scope
+from phasegate.ledger import change_requests as crs
+from phasegate.ledger.db import transaction
+from phasegate.ledger.engagements import config_of, get
+from phasegate.messages import changes as cr_messages
+from phasegate.orchestration.names import CR_DEPLOYMENT
+from phasegate.orchestration.runs import PREFECT_DOWN, wake
+from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.change_requests import Assessment, Draft
+from phasegate.rules.drift import Drift
+from phasegate.states import ChangeSource, Outcome, Via
+
+
+@dataclass(frozen=True)
+class Filed:
+    cr_id: int
+    number: int
+    name: str
+    assessment: Assessment
+    created: bool  # False: a repeated delivery found the request filed before
+
+
+def file(sessions: sessionmaker[Session], engagement_id: str, draft: Draft, *, requested_by: str,
+         source: ChangeSource, delivery_id: str | None = None) -> Filed:
+    """Record and assess the request in one transaction; nothing is written if it is refused."""
+    with transaction(sessions) as session:
+        cr, created = crs.submit(session, engagement_id, draft, requested_by=requested_by, source=source,
+                                 delivery_id=delivery_id)
+        assessment = crs.assess(session, cr)
+        return Filed(cr.id, cr.number, cr.name, assessment, created)
+
+
+def start_flow(engagement_id: str, number: int) -> str:
+    """Start (once) the flow run that prompts the approvers; its id."""
+    try:
+        run = run_deployment(CR_DEPLOYMENT, parameters={"engagement_id": engagement_id, "number": number},
+                             timeout=0, flow_run_name=f"{engagement_id}-cr-{number}",
+                             idempotency_key=f"{engagement_id}-cr-{number}")
+    except ObjectNotFound:
+        raise ServiceUnavailable(f"the deployment {CR_DEPLOYMENT} is not served (is `phasegate up` running?)") from None
+    except (*PREFECT_DOWN, RuntimeError) as exc:
+        raise ServiceUnavailable(f"cannot start the change-request flow: the Prefect API is not reachable "
+                                 f"({type(exc).__name__})") from None
+    if not isinstance(run, FlowRun):
+        raise ServiceUnavailable("run_deployment did not return a flow run")
+    return str(run.id)
+
+
+def after_decision(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int, *, final: bool) -> list[str]:
+    """Redraw the prompt; wake the request's flow when it is decided. Problems are returned, not raised:
+    the answer is recorded whatever Slack or Prefect do next."""
+    problems = []
+    try:
+        cr_messages.refresh(sessions, chat, cr_id)
+    except EXPECTED as exc:
+        problems.append(str(exc))
+    with transaction(sessions) as session:
+        run_id = crs.by_id(session, cr_id).flow_run_id
+    if final and run_id:
+        try:
+            wake(run_id)
+        except ServiceUnavailable as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def decide(rt: Runtime, cr_id: int, *, approver: str, outcome: Outcome, reason: str) -> change_decisions.Answered:
+    with transaction(rt.sessions) as session:
+        result = change_decisions.answer(session, cr_id, approver=approver, outcome=outcome, reason=reason,
+                                         via=Via.CLI)
+    if result.recorded:
+        problems = after_decision(rt.sessions, rt.chat, cr_id, final=result.decided is not None)
+        if problems:
+            raise ServiceUnavailable("answer recorded, but " + "; ".join(problems))
+    return result
+
+
+def withdraw(rt: Runtime, cr_id: int, *, by: str, reason: str) -> None:
+    with transaction(rt.sessions) as session:
+        crs.withdraw(session, cr_id, by=by, reason=reason)
+    problems = after_decision(rt.sessions, rt.chat, cr_id, final=True)
+    if problems:
+        raise ServiceUnavailable("withdrawal recorded, but " + "; ".join(problems))
+
+
+def drift_of(rt: Runtime, engagement_id: str) -> Drift:
+    """The running phase's scope drift: the ledger read in one transaction, Jira asked after it."""
+    with transaction(rt.sessions) as session:
+        row = get(session, engagement_id)
+        phase = row.current_phase
+        if phase is None:
+            raise PolicyError(f"{engagement_id} has not started a phase, so it has no scope to drift from")
+        engagement, known = config_of(row), scope.known(engagement_id, phase, session=session)
+    tracker, unreachable = None, "Jira is not reachable"
+    try:
+        tracker = rt.tracker(engagement)
+    except ServiceUnavailable as exc:
+        unreachable = str(exc)
+    return scope.check(engagement, phase, known, tracker, unreachable)

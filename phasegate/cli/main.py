@@ -1,0 +1,298 @@
+"""The `phasegate` command. Every expected error (phasegate.errors.EXPECTED) becomes one line on stderr
+and exit code 1 (see phasegate/cli/base.py). Each command imports what it uses inside its body."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
+
+from phasegate.cli import drift as cli_drift  # noqa: F401 - cli_drift adds `cr drift`, `cr draft-drift`
+from phasegate.cli import init as cli_init
+from phasegate.cli import reports as cli_reports
+from phasegate.cli.audit import audit_app
+from phasegate.cli.base import All, AsUser, Limit, err, fail, gate_table, guarded, out
+from phasegate.cli.budget import budget_app
+from phasegate.cli.changes import cr_app, engagement_apply
+from phasegate.cli.runs import engagement_cancel, engagement_show, phase_retry
+from phasegate.cli.serve import crash_detection, serve_slack
+from phasegate.configs.schema_base import Phase
+from phasegate.states import Outcome
+
+if TYPE_CHECKING:  # the ledger, Prefect and the Jira and Slack clients load only in the commands that use them
+    from phasegate.orchestration.runtime import Runtime
+
+app = typer.Typer(help="Phased AI-development engagements as Prefect workflows, with gates answered in Slack.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+engagement_app = typer.Typer(help="Register and inspect engagements.", no_args_is_help=True)
+phase_app = typer.Typer(help="Start phases and ask for gate reviews.", no_args_is_help=True)
+gate_app = typer.Typer(help="List, show and decide gates.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence recorded by hand: attestations and metric values.", no_args_is_help=True)
+db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
+for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_app, "gate"),
+                  (evidence_app, "evidence"), (db_app, "db")):
+    app.add_typer(sub, name=name)
+app.add_typer(cli_reports.report_app, name="report")
+app.add_typer(cli_reports.status_app, name="status")
+
+
+@app.callback()
+def root(version: cli_init.Version = False) -> None:
+    """Phased AI-development engagements as Prefect workflows, with gates answered in Slack."""
+
+
+@engagement_app.command("create")
+def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse a plan that departs from the guide (warnings become errors).")] = False) -> None:
+    """Validate an engagement file, check its plan against the guide, and register it in the ledger."""
+    from phasegate.configs.loader import load_engagement
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
+
+    def run(rt: Runtime) -> None:
+        engagement = load_engagement(file)
+        warnings = cli_init.check_plan(engagement, file, strict=strict)
+        with transaction(rt.sessions) as session:
+            _, changed = engagements.register(session, engagement)
+        out.print(f"{engagement.id}: {'registered' if changed else 'already registered, unchanged'}")
+        cli_init.print_warnings(warnings)  # after the outcome, so a refusal stays one line
+
+    guarded(run, prefect=False)
+
+
+@engagement_app.command("list")
+def engagement_list(limit: Limit = 50, show_all: All = False) -> None:
+    """Engagements in the ledger with their state and current phase (the first 50 by id)."""
+    from rich.table import Table
+
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
+
+    def run(rt: Runtime) -> None:
+        table = Table("id", "name", "state", "phase")
+        with transaction(rt.sessions, write=False) as session:
+            rows, total = engagements.listing(session, None if show_all else limit)
+        for row in rows:
+            table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
+        out.print(table)
+        if total > len(rows):
+            out.print(f"the first {len(rows)} of {total} by id (--limit N, --all)", markup=False, highlight=False)
+        demo_home = rt.settings.home / "demo"
+        if (demo_home / "ledger.db").exists() and not rt.settings.database_url:
+            out.print(f"(`phasegate demo` keeps its engagements in a ledger of its own: "
+                      f"PHASEGATE_HOME={demo_home} phasegate engagement list)", markup=False, highlight=False)
+
+    guarded(run, prefect=False)
+
+
+@gate_app.command("list")
+def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
+              open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False,
+              limit: Limit = 50, show_all: All = False) -> None:
+    """Gates, newest revision last (the newest 50)."""
+    from phasegate.ledger import engagements, gates
+    from phasegate.ledger.db import transaction
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions, write=False) as session:
+            if engagement_id:
+                engagements.get(session, engagement_id)
+            rows, total = gates.newest(session, engagement_id, open_only=open_only, limit=None if show_all else limit)
+        gate_table(rows)
+        if total > len(rows):
+            out.print(f"the newest {len(rows)} of {total} (--limit N, --all)", markup=False, highlight=False)
+
+    guarded(run, prefect=False)
+
+
+@gate_app.command("show")
+def gate_show(gate_id: int) -> None:
+    """A gate's evidence, answers and outcome."""
+    from phasegate.ledger import gates
+    from phasegate.ledger.db import transaction
+    from phasegate.ledger.verify import gate_warnings
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            gate = gates.by_id(session, gate_id)
+            snapshot = gates.snapshot_of(session, gate)
+            out.print(f"[bold]{gate.name}[/bold] timebox {gate.timebox} revision {gate.revision}: {gate.state.value}"
+                      + (f" → {gate.outcome.label}" if gate.outcome else ""))
+            out.print(f"evidence digest {gate.digest}")
+            if gate.reopened_because:
+                out.print(f"reopened because: {gate.reopened_because}")
+            for c in snapshot.criteria:
+                out.print(f"  {c.result.value:8} {c.label} (seen {c.seen})")
+            for m in snapshot.milestones:
+                state = "done" if m.done else ("open" if m.done is False else f"missing: {m.error}")
+                out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
+            for w in snapshot.warnings:
+                out.print(f"  warning: {w}", markup=False)
+            for warning in gate_warnings(session, gate):
+                out.print(f"warning: {warning}", markup=False)
+            for d in gates.decisions(session, gate.id):
+                by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
+                out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
+                          f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
+
+    guarded(run, prefect=False)
+
+
+@gate_app.command("decide")
+def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_sensitive=False)], approver: AsUser,
+                reason: Annotated[str, typer.Option(help="Required for no_go, extend and not_yet; for go/accept while exit "
+                                                     "criteria fail or are missing, the written waiver.")] = "") -> None:
+    """Answer a gate from the terminal, under the same policy as Slack."""
+    from phasegate.gates import operations
+    from phasegate.operator import cli_operator
+
+    def run(rt: Runtime) -> None:
+        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason,
+                                   operator=cli_operator())
+        if not result.recorded:
+            out.print("unchanged: that answer was already recorded")
+        elif result.decided:
+            out.print(f"{result.gate.name}: decided {result.decided.label}")
+        else:
+            out.print(f"{result.gate.name}: answer recorded; the quorum is not met yet")
+
+    guarded(run)
+
+
+@phase_app.command("start")
+def phase_start(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_sensitive=False)],
+                requested_by: Annotated[str, typer.Option("--as", help="Your Slack user id (default: the file's PM).")] = "") -> None:
+    """Start a phase's flow run on the Prefect server that `phasegate up` serves."""
+    from phasegate.gates import operations
+
+    def run(rt: Runtime) -> None:
+        run_id = operations.start_phase(rt, engagement_id, phase, requested_by)
+        out.print(f"{engagement_id} {phase.value}: flow run {run_id}")
+
+    guarded(run)
+
+
+@phase_app.command("review")
+def phase_review(engagement_id: str) -> None:
+    """Open the current phase's gate now instead of at the end of its timebox."""
+    from phasegate.gates import operations
+
+    def run(rt: Runtime) -> None:
+        with err.status(f"{engagement_id}: asking the phase's flow run to open its gate (it waits up to 10 s "
+                        "for the run to pause)"):
+            answer = operations.request_review(rt, engagement_id)
+        out.print(f"{engagement_id}: {answer}")
+
+    guarded(run)
+
+
+@evidence_app.command("attest")
+def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_sensitive=False)],
+                    milestone: str, approver: AsUser, note: str = "") -> None:
+    """Record that a milestone is done, with who and when (for milestones that accept attestations)."""
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
+    from phasegate.states import Via
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+            engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI)
+        out.print(f"{engagement_id} {milestone}: attested by {approver}")
+
+    guarded(run, prefect=False)
+
+
+@evidence_app.command("metric")
+def evidence_metric(engagement_id: str, metric: str,
+                    value: Annotated[str, typer.Argument(help="A decimal number such as 0.93, in the "
+                                                              "metric's declared range.")],
+                    approver: AsUser) -> None:
+    """Submit a metric value by hand (for metrics whose source is `manual`); the PM or an approver."""
+    from phasegate.configs.schema import number
+    from phasegate.ledger import engagements
+    from phasegate.ledger.db import transaction
+    from phasegate.operator import cli_operator
+
+    def run(rt: Runtime) -> None:
+        with transaction(rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+            row = engagements.submit_metric(session, config, metric, value, by=approver, operator=cli_operator())
+        out.print(f"{engagement_id} {metric} = {number(row.value)}", markup=False, highlight=False)
+
+    guarded(run, prefect=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the ledger schema at PHASEGATE_DATABASE_URL (default: SQLite in ~/.phasegate)."""
+    from phasegate.errors import EXPECTED
+    from phasegate.ledger.db import upgrade
+    from phasegate.settings import Settings
+
+    settings = Settings()
+    try:
+        upgrade(settings.ledger_url)
+    except EXPECTED as exc:
+        fail(str(exc))
+    out.print(f"ledger at {settings.ledger_url.split('@')[-1]} is up to date")
+
+
+@app.command()
+def up() -> None:
+    """Run phasegate on this machine: Prefect server (unless PREFECT_API_URL is set), flows, Slack endpoint."""
+    from phasegate.errors import EXPECTED
+    from phasegate.ops.stack import run_up
+    from phasegate.settings import Settings
+
+    try:
+        run_up(Settings())
+    except EXPECTED as exc:
+        fail(str(exc))
+
+
+@app.command()
+def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything running afterwards, "
+                                             "to look around in the Prefect UI; Ctrl-C stops it.")] = False) -> None:
+    """Run the example engagements end to end against local Slack, Jira and metric stand-ins."""
+    from phasegate.errors import EXPECTED
+    from phasegate.sandbox.demo import run_demo
+    from phasegate.settings import Settings
+
+    try:
+        run_demo(Settings(), keep=keep)
+    except EXPECTED as exc:
+        fail(str(exc))
+
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(cr_app, name="cr")
+app.command("serve-slack")(serve_slack)
+app.command("crash-detection")(crash_detection)
+app.add_typer(budget_app, name="budget")
+engagement_app.command("apply")(engagement_apply)
+engagement_app.command("init")(cli_init.engagement_init)
+app.command("sandbox")(cli_init.sandbox)
+engagement_app.command("show")(engagement_show)
+engagement_app.command("cancel")(engagement_cancel)
+phase_app.command("retry")(phase_retry)
+
+
+def main() -> None:
+    """The console script: usage errors, too, become one `phasegate: ...` line."""
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        if exc.format_message():  # empty when the help was shown instead (no arguments)
+            err.print(f"phasegate: {exc.format_message()} (see --help)", markup=False, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:  # typer turns most into exit code 130 itself
+        sys.exit(130)
+    except ClickException as exc:
+        err.print(f"phasegate: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+

@@ -1,0 +1,176 @@
+"""What phasegate says in Slack about change requests: the approval prompt with its assessment, the
+form the slash command opens, and how that form's answers become a `Draft`.
+
+Rendered from the ledger alone, like the gate prompts, so any process can redraw a prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.errors import InvalidRequest
+from phasegate.integrations.slack_blocks import (
+    Block,
+    Button,
+    actions,
+    context,
+    form_modal,
+    header,
+    number_input,
+    section,
+    select_input,
+    text_input,
+    text_input_modal,
+)
+from phasegate.integrations.slack_chat import SlackChat
+from phasegate.ledger import change_requests as crs
+from phasegate.ledger.db import transaction
+from phasegate.ledger.engagements import config_of, get
+from phasegate.ledger.models import ChangeRequestRow
+from phasegate.messages.gates import quote_reason
+from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id
+from phasegate.rules import change_requests as cr_model
+from phasegate.rules import policy
+from phasegate.states import ChangeRequestState, Outcome
+
+STATE_ICON = {ChangeRequestState.APPROVED: ":white_check_mark:", ChangeRequestState.REJECTED: ":x:",
+              ChangeRequestState.WITHDRAWN: ":leftwards_arrow_with_hook:"}
+
+
+def summary(cr: ChangeRequestRow) -> str:
+    added, removed = cr.scope_added["items"], cr.scope_removed["items"]
+    parts = [f"*Phase* {cr.phase.value} · *effort* {cr.effort_days:g} days · *schedule* {cr.schedule_days:+d} days"
+             f" · *cost* {cr.cost:,.0f}"]
+    if added:
+        parts.append("*Adds:* " + ", ".join(added))
+    if removed:
+        parts.append("*Removes:* " + ", ".join(removed))
+    return "\n".join(parts)
+
+
+def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None = None) -> tuple[str, list[Block]]:
+    """(fallback text, blocks) for the request's prompt as it should look now."""
+    engagement = engagement or config_of(get(session, cr.engagement_id))
+    assessment = crs.assessment_of(cr)
+    answers = [f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}"
+               + quote_reason(d.reason) for d in crs.decisions(session, cr.id)]
+    blocks = [header(f"CR-{cr.number} · {cr.title}"),
+              section(f"*{engagement.name}* · filed by <@{cr.requested_by}> via {cr.source.value}"
+                      + (f" ({cr.jira_issue})" if cr.jira_issue else "")
+                      + (f"\n{cr.rationale}" if cr.rationale else "")),
+              section(summary(cr))]
+    if assessment is not None:
+        blocks.append(section(f"*Assessment against baseline v{assessment.baseline_version}*\n"
+                              + "\n".join(assessment.lines())))
+    if answers:
+        blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
+    if cr.state is ChangeRequestState.ASSESSED:
+        rule = policy.describe(policy.change_policy(engagement, cr.phase))
+        blocks += actions(cr_block_id(cr.id), [
+            Button(action_id(Action.CHANGE, Outcome.APPROVE.value), "Approve", str(cr.id), "primary"),
+            Button(action_id(Action.CHANGE, Outcome.REJECT.value), "Reject", str(cr.id), "danger")])
+        blocks.append(context(f"Decided by {rule}; the requester cannot approve it."))
+        return f"Change request CR-{cr.number} for {engagement.name}: {cr.title}", blocks
+    outcome = f"{STATE_ICON.get(cr.state, '')} *{cr.state.value.capitalize()}*" + quote_reason(cr.closed_reason)
+    if cr.baseline_version:
+        outcome += f" · baseline v{cr.baseline_version}"
+    blocks.append(section(outcome))
+    return f"CR-{cr.number} for {engagement.name}: {cr.state.value}", blocks
+
+
+def refresh(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int) -> None:
+    """Redraw the posted prompt for everyone; ServiceUnavailable if Slack fails."""
+    with transaction(sessions) as session:
+        cr = crs.by_id(session, cr_id)
+        text, blocks = render(session, cr)
+        channel, ts = cr.channel, cr.message_ts
+    if ts:
+        chat.update(channel, ts, text, blocks)
+
+
+def announcement(cr: ChangeRequestRow, engagement_name: str) -> str:
+    if cr.state is ChangeRequestState.APPROVED:
+        moved = f"; {cr.phase.value} timebox moved by {cr.schedule_days:+d} days" if cr.schedule_days else ""
+        return (f":white_check_mark: CR-{cr.number} “{cr.title}” for {engagement_name} is approved: baseline "
+                f"v{cr.baseline_version}{moved}.")
+    return (f"{STATE_ICON.get(cr.state, '')} <@{cr.requested_by}> CR-{cr.number} “{cr.title}” for {engagement_name} "
+            f"is {cr.state.value}" + quote_reason(cr.closed_reason) + ".")
+
+
+def reason_modal(cr_id: int, number: int) -> dict[str, Any]:
+    return text_input_modal(callback_id=View.CR_REASON.value, private_metadata=f"{cr_id}:{Outcome.REJECT.value}",
+                            title=f"Reject CR-{number}", label="Reason (recorded in the ledger)",
+                            input_id=REASON_INPUT)
+
+
+def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None = None) -> dict[str, Any]:
+    """The slash command's form; the engagement travels in private_metadata, who files it is the
+    verified user of the submission. `initial` pre-fills title, rationale and added scope items
+    (the "Draft change request" button on scope drift)."""
+    limit = cr_model.ITEMS_LIMIT
+    blocks = [
+        text_input(CrField.TITLE.value, "Title", max_length=cr_model.TITLE_LIMIT),
+        text_input(CrField.RATIONALE.value, "Rationale", multiline=True, max_length=cr_model.RATIONALE_LIMIT,
+                   optional=True),
+        select_input(CrField.PHASE.value, "Phase", [(p.value, p.heading) for p in Phase], current.value),
+        text_input(CrField.SCOPE_ADDED.value, "Scope items added (one a line)", multiline=True, optional=True,
+                   hint=f"At most {limit} items"),
+        text_input(CrField.SCOPE_REMOVED.value, "Scope items removed (one a line)", multiline=True, optional=True),
+        number_input(CrField.EFFORT_DAYS.value, "Effort (person-days)", decimal=True),
+        number_input(CrField.SCHEDULE_DAYS.value, "Schedule change (days, negative pulls in)", decimal=False),
+        number_input(CrField.COST.value, f"Cost ({engagement.budget.currency})", decimal=True),
+    ]
+    if initial is not None:
+        filled = {CrField.TITLE.value: initial.title, CrField.RATIONALE.value: initial.rationale,
+                  CrField.SCOPE_ADDED.value: "\n".join(initial.scope_added)}
+        for block in blocks:
+            if filled.get(block["block_id"]):
+                block["element"]["initial_value"] = filled[block["block_id"]]
+    return form_modal(callback_id=View.CR_SUBMIT.value, private_metadata=engagement.id,
+                      title="Change request", blocks=blocks, submit="File")
+
+
+def _value(values: dict[str, Any], name: CrField) -> str:
+    entry = values.get(name.value, {}).get(name.value, {})
+    if not isinstance(entry, dict):
+        return ""
+    chosen = entry.get("selected_option")
+    raw = chosen.get("value") if isinstance(chosen, dict) else entry.get("value")
+    return raw if isinstance(raw, str) else ""
+
+
+def _number(text: str, name: CrField, problems: dict[str, str], *, whole: bool = False) -> float:
+    if not text.strip():
+        return 0.0
+    try:
+        number = float(text)
+    except ValueError:
+        problems[name.value] = "must be a number"
+        return 0.0
+    if whole and math.isfinite(number) and number != int(number):
+        problems[name.value] = "must be whole days"
+    return number
+
+
+def draft_from_form(values: dict[str, Any]) -> cr_model.Draft:
+    """The form's state values as a Draft; InvalidRequest for what cannot even be read."""
+    problems: dict[str, str] = {}
+    try:
+        phase = Phase(_value(values, CrField.PHASE)) if _value(values, CrField.PHASE) else None
+    except ValueError:
+        problems[CrField.PHASE.value] = "unknown phase"
+        phase = None
+    effort = _number(_value(values, CrField.EFFORT_DAYS), CrField.EFFORT_DAYS, problems)
+    schedule = _number(_value(values, CrField.SCHEDULE_DAYS), CrField.SCHEDULE_DAYS, problems, whole=True)
+    cost = _number(_value(values, CrField.COST), CrField.COST, problems)
+    if problems:
+        raise InvalidRequest(problems)
+    return cr_model.Draft(title=_value(values, CrField.TITLE), rationale=_value(values, CrField.RATIONALE),
+                          phase=phase, scope_added=tuple(_value(values, CrField.SCOPE_ADDED).splitlines()),
+                          scope_removed=tuple(_value(values, CrField.SCOPE_REMOVED).splitlines()),
+                          effort_days=effort, schedule_days=int(schedule) if math.isfinite(schedule) else 10**6,
+                          cost=cost)
