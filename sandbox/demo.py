@@ -206,10 +206,13 @@ class Demo:
         self.finish_jira_work(e, Phase.POC)
         self.review(e)
         g1 = self.open_gate(e, Phase.POC)
+        # G1's evidence is frozen once its prompt is posted, so the extension's work can show now. Set
+        # before the EXTEND: when the extension's two weeks are already over on the calendar, its gate
+        # opens at once and must not read the old F1.
+        self.metrics.set("globex-poc", f1=0.76)
         self.click(g1, "U0QUANTIX1", Outcome.EXTEND, "F1 0.74 is under 0.80; two more weeks on feature engineering")
         self.say(e, f"G1 decided: {self.decided(g1).outcome.label}; a new 2-week timebox starts")  # type: ignore[union-attr]
         demo_changes.weekly(self, e)
-        self.metrics.set("globex-poc", f1=0.76)
         self.review(e)
         g1b = self.open_gate(e, Phase.POC, after=g1.id)
         self.click(g1b, "U0LEEPARK1", Outcome.NO_GO, "F1 plateaued at 0.76 after the extension; not worth building")
