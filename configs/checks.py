@@ -20,7 +20,7 @@ ALL_DONE = "all_required_milestones_done"
 
 
 def criterion_mapping(value: Any) -> Any:
-    """`f1 >= 0.8` (as the README writes a criterion) as the mapping the schema holds; anything
+    """`f1 >= 0.8` (as docs/engagement-file.md writes a criterion) as the mapping the schema holds; anything
     else unchanged. A string that is not a criterion is left for the schema to refuse."""
     if not isinstance(value, str):
         return value

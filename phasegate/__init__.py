@@ -20,7 +20,7 @@ import-linter contract checks this):
 - `integrations`, `configs`   Slack, Jira and metric clients; engagement files and their schema
 
 `sandbox` (the local Slack, Jira and metric stand-ins, the demo) sits beside the product: nothing
-in it is imported by the product, except by the CLI's `demo` and `engagement init --try` commands.
+in it is imported by the product, except by the CLI's `demo` and `sandbox` commands.
 The repository keeps `flows/`, `tasks/`, `integrations/`, `configs/` and `sandbox/` at its top level;
 the links in this folder make them `phasegate.flows`, `phasegate.tasks`, ... in the installed package.
 """

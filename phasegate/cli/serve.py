@@ -1,4 +1,4 @@
-"""The commands for running the parts separately (README, "Running at scale"): `phasegate
+"""The commands for running the parts separately (docs/operations.md, "Running at scale"): `phasegate
 serve-slack`, the Slack endpoint alone, for replicas behind a load balancer; and `phasegate
 crash-detection`, the Prefect automation that `phasegate up` installs itself."""
 

@@ -1,7 +1,7 @@
 """The names Prefect knows phasegate's flows and deployments by, declared once.
 
 The flows take their names from here and the core starts runs by these names, so the core
-never imports a flow module (flows sit above the core; see the layers in the README).
+never imports a flow module (flows sit above it; see the layers in phasegate/__init__.py).
 """
 
 from __future__ import annotations
