@@ -28,6 +28,21 @@ from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spread the suite over pytest-xdist's workers (pyproject: `-n 4 --dist loadgroup`).
+
+    A slow module's tests stay on one worker, so its module-scoped servers start once (a module may
+    split itself with `xdist_group` marks where its tests are long); the fast tests spread one by one.
+    Slow tests go first, so that the longest runs start early and the short ones fill in around them.
+    """
+    for item in items:
+        if item.get_closest_marker("slow") and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -28,7 +28,7 @@ from phasegate.settings import Settings
 from phasegate.slack.signature import sign
 from phasegate.states import ChangeRequestState
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 SECRET, CHANNEL, ENGAGEMENT = "demo-signing-secret", "C0ACMECHURN", "acme-cr"
 
 

@@ -12,6 +12,8 @@ from pydantic import SecretStr
 from phasegate.ops.local import Stack, cli_prefect_api
 from phasegate.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 
 def test_a_child_builds_the_same_settings_from_its_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     parent = Settings(home=tmp_path, database_url="postgresql://ledger@db/phasegate", slack_bot_token=SecretStr("xoxb-1"),

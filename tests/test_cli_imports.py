@@ -19,6 +19,8 @@ from helpers import closed_port_url
 
 from phasegate.ledger.db import HEAD, alembic_config, ensure_schema, sqlite_revision, upgrade
 
+pytestmark = pytest.mark.slow
+
 HEAVY = {"prefect", "alembic", "jira", "slack_sdk", "httpx", "requests", "uvicorn", "fastapi", "matplotlib"}
 PROBE = """
 import atexit, json, sys

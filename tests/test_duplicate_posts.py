@@ -35,6 +35,8 @@ from phasegate.tasks import change_requests as cr_tasks
 from phasegate.tasks.gates import open_gate
 from phasegate.tasks.kickoff import begin_phase, post_kickoff, record_baseline
 
+pytestmark = pytest.mark.slow
+
 PM = "U0PMACME01"
 
 

@@ -34,7 +34,7 @@ from phasegate.sandbox.demo import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -64,6 +64,7 @@ def top_level(world: Demo, channel: str) -> list[str]:
     return [m.text for m in world.slack.messages(channel) if m.thread_ts is None]
 
 
+@pytest.mark.xdist_group("end-to-end-acme")  # the longest test: its own worker and world
 def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
     world.acme()
     with transaction(world.rt.sessions) as session:

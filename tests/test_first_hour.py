@@ -17,6 +17,8 @@ from phasegate.configs.template import engagement_template
 from phasegate.ops.stack import missing_credentials, signing_secret
 from phasegate.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 TEMPLATE = engagement_template("new-thing", today=dt.date(2026, 11, 28))
 
 

@@ -235,6 +235,7 @@ def bodies(gate_id: int) -> st.SearchStrategy[bytes]:
     return st.one_of(as_payload, as_payload, as_payload, nested, raw)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ten_thousand_generated_payloads_on_postgresql(ledger_url: str, rt: Runtime, endpoint: Endpoint,
                                                        acme: Engagement) -> None:

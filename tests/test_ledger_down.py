@@ -28,7 +28,7 @@ from phasegate.states import GateState, Outcome
 
 SECRET = "test-secret"
 BIN = sorted(glob("/usr/lib/postgresql/*/bin"))
-pytestmark = pytest.mark.skipif(not BIN, reason="needs PostgreSQL's initdb and pg_ctl")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not BIN, reason="needs PostgreSQL's initdb and pg_ctl")]
 
 
 class Cluster:

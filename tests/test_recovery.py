@@ -31,7 +31,7 @@ from phasegate.sandbox.demo import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, RunHealth, Via
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +240,7 @@ def current_kickoff(world: Demo, engagement_id: str) -> str | None:
         return engagements.phase_run(session, engagement_id, Phase.POC).kickoff_ts
 
 
+@pytest.mark.xdist_group("recovery-kill")  # the longest test: its own worker and world
 def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(world: Demo) -> None:
     """The runner and its flow-run process are SIGKILLed while the run waits on Jira: no one is left
     to tell Prefect. The run's heartbeats stop, Prefect's automation marks it Crashed, and the gate

@@ -12,7 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.tasks import outside_task
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module", autouse=True)

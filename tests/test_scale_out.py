@@ -46,7 +46,7 @@ from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, Outcome, Via
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

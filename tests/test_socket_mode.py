@@ -25,6 +25,8 @@ from phasegate.slack.change_requests import USAGE
 from phasegate.slack.socket import start_socket_mode
 from phasegate.states import GateState, Outcome, Via
 
+pytestmark = pytest.mark.slow
+
 
 class Socket:
     def __init__(self, standin: SlackSocketStandin, resumed: list[str]) -> None:

@@ -17,7 +17,7 @@ from phasegate.ops.local import Stack
 from phasegate.orchestration.names import WATCH_DEPLOYMENT_NAME, WATCH_FLOW
 from phasegate.settings import Settings
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_a_jira_py_where_up_starts_does_not_break_the_gate_watch(tmp_path: Path,

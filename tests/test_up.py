@@ -41,7 +41,7 @@ from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
 from phasegate.states import GateState, Outcome
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 PHASEGATE = Path(sys.executable).parent / "phasegate"
 TOLD = "Recorded; the next step starts when the orchestrator is back."

@@ -16,7 +16,7 @@ from phasegate.orchestration.names import WEEKLY_CRON, WEEKLY_DEPLOYMENT_NAME, W
 from phasegate.sandbox.demo import Demo, local_world
 from phasegate.settings import Settings
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
