@@ -47,7 +47,8 @@ from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.evidence import Snapshot
 from phasegate.settings import Settings
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import verify
 from phasegate.states import AuditKind, GateState
 

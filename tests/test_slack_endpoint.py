@@ -21,7 +21,8 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import sign
 from phasegate.states import GateState, Outcome, Via
 
