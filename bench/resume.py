@@ -45,7 +45,7 @@ from bench.bare_flow import DEPLOYMENT as ANCHOR_DEPLOYMENT
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.gates import operations
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
 from phasegate.ops.local import stop_process
@@ -123,7 +123,7 @@ def phasegate_sample(world: Demo, client: SyncPrefectClient, run_id: str,
     next_task = first_task_after(client, run_id, started)
     resumed = resumed_after(client, run_id, started)
     with transaction(world.rt.sessions) as session:
-        run = engagements.phase_run(session, gate.engagement_id, Phase.DEVELOPMENT).flow_run_id
+        run = phases.phase_run(session, gate.engagement_id, Phase.DEVELOPMENT).flow_run_id
     paused(client, str(run))  # development waits for its timebox: the machine is quiet again
     return resumed, next_task, kickoff
 

@@ -28,7 +28,7 @@ from phasegate.configs.loader import engagement_files, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.gates import operations
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import GateRow
 from phasegate.ops.local import Stack
@@ -135,7 +135,7 @@ class Demo:
     def wait_phase_run(self, engagement_id: str, phase: Phase) -> None:
         def probe() -> bool:
             with transaction(self.rt.sessions) as session:
-                run = engagements.find_phase_run(session, engagement_id, phase)
+                run = phases.find_phase_run(session, engagement_id, phase)
                 return run is not None and run.kickoff_ts is not None
         wait_for(f"{engagement_id} {phase.value} to start", probe)
         self.say(engagement_id, f"{phase.heading} kicked off")

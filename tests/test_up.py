@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ops.local import prefect_api
 from phasegate.ops.readiness import prefect_problem
@@ -166,7 +166,7 @@ def paused(run_id: str) -> bool:
 
 def development_kicked_off(world: World) -> bool:
     with transaction(world.demo.rt.sessions) as session:
-        run = engagements.find_phase_run(session, "acme-churn", Phase.DEVELOPMENT)
+        run = phases.find_phase_run(session, "acme-churn", Phase.DEVELOPMENT)
         return run is not None and run.kickoff_ts is not None
 
 
