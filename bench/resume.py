@@ -49,8 +49,8 @@ from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
 from phasegate.ops.local import stop_process
-from phasegate.sandbox import demo as sandbox_demo
-from phasegate.sandbox.demo import Demo, local_world, wait_for
+from phasegate.sandbox import world as sandbox_world
+from phasegate.sandbox.world import Demo, local_world, wait_for
 from phasegate.settings import Settings
 from phasegate.states import Outcome
 
@@ -171,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.samples = 2
-    sandbox_demo.console.quiet = True  # the demo's narration; this prints a table
+    sandbox_world.console.quiet = True  # the demo's narration; this prints a table
     home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
     settings = Settings(home=home, database_url="", watch_interval_seconds=86400)  # no watch nudges mid-sample
     template = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")

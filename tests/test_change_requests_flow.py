@@ -23,7 +23,7 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.sandbox.demo import Demo, local_world, wait_for
+from phasegate.sandbox.world import Demo, local_world, wait_for
 from phasegate.settings import Settings
 from phasegate.slack.signature import sign
 from phasegate.states import ChangeRequestState

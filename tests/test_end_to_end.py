@@ -30,7 +30,8 @@ from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow
 from phasegate.orchestration.resume import resume_when_paused
-from phasegate.sandbox.demo import Demo, local_world
+from phasegate.sandbox.demo import acme_churn, globex_forecast
+from phasegate.sandbox.world import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
 
@@ -65,7 +66,7 @@ def top_level(world: Demo, channel: str) -> list[str]:
 
 
 def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
-    world.acme()
+    acme_churn(world)
     with transaction(world.rt.sessions) as session:
         row = engagements.get(session, "acme-churn")
         assert row.state is EngagementState.COMPLETED
@@ -112,7 +113,7 @@ def row_start(session: Any) -> dt.date:
 
 
 def test_globex_extends_then_stops(world: Demo) -> None:
-    world.globex()
+    globex_forecast(world)
     with transaction(world.rt.sessions) as session:
         row = engagements.get(session, "globex-forecast")
         assert row.state is EngagementState.CLOSED

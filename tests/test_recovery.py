@@ -27,7 +27,7 @@ from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow, utcnow
 from phasegate.orchestration.runs import PrefectRuns
-from phasegate.sandbox.demo import Demo, local_world
+from phasegate.sandbox.world import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, RunHealth, Via
 

@@ -38,11 +38,11 @@ from phasegate.ops.local import Stack, prefect_api, wait_healthy
 from phasegate.ops.servers import free_port
 from phasegate.orchestration.names import WATCH_DEPLOYMENT_NAME, WATCH_FLOW, WORK_POOL
 from phasegate.orchestration.runtime import Runtime
-from phasegate.sandbox.demo import SECRET, Demo, world_settings
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.sandbox.world import SECRET, Demo, world_settings
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, Outcome, Via
 

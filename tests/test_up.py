@@ -34,10 +34,10 @@ from phasegate.ops.local import prefect_api
 from phasegate.ops.readiness import prefect_problem
 from phasegate.ops.servers import free_port
 from phasegate.orchestration.runtime import Runtime
-from phasegate.sandbox.demo import Demo, seed_jira, world_settings
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.world import Demo, seed_jira, world_settings
 from phasegate.settings import Settings
 from phasegate.states import GateState, Outcome
 
