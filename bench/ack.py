@@ -40,14 +40,15 @@ from starlette.routing import Route
 from bench.load import Generator, Job, Result
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, DecisionRow, GateRow, utcnow
 from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.evidence import Snapshot
 from phasegate.settings import Settings
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import verify
 from phasegate.states import AuditKind, GateState
 
@@ -114,8 +115,8 @@ def open_gates(rt: Runtime, template: Engagement, prefix: str, count: int) -> li
         for n in range(count):
             config = Engagement.model_validate(data | {"id": f"{prefix}-{n:04d}", "slack_channel": f"C0B{prefix.upper()}{n:04d}"})
             engagements.register(session, config)
-            engagements.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
-                                    today=config.start_date)
+            phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
+                               today=config.start_date)
             snapshot = Snapshot(engagement_id=config.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
                                 milestones=[], metrics=[], criteria=[])
             gate = gates.open_gate(session, snapshot, requested_by=config.pm_slack_user,

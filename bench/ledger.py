@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, utcnow
 from phasegate.reports.portfolio import PAGE, page, status_rows
@@ -44,8 +44,8 @@ def fill(factory: sessionmaker[Session], count: int, events: int) -> None:
             config = Engagement.model_validate(template | {"id": f"bench-{n:05d}", "name": f"Bench {n}",
                                                            "slack_channel": f"C0BENCH{n:05d}"})
             engagements.register(session, config)
-            engagements.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
-                                    today=config.start_date)
+            phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
+                               today=config.start_date)
             if n % 3 == 0:
                 snapshot = Snapshot(engagement_id=config.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
                                     milestones=[], metrics=[], criteria=[])

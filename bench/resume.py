@@ -45,12 +45,12 @@ from bench.bare_flow import DEPLOYMENT as ANCHOR_DEPLOYMENT
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.gates import operations
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
 from phasegate.ops.local import stop_process
-from phasegate.sandbox import demo as sandbox_demo
-from phasegate.sandbox.demo import Demo, local_world, wait_for
+from phasegate.sandbox import world as sandbox_world
+from phasegate.sandbox.world import Demo, local_world, wait_for
 from phasegate.settings import Settings
 from phasegate.states import Outcome
 
@@ -123,7 +123,7 @@ def phasegate_sample(world: Demo, client: SyncPrefectClient, run_id: str,
     next_task = first_task_after(client, run_id, started)
     resumed = resumed_after(client, run_id, started)
     with transaction(world.rt.sessions) as session:
-        run = engagements.phase_run(session, gate.engagement_id, Phase.DEVELOPMENT).flow_run_id
+        run = phases.phase_run(session, gate.engagement_id, Phase.DEVELOPMENT).flow_run_id
     paused(client, str(run))  # development waits for its timebox: the machine is quiet again
     return resumed, next_task, kickoff
 
@@ -171,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.samples = 2
-    sandbox_demo.console.quiet = True  # the demo's narration; this prints a table
+    sandbox_world.console.quiet = True  # the demo's narration; this prints a table
     home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
     settings = Settings(home=home, database_url="", watch_interval_seconds=86400)  # no watch nudges mid-sample
     template = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements
+from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ledger.models import utcnow
 from phasegate.orchestration.runtime import Runtime
@@ -95,8 +95,8 @@ def main() -> None:
         with transaction(rt.sessions) as session:
             for config in configs:
                 engagements.register(session, config)
-                engagements.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user,
-                                        flow_run_id=None, today=dt.date.today())
+                phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user,
+                                   flow_run_id=None, today=dt.date.today())
         started = time.perf_counter()
         now = utcnow()
         collected = collect.collect(rt, collect.due(rt, now, force=True), now)

@@ -1,6 +1,6 @@
 """Lengths of the ledger's bounded text columns that engagement-file values are stored in.
 
-The schema (`configs/schema.py`) and the ledger models (`phasegate/ledger/models.py`) both read
+The schema (`configs/schema.py`) and the ledger models (`phasegate/ledger/models/`) both read
 these, so a value the schema accepts always fits its column: a longer one is a schema error
 naming the field, never a database error on PostgreSQL after the file was accepted (SQLite
 does not enforce the lengths at all, so only one backend would have noticed).

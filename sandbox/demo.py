@@ -2,7 +2,8 @@
 
 Local stand-ins answer for Slack, Jira and an MLflow-style metric server; a local Prefect server
 runs the flows; scripted approvers answer the gates with signed requests to the real Slack
-endpoint. The vendor's work is simulated by moving Jira issues and metric values.
+endpoint. The vendor's work is simulated by moving Jira issues and metric values. The world and
+the scripted users' actions are in sandbox/world.py; this module holds the two scripts.
 
 - acme-churn: scope drift found and covered by an approved change request (the PoC timebox moves),
   a second request rejected (sandbox/demo_changes.py), a weekly report; G1 GO, G2 GO, handover
@@ -16,222 +17,80 @@ import contextvars
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Callable
 
-from pydantic import SecretStr
-from rich.console import Console
-
-from phasegate.configs.loader import engagement_files, load_engagement
-from phasegate.configs.schema import Engagement, Phase
-from phasegate.errors import PolicyError, ServiceUnavailable
+from phasegate.configs.schema import Phase
 from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
-from phasegate.ledger.db import transaction, upgrade
-from phasegate.ledger.models import GateRow
-from phasegate.ops.local import Stack
-from phasegate.ops.stack import start_endpoint
-from phasegate.orchestration.runtime import Runtime
-from phasegate.rules import policy
+from phasegate.ledger.db import transaction
 from phasegate.sandbox import demo_changes
-from phasegate.sandbox.standins.jira_api import JiraStandin
-from phasegate.sandbox.standins.metrics_api import MetricsStandin
-from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.sandbox.world import Demo, console, local_world
 from phasegate.settings import Settings
-from phasegate.states import EngagementState, GateState, Outcome, Via
-
-T = TypeVar("T")
-SECRET = "demo-signing-secret"
-console = Console(soft_wrap=True)
+from phasegate.states import Outcome, Via
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise ServiceUnavailable(f"demo: timed out waiting for {what} (see the logs under ~/.phasegate/demo/logs)")
+def acme_churn(demo: Demo) -> None:
+    """acme-churn's script: three phases, two change requests, a weekly report, completed."""
+    e = "acme-churn"
+    demo.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
+    operations.start_phase(demo.rt, e, Phase.POC, "U0PMACME01")
+    demo.wait_phase_run(e, Phase.POC)
+    demo_changes.scope_and_changes(demo)
+    demo_changes.weekly(demo, e)
+    demo.finish_jira_work(e, Phase.POC)
+    demo.review(e)
+    g1 = demo.open_gate(e, Phase.POC)
+    demo.click(g1, "U0SPONSOR1", Outcome.GO)
+    demo.click(g1, "U0SPONSOR1", Outcome.GO)  # a double click records nothing more
+    demo.click(g1, "U0VENDLEAD", Outcome.GO)
+    demo.say(e, f"G1 decided: {demo.decided(g1).outcome.label}")  # type: ignore[union-attr]
+    demo.wait_phase_run(e, Phase.DEVELOPMENT)
+    demo.finish_jira_work(e, Phase.DEVELOPMENT)
+    demo.review(e)
+    g2 = demo.open_gate(e, Phase.DEVELOPMENT)
+    demo.click(g2, "U0SPONSOR1", Outcome.GO)
+    demo.click(g2, "U0TECHLEAD", Outcome.GO)
+    demo.say(e, f"G2 decided: {demo.decided(g2).outcome.label}")  # type: ignore[union-attr]
+    demo.wait_phase_run(e, Phase.HANDOVER)
+    demo.finish_jira_work(e, Phase.HANDOVER)
+    with transaction(demo.rt.sessions) as session:
+        config = engagements.config_of(engagements.get(session, e))
+        for key in ("pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"):
+            engagements.attest(session, config, Phase.HANDOVER, key, by="U0TECHLEAD",
+                               note="seen by the client tech lead", via=Via.CLI)
+    demo.say(e, "handover attestations recorded by <@U0TECHLEAD>")
+    demo.review(e)
+    g3 = demo.open_gate(e, Phase.HANDOVER)
+    demo.click(g3, "U0SPONSOR1", Outcome.ACCEPT)
+    demo.click(g3, "U0VENDLEAD", Outcome.ACCEPT)
+    demo.say(e, f"G3 decided: {demo.decided(g3).outcome.label}")  # type: ignore[union-attr]
+    demo.say(e, demo.ended(e))
 
 
-class Demo:
-    def __init__(self, rt: Runtime, slack: SlackStandin, jira_cloud: JiraStandin, jira_dc: JiraStandin,
-                 metrics: MetricsStandin, endpoint: str, api: str, log_dir: Path) -> None:
-        self.rt, self.slack, self.metrics = rt, slack, metrics
-        self.jira = {"acme-churn": jira_cloud, "globex-forecast": jira_dc}
-        self.jira_cloud, self.jira_dc = jira_cloud, jira_dc
-        self.endpoint, self.api, self.log_dir = endpoint, api, log_dir
-        self.stack: Stack | None = None  # what local_world started (a test may kill and restart the runner)
-
-    def engagement_ids(self) -> list[str]:
-        with transaction(self.rt.sessions) as session:
-            return [row.id for row in engagements.all_rows(session)]
-
-    def jira_for(self, engagement_id: str) -> JiraStandin:
-        """The stand-in answering for the engagement's Jira site (Cloud or Data Center)."""
-        with transaction(self.rt.sessions) as session:
-            config = engagements.config_of(engagements.get(session, engagement_id))
-        return self.jira_cloud if config.jira.deployment == "cloud" else self.jira_dc
-
-    def say(self, engagement_id: str, text: str) -> None:
-        console.print(f"[cyan]{engagement_id:16}[/cyan] {text}", highlight=False)
-
-    def user(self, user_id: str) -> SlackUser:
-        return SlackUser(user_id, endpoint=self.endpoint, signing_secret=SECRET, slack=self.slack)
-
-    def open_gate(self, engagement_id: str, phase: Phase, after: int = 0) -> GateRow:
-        """The gate prompt for this phase once it is posted (newer than gate id `after`)."""
-        def probe() -> GateRow | None:
-            with transaction(self.rt.sessions) as session:
-                return next((g for g in gates.open_gates(session, engagement_id)
-                             if g.phase is phase and g.id > after and g.message_ts), None)
-        gate = wait_for(f"{engagement_id} {phase.gate} to open", probe)
-        self.say(engagement_id, f"{phase.gate} open (gate {gate.id}), evidence digest {gate.digest[:16]}…")
-        return gate
-
-    def decided(self, gate: GateRow) -> GateRow:
-        def probe() -> GateRow | None:
-            with transaction(self.rt.sessions) as session:
-                row = gates.by_id(session, gate.id)
-                return row if row.state is GateState.DECIDED else None
-        return wait_for(f"gate {gate.id} to be decided", probe)
-
-    def answered(self, gate_id: int, user: str) -> bool:
-        with transaction(self.rt.sessions) as session:
-            return any(d.approver == user for d in gates.decisions(session, gate_id))
-
-    def click(self, gate: GateRow, user: str, outcome: Outcome, reason: str = "") -> None:
-        clicker = self.user(user)
-        assert gate.message_ts is not None
-        with transaction(self.rt.sessions) as session:
-            unmet = gates.snapshot_of(session, gates.by_id(session, gate.id)).unmet
-        if outcome.passes and unmet and not reason:  # the gate opened before the scripted work was done
-            reason = "waiver: the work was finished after the evidence was frozen"
-        if policy.needs_reason(outcome, unmet):
-            response = clicker.answer_with_reason(gate.id, outcome, gate.channel, gate.message_ts, reason)
-        else:
-            ts = gate.message_ts
-            response = clicker.persist(lambda: clicker.click_payload(gate.id, outcome, gate.channel, ts),
-                                       lambda: self.answered(gate.id, user))
-        response.raise_for_status()
-        self.say(gate.engagement_id, f"  <@{user}> clicked {outcome.label}" + (f" ({reason})" if reason else ""))
-
-    def finish_jira_work(self, engagement_id: str, phase: Phase) -> None:
-        """The vendor closes the milestone issues phasegate created or linked (items that take an
-        attestation are left to the approvers)."""
-        def probe() -> list[str] | None:
-            with transaction(self.rt.sessions) as session:
-                config = engagements.config_of(engagements.get(session, engagement_id))
-                links = engagements.links(session, engagement_id, phase)
-            wanted = {m.key for m in config.phases.of(phase).milestones if not m.attestation}
-            return [links[key] for key in wanted] if wanted <= set(links) else None
-        for issue in wait_for(f"{engagement_id} {phase.value} milestones in Jira", probe):
-            self.jira[engagement_id].set_status(issue, "Done", done=True)
-
-    def wait_phase_run(self, engagement_id: str, phase: Phase) -> None:
-        def probe() -> bool:
-            with transaction(self.rt.sessions) as session:
-                run = engagements.find_phase_run(session, engagement_id, phase)
-                return run is not None and run.kickoff_ts is not None
-        wait_for(f"{engagement_id} {phase.value} to start", probe)
-        self.say(engagement_id, f"{phase.heading} kicked off")
-
-    def ended(self, engagement_id: str) -> str:
-        def probe() -> str | None:
-            with transaction(self.rt.sessions) as session:
-                row = engagements.get(session, engagement_id)
-                if row.state in (EngagementState.CLOSED, EngagementState.COMPLETED):
-                    return f"{row.state.value}: {row.closed_reason}"
-                return None
-        return wait_for(f"{engagement_id} to end", probe)
-
-    def review(self, engagement_id: str) -> None:
-        """The PM asks for the gate review once the current timebox is open."""
-        def probe() -> bool:
-            try:
-                operations.request_review(self.rt, engagement_id)
-                return True
-            except PolicyError:
-                return False
-        wait_for(f"{engagement_id} to accept a gate review", probe)
-
-    def acme(self) -> None:
-        e = "acme-churn"
-        self.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
-        operations.start_phase(self.rt, e, Phase.POC, "U0PMACME01")
-        self.wait_phase_run(e, Phase.POC)
-        demo_changes.scope_and_changes(self)
-        demo_changes.weekly(self, e)
-        self.finish_jira_work(e, Phase.POC)
-        self.review(e)
-        g1 = self.open_gate(e, Phase.POC)
-        self.click(g1, "U0SPONSOR1", Outcome.GO)
-        self.click(g1, "U0SPONSOR1", Outcome.GO)  # a double click records nothing more
-        self.click(g1, "U0VENDLEAD", Outcome.GO)
-        self.say(e, f"G1 decided: {self.decided(g1).outcome.label}")  # type: ignore[union-attr]
-        self.wait_phase_run(e, Phase.DEVELOPMENT)
-        self.finish_jira_work(e, Phase.DEVELOPMENT)
-        self.review(e)
-        g2 = self.open_gate(e, Phase.DEVELOPMENT)
-        self.click(g2, "U0SPONSOR1", Outcome.GO)
-        self.click(g2, "U0TECHLEAD", Outcome.GO)
-        self.say(e, f"G2 decided: {self.decided(g2).outcome.label}")  # type: ignore[union-attr]
-        self.wait_phase_run(e, Phase.HANDOVER)
-        self.finish_jira_work(e, Phase.HANDOVER)
-        with transaction(self.rt.sessions) as session:
-            config = engagements.config_of(engagements.get(session, e))
-            for key in ("pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"):
-                engagements.attest(session, config, Phase.HANDOVER, key, by="U0TECHLEAD",
-                                   note="seen by the client tech lead", via=Via.CLI)
-        self.say(e, "handover attestations recorded by <@U0TECHLEAD>")
-        self.review(e)
-        g3 = self.open_gate(e, Phase.HANDOVER)
-        self.click(g3, "U0SPONSOR1", Outcome.ACCEPT)
-        self.click(g3, "U0VENDLEAD", Outcome.ACCEPT)
-        self.say(e, f"G3 decided: {self.decided(g3).outcome.label}")  # type: ignore[union-attr]
-        self.say(e, self.ended(e))
-
-    def globex(self) -> None:
-        e = "globex-forecast"
-        self.metrics.set("globex-poc", f1=0.74)
-        with transaction(self.rt.sessions) as session:
-            config = engagements.config_of(engagements.get(session, e))
-            engagements.submit_metric(session, config, "data_quality_score", "0.94", by="U0PMGLOBEX")
-        operations.start_phase(self.rt, e, Phase.POC, "U0PMGLOBEX")
-        self.wait_phase_run(e, Phase.POC)
-        self.finish_jira_work(e, Phase.POC)
-        self.review(e)
-        g1 = self.open_gate(e, Phase.POC)
-        # G1's evidence is frozen once its prompt is posted, so the extension's work can show now. Set
-        # before the EXTEND: when the extension's two weeks are already over on the calendar, its gate
-        # opens at once and must not read the old F1.
-        self.metrics.set("globex-poc", f1=0.76)
-        self.click(g1, "U0QUANTIX1", Outcome.EXTEND, "F1 0.74 is under 0.80; two more weeks on feature engineering")
-        self.say(e, f"G1 decided: {self.decided(g1).outcome.label}; a new 2-week timebox starts")  # type: ignore[union-attr]
-        demo_changes.weekly(self, e)
-        self.review(e)
-        g1b = self.open_gate(e, Phase.POC, after=g1.id)
-        self.click(g1b, "U0LEEPARK1", Outcome.NO_GO, "F1 plateaued at 0.76 after the extension; not worth building")
-        self.say(e, f"G1 decided: {self.decided(g1b).outcome.label}")  # type: ignore[union-attr]
-        self.say(e, self.ended(e))
-
-
-def seed_jira(jira: JiraStandin, engagement: Engagement) -> None:
-    """The engagement's Jira project, where phasegate creates the milestone issues at kickoff, and
-    the existing issues that milestones name by `jira_issue` (open, under the milestone's title), so
-    they show as evidence rather than missing."""
-    jira.add_project(engagement.jira.project)
-    for phase in Phase:
-        for milestone in engagement.phases.of(phase).milestones:
-            key = milestone.jira_issue
-            if key is None or key.upper() in jira.issue_keys():
-                continue
-            jira.add_project(key.rsplit("-", 1)[0])
-            jira.add_issue(key.rsplit("-", 1)[0], milestone.title, key=key)
+def globex_forecast(demo: Demo) -> None:
+    """globex-forecast's script: a PoC extended once, a weekly report, then stopped."""
+    e = "globex-forecast"
+    demo.metrics.set("globex-poc", f1=0.74)
+    with transaction(demo.rt.sessions) as session:
+        config = engagements.config_of(engagements.get(session, e))
+        engagements.submit_metric(session, config, "data_quality_score", "0.94", by="U0PMGLOBEX")
+    operations.start_phase(demo.rt, e, Phase.POC, "U0PMGLOBEX")
+    demo.wait_phase_run(e, Phase.POC)
+    demo.finish_jira_work(e, Phase.POC)
+    demo.review(e)
+    g1 = demo.open_gate(e, Phase.POC)
+    # G1's evidence is frozen once its prompt is posted, so the extension's work can show now. Set
+    # before the EXTEND: when the extension's two weeks are already over on the calendar, its gate
+    # opens at once and must not read the old F1.
+    demo.metrics.set("globex-poc", f1=0.76)
+    demo.click(g1, "U0QUANTIX1", Outcome.EXTEND, "F1 0.74 is under 0.80; two more weeks on feature engineering")
+    demo.say(e, f"G1 decided: {demo.decided(g1).outcome.label}; a new 2-week timebox starts")  # type: ignore[union-attr]
+    demo_changes.weekly(demo, e)
+    demo.review(e)
+    g1b = demo.open_gate(e, Phase.POC, after=g1.id)
+    demo.click(g1b, "U0LEEPARK1", Outcome.NO_GO, "F1 plateaued at 0.76 after the extension; not worth building")
+    demo.say(e, f"G1 decided: {demo.decided(g1b).outcome.label}")  # type: ignore[union-attr]
+    demo.say(e, demo.ended(e))
 
 
 def demo_settings(base: Settings) -> Settings:
@@ -241,70 +100,23 @@ def demo_settings(base: Settings) -> Settings:
     return Settings(home=home, database_url="")
 
 
-def world_settings(settings: Settings, slack: SlackStandin, metrics: MetricsStandin, cloud: JiraStandin,
-                   dc: JiraStandin, sites: dict[str, str] | None = None) -> Settings:
-    """`settings` pointed at the stand-ins: what this process uses, and what the served flows get
-    through their environment."""
-    return settings.model_copy(update={
-        "slack_api_url": slack.base_url, "slack_bot_token": SecretStr(slack.bot_token),
-        "slack_signing_secret": SecretStr(SECRET), "metrics_base_url": metrics.url,
-        "jira_sites": sites if sites is not None else {"https://acme.atlassian.net": cloud.url,
-                                                       "https://jira.globex.example": dc.url},
-        "jira_email": cloud.email, "jira_api_token": SecretStr(cloud.api_token), "jira_pat": SecretStr(dc.pat),
-        "slack_port": 0, "prefect_port": 0,  # any free port
-    })
-
-
-@contextmanager
-def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator[Demo]:
-    """Stand-ins, a local Prefect server (always a new one, never the configured PREFECT_API_URL),
-    the served flows and the Slack endpoint, all on loopback; everything is stopped on exit.
-    `files`: the engagements to register (default: the demo's); each file's Jira site is answered by
-    the Cloud or the Data Center stand-in, with its project and its linked issues seeded."""
-    loaded = [load_engagement(path) for path in (files if files is not None else engagement_files())]
-    slack, metrics = SlackStandin(), MetricsStandin()
-    cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
-    with ExitStack() as standins:
-        for standin in (slack, metrics, cloud, dc):
-            standin.start()
-            standins.callback(standin.stop)
-        for engagement in loaded:
-            seed_jira(cloud if engagement.jira.deployment == "cloud" else dc, engagement)
-        sites = {e.jira.url: (cloud if e.jira.deployment == "cloud" else dc).url for e in loaded}
-        world = world_settings(settings, slack, metrics, cloud, dc, sites)
-        upgrade(world.ledger_url)
-        with Stack(world, prefect_home=settings.home / "prefect") as stack:
-            rt = Runtime(world)
-            stack.callback(rt.close)
-            with console.status("starting a local Prefect server and serving the phase flow"):
-                api = stack.prefect_server()
-                stack.flows()
-                endpoint = start_endpoint(stack, rt)  # port 0: any free port
-            with transaction(rt.sessions) as session:
-                for engagement in loaded:
-                    engagements.register(session, engagement)
-            demo = Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
-            demo.stack = stack
-            yield demo
-
-
 def run_demo(base: Settings, keep: bool = False) -> None:
     started = time.monotonic()
     with local_world(demo_settings(base)) as demo:
         console.print(f"Prefect UI at {demo.api.removesuffix('/api')}, Slack endpoint at {demo.endpoint}")
         failures: list[BaseException] = []
 
-        def guarded(script: Callable[[], None]) -> Callable[[], None]:
+        def guarded(script: Callable[[Demo], None]) -> Callable[[], None]:
             def run() -> None:
                 try:
-                    script()
+                    script(demo)
                 except BaseException as exc:  # reported below, after both scripts stop
                     failures.append(exc)
             return run
 
         # each script runs in a copy of this context, which points Prefect's client at the local server
         threads = [threading.Thread(target=contextvars.copy_context().run, args=(guarded(s),), daemon=True)
-                   for s in (demo.acme, demo.globex)]
+                   for s in (acme_churn, globex_forecast)]
         for thread in threads:
             thread.start()
         try:

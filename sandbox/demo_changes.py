@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
@@ -26,17 +26,13 @@ from phasegate.ledger.models import ChangeRequestRow, WeeklyReportRow
 from phasegate.orchestration.names import WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
 from phasegate.rules import drift
 from phasegate.rules.change_requests import Draft
+from phasegate.sandbox.world import Demo, wait_for
 from phasegate.states import ChangeSource, ReportKind
-
-if TYPE_CHECKING:
-    from phasegate.sandbox.demo import Demo
 
 PM, SPONSOR, VENDOR_LEAD, TECH_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD", "U0TECHLEAD"
 
 
 def _request(demo: Demo, engagement_id: str, number: int, ready: Any, what: str) -> ChangeRequestRow:
-    from phasegate.sandbox.demo import wait_for
-
     def probe() -> ChangeRequestRow | None:
         with transaction(demo.rt.sessions) as session:
             row = crs.by_number(session, engagement_id, number)
@@ -66,8 +62,6 @@ def _answer(demo: Demo, cr: ChangeRequestRow, user: str, answer: str, reason: st
     seen = len(demo.slack.views)
     clicker.persist(payload, recorded).raise_for_status()
     if reason:
-        from phasegate.sandbox.demo import wait_for
-
         view = wait_for("the reason modal", lambda: demo.slack.views[seen] if len(demo.slack.views) > seen else None)
         clicker.submit_persisting(view, reason).raise_for_status()
     demo.say(cr.engagement_id, f"  <@{user}> clicked {answer.title()} on CR-{cr.number}"
@@ -85,8 +79,6 @@ def _file(demo: Demo, engagement_id: str, draft: Draft, by: str) -> ChangeReques
 
 def scope_and_changes(demo: Demo) -> None:
     """Drift found, a change request covering it approved (timebox moved), another rejected."""
-    from phasegate.sandbox.demo import wait_for
-
     e = "acme-churn"
 
     def baseline_with_issues() -> str | None:

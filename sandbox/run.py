@@ -15,8 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 from phasegate.ops.servers import ServerHandle
-from phasegate.sandbox.demo import SECRET, Demo, local_world
 from phasegate.sandbox.page import World, create_page
+from phasegate.sandbox.world import SECRET, Demo, local_world
 from phasegate.settings import Settings
 
 console = Console(soft_wrap=True)

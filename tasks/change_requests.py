@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from phasegate.configs.schema import Engagement
 from phasegate.errors import ServiceUnavailable
-from phasegate.ledger import audit, engagements
+from phasegate.ledger import audit, engagements, phases
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.messages import changes as cr_messages
@@ -89,7 +89,7 @@ def wake_phase(rt: Runtime, cr_id: int) -> bool:
     """Nudge the running phase run so it re-reads its timebox and file from the ledger now."""
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
-        run = engagements.find_phase_run(session, cr.engagement_id, cr.phase)
+        run = phases.find_phase_run(session, cr.engagement_id, cr.phase)
         run_id = run.flow_run_id if run is not None else None
     if not run_id:
         return False

@@ -10,7 +10,7 @@ from phasegate.changes import jira_import as cr_import
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PhasegateError, ServiceUnavailable
 from phasegate.gates import answers, collection
-from phasegate.ledger import audit, engagements, gates, scope
+from phasegate.ledger import audit, engagements, gates, phases, scope
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.messages import marks as post_marks
@@ -64,7 +64,7 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
 def timebox_due(rt: Runtime, engagement: Engagement, phase: Phase) -> tuple[int, bool]:
     """(current timebox, whether its gate is due: the timebox ended or the PM asked for the review)."""
     with transaction(rt.sessions) as session:
-        box = engagements.current_timebox(session, engagement.id, phase)
+        box = phases.current_timebox(session, engagement.id, phase)
         return box.number, box.due(dt.datetime.now(engagement.tz).date())
 
 
@@ -76,7 +76,7 @@ def post_prompt(rt: Runtime, gate_id: int) -> None:
         if gate.message_ts:
             return
         text, blocks = render(session, gate)
-        channel, kickoff = gate.channel, engagements.phase_run(session, gate.engagement_id, gate.phase).kickoff_ts
+        channel, kickoff = gate.channel, phases.phase_run(session, gate.engagement_id, gate.phase).kickoff_ts
         mark, oldest = post_marks.gate_prompt(gate), post_marks.oldest(gate.opened_at)
     ts = rt.chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(rt.sessions) as session:
@@ -180,7 +180,7 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
-        box, created = engagements.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons))
+        box, created = phases.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons))
         ends_on, weeks = box.ends_on, box.weeks
     if not created:
         return None

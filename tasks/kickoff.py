@@ -10,7 +10,7 @@ import datetime as dt
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import IntegrationError
-from phasegate.ledger import audit, engagements
+from phasegate.ledger import audit, engagements, phases
 from phasegate.ledger import scope as scope_ledger
 from phasegate.ledger.db import transaction
 from phasegate.messages import gates as messages
@@ -37,8 +37,8 @@ def handover_warning(engagement: Engagement, weeks_before: int) -> str | None:
 @ledger_task
 def begin_phase(rt: Runtime, engagement: Engagement, phase: Phase, requested_by: str, flow_run_id: str | None) -> None:
     with transaction(rt.sessions) as session:
-        engagements.start_phase(session, engagement, phase, requested_by=requested_by, flow_run_id=flow_run_id,
-                                today=dt.datetime.now(engagement.tz).date())
+        phases.start_phase(session, engagement, phase, requested_by=requested_by, flow_run_id=flow_run_id,
+                           today=dt.datetime.now(engagement.tz).date())
 
 
 @outside_task
@@ -46,12 +46,12 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     """Post the kickoff once per phase and return its ts (the thread for everything that follows); a
     kickoff Slack has but the ledger lacks (its answer was lost) is found in the channel, not posted again."""
     with transaction(rt.sessions) as session:
-        run = engagements.phase_run(session, engagement.id, phase)
+        run = phases.phase_run(session, engagement.id, phase)
         if run.kickoff_ts:
             return run.kickoff_ts
         started_at = run.started_at
-        box = engagements.current_timebox(session, engagement.id, phase)
-        before = sum(engagements.weeks_used(session, engagement.id, p) or engagement.phases.of(p).planned_weeks
+        box = phases.current_timebox(session, engagement.id, phase)
+        before = sum(phases.weeks_used(session, engagement.id, p) or engagement.phases.of(p).planned_weeks
                      for p in (Phase.POC, Phase.DEVELOPMENT))  # booked weeks, or the plan where none are
     config = engagement.phases.of(phase)
     lines = [f":rocket: *{phase.heading}* started for *{engagement.name}* (vendor {engagement.vendor}).",
@@ -67,7 +67,7 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
     ts = rt.chat.post_marked(engagement.slack_channel, text, messages.kickoff(text, engagement.id, phase.value, attestable),
                              post_marks.kickoff(engagement.id, phase), oldest=post_marks.oldest(started_at))
     with transaction(rt.sessions) as session:
-        engagements.phase_run(session, engagement.id, phase).kickoff_ts = ts
+        phases.phase_run(session, engagement.id, phase).kickoff_ts = ts
         audit.record(session, engagement.id, AuditKind.KICKOFF_POSTED, phase.value, ts=ts, warning=warning)
     return ts
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules import policy
@@ -28,14 +28,14 @@ def phase_to_run(rt: Runtime, engagement: Engagement, phase: Phase, flow_run_id:
         current = engagements.get(session, engagement.id).current_phase
         if current is None or order.index(current) <= order.index(phase):
             return phase
-        run = engagements.phase_run(session, engagement.id, current)
+        run = phases.phase_run(session, engagement.id, current)
         return current if flow_run_id is not None and run.flow_run_id == flow_run_id else None
 
 
 @ledger_task
 def advance_requested(rt: Runtime, engagement: Engagement, phase: Phase) -> bool:
     with transaction(rt.sessions) as session:
-        return engagements.phase_run(session, engagement.id, phase).advance_requested
+        return phases.phase_run(session, engagement.id, phase).advance_requested
 
 
 def gate_summary(rt: Runtime, gate_id: int) -> str:

@@ -17,7 +17,7 @@ from click.testing import Result
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import GateRow, utcnow
 from phasegate.orchestration.runtime import Runtime
@@ -64,8 +64,8 @@ def open_gate(sessions: sessionmaker[Session], engagement: Engagement, *, reques
     requester = requested_by or engagement.pm_slack_user
     with transaction(sessions) as session:
         engagements.register(session, engagement)
-        engagements.start_phase(session, engagement, Phase.POC, requested_by=requester, flow_run_id=None,
-                                today=today or engagement.start_date)
+        phases.start_phase(session, engagement, Phase.POC, requested_by=requester, flow_run_id=None,
+                           today=today or engagement.start_date)
         snapshot = Snapshot(engagement_id=engagement.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
                             milestones=[], metrics=[], criteria=[])
         return gates.open_gate(session, snapshot, requested_by=requester, flow_run_id=flow_run_id,

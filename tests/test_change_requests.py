@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import GateClosed, InvalidRequest, NotFound, PolicyError
-from phasegate.ledger import change_decisions, engagements
+from phasegate.ledger import change_decisions, engagements, phases
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import AuditEventRow, BaselineRow, ChangeDecisionRow, ChangeRequestRow
@@ -106,7 +106,7 @@ def test_quorum_sides_and_self_approval_then_a_new_baseline(rt: Runtime, acme: E
         v2 = crs.baseline(session, "acme-churn")
         assert v2 is not None and v2.version == 2
         assert v2.scope["items"]["poc"][-1] == "label-audit" and v2.scope["change_spent"] == 20_000
-        box = engagements.current_timebox(session, "acme-churn", Phase.POC)
+        box = phases.current_timebox(session, "acme-churn", Phase.POC)
         assert box.ends_on == acme.start_date + dt.timedelta(weeks=8, days=14)
         assert crs.days_booked(session, "acme-churn", Phase.POC) == 70
         kinds = [e.kind for e in session.scalars(select(AuditEventRow).where(AuditEventRow.subject.in_(

@@ -12,7 +12,7 @@ from test_cli import ACME_FILE, Invoke, ok, refused, write_yaml
 
 from phasegate.configs.loader import load_engagement
 from phasegate.configs.schema import Phase
-from phasegate.ledger import engagements
+from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AuditEventRow, ChangeRequestRow
 
@@ -24,8 +24,8 @@ def start_poc(home: Path) -> None:
     engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
     engagement = load_engagement(ACME_FILE)
     with transaction(sessions(engine)) as session:
-        engagements.start_phase(session, engagement, Phase.POC, requested_by=PM, flow_run_id=None,
-                                today=dt.date(2026, 8, 3))
+        phases.start_phase(session, engagement, Phase.POC, requested_by=PM, flow_run_id=None,
+                           today=dt.date(2026, 8, 3))
         engagements.record_baseline(session, "acme-churn", {
             "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,
                                  "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in Phase},

@@ -20,10 +20,10 @@ from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
 from phasegate.ledger import change_requests as crs
-from phasegate.ledger import engagements
+from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.sandbox.demo import Demo, local_world, wait_for
+from phasegate.sandbox.world import Demo, local_world, wait_for
 from phasegate.settings import Settings
 from phasegate.slack.signature import sign
 from phasegate.states import ChangeRequestState
@@ -143,7 +143,7 @@ def test_slash_command_to_new_baseline_and_moved_timebox(world: Demo) -> None:
     with transaction(world.rt.sessions) as session:
         assert [(d.approver, d.outcome.value) for d in crs.decisions(session, approved.id)] == [
             ("U0SPONSOR1", "approve"), ("U0VENDLEAD", "approve")]
-        assert engagements.current_timebox(session, ENGAGEMENT, Phase.POC).ends_on == today
+        assert phases.current_timebox(session, ENGAGEMENT, Phase.POC).ends_on == today
     gate = world.open_gate(ENGAGEMENT, Phase.POC)  # the suspended phase run re-read its timebox
     assert gate.timebox == 1
     assert "Decided" not in json.dumps(world.slack.message(CHANNEL, approved.message_ts).blocks)

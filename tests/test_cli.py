@@ -27,7 +27,7 @@ from sqlalchemy import select
 from phasegate.cli.main import guarded
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
-from phasegate.ledger import engagements
+from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AttestationRow, EngagementRow, MetricSubmissionRow
 from phasegate.orchestration.runtime import Runtime
@@ -69,8 +69,8 @@ def test_status_shows_engagements_in_progress_a_page_at_a_time(cli: Invoke, home
         ok(cli("engagement", "create", str(write_yaml(home / f"eng-{n}.yaml", data))))
     with ledger_of(home) as session:
         config = engagements.config_of(engagements.get(session, "eng-0"))
-        engagements.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
-                                today=config.start_date)
+        phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
+                           today=config.start_date)
         engagements.close(session, "eng-0", EngagementState.CLOSED, "NO-GO at G1")
     default = ok(cli("status"))
     assert "eng-0" not in default and all(f"eng-{n}" in default for n in (1, 2, 3))

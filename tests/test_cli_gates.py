@@ -134,7 +134,7 @@ def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke,
 @pytest.fixture
 def failing_gate_id(cli_ledger_url: str) -> int:
     """An open G1 for acme-churn whose frozen evidence fails one exit criterion."""
-    from phasegate.ledger import engagements
+    from phasegate.ledger import engagements, phases
     from phasegate.ledger.db import transaction
     from phasegate.ledger.models import utcnow
     from phasegate.rules.evidence import CriterionEvidence, Result, Snapshot
@@ -144,8 +144,8 @@ def failing_gate_id(cli_ledger_url: str) -> int:
     try:
         with transaction(sessions(engine)) as session:
             engagements.register(session, acme)
-            engagements.start_phase(session, acme, Phase.POC, requested_by=acme.pm_slack_user, flow_run_id=None,
-                                    today=acme.start_date)
+            phases.start_phase(session, acme, Phase.POC, requested_by=acme.pm_slack_user, flow_run_id=None,
+                               today=acme.start_date)
             failing = CriterionEvidence(label="f1 >= 0.85", result=Result.FAIL, seen="0.8")
             snapshot = Snapshot(engagement_id=acme.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
                                 milestones=[], metrics=[], criteria=[failing])

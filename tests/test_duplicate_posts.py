@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import change_requests as crs
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
 from phasegate.orchestration.runtime import Runtime
@@ -46,7 +46,7 @@ def top_level(slack: SlackStandin, channel: str, fragment: str) -> list[Message]
 
 def kickoff_ts(rt: Runtime, engagement_id: str) -> str | None:
     with transaction(rt.sessions) as session:
-        return engagements.phase_run(session, engagement_id, Phase.POC).kickoff_ts
+        return phases.phase_run(session, engagement_id, Phase.POC).kickoff_ts
 
 
 def test_a_kickoff_whose_answer_is_lost_is_posted_once(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:

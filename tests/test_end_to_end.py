@@ -26,11 +26,12 @@ from phasegate.configs.schema import Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.gates import operations
 from phasegate.ledger import change_requests as crs
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow
 from phasegate.orchestration.resume import resume_when_paused
-from phasegate.sandbox.demo import Demo, local_world
+from phasegate.sandbox.demo import acme_churn, globex_forecast
+from phasegate.sandbox.world import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
 
@@ -66,7 +67,7 @@ def top_level(world: Demo, channel: str) -> list[str]:
 
 @pytest.mark.xdist_group("end-to-end-acme")  # the longest test: its own worker and world
 def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
-    world.acme()
+    acme_churn(world)
     with transaction(world.rt.sessions) as session:
         row = engagements.get(session, "acme-churn")
         assert row.state is EngagementState.COMPLETED
@@ -88,7 +89,7 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
         # the demo's change requests: drift covered by CR-1 (PoC a week longer), CR-2 rejected
         assert [(cr.state.value, cr.schedule_days) for cr in crs.all_for(session, "acme-churn")] == [
             ("approved", 7), ("rejected", 0)]
-        first_box = engagements.current_timebox(session, "acme-churn", Phase.POC)
+        first_box = phases.current_timebox(session, "acme-churn", Phase.POC)
         assert first_box.ends_on == row_start(session) + dt.timedelta(weeks=8, days=7)
         weekly = session.scalars(select(WeeklyReportRow).where(WeeklyReportRow.subject == "acme-churn")).all()
         assert len(weekly) == 1 and weekly[0].message_ts and weekly[0].chart_path
@@ -105,7 +106,7 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
     runs = settled_runs("acme-churn-", 3)  # one flow run carried the engagement through its three phases
     assert runs == {"acme-churn-poc": "COMPLETED", "acme-churn-cr-1": "COMPLETED", "acme-churn-cr-2": "COMPLETED"}
     with transaction(world.rt.sessions) as session:
-        assert len({r.flow_run_id for r in engagements.phase_runs(session, "acme-churn")}) == 1
+        assert len({r.flow_run_id for r in phases.phase_runs(session, "acme-churn")}) == 1
 
 
 def row_start(session: Any) -> dt.date:
@@ -113,7 +114,7 @@ def row_start(session: Any) -> dt.date:
 
 
 def test_globex_extends_then_stops(world: Demo) -> None:
-    world.globex()
+    globex_forecast(world)
     with transaction(world.rt.sessions) as session:
         row = engagements.get(session, "globex-forecast")
         assert row.state is EngagementState.CLOSED
@@ -122,8 +123,8 @@ def test_globex_extends_then_stops(world: Demo) -> None:
         assert [(g.timebox, g.outcome) for g in rows] == [(1, Outcome.EXTEND), (2, Outcome.NO_GO)]
         f1_seen = [next(c.seen for c in gates.snapshot_of(session, g).criteria if c.label.startswith("f1")) for g in rows]
         assert f1_seen == ["0.74", "0.76"]
-        assert engagements.weeks_used(session, "globex-forecast", Phase.POC) == 12
-        extension = engagements.current_timebox(session, "globex-forecast", Phase.POC)
+        assert phases.weeks_used(session, "globex-forecast", Phase.POC) == 12
+        extension = phases.current_timebox(session, "globex-forecast", Phase.POC)
         assert extension.reason.startswith("F1 0.74 is under 0.80")
     assert settled_runs("globex-forecast-", 1) == {"globex-forecast-poc": "COMPLETED"}  # no development run
 
@@ -166,7 +167,7 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
     assert answers == [("U0SPONSOR1", Outcome.GO, Via.PREFECT_UI), ("U0VENDLEAD", Outcome.GO, Via.PREFECT_UI)]
     world.wait_phase_run("acme-ui", Phase.DEVELOPMENT)  # kicked off by the same run, which carried on
     with transaction(world.rt.sessions) as session:
-        assert engagements.phase_run(session, "acme-ui", Phase.DEVELOPMENT).flow_run_id == run_id
+        assert phases.phase_run(session, "acme-ui", Phase.DEVELOPMENT).flow_run_id == run_id
     assert set(flow_runs("acme-ui-")) == {"acme-ui-poc"}
 
 
@@ -194,12 +195,12 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
                what="the PoC run to pause for the PM", interval=0.5)
     with transaction(world.rt.sessions) as session:
         with pytest.raises(NotFound):
-            engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT)
+            phases.phase_run(session, "acme-manual", Phase.DEVELOPMENT)
         assert [d.via for d in gates.decisions(session, gate.id)] == [Via.CLI, Via.CLI]
     assert operations.start_phase(world.rt, "acme-manual", Phase.DEVELOPMENT, "U0PMACME01") == first  # woken
     world.wait_phase_run("acme-manual", Phase.DEVELOPMENT)
     with transaction(world.rt.sessions) as session:
-        assert engagements.phase_run(session, "acme-manual", Phase.DEVELOPMENT).flow_run_id == first
+        assert phases.phase_run(session, "acme-manual", Phase.DEVELOPMENT).flow_run_id == first
 
 
 def test_a_go_carries_on_into_the_next_phase_in_the_same_flow_run(world: Demo) -> None:
@@ -219,7 +220,7 @@ def test_a_go_carries_on_into_the_next_phase_in_the_same_flow_run(world: Demo) -
         world.click(g1, approver, Outcome.GO)
     world.wait_phase_run("acme-carry", Phase.DEVELOPMENT)
     with transaction(world.rt.sessions) as session:
-        assert {r.phase: r.flow_run_id for r in engagements.phase_runs(session, "acme-carry")} == {
+        assert {r.phase: r.flow_run_id for r in phases.phase_runs(session, "acme-carry")} == {
             Phase.POC: run_id, Phase.DEVELOPMENT: run_id}
         poc_issues = set(engagements.links(session, "acme-carry", Phase.POC).values())
     assert set(flow_runs("acme-carry-")) == {"acme-carry-poc"}

@@ -26,7 +26,8 @@ from phasegate.ledger.models import AttestationRow, AuditEventRow, DecisionRow
 from phasegate.ops.servers import ServerHandle, serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import sign
 from phasegate.states import Outcome, Via
 from phasegate.text import mrkdwn

@@ -16,7 +16,8 @@ from phasegate.errors import EvidenceUnavailable
 from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
 from phasegate.integrations.jql import build_jql, quote
 from phasegate.sandbox.standins.jira_api import JiraStandin
-from phasegate.sandbox.standins.jql_parser import BoolOp, Clause, JqlError, parse, tokenize
+from phasegate.sandbox.standins.jql_parser import BoolOp, Clause, parse
+from phasegate.sandbox.standins.jql_tokens import JqlError, tokenize
 
 DOUBLE_QUOTE_PAYLOAD = 'X" OR project = "SECRET'
 BACKSLASH_PAYLOAD = "X\\' OR project = SECRET OR a = 1\\\\"  # X\' OR project = SECRET OR a = 1\\

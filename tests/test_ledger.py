@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Approver, Engagement, Metric, Milestone, Phase
 from phasegate.errors import GateClosed, InvalidTransition, PolicyError
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, transaction
 from phasegate.ledger.models import (
     AuditEventRow,
@@ -125,10 +125,10 @@ def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], ac
     """acme's PoC: 8 planned weeks, extensions of 2, at most 12: two extensions fit, a third does not."""
     gate_id = open_gate_on_friday(ledger, acme)
     with transaction(ledger) as session:
-        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is True
-        assert engagements.extend(session, acme, Phase.POC, after=1, reason="r")[1] is False
-        engagements.extend(session, acme, Phase.POC, after=2, reason="r")
-        assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
+        assert phases.extend(session, acme, Phase.POC, after=1, reason="r")[1] is True
+        assert phases.extend(session, acme, Phase.POC, after=1, reason="r")[1] is False
+        phases.extend(session, acme, Phase.POC, after=2, reason="r")
+        assert phases.weeks_used(session, acme.id, Phase.POC) == 12
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 12"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.EXTEND, reason="more time",
                      via=Via.CLI)
@@ -141,8 +141,8 @@ def test_not_yet_past_the_handover_maximum_is_refused_like_extend(ledger: sessio
     capped = with_changes(acme, phases__handover__max_weeks=5)  # planned 5: no extension fits
     with transaction(ledger) as session:
         engagements.register(session, capped)
-        engagements.start_phase(session, capped, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
-                                today=dt.date(2026, 11, 27))
+        phases.start_phase(session, capped, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                           today=dt.date(2026, 11, 27))
         gate_id = gates.open_gate(session, empty_snapshot(capped.id, Phase.HANDOVER), requested_by="U0PMACME01",
                                   flow_run_id=None, channel=capped.slack_channel).id
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 5"):
@@ -165,8 +165,8 @@ def test_state_changes_outside_the_tables_raise(ledger: sessionmaker[Session], a
     with transaction(ledger) as session, pytest.raises(InvalidTransition, match="is completed and cannot become closed"):
         engagements.close(session, acme.id, EngagementState.CLOSED, "too late")
     with transaction(ledger) as session, pytest.raises(PolicyError, match="is completed and cannot become active"):
-        engagements.start_phase(session, acme, Phase.DEVELOPMENT, requested_by="U0PMACME01", flow_run_id=None,
-                                today=dt.date(2026, 11, 27))
+        phases.start_phase(session, acme, Phase.DEVELOPMENT, requested_by="U0PMACME01", flow_run_id=None,
+                           today=dt.date(2026, 11, 27))
     with transaction(ledger) as session:
         row = engagements.get(session, acme.id)
         assert (row.state, row.closed_reason) == (EngagementState.COMPLETED, "accepted")
@@ -188,13 +188,13 @@ def test_an_extension_adds_its_weeks_to_the_end_of_the_current_timebox(ledger: s
     start = acme.start_date
     with transaction(ledger) as session:
         engagements.register(session, acme)
-        engagements.start_phase(session, acme, Phase.POC, requested_by="U0PMACME01", flow_run_id=None, today=start)
-        assert engagements.current_timebox(session, acme.id, Phase.POC).ends_on == start + dt.timedelta(weeks=8)
-        second, _ = engagements.extend(session, acme, Phase.POC, after=1, reason="early review: more data")
-        third, _ = engagements.extend(session, acme, Phase.POC, after=2, reason="another early review")
+        phases.start_phase(session, acme, Phase.POC, requested_by="U0PMACME01", flow_run_id=None, today=start)
+        assert phases.current_timebox(session, acme.id, Phase.POC).ends_on == start + dt.timedelta(weeks=8)
+        second, _ = phases.extend(session, acme, Phase.POC, after=1, reason="early review: more data")
+        third, _ = phases.extend(session, acme, Phase.POC, after=2, reason="another early review")
         assert second.ends_on == start + dt.timedelta(weeks=10)
         assert third.ends_on == start + dt.timedelta(weeks=12)  # the maximum, in calendar time too
-        assert engagements.weeks_used(session, acme.id, Phase.POC) == 12
+        assert phases.weeks_used(session, acme.id, Phase.POC) == 12
 
 
 def test_a_running_engagements_file_is_frozen(ledger: sessionmaker[Session], acme: Engagement) -> None:

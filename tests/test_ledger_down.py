@@ -23,7 +23,8 @@ from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, transac
 from phasegate.ops.servers import free_port, serve_in_thread
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack.app import NOT_RECORDED, SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import NOT_RECORDED, SlackDeps
 from phasegate.states import GateState, Outcome
 
 SECRET = "test-secret"

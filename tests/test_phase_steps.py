@@ -11,7 +11,7 @@ from helpers import finish_milestones, jira_issues, posted_gate, register, with_
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import ServiceUnavailable
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.evidence import Result
@@ -48,7 +48,7 @@ def test_running_the_phase_steps_twice_does_nothing_twice(
     assert len(jira_issues(jira, "ACME")) == 3  # one per PoC milestone
     with transaction(rt.sessions) as session:
         assert len(gates.all_gates(session, acme.id)) == 1
-        assert engagements.phase_run(session, acme.id, Phase.POC).flow_run_id == "flow-run-resumed"
+        assert phases.phase_run(session, acme.id, Phase.POC).flow_run_id == "flow-run-resumed"
 
 
 def test_a_run_picks_up_at_the_phase_it_carried_on_into(rt: Runtime, acme: Engagement) -> None:
@@ -184,15 +184,15 @@ def test_an_approval_on_evidence_still_missing_is_said_not_hidden(
 def test_not_yet_extends_supervised_operation(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     register(rt, acme)
     with transaction(rt.sessions) as session:
-        engagements.start_phase(session, acme, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
-                                today=acme.start_date)
+        phases.start_phase(session, acme, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                           today=acme.start_date)
     post_kickoff.fn(rt, acme, Phase.HANDOVER)
     gate_id = open_gate.fn(rt, acme, Phase.HANDOVER, 1, "U0PMACME01", None)
     decide(rt, gate_id, Outcome.NOT_YET, "U0SPONSOR1", "U0VENDLEAD", reason="the drill failed at redeploy")
     extend_timebox.fn(rt, acme, Phase.HANDOVER, gate_id)
     extend_timebox.fn(rt, acme, Phase.HANDOVER, gate_id)  # a re-run opens no second timebox
     with transaction(rt.sessions) as session:
-        box = engagements.current_timebox(session, acme.id, Phase.HANDOVER)
+        box = phases.current_timebox(session, acme.id, Phase.HANDOVER)
         assert (box.number, box.weeks, box.reason) == (2, 2, "the drill failed at redeploy; the drill failed at redeploy")
     posts = [m.text for m in slack.messages(acme.slack_channel) if "supervised operation extended" in m.text]
     assert len(posts) == 1
@@ -205,8 +205,8 @@ def test_handover_share_warning(rt: Runtime, slack: SlackStandin, acme: Engageme
     short = with_changes(acme, phases__handover__planned_weeks=2)
     register(rt, short)
     with transaction(rt.sessions) as session:
-        engagements.start_phase(session, short, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
-                                today=short.start_date)
+        phases.start_phase(session, short, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                           today=short.start_date)
     post_kickoff.fn(rt, short, Phase.HANDOVER)
     kickoff = slack.messages(short.slack_channel)[-1].text
     assert ":warning: handover is planned at" in kickoff and "under the 15–20 %" in kickoff

@@ -23,11 +23,11 @@ from phasegate.configs.schema import Phase
 from phasegate.errors import GateClosed
 from phasegate.gates import operations
 from phasegate.gates.watch import WatchReport, watch
-from phasegate.ledger import audit, engagements, gates
+from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow, utcnow
 from phasegate.orchestration.runs import PrefectRuns
-from phasegate.sandbox.demo import Demo, local_world
+from phasegate.sandbox.world import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, RunHealth, Via
 
@@ -89,7 +89,7 @@ def state_of(world: Demo, engagement_id: str) -> EngagementState:
 
 def current_run(world: Demo, engagement_id: str) -> str:
     with transaction(world.rt.sessions) as session:
-        run_id = engagements.phase_run(session, engagement_id, Phase.POC).flow_run_id
+        run_id = phases.phase_run(session, engagement_id, Phase.POC).flow_run_id
     assert run_id is not None
     return run_id
 
@@ -117,7 +117,7 @@ def test_a_deleted_run_blocks_no_one_and_a_new_run_carries_its_decision_out(worl
     no_go(world, gate.id)
     paused(waiting)
     with transaction(world.rt.sessions) as session:  # the PM's early review, recorded without a nudge
-        engagements.current_timebox(session, "rec-b-waiting", Phase.POC).review_requested = True
+        phases.current_timebox(session, "rec-b-waiting", Phase.POC).review_requested = True
 
     report = one_pass(world)
 
@@ -237,7 +237,7 @@ def test_a_run_whose_posts_lose_their_answers_posts_each_once(world: Demo) -> No
 
 def current_kickoff(world: Demo, engagement_id: str) -> str | None:
     with transaction(world.rt.sessions) as session:
-        return engagements.phase_run(session, engagement_id, Phase.POC).kickoff_ts
+        return phases.phase_run(session, engagement_id, Phase.POC).kickoff_ts
 
 
 @pytest.mark.xdist_group("recovery-kill")  # the longest test: its own worker and world
@@ -253,7 +253,7 @@ def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(worl
 
     def mid_task() -> bool:
         with transaction(world.rt.sessions) as session:
-            run = engagements.find_phase_run(session, "rec-f-killed", Phase.POC)
+            run = phases.find_phase_run(session, "rec-f-killed", Phase.POC)
             kicked_off = run is not None and run.kickoff_ts is not None
         return kicked_off and len(jira.requests) > seen and PrefectRuns().status(run_id).why.startswith("Running")
     wait_until(mid_task, timeout=60, what="the run to wait on Jira", interval=0.2)

@@ -22,8 +22,8 @@ from phasegate.configs.schema import Phase
 from phasegate.configs.template import engagement_template
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
-from phasegate.sandbox.demo import Demo, local_world
 from phasegate.sandbox.run import start_page
+from phasegate.sandbox.world import Demo, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome
 

@@ -32,17 +32,17 @@ from sqlalchemy import create_engine, text
 from phasegate.configs.loader import ENGAGEMENTS_DIR, engagement_files, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
-from phasegate.ledger import audit, engagements, gates
+from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ops.local import Stack, prefect_api, wait_healthy
 from phasegate.ops.servers import free_port
 from phasegate.orchestration.names import WATCH_DEPLOYMENT_NAME, WATCH_FLOW, WORK_POOL
 from phasegate.orchestration.runtime import Runtime
-from phasegate.sandbox.demo import SECRET, Demo, world_settings
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.sandbox.world import SECRET, Demo, world_settings
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, Outcome, Via
 
@@ -250,7 +250,7 @@ def test_a_worker_killed_mid_run_then_clicks_on_both_replicas_one_decision_each_
 
     def mid_task() -> bool:
         with transaction(world.rt.sessions) as session:
-            run = engagements.find_phase_run(session, e, Phase.POC)
+            run = phases.find_phase_run(session, e, Phase.POC)
             kicked_off = run is not None and run.kickoff_ts is not None
         return kicked_off and len(jira.requests) > seen and state_of(first) == "RUNNING"
     wait_until(mid_task, timeout=90, what="the PoC run to wait on Jira", interval=0.2)
@@ -262,7 +262,7 @@ def test_a_worker_killed_mid_run_then_clicks_on_both_replicas_one_decision_each_
                interval=2)  # the automation `phasegate crash-detection` installed, after 2.5 missed heartbeats
     assert one_scheduled_watch_pass() == survivor
     with transaction(world.rt.sessions) as session:
-        replacement = engagements.phase_run(session, e, Phase.POC).flow_run_id
+        replacement = phases.phase_run(session, e, Phase.POC).flow_run_id
         lost = [(ev.subject, ev.payload["health"]) for ev in audit.events(session, e, AuditKind.RUN_LOST)]
         restarted = [(ev.payload["old"], ev.payload["new"]) for ev in audit.events(session, e, AuditKind.RUN_RESTARTED)]
     assert replacement is not None and replacement != first
@@ -319,6 +319,6 @@ def test_a_worker_killed_mid_run_then_clicks_on_both_replicas_one_decision_each_
     assert resumes(poc_run) - resumed_before == 1
     assert list(runs_named(f"{e}-")) == [f"{e}-poc"]  # no second deployment run for development
     with transaction(world.rt.sessions) as session:
-        development = engagements.phase_run(session, e, Phase.DEVELOPMENT)
+        development = phases.phase_run(session, e, Phase.DEVELOPMENT)
         assert development.kickoff_ts is not None and development.flow_run_id == str(poc_run)
     assert kickoffs(world) == 2  # the PoC and the development kickoff, once each

@@ -23,7 +23,8 @@ from phasegate.rules import drift
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 from phasegate.states import ChangeRequestState, ChangeSource, Outcome, Via
 from phasegate.tasks.gates import collect_evidence
 from phasegate.tasks.kickoff import begin_phase, link_milestones, record_baseline

@@ -21,7 +21,8 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import sign
 from phasegate.states import GateState, Outcome, Via
 
@@ -209,13 +210,13 @@ def test_click_on_a_decided_gate_is_answered_with_the_decision(
 def test_handover_items_can_be_attested_from_the_kickoff_buttons(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
     from phasegate.configs.schema import Phase
-    from phasegate.ledger import engagements
+    from phasegate.ledger import engagements, phases
     from phasegate.tasks.kickoff import post_kickoff
 
     register(rt, acme)
     with transaction(rt.sessions) as session:
-        engagements.start_phase(session, acme, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
-                                today=acme.start_date)
+        phases.start_phase(session, acme, Phase.HANDOVER, requested_by="U0PMACME01", flow_run_id=None,
+                           today=acme.start_date)
     ts = post_kickoff.fn(rt, acme, Phase.HANDOVER)
     buttons = [e for b in slack.message(acme.slack_channel, ts).blocks if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["attest:pair-programming", "attest:supervised-operation",
@@ -278,7 +279,7 @@ def test_attest_buttons_work_on_every_phases_kickoff(rt: Runtime, endpoint: Endp
                                                      acme: Engagement, phase_name: str) -> None:
     """Each kickoff's buttons name their phase; the endpoint used to assume the handover."""
     from phasegate.configs.schema import Phase
-    from phasegate.ledger import engagements
+    from phasegate.ledger import engagements, phases
     from phasegate.tasks.kickoff import post_kickoff
 
     phase = Phase(phase_name)
@@ -287,8 +288,8 @@ def test_attest_buttons_work_on_every_phases_kickoff(rt: Runtime, endpoint: Endp
     engagement = with_changes(acme, **{f"phases__{phase_name}__milestones": items})
     register(rt, engagement)
     with transaction(rt.sessions) as session:
-        engagements.start_phase(session, engagement, phase, requested_by="U0PMACME01", flow_run_id=None,
-                                today=engagement.start_date)
+        phases.start_phase(session, engagement, phase, requested_by="U0PMACME01", flow_run_id=None,
+                           today=engagement.start_date)
     ts = post_kickoff.fn(rt, engagement, phase)
     [button] = [e for b in slack.message(engagement.slack_channel, ts).blocks if b["type"] == "actions"
                 for e in b["elements"] if e["action_id"] == "attest:signed-off"]

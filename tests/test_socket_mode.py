@@ -20,8 +20,9 @@ from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_socket import SlackSocketStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
 from phasegate.slack.change_requests import USAGE
+from phasegate.slack.deps import SlackDeps
 from phasegate.slack.socket import start_socket_mode
 from phasegate.states import GateState, Outcome, Via
 

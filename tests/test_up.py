@@ -28,16 +28,16 @@ from pydantic import SecretStr
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ops.local import prefect_api
 from phasegate.ops.readiness import prefect_problem
 from phasegate.ops.servers import free_port
 from phasegate.orchestration.runtime import Runtime
-from phasegate.sandbox.demo import Demo, seed_jira, world_settings
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.world import Demo, seed_jira, world_settings
 from phasegate.settings import Settings
 from phasegate.states import GateState, Outcome
 
@@ -166,7 +166,7 @@ def paused(run_id: str) -> bool:
 
 def development_kicked_off(world: World) -> bool:
     with transaction(world.demo.rt.sessions) as session:
-        run = engagements.find_phase_run(session, "acme-churn", Phase.DEVELOPMENT)
+        run = phases.find_phase_run(session, "acme-churn", Phase.DEVELOPMENT)
         return run is not None and run.kickoff_ts is not None
 
 

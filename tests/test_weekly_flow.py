@@ -13,7 +13,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.flows.weekly_status import weekly_status
 from phasegate.orchestration.names import WEEKLY_CRON, WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
-from phasegate.sandbox.demo import Demo, local_world
+from phasegate.sandbox.world import Demo, local_world
 from phasegate.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -58,11 +58,13 @@ def audit_export(engagement_id: str,
                  ) -> None:
     """The decision history for a steering committee: each gate, its evidence digest, every answer."""
     from phasegate.ledger.db import transaction
-    from phasegate.reports.audit import history, render
+    from phasegate.ledger.history import decision_history
+    from phasegate.reports.audit import render
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
-            text = render(history(session, engagement_id), fmt)
+            found = decision_history(session, engagement_id)
+        text = render(found, fmt)
         if out_file is None:
             typer.echo(text, nl=False)
         else:

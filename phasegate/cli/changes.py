@@ -204,16 +204,14 @@ def cr_withdraw(engagement_id: str, number: int, by: AsUser,
 def cr_log(engagement_id: str,
            fmt: Annotated[LogFormat, typer.Option("--format", case_sensitive=False)] = LogFormat.MD) -> None:
     """The engagement's change log, as Markdown or CSV, on stdout."""
-    from phasegate.ledger import change_requests as crs
     from phasegate.ledger.db import transaction
-    from phasegate.ledger.engagements import get
+    from phasegate.ledger.history import change_log
     from phasegate.reports import change_log as export
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
-            name = get(session, engagement_id).name
-            rows = crs.all_for(session, engagement_id)
-            text = export.as_csv(rows) if fmt is LogFormat.CSV else export.as_markdown(name, rows)
+            log = change_log(session, engagement_id)
+        text = export.as_csv(log) if fmt is LogFormat.CSV else export.as_markdown(log)
         typer.echo(text, nl=False)
 
     guarded(run)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def engagement_show(engagement_id: str) -> None:
     """One engagement: its phases with their flow runs as Prefect sees them, timeboxes and gates."""
-    from phasegate.ledger import audit, engagements, gates, spend
+    from phasegate.ledger import audit, engagements, gates, phases, spend
     from phasegate.ledger.db import transaction
     from phasegate.orchestration.runs import PrefectRuns
     from phasegate.states import AuditKind, EngagementState
@@ -33,8 +33,8 @@ def engagement_show(engagement_id: str) -> None:
             config = engagements.config_of(row)
             out.print(f"[bold]{row.name}[/bold] ({row.id}) · vendor {config.vendor} · {row.state.value}"
                       + (f" · {row.closed_reason}" if row.closed_reason else ""))
-            runs = {r.phase: r.flow_run_id for r in engagements.phase_runs(session, row.id)}
-            weeks = {phase: engagements.weeks_used(session, row.id, phase) for phase in Phase}
+            runs = {r.phase: r.flow_run_id for r in phases.phase_runs(session, row.id)}
+            weeks = {phase: phases.weeks_used(session, row.id, phase) for phase in Phase}
             restarted = audit.events(session, row.id, AuditKind.RUN_RESTARTED)
             rows = gates.all_gates(session, row.id)
             live = row.state is EngagementState.ACTIVE

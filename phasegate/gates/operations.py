@@ -13,7 +13,7 @@ from prefect.exceptions import ObjectNotFound
 from phasegate.configs.schema import Phase
 from phasegate.errors import InternalError, PolicyError, ServiceUnavailable
 from phasegate.gates import answers
-from phasegate.ledger import engagements, gates
+from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
 from phasegate.ledger.models import utcnow
@@ -35,16 +35,16 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
     waiting = None
     with transaction(rt.sessions) as session:
         engagement = engagements.config_of(engagements.get(session, engagement_id))
-        existing = engagements.find_phase_run(session, engagement_id, phase)
+        existing = phases.find_phase_run(session, engagement_id, phase)
         if existing is not None:
             raise already_started(engagement_id, phase, existing.flow_run_id)
         previous = list(Phase)[list(Phase).index(phase) - 1] if phase is not Phase.POC else None
         if previous is not None:
-            run = engagements.find_phase_run(session, engagement_id, previous)
+            run = phases.find_phase_run(session, engagement_id, previous)
             if run is None:
                 raise PolicyError(f"{engagement_id} has not passed {previous.gate} yet")
             last = gates.current(session, engagement_id, previous,
-                                 engagements.current_timebox(session, engagement_id, previous).number)
+                                 phases.current_timebox(session, engagement_id, previous).number)
             if last is None or last.outcome is None or not last.outcome.passes:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
@@ -91,7 +91,7 @@ def request_review(rt: Runtime, engagement_id: str) -> str:
         row = engagements.get(session, engagement_id)
         if row.current_phase is None or row.state is not EngagementState.ACTIVE:
             raise PolicyError(f"{engagement_id} is {row.state.value}, with no phase under way")
-        box = engagements.current_timebox(session, engagement_id, row.current_phase)
+        box = phases.current_timebox(session, engagement_id, row.current_phase)
         gate = gates.current(session, engagement_id, row.current_phase, box.number)
         if gate is not None and gate.state is GateState.OPEN:
             return f"{gate.name} is already open (gate {gate.id})"
@@ -99,7 +99,7 @@ def request_review(rt: Runtime, engagement_id: str) -> str:
             raise PolicyError(f"{gate.name} for timebox {box.number} was decided {gate.outcome.label if gate.outcome else ''};"
                               " the next timebox is not open yet, try again shortly")
         box.review_requested = True
-        run_id = engagements.phase_run(session, engagement_id, row.current_phase).flow_run_id
+        run_id = phases.phase_run(session, engagement_id, row.current_phase).flow_run_id
     said = f"{row.current_phase.gate} review requested for timebox {box.number}"
     if run_id:
         status = PrefectRuns().status(run_id)

@@ -28,8 +28,9 @@ from phasegate.ledger.change_requests import (
     draft_of,
     parse_amendment,
 )
-from phasegate.ledger.engagements import config_of, current_timebox, digest_of, get
+from phasegate.ledger.engagements import config_of, digest_of, get
 from phasegate.ledger.models import BaselineRow, ChangeDecisionRow, ChangeRequestRow, utcnow
+from phasegate.ledger.phases import current_timebox
 from phasegate.rules import policy
 from phasegate.rules.change_requests import diff, scope_after
 from phasegate.states import AuditKind, ChangeRequestState, Outcome, Via

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import GateClosed, InvalidRequest, NotFound, PolicyError
 from phasegate.ledger import audit, spend
-from phasegate.ledger.engagements import config_of, get, max_weeks, weeks_used
+from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import (
     BaselineRow,
     ChangeDecisionRow,
@@ -23,6 +23,7 @@ from phasegate.ledger.models import (
     TimeboxRow,
     utcnow,
 )
+from phasegate.ledger.phases import max_weeks, weeks_used
 from phasegate.rules import change_requests as cr_model
 from phasegate.rules.change_requests import Assessment, Draft, Timebox
 from phasegate.states import AuditKind, ChangeRequestState, ChangeSource, EngagementState, Outcome

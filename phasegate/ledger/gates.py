@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound, PolicyError
 from phasegate.ledger import audit
-from phasegate.ledger.engagements import check_extension, config_of, get
+from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
+from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
 from phasegate.rules.evidence import Snapshot
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via

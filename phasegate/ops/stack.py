@@ -17,7 +17,8 @@ from phasegate.ops.supervise import Supervisor, catch_up_lines
 from phasegate.orchestration.runs import PrefectRuns
 from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
-from phasegate.slack.app import SlackDeps, create_app
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import SlackDeps
 
 SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from phasegate.configs.schema import Phase
 from phasegate.errors import EXPECTED, PolicyError
-from phasegate.ledger import audit, engagements, gates
+from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.orchestration.runs import RunControl, RunStatus
 from phasegate.orchestration.runtime import Runtime
@@ -49,8 +49,8 @@ def expected(rt: Runtime, engagement_id: str, now: dt.datetime) -> Expected | No
         if row.state is not EngagementState.ACTIVE or row.current_phase is None:
             return None
         config = engagements.config_of(row)
-        run = engagements.phase_run(session, row.id, row.current_phase)
-        box = engagements.current_timebox(session, row.id, row.current_phase)
+        run = phases.phase_run(session, row.id, row.current_phase)
+        box = phases.current_timebox(session, row.id, row.current_phase)
         gate = gates.current(session, row.id, row.current_phase, box.number)
         decided = None
         if gate is None:
@@ -91,7 +91,7 @@ def restart(rt: Runtime, runs: RunControl, exp: Expected, *, why: str, by: str) 
         engagements.get(session, exp.engagement_id, lock=True)
         if audit.events(session, exp.engagement_id, AuditKind.RUN_RESTARTED, exp.phase.value)[number - 1:]:
             return new_id  # the racing restart recorded the same run
-        engagements.phase_run(session, exp.engagement_id, exp.phase).flow_run_id = new_id
+        phases.phase_run(session, exp.engagement_id, exp.phase).flow_run_id = new_id
         for gate in gates.open_gates(session, exp.engagement_id):
             gate.flow_run_id = new_id  # answers from now on wake the new run
         audit.record(session, exp.engagement_id, AuditKind.RUN_RESTARTED, exp.phase.value, old=exp.flow_run_id,
@@ -174,7 +174,7 @@ def cancel(rt: Runtime, runs: RunControl, engagement_id: str, *, reason: str, by
         channel = engagements.config_of(row).slack_channel
         engagements.close(session, engagement_id, EngagementState.CANCELLED, f"cancelled by {by}: {reason.strip()}")
         # one flow run may carry several phases: each run once
-        run_ids = list(dict.fromkeys(r.flow_run_id for r in engagements.phase_runs(session, engagement_id)
+        run_ids = list(dict.fromkeys(r.flow_run_id for r in phases.phase_runs(session, engagement_id)
                                      if r.flow_run_id))
     problems: list[str] = []
     for run_id in run_ids:

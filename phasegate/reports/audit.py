@@ -3,72 +3,28 @@
 Each gate revision with its evidence digest, and every answer given at it: who, on which side and
 in which role, what, why, when and through which channel. The Markdown also states whether the
 audit chain verified and its head hash, which the committee can minute as an anchor outside the
-database. Decisions are read by database column name, as `audit verify` reads them.
+database. Rendered from what `phasegate.ledger.history.decision_history` read.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from phasegate.ledger import engagements, gates
-from phasegate.ledger.chain import plain
-from phasegate.ledger.models import Base, GateRow
-from phasegate.ledger.verify import ChainReport, evidence_mismatch, verify_one
-from phasegate.states import ExportFormat, Outcome
+from phasegate.ledger.history import Answer, GateRecord, History
+from phasegate.states import ExportFormat
 
 
-@dataclass(frozen=True)
-class Answer:
-    when: str
-    approver: str
-    side: str
-    role: str
-    outcome: str
-    reason: str
-    channel: str
-
-
-@dataclass
-class GateHistory:
-    gate: GateRow
-    evidence_warning: str | None
-    answers: list[Answer] = field(default_factory=list)
-
-
-@dataclass
-class History:
-    engagement_id: str
-    name: str
-    chain: ChainReport
-    gates: list[GateHistory]
-
-
-def history(session: Session, engagement_id: str) -> History:
-    row = engagements.get(session, engagement_id)
-    decisions = Base.metadata.tables["decisions"]
-    found = []
-    for gate in gates.all_gates(session, engagement_id):
-        entry = GateHistory(gate, evidence_mismatch(session, gate))
-        for d in session.execute(select(decisions).where(decisions.c.gate_id == gate.id)
-                                 .order_by(decisions.c.id)).mappings():
-            entry.answers.append(Answer(when=f"{d['created_at']:%Y-%m-%d %H:%M:%S} UTC", approver=d["approver"],
-                                        side=d["side"], role=d["role"], outcome=Outcome(d["outcome"]).label,
-                                        reason=d["reason"], channel=str(plain(d["channel"]))))
-        found.append(entry)
-    return History(row.id, row.name, verify_one(session, engagement_id), found)
-
-
-def _gate_title(g: GateRow) -> str:
+def _gate_title(g: GateRecord) -> str:
     return f"{g.phase.gate} ({g.phase.value}), timebox {g.timebox}, revision {g.revision}"
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _when(a: Answer) -> str:
+    return f"{a.when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def markdown(h: History) -> str:
@@ -95,7 +51,7 @@ def markdown(h: History) -> str:
             continue
         lines += ["", "| When | Approver | Side | Role | Answer | Reason | Channel |", "|---|---|---|---|---|---|---|"]
         for a in entry.answers:
-            lines.append(f"| {a.when} | {_cell(a.approver)} | {a.side} | {_cell(a.role)} | {a.outcome} "
+            lines.append(f"| {_when(a)} | {_cell(a.approver)} | {a.side} | {_cell(a.role)} | {a.outcome.label} "
                          f"| {_cell(a.reason) or '-'} | {a.channel} |")
     return "\n".join(lines) + "\n"
 
@@ -114,7 +70,7 @@ def csv_text(h: History) -> str:
         g = entry.gate
         gate_cells = [h.engagement_id, g.id, g.phase.gate, g.phase.value, g.timebox, g.revision, g.state.value,
                       g.outcome.label if g.outcome else "", g.digest, entry.evidence_warning or ""]
-        rows = [[a.when, a.approver, a.side, a.role, a.outcome, a.reason, a.channel] for a in entry.answers]
+        rows = [[_when(a), a.approver, a.side, a.role, a.outcome.label, a.reason, a.channel] for a in entry.answers]
         for answer_cells in rows or [[""] * 7]:
             writer.writerow(gate_cells + answer_cells)
     return buffer.getvalue()

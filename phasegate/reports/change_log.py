@@ -1,39 +1,40 @@
-"""The change log of an engagement (R-CR-5) as Markdown or CSV, from the ledger alone."""
+"""The change log of an engagement (R-CR-5) as Markdown or CSV, rendered from what
+`phasegate.ledger.history.change_log` read."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from phasegate.ledger.models import ChangeRequestRow
+from phasegate.ledger.history import ChangeLog
 
 COLUMNS = ["number", "title", "phase", "state", "requested_by", "source", "filed", "decided", "effort_days",
            "schedule_days", "cost", "added", "removed", "baseline_version", "reason"]
 
 
-def rows(requests: list[ChangeRequestRow]) -> list[list[str]]:
+def rows(log: ChangeLog) -> list[list[str]]:
     return [[f"CR-{cr.number}", cr.title, cr.phase.value, cr.state.value, cr.requested_by, cr.source.value,
-             f"{cr.created_at:%Y-%m-%d}", f"{cr.decided_at:%Y-%m-%d}" if cr.decided_at else "",
-             f"{cr.effort_days:g}", str(cr.schedule_days), f"{cr.cost:.2f}", "; ".join(cr.scope_added["items"]),
-             "; ".join(cr.scope_removed["items"]), str(cr.baseline_version or ""), cr.closed_reason]
-            for cr in requests]
+             f"{cr.filed:%Y-%m-%d}", f"{cr.decided:%Y-%m-%d}" if cr.decided else "",
+             f"{cr.effort_days:g}", str(cr.schedule_days), f"{cr.cost:.2f}", "; ".join(cr.added),
+             "; ".join(cr.removed), str(cr.baseline_version or ""), cr.reason]
+            for cr in log.entries]
 
 
-def as_csv(requests: list[ChangeRequestRow]) -> str:
+def as_csv(log: ChangeLog) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(rows(requests))
+    writer.writerows(rows(log))
     return out.getvalue()
 
 
-def as_markdown(engagement_name: str, requests: list[ChangeRequestRow]) -> str:
+def as_markdown(log: ChangeLog) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"# Change log: {engagement_name}", "", "| " + " | ".join(COLUMNS) + " |",
+    lines = [f"# Change log: {log.name}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows(requests)]
-    if not requests:
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows(log)]
+    if not log.entries:
         lines.append("\nNo change requests yet.")
     return "\n".join(lines) + "\n"

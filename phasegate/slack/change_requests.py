@@ -1,16 +1,17 @@
 """Change requests in Slack: the `/phasegate cr ENGAGEMENT` slash command, the form it opens, and
 the Approve / Reject buttons on a request's prompt.
 
-Routed from `phasegate.slack.app`, which has already verified the signature. The same rule holds
-as for gates: verify, record, answer; opening modals, redrawing prompts and starting or waking
-flow runs happen after the answer. A command that cannot be served (unknown engagement, the
+Buttons and forms are routed here from `phasegate.slack.interactions`, the slash command from the
+entry points (`phasegate.slack.app`, `phasegate.slack.socket`), once the request is verified. The
+same rule holds as for gates: verify, record, answer; opening modals, redrawing prompts and starting
+or waking flow runs happen after the answer. A command that cannot be served (unknown engagement, the
 wrong channel, an engagement not running) is answered ephemerally and writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, Response
@@ -28,10 +29,8 @@ from phasegate.ledger.models import WeeklyReportRow
 from phasegate.messages import changes as cr_messages
 from phasegate.messages.ids import DRAFT_DRIFT, REASON_INPUT, CrField, View
 from phasegate.rules import drift
+from phasegate.slack.deps import SlackDeps, tell
 from phasegate.states import ChangeSource, EngagementState, Outcome, ReportKind, Via
-
-if TYPE_CHECKING:
-    from phasegate.slack.app import SlackDeps
 
 log = logging.getLogger("phasegate.slack")
 USAGE = "Usage: `/phasegate cr ENGAGEMENT` opens a change-request form for that engagement."
@@ -231,14 +230,6 @@ def after_answer(deps: SlackDeps, cr_id: int, decided: bool) -> None:
                 deps.resume(run)
             except EXPECTED as exc:  # the gate watch wakes it once Prefect answers again
                 log.warning("change request %s: %s", cr_id, exc)
-
-
-def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
-    if response_url:
-        try:
-            deps.chat.respond(response_url, text)
-        except EXPECTED as exc:
-            log.warning("could not answer the clicker: %s", exc)
 
 
 VIEWS = {View.CR_SUBMIT.value: on_submit, View.CR_REASON.value: on_reason}

@@ -3,7 +3,7 @@
 With an app-level token (`PHASEGATE_SLACK_APP_TOKEN=xapp-...`) phasegate opens a WebSocket to Slack
 (slack_sdk's built-in client, no extra dependency) and Slack delivers interactions and slash commands
 over it as envelopes. Each envelope is handled by the endpoint's own functions
-(`phasegate.slack.app.on_interaction`, `phasegate.slack.change_requests.on_command`), acknowledged with what the endpoint would have
+(`phasegate.slack.interactions.on_interaction`, `phasegate.slack.change_requests.on_command`), acknowledged with what the endpoint would have
 answered over HTTP, and only then is the slow work run (the endpoint's background tasks), so the
 acknowledgement stays inside Slack's three seconds. Socket Mode has no request signatures: the
 connection itself is authenticated by the app-level token.
@@ -28,7 +28,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 
 from phasegate.slack import change_requests as slack_cr
-from phasegate.slack.app import SlackDeps, on_interaction
+from phasegate.slack.deps import SlackDeps
+from phasegate.slack.interactions import on_interaction
 
 log = logging.getLogger("phasegate.slack.socket")
 

@@ -5,7 +5,8 @@ retries and JQL quoting are exercised as in production. It keeps the Cloud/Data 
 that matters: Cloud answers 410 on the removed /search and pages /search/jql by nextPageToken
 (ids only unless `fields` is given, unbounded JQL refused); Data Center keeps /search with
 startAt/total and has no search/jql. It can rate-limit, fail or go down on demand.
-This module is the HTTP face (routes, auth, injected failures); the data lives in `jira_store`.
+This module is the HTTP face (routes, the test controls, injected failures); the data lives in
+`jira_store`, and the plumbing (errors, request bodies, version and auth checks) in `jira_http`.
 
     jira = JiraStandin("cloud", page_size=50); jira.add_project("ACME"); jira.start()
     key = jira.add_issue("ACME", "Collect data", labels=["phase-1"])
@@ -17,11 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import json
-import re
-import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.applications import Starlette
@@ -29,8 +26,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from phasegate.sandbox.standins.jira_http import REMOVED, Failure, Gate, error, json_body, refusal, search_args
 from phasegate.sandbox.standins.jira_store import (
     IssueStore,
     decode_token,
@@ -46,35 +43,8 @@ from phasegate.sandbox.standins.jira_store import (
     transition_list,
 )
 from phasegate.sandbox.standins.jql_eval import restricts_project
-from phasegate.sandbox.standins.jql_parser import JqlError
+from phasegate.sandbox.standins.jql_tokens import JqlError
 from phasegate.sandbox.standins.loopback import LoopbackServer
-
-REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
-           "guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046")
-API_PATH = re.compile(r"^/rest/api/([^/]+)/")
-
-
-def _error(status: int, messages: Sequence[str] = (), errors: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"errorMessages": list(messages), "errors": errors or {}}, status_code=status)
-
-
-@dataclass
-class _Failure:
-    path_contains: str
-    status: int
-    retry_after: int | None
-    times: int
-
-
-class _Gate:
-    """ASGI middleware: records every request, then applies latency, outage, injected failures and auth."""
-
-    def __init__(self, app: ASGIApp, standin: JiraStandin) -> None:
-        self.app, self.standin = app, standin
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = await self.standin._gate(Request(scope)) if scope["type"] == "http" else None
-        await (refusal or self.app)(scope, receive, send)
 
 
 class JiraStandin(LoopbackServer):
@@ -91,7 +61,7 @@ class JiraStandin(LoopbackServer):
         self._pages_served = 0
         self._store = IssueStore()
         self._lock = self._store.lock  # one lock for the store, the request log and injected failures
-        self._failures: list[_Failure] = []
+        self._failures: list[Failure] = []
         api = "/rest/api/{version}"
         routes = [
             Route(api + "/serverInfo", self._server_info), Route(api + "/myself", self._myself),
@@ -103,13 +73,13 @@ class JiraStandin(LoopbackServer):
             Route(api + "/issueLink", self._link, methods=["POST"]), Route(api + "/issueLinkType", self._link_types),
             Route(api + "/project", self._project_list), Route(api + "/project/{key}", self._project),
         ]
-        self.app = Starlette(routes=routes, middleware=[Middleware(_Gate, standin=self)])
+        self.app = Starlette(routes=routes, middleware=[Middleware(Gate, check=self._gate)])
 
     # -- lifecycle and test controls -------------------------------------------------------
     def fail_next(self, path_contains: str, status: int = 429, retry_after: int | None = 1, times: int = 1) -> None:
         """The next `times` requests whose path contains `path_contains` answer `status` (+ Retry-After)."""
         with self._lock:
-            self._failures.append(_Failure(path_contains, status, retry_after, times))
+            self._failures.append(Failure(path_contains, status, retry_after, times))
 
     def reset(self) -> None:
         """Forget projects, issues, injected failures and recorded requests; the server keeps running."""
@@ -174,24 +144,12 @@ class JiraStandin(LoopbackServer):
         if outage:
             return PlainTextResponse("Service Unavailable", status_code=503)
         if failure is not None:
-            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-            message = "Rate limit exceeded." if failure.status == 429 else "Service temporarily unavailable."
-            return JSONResponse({"errorMessages": [message], "errors": {}}, failure.status, headers=headers)
-        version = API_PATH.match(path)
-        if version is None or version.group(1) not in ("2", "3", "latest") or (
-                self.deployment == "datacenter" and version.group(1) == "3"):
-            return _error(404, ["Not Found"])
-        header = request.headers.get("authorization")
+            return failure.response()
         if self.deployment == "cloud":
             expected = "Basic " + base64.b64encode(f"{self.email}:{self.api_token}".encode()).decode()
         else:
             expected = f"Bearer {self.pat}"
-        if header is None and path.endswith("/serverInfo"):
-            return None  # anonymous serverInfo, as on a real site
-        if header is None or not secrets.compare_digest(header.encode(), expected.encode()):
-            return PlainTextResponse("Client must be authenticated to access this resource.", status_code=401,
-                                     headers={"WWW-Authenticate": 'Basic realm="protected-area"'})
-        return None
+        return refusal(self.deployment, path, request.headers.get("authorization"), expected)
 
     # -- endpoints ---------------------------------------------------------------------------
     async def _server_info(self, request: Request) -> Response:
@@ -212,13 +170,13 @@ class JiraStandin(LoopbackServer):
 
     async def _search(self, request: Request) -> Response:
         if self.deployment == "cloud":
-            return _error(410, [REMOVED])
-        args = await _search_args(request)
+            return error(410, [REMOVED])
+        args = await search_args(request)
         try:
             query = self._store.query(args.get("jql"))
             start, size = page_number(args, "startAt", 0), page_number(args, "maxResults", 50)
         except JqlError as err:
-            return _error(400, err.messages)
+            return error(400, err.messages)
         size = min(size, self.page_size)
         with self._lock:
             found = self._store.matching(query)
@@ -229,8 +187,8 @@ class JiraStandin(LoopbackServer):
 
     async def _search_jql(self, request: Request) -> Response:
         if self.deployment == "datacenter":
-            return _error(404, ["Not Found"])
-        args = await _search_args(request)
+            return error(404, ["Not Found"])
+        args = await search_args(request)
         try:
             query, size = self._store.query(args.get("jql")), min(page_number(args, "maxResults", 50), self.page_size)
             if not restricts_project(query.where):
@@ -238,7 +196,7 @@ class JiraStandin(LoopbackServer):
                                 "to your query."])
             offset = decode_token(args.get("nextPageToken"), str(args.get("jql") or ""))
         except JqlError as err:
-            return _error(400, err.messages)
+            return error(400, err.messages)
         with self._lock:
             found = self._store.matching(query)
             issues = [render(i, spec(args, None), str(request.base_url)) for i in found[offset:offset + size]]
@@ -251,11 +209,11 @@ class JiraStandin(LoopbackServer):
         return JSONResponse(body)
 
     async def _create(self, request: Request) -> Response:
-        fields = (await _json(request)).get("fields") or {}
+        fields = (await json_body(request)).get("fields") or {}
         with self._lock:
             errors, key = self._store.create(fields)
             if errors:
-                return _error(400, [], errors)
+                return error(400, [], errors)
             issue_id = self._store.issues[key]["id"]
         return JSONResponse({"id": issue_id, "key": key, "self": self_url(str(request.base_url), issue_id)}, 201)
 
@@ -264,15 +222,15 @@ class JiraStandin(LoopbackServer):
         with self._lock:
             issue = self._store.find(key)
             if issue is None:
-                return _error(404, ["Issue does not exist or you do not have permission to see it."])
+                return error(404, ["Issue does not exist or you do not have permission to see it."])
             if request.method == "GET":
                 names = ",".join(request.query_params.getlist("fields")) or "*all"
                 return JSONResponse(render(issue, names.split(","), str(request.base_url)))
-        body = await _json(request)
+        body = await json_body(request)
         with self._lock:
             errors = self._store.check_edit(body.get("fields") or {})
             if errors:
-                return _error(400, [], errors)
+                return error(400, [], errors)
             edit(issue, body)
         return Response(status_code=204)
 
@@ -280,20 +238,20 @@ class JiraStandin(LoopbackServer):
         with self._lock:
             issue = self._store.find(request.path_params["key"])
         if issue is None:
-            return _error(404, ["Issue does not exist or you do not have permission to see it."])
+            return error(404, ["Issue does not exist or you do not have permission to see it."])
         if request.method == "GET":
             return JSONResponse({"expand": "transitions", "transitions": transition_list()})
-        wanted = str(((await _json(request)).get("transition") or {}).get("id"))
+        wanted = str(((await json_body(request)).get("transition") or {}).get("id"))
         if not self._store.transition(issue["key"], wanted):
-            return _error(400, [f"Transition id '{wanted}' is not valid for this issue."])
+            return error(400, [f"Transition id '{wanted}' is not valid for this issue."])
         return Response(status_code=204)
 
     async def _link(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_body(request)
         name = (body.get("type") or {}).get("name")
         inward, outward = ((body.get(side) or {}).get("key") for side in ("inwardIssue", "outwardIssue"))
         problem = self._store.link(str(inward), str(outward), name)
-        return _error(404, [problem]) if problem else Response(status_code=201)
+        return error(404, [problem]) if problem else Response(status_code=201)
 
     async def _link_types(self, request: Request) -> Response:
         return JSONResponse({"issueLinkTypes": link_type_list()})
@@ -306,28 +264,5 @@ class JiraStandin(LoopbackServer):
         with self._lock:
             key = self._store.project_key(request.path_params["key"])
             if key is None:
-                return _error(404, [f"No project could be found with key '{request.path_params['key']}'."])
+                return error(404, [f"No project could be found with key '{request.path_params['key']}'."])
             return JSONResponse(self._store.project_json(key))
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        body = {}
-    return body if isinstance(body, dict) else {}
-
-
-async def _search_args(request: Request) -> dict[str, Any]:
-    """GET query parameters or a POST body, in one shape; `fields` becomes a flat list of names."""
-    if request.method == "POST":
-        args = await _json(request)
-        fields = args.get("fields")
-        args["fields"] = None if fields is None else [fields] if isinstance(fields, str) else list(fields)
-    else:
-        args = dict(request.query_params)
-        args["fields"] = request.query_params.getlist("fields") if "fields" in request.query_params else None
-    if args["fields"] is not None:
-        args["fields"] = [name for entry in args["fields"] for name in str(entry).split(",")]
-    return args
-

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from phasegate.sandbox.standins.jql_eval import matches, order, validate
-from phasegate.sandbox.standins.jql_parser import JqlError, Query, parse
+from phasegate.sandbox.standins.jql_parser import Query, parse
+from phasegate.sandbox.standins.jql_tokens import JqlError
 
 STORY_POINTS = "customfield_10016"
 TRANSITIONS = (("11", "To Do", "new"), ("21", "In Progress", "indeterminate"), ("31", "Done", "done"))

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from phasegate.sandbox.standins.jql_parser import RELATIONAL, BoolOp, Clause, JqlError, Node, Not, Query
+from phasegate.sandbox.standins.jql_parser import RELATIONAL, BoolOp, Clause, Node, Not, Query
+from phasegate.sandbox.standins.jql_tokens import JqlError
 
 CATEGORIES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
 

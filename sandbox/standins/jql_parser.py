@@ -1,10 +1,5 @@
-"""The small part of JQL the Jira stand-in understands: tokenizer and parser.
-
-Why a real tokenizer: the stand-in exists to prove that phasegate's JQL cannot be subverted
-by a value (a label such as `X" OR project = "SECRET`). A regex splitter would accept or
-refuse such strings for the wrong reasons; this reads quoted strings, escapes, reserved
-characters and reserved words the way Jira does, so an escaped quote stays inside its value
-and an unquoted reserved word is refused with Jira's own wording.
+"""The small part of JQL the Jira stand-in understands: the parser, from tokens (`jql_tokens`) to a
+query tree of clauses, AND/OR and NOT, and its ORDER BY.
 
 Evaluating a parsed query against issues lives in `jql_eval`, which builds on these types.
 
@@ -16,24 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
-# Jira's reserved words (its JqlStringSupportImpl list); unquoted as a value they are an error.
-RESERVED_WORDS = KEYWORDS | set(
-    "a an abort access add after alias all alter any are as audit avg before begin between boolean break "
-    "byte catch cf char character check checkpoint collate collation column commit connect continue count "
-    "create current date decimal declare decrement default defaults define delete delimiter difference "
-    "distinct divide do double drop else encoding end equals escape exclusive exec execute exists explain "
-    "false fetch file field first float for from function go goto grant greater group having identified if "
-    "immediate increment index initial inner inout input insert intersect into isolation join key last "
-    "left length level like limit lock long max min minus mode modify modulo more multiply next noaudit "
-    "notin nowait number object of on option outer output power previous prior privileges public raise "
-    "raw remainder rename resource return returns revoke right row rowid rownum rows select session set "
-    "share size sqrt start strict string subtract sum synonym table then to trans transaction trigger "
-    "true uid union unique update user validate values view when whenever where while with".split()
-)
-RESERVED_CHARS = set("{}*/%+^$#@?;|&")
-ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", " ": " "}
-SPECIAL = set(" \t\r\n()=!~<>,\"'")
+from phasegate.sandbox.standins.jql_tokens import KEYWORDS, RESERVED_WORDS, JqlError, Token, syntax_error, tokenize
+
 # JQL name (lower case) -> canonical field; "Epic Link" is Data Center's name for an epic parent.
 FIELDS = {
     "project": "project", "key": "key", "issuekey": "key", "labels": "labels", "parent": "parent",
@@ -44,21 +23,6 @@ TEXT_FIELDS = {"summary"}
 RELATIONAL = {">", ">=", "<", "<="}  # on `key` only: numeric within one project, as Jira compares keys
 SORTABLE = {"key", "created", "updated", "summary", "status", "project", "resolutiondate", "issuetype"}
 SORT_ALIASES = {"issuekey": "key", "resolved": "resolutiondate", "type": "issuetype"}
-
-
-class JqlError(Exception):
-    """A query Jira would refuse with HTTP 400; `messages` become `errorMessages`."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("; ".join(messages))
-        self.messages = messages
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # word | string | op | ( | ) | , | eof
-    text: str
-    pos: int
 
 
 @dataclass(frozen=True)
@@ -89,86 +53,6 @@ class Query:
     order_by: tuple[tuple[str, bool], ...]  # (field, descending)
 
 
-def _where(text: str, pos: int) -> str:
-    line = text.count("\n", 0, pos) + 1
-    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return f"(line {line}, character {column})"
-
-
-def _syntax(text: str, pos: int, message: str) -> JqlError:
-    return JqlError([f"Error in the JQL Query: {message} {_where(text, pos)}"])
-
-
-def tokenize(text: str) -> list[Token]:
-    tokens: list[Token] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char in " \t\r\n":
-            i += 1
-        elif char in "(),":
-            tokens.append(Token(char, char, i))
-            i += 1
-        elif text.startswith(("!=", "!~", ">=", "<="), i):
-            tokens.append(Token("op", text[i : i + 2], i))
-            i += 2
-        elif char in "=~<>":
-            tokens.append(Token("op", char, i))
-            i += 1
-        elif char in "\"'":
-            value, end = _read(text, i + 1, quote=char)
-            tokens.append(Token("string", value, i))
-            i = end
-        elif char == "!":
-            raise _syntax(text, i, "The character '!' is a reserved JQL character.")
-        else:
-            value, end = _read(text, i, quote=None)
-            tokens.append(Token("word", value, i))
-            i = end
-    tokens.append(Token("eof", "", len(text)))
-    return tokens
-
-
-def _read(text: str, i: int, quote: str | None) -> tuple[str, int]:
-    """Read a quoted string (after its opening quote) or a bare word, resolving escapes."""
-    start, out = i, list[str]()
-    while i < len(text):
-        char = text[i]
-        if quote is not None and char == quote:
-            return "".join(out), i + 1
-        if quote is None and char in SPECIAL:
-            break
-        if char == "\\":
-            if text[i + 1 : i + 2] == "u":
-                digits = text[i + 2 : i + 6]
-                if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-                    raise _syntax(text, i, f"'\\u{digits}' is an illegal JQL unicode escape.")
-                out.append(chr(int(digits, 16)))
-                i += 6
-                continue
-            follower = text[i + 1 : i + 2]
-            if follower not in ESCAPES:
-                raise _syntax(
-                    text, i, f"'\\{follower}' is an illegal JQL escape sequence. The valid escape sequences are "
-                    "\\', \\\", \\t, \\n, \\r, \\\\, '\\ ' and \\uXXXX.",
-                )
-            out.append(ESCAPES[follower])
-            i += 2
-            continue
-        if quote is not None and (char in "\r\n" or ord(char) < 0x20):
-            raise _syntax(text, i, "The quoted string contains a line break or control character; escape it.")
-        if quote is None and char in RESERVED_CHARS:
-            raise _syntax(
-                text, i, f"The character '{char}' is a reserved JQL character. You must enclose it in a string "
-                f"or use the escape '\\u{ord(char):04x}' instead.",
-            )
-        out.append(char)
-        i += 1
-    if quote is not None:
-        raise _syntax(text, start - 1, f"The quoted string '{''.join(out)}' has not been completed.")
-    return "".join(out), i
-
-
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -189,7 +73,7 @@ class _Parser:
 
     def fail(self, expecting: str) -> JqlError:
         got = "the end of the query" if self.tok.kind == "eof" else f"'{self.tok.text}'"
-        return _syntax(self.text, self.tok.pos, f"Expecting {expecting} but got {got}.")
+        return syntax_error(self.text, self.tok.pos, f"Expecting {expecting} but got {got}.")
 
     def query(self) -> Query:
         where = None if self.tok.kind == "eof" or self.is_kw("order") else self.or_()
@@ -303,7 +187,7 @@ class _Parser:
         if token.kind != "word":
             raise self.fail("either a value, list or function")
         if token.text.lower() in RESERVED_WORDS:
-            raise _syntax(
+            raise syntax_error(
                 self.text, token.pos, f"'{token.text}' is a reserved JQL word. You must surround it in "
                 "quotation marks to use it in a query.",
             )

@@ -13,16 +13,15 @@ call it carried out (`drop_after`), so a test that passes against it means somet
     client.chat_postMessage(channel="C0GATES", text="Phase 1 gate")
     slack.messages("C0GATES")[0].text        # "Phase 1 gate"
     slack.stop()
+
+The trigger ids and response URLs of interactions are in `slack_interactions`, file uploads in
+`slack_files`, history paging in `slack_history`, the wire format in `slack_wire`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import itertools
-import json
 import re
-import secrets
 import threading
 import time
 from collections import deque
@@ -31,14 +30,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from phasegate.sandbox.standins.blockkit import validate_blocks, validate_modal
 from phasegate.sandbox.standins.dropped import DROP, DropConnections
 from phasegate.sandbox.standins.loopback import LoopbackServer
 from phasegate.sandbox.standins.slack_files import FileUploads
 from phasegate.sandbox.standins.slack_history import history, metadata_of
+from phasegate.sandbox.standins.slack_interactions import Interactions
 from phasegate.sandbox.standins.slack_wire import (  # noqa: F401  (TEAM_ID and friends: the stand-in's identity)
     APP_ID,
     BOT_ID,
@@ -53,13 +52,9 @@ from phasegate.sandbox.standins.slack_wire import (  # noqa: F401  (TEAM_ID and 
     _failure_response,
     _parse_args,
     _render,
-    _ResponseUrl,
 )
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,20}$")
-TRIGGER_TTL = 3.0  # seconds a trigger_id stays usable, as in Slack
-RESPONSE_URL_USES = 5
-RESPONSE_URL_TTL = 30 * 60.0  # Slack's response_urls expire after 30 minutes
 FORM_ONLY = frozenset({"conversations.history"})  # read methods: Slack ignores a JSON body's arguments
 
 class SlackStandin(LoopbackServer):
@@ -72,23 +67,21 @@ class SlackStandin(LoopbackServer):
         self.socket_url: str | None = None  # set by a SocketModeStandin; what apps.connections.open hands out
         self.channels: frozenset[str] | None = frozenset(channels) if channels is not None else None
         self.clock = clock  # injectable so trigger/response-url expiry can be tested without sleeping
-        self.views: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        # trigger ids and response URLs; the modals opened and what was posted to response URLs
+        self.interactions = Interactions(lambda: self.clock(), self._lock)
+        self.views, self.responses = self.interactions.views, self.interactions.responses
         self.ephemeral: list[dict[str, Any]] = []
-        self.responses: list[dict[str, Any]] = []
         self.calls: list[str] = []
         self.not_member: set[str] = set()  # channels posted to via chat:write.public only: no history
-        self._lock = threading.Lock()
         self._messages: list[Message] = []
         self._last_ts_us = 0
-        self._triggers: dict[str, float] = {}
-        self._response_urls: dict[str, _ResponseUrl] = {}
         self._failures: dict[str, deque[tuple[int, int]]] = {}  # method -> (status, retry_after)
         self._delays: dict[str, deque[float]] = {}  # method -> seconds to hold the next calls (delay_next)
         self._drops: dict[str, int] = {}  # method -> calls still to be applied and then left unanswered
-        self._view_ids = itertools.count(1)
         self._methods: dict[str, Callable[[Args], Args]] = {  # each runs with self._lock held
             "auth.test": self._auth_test, "chat.postMessage": self._post_message, "chat.update": self._update,
-            "chat.postEphemeral": self._post_ephemeral, "views.open": self._views_open,
+            "chat.postEphemeral": self._post_ephemeral, "views.open": self.interactions.views_open,
             "apps.connections.open": self._connections_open, "conversations.history": self._history,
         }
         self.files = FileUploads(lambda: self.url, SlackError, self._channel)  # files_upload_v2's three steps
@@ -96,7 +89,7 @@ class SlackStandin(LoopbackServer):
                               "files.completeUploadExternal": self.files.complete})
         self.app = DropConnections(Starlette(routes=[
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
-            Route("/response/{token}", self._response, methods=["POST"]),
+            Route("/response/{token}", self.interactions.respond, methods=["POST"]),
             Route("/upload/v1/{file_id}", self.files.upload, methods=["POST"]),
         ]))
 
@@ -131,23 +124,15 @@ class SlackStandin(LoopbackServer):
 
     def issue_trigger_id(self) -> str:
         """A trigger_id as Slack puts in an interaction payload: one views.open, within 3 s."""
-        trigger = f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
-        with self._lock:
-            self._triggers[trigger] = self.clock()
-        return trigger
+        return self.interactions.issue_trigger_id()
 
     def response_url(self) -> str:
         """A fresh response URL (POST JSON to it) that, like Slack's, works at most 5 times."""
-        token = secrets.token_urlsafe(18)
-        with self._lock:
-            self._response_urls[token] = _ResponseUrl(created=self.clock())
-        return f"{self.url}/response/{token}"
+        return self.interactions.response_url(self.url)
 
     def said_to(self, response_url: str) -> list[str]:
         """The texts the app posted to this response URL (what the clicker was told), in order."""
-        with self._lock:
-            entry = self._response_urls.get(response_url.rsplit("/", 1)[-1])
-            return list(entry.said) if entry is not None else []
+        return self.interactions.said_to(response_url)
 
     def messages(self, channel: str) -> list[Message]:
         """Top-level messages and thread replies in `channel`, in post order."""
@@ -208,30 +193,6 @@ class SlackStandin(LoopbackServer):
                 answer["response_metadata"] = {"messages": err.messages}
             return JSONResponse(answer)  # Slack answers API errors with HTTP 200
         return JSONResponse({"ok": True, **result})
-
-    async def _response(self, request: Request) -> Response:
-        """A response_url: plain-text answers, like Slack's hooks endpoints."""
-        token = request.path_params["token"]
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        with self._lock:
-            entry = self._response_urls.get(token)
-            if entry is None:
-                return PlainTextResponse("no_service", status_code=404)
-            if entry.uses >= RESPONSE_URL_USES:
-                return PlainTextResponse("used_url", status_code=404)
-            if self.clock() - entry.created > RESPONSE_URL_TTL:
-                return PlainTextResponse("expired_url", status_code=404)
-            if not isinstance(body, dict):
-                return PlainTextResponse("invalid_payload", status_code=400)
-            if "blocks" in body and validate_blocks(body["blocks"]):
-                return PlainTextResponse("invalid_blocks", status_code=400)
-            entry.uses += 1
-            entry.said.append(str(body.get("text", "")))
-            self.responses.append(body)
-        return PlainTextResponse("ok")
 
     def _authenticate(self, request: Request, args: Args, expected: str) -> None:
         header = request.headers.get("authorization", "")
@@ -297,32 +258,6 @@ class SlackStandin(LoopbackServer):
             raise SlackError("no_text")
         self.ephemeral.append({"channel": channel, "user": str(user), "text": text or "", "blocks": blocks or []})
         return {"message_ts": self._next_ts()}
-
-    def _views_open(self, args: Args) -> Args:
-        trigger = str(args.get("trigger_id", ""))
-        issued = self._triggers.get(trigger)
-        if issued is None:
-            raise SlackError("invalid_trigger_id")
-        if self.clock() - issued > TRIGGER_TTL:
-            raise SlackError("expired_trigger_id")
-        view = args.get("view")
-        if isinstance(view, str):
-            try:
-                view = json.loads(view)
-            except ValueError:
-                raise SlackError("invalid_arguments", ["[ERROR] invalid json [json-pointer:/view]"]) from None
-        errors = validate_modal(view)
-        if errors:  # Slack reports view problems as invalid_arguments, not invalid_blocks
-            raise SlackError("invalid_arguments", errors)
-        assert isinstance(view, dict)
-        del self._triggers[trigger]
-        self.views.append(copy.deepcopy(view))
-        view_id = f"V{next(self._view_ids):010d}"
-        opened = {**copy.deepcopy(view), "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID, "bot_id": BOT_ID,
-                  "root_view_id": view_id, "previous_view_id": None, "hash": secrets.token_hex(8),
-                  "state": {"values": {}}}
-        return {"view": opened}
-
 
     def _channel(self, args: Args) -> str:
         channel = str(args.get("channel", ""))

@@ -1,0 +1,42 @@
+"""What every Slack handler is given (`SlackDeps`), and the one way they all answer a clicker later.
+
+The bottom of `phasegate.slack`: the gate and change-request handlers, the router above them and
+the HTTP and Socket Mode entry points all import from here, and this imports none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from phasegate.changes import operations as cr_operations
+from phasegate.errors import EXPECTED
+from phasegate.integrations.slack_chat import SlackChat
+from phasegate.slack.followups import Followups
+
+log = logging.getLogger("phasegate.slack")
+NOT_RECORDED = "Not recorded: the ledger is unavailable, please click again in a minute."
+
+
+@dataclass
+class SlackDeps:
+    signing_secret: str
+    sessions: sessionmaker[Session]
+    chat: SlackChat
+    resume: Callable[[str], object]
+    clock: Callable[[], float] = field(default=time.time)
+    start_change_request: Callable[[str, int], object] = field(default=cr_operations.start_flow)
+    followups: Followups = field(default_factory=Followups)  # after-answer work, off the answering path
+
+
+def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:
+    """Answer the clicker alone, through the interaction's response_url; a failure is logged."""
+    if response_url:
+        try:
+            deps.chat.respond(response_url, text)
+        except EXPECTED as exc:
+            log.warning("could not answer the clicker: %s", exc)

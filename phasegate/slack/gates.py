@@ -1,0 +1,179 @@
+"""Gates in Slack: the answer buttons on a gate's prompt, the form that asks for a reason or a
+waiver, and the Attest buttons on a phase's kickoff message.
+
+Routed from `phasegate.slack.interactions`, after the signature is verified. Verify, record,
+answer: the answer is recorded in one write transaction; opening the form and answering the clicker
+are request background tasks, and redrawing the prompt and waking the run are follow-ups
+(phasegate.slack.followups). The approver is the verified payload's `user.id`; a button's value only
+names the gate revision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import BackgroundTasks, Response
+from fastapi.responses import JSONResponse
+
+from phasegate.configs.schema import Phase
+from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError, ReasonRequired
+from phasegate.gates import answers
+from phasegate.integrations.slack_blocks import clip
+from phasegate.ledger import gates
+from phasegate.ledger.db import transaction
+from phasegate.ledger.engagements import attest, attestations, config_of, get
+from phasegate.messages import gates as messages
+from phasegate.messages.ids import REASON_INPUT, parse_attest_value
+from phasegate.slack.deps import SlackDeps, log, tell
+from phasegate.slack.payloads import BadPayload, delivery_id, is_gate_id, response_url_of
+from phasegate.states import Outcome, Via
+
+
+def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, response_url: str | None) -> None:
+    """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
+    answer is recorded either way). A decision whose run could not be woken, Prefect being down, is
+    said to the clicker alone: recorded, and acted on when the orchestrator is back."""
+    done = answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume)
+    for problem in done.problems:
+        log.warning("gate %s: %s", gate_id, problem)
+    if not done.orchestrator_down:
+        return
+    if response_url:
+        tell(deps, response_url, answers.RECORDED_NEXT_STEP_LATER)
+        return
+    with transaction(deps.sessions, write=False) as session:
+        channel = gates.by_id(session, gate_id).channel
+    try:
+        deps.chat.ephemeral(channel, user, answers.RECORDED_NEXT_STEP_LATER)
+    except EXPECTED as exc:
+        log.warning("could not answer the approver: %s", exc)
+
+
+def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: str, outcome: Outcome,
+           reason: str, delivery_id: str, response_url: str | None) -> str | None:
+    """Record the answer in one write transaction; the refusal text if the policy refused it.
+    ReasonRequired propagates: the caller asks for the reason instead of refusing."""
+    try:
+        with transaction(deps.sessions) as session:
+            result = gates.answer(session, gate_id, approver=user, outcome=outcome, reason=reason,
+                                  via=Via.SLACK, delivery_id=delivery_id)
+    except GateClosed as exc:
+        background.add_task(tell, deps, response_url, str(exc))
+        return str(exc)
+    except ReasonRequired:
+        raise
+    except (PolicyError, NotFound) as exc:
+        background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
+        return str(exc)
+    if result.recorded:
+        # answers pending on one gate make one follow-up: the last one's, which decides if any did
+        deps.followups.submit(("gate", gate_id),
+                              lambda decided: after_answer(deps, gate_id, decided, user, response_url),
+                              result.decided is not None)
+    return None
+
+
+def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: str, action_ts: object,
+              background: BackgroundTasks) -> Response:
+    """One of a gate's answer buttons: `argument` names the outcome, `value` the gate revision."""
+    if not is_gate_id(value):
+        return Response(status_code=200)  # not one of ours; nothing to do
+    try:
+        outcome = Outcome(argument)
+    except ValueError:
+        raise BadPayload(f"unknown gate action {argument!r}") from None
+    gate_id, user = int(value), payload["user"]["id"]
+    response_url = response_url_of(payload)
+    if outcome.needs_reason:  # NO-GO, EXTEND, NOT YET: the form asks why, unless the answer is refused anyway
+        refusal = precheck(deps, gate_id, user, outcome)
+        if refusal is not None:
+            background.add_task(tell, deps, response_url, refusal)
+        else:
+            ask_reason(deps, payload, gate_id, outcome, background)
+        return Response(status_code=200)
+    delivery = delivery_id("slack", gate_id, user, action_ts)
+    try:  # GO, ACCEPT: recorded at once, in one transaction, unless exit criteria fail
+        record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
+               response_url=response_url)
+    except ReasonRequired:  # ... and then the form asks for the written waiver
+        ask_reason(deps, payload, gate_id, outcome, background)
+    return Response(status_code=200)
+
+
+def ask_reason(deps: SlackDeps, payload: dict[str, Any], gate_id: int, outcome: Outcome,
+               background: BackgroundTasks) -> None:
+    """Open the modal that asks for the reason (or, for GO and ACCEPT, the waiver) of this answer."""
+    trigger = payload.get("trigger_id")
+    if isinstance(trigger, str):
+        view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}",
+                                     waiver=outcome.passes)
+        background.add_task(open_modal, deps, trigger, view, response_url_of(payload))
+
+
+def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: str,
+              background: BackgroundTasks) -> Response:
+    """A milestone attested from its button on a phase's kickoff message, by the verified user."""
+    user = payload["user"]["id"]
+    response_url = response_url_of(payload)
+    engagement_id, phase_name = parse_attest_value(value)
+    try:
+        phase = Phase(phase_name)
+    except ValueError:
+        raise BadPayload(f"attest button for an unknown phase {phase_name!r}") from None
+    try:
+        with transaction(deps.sessions) as session:
+            engagement = config_of(get(session, engagement_id))
+            previous = attestations(session, engagement_id, phase).get(milestone)
+            if previous is not None and previous[0] == user:
+                background.add_task(tell, deps, response_url, f"You already attested {milestone}.")
+                return Response(status_code=200)
+            attest(session, engagement, phase, milestone, by=user, note="attested in Slack", via=Via.SLACK)
+    except (PolicyError, NotFound) as exc:
+        background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
+        return Response(status_code=200)
+    background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {milestone}.")
+    return Response(status_code=200)
+
+
+def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str | None:
+    """The refusal, if the answer could never be recorded, before its reason is asked for."""
+    try:
+        with transaction(deps.sessions, write=False) as session:
+            gate = gates.by_id(session, gate_id)
+            gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
+                        outcome=outcome, reason="(to be given)")
+            return None
+    except GateClosed as exc:
+        return str(exc)
+    except (PolicyError, NotFound) as exc:
+        return f"Not recorded: {exc}"
+
+
+def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:
+    try:
+        deps.chat.open_modal(trigger_id, view)
+    except EXPECTED as exc:
+        tell(deps, response_url, f"Could not open the reason form ({exc}); use `phasegate gate decide` instead.")
+
+
+def on_reason(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], background: BackgroundTasks) -> Response:
+    """The filled-in reason (or waiver) form: the answer recorded, or the refusal shown in the form."""
+    gate_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
+    if not is_gate_id(gate_part):
+        raise BadPayload("gate_reason view without a gate id")
+    try:
+        gate_id, outcome = int(gate_part), Outcome(outcome_part)
+        reason = view["state"]["values"][REASON_INPUT][REASON_INPUT]["value"] or ""
+    except (ValueError, KeyError, TypeError):
+        raise BadPayload("gate_reason view without gate, outcome or reason") from None
+    if not isinstance(reason, str):
+        raise BadPayload("reason is not text")
+    delivery = delivery_id("slack-view", view.get("id"), view.get("hash"))
+    try:
+        refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
+                         reason=reason, delivery_id=delivery, response_url=None)
+    except ReasonRequired as exc:  # a reason of blanks only: the form stays open and says so
+        refusal = str(exc)
+    if refusal is not None:
+        return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
+    return Response(status_code=200)
