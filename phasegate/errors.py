@@ -21,6 +21,8 @@ From the leaves, re-exported here so callers need one import:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from phasegate.configs.errors import ConfigError
 from phasegate.integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
@@ -42,7 +44,12 @@ class PolicyError(PhasegateError):
 
 
 class GateClosed(PolicyError):
-    pass
+    """`mentions`: the Slack users the message names as `<@U…>` (who decided), kept as mentions where
+    Slack shows it (phasegate.messages.refusals); the rest of the message may quote outside text."""
+
+    def __init__(self, message: str, *, mentions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.mentions = tuple(mentions)
 
 
 class ReasonRequired(PolicyError):

@@ -1,9 +1,10 @@
-"""Free text that people type (reasons, notes) before it reaches the ledger or a Slack message.
+"""Free text from outside (reasons and notes people type, names and titles from an engagement file,
+Jira summaries and statuses) before it reaches the ledger or a Slack message.
 
 Why: PostgreSQL refuses NUL in text and neither backend can store an unpaired surrogate, so such
-text would fail inside the transaction (a 500) instead of being refused; and a reason pasted into
-a prompt's mrkdwn unescaped could ping `<!channel>`, fake a link or flip the text's direction for
-everyone in the channel.
+text would fail inside the transaction (a 500) instead of being refused; and outside text put into
+a Slack message as it is could ping `<!channel>`, fake a link or flip the text's direction for
+everyone in the channel. Every Slack message renders outside text through `literal`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ from __future__ import annotations
 from phasegate.errors import PolicyError
 
 MAX_REASON = 3000  # the reason form's max_length in Slack
-# Bidirectional overrides and isolates: shown to others, they reorder what the text appears to say.
-_BIDI = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"))
+# Shown to others, these reorder what the text appears to say (bidirectional embeddings, overrides,
+# isolates and marks) or hide what it holds (zero-width space, word joiner, byte order mark,
+# invisible operators, tag characters). Zero-width joiner and non-joiner stay: emoji sequences and
+# several scripts need them, and they hide nothing.
+_HIDDEN: dict[int, str | None] = {
+    **dict.fromkeys(map(ord, "\u061c\u180e\u200b\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")),
+    **dict.fromkeys(range(0x202A, 0x202F)), **dict.fromkeys(range(0x2066, 0x2070)),
+    **dict.fromkeys(range(0xE0000, 0xE0080)),
+}
+_ESCAPED = {**_HIDDEN, ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
 
 
 def unstorable(text: str) -> str | None:
@@ -36,8 +45,15 @@ def checked(field: str, text: str, limit: int = MAX_REASON) -> str:
     return text
 
 
-def mrkdwn(text: str) -> str:
-    """`text` shown literally in Slack mrkdwn: &, < and > escaped as Slack's formatting rules ask,
-    so `<!channel>` or `<http://x|y>` stay text; bidirectional overrides removed."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.translate(_BIDI)
+def literal(text: str, *, plain: bool = False) -> str:
+    """`text` from outside as Slack should show it: as written, never as markup or a reordering.
+
+    Slack parses mrkdwn and a message's notification `text` (what a push or the channel list shows):
+    there &, < and > are escaped as its formatting rules ask, so `<!channel>`, `<@U123>` or
+    `<https://x|click>` stay text. A plain_text field (a header, a button or form label) parses
+    nothing and would show `&lt;` as typed, so `plain=True` leaves them. Either way, bidirectional
+    controls and invisible characters are removed.
+
+        literal("R&D <!here>")  ->  "R&amp;D &lt;!here&gt;"
+    """
+    return text.translate(_HIDDEN if plain else _ESCAPED)

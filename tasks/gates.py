@@ -14,11 +14,12 @@ from phasegate.ledger import audit, engagements, gates, phases, scope
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.messages import marks as post_marks
-from phasegate.messages.prompts import refresh, render
+from phasegate.messages.prompts import opened, refresh, render
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules import evidence
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 from phasegate.tasks import ledger_task, outside_task
+from phasegate.text import literal
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,13 @@ def post_prompt(rt: Runtime, gate_id: int) -> None:
             return
         text, blocks = render(session, gate)
         channel, kickoff = gate.channel, phases.phase_run(session, gate.engagement_id, gate.phase).kickoff_ts
+        notice = opened(gate, engagements.get(session, gate.engagement_id).name)
         mark, oldest = post_marks.gate_prompt(gate), post_marks.oldest(gate.opened_at)
     ts = rt.chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(rt.sessions) as session:
         gates.by_id(session, gate_id).message_ts = ts
     if kickoff:
-        rt.chat.post(channel, f"{text.split(':')[0]} is open for answers.", thread_ts=kickoff)
+        rt.chat.post(channel, notice, thread_ts=kickoff)
 
 
 @outside_task
@@ -153,7 +155,7 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
     post_prompt(rt, reopened)
     if old_ts:
         rt.chat.post(engagement.slack_channel, f"{approvers} the {phase.gate} approval went stale and the gate is "
-                     f"reopened: {'; '.join(reasons)}", thread_ts=old_ts)
+                     f"reopened: {literal('; '.join(reasons))}", thread_ts=old_ts)
     return reopened
 
 
@@ -170,7 +172,7 @@ def tell_unconfirmed(rt: Runtime, engagement: Engagement, gate_id: int, lines: l
                      unconfirmed=lines)
         channel, ts, name = gate.channel, gate.message_ts, gate.name
     if ts:
-        rt.chat.post(channel, f"Re-check of {name} before the next phase: still unknown: {'; '.join(lines)}. "
+        rt.chat.post(channel, f"Re-check of {name} before the next phase: still unknown: {literal('; '.join(lines))}. "
                      "The approval stands on the waiver given with it.", thread_ts=ts)
 
 
@@ -185,7 +187,7 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     if not created:
         return None
     what = "supervised operation extended" if phase is Phase.HANDOVER else f"{phase.value} extended"
-    rt.chat.post(engagement.slack_channel, f":hourglass: {engagement.name}: {what} by {weeks} weeks, "
+    rt.chat.post(engagement.slack_channel, f":hourglass: {literal(engagement.name)}: {what} by {weeks} weeks, "
                  f"next {phase.gate} review by {ends_on}.")
     return None
 
@@ -204,6 +206,6 @@ def close_engagement(rt: Runtime, engagement: Engagement, gate_id: int | None, s
             reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
             reason = reason or "; ".join(reasons) or (gate.outcome.label if gate.outcome else "")
     icon = ":checkered_flag:" if state is EngagementState.COMPLETED else ":no_entry:"
-    rt.chat.post(engagement.slack_channel, f"{icon} {engagement.name} is {state.value}: {reason}")
+    rt.chat.post(engagement.slack_channel, f"{icon} {literal(engagement.name)} is {state.value}: {literal(reason)}")
     with transaction(rt.sessions) as session:
         engagements.close(session, engagement.id, state, reason)

@@ -18,6 +18,7 @@ from phasegate.messages import marks as post_marks
 from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind
 from phasegate.tasks import ledger_task, outside_task
+from phasegate.text import literal
 
 HANDOVER_SHARE = (0.15, 0.20)
 
@@ -54,9 +55,9 @@ def post_kickoff(rt: Runtime, engagement: Engagement, phase: Phase) -> str:
         before = sum(phases.weeks_used(session, engagement.id, p) or engagement.phases.of(p).planned_weeks
                      for p in (Phase.POC, Phase.DEVELOPMENT))  # booked weeks, or the plan where none are
     config = engagement.phases.of(phase)
-    lines = [f":rocket: *{phase.heading}* started for *{engagement.name}* (vendor {engagement.vendor}).",
+    lines = [f":rocket: *{phase.heading}* started for *{literal(engagement.name)}* (vendor {literal(engagement.vendor)}).",
              f"Planned: {config.planned_weeks} weeks, gate {phase.gate} “{phase.question}” due by {box.ends_on}.",
-             "Milestones: " + (", ".join(m.title for m in config.milestones) or "none")]
+             "Milestones: " + (", ".join(literal(m.title) for m in config.milestones) or "none")]
     warning = handover_warning(engagement, before) if phase is Phase.HANDOVER else None
     if warning:
         lines.append(f":warning: {warning}")

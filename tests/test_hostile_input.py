@@ -30,7 +30,7 @@ from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import sign
 from phasegate.states import Outcome, Via
-from phasegate.text import mrkdwn
+from phasegate.text import literal
 
 SECRET = "test-secret"
 
@@ -175,8 +175,8 @@ def test_reasons_are_shown_literally_in_the_prompt(rt: Runtime, endpoint: Endpoi
 
 
 def test_mrkdwn_escaping_keeps_the_text_and_drops_direction_overrides() -> None:
-    assert mrkdwn("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
-    assert mrkdwn("x\u202ey\u2066z") == "xyz"
+    assert literal("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
+    assert literal("x\u202ey\u2066z") == "xyz"
 
 
 # Generated signed payloads on PostgreSQL. Hypothesis builds payloads that look like Slack's around the

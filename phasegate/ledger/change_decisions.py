@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Approver, Engagement, Phase
-from phasegate.errors import GateClosed, InvalidRequest, PolicyError
+from phasegate.errors import InvalidRequest, PolicyError
 from phasegate.ledger import audit
 from phasegate.ledger.change_requests import (
     assessment_of,
     baseline,
     by_id,
     check_schedule,
-    closed_message,
+    closed,
     decisions,
     draft_of,
     parse_amendment,
@@ -49,7 +49,7 @@ def check(session: Session, cr: ChangeRequestRow, engagement: Engagement, *, app
           reason: str) -> Approver:
     """The approver's entry if the request would take this answer now; GateClosed or PolicyError if not."""
     if cr.state is not ChangeRequestState.ASSESSED:
-        raise GateClosed(closed_message(session, cr))
+        raise closed(session, cr)
     entry = policy.check(policy.change_policy(engagement, cr.phase), cr.name, policy.CHANGE_OUTCOMES,
                          approver=approver, requested_by=cr.requested_by, outcome=outcome, reason=reason)
     if outcome is Outcome.APPROVE:
@@ -99,7 +99,7 @@ def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, rea
 
 def settle(session: Session, cr: ChangeRequestRow, state: ChangeRequestState, reason: str = "") -> None:
     if not cr.state.can_become(state):
-        raise GateClosed(closed_message(session, cr))
+        raise closed(session, cr)
     cr.state, cr.closed_reason, cr.decided_at = state, reason, utcnow()
     assessment = assessment_of(cr)
     kind = AuditKind.CR_APPROVED if state is ChangeRequestState.APPROVED else AuditKind.CR_REJECTED

@@ -163,7 +163,7 @@ def assess(session: Session, cr: ChangeRequestRow) -> Assessment:
     if stored is not None:
         return stored
     if not cr.state.can_become(ChangeRequestState.ASSESSED):
-        raise GateClosed(closed_message(session, cr))
+        raise closed(session, cr)
     engagement = config_of(get(session, cr.engagement_id))
     current, first = baseline(session, cr.engagement_id), baseline(session, cr.engagement_id, 1)
     if current is None or first is None:
@@ -183,7 +183,7 @@ def withdraw(session: Session, cr_id: int, *, by: str, reason: str) -> ChangeReq
     """The requester (or the engagement's PM) takes an open request back, saying why."""
     cr = by_id(session, cr_id, lock=True)
     if not cr.state.can_become(ChangeRequestState.WITHDRAWN):
-        raise GateClosed(closed_message(session, cr))
+        raise closed(session, cr)
     engagement = config_of(get(session, cr.engagement_id))
     if by not in (cr.requested_by, engagement.pm_slack_user):
         raise PolicyError(f"only {cr.requested_by} (who filed {cr.name}) or the PM may withdraw it")
@@ -197,11 +197,13 @@ def withdraw(session: Session, cr_id: int, *, by: str, reason: str) -> ChangeReq
 DECIDED_BY = {ChangeRequestState.APPROVED: Outcome.APPROVE, ChangeRequestState.REJECTED: Outcome.REJECT}
 
 
-def closed_message(session: Session, cr: ChangeRequestRow) -> str:
+def closed(session: Session, cr: ChangeRequestRow) -> GateClosed:
+    """The refusal of an answer to a request that takes none (yet, or any more), naming who decided it."""
     if cr.state is ChangeRequestState.WITHDRAWN:
-        return f"{cr.name} was withdrawn: {cr.closed_reason}"
+        return GateClosed(f"{cr.name} was withdrawn: {cr.closed_reason}")
     if cr.state in DECIDED_BY:
         latest = {d.approver: d for d in decisions(session, cr.id)}
-        who = ", ".join(f"<@{d.approver}>" for d in latest.values() if d.outcome is DECIDED_BY[cr.state])
-        return f"{cr.name} was already {cr.state.value}" + (f" by {who}" if who else "")
-    return f"{cr.name} is {cr.state.value} and takes no answers yet"
+        winners = [d.approver for d in latest.values() if d.outcome is DECIDED_BY[cr.state]]
+        who = ", ".join(f"<@{approver}>" for approver in winners)
+        return GateClosed(f"{cr.name} was already {cr.state.value}" + (f" by {who}" if who else ""), mentions=winners)
+    return GateClosed(f"{cr.name} is {cr.state.value} and takes no answers yet")

@@ -99,7 +99,7 @@ def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: 
           reason: str) -> Approver:
     """The approver's entry if the gate would take this answer now; GateClosed or PolicyError if not."""
     if gate.state is not GateState.OPEN:
-        raise GateClosed(closed_message(session, gate))
+        raise closed(session, gate)
     entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, approver=approver,
                                 requested_by=gate.requested_by, outcome=outcome, reason=reason,
                                 unmet=snapshot_of(session, gate).unmet if outcome.passes else ())
@@ -160,14 +160,15 @@ def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[s
                      channel=gate.channel, revision=gate.revision + 1, because=because)
 
 
-def closed_message(session: Session, gate: GateRow) -> str:
+def closed(session: Session, gate: GateRow) -> GateClosed:
+    """The refusal of an answer to a revision that takes none any more, naming who decided it."""
     if gate.state is GateState.STALE:
-        return f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead"
-    winners = [d for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
-    who = ", ".join(f"<@{d.approver}>" for d in winners) or "timeout"
+        return GateClosed(f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead")
+    winners = [d.approver for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
+    who = ", ".join(f"<@{approver}>" for approver in winners) or "timeout"
     if gate.outcome is None:
         raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")
-    return f"{gate.name} was already decided: {gate.outcome.label} by {who}"
+    return GateClosed(f"{gate.name} was already decided: {gate.outcome.label} by {who}", mentions=winners)
 
 
 def open_gates(session: Session, engagement_id: str | None = None) -> list[GateRow]:

@@ -1,1 +1,1 @@
-"""What phasegate says in Slack, rendered from domain objects and the ledger: gate and change-request prompts, kickoffs, the ids their buttons carry, and the marks that find a post again."""
+"""What phasegate says in Slack, rendered from domain objects and the ledger: gate and change-request prompts, kickoffs, what a refused click is told, the ids their buttons carry, and the marks that find a post again. Outside text in any of it goes through `phasegate.text.literal`."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.configs.schema import Engagement, Phase
+from phasegate.configs.schema import SLACK_USER_ID, Engagement, Phase
 from phasegate.errors import InvalidRequest
 from phasegate.integrations.slack_blocks import (
     Block,
@@ -36,9 +36,15 @@ from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_i
 from phasegate.rules import change_requests as cr_model
 from phasegate.rules import policy
 from phasegate.states import ChangeRequestState, Outcome
+from phasegate.text import literal
 
 STATE_ICON = {ChangeRequestState.APPROVED: ":white_check_mark:", ChangeRequestState.REJECTED: ":x:",
               ChangeRequestState.WITHDRAWN: ":leftwards_arrow_with_hook:"}
+
+
+def requester(cr: ChangeRequestRow) -> str:
+    """Who filed the request: a mention, or in words when it came from Jira (`jira:<reporter>`)."""
+    return f"<@{cr.requested_by}>" if SLACK_USER_ID.match(cr.requested_by) else literal(cr.requested_by)
 
 
 def summary(cr: ChangeRequestRow) -> str:
@@ -46,26 +52,28 @@ def summary(cr: ChangeRequestRow) -> str:
     parts = [f"*Phase* {cr.phase.value} · *effort* {cr.effort_days:g} days · *schedule* {cr.schedule_days:+d} days"
              f" · *cost* {cr.cost:,.0f}"]
     if added:
-        parts.append("*Adds:* " + ", ".join(added))
+        parts.append("*Adds:* " + ", ".join(literal(item) for item in added))
     if removed:
-        parts.append("*Removes:* " + ", ".join(removed))
+        parts.append("*Removes:* " + ", ".join(literal(item) for item in removed))
     return "\n".join(parts)
 
 
 def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None = None) -> tuple[str, list[Block]]:
-    """(fallback text, blocks) for the request's prompt as it should look now."""
+    """(fallback text, blocks) for the request's prompt as it should look now; every outside text
+    (title, rationale, scope items, names from the file, the Jira key) rendered by `literal`."""
     engagement = engagement or config_of(get(session, cr.engagement_id))
     assessment = crs.assessment_of(cr)
-    answers = [f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}"
+    answers = [f"<@{d.approver}> ({d.side}, {literal(d.role)}) {d.outcome.label} via {d.via.value}"
                + quote_reason(d.reason) for d in crs.decisions(session, cr.id)]
-    blocks = [header(f"CR-{cr.number} · {cr.title}"),
-              section(f"*{engagement.name}* · filed by <@{cr.requested_by}> via {cr.source.value}"
-                      + (f" ({cr.jira_issue})" if cr.jira_issue else "")
-                      + (f"\n{cr.rationale}" if cr.rationale else "")),
+    name = literal(engagement.name)
+    blocks = [header(f"CR-{cr.number} · {literal(cr.title, plain=True)}"),
+              section(f"*{name}* · filed by {requester(cr)} via {cr.source.value}"
+                      + (f" ({literal(cr.jira_issue)})" if cr.jira_issue else "")
+                      + (f"\n{literal(cr.rationale)}" if cr.rationale else "")),
               section(summary(cr))]
     if assessment is not None:
         blocks.append(section(f"*Assessment against baseline v{assessment.baseline_version}*\n"
-                              + "\n".join(assessment.lines())))
+                              + "\n".join(literal(line) for line in assessment.lines())))
     if answers:
         blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
     if cr.state is ChangeRequestState.ASSESSED:
@@ -74,12 +82,12 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
             Button(action_id(Action.CHANGE, Outcome.APPROVE.value), "Approve", str(cr.id), "primary"),
             Button(action_id(Action.CHANGE, Outcome.REJECT.value), "Reject", str(cr.id), "danger")])
         blocks.append(context(f"Decided by {rule}; the requester cannot approve it."))
-        return f"Change request CR-{cr.number} for {engagement.name}: {cr.title}", blocks
+        return f"Change request CR-{cr.number} for {name}: {literal(cr.title)}", blocks
     outcome = f"{STATE_ICON.get(cr.state, '')} *{cr.state.value.capitalize()}*" + quote_reason(cr.closed_reason)
     if cr.baseline_version:
         outcome += f" · baseline v{cr.baseline_version}"
     blocks.append(section(outcome))
-    return f"CR-{cr.number} for {engagement.name}: {cr.state.value}", blocks
+    return f"CR-{cr.number} for {name}: {cr.state.value}", blocks
 
 
 def refresh(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int) -> None:
@@ -93,11 +101,12 @@ def refresh(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int) -> Non
 
 
 def announcement(cr: ChangeRequestRow, engagement_name: str) -> str:
+    title, name = literal(cr.title), literal(engagement_name)
     if cr.state is ChangeRequestState.APPROVED:
         moved = f"; {cr.phase.value} timebox moved by {cr.schedule_days:+d} days" if cr.schedule_days else ""
-        return (f":white_check_mark: CR-{cr.number} “{cr.title}” for {engagement_name} is approved: baseline "
+        return (f":white_check_mark: CR-{cr.number} “{title}” for {name} is approved: baseline "
                 f"v{cr.baseline_version}{moved}.")
-    return (f"{STATE_ICON.get(cr.state, '')} <@{cr.requested_by}> CR-{cr.number} “{cr.title}” for {engagement_name} "
+    return (f"{STATE_ICON.get(cr.state, '')} {requester(cr)} CR-{cr.number} “{title}” for {name} "
             f"is {cr.state.value}" + quote_reason(cr.closed_reason) + ".")
 
 
@@ -122,7 +131,7 @@ def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None 
         text_input(CrField.SCOPE_REMOVED.value, "Scope items removed (one a line)", multiline=True, optional=True),
         number_input(CrField.EFFORT_DAYS.value, "Effort (person-days)", decimal=True),
         number_input(CrField.SCHEDULE_DAYS.value, "Schedule change (days, negative pulls in)", decimal=False),
-        number_input(CrField.COST.value, f"Cost ({engagement.budget.currency})", decimal=True),
+        number_input(CrField.COST.value, f"Cost ({literal(engagement.budget.currency, plain=True)})", decimal=True),
     ]
     if initial is not None:
         filled = {CrField.TITLE.value: initial.title, CrField.RATIONALE.value: initial.rationale,

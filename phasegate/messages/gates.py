@@ -23,7 +23,7 @@ from phasegate.integrations.slack_blocks import (
 from phasegate.messages.ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, attest_value, gate_block_id
 from phasegate.rules.evidence import MilestoneEvidence, Result, Snapshot
 from phasegate.states import Outcome
-from phasegate.text import mrkdwn
+from phasegate.text import literal
 
 ICON = {Result.PASS: ":white_check_mark:", Result.FAIL: ":x:", Result.MISSING: ":grey_question:"}
 STYLE: dict[Outcome, Literal["primary", "danger"]] = {Outcome.GO: "primary", Outcome.ACCEPT: "primary", Outcome.NO_GO: "danger"}
@@ -35,16 +35,17 @@ ISSUE_LINKS = 3  # Jira links per milestone line; the rest are counted
 def _issue_links(m: MilestoneEvidence, browse_url: str) -> str:
     if not browse_url or not m.issues:
         return ""
-    shown = [f"<{browse_url}{i['key']}|{i['key']}> {i.get('status') or '?'}" for i in m.issues[:ISSUE_LINKS]]
+    shown = [f"<{literal(browse_url + i['key'])}|{literal(i['key'])}> {literal(i.get('status') or '?')}"
+             for i in m.issues[:ISSUE_LINKS]]
     more = len(m.issues) - ISSUE_LINKS
     return " — " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def _milestone_line(m: MilestoneEvidence, browse_url: str = "", names: Mapping[str, str] | None = None) -> str:
     icon = ":white_check_mark:" if m.done else (":x:" if m.done is False else ":grey_question:")
-    who = (names or {}).get(m.attested_by or "", "")
-    return (f"{icon} {mrkdwn(m.title)}{'' if m.required else ' (optional)'}"
-            + (f" — {mrkdwn(m.error)}" if m.error else "")
+    who = literal((names or {}).get(m.attested_by or "", ""))
+    return (f"{icon} {literal(m.title)}{'' if m.required else ' (optional)'}"
+            + (f" — {literal(m.error)}" if m.error else "")
             + _issue_links(m, browse_url)
             + (f" — attested by {who + ' ' if who else ''}<@{m.attested_by}>" if m.attested_by else ""))
 
@@ -56,12 +57,12 @@ def digest_block(digest: str, label: str = "Evidence digest") -> Block:
 
 def evidence_blocks(snapshot: Snapshot, browse_url: str = "", names: Mapping[str, str] | None = None) -> list[Block]:
     """`browse_url` (the Jira site + "/browse/") turns issue keys into links; `names` maps Slack ids to names."""
-    criteria = "\n".join(f"{ICON[c.result]} {mrkdwn(c.label)}: *{c.result.value}* (seen {mrkdwn(c.seen)})" for c in snapshot.criteria)
+    criteria = "\n".join(f"{ICON[c.result]} {literal(c.label)}: *{c.result.value}* (seen {literal(c.seen)})" for c in snapshot.criteria)
     milestones = "\n".join(_milestone_line(m, browse_url, names) for m in snapshot.milestones)
     blocks = [section("*Exit criteria*\n" + (criteria or "none defined")),
               section("*Milestones*\n" + (milestones or "none defined"))]
     if snapshot.warnings:
-        blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {mrkdwn(w)}" for w in snapshot.warnings)))
+        blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {literal(w)}" for w in snapshot.warnings)))
     return blocks
 
 
@@ -75,17 +76,18 @@ def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quo
                 because: str = "", pending: Sequence[str] = (), due: str = "", browse_url: str = "",
                 names: Mapping[str, str] | None = None, budget: Sequence[str] = ()) -> list[Block]:
     """The prompt a sponsor can read: the quorum rule in words, who answered and who is pending (by
-    name), the date to answer by, Jira links with their status, the budget lines (`budget`, mrkdwn),
-    and the digest one click away."""
-    lines = [f"*{mrkdwn(engagement)}* · timebox {timebox}", quorum]
+    name), the date to answer by, Jira links with their status, the budget lines (`budget`, whose `*bold*` marks an overrun),
+    and the digest one click away. Outside text is rendered here (phasegate.text.literal); `answers`
+    come rendered by `answer_line`."""
+    lines = [f"*{literal(engagement)}* · timebox {timebox}", quorum]
     if due:
         lines.append(f"Please answer by {due}.")
     blocks = [header(f"{title} · {question}"), section("\n".join(lines))]
     if because:
-        blocks.append(section(f":rotating_light: *Reopened:* {mrkdwn(because)}"))
+        blocks.append(section(f":rotating_light: *Reopened:* {literal(because)}"))
     blocks += evidence_blocks(snapshot, browse_url, names)
     if budget:
-        blocks.append(section("*Budget*\n" + "\n".join(budget)))
+        blocks.append(section("*Budget*\n" + "\n".join(literal(line) for line in budget)))
     people = []
     if answers:
         people.append("*Answered*\n" + "\n".join(answers))
@@ -102,19 +104,20 @@ def gate_decided(*, title: str, question: str, engagement: str, outcome: Outcome
                  digest: str, snapshot: Snapshot, browse_url: str = "",
                  names: Mapping[str, str] | None = None) -> list[Block]:
     return [header(f"{title} · {question}"),
-            section(f"*{mrkdwn(engagement)}* · *Decided: {outcome.label}*\n" + "\n".join(answers)),
+            section(f"*{literal(engagement)}* · *Decided: {outcome.label}*\n" + "\n".join(answers)),
             *evidence_blocks(snapshot, browse_url, names),
             digest_block(digest, "Decided on evidence digest")]
 
 
 def gate_stale(*, title: str, question: str, engagement: str) -> list[Block]:
-    return [header(f"{title} · {question}"), section(f"*{mrkdwn(engagement)}* · approval is *stale*, gate reopened")]
+    return [header(f"{title} · {question}"), section(f"*{literal(engagement)}* · approval is *stale*, gate reopened")]
 
 
 def kickoff(text: str, engagement_id: str, phase: str, attestable: Sequence[tuple[str, str]]) -> list[Block]:
     """The kickoff message; items that accept an attestation get an "Attest" button each, whose
     value names the engagement and the phase (`acme-churn:poc`), never who may attest."""
-    buttons = [Button(action_id(Action.ATTEST, key), f"Attest: {title}", attest_value(engagement_id, phase))
+    buttons = [Button(action_id(Action.ATTEST, key), f"Attest: {literal(title, plain=True)}",
+                      attest_value(engagement_id, phase))
                for key, title in attestable]
     return [section(text), *actions("attest", buttons)]
 
@@ -132,11 +135,12 @@ def answer_line(*, approver: str, name: str | None, side: str, role: str, outcom
                 waived: bool, operator: str | None) -> str:
     """One answer on the prompt, by name where the file gives one; a GO/ACCEPT given past unmet exit
     criteria shows its waiver, and a CLI answer who really ran the command."""
-    person = f"{mrkdwn(name)} (<@{approver}>, {side} {role})" if name else f"<@{approver}> ({side}, {role})"
+    person = (f"{literal(name)} (<@{approver}>, {side} {literal(role)})" if name
+              else f"<@{approver}> ({side}, {literal(role)})")
     label = f"{outcome.label} with waiver" if waived and outcome.passes and reason else outcome.label
-    by = f" (recorded from the CLI by {mrkdwn(operator)})" if operator else ""
+    by = f" (recorded from the CLI by {literal(operator)})" if operator else ""
     return f"{person} {label} via {via}{by}" + quote_reason(reason)
 
 
 def quote_reason(reason: str) -> str:
-    return f": “{mrkdwn(clip(reason, 300))}”" if reason else ""
+    return f": “{literal(clip(reason, 300))}”" if reason else ""

@@ -17,6 +17,7 @@ from phasegate.ledger.models import GateRow
 from phasegate.messages import gates as messages
 from phasegate.rules import calendar, policy
 from phasegate.states import GateState
+from phasegate.text import literal
 
 
 def names(engagement: Engagement) -> dict[str, str]:
@@ -35,7 +36,7 @@ def answer_lines(session: Session, gate: GateRow, who: dict[str, str] | None = N
 def pending(session: Session, gate: GateRow, engagement: Engagement, who: dict[str, str]) -> list[str]:
     """Approvers who have not answered yet, by name (the requester may not answer their own gate)."""
     answered = set(gates.latest_answers(gates.decisions(session, gate.id)))
-    return [f"{who.get(a.slack_user, a.slack_user)} (<@{a.slack_user}>)"
+    return [f"{literal(who.get(a.slack_user, a.slack_user))} (<@{a.slack_user}>)"
             for a in engagement.phases.of(gate.phase).gate.approvers
             if a.slack_user not in answered and a.slack_user != gate.requested_by]
 
@@ -52,12 +53,12 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
     """(fallback text, blocks) for the gate's prompt as it should look now."""
     engagement = engagement or config_of(get(session, gate.engagement_id))
     snapshot = gates.snapshot_of(session, gate)
-    title = f"{gate.phase.gate} {engagement.name}"
+    title = f"{gate.phase.gate} {literal(engagement.name)}"
     who = names(engagement)
     answers = answer_lines(session, gate, who)
     browse = engagement.jira.url.rstrip("/") + "/browse/"
     if gate.state is GateState.OPEN:
-        text = f"{gate.phase.gate} for {engagement.name}: {gate.phase.question} Evidence digest {gate.digest}"
+        text = f"{gate.phase.gate} for {literal(engagement.name)}: {gate.phase.question} Evidence digest {gate.digest}"
         blocks = messages.gate_prompt(
             title=gate.phase.gate, question=gate.phase.question, engagement=engagement.name, timebox=gate.timebox,
             quorum=policy.in_words(engagement.phases.of(gate.phase).gate), digest=gate.digest, gate_id=gate.id,
@@ -76,6 +77,11 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
                                    engagement=engagement.name, outcome=gate.outcome, answers=answers,
                                    digest=gate.digest, snapshot=snapshot, browse_url=browse, names=who)
     return text, blocks
+
+
+def opened(gate: GateRow, engagement_name: str) -> str:
+    """The line in the kickoff's thread that points to the prompt."""
+    return f"{gate.phase.gate} for {literal(engagement_name)} is open for answers."
 
 
 RETRY_BACKOFF = (0.2, 0.5, 1.0, 2.0)  # a passing Slack failure is retried after these pauses

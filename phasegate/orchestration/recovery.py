@@ -24,6 +24,7 @@ from phasegate.ledger.db import transaction
 from phasegate.orchestration.runs import RunControl, RunStatus
 from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind, EngagementState, GateState, RunHealth
+from phasegate.text import literal
 
 MAX_AUTOMATIC = 3
 WATCH = "the gate watch"
@@ -124,7 +125,7 @@ def reconcile(rt: Runtime, runs: RunControl, engagement_id: str, now: dt.datetim
     name = f"{engagement_id} {exp.phase.value}"
     if status.health is RunHealth.CANCELLED and exp.decided_gate is None:
         if first:
-            say(rt, exp.channel, f":stop_sign: The {name} flow run was cancelled in Prefect ({status.why}). "
+            say(rt, exp.channel, f":stop_sign: The {name} flow run was cancelled in Prefect ({literal(status.why)}). "
                 f"Answers are still recorded; `phasegate phase retry {engagement_id}` starts it again, "
                 f"`phasegate engagement cancel {engagement_id} --reason ...` ends the engagement.")
         return Reconciled(cancelled=True)
@@ -132,11 +133,11 @@ def reconcile(rt: Runtime, runs: RunControl, engagement_id: str, now: dt.datetim
         problem = (f"{name}: {status.line}; restarted {MAX_AUTOMATIC} times already, "
                    f"`phasegate phase retry {engagement_id}` after a look at the run's logs")
         if first:
-            say(rt, exp.channel, f":warning: {problem}")
+            say(rt, exp.channel, f":warning: {literal(problem)}")
         return Reconciled(problem=problem)
     new_id = restart(rt, runs, exp, why=status.why, by=WATCH)
     carried = f" It carries out {exp.decided_gate}, as decided." if exp.decided_gate else ""
-    say(rt, exp.channel, f":arrows_counterclockwise: The {name} flow run is {status.health.value} ({status.why}); "
+    say(rt, exp.channel, f":arrows_counterclockwise: The {name} flow run is {status.health.value} ({literal(status.why)}); "
         f"phasegate started flow run {new_id}, which picks up from the ledger.{carried}")
     return Reconciled(restarted=new_id)
 
@@ -158,7 +159,7 @@ def retry(rt: Runtime, runs: RunControl, engagement_id: str, *, by: str, now: dt
         why = "the phase had no flow run"
     new_id = restart(rt, runs, exp, why=why, by=by)
     say(rt, exp.channel, f":arrows_counterclockwise: The {engagement_id} {exp.phase.value} flow run was restarted "
-        f"by {by} ({why}); flow run {new_id} picks up from the ledger.")
+        f"by {literal(by)} ({literal(why)}); flow run {new_id} picks up from the ledger.")
     return new_id
 
 
@@ -183,7 +184,7 @@ def cancel(rt: Runtime, runs: RunControl, engagement_id: str, *, reason: str, by
         except EXPECTED as exc:
             problems.append(str(exc))
     try:
-        say(rt, channel, f":octagonal_sign: {engagement_id} was cancelled by {by}: {reason.strip()}")
+        say(rt, channel, f":octagonal_sign: {engagement_id} was cancelled by {literal(by)}: {literal(reason.strip())}")
     except EXPECTED as exc:
         problems.append(f"could not tell the channel ({exc})")
     return problems

@@ -23,6 +23,7 @@ from phasegate.messages import marks as post_marks
 from phasegate.reports import chart, render
 from phasegate.reports.model import WeeklyReport
 from phasegate.states import Rag, ReportKind
+from phasegate.text import literal
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyRepo
             row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
             file_id = row.chart_file_id if row is not None else None
         if not file_id:
-            file_id = chat.upload(channel, path, f"{report.name} burn-up, {report.week}", thread_ts=ts)
+            file_id = chat.upload(channel, path, literal(f"{report.name} burn-up, {report.week}", plain=True),
+                                  thread_ts=ts)
             with transaction(sessions) as session:
                 row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
                 if row is not None:

@@ -18,6 +18,7 @@ from phasegate.ledger.models import EngagementRow
 from phasegate.reports.build import from_ledger, worst
 from phasegate.reports.facts import views
 from phasegate.states import EngagementState, Rag
+from phasegate.text import literal
 
 ACTIVE = (EngagementState.ACTIVE, EngagementState.REGISTERED)
 DIGEST_SECTION_CHARS = 2800
@@ -73,15 +74,16 @@ def status_rows(session: Session, now: dt.datetime, engagement_ids: list[str] | 
 
 
 def digest_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One mrkdwn line per engagement; its name and the approvers' names rendered by `literal`."""
     lines = []
     for row in rows:
         icon = Rag(row["rag"]).icon
         where = f"{row['phase']} week {row['week']}/{row['planned_weeks']}" if row["phase"] else row["state"]
         gates = f"; open gates {', '.join(row['open_gates'])}" if row["open_gates"] else ""
         overdue = f" (overdue: {', '.join(row['overdue_gates'])})" if row["overdue_gates"] else ""
-        blocking = f"; waiting for {', '.join(row['blocking'])}" if row["blocking"] else ""
+        blocking = f"; waiting for {', '.join(map(literal, row['blocking']))}" if row["blocking"] else ""
         ends = f"; timebox ends {row['timebox_ends_on']}" if row["timebox_ends_on"] else ""
-        lines.append(f"{icon} *{row['name']}*: {where}{gates}{overdue}{blocking}{ends}")
+        lines.append(f"{icon} *{literal(row['name'])}*: {where}{gates}{overdue}{blocking}{ends}")
     return lines
 
 

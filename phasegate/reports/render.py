@@ -2,6 +2,10 @@
 
 Written for a sponsor: what the status is and why, in sentences; numbers with what they are
 measured against; links to where the evidence lives.
+
+The sections' lines are Slack mrkdwn: outside text in them (names and titles from the engagement
+file, Jira summaries and statuses, change-request titles, error reasons) is rendered by
+`phasegate.text.literal`, so the markdown export shows it as entities (`&lt;`), which markdown reads.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from phasegate.integrations.slack_blocks import Block, Button, actions, context,
 from phasegate.messages.ids import DRAFT_DRIFT, Action, action_id
 from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
 from phasegate.reports.rules import GREEN_REASON
+from phasegate.text import literal
 
 MAX_GATES_SHOWN = 10
 
@@ -40,22 +45,22 @@ def reasons(r: WeeklyReport) -> list[str]:
 
 def milestone_line(m: MilestoneProgress, *, links: bool = True) -> str:
     if m.error:
-        return f":grey_question: {m.title}: evidence missing ({m.error})"
+        return f":grey_question: {literal(m.title)}: evidence missing ({literal(m.error)})"
     c = m.counts
     icon = ":white_check_mark:" if c.total and c.done == c.total else ":construction:"
-    line = f"{icon} {m.title}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
+    line = f"{icon} {literal(m.title)}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
     if c.points_total:
         line += f" ({_n(c.points_done)}/{_n(c.points_total)} story points)"
     if links and m.issues:
-        line += " · " + ", ".join(f"<{i.url}|{i.key}> {i.status}" for i in m.issues)
+        line += " · " + ", ".join(f"<{literal(i.url)}|{literal(i.key)}> {literal(i.status)}" for i in m.issues)
     return line
 
 
 def metric_line(m: MetricTrend) -> str:
     if m.value is None:
-        return f":grey_question: {m.name}: missing ({m.error})"
+        return f":grey_question: {literal(m.name)}: missing ({literal(str(m.error))})"
     icon = ":white_check_mark:" if m.passes else (":x:" if m.passes is False else ":bar_chart:")
-    line = f"{icon} {m.name} {_n(m.value)}" + (f" (exit criterion {m.criterion})" if m.criterion else "")
+    line = f"{icon} {literal(m.name)} {_n(m.value)}" + (f" (exit criterion {literal(m.criterion)})" if m.criterion else "")
     delta = m.delta
     if delta is not None:
         arrow = "no change" if delta == 0 else (f"{'worse' if m.worsening else 'better'} by {_n(abs(delta))}")
@@ -66,24 +71,25 @@ def metric_line(m: MetricTrend) -> str:
 def gate_lines(r: WeeklyReport) -> list[str]:
     lines = []
     for g in r.gates[:MAX_GATES_SHOWN]:
-        waiting = ", ".join(g.pending) or "nobody (quorum not met by the answers given)"
+        waiting = ", ".join(map(literal, g.pending)) or "nobody (quorum not met by the answers given)"
         lines.append(f"{':rotating_light:' if g.overdue else ':hourglass:'} {g.name} open {g.age_days} days"
                      f"{' (overdue)' if g.overdue else ''}; decided by {g.quorum}; waiting for {waiting}"
-                     + (f"; answered: {', '.join(g.answered)}" if g.answered else ""))
+                     + (f"; answered: {', '.join(map(literal, g.answered))}" if g.answered else ""))
     return lines
 
 
 def budget_lines(r: WeeklyReport) -> list[str]:
     b = r.budget
-    if b.lines:
-        return b.lines + ([b.note + "."] if b.note else [])
-    spent = f"{_n(b.spent)} {b.currency} spent" if b.spent is not None else b.note
-    return [f"PoC cap {_n(b.poc_cap)} {b.currency}, change budget {_n(b.change_budget)} {b.currency}: {spent}."]
+    if b.lines:  # plain words whose `*bold*` marks an overrun
+        return [literal(line) for line in b.lines] + ([b.note + "."] if b.note else [])
+    cur = literal(b.currency)
+    spent = f"{_n(b.spent)} {cur} spent" if b.spent is not None else b.note
+    return [f"PoC cap {_n(b.poc_cap)} {cur}, change budget {_n(b.change_budget)} {cur}: {spent}."]
 
 
 def change_lines(r: WeeklyReport) -> list[str]:
     c = r.change_requests
-    lines = c.items[:MAX_GATES_SHOWN] or [c.note]
+    lines = [literal(item) for item in c.items[:MAX_GATES_SHOWN]] or [c.note]
     if len(c.items) > MAX_GATES_SHOWN:
         lines.append(f"… and {len(c.items) - MAX_GATES_SHOWN} more (`phasegate cr list {r.engagement_id}`)")
     if c.growth_percent is not None:
@@ -101,8 +107,8 @@ def handover_lines(r: WeeklyReport) -> list[str]:
     lines = []
     for item in r.handover or []:
         icon = ":white_check_mark:" if item.done else (":grey_question:" if item.done is None else ":x:")
-        who = f" (attested by {item.attested_by} on {item.attested_on})" if item.attested_by else ""
-        lines.append(f"{icon} {item.title}{who}")
+        who = f" (attested by {literal(item.attested_by)} on {item.attested_on})" if item.attested_by else ""
+        lines.append(f"{icon} {literal(item.title)}{who}")
     return lines
 
 
@@ -119,17 +125,18 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
     if r.handover is not None:
         parts.append(("Handover readiness", handover_lines(r) or ["no checklist items"]))
     parts.append(("Change requests", change_lines(r)))
-    if r.change_requests.drift:
+    if r.change_requests.drift:  # mrkdwn already: linked keys, outside text escaped (rules.drift)
         parts.append((f"Scope drift ({r.change_requests.drift_count} issues)",
                       [f":warning: {line}" for line in r.change_requests.drift]))
     parts.append(("Budget", budget_lines(r)))
     if r.missing:
-        parts.append(("Missing evidence", [f":grey_question: {m.source}: {m.reason}" for m in r.missing]))
+        parts.append(("Missing evidence", [f":grey_question: {literal(m.source)}: {literal(m.reason)}"
+                                           for m in r.missing]))
     return parts
 
 
 def blocks(r: WeeklyReport) -> list[Block]:
-    out = [header(f"{r.rag.icon} " + headline(r))]
+    out = [header(f"{r.rag.icon} " + literal(headline(r), plain=True))]
     out += [section(f"*{title}*\n" + "\n".join(lines)) for title, lines in sections(r)]
     if r.change_requests.drift_issues:  # Slack opens the change-request form pre-filled with them
         out += actions(f"drift-{r.engagement_id}", [Button(action_id(Action.CHANGE, DRAFT_DRIFT),
@@ -140,8 +147,8 @@ def blocks(r: WeeklyReport) -> list[Block]:
 
 
 def fallback_text(r: WeeklyReport) -> str:
-    return f"Weekly status {headline(r)}: " + "; ".join(f.reason for f in r.findings) if r.findings \
-        else f"Weekly status {headline(r)}: on track"
+    return f"Weekly status {literal(headline(r))}: " + "; ".join(f.reason for f in r.findings) if r.findings \
+        else f"Weekly status {literal(headline(r))}: on track"
 
 
 def markdown(r: WeeklyReport) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.integrations.jql import IssueFilter, build_jql
 from phasegate.rules.change_requests import Draft
+from phasegate.text import literal
 
 ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9_]{0,9}-[0-9]+\b")
 SHOWN = 10  # drift lines in a prompt or report; the count covers them all
@@ -46,18 +47,25 @@ class Drift:
     error: str | None = None
 
     def lines(self, browse_url: str = "") -> list[str]:
-        """One warning line per drifted issue (the first SHOWN), or the reason it was not checked."""
+        """One warning line per drifted issue (the first SHOWN), or the reason it was not checked.
+
+        Plain text; with `browse_url` each key is a link to it and the lines are Slack mrkdwn, the
+        Jira summaries and the reason rendered by `phasegate.text.literal`."""
+        def shown_as(text: str) -> str:
+            return literal(text) if browse_url else text
+
         if self.error:
-            return [f"scope drift not checked: {self.error}"]
-        shown = [f"{_link(i.key, browse_url)}{' ' + i.summary if i.summary else ''} (under {i.milestone}) entered the {self.phase.value} scope "
-                 "after the baseline, with no approved change request" for i in self.items[:SHOWN]]
+            return [f"scope drift not checked: {shown_as(self.error)}"]
+        shown = [f"{_link(i.key, browse_url)}{' ' + shown_as(i.summary) if i.summary else ''} (under {i.milestone}) "
+                 f"entered the {self.phase.value} scope after the baseline, with no approved change request"
+                 for i in self.items[:SHOWN]]
         if len(self.items) > SHOWN:
             shown.append(f"… and {len(self.items) - SHOWN} more (`phasegate cr drift {self.engagement_id}`)")
         return shown
 
 
 def _link(key: str, browse_url: str) -> str:
-    return f"<{browse_url}{key}|{key}>" if browse_url else key
+    return f"<{literal(browse_url + key)}|{literal(key)}>" if browse_url else key
 
 
 def scope_issues(engagement: Engagement, phase: Phase, links: Mapping[str, str], tracker: Searcher,

@@ -27,10 +27,12 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import WeeklyReportRow
 from phasegate.messages import changes as cr_messages
+from phasegate.messages import refusals
 from phasegate.messages.ids import DRAFT_DRIFT, REASON_INPUT, CrField, View
 from phasegate.rules import drift
 from phasegate.slack.deps import SlackDeps, tell
 from phasegate.states import ChangeSource, EngagementState, Outcome, ReportKind, Via
+from phasegate.text import literal
 
 log = logging.getLogger("phasegate.slack")
 USAGE = "Usage: `/phasegate cr ENGAGEMENT` opens a change-request form for that engagement."
@@ -55,12 +57,12 @@ def on_command(deps: SlackDeps, body: bytes, background: BackgroundTasks) -> Res
             row = get(session, engagement_id)
             engagement, state, phase = config_of(row), row.state, row.current_phase
     except NotFound:
-        return ephemeral(f"There is no engagement `{clip(engagement_id, 64)}`; nothing was filed.")
+        return ephemeral(f"There is no engagement `{literal(clip(engagement_id, 64))}`; nothing was filed.")
     if channel != engagement.slack_channel:
-        return ephemeral(f"Change requests for `{engagement_id}` are filed in its channel "
+        return ephemeral(f"Change requests for `{literal(engagement_id)}` are filed in its channel "
                          f"<#{engagement.slack_channel}>, not here; nothing was filed.")
     if state is not EngagementState.ACTIVE or phase is None:
-        return ephemeral(f"`{engagement_id}` is {state.value}; change requests are for running engagements.")
+        return ephemeral(f"`{literal(engagement_id)}` is {state.value}; change requests are for running engagements.")
     if not trigger:
         return JSONResponse({"error": "slash command without trigger_id"}, status_code=400)
     background.add_task(open_form, deps, trigger, cr_messages.form(engagement, phase), form.get("response_url"))
@@ -73,7 +75,7 @@ def open_form(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_u
     except EXPECTED as exc:
         if response_url:
             try:
-                deps.chat.respond(response_url, f"Could not open the form ({exc}); use `phasegate cr submit`.")
+                deps.chat.respond(response_url, f"Could not open the form ({literal(str(exc))}); use `phasegate cr submit`.")
             except EXPECTED:
                 log.warning("could not tell the user the form failed: %s", exc)
 
@@ -194,9 +196,9 @@ def precheck(deps: SlackDeps, cr_id: int, user: str, outcome: Outcome) -> str | 
             change_decisions.check(session, cr, config_of(get(session, cr.engagement_id)), approver=user,
                                    outcome=outcome, reason="(to be given)")
     except GateClosed as exc:
-        return str(exc)
+        return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
-        return f"Not recorded: {exc}"
+        return refusals.render(exc, "Not recorded: ")
     return None
 
 
@@ -208,9 +210,9 @@ def record(deps: SlackDeps, *, cr_id: int, user: str, outcome: Outcome, reason: 
             result = change_decisions.answer(session, cr_id, approver=user, outcome=outcome, reason=reason,
                                              via=Via.SLACK, delivery_id=delivery)
     except GateClosed as exc:
-        return str(exc)
+        return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
-        return f"Not recorded: {exc}"
+        return refusals.render(exc, "Not recorded: ")
     if result.recorded:
         deps.followups.submit(("change request", cr_id), lambda decided: after_answer(deps, cr_id, decided),
                               result.decided is not None)

@@ -23,10 +23,12 @@ from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.messages import gates as messages
+from phasegate.messages import refusals
 from phasegate.messages.ids import REASON_INPUT, parse_attest_value
 from phasegate.slack.deps import SlackDeps, log, tell
 from phasegate.slack.payloads import BadPayload, delivery_id, is_gate_id, response_url_of
 from phasegate.states import Outcome, Via
+from phasegate.text import literal
 
 
 def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, response_url: str | None) -> None:
@@ -58,12 +60,12 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
             result = gates.answer(session, gate_id, approver=user, outcome=outcome, reason=reason,
                                   via=Via.SLACK, delivery_id=delivery_id)
     except GateClosed as exc:
-        background.add_task(tell, deps, response_url, str(exc))
+        background.add_task(tell, deps, response_url, refusals.render(exc))
         return str(exc)
     except ReasonRequired:
         raise
     except (PolicyError, NotFound) as exc:
-        background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
+        background.add_task(tell, deps, response_url, refusals.render(exc, "Not recorded: "))
         return str(exc)
     if result.recorded:
         # answers pending on one gate make one follow-up: the last one's, which decides if any did
@@ -125,13 +127,13 @@ def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: s
             engagement = config_of(get(session, engagement_id))
             previous = attestations(session, engagement_id, phase).get(milestone)
             if previous is not None and previous[0] == user:
-                background.add_task(tell, deps, response_url, f"You already attested {milestone}.")
+                background.add_task(tell, deps, response_url, f"You already attested {literal(milestone)}.")
                 return Response(status_code=200)
             attest(session, engagement, phase, milestone, by=user, note="attested in Slack", via=Via.SLACK)
     except (PolicyError, NotFound) as exc:
-        background.add_task(tell, deps, response_url, f"Not recorded: {exc}")
+        background.add_task(tell, deps, response_url, refusals.render(exc, "Not recorded: "))
         return Response(status_code=200)
-    background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {milestone}.")
+    background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {literal(milestone)}.")
     return Response(status_code=200)
 
 
@@ -144,16 +146,17 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
                         outcome=outcome, reason="(to be given)")
             return None
     except GateClosed as exc:
-        return str(exc)
+        return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
-        return f"Not recorded: {exc}"
+        return refusals.render(exc, "Not recorded: ")
 
 
 def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_url: str | None) -> None:
     try:
         deps.chat.open_modal(trigger_id, view)
     except EXPECTED as exc:
-        tell(deps, response_url, f"Could not open the reason form ({exc}); use `phasegate gate decide` instead.")
+        tell(deps, response_url, f"Could not open the reason form ({literal(str(exc))}); use `phasegate gate decide` "
+                                 "instead.")
 
 
 def on_reason(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], background: BackgroundTasks) -> Response:
