@@ -137,7 +137,7 @@ def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke,
     finally:
         engine.dispose()
     refused(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR),
-            "acme-churn/G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
+            "G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
     gate, decisions = gate_in_ledger(home, gate_id)
     assert gate.state is GateState.OPEN and decisions == []
 

@@ -44,12 +44,12 @@ class Answered:
     decided: ChangeRequestState | None  # set when this answer completed the quorum
 
 
-def check(session: Session, cr: ChangeRequestRow, engagement: Engagement, *, approver: str, outcome: Outcome,
-          reason: str) -> Approver:
+def check(session: Session, cr: ChangeRequestRow, engagement: Engagement, *, via: Via, approver: str,
+          outcome: Outcome, reason: str) -> Approver:
     """The approver's entry if the request would take this answer now; GateClosed or PolicyError if not."""
     if cr.state is not ChangeRequestState.ASSESSED:
         raise GateClosed(closed_message(session, cr))
-    entry = policy.check(policy.change_policy(engagement, cr.phase), cr.name, policy.CHANGE_OUTCOMES,
+    entry = policy.check(policy.change_policy(engagement, cr.phase), cr.name, policy.CHANGE_OUTCOMES, via=via,
                          approver=approver, requested_by=cr.requested_by, outcome=outcome, reason=reason)
     if outcome is Outcome.APPROVE:
         still_applies(session, cr, engagement)
@@ -76,7 +76,7 @@ def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, rea
                                                   .where(ChangeDecisionRow.delivery_id == delivery_id)):
         return Answered(cr, recorded=False, decided=None)
     engagement = config_of(get(session, cr.engagement_id))
-    entry = check(session, cr, engagement, approver=approver, outcome=outcome, reason=reason)
+    entry = check(session, cr, engagement, via=via, approver=approver, outcome=outcome, reason=reason)
     previous = {d.approver: d for d in decisions(session, cr.id)}
     mine = previous.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
