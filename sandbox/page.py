@@ -24,6 +24,7 @@ from phasegate.errors import EXPECTED
 from phasegate.gates import operations
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction
+from phasegate.operator import cli_operator
 from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
@@ -134,7 +135,8 @@ class World:
             self.metrics.set(run_id, **{metric.name: change.value})
         elif metric.source.kind == "manual":
             with transaction(self.rt.sessions) as session:
-                engagements.submit_metric(session, config, metric.name, repr(change.value), by=config.pm_slack_user)
+                engagements.submit_metric(session, config, metric.name, repr(change.value), by=config.pm_slack_user,
+                                          operator=cli_operator())
         else:
             raise HTTPException(400, f"{metric.name} is read from a Jira field; set it in the issue")
 
@@ -196,9 +198,10 @@ def create_page(world: World) -> FastAPI:
         try:
             if request.action == "start":
                 config = next(c for c in world.configs() if c.id == request.engagement)
-                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user)
+                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user,
+                                             operator=cli_operator())
                 return {"status": f"PoC flow run {run}"}
-            return {"status": operations.request_review(world.rt, request.engagement)}
+            return {"status": operations.request_review(world.rt, request.engagement, operator=cli_operator())}
         except EXPECTED as exc:
             raise HTTPException(409, str(exc)) from None
 

@@ -69,8 +69,9 @@ def still_applies(session: Session, cr: ChangeRequestRow, engagement: Engagement
 
 
 def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
-           delivery_id: str | None = None) -> Answered:
-    """Record one approver's answer; an approval that meets the quorum applies the change."""
+           delivery_id: str | None = None, operator: str | None = None) -> Answered:
+    """Record one approver's answer; an approval that meets the quorum applies the change.
+    `operator` is the user@host that ran a CLI command, kept beside the Slack id it claimed."""
     cr = by_id(session, cr_id, lock=True)
     if delivery_id is not None and session.scalar(select(ChangeDecisionRow.id)
                                                   .where(ChangeDecisionRow.delivery_id == delivery_id)):
@@ -83,9 +84,9 @@ def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, rea
         return Answered(cr, recorded=False, decided=None)
     session.add(ChangeDecisionRow(change_request_id=cr.id, outcome=outcome, approver=approver,
                                   side=entry.side.value, role=entry.role, reason=reason.strip(), via=via,
-                                  delivery_id=delivery_id))
+                                  delivery_id=delivery_id, operator=operator))
     audit.record(session, cr.engagement_id, AuditKind.CR_DECISION_RECORDED, cr.name, cr_id=cr.id, approver=approver,
-                 outcome=outcome.value, reason=reason.strip(), channel=via.value)
+                 outcome=outcome.value, reason=reason.strip(), channel=via.value, operator=operator)
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     reached = policy.reached(policy.change_policy(engagement, cr.phase), tally)
     if reached is Outcome.APPROVE:

@@ -199,6 +199,7 @@ class AttestationRow(Base):
     attested_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
     via: Mapped[Via] = mapped_column("channel", _enum(Via, name="channel"))  # column named before `via`
     note: Mapped[str] = mapped_column(Text, default="")
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -247,6 +248,7 @@ class ChangeRequestRow(Base):
     phase: Mapped[Phase] = mapped_column(_enum(Phase))
     requested_by: Mapped[str] = mapped_column(String(64))
     source: Mapped[ChangeSource] = mapped_column(_enum(ChangeSource))
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     jira_issue: Mapped[str | None] = mapped_column(String(64), default=None)
     scope_added: Mapped[dict[str, Any]]  # {"items": [...]}: JSON lists as a mapping on every backend
     scope_removed: Mapped[dict[str, Any]]
@@ -286,6 +288,7 @@ class ChangeDecisionRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     via: Mapped[Via] = mapped_column("channel", _enum(Via, name="channel"))  # how the answer came in
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
