@@ -188,6 +188,8 @@ class AuditKind(str, enum.Enum):
     RUN_LOST = "run_lost"  # the phase's flow run was found cancelled, crashed, failed or deleted
     RUN_RESTARTED = "run_restarted"  # a new flow run took the phase over from the ledger
     SPEND_RECORDED = "spend_recorded"
+    PHASE_START_REQUESTED = "phase_start_requested"  # `phase start`: who asked, before the run is started
+    REVIEW_REQUESTED = "review_requested"  # `phase review`: the gate is to open before the timebox ends
 
 
 class Rag(str, enum.Enum):

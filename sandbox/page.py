@@ -4,6 +4,7 @@ The page renders the Block Kit phasegate posted to the Slack stand-in. A click i
 this app sends the product's endpoint exactly the signed `block_actions` (or `view_submission`)
 request Slack would, so everything after it is the production path. The page can also move the
 stand-ins' world: close a Jira milestone, set a metric, start a phase or ask for its review.
+Because it signs for anyone, it answers only this machine's own browser page (sandbox/loopback.py).
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, FiniteFloat
 
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.errors import EXPECTED
+from phasegate.errors import EXPECTED, NotFound
 from phasegate.gates import operations
 from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction
+from phasegate.operator import cli_operator
 from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.loopback import LoopbackOnly
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
@@ -62,12 +66,12 @@ class JiraChange(BaseModel):
 class MetricChange(BaseModel):
     engagement: str
     metric: str
-    value: float
+    value: FiniteFloat  # JSON as Python reads it takes NaN and Infinity
 
 
 class PhaseRequest(BaseModel):
     engagement: str
-    action: str  # start | review
+    action: Literal["start", "review"]
 
 
 class World:
@@ -133,14 +137,24 @@ class World:
             run_id = parse_qs(urlsplit(metric.source.url).query).get("run_id", [""])[0]
             self.metrics.set(run_id, **{metric.name: change.value})
         elif metric.source.kind == "manual":
-            with transaction(self.rt.sessions) as session:
-                engagements.submit_metric(session, config, metric.name, repr(change.value), by=config.pm_slack_user)
+            try:
+                with transaction(self.rt.sessions) as session:
+                    engagements.submit_metric(session, config, metric.name, repr(change.value),
+                                              by=config.pm_slack_user, operator=cli_operator())
+            except EXPECTED as exc:  # out of the metric's declared range
+                raise HTTPException(422, str(exc)) from None
         else:
             raise HTTPException(400, f"{metric.name} is read from a Jira field; set it in the issue")
 
 
 def create_page(world: World) -> FastAPI:
     app = FastAPI(title="phasegate sandbox")
+    app.add_middleware(LoopbackOnly)  # it signs any click: only this machine's own browser page may ask
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A 422 without the input FastAPI's own handler echoes: NaN and Infinity are no JSON to send back."""
+        return JSONResponse({"detail": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}, 422)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -156,6 +170,9 @@ def create_page(world: World) -> FastAPI:
 
     @app.get("/api/views/{index}")
     def view(index: int) -> dict[str, Any]:
+        """The view opened as `index`, or null while it has not been opened yet (the page polls)."""
+        if index < 0:
+            raise HTTPException(404, f"no view {index}")
         views = world.slack.views
         return {"view": views[index] if index < len(views) else None}
 
@@ -174,6 +191,8 @@ def create_page(world: World) -> FastAPI:
 
     @app.post("/api/submit")
     def submit(sub: Submission) -> dict[str, Any]:
+        if not 0 <= sub.view < len(world.slack.views):
+            raise HTTPException(404, f"no view {sub.view} has been opened")
         opened = world.slack.views[sub.view]
         view = dict(opened) | {"id": f"V{time.time_ns()}", "hash": f"{time.time_ns()}.x",
                                "state": {"values": view_state(opened, sub.values)}}
@@ -183,7 +202,12 @@ def create_page(world: World) -> FastAPI:
 
     @app.post("/api/jira")
     def jira(change: JiraChange) -> dict[str, str]:
-        world.jira[change.engagement].set_status(change.issue, "Done" if change.done else "To Do", done=change.done)
+        standin = world.jira.get(change.engagement)
+        if standin is None:
+            raise HTTPException(404, f"no engagement {change.engagement!r} in the sandbox")
+        if change.issue not in standin.issue_keys():
+            raise HTTPException(404, f"{change.engagement} has no Jira issue {change.issue}")
+        standin.set_status(change.issue, "Done" if change.done else "To Do", done=change.done)
         return {"status": "ok"}
 
     @app.post("/api/metric")
@@ -195,10 +219,15 @@ def create_page(world: World) -> FastAPI:
     def phase(request: PhaseRequest) -> dict[str, str]:
         try:
             if request.action == "start":
-                config = next(c for c in world.configs() if c.id == request.engagement)
-                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user)
+                config = next((c for c in world.configs() if c.id == request.engagement), None)
+                if config is None:
+                    raise HTTPException(404, f"no engagement {request.engagement!r} in the sandbox")
+                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user,
+                                             operator=cli_operator())
                 return {"status": f"PoC flow run {run}"}
-            return {"status": operations.request_review(world.rt, request.engagement)}
+            return {"status": operations.request_review(world.rt, request.engagement, operator=cli_operator())}
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
         except EXPECTED as exc:
             raise HTTPException(409, str(exc)) from None
 

@@ -28,6 +28,7 @@ from phasegate.ops.local import Stack
 from phasegate.ops.stack import start_endpoint
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules import policy
+from phasegate.sandbox.loopback import loopback_only
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
@@ -189,6 +190,9 @@ def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator
     the served flows and the Slack endpoint, all on loopback; everything is stopped on exit.
     `files`: the engagements to register (default: the demo's); each file's Jira site is answered by
     the Cloud or the Data Center stand-in, with its project and its linked issues seeded."""
+    settings, pinned = loopback_only(settings)
+    if pinned:
+        console.print(pinned, markup=False, highlight=False)
     loaded = [load_engagement(path) for path in (files if files is not None else engagement_files())]
     slack, metrics = SlackStandin(), MetricsStandin()
     cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")

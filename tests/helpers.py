@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pwd
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -111,6 +113,12 @@ def jira_issues(jira: JiraStandin, project: str) -> list[str]:
         except KeyError:
             return keys
         keys.append(key)
+
+
+def os_operator() -> str:
+    """`user@host` as the ledger records a CLI command run by this process: the account of its real
+    uid (never $LOGNAME or $USER, which the caller sets) and the host name."""
+    return f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
 
 
 def closed_port_url() -> str:

@@ -7,14 +7,17 @@ import datetime as dt
 from pathlib import Path
 
 import yaml
+from helpers import ledger_of
 from sqlalchemy import func, select
 from test_cli import ACME_FILE, Invoke, ok, refused, write_yaml
 
 from phasegate.configs.loader import load_engagement
 from phasegate.configs.schema import Phase
+from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AuditEventRow, ChangeRequestRow
+from phasegate.states import ChangeRequestState
 
 PM, SPONSOR, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD"
 
@@ -105,3 +108,23 @@ def test_engagement_apply_files_an_approver_replacement_as_a_change_request(cli:
     engine.dispose()
     assert [a.slack_user for a in config.phases.poc.gate.approvers] == [SPONSOR, "U0NEWLEAD1", VENDOR_LEAD]
     assert ok(cli("engagement", "apply", str(amended), "--as", PM)) == "acme-churn: unchanged"
+
+
+def test_cr_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke, home: Path, tmp_path: Path) -> None:
+    """The `change_requests:` section's `cli_answers: false` holds for change requests as the gate's
+    does for gates: approved from the terminal, this request would have made a new baseline."""
+    data = yaml.safe_load(ACME_FILE.read_text(encoding="utf-8"))
+    data["change_requests"] = {"approvers": data["phases"]["poc"]["gate"]["approvers"],
+                               "quorum": {"count": 1}, "cli_answers": False}
+    ok(cli("engagement", "create", str(write_yaml(tmp_path / "acme.yaml", data))))
+    start_poc(home)
+    ok(cli("cr", "submit", "acme-churn", "--as", PM, "--title", "Explainability report", "--add", "shap-report"))
+    refused(cli("cr", "decide", "acme-churn", "1", "approve", "--as", SPONSOR),
+            "acme-churn/CR-1 takes no answers from the CLI (cli_answers: false in the engagement file); "
+            "answer in Slack")
+    with ledger_of(home) as session:
+        cr = crs.by_number(session, "acme-churn", 1)
+        assert (cr.state, cr.baseline_version, crs.decisions(session, cr.id)) == (ChangeRequestState.ASSESSED,
+                                                                                 None, [])
+        current = crs.baseline(session, "acme-churn")
+        assert current is not None and current.version == 1

@@ -11,15 +11,13 @@ conftest.py; the gate commands are tested in test_cli_gates.py.)
 
 from __future__ import annotations
 
-import getpass
 import json
-import socket
 from pathlib import Path
 
 import pytest
 import typer
 import yaml
-from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, refused, squeezed
+from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, os_operator, refused, squeezed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -261,7 +259,7 @@ def test_evidence_metric_records_who_typed_what_and_where(cli: Invoke, home: Pat
     ok(cli("evidence", "metric", "globex-forecast", "data_quality_score", "0.9400", "--as", "U0LEEPARK1"))
     [row] = metric_rows(home)
     assert (row.raw_value, row.value, row.submitted_by) == ("0.9400", 0.94, "U0LEEPARK1")
-    assert row.operator == f"{getpass.getuser()}@{socket.gethostname()}"
+    assert row.operator == os_operator()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -3,9 +3,7 @@ fixtures (`home`, `cli`) are in conftest.py; see test_cli.py for how they isolat
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, refused
+from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, os_operator, refused
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
@@ -107,12 +105,25 @@ def test_gate_decide_counts_towards_quorum_and_decides(cli: Invoke, home: Path, 
 
 def test_gate_decide_records_who_ran_it_beside_the_id_typed(cli: Invoke, home: Path, gate_id: int) -> None:
     """`--as` is only a claim; the OS user and host that ran the command are kept and shown with it."""
-    operator = f"{getpass.getuser()}@{socket.gethostname()}"
+    operator = os_operator()
     ok(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR))
     _, [decision] = gate_in_ledger(home, gate_id)
     assert (decision.approver, decision.operator) == (SPONSOR, operator)
     shown = ok(cli("gate", "show", str(gate_id)))
     assert f"{SPONSOR} (client) GO via cli (recorded from the CLI by {operator})" in shown
+
+
+def test_the_operator_is_the_real_account_whatever_logname_and_user_say(home: Path, gate_id: int) -> None:
+    """$LOGNAME and $USER are the caller's to set: taken from them, one shell could be recorded as the
+    sponsor's account for one answer and the vendor lead's for the next, both sides of a quorum."""
+    script = Path(sys.executable).parent / "phasegate"
+    env = {**os.environ, "PHASEGATE_HOME": str(home), "PREFECT_API_URL": closed_port_url(),
+           **dict.fromkeys(("LOGNAME", "USER", "LNAME", "USERNAME"), SPONSOR)}
+    done = subprocess.run([str(script), "gate", "decide", str(gate_id), "go", "--as", SPONSOR],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    _, [decision] = gate_in_ledger(home, gate_id)
+    assert decision.operator == os_operator() and SPONSOR not in (decision.operator or "")
 
 
 def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke, home: Path, cli_ledger_url: str,
@@ -126,7 +137,7 @@ def test_gate_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke,
     finally:
         engine.dispose()
     refused(cli("gate", "decide", str(gate_id), "go", "--as", SPONSOR),
-            "acme-churn/G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
+            "G1 takes no answers from the CLI (cli_answers: false in the engagement file); answer in Slack")
     gate, decisions = gate_in_ledger(home, gate_id)
     assert gate.state is GateState.OPEN and decisions == []
 

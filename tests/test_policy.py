@@ -8,10 +8,12 @@ import pytest
 
 from phasegate.configs.schema import Approver, GatePolicy, Phase, Quorum, Side
 from phasegate.errors import PolicyError
-from phasegate.rules.policy import check_answer, needs_reason, reached
-from phasegate.states import Outcome
+from phasegate.rules.policy import CHANGE_OUTCOMES, check_answer, needs_reason, reached
+from phasegate.rules.policy import check as check_decision
+from phasegate.states import Outcome, Via
 
 GO, NO_GO, EXTEND, ACCEPT, NOT_YET = Outcome.GO, Outcome.NO_GO, Outcome.EXTEND, Outcome.ACCEPT, Outcome.NOT_YET
+SLACK = Via.SLACK
 
 CLIENT_A = Approver(slack_user="U0CLIENTA1", name="Ana Client", side=Side.CLIENT, role="sponsor")
 CLIENT_B = Approver(slack_user="U0CLIENTB1", name="Ben Client", side=Side.CLIENT, role="tech lead")
@@ -99,7 +101,7 @@ def test_an_answer_from_a_non_approver_never_counts(policy: GatePolicy, answers:
 
 def check(phase: Phase, *, approver: str = A, requested_by: str = PM, outcome: Outcome = GO,
           reason: str = "", policy: GatePolicy | None = None) -> Approver:
-    return check_answer(policy or gate(2, each_side=True), phase, approver=approver, requested_by=requested_by,
+    return check_answer(policy or gate(2, each_side=True), phase, via=SLACK, approver=approver, requested_by=requested_by,
                         outcome=outcome, reason=reason)
 
 
@@ -159,10 +161,11 @@ def test_go_or_accept_on_unmet_criteria_needs_a_written_waiver() -> None:
     for outcome, phase in ((GO, Phase.POC), (ACCEPT, Phase.HANDOVER)):
         with pytest.raises(PolicyError, match=rf"{outcome.label} while exit criteria are not met needs a written "
                                               r"waiver reason \(f1 >= 0.85: fail"):
-            check_answer(policy, phase, approver=A, requested_by=PM, outcome=outcome, reason="  ", unmet=unmet)
-        check_answer(policy, phase, approver=A, requested_by=PM, outcome=outcome, reason="pilot risk accepted",
-                     unmet=unmet)
-        check_answer(policy, phase, approver=A, requested_by=PM, outcome=outcome, reason="", unmet=[])
+            check_answer(policy, phase, via=SLACK, approver=A, requested_by=PM, outcome=outcome, reason="  ",
+                         unmet=unmet)
+        check_answer(policy, phase, via=SLACK, approver=A, requested_by=PM, outcome=outcome,
+                     reason="pilot risk accepted", unmet=unmet)
+        check_answer(policy, phase, via=SLACK, approver=A, requested_by=PM, outcome=outcome, reason="", unmet=[])
         assert needs_reason(outcome, unmet) and not needs_reason(outcome, [])
     assert needs_reason(NO_GO, []) and not needs_reason(NO_GO, unmet) is False
 
@@ -172,6 +175,26 @@ def test_an_engagement_may_forbid_waivers() -> None:
     strict = GatePolicy(approvers=[CLIENT_A, VENDOR], quorum=Quorum(count="any"), allow_waivers=False)
     with pytest.raises(PolicyError, match=r"GO is refused while exit criteria are not met \(f1 >= 0.85: fail "
                                           r"\(seen 0.8\)\): G1 allows no waivers"):
-        check_answer(strict, Phase.POC, approver=A, requested_by=PM, outcome=GO, reason="please", unmet=unmet)
-    check_answer(strict, Phase.POC, approver=A, requested_by=PM, outcome=NO_GO, reason="F1 too low", unmet=unmet)
-    check_answer(strict, Phase.POC, approver=A, requested_by=PM, outcome=GO, reason="", unmet=[])
+        check_answer(strict, Phase.POC, via=SLACK, approver=A, requested_by=PM, outcome=GO, reason="please",
+                     unmet=unmet)
+    check_answer(strict, Phase.POC, via=SLACK, approver=A, requested_by=PM, outcome=NO_GO, reason="F1 too low",
+                 unmet=unmet)
+    check_answer(strict, Phase.POC, via=SLACK, approver=A, requested_by=PM, outcome=GO, reason="", unmet=[])
+
+
+@pytest.mark.parametrize(("subject", "allowed", "outcome"), [("G1", (GO, NO_GO, EXTEND), GO),
+                                                             ("acme-churn/CR-3", CHANGE_OUTCOMES, Outcome.APPROVE)],
+                         ids=["gate", "change-request"])
+def test_cli_answers_off_refuses_the_terminal_for_every_kind_of_decision(subject: str, allowed: tuple[Outcome, ...],
+                                                                         outcome: Outcome) -> None:
+    """One rule for gates and change requests alike; Slack and the Prefect UI are still heard."""
+    slack_only = GatePolicy(approvers=[CLIENT_A, VENDOR], quorum=Quorum(count="any"), cli_answers=False)
+    with pytest.raises(PolicyError, match=rf"^{subject} takes no answers from the CLI \(cli_answers: false in the "
+                                          r"engagement file\); answer in Slack$"):
+        check_decision(slack_only, subject, allowed, via=Via.CLI, approver=A, requested_by=PM, outcome=outcome,
+                       reason="")
+    for via in (Via.SLACK, Via.PREFECT_UI):
+        assert check_decision(slack_only, subject, allowed, via=via, approver=A, requested_by=PM, outcome=outcome,
+                              reason="") == CLIENT_A
+    assert check_decision(gate("any"), subject, allowed, via=Via.CLI, approver=A, requested_by=PM, outcome=outcome,
+                          reason="") == CLIENT_A

@@ -36,11 +36,12 @@ class Filed:
 
 
 def file(sessions: sessionmaker[Session], engagement_id: str, draft: Draft, *, requested_by: str,
-         source: ChangeSource, delivery_id: str | None = None) -> Filed:
-    """Record and assess the request in one transaction; nothing is written if it is refused."""
+         source: ChangeSource, delivery_id: str | None = None, operator: str | None = None) -> Filed:
+    """Record and assess the request in one transaction; nothing is written if it is refused.
+    `operator`: the user@host of the CLI command that filed it."""
     with transaction(sessions) as session:
         cr, created = crs.submit(session, engagement_id, draft, requested_by=requested_by, source=source,
-                                 delivery_id=delivery_id)
+                                 delivery_id=delivery_id, operator=operator)
         assessment = crs.assess(session, cr)
         return Filed(cr.id, cr.number, cr.name, assessment, created)
 
@@ -79,10 +80,12 @@ def after_decision(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int,
     return problems
 
 
-def decide(rt: Runtime, cr_id: int, *, approver: str, outcome: Outcome, reason: str) -> change_decisions.Answered:
+def decide(rt: Runtime, cr_id: int, *, approver: str, outcome: Outcome, reason: str,
+           operator: str | None) -> change_decisions.Answered:
+    """An answer typed at the CLI; `operator`: the user@host that ran the command."""
     with transaction(rt.sessions) as session:
         result = change_decisions.answer(session, cr_id, approver=approver, outcome=outcome, reason=reason,
-                                         via=Via.CLI)
+                                         via=Via.CLI, operator=operator)
     if result.recorded:
         problems = after_decision(rt.sessions, rt.chat, cr_id, final=result.decided is not None)
         if problems:
@@ -90,9 +93,9 @@ def decide(rt: Runtime, cr_id: int, *, approver: str, outcome: Outcome, reason: 
     return result
 
 
-def withdraw(rt: Runtime, cr_id: int, *, by: str, reason: str) -> None:
+def withdraw(rt: Runtime, cr_id: int, *, by: str, reason: str, operator: str | None) -> None:
     with transaction(rt.sessions) as session:
-        crs.withdraw(session, cr_id, by=by, reason=reason)
+        crs.withdraw(session, cr_id, by=by, reason=reason, operator=operator)
     problems = after_decision(rt.sessions, rt.chat, cr_id, final=True)
     if problems:
         raise ServiceUnavailable("withdrawal recorded, but " + "; ".join(problems))

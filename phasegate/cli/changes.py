@@ -81,6 +81,7 @@ def cr_submit(
 ) -> None:
     """File a change request; it is assessed at once and put to its approvers in Slack."""
     from phasegate.changes import operations as cr_operations
+    from phasegate.operator import cli_operator
     from phasegate.rules.change_requests import Draft
 
     def run(rt: Runtime) -> None:
@@ -96,7 +97,7 @@ def cr_submit(
         except (TypeError, ValueError) as exc:
             raise InvalidRequest({"file": f"a field has the wrong type: {exc}"}) from None
         filed = cr_operations.file(rt.sessions, engagement_id, draft, requested_by=requested_by,
-                                   source=ChangeSource.CLI)
+                                   source=ChangeSource.CLI, operator=cli_operator())
         announce_filed(rt, filed, engagement_id)
 
     guarded(run)
@@ -147,14 +148,16 @@ def cr_show(engagement_id: str, number: int) -> None:
             cr = crs.by_number(session, engagement_id, number)
             out.print(f"{cr.name} {cr.title}: {cr.state.value}" + (f" ({cr.closed_reason})" if cr.closed_reason else "")
                       + (f", baseline v{cr.baseline_version}" if cr.baseline_version else ""), markup=False)
-            out.print(f"filed by {cr.requested_by} via {cr.source.value} on {cr.created_at:%Y-%m-%d}", markup=False)
+            out.print(f"filed by {cr.requested_by} via {cr.source.value} on {cr.created_at:%Y-%m-%d}"
+                      + (f" (from the CLI by {cr.operator})" if cr.operator else ""), markup=False)
             out.print(summary(cr).replace("*", ""), markup=False)
             assessment = crs.assessment_of(cr)
             for line in assessment.lines() if assessment else []:
                 out.print(f"  {line.replace('*', '')}", markup=False)
             for d in crs.decisions(session, cr.id):
+                by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
-                          f"{d.via.value}" + (f": {d.reason}" if d.reason else ""), markup=False)
+                          f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
 
     guarded(run)
 
@@ -172,10 +175,11 @@ def cr_decide(engagement_id: str, number: int, answer: Annotated[Answer, typer.A
               approver: AsUser, reason: Annotated[str, typer.Option(help="Required to reject.")] = "") -> None:
     """Approve or reject from the terminal, under the same policy as Slack."""
     from phasegate.changes import operations as cr_operations
+    from phasegate.operator import cli_operator
 
     def run(rt: Runtime) -> None:
         result = cr_operations.decide(rt, cr_id_of(rt, engagement_id, number), approver=approver,
-                                      outcome=Outcome(answer.value), reason=reason)
+                                      outcome=Outcome(answer.value), reason=reason, operator=cli_operator())
         if not result.recorded:
             out.print("unchanged: that answer was already recorded")
         elif result.decided:
@@ -192,9 +196,10 @@ def cr_withdraw(engagement_id: str, number: int, by: AsUser,
                 reason: Annotated[str, typer.Option(help="Why it is withdrawn.")] = "") -> None:
     """Take back an open request (its requester or the PM)."""
     from phasegate.changes import operations as cr_operations
+    from phasegate.operator import cli_operator
 
     def run(rt: Runtime) -> None:
-        cr_operations.withdraw(rt, cr_id_of(rt, engagement_id, number), by=by, reason=reason)
+        cr_operations.withdraw(rt, cr_id_of(rt, engagement_id, number), by=by, reason=reason, operator=cli_operator())
         out.print(f"{engagement_id} CR-{number}: withdrawn")
 
     guarded(run)
@@ -226,6 +231,7 @@ def engagement_apply(file: Path, requested_by: AsUser,
     from phasegate.ledger import engagements
     from phasegate.ledger.db import transaction
     from phasegate.ledger.models import EngagementRow
+    from phasegate.operator import cli_operator
     from phasegate.rules.change_requests import Draft, diff
     from phasegate.states import EngagementState
 
@@ -234,7 +240,7 @@ def engagement_apply(file: Path, requested_by: AsUser,
         with transaction(rt.sessions) as session:
             row = session.get(EngagementRow, new.id)
             if row is None or row.state is EngagementState.REGISTERED:
-                _, changed = engagements.register(session, new)
+                _, changed = engagements.register(session, new, operator=cli_operator())
                 out.print(f"{new.id}: {'registered' if changed else 'already registered, unchanged'}")
                 return
             old = engagements.config_of(row)
@@ -250,7 +256,8 @@ def engagement_apply(file: Path, requested_by: AsUser,
         draft = Draft(title=title or f"Amend the engagement file ({len(changes)} changes)",
                       rationale="\n".join(changes)[:3000], phase=phase, schedule_days=weeks * 7,
                       amendment=new.model_dump(mode="json"))
-        filed = cr_operations.file(rt.sessions, new.id, draft, requested_by=requested_by, source=ChangeSource.FILE)
+        filed = cr_operations.file(rt.sessions, new.id, draft, requested_by=requested_by, source=ChangeSource.FILE,
+                                   operator=cli_operator())
         announce_filed(rt, filed, new.id)
 
     guarded(run)

@@ -55,6 +55,7 @@ def cr_draft_drift(
     import yaml
 
     from phasegate.changes import operations as cr_operations
+    from phasegate.operator import cli_operator
     from phasegate.rules import drift
     from phasegate.states import ChangeSource
 
@@ -71,7 +72,7 @@ def cr_draft_drift(
         draft = drift.draft(found)
         if submit and requested_by:
             filed = cr_operations.file(rt.sessions, engagement_id, draft, requested_by=requested_by,
-                                       source=ChangeSource.CLI)
+                                       source=ChangeSource.CLI, operator=cli_operator())
             announce_filed(rt, filed, engagement_id)
             return
         text = yaml.safe_dump({"title": draft.title, "rationale": draft.rationale, "phase": found.phase.value,

@@ -51,12 +51,13 @@ def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
     from phasegate.configs.loader import load_engagement
     from phasegate.ledger import engagements
     from phasegate.ledger.db import transaction
+    from phasegate.operator import cli_operator
 
     def run(rt: Runtime) -> None:
         engagement = load_engagement(file)
         warnings = cli_init.check_plan(engagement, file, strict=strict)
         with transaction(rt.sessions) as session:
-            _, changed = engagements.register(session, engagement)
+            _, changed = engagements.register(session, engagement, operator=cli_operator())
         out.print(f"{engagement.id}: {'registered' if changed else 'already registered, unchanged'}")
         cli_init.print_warnings(warnings)  # after the outcome, so a refusal stays one line
 
@@ -167,9 +168,10 @@ def phase_start(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_
                 requested_by: Annotated[str, typer.Option("--as", help="Your Slack user id (default: the file's PM).")] = "") -> None:
     """Start a phase's flow run on the Prefect server that `phasegate up` serves."""
     from phasegate.gates import operations
+    from phasegate.operator import cli_operator
 
     def run(rt: Runtime) -> None:
-        run_id = operations.start_phase(rt, engagement_id, phase, requested_by)
+        run_id = operations.start_phase(rt, engagement_id, phase, requested_by, operator=cli_operator())
         out.print(f"{engagement_id} {phase.value}: flow run {run_id}")
 
     guarded(run)
@@ -179,11 +181,12 @@ def phase_start(engagement_id: str, phase: Annotated[Phase, typer.Argument(case_
 def phase_review(engagement_id: str) -> None:
     """Open the current phase's gate now instead of at the end of its timebox."""
     from phasegate.gates import operations
+    from phasegate.operator import cli_operator
 
     def run(rt: Runtime) -> None:
         with err.status(f"{engagement_id}: asking the phase's flow run to open its gate (it waits up to 10 s "
                         "for the run to pause)"):
-            answer = operations.request_review(rt, engagement_id)
+            answer = operations.request_review(rt, engagement_id, operator=cli_operator())
         out.print(f"{engagement_id}: {answer}")
 
     guarded(run)
@@ -195,12 +198,14 @@ def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(c
     """Record that a milestone is done, with who and when (for milestones that accept attestations)."""
     from phasegate.ledger import engagements
     from phasegate.ledger.db import transaction
+    from phasegate.operator import cli_operator
     from phasegate.states import Via
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             config = engagements.config_of(engagements.get(session, engagement_id))
-            engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI)
+            engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI,
+                               operator=cli_operator())
         out.print(f"{engagement_id} {milestone}: attested by {approver}")
 
     guarded(run, prefect=False)

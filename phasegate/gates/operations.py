@@ -13,7 +13,7 @@ from prefect.exceptions import ObjectNotFound
 from phasegate.configs.schema import Phase
 from phasegate.errors import InternalError, PolicyError, ServiceUnavailable
 from phasegate.gates import answers
-from phasegate.ledger import engagements, gates, phases
+from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.gates import Answered
 from phasegate.ledger.models import utcnow
@@ -22,16 +22,18 @@ from phasegate.orchestration import recovery
 from phasegate.orchestration.names import PHASE_DEPLOYMENT
 from phasegate.orchestration.runs import PREFECT_DOWN, PrefectRuns, wake
 from phasegate.orchestration.runtime import Runtime
-from phasegate.states import EngagementState, GateState, Outcome, Via
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 
 def _prefect_call(what: str) -> ServiceUnavailable:
     return ServiceUnavailable(f"cannot {what}: the Prefect API is not reachable (is `phasegate up` running?)")
 
 
-def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str) -> str:
+def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str, *,
+                operator: str | None = None) -> str:
     """Create the phase's flow run, or, for a phase after a GO, wake the run waiting for the PM.
-    Returns the id of the flow run that will start the phase."""
+    Returns the id of the flow run that will start the phase. The request is recorded first, with
+    `operator` (the user@host of a CLI command), whatever Prefect then does with it."""
     waiting = None
     with transaction(rt.sessions) as session:
         engagement = engagements.config_of(engagements.get(session, engagement_id))
@@ -48,6 +50,8 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
             if last is None or last.outcome is None or not last.outcome.passes:
                 raise PolicyError(f"{engagement_id} cannot start {phase.value}: {previous.gate} has no GO")
             run.advance_requested, waiting = True, run.flow_run_id
+        audit.record(session, engagement_id, AuditKind.PHASE_START_REQUESTED, phase.value,
+                     requested_by=requested_by or engagement.pm_slack_user, operator=operator)
     if waiting is not None and previous is not None:
         return carry_on(rt, engagement_id, previous, waiting)
     try:
@@ -85,8 +89,9 @@ def carry_on(rt: Runtime, engagement_id: str, previous: Phase, waiting: str) -> 
     return recovery.retry(rt, runs, engagement_id, by=cli_operator(), now=utcnow())
 
 
-def request_review(rt: Runtime, engagement_id: str) -> str:
-    """Open the current phase's gate now instead of at the end of its timebox."""
+def request_review(rt: Runtime, engagement_id: str, *, operator: str | None = None) -> str:
+    """Open the current phase's gate now instead of at the end of its timebox (`operator`: the
+    user@host of the CLI command that asked, kept in the audit trail)."""
     with transaction(rt.sessions) as session:
         row = engagements.get(session, engagement_id)
         if row.current_phase is None or row.state is not EngagementState.ACTIVE:
@@ -99,6 +104,8 @@ def request_review(rt: Runtime, engagement_id: str) -> str:
             raise PolicyError(f"{gate.name} for timebox {box.number} was decided {gate.outcome.label if gate.outcome else ''};"
                               " the next timebox is not open yet, try again shortly")
         box.review_requested = True
+        audit.record(session, engagement_id, AuditKind.REVIEW_REQUESTED, row.current_phase.value, timebox=box.number,
+                     operator=operator)
         run_id = phases.phase_run(session, engagement_id, row.current_phase).flow_run_id
     said = f"{row.current_phase.gate} review requested for timebox {box.number}"
     if run_id:

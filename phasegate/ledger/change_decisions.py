@@ -45,12 +45,12 @@ class Answered:
     decided: ChangeRequestState | None  # set when this answer completed the quorum
 
 
-def check(session: Session, cr: ChangeRequestRow, engagement: Engagement, *, approver: str, outcome: Outcome,
-          reason: str) -> Approver:
+def check(session: Session, cr: ChangeRequestRow, engagement: Engagement, *, via: Via, approver: str,
+          outcome: Outcome, reason: str) -> Approver:
     """The approver's entry if the request would take this answer now; GateClosed or PolicyError if not."""
     if cr.state is not ChangeRequestState.ASSESSED:
         raise closed(session, cr)
-    entry = policy.check(policy.change_policy(engagement, cr.phase), cr.name, policy.CHANGE_OUTCOMES,
+    entry = policy.check(policy.change_policy(engagement, cr.phase), cr.name, policy.CHANGE_OUTCOMES, via=via,
                          approver=approver, requested_by=cr.requested_by, outcome=outcome, reason=reason)
     if outcome is Outcome.APPROVE:
         still_applies(session, cr, engagement)
@@ -70,23 +70,24 @@ def still_applies(session: Session, cr: ChangeRequestRow, engagement: Engagement
 
 
 def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
-           delivery_id: str | None = None) -> Answered:
-    """Record one approver's answer; an approval that meets the quorum applies the change."""
+           delivery_id: str | None = None, operator: str | None = None) -> Answered:
+    """Record one approver's answer; an approval that meets the quorum applies the change.
+    `operator` is the user@host that ran a CLI command, kept beside the Slack id it claimed."""
     cr = by_id(session, cr_id, lock=True)
     if delivery_id is not None and session.scalar(select(ChangeDecisionRow.id)
                                                   .where(ChangeDecisionRow.delivery_id == delivery_id)):
         return Answered(cr, recorded=False, decided=None)
     engagement = config_of(get(session, cr.engagement_id))
-    entry = check(session, cr, engagement, approver=approver, outcome=outcome, reason=reason)
+    entry = check(session, cr, engagement, via=via, approver=approver, outcome=outcome, reason=reason)
     previous = {d.approver: d for d in decisions(session, cr.id)}
     mine = previous.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
         return Answered(cr, recorded=False, decided=None)
     session.add(ChangeDecisionRow(change_request_id=cr.id, outcome=outcome, approver=approver,
                                   side=entry.side.value, role=entry.role, reason=reason.strip(), via=via,
-                                  delivery_id=delivery_id))
+                                  delivery_id=delivery_id, operator=operator))
     audit.record(session, cr.engagement_id, AuditKind.CR_DECISION_RECORDED, cr.name, cr_id=cr.id, approver=approver,
-                 outcome=outcome.value, reason=reason.strip(), channel=via.value)
+                 outcome=outcome.value, reason=reason.strip(), channel=via.value, operator=operator)
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     reached = policy.reached(policy.change_policy(engagement, cr.phase), tally)
     if reached is Outcome.APPROVE:

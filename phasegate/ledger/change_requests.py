@@ -111,8 +111,9 @@ def parse_amendment(engagement: Engagement, data: dict[str, object]) -> Engageme
 
 
 def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: str, source: ChangeSource,
-           delivery_id: str | None = None) -> tuple[ChangeRequestRow, bool]:
-    """File a request: (row, True) when new; a repeated Slack delivery or Jira issue finds the first."""
+           delivery_id: str | None = None, operator: str | None = None) -> tuple[ChangeRequestRow, bool]:
+    """File a request: (row, True) when new; a repeated Slack delivery or Jira issue finds the first.
+    `operator`: the user@host of the CLI command that filed it."""
     if delivery_id is not None:
         seen = session.scalar(select(ChangeRequestRow).where(ChangeRequestRow.delivery_id == delivery_id))
         if seen is not None:
@@ -140,7 +141,8 @@ def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: 
     number = int(session.scalar(select(func.max(ChangeRequestRow.number))
                                 .where(ChangeRequestRow.engagement_id == engagement_id)) or 0) + 1
     cr = ChangeRequestRow(engagement_id=engagement_id, number=number, title=draft.title, rationale=draft.rationale,
-                          phase=phase, requested_by=requested_by, source=source, jira_issue=draft.jira_issue,
+                          phase=phase, requested_by=requested_by, source=source, operator=operator,
+                          jira_issue=draft.jira_issue,
                           scope_added={"items": list(draft.scope_added)},
                           scope_removed={"items": list(draft.scope_removed)}, effort_days=draft.effort_days,
                           schedule_days=draft.schedule_days, cost=draft.cost, amendment=draft.amendment,
@@ -149,7 +151,7 @@ def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: 
     session.flush()
     audit.record(session, engagement_id, AuditKind.CR_SUBMITTED, cr.name, cr_id=cr.id, title=draft.title,
                  requested_by=requested_by, source=source.value, phase=phase.value, cost=draft.cost,
-                 effort_days=draft.effort_days, schedule_days=draft.schedule_days)
+                 effort_days=draft.effort_days, schedule_days=draft.schedule_days, operator=operator)
     return cr, True
 
 
@@ -179,8 +181,9 @@ def assess(session: Session, cr: ChangeRequestRow) -> Assessment:
     return result
 
 
-def withdraw(session: Session, cr_id: int, *, by: str, reason: str) -> ChangeRequestRow:
-    """The requester (or the engagement's PM) takes an open request back, saying why."""
+def withdraw(session: Session, cr_id: int, *, by: str, reason: str, operator: str | None = None) -> ChangeRequestRow:
+    """The requester (or the engagement's PM) takes an open request back, saying why (`operator`: the
+    user@host of the CLI command that did)."""
     cr = by_id(session, cr_id, lock=True)
     if not cr.state.can_become(ChangeRequestState.WITHDRAWN):
         raise closed(session, cr)
@@ -190,7 +193,8 @@ def withdraw(session: Session, cr_id: int, *, by: str, reason: str) -> ChangeReq
     if not reason.strip():
         raise PolicyError("a withdrawal needs a written reason")
     cr.state, cr.closed_reason, cr.decided_at = ChangeRequestState.WITHDRAWN, reason.strip(), utcnow()
-    audit.record(session, cr.engagement_id, AuditKind.CR_WITHDRAWN, cr.name, cr_id=cr.id, by=by, reason=reason.strip())
+    audit.record(session, cr.engagement_id, AuditKind.CR_WITHDRAWN, cr.name, cr_id=cr.id, by=by, reason=reason.strip(),
+                 operator=operator)
     return cr
 
 

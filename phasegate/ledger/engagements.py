@@ -26,9 +26,10 @@ def digest_of(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, bool]:
+def register(session: Session, engagement: Engagement, *, operator: str | None = None) -> tuple[EngagementRow, bool]:
     """Store the validated file; (row, True) when new or changed. A running engagement's file changes
-    only through an approved change request (`phasegate engagement apply FILE` files one)."""
+    only through an approved change request (`phasegate engagement apply FILE` files one).
+    `operator`: the user@host of the CLI command that registered it."""
     config = engagement.model_dump(mode="json")
     digest = digest_of(config)
     row = session.get(EngagementRow, engagement.id)
@@ -42,7 +43,7 @@ def register(session: Session, engagement: Engagement) -> tuple[EngagementRow, b
     else:
         row = EngagementRow(id=engagement.id, name=engagement.name, config=config, config_digest=digest)
         session.add(row)
-    audit.record(session, engagement.id, AuditKind.ENGAGEMENT_REGISTERED, digest=digest)
+    audit.record(session, engagement.id, AuditKind.ENGAGEMENT_REGISTERED, digest=digest, operator=operator)
     return row, True
 
 
@@ -117,8 +118,9 @@ def record_baseline(session: Session, engagement_id: str, scope: dict[str, Any])
 
 
 def attest(session: Session, engagement: Engagement, phase: Phase, milestone: str, *, by: str, note: str,
-           via: Via) -> AttestationRow:
-    """Record who vouched for a milestone, and when. Only the engagement's named approvers may."""
+           via: Via, operator: str | None = None) -> AttestationRow:
+    """Record who vouched for a milestone, and when (and from where: `operator`, the CLI's user@host).
+    Only the engagement's named approvers may."""
     config = next((m for m in engagement.phases.of(phase).milestones if m.key == milestone), None)
     if config is None:
         raise NotFound(f"{engagement.id} has no milestone {milestone!r} in {phase.value}")
@@ -132,10 +134,10 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
         raise PolicyError(f"{milestone} is attested by the {config.attesting_side} side; {by} is on the "
                           f"{sides[by]} side")
     row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
-                         via=via, note=note)
+                         via=via, note=note, operator=operator)
     session.add(row)
     audit.record(session, engagement.id, AuditKind.ATTESTATION_RECORDED, milestone, by=by, note=note,
-                 channel=via.value)  # the payload key predates the name `via`; kept for stored events
+                 channel=via.value, operator=operator)  # the payload key predates the name `via`
     return row
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Approver, Engagement, Phase
-from phasegate.errors import GateClosed, InternalError, NotFound, PolicyError
+from phasegate.errors import GateClosed, InternalError, NotFound
 from phasegate.ledger import audit
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
@@ -95,12 +95,12 @@ def latest_answers(rows: list[DecisionRow]) -> dict[str, DecisionRow]:
     return latest
 
 
-def check(session: Session, gate: GateRow, engagement: Engagement, *, approver: str, outcome: Outcome,
+def check(session: Session, gate: GateRow, engagement: Engagement, *, via: Via, approver: str, outcome: Outcome,
           reason: str) -> Approver:
     """The approver's entry if the gate would take this answer now; GateClosed or PolicyError if not."""
     if gate.state is not GateState.OPEN:
         raise closed(session, gate)
-    entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, approver=approver,
+    entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, via=via, approver=approver,
                                 requested_by=gate.requested_by, outcome=outcome, reason=reason,
                                 unmet=snapshot_of(session, gate).unmet if outcome.passes else ())
     if outcome.extends_timebox:
@@ -121,10 +121,7 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
         raise GateClosed(f"{gate.engagement_id} was cancelled ({row.closed_reason}); it takes no more answers")
     engagement = engagement or config_of(row)
     gate_policy = engagement.phases.of(gate.phase).gate
-    if via is Via.CLI and not gate_policy.cli_answers:
-        raise PolicyError(f"{gate.name} takes no answers from the CLI (cli_answers: false in the engagement file); "
-                          "answer in Slack")
-    entry = check(session, gate, engagement, approver=approver, outcome=outcome, reason=reason)
+    entry = check(session, gate, engagement, via=via, approver=approver, outcome=outcome, reason=reason)
     previous = latest_answers(decisions(session, gate.id))
     mine = previous.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from phasegate.configs.schema import Approver, Engagement, GatePolicy, Phase, Side
 from phasegate.errors import PolicyError, ReasonRequired
-from phasegate.states import Outcome
+from phasegate.states import Outcome, Via
 from phasegate.text import checked
 
 OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
@@ -34,7 +34,7 @@ def needs_reason(outcome: Outcome, unmet: Sequence[str]) -> bool:
 
 
 def check_answer(
-    policy: GatePolicy, phase: Phase, *, approver: str, requested_by: str, outcome: Outcome, reason: str,
+    policy: GatePolicy, phase: Phase, *, via: Via, approver: str, requested_by: str, outcome: Outcome, reason: str,
     unmet: Sequence[str] = (),
 ) -> Approver:
     """The approver entry for a permitted answer, or PolicyError saying why it is refused.
@@ -43,13 +43,17 @@ def check_answer(
     is a waiver: it needs a written reason, kept with the decision, and is refused outright where
     the engagement file sets `allow_waivers: false`.
     """
-    return check(policy, phase.gate, OUTCOMES[phase], approver=approver, requested_by=requested_by,
+    return check(policy, phase.gate, OUTCOMES[phase], via=via, approver=approver, requested_by=requested_by,
                  outcome=outcome, reason=reason, unmet=unmet)
 
 
-def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, approver: str, requested_by: str,
-          outcome: Outcome, reason: str, unmet: Sequence[str] = ()) -> Approver:
-    """The one rule set for every decision, a gate's or a change request's (`subject` names it)."""
+def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, via: Via, approver: str,
+          requested_by: str, outcome: Outcome, reason: str, unmet: Sequence[str] = ()) -> Approver:
+    """The one rule set for every decision, a gate's or a change request's (`subject` names it),
+    whichever way it came in (`via`): `cli_answers: false` in the policy refuses the terminal."""
+    if via is Via.CLI and not policy.cli_answers:
+        raise PolicyError(f"{subject} takes no answers from the CLI (cli_answers: false in the engagement file); "
+                          "answer in Slack")
     if outcome not in allowed:
         raise PolicyError(f"{outcome.label} is not an answer at {subject} (allowed: "
                           f"{', '.join(o.label for o in allowed)})")

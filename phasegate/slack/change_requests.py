@@ -194,7 +194,7 @@ def precheck(deps: SlackDeps, cr_id: int, user: str, outcome: Outcome) -> str | 
         with transaction(deps.sessions) as session:
             cr = crs.by_id(session, cr_id)
             change_decisions.check(session, cr, config_of(get(session, cr.engagement_id)), approver=user,
-                                   outcome=outcome, reason="(to be given)")
+                                   outcome=outcome, reason="(to be given)", via=Via.SLACK)
     except GateClosed as exc:
         return refusals.render(exc)
     except (PolicyError, NotFound) as exc:

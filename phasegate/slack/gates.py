@@ -143,7 +143,7 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
         with transaction(deps.sessions, write=False) as session:
             gate = gates.by_id(session, gate_id)
             gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
-                        outcome=outcome, reason="(to be given)")
+                        outcome=outcome, reason="(to be given)", via=Via.SLACK)
             return None
     except GateClosed as exc:
         return refusals.render(exc)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from phasegate.configs import limits
 from phasegate.configs.schema import Phase
 from phasegate.ledger.models.base import Base, enum_column, utcnow
 from phasegate.states import ChangeRequestState, ChangeSource, Outcome, Via
@@ -28,6 +29,7 @@ class ChangeRequestRow(Base):
     phase: Mapped[Phase] = mapped_column(enum_column(Phase))
     requested_by: Mapped[str] = mapped_column(String(64))
     source: Mapped[ChangeSource] = mapped_column(enum_column(ChangeSource))
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     jira_issue: Mapped[str | None] = mapped_column(String(64), default=None)
     scope_added: Mapped[dict[str, Any]]  # {"items": [...]}: JSON lists as a mapping on every backend
     scope_removed: Mapped[dict[str, Any]]
@@ -67,4 +69,5 @@ class ChangeDecisionRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     via: Mapped[Via] = mapped_column("channel", enum_column(Via, name="channel"))  # how the answer came in
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

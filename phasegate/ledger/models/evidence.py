@@ -36,6 +36,7 @@ class AttestationRow(Base):
     attested_by: Mapped[str] = mapped_column(String(limits.SLACK_USER))
     via: Mapped[Via] = mapped_column("channel", enum_column(Via, name="channel"))  # column named before `via`
     note: Mapped[str] = mapped_column(Text, default="")
+    operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
