@@ -43,6 +43,8 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     settings = Settings(home=tmp_path_factory.mktemp("world"), database_url="")
     with local_world(settings) as demo:
+        # the copies of acme-churn below read acme-churn's PoC run, whichever test of the module ran first
+        demo.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
         yield demo
 
 
