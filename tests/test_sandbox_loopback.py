@@ -202,6 +202,7 @@ def outside_address() -> str:
     return address
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_sandbox_endpoint_listens_on_loopback_whatever_the_setting_says(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
