@@ -82,3 +82,13 @@ def test_no_module_shadows_a_dependency(package: str) -> None:
     assert names, f"{package}/ has no modules"
     shadowing = names & (DEPENDENCY_NAMES | installed_import_names())
     assert not shadowing, f"{package}/ has modules named after installed packages: {sorted(shadowing)}"
+
+
+def test_modules_stay_small() -> None:
+    """A module past ~300 lines holds more than one concern (STYLE.md): split it by what it holds."""
+    sizes = {path.relative_to(REPO_ROOT): len(path.read_text().splitlines())
+             for path in (REPO_ROOT / "phasegate").rglob("*.py") if "versions" not in path.parts}
+    sizes |= {path.relative_to(REPO_ROOT): len(path.read_text().splitlines())
+              for name in LINKED for path in (REPO_ROOT / name).rglob("*.py")}
+    assert len(sizes) > 100
+    assert {str(path): n for path, n in sizes.items() if n > 300} == {}

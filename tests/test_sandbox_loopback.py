@@ -29,11 +29,11 @@ from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ops.servers import ServerHandle, serve_in_thread
 from phasegate.orchestration.runtime import Runtime
-from phasegate.sandbox.world import SECRET, local_world
 from phasegate.sandbox.page import World, create_page
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.world import SECRET, local_world
 from phasegate.settings import Settings
 from phasegate.slack.signature import sign
 

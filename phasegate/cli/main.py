@@ -14,13 +14,13 @@ from phasegate.cli import drift as cli_drift  # noqa: F401 - cli_drift adds `cr 
 from phasegate.cli import init as cli_init
 from phasegate.cli import reports as cli_reports
 from phasegate.cli.audit import audit_app
-from phasegate.cli.base import All, AsUser, Limit, err, fail, gate_table, guarded, out
+from phasegate.cli.base import All, AsUser, Limit, err, fail, guarded, out
 from phasegate.cli.budget import budget_app
 from phasegate.cli.changes import cr_app, engagement_apply
+from phasegate.cli.gates import gate_app
 from phasegate.cli.runs import engagement_cancel, engagement_show, phase_retry
 from phasegate.cli.serve import crash_detection, serve_slack
 from phasegate.configs.schema_base import Phase
-from phasegate.states import Outcome
 
 if TYPE_CHECKING:  # the ledger, Prefect and the Jira and Slack clients load only in the commands that use them
     from phasegate.orchestration.runtime import Runtime
@@ -29,7 +29,6 @@ app = typer.Typer(help="Phased AI-development engagements as Prefect workflows, 
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 engagement_app = typer.Typer(help="Register and inspect engagements.", no_args_is_help=True)
 phase_app = typer.Typer(help="Start phases and ask for gate reviews.", no_args_is_help=True)
-gate_app = typer.Typer(help="List, show and decide gates.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Evidence recorded by hand: attestations and metric values.", no_args_is_help=True)
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_app, "gate"),
@@ -87,80 +86,6 @@ def engagement_list(limit: Limit = 50, show_all: All = False) -> None:
                       f"PHASEGATE_HOME={demo_home} phasegate engagement list)", markup=False, highlight=False)
 
     guarded(run, prefect=False)
-
-
-@gate_app.command("list")
-def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
-              open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False,
-              limit: Limit = 50, show_all: All = False) -> None:
-    """Gates, newest revision last (the newest 50)."""
-    from phasegate.ledger import engagements, gates
-    from phasegate.ledger.db import transaction
-
-    def run(rt: Runtime) -> None:
-        with transaction(rt.sessions, write=False) as session:
-            if engagement_id:
-                engagements.get(session, engagement_id)
-            rows, total = gates.newest(session, engagement_id, open_only=open_only, limit=None if show_all else limit)
-        gate_table(rows)
-        if total > len(rows):
-            out.print(f"the newest {len(rows)} of {total} (--limit N, --all)", markup=False, highlight=False)
-
-    guarded(run, prefect=False)
-
-
-@gate_app.command("show")
-def gate_show(gate_id: int) -> None:
-    """A gate's evidence, answers and outcome."""
-    from phasegate.ledger import gates
-    from phasegate.ledger.db import transaction
-    from phasegate.ledger.verify import gate_warnings
-
-    def run(rt: Runtime) -> None:
-        with transaction(rt.sessions) as session:
-            gate = gates.by_id(session, gate_id)
-            snapshot = gates.snapshot_of(session, gate)
-            out.print(f"[bold]{gate.name}[/bold] timebox {gate.timebox} revision {gate.revision}: {gate.state.value}"
-                      + (f" → {gate.outcome.label}" if gate.outcome else ""))
-            out.print(f"evidence digest {gate.digest}")
-            if gate.reopened_because:
-                out.print(f"reopened because: {gate.reopened_because}")
-            for c in snapshot.criteria:
-                out.print(f"  {c.result.value:8} {c.label} (seen {c.seen})")
-            for m in snapshot.milestones:
-                state = "done" if m.done else ("open" if m.done is False else f"missing: {m.error}")
-                out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
-            for w in snapshot.warnings:
-                out.print(f"  warning: {w}", markup=False)
-            for warning in gate_warnings(session, gate):
-                out.print(f"warning: {warning}", markup=False)
-            for d in gates.decisions(session, gate.id):
-                by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
-                out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
-                          f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
-
-    guarded(run, prefect=False)
-
-
-@gate_app.command("decide")
-def gate_decide(gate_id: int, outcome: Annotated[Outcome, typer.Argument(case_sensitive=False)], approver: AsUser,
-                reason: Annotated[str, typer.Option(help="Required for no_go, extend and not_yet; for go/accept while exit "
-                                                     "criteria fail or are missing, the written waiver.")] = "") -> None:
-    """Answer a gate from the terminal, under the same policy as Slack."""
-    from phasegate.gates import operations
-    from phasegate.operator import cli_operator
-
-    def run(rt: Runtime) -> None:
-        result = operations.decide(rt, gate_id, approver=approver, outcome=outcome, reason=reason,
-                                   operator=cli_operator())
-        if not result.recorded:
-            out.print("unchanged: that answer was already recorded")
-        elif result.decided:
-            out.print(f"{result.gate.name}: decided {result.decided.label}")
-        else:
-            out.print(f"{result.gate.name}: answer recorded; the quorum is not met yet")
-
-    guarded(run)
 
 
 @phase_app.command("start")
