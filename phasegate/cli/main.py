@@ -157,18 +157,37 @@ def evidence_metric(engagement_id: str, metric: str,
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(runtime_role: Annotated[str | None, typer.Option(
+        help="PostgreSQL: after migrating (connected as the owner), grant this existing role what phasegate's "
+             "processes need and nothing more; run them as that role (docs/operations.md).")] = None) -> None:
     """Create or migrate the ledger schema at PHASEGATE_DATABASE_URL (default: SQLite in ~/.phasegate)."""
     from phasegate.errors import EXPECTED
+    from phasegate.ledger import roles
     from phasegate.ledger.db import upgrade
     from phasegate.settings import Settings
 
     settings = Settings()
     try:
         upgrade(settings.ledger_url)
+        granted = roles.grant(settings.ledger_url, runtime_role) if runtime_role else []
     except EXPECTED as exc:
         fail(str(exc))
     out.print(f"ledger at {settings.ledger_url.split('@')[-1]} is up to date")
+    if granted:
+        out.print(f"granted to {runtime_role}: rows only (append-only tables: SELECT, INSERT; the others: "
+                  "SELECT, INSERT, UPDATE); it cannot alter or drop tables, triggers or functions")
+
+
+@db_app.command("grants")
+def db_grants(role: str) -> None:
+    """Print the GRANT statements for a PostgreSQL runtime role, for a DBA to run as the ledger's owner."""
+    from phasegate.errors import EXPECTED
+    from phasegate.ledger import roles
+
+    try:
+        print(";\n".join(roles.statements(role)) + ";")
+    except EXPECTED as exc:
+        fail(str(exc))
 
 
 @app.command()

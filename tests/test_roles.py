@@ -1,0 +1,101 @@
+"""Least privilege on PostgreSQL: the owner migrates, the runtime role only reads and writes rows.
+
+Tried as the runtime role would try it: every way past the append-only triggers (drop or disable them,
+drop their function, skip them with session_replication_role, TRUNCATE) and every edit of an
+append-only table is refused by PostgreSQL itself, while phasegate's own work goes through.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
+
+from phasegate.cli.main import app
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.ledger import engagements, spend
+from phasegate.ledger.db import make_engine, sessions, transaction
+
+PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVER = PG_ADMIN.rsplit("/", 1)[0].split("://", 1)[1].split("@")[-1]  # host:port
+
+
+@pytest.fixture
+def two_roles() -> Iterator[tuple[str, str, str]]:
+    """(owner url, runtime url, runtime role): a database owned by a fresh owner role, migrated by it."""
+    tag = uuid.uuid4().hex[:8]
+    owner, runtime, db = f"phasegate_owner_{tag}", f"phasegate_app_{tag}", f"phasegate_roles_{tag}"
+    admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{owner}" LOGIN'))
+        conn.execute(text(f'CREATE ROLE "{runtime}" LOGIN'))
+        conn.execute(text(f'CREATE DATABASE "{db}" OWNER "{owner}"'))
+        conn.execute(text(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC'))
+        conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO "{runtime}"'))
+    try:
+        yield f"postgresql://{owner}@{SERVER}/{db}", f"postgresql://{runtime}@{SERVER}/{db}", runtime
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{db}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE "{runtime}"'))
+            conn.execute(text(f'DROP ROLE "{owner}"'))
+        admin.dispose()
+
+
+def test_db_upgrade_grants_the_runtime_role_rows_and_nothing_more(two_roles: tuple[str, str, str],
+                                                                   acme: Engagement) -> None:
+    owner_url, runtime_url, role = two_roles
+    done = CliRunner().invoke(app, ["db", "upgrade", "--runtime-role", role],
+                              env={"PHASEGATE_DATABASE_URL": owner_url})
+    assert done.exit_code == 0, done.output
+    assert f"granted to {role}" in done.output
+
+    engine = make_engine(runtime_url)
+    try:
+        with transaction(sessions(engine)) as session:  # phasegate's own work, as the runtime role
+            engagements.register(session, acme)
+            spend.record(session, acme, Phase.POC, "1200", by=acme.pm_slack_user, note="first invoice")
+        refused = {
+            "UPDATE spend_entries SET amount = 1": "permission denied",
+            "DELETE FROM audit_events": "permission denied",
+            "DELETE FROM engagements": "permission denied",
+            "TRUNCATE audit_events": "permission denied",
+            "UPDATE audit_heads SET seq = 0": None,  # allowed by the grant, refused by the forward-only trigger
+            "DROP TRIGGER audit_events_append_only ON audit_events": "must be owner",
+            "ALTER TABLE audit_events DISABLE TRIGGER ALL": "must be owner",
+            "DROP FUNCTION phasegate_append_only() CASCADE": "must be owner",
+            "SET session_replication_role = replica": "permission denied",
+            "CREATE TABLE shadow (id int)": "permission denied",
+        }
+        for statement, expected in refused.items():
+            with engine.connect() as conn, pytest.raises(DBAPIError) as caught:
+                conn.execute(text(statement))
+            message = str(caught.value.orig).lower()
+            assert expected is None or expected in message, (statement, message)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM spend_entries")).scalar_one() == 1
+            assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() >= 2
+    finally:
+        engine.dispose()
+
+
+def test_the_grants_can_be_printed_for_a_dba_and_refuse_a_hostile_role_name() -> None:
+    runner = CliRunner()
+    printed = runner.invoke(app, ["db", "grants", "phasegate_app"])
+    assert printed.exit_code == 0
+    assert 'GRANT SELECT, INSERT ON audit_events, decisions, evidence_snapshots, spend_entries TO "phasegate_app";' \
+        in printed.output
+    assert "DELETE" not in printed.output and "TRUNCATE" not in printed.output
+    hostile = runner.invoke(app, ["db", "grants", 'x"; DROP TABLE gates; --'])
+    assert hostile.exit_code == 1 and "use lower-case letters" in hostile.output
+
+
+def test_sqlite_has_no_runtime_role(tmp_path: object) -> None:
+    done = CliRunner().invoke(app, ["db", "upgrade", "--runtime-role", "phasegate_app"],
+                              env={"PHASEGATE_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"})
+    assert done.exit_code == 1 and "SQLite has no roles" in done.output
