@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from phasegate.cli.main import app
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, spend
-from phasegate.ledger.db import make_engine, sessions, transaction
+from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVER = PG_ADMIN.rsplit("/", 1)[0].split("://", 1)[1].split("@")[-1]  # host:port
@@ -55,6 +55,7 @@ def test_db_upgrade_grants_the_runtime_role_rows_and_nothing_more(two_roles: tup
     assert done.exit_code == 0, done.output
     assert f"granted to {role}" in done.output
 
+    upgrade(runtime_url)  # a process that checks the schema on start finds it current, as the runtime role
     engine = make_engine(runtime_url)
     try:
         with transaction(sessions(engine)) as session:  # phasegate's own work, as the runtime role
