@@ -188,6 +188,8 @@ class AuditKind(str, enum.Enum):
     RUN_LOST = "run_lost"  # the phase's flow run was found cancelled, crashed, failed or deleted
     RUN_RESTARTED = "run_restarted"  # a new flow run took the phase over from the ledger
     SPEND_RECORDED = "spend_recorded"
+    WEEKLY_REPORT_POSTED = "weekly_report_posted"  # the ledger learnt the week's post's ts (posted or found)
+    WEEKLY_CHART_UPLOADED = "weekly_chart_uploaded"  # the week's burn-up chart, in the post's thread
 
 
 class Rag(str, enum.Enum):
