@@ -32,13 +32,14 @@ class Collected:
 
 
 def due(rt: Runtime, now: dt.datetime, only: Sequence[str] | None = None, *, force: bool = False) -> list[str]:
-    """Active engagements whose local report time has passed this week without a report (all with `force`)."""
+    """Active engagements whose local report time has passed this week without the report's post in Slack
+    (all with `force`): a saved row whose post Slack refused, or a run killed mid-post, is due again."""
     with transaction(rt.sessions) as session:
         found = views(session, only, full=False)
     wanted = [v for v in found if v.row.state in portfolio.ACTIVE]
     if force:
         return [v.row.id for v in wanted]
-    return [v.row.id for v in wanted if schedule.is_due(v.config, now, {r.week for r in v.reports})]
+    return [v.row.id for v in wanted if schedule.is_due(v.config, now, {r.week for r in v.reports if r.done})]
 
 
 def collect(rt: Runtime, engagement_ids: Sequence[str], now: dt.datetime, *, workers: int | None = None,

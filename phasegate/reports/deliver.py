@@ -4,6 +4,11 @@ Why this order: a retried run (Prefect task retry, a second scheduled run, `repo
 twice) reads the row before posting and finds the ts, so nothing is posted twice. A crash between
 the post and the recorded ts (or an answer lost on the way) is covered by the post's mark: with no
 ts in the row, the channel is searched for it before posting (`phasegate.messages.marks`).
+
+The row alone does not make the week reported: until it holds the post's ts (and the chart's file
+id, when a chart was drawn), `phasegate.reports.facts` counts the week as not reported and the next
+hourly run delivers it again. The ts and the file id go into the engagement's audit chain in the
+transaction that records them, as the kickoff's and the change-request prompt's ts do.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.integrations.slack_blocks import Block
 from phasegate.integrations.slack_chat import SlackChat
+from phasegate.ledger import audit
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
 from phasegate.messages import marks as post_marks
 from phasegate.reports import chart, render
 from phasegate.reports.model import WeeklyReport
-from phasegate.states import Rag, ReportKind
+from phasegate.states import AuditKind, Rag, ReportKind
 from phasegate.text import literal
 
 
@@ -61,7 +67,8 @@ def chart_file(home: Path, report: WeeklyReport) -> Path:
 
 def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind, subject: str, week: str,
               channel: str, text: str, blocks: list[Block]) -> tuple[str | None, bool]:
-    """(ts, posted now): post unless the ledger already holds this week's ts."""
+    """(ts, posted now): post unless the ledger already holds this week's ts. An engagement's report
+    is recorded in its audit chain when the ledger learns the ts."""
     with transaction(sessions) as session:
         row = find(session, kind, subject, week)
         if row is None:
@@ -72,8 +79,10 @@ def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind
     ts = chat.post_marked(channel, text, blocks, post_marks.weekly_report(kind, subject, week), oldest=oldest)
     with transaction(sessions) as session:
         row = find(session, kind, subject, week)
-        if row is not None:
+        if row is not None and not row.message_ts:
             row.message_ts, row.channel, row.posted_at = ts, channel, utcnow()
+            if kind is ReportKind.ENGAGEMENT:  # the portfolio digest belongs to no engagement's chain
+                audit.record(session, subject, AuditKind.WEEKLY_REPORT_POSTED, week, ts=ts, channel=channel)
     return ts, True
 
 
@@ -101,8 +110,10 @@ def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyRepo
                                   thread_ts=ts)
             with transaction(sessions) as session:
                 row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
-                if row is not None:
+                if row is not None and not row.chart_file_id:
                     row.chart_file_id = file_id
+                    audit.record(session, report.engagement_id, AuditKind.WEEKLY_CHART_UPLOADED, report.week,
+                                 file_id=file_id, thread_ts=ts)
     return Delivery(report.engagement_id, report.week, ts, posted, report.chart_path, file_id)
 
 
