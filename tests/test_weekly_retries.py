@@ -1,10 +1,11 @@
 """Weekly reports are late, never lost: a week counts as reported only once its post is in Slack,
-and the next hourly run posts a week whose post did not happen.
+and each hourly run posts every week still owed, marking the late ones.
 
 The faults are caused for real against the Slack stand-in over HTTP with the real slack_sdk client:
-a 500, 429s past the client's own retries, a run SIGKILLed while Slack holds its call, and `report
-weekly --no-post`. The clock of the hourly runs is injected; each engagement's registration is set
-to just before the report time the test is about.
+a 500, 429s past the client's own retries, a run SIGKILLed while Slack holds its call, `report weekly
+--no-post`, and report times the hourly runs cannot land on in the local week (Asia/Kolkata) or an
+outage over the weekend after a Friday report time. The clock of the hourly runs is injected; each
+engagement's registration is set to just before the report time the test is about.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import textwrap
 
 import pytest
-from helpers import closed_port_url, ok, register, wait_until
+from helpers import closed_port_url, ok, register, wait_until, with_changes
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -102,13 +103,16 @@ def test_a_post_slack_refuses_at_report_time_is_posted_by_the_next_hourly_run(
     assert failed == {}
     (post,) = reports_in(slack, acme.slack_channel)
     assert [(d.week, d.message_ts, d.posted_now) for d in delivered] == [(week, post.ts, True)]
-    assert rows(rt, acme.id)[week].message_ts == post.ts
+    assert "· late" not in post.text  # the next hourly run is within the time a report is on time
+    row = rows(rt, acme.id)[week]
+    assert row.message_ts == post.ts and row.due_at == due_at
     (shared,) = slack.files.shared(acme.slack_channel)
     assert shared.thread_ts == post.ts
 
     assert hourly(rt, due_at + 2 * HOUR) == ([], {})  # reported: not owed again
     assert len(reports_in(slack, acme.slack_channel)) == 1
-    assert posted_events(rt, acme.id) == [{"week": week, "ts": post.ts, "channel": acme.slack_channel}]
+    assert posted_events(rt, acme.id) == [{"week": week, "ts": post.ts, "channel": acme.slack_channel,
+                                           "due_at": due_at.isoformat(), "late": False}]
 
 
 def test_report_weekly_no_post_does_not_stop_the_weeks_post(rt: Runtime, acme: Engagement, jira: JiraStandin,
@@ -127,6 +131,47 @@ def test_report_weekly_no_post_does_not_stop_the_weeks_post(rt: Runtime, acme: E
     (post,) = reports_in(slack, acme.slack_channel)
     assert rows(rt, acme.id)[week].message_ts == post.ts
     assert (week, True) in [(d.week, d.posted_now) for d in delivered]
+
+
+def test_a_report_time_the_hourly_runs_never_land_on_is_reported_by_the_first_run_after_it(
+        rt: Runtime, acme: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
+    """Asia/Kolkata is UTC+5:30: the runs at minute 0 UTC fall at :30 local, so Sunday 23:45 is first
+    passed by the run at Monday 00:30, in the next local week."""
+    kolkata = with_changes(acme, timezone="Asia/Kolkata", weekly_status={"day": "sunday", "time": "23:45"})
+    due_at = report_time_after(kolkata, utcnow())
+    engaged(rt, kolkata, report_at=due_at)
+    week = schedule.due_moment(kolkata, due_at)[0]
+    before, after = due_at - dt.timedelta(minutes=15), due_at + dt.timedelta(minutes=45)  # 23:30 and 00:30 local
+
+    assert hourly(rt, before) == ([], {})
+    delivered, failed = hourly(rt, after)
+
+    assert failed == {} and [(d.week, d.posted_now) for d in delivered] == [(week, True)]
+    (post,) = reports_in(slack, kolkata.slack_channel)
+    assert f"week {week}" in post.text and "· late" not in post.text
+    assert rows(rt, kolkata.id)[week].message_ts == post.ts
+
+
+def test_a_week_missed_by_an_outage_is_reported_late_and_marked_late(
+        rt: Runtime, acme: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
+    """Friday 16:30 Berlin; the last run before the outage is at 16:00, the next on Monday at 09:00."""
+    friday = with_changes(acme, weekly_status={"day": "friday", "time": "16:30"})
+    due_at = report_time_after(friday, utcnow())
+    engaged(rt, friday, report_at=due_at)
+    week = schedule.due_moment(friday, due_at)[0]
+    back = due_at + dt.timedelta(days=2, hours=16, minutes=30)  # Monday 09:00 local
+
+    assert hourly(rt, due_at - dt.timedelta(minutes=30)) == ([], {})
+    delivered, failed = hourly(rt, back)
+
+    assert failed == {} and [(d.week, d.posted_now) for d in delivered] == [(week, True)]
+    (post,) = reports_in(slack, friday.slack_channel)
+    assert f"week {week} · late" in post.text
+    assert "Late: due Friday" in str(post.blocks)
+    row = rows(rt, friday.id)[week]
+    assert row.message_ts == post.ts and row.due_at == due_at and row.body["late"] is True
+    assert posted_events(rt, friday.id) == [{"week": week, "ts": post.ts, "channel": friday.slack_channel,
+                                             "due_at": due_at.isoformat(), "late": True}]
 
 
 HOURLY_RUN = textwrap.dedent("""
