@@ -11,8 +11,8 @@ Why an hourly run rather than one cron per engagement: a Prefect cron schedule h
 while each engagement has its own. The local wall time is built with the zone attached and only
 then compared with the UTC clock, so "Monday 09:00" stays 09:00 local across DST changes.
 
-    owed(engagement, registered_at, now, reported={"2026-W48"})
-    -> [Due(week="2026-W49", at=<2026-12-07 08:00 UTC>, late=False)]
+    owed(acme, registered_at=<2026-11-24 10:00 UTC>, now=<2026-12-07 09:00 UTC>, reported={"2026-W48"})
+    -> [Due("2026-W49", at=<2026-11-30 08:00 UTC>, late=True), Due("2026-W50", at=<2026-12-07 08:00 UTC>)]
 """
 
 from __future__ import annotations
