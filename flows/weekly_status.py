@@ -1,6 +1,6 @@
-"""The weekly status flow, served on an hourly cron: each run reports the engagements whose own
-local report time (Monday 09:00 by default) has passed this week without a report, then posts the
-portfolio digest once every active engagement has its report."""
+"""The weekly status flow, served on an hourly cron: each run reports every week whose own local
+report time (Monday 09:00 by default) has passed without the report's post in Slack, late ones
+marked late, then posts the portfolio digest once every active engagement has its report."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from phasegate.tasks.weekly import collect_reports, deliver_reports, due_engagem
 
 @flow(name=WEEKLY_FLOW)
 def weekly_status(engagement_ids: list[str] | None = None, post: bool = True, force: bool = False) -> dict[str, object]:
-    """Report the due engagements (`force`: the given ones, or all active, whatever the time)."""
+    """Report the weeks owed (`force`: also this week of the given ones, or all active, whatever the time)."""
     rt = Runtime(Settings())
     logger = get_run_logger()
     try:

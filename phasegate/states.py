@@ -190,6 +190,8 @@ class AuditKind(str, enum.Enum):
     SPEND_RECORDED = "spend_recorded"
     PHASE_START_REQUESTED = "phase_start_requested"  # `phase start`: who asked, before the run is started
     REVIEW_REQUESTED = "review_requested"  # `phase review`: the gate is to open before the timebox ends
+    WEEKLY_REPORT_POSTED = "weekly_report_posted"  # the ledger learnt the week's post's ts (posted or found)
+    WEEKLY_CHART_UPLOADED = "weekly_chart_uploaded"  # the week's burn-up chart, in the post's thread
 
 
 class Rag(str, enum.Enum):

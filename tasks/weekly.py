@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -10,19 +11,21 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect, render
 from phasegate.reports.deliver import Delivery
 from phasegate.reports.model import WeeklyReport
+from phasegate.reports.schedule import Due
 from phasegate.tasks import ledger_task, outside_task
 
 
 @ledger_task
-def due_engagements(rt: Runtime, now: dt.datetime, only: list[str] | None, force: bool) -> list[str]:
-    """Active engagements whose local report time has passed this week with no report yet."""
+def due_engagements(rt: Runtime, now: dt.datetime, only: list[str] | None, force: bool) -> dict[str, list[Due]]:
+    """Active engagements -> the weeks whose report time has passed with no post in Slack yet (a
+    refused post, a killed run and an outage leave the week owed), oldest first."""
     return collect.due(rt, now, only, force=force)
 
 
 @ledger_task
-def collect_reports(rt: Runtime, engagement_ids: list[str], now: dt.datetime) -> collect.Collected:
+def collect_reports(rt: Runtime, due: Mapping[str, Sequence[Due]], now: dt.datetime) -> collect.Collected:
     """Every report, built concurrently within `weekly_concurrency`; failing sources are inside each report."""
-    return collect.collect(rt, engagement_ids, now)
+    return collect.collect(rt, due, now)
 
 
 @outside_task

@@ -75,8 +75,9 @@ def test_due_monday_0900_local_across_the_dst_change(acme: Engagement) -> None:
     assert schedule.due_moment(acme, berlin(2026, 10, 21, 12))[1] == dt.datetime(2026, 10, 19, 7, tzinfo=dt.UTC)
     assert schedule.due_moment(acme, berlin(2026, 10, 28, 12))[1] == dt.datetime(2026, 10, 26, 8, tzinfo=dt.UTC)
     hourly = [dt.datetime(2026, 10, 26, h, tzinfo=dt.UTC) for h in range(6, 10)]  # the hourly cron's runs
-    assert [schedule.is_due(acme, t, set()) for t in hourly] == [False, False, True, True]
-    assert not schedule.is_due(acme, hourly[-1], {"2026-W44"})  # reported this week: never twice
+    registered = berlin(2026, 10, 26, 0)  # that Monday, 00:00 local
+    assert [[d.week for d in schedule.owed(acme, registered, t, set())] for t in hourly] == [[], [], ["2026-W44"], ["2026-W44"]]
+    assert schedule.owed(acme, registered, hourly[-1], {"2026-W44"}) == []  # reported this week: never twice
     # Sunday late evening local is still last week: nothing due until Monday 09:00 Berlin
     assert schedule.due_moment(acme, berlin(2026, 11, 1, 23))[0] == "2026-W44"
 

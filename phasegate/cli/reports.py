@@ -47,7 +47,8 @@ def report_weekly(engagement_id: Annotated[str | None, typer.Argument(help="One 
             out.print(render.markdown(report), markup=False, highlight=False)
             out.print()
         for d in deliveries:
-            state = ("posted" if d.posted_now else "already posted this week") if post else "recorded, not posted"
+            state = (("posted" if d.posted_now else "already posted this week") if post
+                     else "recorded, not posted (the hourly run posts it at its time)") + (", late" if d.late else "")
             out.print(f"{d.subject} {d.week}: {state}" + (f"; chart {d.chart_path}" if d.chart_path else ""),
                       markup=False)
         for engagement, reason in {**collected.failures, **failed}.items():

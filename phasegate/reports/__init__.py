@@ -6,7 +6,8 @@
     build      one engagement's report from the ledger, Jira and the metric sources
     render     the report as Block Kit, markdown, a table and terminal lines
     chart      the burn-up chart as a PNG (matplotlib, Agg)
-    deliver    post once per ISO week, record in the ledger, upload the chart
-    schedule   whether an engagement's local weekday and time have passed this week
-    collect    every due engagement, collected concurrently within a bound
+    deliver    post once per ISO week, record in the ledger and the audit chain, upload the chart
+    schedule   the weeks each engagement is owed a report for: due at its local weekday and time,
+               until the post is in Slack; late ones marked late
+    collect    every week owed, its engagement collected concurrently within a bound
 """

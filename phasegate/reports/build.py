@@ -83,13 +83,15 @@ def open_gates(view: LedgerView, now: dt.datetime) -> list[OpenGate]:
     return found
 
 
-def from_ledger(view: LedgerView, now: dt.datetime) -> WeeklyReport:
-    """Everything the ledger alone says; status set by the rules that need nothing more."""
+def from_ledger(view: LedgerView, now: dt.datetime, week: str | None = None) -> WeeklyReport:
+    """Everything the ledger alone says; status set by the rules that need nothing more. The report is
+    for `week` (default: the local week of `now`), with what the ledger says at `now`."""
     config, row = view.config, view.row
     today = now.astimezone(config.tz).date()
     phase = row.current_phase
     report = WeeklyReport(
-        engagement_id=row.id, name=row.name, week=iso_week(today), generated_at=now, today=today,
+        engagement_id=row.id, name=row.name, week=week or iso_week(today), generated_at=now, today=today,
+        timezone=config.timezone,
         state=row.state.value, phase=phase, budget=budget(view), change_requests=change_requests(view),
         week_of_phase=(today - view.phase_started).days // 7 + 1 if view.phase_started else None,
         planned_weeks=config.phases.of(phase).planned_weeks if phase else None,
@@ -125,9 +127,10 @@ def previous_metrics(view: LedgerView, week: str) -> dict[str, Any]:
 
 
 def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, read_json: MetricReader,
-          now: dt.datetime, metrics_base_url: str | None = None) -> WeeklyReport:
-    """The full report. `unavailable` says why `tracker` is None (shown as missing evidence)."""
-    report = from_ledger(view, now)
+          now: dt.datetime, metrics_base_url: str | None = None, week: str | None = None) -> WeeklyReport:
+    """The full report, for `week` (default: the local week of `now`). `unavailable` says why `tracker`
+    is None (shown as missing evidence)."""
+    report = from_ledger(view, now, week)
     config, phase = view.config, view.row.current_phase
     facts = LedgerFacts(submitted=view.submitted)
     previous = previous_metrics(view, report.week)

@@ -8,7 +8,7 @@ the tracker's session honours). Jira clients are made up front, one per site, in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -22,28 +22,44 @@ from phasegate.reports import portfolio, rules, schedule
 from phasegate.reports.build import build
 from phasegate.reports.facts import LedgerView, views
 from phasegate.reports.model import Missing, WeeklyReport
+from phasegate.reports.schedule import Due
 from phasegate.states import Rag, ReportKind
 
 
 @dataclass
 class Collected:
-    reports: list[WeeklyReport] = field(default_factory=list)
+    reports: list[WeeklyReport] = field(default_factory=list)  # by engagement, oldest week first
     failures: dict[str, str] = field(default_factory=dict)  # engagement id -> why no report was built
 
 
-def due(rt: Runtime, now: dt.datetime, only: Sequence[str] | None = None, *, force: bool = False) -> list[str]:
-    """Active engagements whose local report time has passed this week without a report (all with `force`)."""
+def due(rt: Runtime, now: dt.datetime, only: Sequence[str] | None = None, *,
+        force: bool = False) -> dict[str, list[Due]]:
+    """Active engagements -> the weeks they are owed a report for (phasegate.reports.schedule.owed),
+    oldest first; with `force`, every active engagement, this local week included whatever the time."""
     with transaction(rt.sessions) as session:
         found = views(session, only, full=False)
-    wanted = [v for v in found if v.row.state in portfolio.ACTIVE]
-    if force:
-        return [v.row.id for v in wanted]
-    return [v.row.id for v in wanted if schedule.is_due(v.config, now, {r.week for r in v.reports})]
+    owed = {}
+    for view in found:
+        if view.row.state not in portfolio.ACTIVE:
+            continue
+        weeks = schedule.owed(view.config, view.row.created_at, now, {r.week for r in view.reports if r.done})
+        this = schedule.current(view.config, now)
+        if force and this.week not in {d.week for d in weeks}:
+            weeks.append(this)
+        if weeks:
+            owed[view.row.id] = weeks
+    return owed
 
 
-def collect(rt: Runtime, engagement_ids: Sequence[str], now: dt.datetime, *, workers: int | None = None,
-            done: Callable[[str], None] | None = None) -> Collected:
-    """Build each engagement's report, `workers` at a time; `done(id)` is called as each finishes."""
+def collect(rt: Runtime, wanted: Mapping[str, Sequence[Due]] | Sequence[str], now: dt.datetime, *,
+            workers: int | None = None, done: Callable[[str], None] | None = None) -> Collected:
+    """Build each engagement's report, `workers` at a time, once for each week it is `wanted` for (what
+    `due` answers; a plain list of ids: this local week); `done(id)` is called as each finishes.
+
+    An engagement owed several weeks (after an outage) is read once; each week's report is that
+    reading, with its own week, due time and lateness."""
+    weeks: Mapping[str, Sequence[Due]] = wanted if isinstance(wanted, Mapping) else dict.fromkeys(wanted, ())
+    engagement_ids = list(weeks)
     with transaction(rt.sessions) as session:
         found = views(session, engagement_ids, full=True, report_bodies=True)
     trackers: dict[str, tuple[JiraTracker | None, str]] = {}
@@ -59,27 +75,29 @@ def collect(rt: Runtime, engagement_ids: Sequence[str], now: dt.datetime, *, wor
         with transaction(rt.sessions) as session:
             found = views(session, engagement_ids, full=True, report_bodies=True)
 
-    def one(view: LedgerView) -> WeeklyReport:
+    def one(view: LedgerView) -> list[WeeklyReport]:
         tracker, why = trackers[view.row.id]
+        owed = list(weeks[view.row.id]) or [schedule.current(view.config, now)]
         report = build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
-                       metrics_base_url=rt.settings.metrics_base_url)
+                       metrics_base_url=rt.settings.metrics_base_url, week=owed[0].week)
         problems = imports[view.row.id].problems if view.row.id in imports else []
         if problems:
             report.missing += [Missing(source="change requests from Jira", reason=p) for p in problems]
             report.rag, report.findings = rules.evaluate(report)
-        return report
+        return [report.model_copy(update={"week": d.week, "due_at": d.at, "late": d.late}, deep=True)
+                for d in owed]
 
     with ThreadPoolExecutor(max_workers=workers or rt.settings.weekly_concurrency) as pool:
         futures = {pool.submit(one, view): view.row.id for view in found}
         for future in as_completed(futures):
             engagement_id = futures[future]
             try:
-                result.reports.append(future.result())
+                result.reports += future.result()
             except EXPECTED as exc:
                 result.failures[engagement_id] = str(exc)
             if done is not None:
                 done(engagement_id)
-    result.reports.sort(key=lambda r: r.engagement_id)
+    result.reports.sort(key=lambda r: (r.engagement_id, r.week))
     return result
 
 

@@ -4,6 +4,11 @@ Why this order: a retried run (Prefect task retry, a second scheduled run, `repo
 twice) reads the row before posting and finds the ts, so nothing is posted twice. A crash between
 the post and the recorded ts (or an answer lost on the way) is covered by the post's mark: with no
 ts in the row, the channel is searched for it before posting (`phasegate.messages.marks`).
+
+The row alone does not make the week reported: until it holds the post's ts (and the chart's file
+id, when a chart was drawn), `phasegate.reports.schedule` keeps the week owed and the next hourly
+run delivers it again. The ts and the file id go into the engagement's audit chain in the
+transaction that records them, as the kickoff's and the change-request prompt's ts do.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.integrations.slack_blocks import Block
 from phasegate.integrations.slack_chat import SlackChat
+from phasegate.ledger import audit
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
 from phasegate.messages import marks as post_marks
 from phasegate.reports import chart, render
 from phasegate.reports.model import WeeklyReport
-from phasegate.states import Rag, ReportKind
+from phasegate.states import AuditKind, Rag, ReportKind
 from phasegate.text import literal
 
 
@@ -34,6 +40,7 @@ class Delivery:
     posted_now: bool  # False: this week's report had been posted before (or posting was off)
     chart_path: str | None
     chart_file_id: str | None
+    late: bool = False  # posted now, after its time (phasegate.reports.schedule.LATE_AFTER), and says so
 
 
 def find(session: Session, kind: ReportKind, subject: str, week: str) -> WeeklyReportRow | None:
@@ -43,15 +50,17 @@ def find(session: Session, kind: ReportKind, subject: str, week: str) -> WeeklyR
 
 
 def save(session: Session, kind: ReportKind, subject: str, week: str, rag: Rag, body: dict[str, object],
-         *, chart_path: str | None = None) -> WeeklyReportRow:
+         *, chart_path: str | None = None, due_at: dt.datetime | None = None) -> WeeklyReportRow:
     """This week's row, created once; its content is refreshed until it has been posted."""
     row = find(session, kind, subject, week)
     if row is None:
-        row = WeeklyReportRow(kind=kind, subject=subject, week=week, rag=rag, body=body, chart_path=chart_path)
+        row = WeeklyReportRow(kind=kind, subject=subject, week=week, rag=rag, body=body, chart_path=chart_path,
+                              due_at=due_at)
         session.add(row)
         session.flush()
     elif row.message_ts is None:
         row.rag, row.body, row.chart_path = rag, body, chart_path or row.chart_path
+        row.due_at = due_at or row.due_at
     return row
 
 
@@ -60,8 +69,9 @@ def chart_file(home: Path, report: WeeklyReport) -> Path:
 
 
 def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind, subject: str, week: str,
-              channel: str, text: str, blocks: list[Block]) -> tuple[str | None, bool]:
-    """(ts, posted now): post unless the ledger already holds this week's ts."""
+              channel: str, text: str, blocks: list[Block], *, late: bool = False) -> tuple[str | None, bool]:
+    """(ts, posted now): post unless the ledger already holds this week's ts. An engagement's report
+    is recorded in its audit chain (`late`: sent after its time) when the ledger learns the ts."""
     with transaction(sessions) as session:
         row = find(session, kind, subject, week)
         if row is None:
@@ -72,8 +82,11 @@ def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind
     ts = chat.post_marked(channel, text, blocks, post_marks.weekly_report(kind, subject, week), oldest=oldest)
     with transaction(sessions) as session:
         row = find(session, kind, subject, week)
-        if row is not None:
+        if row is not None and not row.message_ts:
             row.message_ts, row.channel, row.posted_at = ts, channel, utcnow()
+            if kind is ReportKind.ENGAGEMENT:  # the portfolio digest belongs to no engagement's chain
+                audit.record(session, subject, AuditKind.WEEKLY_REPORT_POSTED, week, ts=ts, channel=channel,
+                             due_at=row.due_at.isoformat() if row.due_at else None, late=late)
     return ts, True
 
 
@@ -86,11 +99,11 @@ def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyRepo
         report.chart_path = str(path)
     with transaction(sessions) as session:
         save(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week, report.rag,
-             report.model_dump(mode="json"), chart_path=report.chart_path)
+             report.model_dump(mode="json"), chart_path=report.chart_path, due_at=report.due_at)
     if not post:
         return Delivery(report.engagement_id, report.week, None, False, report.chart_path, None)
     ts, posted = post_once(sessions, chat, ReportKind.ENGAGEMENT, report.engagement_id, report.week, channel,
-                           render.fallback_text(report), render.blocks(report))
+                           render.fallback_text(report), render.blocks(report), late=report.late)
     file_id = None
     if path is not None and ts is not None:
         with transaction(sessions) as session:
@@ -101,9 +114,11 @@ def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyRepo
                                   thread_ts=ts)
             with transaction(sessions) as session:
                 row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
-                if row is not None:
+                if row is not None and not row.chart_file_id:
                     row.chart_file_id = file_id
-    return Delivery(report.engagement_id, report.week, ts, posted, report.chart_path, file_id)
+                    audit.record(session, report.engagement_id, AuditKind.WEEKLY_CHART_UPLOADED, report.week,
+                                 file_id=file_id, thread_ts=ts)
+    return Delivery(report.engagement_id, report.week, ts, posted, report.chart_path, file_id, posted and report.late)
 
 
 def today_week(now: dt.datetime) -> str:

@@ -44,6 +44,13 @@ class LastReport:
     week: str
     rag: Rag
     body: dict[str, object] | None  # loaded only when asked for (trends)
+    done: bool = True  # posted in Slack, with its chart in the thread if it has one
+
+    @staticmethod
+    def finished(message_ts: str | None, chart_path: str | None, chart_file_id: str | None) -> bool:
+        """A week is reported once its post is in Slack and its chart (if one was drawn) in the thread;
+        a row saved without that (a refused post, a killed run, `--no-post`) is still owed."""
+        return bool(message_ts) and (not chart_path or bool(chart_file_id))
 
 
 @dataclass
@@ -130,13 +137,15 @@ def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full
                                  .order_by(DecisionRow.id)):
             by_id[open_ids[d.gate_id]].decisions.setdefault(d.gate_id, []).append(d)
 
-    columns: list[Any] = [WeeklyReportRow.subject, WeeklyReportRow.week, WeeklyReportRow.rag]
+    columns: list[Any] = [WeeklyReportRow.subject, WeeklyReportRow.week, WeeklyReportRow.rag,
+                          WeeklyReportRow.message_ts, WeeklyReportRow.chart_path, WeeklyReportRow.chart_file_id]
     if report_bodies:
         columns.append(WeeklyReportRow.body)
     for found in session.execute(select(*columns).where(WeeklyReportRow.kind == ReportKind.ENGAGEMENT,
                                                         WeeklyReportRow.subject.in_(ids))
                                  .order_by(WeeklyReportRow.week)):
-        by_id[found[0]].reports.append(LastReport(found[1], Rag(found[2]), found[3] if report_bodies else None))
+        by_id[found[0]].reports.append(LastReport(found[1], Rag(found[2]), found[6] if report_bodies else None,
+                                                  LastReport.finished(found[3], found[4], found[5])))
 
     if full:
         _full(session, ids, by_id)

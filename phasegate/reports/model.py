@@ -138,6 +138,9 @@ class WeeklyReport(BaseModel):
     week: str  # ISO week in the engagement's timezone, e.g. "2026-W33"
     generated_at: dt.datetime
     today: dt.date  # in the engagement's timezone
+    timezone: str = "UTC"  # the engagement's
+    due_at: dt.datetime | None = None  # when the week's report was due (phasegate.reports.schedule)
+    late: bool = False  # built more than schedule.LATE_AFTER after due_at: said in the report
     state: str
     phase: Phase | None
     week_of_phase: int | None = None

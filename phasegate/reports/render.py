@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from phasegate.integrations.slack_blocks import Block, Button, actions, context, header, section
 from phasegate.messages.ids import DRAFT_DRIFT, Action, action_id
@@ -27,7 +28,18 @@ def _n(value: float) -> str:
 
 
 def headline(r: WeeklyReport) -> str:
-    return f"{r.name}: {r.rag.value.upper()} · week {r.week}"
+    return f"{r.name}: {r.rag.value.upper()} · week {r.week}" + (" · late" if r.late else "")
+
+
+def late_line(r: WeeklyReport) -> str | None:
+    """For a report sent after its time (an outage, Slack refusing the post): when it was due and sent,
+    in the engagement's timezone. None for a report on time."""
+    if not r.late or r.due_at is None:
+        return None
+    tz = ZoneInfo(r.timezone)
+    due, sent = r.due_at.astimezone(tz), r.generated_at.astimezone(tz)
+    return (f"Late: due {due:%A %Y-%m-%d %H:%M}, sent {sent:%A %Y-%m-%d %H:%M} ({r.timezone}); "
+            "it shows the engagement as it stood when sent.")
 
 
 def plan_line(r: WeeklyReport) -> str:
@@ -137,6 +149,9 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
 
 def blocks(r: WeeklyReport) -> list[Block]:
     out = [header(f"{r.rag.icon} " + literal(headline(r), plain=True))]
+    late = late_line(r)
+    if late:
+        out.append(context(f":hourglass: {late}"))
     out += [section(f"*{title}*\n" + "\n".join(lines)) for title, lines in sections(r)]
     if r.change_requests.drift_issues:  # Slack opens the change-request form pre-filled with them
         out += actions(f"drift-{r.engagement_id}", [Button(action_id(Action.CHANGE, DRAFT_DRIFT),
@@ -153,6 +168,9 @@ def fallback_text(r: WeeklyReport) -> str:
 
 def markdown(r: WeeklyReport) -> str:
     lines = [f"# {headline(r)}"]
+    late = late_line(r)
+    if late:
+        lines += ["", f"_{late}_"]
     for title, body in sections(r):
         lines += ["", f"## {title}", *[f"- {_plain(x)}" for x in body]]
     if r.chart_path:

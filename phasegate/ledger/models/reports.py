@@ -16,7 +16,9 @@ class WeeklyReportRow(Base):
     """One weekly report per engagement (or the portfolio digest) per ISO week, e.g. "2026-W33".
 
     The row is written before posting and `message_ts` right after, so a retried run finds the
-    post and does not repeat it. `body` is the report as JSON: next week's trends read it.
+    post and does not repeat it. A row without `message_ts` is a week not reported yet: the next
+    hourly run posts it. `body` is the report as JSON: next week's trends read it. `due_at` is
+    when the week's report was due (None for rows older than migration 0007, and the portfolio).
     """
 
     __tablename__ = "weekly_reports"
@@ -34,3 +36,4 @@ class WeeklyReportRow(Base):
     chart_file_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     posted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    due_at: Mapped[dt.datetime | None] = mapped_column(default=None)
