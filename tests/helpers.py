@@ -22,9 +22,11 @@ from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import GateRow, utcnow
+from phasegate.orchestration.runs import RunStatus
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.evidence import Snapshot
 from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.states import RunHealth
 
 T = TypeVar("T")
 Invoke = Callable[..., Result]  # the `cli` fixture: runs `phasegate <args>` in-process
@@ -170,3 +172,35 @@ def process_tree(pid: int) -> list[int]:
     from phasegate.ops.serve_flows import descendants
 
     return [pid, *descendants(pid)]
+
+
+class SetRuns:
+    """A RunControl whose Prefect answers the test sets (`health[run_id]`; unknown runs are alive), for
+    the watch's and the CLI's decisions, where what Prefect says of a run is the input. Starting is
+    idempotent by key, as Prefect's is; what was started and woken is kept to assert on."""
+
+    def __init__(self, health: dict[str, RunHealth] | None = None) -> None:
+        self.health = dict(health or {})
+        self.started: dict[str, str] = {}  # idempotency key: run id
+        self.woken: list[str] = []
+
+    def status(self, flow_run_id: str) -> RunStatus:
+        health = self.health.get(flow_run_id, RunHealth.ALIVE)
+        return RunStatus(flow_run_id, health, "Crashed: the process was killed" if health is RunHealth.CRASHED
+                         else health.value.capitalize())
+
+    def _start(self, key: str) -> str:
+        return self.started.setdefault(key, f"run-{len(self.started) + 1}")
+
+    def start(self, engagement_id: str, phase: Phase, requested_by: str, *, key: str) -> str:
+        return self._start(key)
+
+    def start_change_request(self, engagement_id: str, number: int, *, key: str) -> str:
+        return self._start(key)
+
+    def wake(self, flow_run_id: str) -> bool:
+        self.woken.append(flow_run_id)
+        return False
+
+    def cancel(self, flow_run_id: str, reason: str) -> None:
+        self.health[flow_run_id] = RunHealth.CANCELLED

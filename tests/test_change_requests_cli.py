@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 import yaml
-from helpers import ledger_of
+from helpers import SetRuns, ledger_of
 from sqlalchemy import func, select
 from test_cli import ACME_FILE, Invoke, ok, refused, write_yaml
 
@@ -17,7 +18,8 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import AuditEventRow, ChangeRequestRow
-from phasegate.states import ChangeRequestState
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.states import ChangeRequestState, RunHealth
 
 PM, SPONSOR, VENDOR_LEAD = "U0PMACME01", "U0SPONSOR1", "U0VENDLEAD"
 
@@ -128,3 +130,27 @@ def test_cr_decide_is_refused_when_the_file_turns_cli_answers_off(cli: Invoke, h
                                                                                  None, [])
         current = crs.baseline(session, "acme-churn")
         assert current is not None and current.version == 1
+
+
+def test_cr_prompt_on_a_dead_run_starts_a_new_one_and_says_so(cli: Invoke, home: Path, slack: SlackStandin,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request's run crashed: `cr prompt` used to hand back that run (same idempotency key) as
+    started. Prefect's answers come from a RunControl double; the channel is the Slack stand-in."""
+    monkeypatch.setenv("PHASEGATE_SLACK_API_URL", slack.base_url)
+    monkeypatch.setenv("PHASEGATE_SLACK_BOT_TOKEN", slack.bot_token)
+    running(cli, home)
+    ok(cli("cr", "submit", "acme-churn", "--as", PM, "--title", "Explainability report", "--add", "shap-report"))
+    with ledger_of(home) as session:
+        crs.by_number(session, "acme-churn", 1).flow_run_id = "dead-run"
+    runs = SetRuns({"dead-run": RunHealth.CRASHED})
+    monkeypatch.setattr("phasegate.orchestration.runs.PrefectRuns", lambda **_: runs)
+
+    shown = ok(cli("cr", "prompt", "acme-churn", "1"))
+
+    assert "flow run dead-run is crashed" in shown and "started flow run run-1" in shown
+    assert runs.started == {"acme-churn-cr-1-restart-1": "run-1"}
+    with ledger_of(home) as session:
+        assert crs.by_number(session, "acme-churn", 1).flow_run_id == "run-1"
+    assert any("acme-churn/CR-1" in m.text and "run-1" in m.text for m in slack.messages("C0ACMECHURN"))
+    again = ok(cli("cr", "prompt", "acme-churn", "1"))
+    assert "flow run run-1 is alive" in again and "started" not in again and len(runs.started) == 1

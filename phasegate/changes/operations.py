@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import EXPECTED, PolicyError, ServiceUnavailable
@@ -18,8 +15,7 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.messages import changes as cr_messages
-from phasegate.orchestration.names import CR_DEPLOYMENT
-from phasegate.orchestration.runs import PREFECT_DOWN, wake
+from phasegate.orchestration.runs import PrefectRuns, wake
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.change_requests import Assessment, Draft
 from phasegate.rules.drift import Drift
@@ -47,19 +43,9 @@ def file(sessions: sessionmaker[Session], engagement_id: str, draft: Draft, *, r
 
 
 def start_flow(engagement_id: str, number: int) -> str:
-    """Start (once) the flow run that prompts the approvers; its id."""
-    try:
-        run = run_deployment(CR_DEPLOYMENT, parameters={"engagement_id": engagement_id, "number": number},
-                             timeout=0, flow_run_name=f"{engagement_id}-cr-{number}",
-                             idempotency_key=f"{engagement_id}-cr-{number}")
-    except ObjectNotFound:
-        raise ServiceUnavailable(f"the deployment {CR_DEPLOYMENT} is not served (is `phasegate up` running?)") from None
-    except (*PREFECT_DOWN, RuntimeError) as exc:
-        raise ServiceUnavailable(f"cannot start the change-request flow: the Prefect API is not reachable "
-                                 f"({type(exc).__name__})") from None
-    if not isinstance(run, FlowRun):
-        raise ServiceUnavailable("run_deployment did not return a flow run")
-    return str(run.id)
+    """Start (once) the flow run that prompts the approvers; its id. A run that died is replaced by
+    the gate watch or `phasegate cr prompt` (phasegate/orchestration/recovery.py), under a new key."""
+    return PrefectRuns().start_change_request(engagement_id, number, key=f"{engagement_id}-cr-{number}")
 
 
 def after_decision(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int, *, final: bool) -> list[str]:

@@ -105,11 +105,21 @@ def cr_submit(
 
 @cr_app.command("prompt")
 def cr_prompt(engagement_id: str, number: int) -> None:
-    """Start the approval flow of a filed request (when Prefect was down as it was filed)."""
-    from phasegate.changes import operations as cr_operations
+    """Start the approval flow of a filed request (when Prefect was down as it was filed), or a new
+    one when its run died; the new run picks up from the ledger."""
+    from phasegate.operator import cli_operator
+    from phasegate.orchestration import recovery
+    from phasegate.orchestration.runs import PrefectRuns
 
     def run(rt: Runtime) -> None:
-        out.print(f"{engagement_id} CR-{number}: flow run {cr_operations.start_flow(engagement_id, number)}")
+        done = recovery.prompt_change_request(rt, PrefectRuns(), engagement_id, number, by=cli_operator())
+        if done.replaced is None:
+            out.print(f"{engagement_id} CR-{number}: {done.status.line}", markup=False, highlight=False)
+            return
+        out.print(f"{engagement_id} CR-{number}: {done.status.line}; started flow run {done.flow_run_id}, "
+                  "which picks up from the ledger", markup=False, highlight=False)
+        if done.problem:
+            err.print(f"phasegate: {done.problem}", markup=False)
 
     guarded(run)
 

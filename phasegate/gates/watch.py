@@ -1,5 +1,5 @@
-"""The gate watch: reminders, escalation and timeouts for open gates, and a nudge for any phase run
-that is paused although the ledger says it can go on. Run on a schedule by `flows/gate_watch.py`;
+"""The gate watch: reminders, escalation and timeouts for open gates, and a nudge for any phase or
+change-request run that is paused although the ledger says it can go on (or a new run for a dead one). Run on a schedule by `flows/gate_watch.py`;
 a plain function of `now` so tests drive it with an injected clock.
 """
 
@@ -33,8 +33,8 @@ class WatchReport:
     escalated: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)
-    restarted: list[str] = field(default_factory=list)  # "engagement: new flow run id"
-    cancelled: list[str] = field(default_factory=list)  # engagements whose run was cancelled in Prefect
+    restarted: list[str] = field(default_factory=list)  # "engagement: new flow run id", "acme/CR-2: new id"
+    cancelled: list[str] = field(default_factory=list)  # engagements and requests whose run was cancelled
     problems: list[str] = field(default_factory=list)
 
 
@@ -89,8 +89,8 @@ def act(rt: Runtime, gate: GateRow, config: Engagement, action: calendar.Action,
 
 def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object], *,
           runs: RunControl | None = None) -> WatchReport:
-    """One pass. With `runs` (Prefect, in production) each active engagement's phase run is
-    reconciled with the ledger (phasegate/orchestration/recovery.py); without it, runs that may go on are only
+    """One pass. With `runs` (Prefect, in production) each active engagement's phase run and
+    change-request runs are reconciled with the ledger (phasegate/orchestration/recovery.py); without it, runs that may go on are only
     nudged with `wake`. Each gate and each engagement is handled on its own: a failure is a line in
     `problems`, never the end of the pass."""
     report = WatchReport()
@@ -141,11 +141,12 @@ def follow_ups(rt: Runtime, active: list[str], now: dt.datetime, wake: Callable[
 def follow_up(rt: Runtime, engagement_id: str, now: dt.datetime, wake: Callable[[str], object],
               runs: RunControl | None, report: WatchReport) -> None:
     if runs is not None:
-        done = recovery.reconcile(rt, runs, engagement_id, now)
-        report.woken += [done.woken] if done.woken else []
-        report.restarted += [f"{engagement_id}: {done.restarted}"] if done.restarted else []
-        report.cancelled += [engagement_id] if done.cancelled else []
-        report.problems += [done.problem] if done.problem else []
+        phase_run = recovery.reconcile(rt, runs, engagement_id, now)
+        for name, done in [(engagement_id, phase_run), *recovery.reconcile_changes(rt, runs, engagement_id)]:
+            report.woken += [done.woken] if done.woken else []
+            report.restarted += [f"{name}: {done.restarted}"] if done.restarted else []
+            report.cancelled += [name] if done.cancelled else []
+            report.problems += [done.problem] if done.problem else []
         return
     exp = recovery.expected(rt, engagement_id, now)
     if exp is not None and exp.can_go_on and exp.flow_run_id and wake(exp.flow_run_id) is not False:

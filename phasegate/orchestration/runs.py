@@ -38,6 +38,8 @@ class RunControl(Protocol):
 
     def start(self, engagement_id: str, phase: Phase, requested_by: str, *, key: str) -> str: ...
 
+    def start_change_request(self, engagement_id: str, number: int, *, key: str) -> str: ...
+
     def wake(self, flow_run_id: str) -> bool: ...
 
     def cancel(self, flow_run_id: str, reason: str) -> None: ...
@@ -83,24 +85,17 @@ class PrefectRuns:
     def start(self, engagement_id: str, phase: Phase, requested_by: str, *, key: str) -> str:
         """A new run of the phase flow. `key` is Prefect's idempotency key: the same key gives back the
         same run, so a retry after a timeout never starts two."""
-        from prefect.client.schemas.objects import FlowRun
-        from prefect.deployments import run_deployment
-
         from phasegate.orchestration.names import PHASE_DEPLOYMENT
 
-        try:
-            run = run_deployment(PHASE_DEPLOYMENT, parameters={"engagement_id": engagement_id, "phase": phase.value,
-                                                               "requested_by": requested_by},
-                                 timeout=0, as_subflow=False, idempotency_key=key,
-                                 flow_run_name=f"{engagement_id}-{phase.value}")
-        except ObjectNotFound:
-            raise ServiceUnavailable(f"the deployment {PHASE_DEPLOYMENT} is not served "
-                                     "(is `phasegate up` running?)") from None
-        except (*PREFECT_DOWN, RuntimeError) as exc:
-            raise unavailable("start a flow run", exc) from None
-        if not isinstance(run, FlowRun):
-            raise ServiceUnavailable(f"Prefect returned {type(run).__name__}, not a flow run")
-        return str(run.id)
+        return deploy(PHASE_DEPLOYMENT, {"engagement_id": engagement_id, "phase": phase.value,
+                                         "requested_by": requested_by}, name=f"{engagement_id}-{phase.value}", key=key)
+
+    def start_change_request(self, engagement_id: str, number: int, *, key: str) -> str:
+        """A new run of the change-request flow, idempotent by `key` as `start` is."""
+        from phasegate.orchestration.names import CR_DEPLOYMENT
+
+        return deploy(CR_DEPLOYMENT, {"engagement_id": engagement_id, "number": number},
+                      name=f"{engagement_id}-cr-{number}", key=key)
 
     def wake(self, flow_run_id: str) -> bool:
         """True only when the run was paused and Prefect accepted the resume."""
@@ -125,6 +120,22 @@ class PrefectRuns:
                 client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=reason[:200]), force=True)
         except PREFECT_DOWN as exc:
             raise unavailable(f"cancel flow run {flow_run_id}", exc) from None
+
+
+def deploy(deployment: str, parameters: dict[str, object], *, name: str, key: str) -> str:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+
+    try:
+        run = run_deployment(deployment, parameters=parameters, timeout=0, as_subflow=False, idempotency_key=key,
+                             flow_run_name=name)
+    except ObjectNotFound:
+        raise ServiceUnavailable(f"the deployment {deployment} is not served (is `phasegate up` running?)") from None
+    except (*PREFECT_DOWN, RuntimeError) as exc:
+        raise unavailable("start a flow run", exc) from None
+    if not isinstance(run, FlowRun):
+        raise ServiceUnavailable(f"Prefect returned {type(run).__name__}, not a flow run")
+    return str(run.id)
 
 
 def wake(flow_run_id: str) -> None:
