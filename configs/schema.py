@@ -169,7 +169,8 @@ class Engagement(Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Engagement:
         data = self.model_dump(mode="json")
-        checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data))
+        checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data)
+                        + checks.jira_people_problems(data))
         return self
 
     @property

@@ -3,14 +3,15 @@
 An engagement file may name a label and/or an issue type (`jira.change_requests`). When evidence
 is collected for a gate or the weekly status is collected, the matching issues of the project are
 imported: each becomes a change request with the issue's summary as title and its description as
-rationale, assessed, and put to the approvers by its own flow. Once: the request is keyed by the
-issue key (a UNIQUE column), so an edit in Jira, or the next collection, files nothing twice.
+rationale, assessed, and put to the approvers by its own flow. The reporter is the requester: the
+person of the engagement file with that Jira account or email, else an outside requester. Once:
+the request is keyed by the issue key (a UNIQUE column), so an edit in Jira, or the next collection, files nothing twice.
 Effort, schedule and cost start at 0; the Jira issue is where the discussion goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import get
 from phasegate.ledger.models import ChangeRequestRow
 from phasegate.rules import change_requests as cr_model
+from phasegate.rules import jira_requests as jira_rules
 from phasegate.states import ChangeSource, EngagementState
 
 FIELDS = ("summary", "description", "reporter")
@@ -61,10 +63,10 @@ def draft_of(issue: Any) -> cr_model.Draft:
                           jira_issue=issue.key)
 
 
-def reporter_of(issue: Any) -> str:
-    reporter = (getattr(issue, "fields", {}) or {}).get("reporter") or {}
-    name = reporter.get("displayName") or reporter.get("emailAddress") if isinstance(reporter, dict) else None
-    return f"jira:{name}"[:64] if name else "jira"
+def reporter_of(issue: Any, engagement: Engagement) -> str:
+    """The person of the engagement who filed the issue, or `jira:<name>` (phasegate.rules.jira_requests)."""
+    reporter = (getattr(issue, "fields", {}) or {}).get("reporter")
+    return jira_rules.requester(engagement, reporter if isinstance(reporter, Mapping) else None)
 
 
 def _ready(session: Session, engagement_id: str) -> set[str] | None:
@@ -99,7 +101,7 @@ def import_requests(sessions: sessionmaker[Session], engagement: Engagement, tra
     for key in sorted(set(issues) - seen, key=lambda k: (len(k), k)):
         try:
             filed = cr_operations.file(sessions, engagement.id, draft_of(issues[key]),
-                                       requested_by=reporter_of(issues[key]), source=ChangeSource.JIRA)
+                                       requested_by=reporter_of(issues[key], engagement), source=ChangeSource.JIRA)
         except EXPECTED as exc:
             result.problems.append(f"{key} not filed as a change request: {exc}")
             continue

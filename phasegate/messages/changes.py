@@ -34,8 +34,9 @@ from phasegate.ledger.models import ChangeRequestRow
 from phasegate.messages.gates import quote_reason
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id
 from phasegate.rules import change_requests as cr_model
+from phasegate.rules import jira_requests as jira_rules
 from phasegate.rules import policy
-from phasegate.states import ChangeRequestState, Outcome
+from phasegate.states import ChangeRequestState, ChangeSource, Outcome
 
 STATE_ICON = {ChangeRequestState.APPROVED: ":white_check_mark:", ChangeRequestState.REJECTED: ":x:",
               ChangeRequestState.WITHDRAWN: ":leftwards_arrow_with_hook:"}
@@ -52,6 +53,14 @@ def summary(cr: ChangeRequestRow) -> str:
     return "\n".join(parts)
 
 
+def filed_by(cr: ChangeRequestRow) -> str:
+    """Who filed the request and how: a person by Slack mention, an outside requester by name."""
+    outside = jira_rules.outside_name(cr.requested_by)
+    who = f"{outside}, an outside requester," if outside is not None else f"<@{cr.requested_by}>"
+    how = "in Jira" if cr.source is ChangeSource.JIRA else f"via {cr.source.value}"
+    return f"filed by {who} {how}" + (f" ({cr.jira_issue})" if cr.jira_issue else "")
+
+
 def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None = None) -> tuple[str, list[Block]]:
     """(fallback text, blocks) for the request's prompt as it should look now."""
     engagement = engagement or config_of(get(session, cr.engagement_id))
@@ -59,9 +68,7 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
     answers = [f"<@{d.approver}> ({d.side}, {d.role}) {d.outcome.label} via {d.via.value}"
                + quote_reason(d.reason) for d in crs.decisions(session, cr.id)]
     blocks = [header(f"CR-{cr.number} · {cr.title}"),
-              section(f"*{engagement.name}* · filed by <@{cr.requested_by}> via {cr.source.value}"
-                      + (f" ({cr.jira_issue})" if cr.jira_issue else "")
-                      + (f"\n{cr.rationale}" if cr.rationale else "")),
+              section(f"*{engagement.name}* · {filed_by(cr)}" + (f"\n{cr.rationale}" if cr.rationale else "")),
               section(summary(cr))]
     if assessment is not None:
         blocks.append(section(f"*Assessment against baseline v{assessment.baseline_version}*\n"
@@ -97,7 +104,9 @@ def announcement(cr: ChangeRequestRow, engagement_name: str) -> str:
         moved = f"; {cr.phase.value} timebox moved by {cr.schedule_days:+d} days" if cr.schedule_days else ""
         return (f":white_check_mark: CR-{cr.number} “{cr.title}” for {engagement_name} is approved: baseline "
                 f"v{cr.baseline_version}{moved}.")
-    return (f"{STATE_ICON.get(cr.state, '')} <@{cr.requested_by}> CR-{cr.number} “{cr.title}” for {engagement_name} "
+    outside = jira_rules.outside_name(cr.requested_by)
+    who = f"<@{cr.requested_by}>" if outside is None else f"{outside} (in Jira):"
+    return (f"{STATE_ICON.get(cr.state, '')} {who} CR-{cr.number} “{cr.title}” for {engagement_name} "
             f"is {cr.state.value}" + quote_reason(cr.closed_reason) + ".")
 
 
