@@ -6,7 +6,8 @@ imported: each becomes a change request with the issue's summary as title and it
 rationale, assessed, and put to the approvers by its own flow. The reporter is the requester: the
 person of the engagement file with that Jira account or email, else an outside requester. Once:
 the request is keyed by the issue key (a UNIQUE column), so an edit in Jira, or the next collection, files nothing twice.
-Effort, schedule and cost start at 0; the Jira issue is where the discussion goes on.
+The effort is the issue's original estimate; without one, and for schedule and cost (which a Jira
+issue does not carry), the request says "not estimated" rather than 0.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from phasegate.integrations.jql import IssueFilter, build_jql
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import get
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.rules import change_requests as cr_model
 from phasegate.rules import jira_requests as jira_rules
 from phasegate.states import ChangeSource, EngagementState
 
-FIELDS = ("summary", "description", "reporter")
+FIELDS = ("summary", "description", "reporter", "timeoriginalestimate")
 
 
 class Searcher(Protocol):
@@ -55,12 +55,12 @@ def queries(engagement: Engagement) -> list[str]:
     return found
 
 
-def draft_of(issue: Any) -> cr_model.Draft:
+def content_of(issue: Any, engagement: Engagement) -> jira_rules.Content:
+    """What the issue asks for: summary, description and original estimate (in the site's days)."""
     fields = getattr(issue, "fields", {}) or {}
-    description = fields.get("description")
-    return cr_model.Draft(title=(issue.summary or issue.key)[:cr_model.TITLE_LIMIT],
-                          rationale=(description if isinstance(description, str) else "")[:cr_model.RATIONALE_LIMIT],
-                          jira_issue=issue.key)
+    config = engagement.jira.change_requests
+    return jira_rules.content_of(issue.summary, fields.get("description"), fields.get("timeoriginalestimate"),
+                                 key=issue.key, hours_per_day=config.day_hours if config else 8.0)
 
 
 def reporter_of(issue: Any, engagement: Engagement) -> str:
@@ -100,7 +100,7 @@ def import_requests(sessions: sessionmaker[Session], engagement: Engagement, tra
             return result
     for key in sorted(set(issues) - seen, key=lambda k: (len(k), k)):
         try:
-            filed = cr_operations.file(sessions, engagement.id, draft_of(issues[key]),
+            filed = cr_operations.file(sessions, engagement.id, content_of(issues[key], engagement).draft(key),
                                        requested_by=reporter_of(issues[key], engagement), source=ChangeSource.JIRA)
         except EXPECTED as exc:
             result.problems.append(f"{key} not filed as a change request: {exc}")

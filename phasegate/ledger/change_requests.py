@@ -7,6 +7,8 @@ request leaves no trace but its error message. Answers and what an approval chan
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -61,11 +63,16 @@ def decisions(session: Session, cr_id: int) -> list[ChangeDecisionRow]:
                                 .order_by(ChangeDecisionRow.id)))
 
 
+def not_estimated(cr: ChangeRequestRow) -> tuple[str, ...]:
+    """The figures (effort_days, schedule_days, cost) the request does not give."""
+    return tuple((cr.not_estimated or {}).get("items", ()))
+
+
 def draft_of(cr: ChangeRequestRow) -> Draft:
     return Draft(title=cr.title, rationale=cr.rationale, phase=cr.phase,
                  scope_added=tuple(cr.scope_added["items"]), scope_removed=tuple(cr.scope_removed["items"]),
                  effort_days=cr.effort_days, schedule_days=cr.schedule_days, cost=cr.cost, amendment=cr.amendment,
-                 jira_issue=cr.jira_issue)
+                 jira_issue=cr.jira_issue, not_estimated=not_estimated(cr))
 
 
 def days_booked(session: Session, engagement_id: str, phase: Phase) -> int:
@@ -110,8 +117,9 @@ def parse_amendment(engagement: Engagement, data: dict[str, object]) -> Engageme
 
 
 def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: str, source: ChangeSource,
-           delivery_id: str | None = None) -> tuple[ChangeRequestRow, bool]:
-    """File a request: (row, True) when new; a repeated Slack delivery or Jira issue finds the first."""
+           delivery_id: str | None = None, extra: dict[str, Any] | None = None) -> tuple[ChangeRequestRow, bool]:
+    """File a request: (row, True) when new; a repeated Slack delivery or Jira issue finds the first.
+    `extra` goes into the `cr_submitted` audit event (what a Jira issue was, as filed)."""
     if delivery_id is not None:
         seen = session.scalar(select(ChangeRequestRow).where(ChangeRequestRow.delivery_id == delivery_id))
         if seen is not None:
@@ -143,12 +151,14 @@ def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: 
                           scope_added={"items": list(draft.scope_added)},
                           scope_removed={"items": list(draft.scope_removed)}, effort_days=draft.effort_days,
                           schedule_days=draft.schedule_days, cost=draft.cost, amendment=draft.amendment,
+                          not_estimated={"items": list(draft.not_estimated)} if draft.not_estimated else None,
                           base_digest=row.config_digest, delivery_id=delivery_id, channel=engagement.slack_channel)
     session.add(cr)
     session.flush()
+    payload: dict[str, Any] = {"not_estimated": list(draft.not_estimated)} if draft.not_estimated else {}
     audit.record(session, engagement_id, AuditKind.CR_SUBMITTED, cr.name, cr_id=cr.id, title=draft.title,
                  requested_by=requested_by, source=source.value, phase=phase.value, cost=draft.cost,
-                 effort_days=draft.effort_days, schedule_days=draft.schedule_days)
+                 effort_days=draft.effort_days, schedule_days=draft.schedule_days, **payload | (extra or {}))
     return cr, True
 
 

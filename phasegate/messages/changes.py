@@ -43,9 +43,10 @@ STATE_ICON = {ChangeRequestState.APPROVED: ":white_check_mark:", ChangeRequestSt
 
 
 def summary(cr: ChangeRequestRow) -> str:
-    added, removed = cr.scope_added["items"], cr.scope_removed["items"]
-    parts = [f"*Phase* {cr.phase.value} · *effort* {cr.effort_days:g} days · *schedule* {cr.schedule_days:+d} days"
-             f" · *cost* {cr.cost:,.0f}"]
+    added, removed, unknown = cr.scope_added["items"], cr.scope_removed["items"], crs.not_estimated(cr)
+    parts = [f"*Phase* {cr.phase.value} · *effort* {cr_model.figure(cr.effort_days, 'effort_days', unknown, ' days')}"
+             f" · *schedule* {cr_model.figure(cr.schedule_days, 'schedule_days', unknown, ' days')}"
+             f" · *cost* {cr_model.figure(cr.cost, 'cost', unknown)}"]
     if added:
         parts.append("*Adds:* " + ", ".join(added))
     if removed:

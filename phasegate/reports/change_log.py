@@ -5,16 +5,22 @@ from __future__ import annotations
 import csv
 import io
 
+from phasegate.ledger.change_requests import not_estimated
 from phasegate.ledger.models import ChangeRequestRow
 
 COLUMNS = ["number", "title", "phase", "state", "requested_by", "source", "filed", "decided", "effort_days",
            "schedule_days", "cost", "added", "removed", "baseline_version", "reason"]
 
 
+def _figure(cr: ChangeRequestRow, name: str, text: str) -> str:
+    return "not estimated" if name in not_estimated(cr) else text
+
+
 def rows(requests: list[ChangeRequestRow]) -> list[list[str]]:
     return [[f"CR-{cr.number}", cr.title, cr.phase.value, cr.state.value, cr.requested_by, cr.source.value,
              f"{cr.created_at:%Y-%m-%d}", f"{cr.decided_at:%Y-%m-%d}" if cr.decided_at else "",
-             f"{cr.effort_days:g}", str(cr.schedule_days), f"{cr.cost:.2f}", "; ".join(cr.scope_added["items"]),
+             _figure(cr, "effort_days", f"{cr.effort_days:g}"), _figure(cr, "schedule_days", str(cr.schedule_days)),
+             _figure(cr, "cost", f"{cr.cost:.2f}"), "; ".join(cr.scope_added["items"]),
              "; ".join(cr.scope_removed["items"]), str(cr.baseline_version or ""), cr.closed_reason]
             for cr in requests]
 

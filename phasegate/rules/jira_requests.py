@@ -14,12 +14,17 @@ turns into a new revision (still open) or a reported difference (decided).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from phasegate.configs.schema import Engagement, Phase
+from phasegate.rules.change_requests import RATIONALE_LIMIT, TITLE_LIMIT, Draft
 
 OUTSIDE = "jira:"  # the prefix of a requester the engagement file does not name
+NEVER_IN_JIRA = ("schedule_days", "cost")  # a Jira issue carries an effort estimate at most
 
 
 def people(engagement: Engagement) -> dict[tuple[str, str], str]:
@@ -57,3 +62,63 @@ def outside_name(requested_by: str) -> str | None:
     if requested_by == OUTSIDE.rstrip(":"):
         return "an unnamed Jira user"
     return requested_by.removeprefix(OUTSIDE) if requested_by.startswith(OUTSIDE) else None
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a Jira issue asks for, as the request is filed and assessed on it."""
+
+    title: str
+    rationale: str
+    estimate_days: float | None  # None: the issue has no original estimate
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def not_estimated(self) -> tuple[str, ...]:
+        return (*(("effort_days",) if self.estimate_days is None else ()), *NEVER_IN_JIRA)
+
+    def draft(self, issue_key: str) -> Draft:
+        return Draft(title=self.title, rationale=self.rationale, effort_days=self.estimate_days or 0.0,
+                     not_estimated=self.not_estimated, jira_issue=issue_key)
+
+
+def content_of(summary: object, description: object, estimate_seconds: object, *, key: str,
+               hours_per_day: float) -> Content:
+    """The content of an issue's fields: the summary (the key when empty) and description cut to what a
+    prompt shows, the original estimate in days of the site's working day."""
+    title = (summary if isinstance(summary, str) and summary.strip() else key).strip()[:TITLE_LIMIT]
+    rationale = (description if isinstance(description, str) else "").strip()[:RATIONALE_LIMIT]
+    estimate = None
+    if isinstance(estimate_seconds, int | float) and not isinstance(estimate_seconds, bool) and estimate_seconds > 0:
+        estimate = round(estimate_seconds / (hours_per_day * 3600), 2)
+    return Content(title=title, rationale=rationale, estimate_days=estimate)
+
+
+def content_from(data: Mapping[str, Any]) -> Content:
+    return Content(title=str(data["title"]), rationale=str(data["rationale"]),
+                   estimate_days=None if data.get("estimate_days") is None else float(data["estimate_days"]))
+
+
+def _estimate(days: float | None) -> str:
+    return "not estimated" if days is None else f"{days:g} days"
+
+
+def changes(old: Content, new: Content) -> list[str]:
+    """One line per field that differs, e.g. `estimate: 3 → 80 days`."""
+    lines = []
+    if old.title != new.title:
+        lines.append(f"title: “{old.title}” → “{new.title}”")
+    if old.rationale != new.rationale:
+        lines.append("description edited")
+    if old.estimate_days != new.estimate_days:
+        both = old.estimate_days is not None and new.estimate_days is not None
+        lines.append(f"estimate: {old.estimate_days:g} → {new.estimate_days:g} days" if both
+                     else f"estimate: {_estimate(old.estimate_days)} → {_estimate(new.estimate_days)}")
+    return lines
