@@ -24,11 +24,14 @@ from phasegate.tasks.status import load_engagement
 
 
 def wait_for_decision(rt: Runtime, cr_id: int) -> ChangeRequestState:
-    """Suspend until the request is approved, rejected or withdrawn."""
+    """Suspend until the request is approved, rejected or withdrawn. Woken by a new revision (its Jira
+    issue edited), it posts that revision's prompt: the approvers are asked again."""
     for attempt in count():
         state = cr_tasks.state_of(rt, cr_id)
         if state.final:
             return state
+        if attempt:
+            cr_tasks.post_prompt(rt, cr_id)  # nothing when this revision's prompt is posted
         suspend_flow_run(key=f"cr-{cr_id}-{attempt}", timeout=None)
     raise AssertionError("unreachable")
 

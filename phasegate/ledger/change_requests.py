@@ -58,9 +58,14 @@ def all_for(session: Session, engagement_id: str) -> list[ChangeRequestRow]:
                                 .order_by(ChangeRequestRow.number)))
 
 
-def decisions(session: Session, cr_id: int) -> list[ChangeDecisionRow]:
-    return list(session.scalars(select(ChangeDecisionRow).where(ChangeDecisionRow.change_request_id == cr_id)
-                                .order_by(ChangeDecisionRow.id)))
+def decisions(session: Session, cr_id: int, *, every_revision: bool = False) -> list[ChangeDecisionRow]:
+    """The answers to the request's current revision (an earlier revision's answers do not count),
+    or with `every_revision` all of them."""
+    query = select(ChangeDecisionRow).where(ChangeDecisionRow.change_request_id == cr_id)
+    if not every_revision:
+        current = select(ChangeRequestRow.revision).where(ChangeRequestRow.id == cr_id).scalar_subquery()
+        query = query.where(ChangeDecisionRow.revision == current)
+    return list(session.scalars(query.order_by(ChangeDecisionRow.id)))
 
 
 def not_estimated(cr: ChangeRequestRow) -> tuple[str, ...]:

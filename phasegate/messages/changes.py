@@ -28,6 +28,7 @@ from phasegate.integrations.slack_blocks import (
 )
 from phasegate.integrations.slack_chat import SlackChat
 from phasegate.ledger import change_requests as crs
+from phasegate.ledger import jira_requests
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import ChangeRequestRow
@@ -76,13 +77,18 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
                               + "\n".join(assessment.lines())))
     if answers:
         blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
+    if cr.revision > 1:
+        changed = "; ".join(jira_requests.revision_changes(session, cr)) or "its Jira issue changed"
+        blocks.append(context(f"Revision {cr.revision}: {changed}. Answers to revision {cr.revision - 1} "
+                              "no longer count."))
     if cr.state is ChangeRequestState.ASSESSED:
         rule = policy.describe(policy.change_policy(engagement, cr.phase))
         blocks += actions(cr_block_id(cr.id), [
             Button(action_id(Action.CHANGE, Outcome.APPROVE.value), "Approve", str(cr.id), "primary"),
             Button(action_id(Action.CHANGE, Outcome.REJECT.value), "Reject", str(cr.id), "danger")])
         blocks.append(context(f"Decided by {rule}; the requester cannot approve it."))
-        return f"Change request CR-{cr.number} for {engagement.name}: {cr.title}", blocks
+        revision = f" (revision {cr.revision})" if cr.revision > 1 else ""
+        return f"Change request CR-{cr.number}{revision} for {engagement.name}: {cr.title}", blocks
     outcome = f"{STATE_ICON.get(cr.state, '')} *{cr.state.value.capitalize()}*" + quote_reason(cr.closed_reason)
     if cr.baseline_version:
         outcome += f" · baseline v{cr.baseline_version}"
