@@ -19,10 +19,11 @@ from phasegate.errors import PolicyError
 from phasegate.ledger import audit, change_decisions
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
-from phasegate.ledger.models import ChangeRequestRow
+from phasegate.ledger.models import ChangeRequestRow, utcnow
 from phasegate.messages import changes as cr_messages
 from phasegate.ops.local import prefect_api
 from phasegate.orchestration.runtime import Runtime
+from phasegate.reports import change_log, collect, render
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import AuditKind, ChangeRequestState, Outcome, Via
@@ -166,6 +167,9 @@ def test_an_issue_without_an_estimate_is_assessed_as_not_estimated(rt: Runtime, 
     assert (estimated.effort_days, estimated.cost) == (7.0, 0.0)
     text = prompt_text(rt, estimated.id)
     assert "*effort* 7 days" in text and "*cost* not estimated" in text and "Cost: not estimated" in text
+    with transaction(rt.sessions) as session:  # `cr log`
+        rows = change_log.rows(crs.all_for(session, "acme-churn"))
+    assert [row[8:11] for row in rows] == [["not estimated"] * 3, ["7", "not estimated", "not estimated"]]
 
 
 # -- an edit in Jira -------------------------------------------------------------------------------
@@ -261,6 +265,30 @@ def test_a_deleted_issue_is_reported(rt: Runtime, engagement: Engagement, jira: 
     assert [e["issue"] for e in events(rt, AuditKind.CR_JIRA_GONE)] == [key]
     assert run_import(rt, engagement).reported == []
     assert the_cr(rt).state is ChangeRequestState.ASSESSED  # still open: the approvers decide
+
+
+def test_what_is_reported_reaches_the_prompts_thread_and_the_weekly_report(
+        rt: Runtime, engagement: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
+    running(rt, engagement)
+    key = issue(jira, "Add a churn-reason classifier", estimate="3d")
+    with prefect_api(closed_port_url()):
+        (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports  # the weekly collection files it
+    cr = the_cr(rt)
+    cr_tasks.post_prompt.fn(rt, cr.id)
+    answer(rt, cr.id, SPONSOR)
+    answer(rt, cr.id, VENDOR_LEAD)
+    edit(rt, engagement, key, timetracking={"originalEstimate": "80d"})
+    with prefect_api(closed_port_url()):
+        (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports
+    (line,) = report.change_requests.jira
+    assert "estimate: 3 → 80 days" in line
+    assert any("estimate: 3 → 80 days" in text for _, lines in render.sections(report) for text in lines)
+    (reply,) = slack.thread(engagement.slack_channel, str(the_cr(rt).message_ts))
+    assert "acme-churn/CR-1 is approved" in reply.text and "estimate: 3 → 80 days" in reply.text
+    with prefect_api(closed_port_url()):
+        (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports
+    assert report.change_requests.jira == []  # said once
+    assert len(slack.thread(engagement.slack_channel, str(the_cr(rt).message_ts))) == 1
 
 
 def test_a_moved_issue_is_never_filed_again_nor_labelled_in_another_project(

@@ -24,21 +24,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement
 from phasegate.errors import EXPECTED, GateClosed
-from phasegate.integrations.issue_tracker import IssueRecord
 from phasegate.integrations.jql import IssueFilter, build_jql
-from phasegate.integrations.slack_chat import SlackChat
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import jira_requests
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import get
 from phasegate.rules import jira_requests as jira_rules
 from phasegate.states import EngagementState
+
+if TYPE_CHECKING:  # the jira client is a heavy import; what is read here comes from a tracker passed in
+    from phasegate.integrations.issue_tracker import IssueRecord
+    from phasegate.integrations.slack_chat import SlackChat
 
 FIELDS = ("summary", "description", "reporter", "timeoriginalestimate", "project")
 
