@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import closed_port_url, register
+from helpers import closed_port_url, register, wait_until
 from sqlalchemy import func, select
 
 from phasegate.changes import jira_import as cr_import
@@ -22,10 +22,13 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, utcnow
 from phasegate.messages import changes as cr_messages
 from phasegate.ops.local import prefect_api
+from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import change_log, collect, render
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.slack.app import SlackDeps, create_app
 from phasegate.states import AuditKind, ChangeRequestState, Outcome, Via
 from phasegate.tasks import change_requests as cr_tasks
 from phasegate.tasks.kickoff import begin_phase, record_baseline
@@ -211,6 +214,40 @@ def test_an_edit_before_the_decision_is_a_new_revision_asked_again(rt: Runtime, 
 
     assert run_import(rt, engagement).revised == []  # unchanged since: nothing more
     assert answer(rt, cr.id, SPONSOR).decided is ChangeRequestState.APPROVED
+
+
+def test_a_click_on_an_earlier_revisions_prompt_is_refused(rt: Runtime, engagement: Engagement,
+                                                           jira: JiraStandin, slack: SlackStandin) -> None:
+    running(rt, engagement)
+    key = issue(jira, "Add a churn-reason classifier", estimate="3d")
+    run_import(rt, engagement)
+    cr = the_cr(rt)
+    cr_tasks.post_prompt.fn(rt, cr.id)
+    old = slack.message(engagement.slack_channel, str(the_cr(rt).message_ts))
+    edit(rt, engagement, key, timetracking={"originalEstimate": "80d"})
+    run_import(rt, engagement)  # revision 2: its prompt is not posted yet
+
+    (approve,) = [e for b in old.blocks if b["type"] == "actions" for e in b["elements"]
+                  if e["action_id"] == "cr:approve"]
+    deps = SlackDeps(signing_secret="test-secret", sessions=rt.sessions, chat=rt.chat, resume=lambda _run: None)
+    handle = serve_in_thread(create_app(deps))
+    try:
+        for approver in (SPONSOR, VENDOR_LEAD):  # on the 3-day prompt, which no longer stands
+            clicker = SlackUser(approver, endpoint=handle.url, signing_secret="test-secret", slack=slack)
+            payload = {"type": "block_actions", "user": {"id": approver}, "trigger_id": slack.issue_trigger_id(),
+                       "response_url": slack.response_url(), "channel": {"id": engagement.slack_channel},
+                       "container": {"type": "message", "channel_id": engagement.slack_channel,
+                                     "message_ts": old.ts},
+                       "actions": [{"type": "button", "action_id": approve["action_id"], "value": approve["value"],
+                                    "block_id": f"cr-{cr.id}", "action_ts": "1.0"}]}
+            clicker.send(payload).raise_for_status()
+            said = wait_until(lambda url=payload["response_url"]: slack.said_to(url), what="what the clicker is told")
+            assert "earlier revision" in said[0], said
+    finally:
+        handle.stop()
+    with transaction(rt.sessions) as session:
+        assert crs.decisions(session, cr.id, every_revision=True) == []
+        assert crs.by_id(session, cr.id).state is ChangeRequestState.ASSESSED
 
 
 def test_the_filed_content_is_frozen_under_a_digest(rt: Runtime, engagement: Engagement,
