@@ -5,6 +5,9 @@ recorded by the Slack endpoint or the CLI under the gate policy, and a decision 
 run awake. What an approval changes (the baseline, the timebox, the file) is written in the same
 transaction as the deciding answer; this flow tells people and wakes the phase run, which
 re-reads its timebox and file from the ledger on every resume.
+
+A request from Jira whose issue is edited while it waits gets a new revision without a prompt;
+the import wakes this run, which starts again from the top and so posts that revision's prompt.
 """
 
 from __future__ import annotations
@@ -24,14 +27,11 @@ from phasegate.tasks.status import load_engagement
 
 
 def wait_for_decision(rt: Runtime, cr_id: int) -> ChangeRequestState:
-    """Suspend until the request is approved, rejected or withdrawn. Woken by a new revision (its Jira
-    issue edited), it posts that revision's prompt: the approvers are asked again."""
+    """Suspend until the request is approved, rejected or withdrawn."""
     for attempt in count():
         state = cr_tasks.state_of(rt, cr_id)
         if state.final:
             return state
-        if attempt:
-            cr_tasks.post_prompt(rt, cr_id)  # nothing when this revision's prompt is posted
         suspend_flow_run(key=f"cr-{cr_id}-{attempt}", timeout=None)
     raise AssertionError("unreachable")
 
