@@ -8,7 +8,7 @@ import logging
 
 from phasegate.changes import jira_import
 from phasegate.configs.schema import Engagement
-from phasegate.errors import ServiceUnavailable
+from phasegate.errors import EXPECTED, ServiceUnavailable
 from phasegate.ledger import audit, engagements, jira_requests
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
@@ -44,11 +44,18 @@ def post_prompt(rt: Runtime, cr_id: int) -> None:
             return
         text, blocks = cr_messages.render(session, cr)
         channel, mark, oldest = cr.channel, post_marks.change_request(cr), post_marks.oldest(cr.created_at)
+        superseded = jira_requests.superseded_prompt(session, cr)
+        old_text, old_blocks = cr_messages.superseded(session, cr)
     ts = rt.chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
         cr.message_ts = ts
-        audit.record(session, cr.engagement_id, AuditKind.CR_PROMPT_POSTED, cr.name, ts=ts)
+        audit.record(session, cr.engagement_id, AuditKind.CR_PROMPT_POSTED, cr.name, ts=ts, revision=cr.revision)
+    if superseded:  # the revision before's prompt loses its buttons (a click on it is refused anyway)
+        try:
+            rt.chat.update(channel, superseded, old_text, old_blocks)
+        except EXPECTED as exc:
+            log.warning("change request %s: the superseded prompt %s was not redrawn: %s", cr_id, superseded, exc)
 
 
 @ledger_task

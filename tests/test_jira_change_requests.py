@@ -211,6 +211,9 @@ def test_an_edit_before_the_decision_is_a_new_revision_asked_again(rt: Runtime, 
     new_prompt = json.dumps(prompts[-1].blocks, ensure_ascii=False)
     assert "Revision 2: " in new_prompt and "estimate: 3 → 80 days" in new_prompt and "*effort* 80 days" in new_prompt
     assert "Answers to revision 1 no longer count" in new_prompt
+    old_prompt = slack.message(engagement.slack_channel, str(first_prompt))
+    assert "Superseded* by revision 2" in json.dumps(old_prompt.blocks)
+    assert not [b for b in old_prompt.blocks if b["type"] == "actions"]  # no buttons left to click
 
     assert run_import(rt, engagement).revised == []  # unchanged since: nothing more
     assert answer(rt, cr.id, SPONSOR).decided is ChangeRequestState.APPROVED

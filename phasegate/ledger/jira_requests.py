@@ -61,6 +61,15 @@ def revision_changes(session: Session, cr: ChangeRequestRow) -> list[str]:
     return jira_rules.changes(jira_rules.content_from(rows[0].content), jira_rules.content_from(rows[1].content))
 
 
+def superseded_prompt(session: Session, cr: ChangeRequestRow) -> str | None:
+    """The ts of the prompt the current revision replaced, if it had one."""
+    for event in reversed(audit.events(session, cr.engagement_id, AuditKind.CR_REVISED, cr.name)):
+        if event.payload.get("revision") == cr.revision:
+            ts = event.payload.get("superseded_ts")
+            return str(ts) if ts else None
+    return None
+
+
 def known(session: Session, engagement_id: str) -> list[Known]:
     found = []
     for cr in session.scalars(select(ChangeRequestRow).where(ChangeRequestRow.engagement_id == engagement_id,

@@ -96,6 +96,16 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
     return f"CR-{cr.number} for {engagement.name}: {cr.state.value}", blocks
 
 
+def superseded(session: Session, cr: ChangeRequestRow) -> tuple[str, list[Block]]:
+    """What the prompt of the revision before says once the current one is asked: no buttons."""
+    changed = "; ".join(jira_requests.revision_changes(session, cr)) or "its Jira issue changed"
+    before = cr.revision - 1
+    return (f"CR-{cr.number} revision {before}: superseded by revision {cr.revision}",
+            [header(f"CR-{cr.number} · revision {before}"),
+             section(f":arrows_counterclockwise: *Superseded* by revision {cr.revision} ({changed}). "
+                     f"Answers to revision {before} no longer count; answer the new prompt.")])
+
+
 def refresh(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int) -> None:
     """Redraw the posted prompt for everyone; ServiceUnavailable if Slack fails."""
     with transaction(sessions) as session:
