@@ -160,10 +160,13 @@ class _Import:
         if not mine.state.final:
             try:
                 with transaction(self.sessions) as session:
-                    jira_requests.revise(session, mine.cr_id, content, key=issue.key, issue_id=issue.issue_id)
+                    changes = jira_requests.revise(session, mine.cr_id, content, key=issue.key,
+                                                   issue_id=issue.issue_id)
             except GateClosed:  # decided between the read and now: a difference, below
                 pass
             else:
+                if changes is None:
+                    return
                 self.result.revised.append((issue.key, mine.number))
                 self.start_flow(mine.number, mine.name, mine.flow_run_id, f"has a new revision from {issue.key}")
                 return

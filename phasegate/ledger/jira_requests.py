@@ -96,13 +96,17 @@ def file(session: Session, engagement_id: str, content: jira_rules.Content, *, k
     return cr, created
 
 
-def revise(session: Session, cr_id: int, content: jira_rules.Content, *, key: str, issue_id: str) -> list[str]:
-    """The issue's new content as the open request's next revision, assessed again; what changed.
-    GateClosed once the request is decided (see `report_change`)."""
+def revise(session: Session, cr_id: int, content: jira_rules.Content, *, key: str,
+           issue_id: str) -> list[str] | None:
+    """The issue's new content as the open request's next revision, assessed again; what changed, or
+    None when the current revision already holds it (another import got there first). GateClosed
+    once the request is decided (see `report_change`)."""
     cr = crs.by_id(session, cr_id, lock=True)
-    if not cr.state.can_become(ChangeRequestState.SUBMITTED):
+    if cr.state.final:
         raise GateClosed(crs.closed_message(session, cr))
     before = latest(session, cr.id)
+    if before is not None and before.digest == content.digest:
+        return None
     old = jira_rules.content_from(before.content) if before else None
     draft = cr_model.validate(content.draft(key))
     voided = len(crs.decisions(session, cr.id))
