@@ -269,6 +269,23 @@ def test_the_filed_content_is_frozen_under_a_digest(rt: Runtime, engagement: Eng
     assert revised["previous_digest"] == submitted["jira"]["digest"]
 
 
+def test_a_description_in_atlassian_document_format_is_read_as_text(rt: Runtime, engagement: Engagement,
+                                                                   jira: JiraStandin) -> None:
+    """Jira Cloud's v3 search sends descriptions as a document tree; its edits must count like any other."""
+    def doc(*paragraphs: str) -> dict[str, Any]:
+        return {"type": "doc", "version": 1, "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in paragraphs]}
+
+    running(rt, engagement)
+    key = jira.add_issue("ACME", "Add a churn-reason classifier", labels=[LABEL],
+                         fields={"reporter": OUTSIDER, "description": doc("Support asks why.", "Soon.")})
+    run_import(rt, engagement)
+    assert the_cr(rt).rationale == "Support asks why.\nSoon."
+    edit(rt, engagement, key, description=doc("Support asks why.", "By March."))
+    assert run_import(rt, engagement).revised == [(key, 1)]
+    assert the_cr(rt).rationale == "Support asks why.\nBy March."
+
+
 def test_an_edit_after_approval_is_a_reported_difference(rt: Runtime, engagement: Engagement,
                                                          jira: JiraStandin) -> None:
     running(rt, engagement)

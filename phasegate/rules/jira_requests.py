@@ -89,12 +89,29 @@ class Content:
                      not_estimated=self.not_estimated, jira_issue=issue_key)
 
 
+def plain_text(description: object) -> str:
+    """A description as text: Jira's v2 API sends a string, Cloud's v3 search an Atlassian Document
+    Format tree (its text nodes are joined, a line per paragraph or other block)."""
+    if isinstance(description, str):
+        return description
+    if not isinstance(description, Mapping):
+        return ""
+    if description.get("type") == "text":
+        return str(description.get("text") or "")
+    if description.get("type") == "hardBreak":
+        return "\n"
+    parts = [plain_text(node) for node in description.get("content") or [] if isinstance(node, Mapping)]
+    inline = all(isinstance(n, Mapping) and n.get("type") in ("text", "hardBreak", "mention", "emoji")
+                 for n in description.get("content") or [])
+    return "".join(parts) if inline else "\n".join(p for p in parts if p)
+
+
 def content_of(summary: object, description: object, estimate_seconds: object, *, key: str,
                hours_per_day: float) -> Content:
     """The content of an issue's fields: the summary (the key when empty) and description cut to what a
     prompt shows, the original estimate in days of the site's working day."""
     title = (summary if isinstance(summary, str) and summary.strip() else key).strip()[:TITLE_LIMIT]
-    rationale = (description if isinstance(description, str) else "").strip()[:RATIONALE_LIMIT]
+    rationale = plain_text(description).strip()[:RATIONALE_LIMIT]
     estimate = None
     if isinstance(estimate_seconds, int | float) and not isinstance(estimate_seconds, bool) and estimate_seconds > 0:
         estimate = round(estimate_seconds / (hours_per_day * 3600), 2)
