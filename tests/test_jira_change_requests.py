@@ -111,13 +111,16 @@ def count_crs(rt: Runtime) -> int:
 
 # -- who filed it --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("person", [{"jira_account_id": "557058:priya"},
-                                    {"jira_email": "Priya@Northwind.example"}], ids=["account-id", "email"])
+@pytest.mark.parametrize(("person", "reporter"), [
+    ({"jira_account_id": "557058:priya"}, PRIYA),
+    ({"jira_email": "Priya@Northwind.example"}, PRIYA),
+    ({"jira_account_id": "pnatarajan"}, {"name": "pnatarajan", "key": "JIRAUSER10100", "displayName": "Priya N."}),
+], ids=["account-id", "email", "datacenter-user-name"])
 def test_a_person_who_filed_in_jira_cannot_approve_it(rt: Runtime, acme: Engagement, jira: JiraStandin,
-                                                      person: dict[str, str]) -> None:
+                                                      person: dict[str, str], reporter: dict[str, str]) -> None:
     engagement = with_jira_people(acme, **person)
     running(rt, engagement)
-    issue(jira, "Add a churn-reason classifier", reporter=PRIYA, estimate="3d")
+    issue(jira, "Add a churn-reason classifier", reporter=reporter, estimate="3d")
     assert run_import(rt, engagement).filed == [("ACME-1", 1)]
     cr = the_cr(rt)
     assert cr.requested_by == VENDOR_LEAD
