@@ -194,7 +194,7 @@ class _Import:
                                                project=found.project)
             if new:
                 self.report(mine, f"{mine.key} ({mine.name}) was moved to {found.project} as {found.key}; phasegate "
-                                  f"no longer reads or labels it there ({project} is this engagement's project)")
+                                  f"no longer follows or labels it there ({project} is this engagement's project)")
 
     def start_flow(self, number: int, name: str, run_id: str | None, what: str) -> None:
         """Start the request's flow, or wake it to post the new revision's prompt."""
