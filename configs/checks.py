@@ -130,9 +130,35 @@ def issue_project_problems(data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def people(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every approver entry of the file with its path: each phase's gate, then `change_requests`."""
+    policies = [(f"phases.{name}.gate", _map(_map(phase).get("gate"))) for name, phase in _map(data.get("phases")).items()]
+    policies.append(("change_requests", _map(data.get("change_requests"))))
+    return [(f"{path}.approvers[{index}]", _map(entry)) for path, policy in policies
+            for index, entry in enumerate(_list(policy.get("approvers")))]
+
+
+def jira_people_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """A Jira account or email names one person: given for two Slack users, a change request filed
+    in Jira under it could not be told apart (nor kept from its requester's approval)."""
+    owners: dict[tuple[str, str], str] = {}
+    problems: list[Problem] = []
+    for path, entry in people(data):
+        user = entry.get("slack_user")
+        for field, label in (("jira_account_id", "Jira account"), ("jira_email", "Jira email")):
+            value = entry.get(field)
+            if not isinstance(value, str) or not isinstance(user, str):
+                continue
+            key = (field, value.casefold() if field == "jira_email" else value)
+            owner = owners.setdefault(key, user)
+            if owner != user:
+                problems.append((f"{path}.{field}", f"{label} {value} is given for both {owner} and {user}"))
+    return problems
+
+
 def engagement_problems(data: Mapping[str, Any]) -> list[Problem]:
     """Every cross-field problem in a whole (possibly otherwise invalid) engagement document."""
-    problems = metric_reference_problems(data) + issue_project_problems(data)
+    problems = metric_reference_problems(data) + issue_project_problems(data) + jira_people_problems(data)
     phases = _map(data.get("phases"))
     for name, phase in phases.items():
         if not isinstance(phase, Mapping):

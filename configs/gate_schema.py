@@ -17,6 +17,12 @@ class Approver(Strict):
     name: str
     side: Side
     role: str = Field(default="approver", max_length=limits.ROLE)
+    # Who this person is in Jira, so a change request they file there is theirs (and not theirs to
+    # approve): the Cloud accountId (or Data Center user name or key), and/or the account's email.
+    # Left out of the stored file when not given, so a file written before them keeps its digest.
+    jira_account_id: str | None = Field(default=None, min_length=1, max_length=128, exclude_if=lambda v: v is None)
+    jira_email: str | None = Field(default=None, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
+                                   exclude_if=lambda v: v is None)
 
     @field_validator("slack_user")
     @classmethod

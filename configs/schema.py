@@ -86,6 +86,12 @@ class JiraChangeRequests(Strict):
 
     label: str | None = Field(default=None, min_length=1, max_length=255)
     issue_type: str | None = Field(default=None, min_length=1, max_length=60)
+    # The site's time tracking: how many hours a "1d" estimate is (Jira's default 8 when not given).
+    hours_per_day: float | None = Field(default=None, gt=0, le=24, exclude_if=lambda v: v is None)
+
+    @property
+    def day_hours(self) -> float:
+        return self.hours_per_day or 8.0
 
     @model_validator(mode="after")
     def _one(self) -> JiraChangeRequests:
@@ -169,7 +175,8 @@ class Engagement(Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Engagement:
         data = self.model_dump(mode="json")
-        checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data))
+        checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data)
+                        + checks.jira_people_problems(data))
         return self
 
     @property

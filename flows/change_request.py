@@ -5,6 +5,9 @@ recorded by the Slack endpoint or the CLI under the gate policy, and a decision 
 run awake. What an approval changes (the baseline, the timebox, the file) is written in the same
 transaction as the deciding answer; this flow tells people and wakes the phase run, which
 re-reads its timebox and file from the ledger on every resume.
+
+A request from Jira whose issue is edited while it waits gets a new revision without a prompt;
+the import wakes this run, which starts again from the top and so posts that revision's prompt.
 """
 
 from __future__ import annotations

@@ -50,6 +50,14 @@ class IssueRecord:
     labels: tuple[str, ...]
     created_at: datetime | None
     fields: Mapping[str, object] = dataclasses.field(hash=False, repr=False)  # the fields Jira returned
+    issue_id: str = ""  # Jira's own id: unlike the key, it stays when the issue moves to another project
+
+    @property
+    def project(self) -> str:
+        """The key of the project the issue is in now."""
+        project = self.fields.get("project")
+        key = project.get("key") if isinstance(project, Mapping) else None
+        return str(key) if key else self.key.rsplit("-", 1)[0]
 
 
 class _RetryAfter(Retry):
@@ -193,6 +201,18 @@ class JiraTracker:
         with self._errors(f"reading issue {key}"):
             return self._record(self.client.issue(key, fields=",".join(wanted)).raw)
 
+    def lookup(self, key_or_id: str, fields: Sequence[str] = DEFAULT_FIELDS) -> IssueRecord | None:
+        """One issue by key or id as it is now (a moved issue under its new key), or None when Jira
+        answers 404: deleted, or no longer visible to this account."""
+        wanted = list(dict.fromkeys([*CORE_FIELDS, self.points_field, "project", *fields]))
+        with self._errors(f"reading issue {key_or_id}"):
+            try:
+                return self._record(self.client.issue(key_or_id, fields=",".join(wanted)).raw)
+            except JIRAError as err:
+                if err.status_code == 404:
+                    return None
+                raise
+
     def ensure_issue(self, project: str, summary: str, marker_label: str, issuetype: str = "Task",
                      description: str = "") -> IssueRecord:
         """The issue in `project` carrying `marker_label`, created (with that label) only if none exists.
@@ -246,7 +266,7 @@ class JiraTracker:
             resolved_at=_when(fields.get("resolutiondate")),
             story_points=float(points) if isinstance(points, int | float) and not isinstance(points, bool) else None,
             labels=tuple(str(label) for label in fields.get("labels") or ()), created_at=_when(fields.get("created")),
-            fields=MappingProxyType(dict(fields)),
+            fields=MappingProxyType(dict(fields)), issue_id=str(raw.get("id") or ""),
         )
 
 

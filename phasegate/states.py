@@ -74,7 +74,8 @@ _GATE_TRANSITIONS: dict[GateState, set[GateState]] = {
 
 class ChangeRequestState(str, enum.Enum):
     """A change request is filed (SUBMITTED), assessed against the current baseline (ASSESSED, the
-    only state that takes answers), and ends APPROVED, REJECTED or WITHDRAWN."""
+    only state that takes answers), and ends APPROVED, REJECTED or WITHDRAWN. A new revision (its
+    Jira issue edited while it is open) takes it back to SUBMITTED, to be assessed and asked again."""
 
     SUBMITTED = "submitted"
     ASSESSED = "assessed"
@@ -93,7 +94,7 @@ class ChangeRequestState(str, enum.Enum):
 _CR_TRANSITIONS: dict[ChangeRequestState, set[ChangeRequestState]] = {
     ChangeRequestState.SUBMITTED: {ChangeRequestState.ASSESSED, ChangeRequestState.WITHDRAWN},
     ChangeRequestState.ASSESSED: {ChangeRequestState.APPROVED, ChangeRequestState.REJECTED,
-                                  ChangeRequestState.WITHDRAWN},
+                                  ChangeRequestState.WITHDRAWN, ChangeRequestState.SUBMITTED},
     ChangeRequestState.APPROVED: set(),
     ChangeRequestState.REJECTED: set(),
     ChangeRequestState.WITHDRAWN: set(),
@@ -183,6 +184,10 @@ class AuditKind(str, enum.Enum):
     CR_REJECTED = "cr_rejected"
     CR_WITHDRAWN = "cr_withdrawn"
     CR_ANNOUNCED = "cr_announced"
+    CR_REVISED = "cr_revised"  # its Jira issue changed while it was open: a new revision, asked again
+    CR_JIRA_CHANGED = "cr_jira_changed"  # its Jira issue changed after the decision: reported, not applied
+    CR_JIRA_GONE = "cr_jira_gone"  # its Jira issue was deleted (or is no longer visible)
+    CR_JIRA_MOVED = "cr_jira_moved"  # its Jira issue moved: to another project, or back under a new key
     TIMEBOX_MOVED = "timebox_moved"
     CONFIG_AMENDED = "config_amended"
     RUN_LOST = "run_lost"  # the phase's flow run was found cancelled, crashed, failed or deleted

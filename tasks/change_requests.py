@@ -4,9 +4,12 @@ ledger, so a flow re-run from the top after a suspend does nothing twice."""
 
 from __future__ import annotations
 
+import logging
+
+from phasegate.changes import jira_import
 from phasegate.configs.schema import Engagement
-from phasegate.errors import ServiceUnavailable
-from phasegate.ledger import audit, engagements, phases
+from phasegate.errors import EXPECTED, ServiceUnavailable
+from phasegate.ledger import audit, engagements, jira_requests, phases
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.messages import changes as cr_messages
@@ -15,6 +18,8 @@ from phasegate.orchestration.resume import resume_when_paused
 from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind, ChangeRequestState
 from phasegate.tasks import ledger_task, outside_task
+
+log = logging.getLogger(__name__)
 
 
 @ledger_task
@@ -39,11 +44,18 @@ def post_prompt(rt: Runtime, cr_id: int) -> None:
             return
         text, blocks = cr_messages.render(session, cr)
         channel, mark, oldest = cr.channel, post_marks.change_request(cr), post_marks.oldest(cr.created_at)
+        superseded = jira_requests.superseded_prompt(session, cr)
+        old_text, old_blocks = cr_messages.superseded(session, cr)
     ts = rt.chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
         cr.message_ts = ts
-        audit.record(session, cr.engagement_id, AuditKind.CR_PROMPT_POSTED, cr.name, ts=ts)
+        audit.record(session, cr.engagement_id, AuditKind.CR_PROMPT_POSTED, cr.name, ts=ts, revision=cr.revision)
+    if superseded:  # the revision before's prompt loses its buttons (a click on it is refused anyway)
+        try:
+            rt.chat.update(channel, superseded, old_text, old_blocks)
+        except EXPECTED as exc:
+            log.warning("change request %s: the superseded prompt %s was not redrawn: %s", cr_id, superseded, exc)
 
 
 @ledger_task
@@ -55,16 +67,22 @@ def state_of(rt: Runtime, cr_id: int) -> ChangeRequestState:
 @outside_task
 def update_jira(rt: Runtime, engagement: Engagement, cr_id: int) -> None:
     """A request filed with a Jira issue: label the issue with the outcome and link it to the
-    milestones the request touches."""
+    milestones the request touches, only while the issue is in the engagement's own project (an
+    issue moved away may now be another client's; the import reports the move)."""
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
         if not cr.jira_issue or cr.announced:
             return
         assessment = crs.assessment_of(cr)
         links = engagements.links(session, cr.engagement_id, cr.phase)
-        key, state = cr.jira_issue, cr.state
+        key, state, name, frozen = cr.jira_issue, cr.state, cr.name, jira_requests.latest(session, cr.id)
     touched = [links[m] for m in (assessment.milestones if assessment else []) if m in links]
-    rt.tracker(engagement).label_and_link(key, f"phasegate-cr-{state.value}", touched)
+    tracker = rt.tracker(engagement)
+    issue = jira_import.labelled_here(tracker, engagement, key, frozen.issue_id if frozen else None)
+    if issue is None:
+        log.warning("%s: %s is not labelled: it is deleted or no longer in %s", name, key, engagement.jira.project)
+        return
+    tracker.label_and_link(issue.key, f"phasegate-cr-{state.value}", touched)
 
 
 @outside_task

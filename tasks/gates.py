@@ -53,7 +53,10 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
     except ServiceUnavailable as exc:
         unreachable = str(exc)
     if tracker is not None:  # change requests filed in Jira come in with the evidence (once each)
-        for problem in cr_import.import_requests(rt.sessions, engagement, tracker).problems:
+        imported = cr_import.import_requests(rt.sessions, engagement, tracker, rt.chat)
+        for line in imported.reported:  # also posted in the channel and recorded in the audit chain
+            log.warning("%s", line)
+        for problem in imported.problems:
             log.warning("%s", problem)
     drifted = scope.check(engagement, phase, ledger_scope, tracker, unreachable)
     if drifted.items:  # a failed check is already missing evidence (Jira) or predates drift tracking

@@ -16,6 +16,7 @@ import pytest
 from helpers import with_changes
 from sqlalchemy import func, select
 
+from phasegate.changes import jira_import as cr_import
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
@@ -150,6 +151,54 @@ def test_slash_command_to_new_baseline_and_moved_timebox(world: Demo) -> None:
     assert "Approved" in json.dumps(world.slack.message(CHANNEL, approved.message_ts).blocks)
 
 
-def _baseline(world: Demo) -> object:
+def test_a_jira_request_edited_while_open_is_asked_again_by_its_flow(world: Demo) -> None:
+    """The import wakes the suspended change-request run, which posts the new revision's prompt; the
+    answer given to the first revision does not count towards the quorum."""
+    engagement_id, label = "acme-jira-cr", "cr-acme-jira"
+    start = dt.date.today() - dt.timedelta(days=30)  # no gate opens (its evidence collection would import too)
+    engagement = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id=engagement_id,
+                              jira__change_requests={"label": label}, start_date=start.isoformat())
     with transaction(world.rt.sessions) as session:
-        return crs.baseline(session, ENGAGEMENT)
+        engagements.register(session, engagement)
+    world.jira[engagement_id] = world.jira["acme-churn"]
+    operations.start_phase(world.rt, engagement_id, Phase.POC, "U0PMACME01")
+    world.wait_phase_run(engagement_id, Phase.POC)
+    wait_for("the baseline", lambda: _baseline(world, engagement_id) is not None)
+    key = world.jira_cloud.add_issue("ACME", "Explain churn reasons", labels=[label],
+                                     fields={"timetracking": {"originalEstimate": "3d"}})
+    tracker = world.rt.tracker(engagement)
+    filed = cr_import.import_requests(world.rt.sessions, engagement, tracker, world.rt.chat)
+    assert (filed.filed, filed.problems) == ([(key, 1)], [])
+
+    def prompt_of(revision: int) -> ChangeRequestRow | None:
+        with transaction(world.rt.sessions) as session:
+            row = crs.by_number(session, engagement_id, 1)
+            return row if row.revision == revision and row.message_ts else None
+
+    first = wait_for("the first prompt", lambda: prompt_of(1))
+    click(world, "U0SPONSOR1", first.id, "approve")
+    wait_for("the sponsor's answer", lambda: _answers(world, first.id))
+    tracker.client.issue(key).update(fields={"timetracking": {"originalEstimate": "80d"}})
+    revised = cr_import.import_requests(world.rt.sessions, engagement, tracker, world.rt.chat)
+    assert (revised.revised, revised.problems) == ([(key, 1)], [])
+    second = wait_for("the second revision's prompt", lambda: prompt_of(2))
+    assert second.message_ts != first.message_ts
+    prompt = json.dumps(world.slack.message(CHANNEL, str(second.message_ts)).blocks, ensure_ascii=False)
+    assert "Revision 2: estimate: 3 → 80 days" in prompt and "*effort* 80 days" in prompt
+    click(world, "U0VENDLEAD", second.id, "approve")
+    wait_for("the vendor lead's answer", lambda: _answers(world, second.id))
+    with transaction(world.rt.sessions) as session:
+        assert crs.by_id(session, second.id).state is ChangeRequestState.ASSESSED  # the sponsor answered rev 1
+    click(world, "U0SPONSOR1", second.id, "approve")
+    done = wait_for("the approval announced", lambda: (row := prompt_of(2)) and row.announced and row)
+    assert done.state is ChangeRequestState.APPROVED and done.effort_days == 80
+
+
+def _answers(world: Demo, cr_id: int) -> list[str]:
+    with transaction(world.rt.sessions) as session:
+        return [d.approver for d in crs.decisions(session, cr_id)]
+
+
+def _baseline(world: Demo, engagement_id: str = ENGAGEMENT) -> object:
+    with transaction(world.rt.sessions) as session:
+        return crs.baseline(session, engagement_id)

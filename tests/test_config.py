@@ -199,7 +199,8 @@ def test_unknown_keys_are_reported_as_such_with_their_exact_path(tmp_path: Path)
     path = write(tmp_path, data)
     colour, email = sorted(problems_of(path))
     assert colour.startswith(f"{path}: colour: unknown key (known here: id, name, vendor, ")
-    assert email.startswith(f"{path}: phases.poc.gate.approvers[0].email: unknown key (known here: slack_user, ")
+    # An approver's Jira email is `jira_email`, which the message now suggests.
+    assert email == f"{path}: phases.poc.gate.approvers[0].email: unknown key; did you mean `jira_email`?"
 
 
 @pytest.mark.parametrize(("text", "line", "column"), [

@@ -1,7 +1,8 @@
 """Scope drift and Jira import against the Jira stand-in through the real jira client, on SQLite
 and PostgreSQL: an issue added under a milestone after the baseline is flagged (in `cr drift`'s
 function, the gate evidence and the weekly report) until an approved change request covers it;
-a Jira issue labelled as a change request is filed once, whatever happens to it in Jira later."""
+a Jira issue labelled as a change request is filed once (what an edit in Jira does to it is in
+test_jira_change_requests.py)."""
 
 from __future__ import annotations
 
@@ -118,12 +119,14 @@ def test_a_jira_issue_labelled_change_request_is_filed_once(rt: Runtime, acme: E
         assert first.filed == [(key, 1)]
         assert first.problems and "approval flow did not start" in first.problems[0]
         tracker.client.issue(key).update(fields={"summary": "Add a churn-reason classifier (v2)"})
-        assert cr_import.import_requests(rt.sessions, engagement, tracker).filed == []
+        again = cr_import.import_requests(rt.sessions, engagement, tracker)  # an edit: a new revision, not a CR
+        assert (again.filed, again.revised) == ([], [(key, 1)])
         collect_evidence(rt, engagement, Phase.POC, 1)  # evidence collection imports too: still once
     with transaction(rt.sessions) as session:
         assert session.scalar(select(func.count()).select_from(ChangeRequestRow)) == 1
         cr = crs.by_number(session, "acme-churn", 1)
-        assert (cr.title, cr.jira_issue, cr.source) == ("Add a churn-reason classifier", key, ChangeSource.JIRA)
+        assert (cr.title, cr.jira_issue, cr.source) == ("Add a churn-reason classifier (v2)", key, ChangeSource.JIRA)
+        assert cr.revision == 2
         assert cr.rationale == "Support asks why customers leave." and cr.state is ChangeRequestState.ASSESSED
 
 

@@ -132,14 +132,17 @@ def cr_list(engagement_id: str) -> None:
     from phasegate.ledger import change_requests as crs
     from phasegate.ledger.db import transaction
     from phasegate.ledger.engagements import get
+    from phasegate.rules.change_requests import figure
 
     def run(rt: Runtime) -> None:
         table = Table("CR", "title", "phase", "state", "by", "cost", "schedule", "baseline")
         with transaction(rt.sessions) as session:
             get(session, engagement_id)
             for cr in crs.all_for(session, engagement_id):
+                unknown = crs.not_estimated(cr)
                 table.add_row(f"CR-{cr.number}", cr.title, cr.phase.value, cr.state.value, cr.requested_by,
-                              f"{cr.cost:,.0f}", f"{cr.schedule_days:+d}d", f"v{cr.baseline_version}"
+                              figure(cr.cost, "cost", unknown), figure(cr.schedule_days, "schedule_days", unknown, "d"),
+                              f"v{cr.baseline_version}"
                               if cr.baseline_version else "-")
         out.print(table)
 

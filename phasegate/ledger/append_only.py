@@ -1,5 +1,6 @@
-"""Triggers that make decisions, evidence snapshots, spend entries and audit events append-only in the database
-itself, so an edit through SQL is refused rather than merely detected later by `audit verify`.
+"""Triggers that make decisions, evidence snapshots, spend entries, Jira revisions and audit events
+append-only in the database itself, so an edit through SQL is refused rather than merely detected
+later by `audit verify`.
 
 The chain heads are the one mutable part of the trail: a head may only move forward and never be
 deleted. PostgreSQL also refuses TRUNCATE, which bypasses row triggers. The migration that adds
@@ -13,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 FIRST = ("audit_events", "decisions", "evidence_snapshots")  # made append-only by migration 0003
-APPEND_ONLY = (*FIRST, "spend_entries")  # spend_entries: migration 0006
+APPEND_ONLY = (*FIRST, "spend_entries", "jira_revisions")  # spend_entries: migration 0006; jira_revisions: 0009
 HEADS = "audit_heads"
 
 

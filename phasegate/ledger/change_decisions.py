@@ -2,9 +2,10 @@
 
 `answer` holds a change request to the same rules as a gate (`phasegate.rules.policy.check`: only the
 listed approvers, never the requester, a reason for a rejection, the quorum and sides counted by
-`policy.reached`). The answer that completes an approval also writes the new baseline version,
-moves the running phase's timebox and replaces the engagement file if the request amends it, so
-a request is never approved without its effect, nor its effect recorded without the approval.
+`policy.reached`, over the answers to its current revision only). The answer that completes an
+approval also writes the new baseline version, moves the running phase's timebox and replaces the
+engagement file if the request amends it, so a request is never approved without its effect, nor
+its effect recorded without the approval.
 """
 
 from __future__ import annotations
@@ -85,9 +86,9 @@ def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, rea
         return Answered(cr, recorded=False, decided=None)
     session.add(ChangeDecisionRow(change_request_id=cr.id, outcome=outcome, approver=approver,
                                   side=entry.side.value, role=entry.role, reason=reason.strip(), via=via,
-                                  delivery_id=delivery_id, operator=operator))
+                                  delivery_id=delivery_id, operator=operator, revision=cr.revision))
     audit.record(session, cr.engagement_id, AuditKind.CR_DECISION_RECORDED, cr.name, cr_id=cr.id, approver=approver,
-                 outcome=outcome.value, reason=reason.strip(), channel=via.value, operator=operator)
+                 outcome=outcome.value, reason=reason.strip(), channel=via.value, operator=operator, revision=cr.revision)
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     reached = policy.reached(policy.change_policy(engagement, cr.phase), tally)
     if reached is Outcome.APPROVE:

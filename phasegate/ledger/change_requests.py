@@ -7,6 +7,8 @@ request leaves no trace but its error message. Answers and what an approval chan
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -57,16 +59,26 @@ def all_for(session: Session, engagement_id: str) -> list[ChangeRequestRow]:
                                 .order_by(ChangeRequestRow.number)))
 
 
-def decisions(session: Session, cr_id: int) -> list[ChangeDecisionRow]:
-    return list(session.scalars(select(ChangeDecisionRow).where(ChangeDecisionRow.change_request_id == cr_id)
-                                .order_by(ChangeDecisionRow.id)))
+def decisions(session: Session, cr_id: int, *, every_revision: bool = False) -> list[ChangeDecisionRow]:
+    """The answers to the request's current revision (an earlier revision's answers do not count),
+    or with `every_revision` all of them."""
+    query = select(ChangeDecisionRow).where(ChangeDecisionRow.change_request_id == cr_id)
+    if not every_revision:
+        current = select(ChangeRequestRow.revision).where(ChangeRequestRow.id == cr_id).scalar_subquery()
+        query = query.where(ChangeDecisionRow.revision == current)
+    return list(session.scalars(query.order_by(ChangeDecisionRow.id)))
+
+
+def not_estimated(cr: ChangeRequestRow) -> tuple[str, ...]:
+    """The figures (effort_days, schedule_days, cost) the request does not give."""
+    return tuple((cr.not_estimated or {}).get("items", ()))
 
 
 def draft_of(cr: ChangeRequestRow) -> Draft:
     return Draft(title=cr.title, rationale=cr.rationale, phase=cr.phase,
                  scope_added=tuple(cr.scope_added["items"]), scope_removed=tuple(cr.scope_removed["items"]),
                  effort_days=cr.effort_days, schedule_days=cr.schedule_days, cost=cr.cost, amendment=cr.amendment,
-                 jira_issue=cr.jira_issue)
+                 jira_issue=cr.jira_issue, not_estimated=not_estimated(cr))
 
 
 def days_booked(session: Session, engagement_id: str, phase: Phase) -> int:
@@ -111,9 +123,11 @@ def parse_amendment(engagement: Engagement, data: dict[str, object]) -> Engageme
 
 
 def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: str, source: ChangeSource,
-           delivery_id: str | None = None, operator: str | None = None) -> tuple[ChangeRequestRow, bool]:
+           delivery_id: str | None = None, operator: str | None = None,
+           extra: dict[str, Any] | None = None) -> tuple[ChangeRequestRow, bool]:
     """File a request: (row, True) when new; a repeated Slack delivery or Jira issue finds the first.
-    `operator`: the user@host of the CLI command that filed it."""
+    `operator`: the user@host of the CLI command that filed it. `extra` goes into the `cr_submitted`
+    audit event (what a Jira issue was, as filed)."""
     if delivery_id is not None:
         seen = session.scalar(select(ChangeRequestRow).where(ChangeRequestRow.delivery_id == delivery_id))
         if seen is not None:
@@ -146,12 +160,15 @@ def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: 
                           scope_added={"items": list(draft.scope_added)},
                           scope_removed={"items": list(draft.scope_removed)}, effort_days=draft.effort_days,
                           schedule_days=draft.schedule_days, cost=draft.cost, amendment=draft.amendment,
+                          not_estimated={"items": list(draft.not_estimated)} if draft.not_estimated else None,
                           base_digest=row.config_digest, delivery_id=delivery_id, channel=engagement.slack_channel)
     session.add(cr)
     session.flush()
+    payload: dict[str, Any] = {"not_estimated": list(draft.not_estimated)} if draft.not_estimated else {}
     audit.record(session, engagement_id, AuditKind.CR_SUBMITTED, cr.name, cr_id=cr.id, title=draft.title,
                  requested_by=requested_by, source=source.value, phase=phase.value, cost=draft.cost,
-                 effort_days=draft.effort_days, schedule_days=draft.schedule_days, operator=operator)
+                 effort_days=draft.effort_days, schedule_days=draft.schedule_days, operator=operator,
+                 **payload | (extra or {}))
     return cr, True
 
 

@@ -103,6 +103,7 @@ class ChangeLogEntry:
     removed: tuple[str, ...]
     baseline_version: int | None
     reason: str  # why it was closed: the rejection's or the withdrawal's reason
+    not_estimated: tuple[str, ...] = ()  # effort_days, schedule_days, cost: figures nobody gave
 
 
 @dataclass
@@ -119,6 +120,7 @@ def change_log(session: Session, engagement_id: str) -> ChangeLog:
         number=cr.number, title=cr.title, phase=cr.phase, state=cr.state, requested_by=cr.requested_by,
         source=cr.source, filed=cr.created_at, decided=cr.decided_at, effort_days=cr.effort_days,
         schedule_days=cr.schedule_days, cost=cr.cost, added=tuple(cr.scope_added["items"]),
-        removed=tuple(cr.scope_removed["items"]), baseline_version=cr.baseline_version, reason=cr.closed_reason)
+        removed=tuple(cr.scope_removed["items"]), baseline_version=cr.baseline_version, reason=cr.closed_reason,
+        not_estimated=tuple(change_requests.not_estimated(cr)))
         for cr in change_requests.all_for(session, engagement_id)]
     return ChangeLog(row.id, row.name, entries)

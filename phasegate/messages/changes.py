@@ -28,14 +28,16 @@ from phasegate.integrations.slack_blocks import (
 )
 from phasegate.integrations.slack_chat import SlackChat
 from phasegate.ledger import change_requests as crs
+from phasegate.ledger import jira_requests
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import ChangeRequestRow
 from phasegate.messages.gates import quote_reason
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id
 from phasegate.rules import change_requests as cr_model
+from phasegate.rules import jira_requests as jira_rules
 from phasegate.rules import policy
-from phasegate.states import ChangeRequestState, Outcome
+from phasegate.states import ChangeRequestState, ChangeSource, Outcome
 from phasegate.text import literal
 
 STATE_ICON = {ChangeRequestState.APPROVED: ":white_check_mark:", ChangeRequestState.REJECTED: ":x:",
@@ -43,19 +45,31 @@ STATE_ICON = {ChangeRequestState.APPROVED: ":white_check_mark:", ChangeRequestSt
 
 
 def requester(cr: ChangeRequestRow) -> str:
-    """Who filed the request: a mention, or in words when it came from Jira (`jira:<reporter>`)."""
+    """Who filed the request: a person by Slack mention, an outside requester (`jira:<reporter>`) in words."""
+    outside = jira_rules.outside_name(cr.requested_by)
+    if outside is not None:
+        return f"{literal(outside)} (in Jira):"
     return f"<@{cr.requested_by}>" if SLACK_USER_ID.match(cr.requested_by) else literal(cr.requested_by)
 
 
 def summary(cr: ChangeRequestRow) -> str:
-    added, removed = cr.scope_added["items"], cr.scope_removed["items"]
-    parts = [f"*Phase* {cr.phase.value} · *effort* {cr.effort_days:g} days · *schedule* {cr.schedule_days:+d} days"
-             f" · *cost* {cr.cost:,.0f}"]
+    added, removed, unknown = cr.scope_added["items"], cr.scope_removed["items"], crs.not_estimated(cr)
+    parts = [f"*Phase* {cr.phase.value} · *effort* {cr_model.figure(cr.effort_days, 'effort_days', unknown, ' days')}"
+             f" · *schedule* {cr_model.figure(cr.schedule_days, 'schedule_days', unknown, ' days')}"
+             f" · *cost* {cr_model.figure(cr.cost, 'cost', unknown)}"]
     if added:
         parts.append("*Adds:* " + ", ".join(literal(item) for item in added))
     if removed:
         parts.append("*Removes:* " + ", ".join(literal(item) for item in removed))
     return "\n".join(parts)
+
+
+def filed_by(cr: ChangeRequestRow) -> str:
+    """Who filed the request and how: a person by Slack mention, an outside requester by name."""
+    outside = jira_rules.outside_name(cr.requested_by)
+    who = f"{literal(outside)}, an outside requester," if outside is not None else requester(cr)
+    how = "in Jira" if cr.source is ChangeSource.JIRA else f"via {cr.source.value}"
+    return f"filed by {who} {how}" + (f" ({literal(cr.jira_issue)})" if cr.jira_issue else "")
 
 
 def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None = None) -> tuple[str, list[Block]]:
@@ -67,27 +81,40 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
                + quote_reason(d.reason) for d in crs.decisions(session, cr.id)]
     name = literal(engagement.name)
     blocks = [header(f"CR-{cr.number} · {literal(cr.title, plain=True)}"),
-              section(f"*{name}* · filed by {requester(cr)} via {cr.source.value}"
-                      + (f" ({literal(cr.jira_issue)})" if cr.jira_issue else "")
-                      + (f"\n{literal(cr.rationale)}" if cr.rationale else "")),
+              section(f"*{name}* · {filed_by(cr)}" + (f"\n{literal(cr.rationale)}" if cr.rationale else "")),
               section(summary(cr))]
     if assessment is not None:
         blocks.append(section(f"*Assessment against baseline v{assessment.baseline_version}*\n"
                               + "\n".join(literal(line) for line in assessment.lines())))
     if answers:
         blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
+    if cr.revision > 1:
+        changed = literal("; ".join(jira_requests.revision_changes(session, cr)) or "its Jira issue changed")
+        blocks.append(context(f"Revision {cr.revision}: {changed}. Answers to revision {cr.revision - 1} "
+                              "no longer count."))
     if cr.state is ChangeRequestState.ASSESSED:
         rule = policy.describe(policy.change_policy(engagement, cr.phase))
         blocks += actions(cr_block_id(cr.id), [
             Button(action_id(Action.CHANGE, Outcome.APPROVE.value), "Approve", str(cr.id), "primary"),
             Button(action_id(Action.CHANGE, Outcome.REJECT.value), "Reject", str(cr.id), "danger")])
         blocks.append(context(f"Decided by {rule}; the requester cannot approve it."))
-        return f"Change request CR-{cr.number} for {name}: {literal(cr.title)}", blocks
+        revision = f" (revision {cr.revision})" if cr.revision > 1 else ""
+        return f"Change request CR-{cr.number}{revision} for {name}: {literal(cr.title)}", blocks
     outcome = f"{STATE_ICON.get(cr.state, '')} *{cr.state.value.capitalize()}*" + quote_reason(cr.closed_reason)
     if cr.baseline_version:
         outcome += f" · baseline v{cr.baseline_version}"
     blocks.append(section(outcome))
     return f"CR-{cr.number} for {name}: {cr.state.value}", blocks
+
+
+def superseded(session: Session, cr: ChangeRequestRow) -> tuple[str, list[Block]]:
+    """What the prompt of the revision before says once the current one is asked: no buttons."""
+    changed = literal("; ".join(jira_requests.revision_changes(session, cr)) or "its Jira issue changed")
+    before = cr.revision - 1
+    return (f"CR-{cr.number} revision {before}: superseded by revision {cr.revision}",
+            [header(f"CR-{cr.number} · revision {before}"),
+             section(f":arrows_counterclockwise: *Superseded* by revision {cr.revision} ({changed}). "
+                     f"Answers to revision {before} no longer count; answer the new prompt.")])
 
 
 def refresh(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int) -> None:

@@ -33,7 +33,9 @@ def gate_prompt(gate: GateRow) -> Mark:
 
 
 def change_request(cr: ChangeRequestRow) -> Mark:
-    return Mark("phasegate_change_request", {"engagement": cr.engagement_id, "number": cr.number})
+    """One per revision: a revised request's prompt is a new post (revision 1 keeps the mark it always had)."""
+    revision = {"revision": cr.revision} if cr.revision > 1 else {}
+    return Mark("phasegate_change_request", {"engagement": cr.engagement_id, "number": cr.number, **revision})
 
 
 def weekly_report(kind: ReportKind, subject: str, week: str) -> Mark:

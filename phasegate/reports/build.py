@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from phasegate.configs.schema import Comparator, Engagement, Phase
 from phasegate.ledger import scope
+from phasegate.ledger.change_requests import not_estimated
 from phasegate.ledger.gates import latest_answers
+from phasegate.ledger.models import ChangeRequestRow
 from phasegate.reports import progress, rules
 from phasegate.reports.facts import LedgerView, iso_week
 from phasegate.reports.model import (
@@ -29,6 +31,7 @@ from phasegate.reports.model import (
 from phasegate.rules import calendar, policy
 from phasegate.rules.budget import money
 from phasegate.rules.budget import status as budget_status
+from phasegate.rules.change_requests import figure
 from phasegate.rules.evidence import LedgerFacts, MetricReader, metric_evidence
 from phasegate.states import ChangeRequestState, Rag
 
@@ -45,8 +48,13 @@ def change_requests(view: LedgerView) -> ChangeRequests:
     """Every change request with where it stands, and cumulative scope growth against the first
     baseline. Drift needs Jira, so `build` adds it."""
     cur = view.config.budget.currency
-    items = [f"CR-{cr.number} {cr.title}: {cr.state.value} ({cr.phase.value}, cost {money(cr.cost)} {cur}, "
-             f"schedule {cr.schedule_days:+d} days)" for cr in view.change_requests]
+
+    def cost(cr: ChangeRequestRow) -> str:
+        return "not estimated" if "cost" in not_estimated(cr) else f"{money(cr.cost)} {cur}"
+
+    items = [f"CR-{cr.number} {cr.title}: {cr.state.value} ({cr.phase.value}, cost {cost(cr)}, "
+             f"schedule {figure(cr.schedule_days, 'schedule_days', not_estimated(cr), ' days')})"
+             for cr in view.change_requests]
     growth = None
     if view.scope_items is not None and view.scope_items[0]:
         first, current = view.scope_items

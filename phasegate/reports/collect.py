@@ -69,9 +69,9 @@ def collect(rt: Runtime, wanted: Mapping[str, Sequence[Due]] | Sequence[str], no
         except ServiceUnavailable as exc:
             trackers[view.row.id] = (None, str(exc))
     result = Collected()
-    imports = {view.row.id: cr_import.import_requests(rt.sessions, view.config, tracker)
+    imports = {view.row.id: cr_import.import_requests(rt.sessions, view.config, tracker, rt.chat)
                for view in found if (tracker := trackers[view.row.id][0]) is not None}
-    if any(i.filed for i in imports.values()):  # the reports show the requests just filed
+    if any(i.filed or i.revised for i in imports.values()):  # the reports show the requests just filed or revised
         with transaction(rt.sessions) as session:
             found = views(session, engagement_ids, full=True, report_bodies=True)
 
@@ -81,6 +81,7 @@ def collect(rt: Runtime, wanted: Mapping[str, Sequence[Due]] | Sequence[str], no
         report = build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
                        metrics_base_url=rt.settings.metrics_base_url, week=owed[0].week)
         problems = imports[view.row.id].problems if view.row.id in imports else []
+        report.change_requests.jira = imports[view.row.id].reported if view.row.id in imports else []
         if problems:
             report.missing += [Missing(source="change requests from Jira", reason=p) for p in problems]
             report.rag, report.findings = rules.evaluate(report)

@@ -106,7 +106,7 @@ def change_lines(r: WeeklyReport) -> list[str]:
         lines.append(f"… and {len(c.items) - MAX_GATES_SHOWN} more (`phasegate cr list {r.engagement_id}`)")
     if c.growth_percent is not None:
         lines.append(f"Cumulative scope growth: {c.growth_percent:+g} % against the first baseline.")
-    return lines
+    return lines + [f":warning: {line}." for line in c.jira]
 
 
 def value_line(r: WeeklyReport) -> str:

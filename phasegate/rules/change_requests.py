@@ -41,6 +41,19 @@ class Draft:
     cost: float = 0.0
     amendment: dict[str, Any] | None = field(default=None, compare=False)  # a whole new engagement file
     jira_issue: str | None = None
+    not_estimated: tuple[str, ...] = ()  # of ESTIMATES: figures nobody gave (a Jira issue has no cost)
+
+
+ESTIMATES = ("effort_days", "schedule_days", "cost")
+
+
+def figure(value: float, name: str, not_estimated: tuple[str, ...] | list[str], unit: str = "") -> str:
+    """A request's effort, schedule or cost as shown, or "not estimated" (never a 0 nobody gave)."""
+    if name in not_estimated:
+        return "not estimated"
+    if name == "schedule_days":
+        return f"{int(value):+d}{unit}"
+    return f"{value:,.0f}{unit}" if name == "cost" else f"{value:g}{unit}"
 
 
 def _items(values: tuple[str, ...], name: str, problems: dict[str, str]) -> tuple[str, ...]:
@@ -81,11 +94,15 @@ def validate(draft: Draft) -> Draft:
     _amount(draft.cost, "cost", problems)
     if abs(draft.schedule_days) > MAX_SCHEDULE_DAYS:
         problems["schedule_days"] = f"at most {MAX_SCHEDULE_DAYS} days either way"
+    for name in draft.not_estimated:
+        if name not in ESTIMATES or getattr(draft, name):
+            problems[name] = "given and not estimated at once" if name in ESTIMATES else "not an estimate"
     if problems:
         raise InvalidRequest(problems)
     return Draft(title=title, rationale=rationale, phase=draft.phase, scope_added=added, scope_removed=removed,
                  effort_days=draft.effort_days, schedule_days=draft.schedule_days, cost=draft.cost,
-                 amendment=draft.amendment, jira_issue=draft.jira_issue)
+                 amendment=draft.amendment, jira_issue=draft.jira_issue,
+                 not_estimated=tuple(dict.fromkeys(draft.not_estimated)))
 
 
 def items_of(scope: dict[str, Any]) -> dict[str, list[str]]:
@@ -143,6 +160,7 @@ class Assessment(BaseModel):
     milestones: list[str]
     exit_criteria: list[str]
     amendment: list[str]
+    not_estimated: list[str] = []  # figures the request does not give: said so, never counted as 0
 
     @property
     def remaining_after(self) -> float:
@@ -168,7 +186,10 @@ class Assessment(BaseModel):
 
     def lines(self) -> list[str]:
         days = self.schedule_days
-        if days and self.new_ends_on is not None:
+        if "schedule_days" in self.not_estimated:
+            schedule = "Schedule: not estimated" + (f"; the {self.phase.value} timebox ends {self.ends_on}."
+                                                    if self.ends_on else ".")
+        elif days and self.new_ends_on is not None:
             where = (f"past its maximum of {(self.max_days or 0) // 7} weeks" if self.past_max
                      else f"past its planned {self.planned_days // 7} weeks" if self.past_plan else "within its plan")
             schedule = (f"Schedule: {self.phase.value} {'slips' if days > 0 else 'is pulled in'} by {abs(days)} "
@@ -181,6 +202,9 @@ class Assessment(BaseModel):
                  f"{self.change_budget:,.0f} change budget")
         money += (f"; *over budget by {-self.remaining_after:,.0f} {self.currency}*." if self.over_budget
                   else f"; {self.remaining_after:,.0f} left after it.")
+        if "cost" in self.not_estimated:
+            money = (f"Cost: not estimated; {remaining:,.0f} {self.currency} left of the {self.change_budget:,.0f} "
+                     "change budget.")
         scope = (f"Scope: {self.items_after} items after it against {self.items_original} in the first baseline "
                  f"({self.growth_percent:+.0f} % cumulative growth).")
         touched = (f"Touches milestones: {', '.join(self.milestones) or 'none'}; exit criteria: "
@@ -225,7 +249,7 @@ def assess(draft: Draft, phase: Phase, engagement: Engagement, *, scope: dict[st
         planned_days=config.planned_weeks * 7, max_days=max_weeks * 7 if max_weeks else None, cost=draft.cost,
         currency=budget.currency, change_budget=budget.change_budget, spent=float(scope.get("change_spent", 0.0)) if spent is None else spent,
         items_original=count_items(original), items_after=after, milestones=list(dict.fromkeys(touched)),
-        exit_criteria=list(dict.fromkeys(criteria)), amendment=changes)
+        exit_criteria=list(dict.fromkeys(criteria)), amendment=changes, not_estimated=list(draft.not_estimated))
 
 
 def _flatten(value: Any, path: str, out: dict[str, Any]) -> None:

@@ -129,6 +129,10 @@ def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: st
         return Response(status_code=200)
     cr_id, user = int(value), payload["user"]["id"]
     response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+    superseded = earlier_revision(deps, cr_id, payload)
+    if superseded is not None:
+        background.add_task(tell, deps, response_url, superseded)
+        return Response(status_code=200)
     if outcome is Outcome.REJECT:
         refusal = precheck(deps, cr_id, user, outcome)
         trigger = payload.get("trigger_id")
@@ -187,6 +191,26 @@ def on_reason(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], ba
     if refusal is not None:
         return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
     return Response(status_code=200)
+
+
+def earlier_revision(deps: SlackDeps, cr_id: int, payload: dict[str, Any]) -> str | None:
+    """Why a click is not taken when it comes from the prompt of a revision the request has left (its
+    Jira issue was edited since): the answer would be to what that prompt no longer shows."""
+    container = payload.get("container")
+    clicked = container.get("message_ts") if isinstance(container, dict) else None
+    if not isinstance(clicked, str):
+        return None
+    try:
+        with transaction(deps.sessions) as session:
+            cr = crs.by_id(session, cr_id)
+            current, revision, name = cr.message_ts, cr.revision, f"CR-{cr.number}"
+    except NotFound:
+        return None  # the answer's own refusal says so
+    if revision == 1 or clicked == current:
+        return None
+    where = "in the new prompt" if current else "in a new prompt shortly"
+    return (f"Not recorded: this prompt shows an earlier revision of {name}. Its Jira issue changed, and "
+            f"revision {revision} is asked {where}.")
 
 
 def precheck(deps: SlackDeps, cr_id: int, user: str, outcome: Outcome) -> str | None:

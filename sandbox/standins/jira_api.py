@@ -106,6 +106,10 @@ class JiraStandin(LoopbackServer):
     def delete_issue(self, key: str) -> None:
         self._store.delete_issue(key)
 
+    def move_issue(self, key: str, project: str) -> str:
+        """Move an issue to `project` (added first); its new key. Its old keys still find it."""
+        return self._store.move_issue(key, project)
+
     def _page_served(self) -> None:
         with self._lock:
             self._pages_served += 1

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +43,13 @@ FIELD_CATALOG = [  # (id, name, clause names, custom)
     ("parent", "Parent", ["parent"], False), ("description", "Description", ["description"], False),
     ("resolution", "Resolution", ["resolution"], False), ("issuelinks", "Linked Issues", ["issueLink"], False),
     (STORY_POINTS, "Story point estimate", ["cf[10016]", "Story point estimate", "Story Points"], True),
+    ("reporter", "Reporter", ["reporter"], False),
+    ("timeoriginalestimate", "Original Estimate", ["originalEstimate", "timeoriginalestimate"], False),
+    ("timetracking", "Time tracking", [], False),
 ]
+# Jira's default time-tracking settings: what "1d" and "1w" mean in an estimate.
+HOURS_PER_DAY, DAYS_PER_WEEK = 8, 5
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhm])")
 FIELD_IDS = {field_id for field_id, *_ in FIELD_CATALOG}
 
 
@@ -58,12 +65,13 @@ class IssueStore:
         self.lock = threading.RLock()
         self.projects: dict[str, str] = {}  # key -> id
         self.issues: dict[str, dict[str, Any]] = {}
+        self.moved: dict[str, str] = {}  # an old key -> the issue's key now (Jira answers for old keys)
         self._numbers: dict[str, itertools.count[int]] = {}
         self._ids = itertools.count(10001)
 
     def clear(self) -> None:
         with self.lock:
-            for store in (self.projects, self.issues, self._numbers):
+            for store in (self.projects, self.issues, self.moved, self._numbers):
                 store.clear()
             self._ids = itertools.count(10001)
 
@@ -98,6 +106,7 @@ class IssueStore:
                    if epic else {}),
                 **(fields or {}),
             }}
+            track(self.issues[key]["fields"])
             self.set_status(key, "Done" if done and status == "To Do" else status, done)
             return key
 
@@ -114,7 +123,30 @@ class IssueStore:
 
     def delete_issue(self, key: str) -> None:
         with self.lock:
-            del self.issues[key.upper()]
+            issue = self.find(key)
+            if issue is None:
+                raise KeyError(f"no issue {key!r}")
+            del self.issues[issue["key"]]
+
+    def move_issue(self, key: str, project: str) -> str:
+        """Move an issue to another project, as Jira's "Move" does: it keeps its id, takes the next
+        key of that project (moved back, a new one again), and its old keys still find it."""
+        with self.lock:
+            issue, target = self.find(key), project.upper()
+            if issue is None or target not in self.projects:
+                raise KeyError(f"no issue {key!r} or no project {project!r}")
+            old = issue["key"]
+            new = f"{target}-{next(self._numbers[target])}"
+            while new in self.issues:
+                new = f"{target}-{next(self._numbers[target])}"
+            del self.issues[old]
+            issue["key"] = new
+            issue["fields"]["project"] = {"id": self.projects[target], "key": target, "name": target}
+            issue["fields"]["updated"] = now()
+            self.issues[new] = issue
+            self.moved = {alias: new if current == old else current for alias, current in self.moved.items()}
+            self.moved[old] = new
+            return new
 
     def create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str]:
         """Create from a POST /issue `fields` body: (errors, "") when Jira would refuse it, else ({}, key)."""
@@ -159,7 +191,8 @@ class IssueStore:
         return order([i for i in self.issues.values() if matches(query.where, i)], query.order_by)
 
     def find(self, key_or_id: str) -> dict[str, Any] | None:
-        issue = self.issues.get(key_or_id.upper())
+        key = key_or_id.upper()
+        issue = self.issues.get(self.moved.get(key, key))
         return issue or next((i for i in self.issues.values() if i["id"] == key_or_id), None)
 
     def project_key(self, key_or_id: str) -> str | None:
@@ -237,7 +270,29 @@ def edit(issue: dict[str, Any], body: dict[str, Any]) -> None:
                 current = list(fields.get(name) or [])
                 fields[name] = (value if verb == "set" else current + [value] if verb == "add"
                                 else [v for v in current if v != value])
+    track(fields)
     fields["updated"] = now()
+
+
+def seconds(duration: str) -> int | None:
+    """Jira's duration text ("3d", "1w 2d 4h", "30m") in seconds at Jira's default 8 h day and 5 d
+    week; None for an empty or unreadable one."""
+    parts = DURATION_PART.findall(duration.lower())
+    if not parts or DURATION_PART.sub("", duration.lower()).strip():
+        return None
+    unit = {"m": 60, "h": 3600, "d": HOURS_PER_DAY * 3600, "w": DAYS_PER_WEEK * HOURS_PER_DAY * 3600}
+    return round(sum(float(number) * unit[u] for number, u in parts))
+
+
+def track(fields: dict[str, Any]) -> None:
+    """Keep an estimate set through `timetracking` (as the edit screen and the API set it) and the
+    `timeoriginalestimate` seconds Jira derives from it in step."""
+    tracking = fields.get("timetracking") or {}
+    if "originalEstimate" in tracking:
+        total = seconds(str(tracking.get("originalEstimate") or ""))
+        fields["timeoriginalestimate"] = total
+        fields["timetracking"] = ({} if total is None else
+                                  {"originalEstimate": tracking["originalEstimate"], "originalEstimateSeconds": total})
 
 
 def self_url(base_url: str, issue_id: str) -> str:

@@ -36,6 +36,8 @@ class ChangeRequestRow(Base):
     effort_days: Mapped[float] = mapped_column(Float, default=0.0)
     schedule_days: Mapped[int] = mapped_column(default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
+    not_estimated: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # {"items": [field, ...]}
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")  # a Jira edit makes a new one
     amendment: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # a whole new engagement file
     base_digest: Mapped[str] = mapped_column(String(64))  # the engagement file it was filed against
     assessment: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
@@ -67,6 +69,7 @@ class ChangeDecisionRow(Base):
     side: Mapped[str] = mapped_column(String(16))
     role: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")  # of the request, as it was answered
     via: Mapped[Via] = mapped_column("channel", enum_column(Via, name="channel"))  # how the answer came in
     delivery_id: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
     operator: Mapped[str | None] = mapped_column(String(limits.OPERATOR), default=None)  # user@host, CLI only
