@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from phasegate.changes import jira_import as cr_import
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PolicyError
-from phasegate.ledger import audit, change_decisions
+from phasegate.ledger import audit, change_decisions, history
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, utcnow
@@ -174,7 +174,7 @@ def test_an_issue_without_an_estimate_is_assessed_as_not_estimated(rt: Runtime, 
     text = prompt_text(rt, estimated.id)
     assert "*effort* 7 days" in text and "*cost* not estimated" in text and "Cost: not estimated" in text
     with transaction(rt.sessions) as session:  # `cr log`
-        rows = change_log.rows(crs.all_for(session, "acme-churn"))
+        rows = change_log.rows(history.change_log(session, "acme-churn"))
     assert [row[8:11] for row in rows] == [["not estimated"] * 3, ["7", "not estimated", "not estimated"]]
 
 

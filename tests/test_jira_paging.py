@@ -15,7 +15,8 @@ import requests
 
 from phasegate.configs.schema import JiraQuery
 from phasegate.errors import EvidenceUnavailable
-from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+from phasegate.integrations.issue_tracker import JiraTracker
+from phasegate.integrations.jira_client import make_jira_client
 from phasegate.integrations.jql import after_key, build_jql
 from phasegate.sandbox.standins.jira_api import JiraStandin
 

@@ -15,7 +15,8 @@ from jira import JIRA
 
 from phasegate.configs.schema import JiraQuery
 from phasegate.errors import EvidenceUnavailable, ServiceUnavailable
-from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+from phasegate.integrations.issue_tracker import JiraTracker
+from phasegate.integrations.jira_client import make_jira_client
 from phasegate.integrations.jql import build_jql
 from phasegate.ops.servers import free_port
 from phasegate.sandbox.standins.jira_api import JiraStandin

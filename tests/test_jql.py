@@ -13,7 +13,8 @@ from jira import JIRA
 
 from phasegate.configs.schema import JiraQuery
 from phasegate.errors import EvidenceUnavailable
-from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+from phasegate.integrations.issue_tracker import JiraTracker
+from phasegate.integrations.jira_client import make_jira_client
 from phasegate.integrations.jql import build_jql, quote
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.jql_parser import BoolOp, Clause, parse

@@ -58,7 +58,8 @@ class Runtime:
         url = self.settings.jira_sites.get(engagement.jira.url, engagement.jira.url)
         key = (url, engagement.jira.deployment)
         if key not in self._trackers:
-            from phasegate.integrations.issue_tracker import JiraTracker, make_jira_client
+            from phasegate.integrations.issue_tracker import JiraTracker
+            from phasegate.integrations.jira_client import make_jira_client
 
             s = self.settings
             client = make_jira_client(url, engagement.jira.deployment, email=s.jira_email,

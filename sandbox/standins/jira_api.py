@@ -28,8 +28,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from phasegate.sandbox.standins.jira_http import REMOVED, Failure, Gate, error, json_body, refusal, search_args
-from phasegate.sandbox.standins.jira_store import (
-    IssueStore,
+from phasegate.sandbox.standins.jira_store import IssueStore
+from phasegate.sandbox.standins.jira_wire import (
     decode_token,
     edit,
     encode_token,
