@@ -27,19 +27,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from phasegate.sandbox.standins.jira_http import REMOVED, Failure, Gate, error, json_body, refusal, search_args
+from phasegate.sandbox.standins.jira_http import (
+    REMOVED,
+    Failure,
+    Gate,
+    decode_token,
+    encode_token,
+    error,
+    json_body,
+    page_number,
+    refusal,
+    search_args,
+    spec,
+)
 from phasegate.sandbox.standins.jira_store import (
     IssueStore,
-    decode_token,
     edit,
-    encode_token,
     field_list,
     link_type_list,
     now,
-    page_number,
     render,
     self_url,
-    spec,
     transition_list,
 )
 from phasegate.sandbox.standins.jql_eval import restricts_project

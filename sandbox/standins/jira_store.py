@@ -1,8 +1,8 @@
-"""Issue storage for the Jira stand-in: projects, issues, field rendering and page tokens.
+"""Issue storage for the Jira stand-in: projects, issues and field rendering.
 
 Why apart from the HTTP layer: what Jira *holds* (issue JSON, statuses, links, field
-selection, Cloud's opaque page tokens) is independent of how requests reach it (routing,
-auth, injected failures). Keeping it here lets `jira_api` stay a thin Starlette app while
+selection) is independent of how requests reach it (routing, auth, injected failures,
+paging). Keeping it here lets `jira_api` stay a thin Starlette app while
 the data rules read in one place. One re-entrant lock guards the store; `JiraStandin`
 shares it so a handler can hold it across several store calls.
 
@@ -13,19 +13,15 @@ shares it so a handler can hold it across several store calls.
 
 from __future__ import annotations
 
-import base64
 import copy
 import datetime as dt
-import hashlib
 import itertools
-import json
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from phasegate.sandbox.standins.jql_eval import matches, order, validate
 from phasegate.sandbox.standins.jql_parser import Query, parse
-from phasegate.sandbox.standins.jql_tokens import JqlError
 
 STORY_POINTS = "customfield_10016"
 TRANSITIONS = (("11", "To Do", "new"), ("21", "In Progress", "indeterminate"), ("31", "Done", "done"))
@@ -259,40 +255,3 @@ def render(issue: dict[str, Any], spec: list[str] | None, base_url: str) -> dict
     return {"expand": "renderedFields,names,schema,operations,editmeta,changelog", "id": issue["id"],
             "self": self_url(base_url, issue["id"]), "key": issue["key"],
             "fields": copy.deepcopy({name: stored.get(name) for name in chosen})}
-
-
-def spec(args: dict[str, Any], default: str | None) -> list[str] | None:
-    """The requested `fields` selection, else `default` (None: Cloud search's ids-only answer)."""
-    fields: list[str] | None = args.get("fields")
-    return fields if fields is not None else [default] if default else None
-
-
-def page_number(args: dict[str, Any], name: str, default: int) -> int:
-    """A non-negative paging argument (startAt, maxResults); a bad one is a JqlError, as Jira answers 400."""
-    raw = args.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except (TypeError, ValueError):
-        raise JqlError([f"The value of '{name}' must be a number."]) from None
-    if value < 0:
-        raise JqlError([f"The value of '{name}' must not be negative."])
-    return value
-
-
-def encode_token(offset: int, jql: str) -> str:
-    """An opaque nextPageToken bound to `jql`, so it cannot be replayed against another query."""
-    digest = hashlib.sha256(jql.encode()).hexdigest()[:16]
-    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode()
-
-
-def decode_token(token: object, jql: str) -> int:
-    """The offset in a token from encode_token for the same `jql`; no token is 0, a bad one JqlError."""
-    if not token:
-        return 0
-    try:
-        offset, digest = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        if digest == hashlib.sha256(jql.encode()).hexdigest()[:16] and isinstance(offset, int) and offset >= 0:
-            return offset
-    except (ValueError, TypeError):
-        pass
-    raise JqlError(["The provided next page token is invalid or expired."])
