@@ -6,6 +6,7 @@ and the test controls are in `jira_api`."""
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from phasegate.sandbox.standins.jira_store import FIELD_IDS
 from phasegate.sandbox.standins.jql_tokens import JqlError
 
 REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
@@ -91,6 +93,27 @@ async def search_args(request: Request) -> dict[str, Any]:
     if args["fields"] is not None:
         args["fields"] = [name for entry in args["fields"] for name in str(entry).split(",")]
     return args
+
+
+def self_url(base_url: str, issue_id: str) -> str:
+    return f"{base_url.rstrip('/')}/rest/api/2/issue/{issue_id}"
+
+
+def render(issue: dict[str, Any], spec: list[str] | None, base_url: str) -> dict[str, Any]:
+    """The issue as Jira returns it for a `fields` selection; no selection on Cloud search = ids only."""
+    if not spec or not any(name.strip() for name in spec):
+        return {"id": issue["id"]}
+    names = [name.strip() for name in spec if name.strip()]
+    excluded = {name[1:] for name in names if name.startswith("-")}
+    stored = issue["fields"]
+    if any(name in ("*all", "*navigable") for name in names):
+        chosen = [name for name in stored if name not in excluded]
+    else:
+        chosen = [n for n in names if not n.startswith("-") and n not in excluded
+                  and (n in stored or n in FIELD_IDS)]
+    return {"expand": "renderedFields,names,schema,operations,editmeta,changelog", "id": issue["id"],
+            "self": self_url(base_url, issue["id"]), "key": issue["key"],
+            "fields": copy.deepcopy({name: stored.get(name) for name in chosen})}
 
 
 def spec(args: dict[str, Any], default: str | None) -> list[str] | None:
