@@ -13,6 +13,7 @@ jira client) and ledgers on SQLite and PostgreSQL (issue 19, the gate side):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,6 +205,25 @@ def test_one_503_on_the_drift_search_is_read_again(rt: Runtime, jira: JiraStandi
     jira.fail_next("/search", status=503, retry_after=None)
     snapshot = collect_evidence(rt, linked, Phase.POC, 1)
     assert any(extra in w and "entered the poc scope" in w for w in snapshot.warnings), snapshot.warnings
+
+
+def test_a_drift_search_that_hangs_once_is_read_again(rt: Runtime, jira: JiraStandin, linked: Engagement) -> None:
+    issues = running(rt, linked)
+    record_baseline.fn(rt, linked, Phase.POC)
+    extra = jira.add_issue("ACME", "Second model", epic=issues["poc-report"])
+    hung: list[int] = []
+
+    def hang(page: int) -> None:  # the first search page after this answers only after the client gave up
+        if not hung:
+            hung.append(page)
+            time.sleep(1.5)
+    jira.after_page = hang
+    impatient = Runtime(rt.settings.model_copy(update={"jira_timeout": 0.5}))
+    try:
+        snapshot = collect_evidence(impatient, linked, Phase.POC, 1)
+    finally:
+        impatient.close()
+    assert hung and any(extra in w and "entered the poc scope" in w for w in snapshot.warnings), snapshot.warnings
 
 
 def test_a_drift_search_that_keeps_failing_is_said_on_the_prompt(
