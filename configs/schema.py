@@ -102,11 +102,29 @@ class JiraChangeRequests(Strict):
         return self
 
 
+DONE_RESOLUTIONS = ("Done", "Fixed")
+
+
 class JiraSite(Strict):
+    """The engagement's Jira project. `done_resolutions`: an issue counts as done for a gate only in
+    a "done" status resolved as one of these (Jira names, any case): one closed as "Won't Do" or
+    "Duplicate" is not work delivered. Left out of the stored file while it is the default, so that
+    files registered before it existed keep their digest."""
+
     url: str
     project: str
     deployment: Literal["cloud", "datacenter"] = "cloud"
     change_requests: JiraChangeRequests | None = None  # import such issues as change requests
+    done_resolutions: tuple[str, ...] = Field(default=DONE_RESOLUTIONS, min_length=1, max_length=20,
+                                              exclude_if=lambda value: tuple(value) == DONE_RESOLUTIONS)
+
+    @field_validator("done_resolutions")
+    @classmethod
+    def _resolutions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(name.strip() for name in value))
+        if not all(names) or any(len(name) > 60 for name in names):
+            raise ValueError("each resolution is a Jira resolution name such as Done (1 to 60 characters)")
+        return names
 
     @field_validator("project")
     @classmethod

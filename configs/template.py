@@ -31,6 +31,7 @@ jira:
   url: https://your-company.atlassian.net        # EDIT
   project: {project}                             # EDIT: the Jira project key
   deployment: cloud                              # or datacenter
+  # done_resolutions: [Done, Fixed]              # the resolutions that count as done (the default)
 # planning_rules: strict                         # make the guide's planning warnings errors
 metrics:
   # manual: submitted with `phasegate evidence metric`; or http_json from an MLflow-style server.

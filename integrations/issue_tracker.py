@@ -30,9 +30,9 @@ from phasegate.integrations.jql import IssueFilter, after_key, build_jql
 
 STORY_POINTS = "customfield_10016"
 # What an IssueRecord is built from; always requested, whatever else the caller asks for.
-CORE_FIELDS: tuple[str, ...] = ("summary", "status", "labels", "resolutiondate", "created", STORY_POINTS)
-DEFAULT_FIELDS: tuple[str, ...] = (
-    *CORE_FIELDS, "updated", "issuetype", "project", "parent", "fixVersions", "components")
+CORE_FIELDS: tuple[str, ...] = ("summary", "status", "resolution", "project", "labels", "resolutiondate", "created",
+                                STORY_POINTS)
+DEFAULT_FIELDS: tuple[str, ...] = (*CORE_FIELDS, "updated", "issuetype", "parent", "fixVersions", "components")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,8 @@ class IssueRecord:
     summary: str
     status: str
     done: bool  # the status is in Jira's "done" category, whatever the workflow calls it
+    resolution: str | None  # how it was resolved ("Done", "Won't Do", "Duplicate"); None while unresolved
+    project: str  # the project it is in now: a moved issue answers to its old key from its new project
     resolved_at: datetime | None
     story_points: float | None
     labels: tuple[str, ...]
@@ -200,6 +202,8 @@ class JiraTracker:
         return IssueRecord(
             key=str(raw["key"]), summary=str(fields.get("summary") or ""), status=str(status.get("name") or ""),
             done=(status.get("statusCategory") or {}).get("key") == "done",
+            resolution=str((fields.get("resolution") or {}).get("name") or "") or None,
+            project=str((fields.get("project") or {}).get("key") or ""),
             resolved_at=_when(fields.get("resolutiondate")),
             story_points=float(points) if isinstance(points, int | float) and not isinstance(points, bool) else None,
             labels=tuple(str(label) for label in fields.get("labels") or ()), created_at=_when(fields.get("created")),

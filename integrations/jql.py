@@ -23,7 +23,8 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t"
 # Field names `extra` may use, as they are written in JQL (Jira field names are case-insensitive).
 EXTRA_FIELDS = {
     name.lower(): name
-    for name in ("status", "statusCategory", "issuetype", "labels", "key", "component", "fixVersion", "resolution")
+    for name in ("status", "statusCategory", "issuetype", "labels", "key", "component", "fixVersion", "resolution",
+                 "parent")
 }
 
 

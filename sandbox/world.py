@@ -117,16 +117,19 @@ class Demo:
         self.say(gate.engagement_id, f"  <@{user}> clicked {outcome.label}" + (f" ({reason})" if reason else ""))
 
     def finish_jira_work(self, engagement_id: str, phase: Phase) -> None:
-        """The vendor closes the milestone issues phasegate created or linked (items that take an
-        attestation are left to the approvers)."""
+        """The vendor closes the milestone issues phasegate created or linked, and the issues filed
+        under them (items that take an attestation are left to the approvers)."""
         def probe() -> list[str] | None:
             with transaction(self.rt.sessions) as session:
                 config = engagements.config_of(engagements.get(session, engagement_id))
                 links = engagements.links(session, engagement_id, phase)
             wanted = {m.key for m in config.phases.of(phase).milestones if not m.attestation}
             return [links[key] for key in wanted] if wanted <= set(links) else None
-        for issue in wait_for(f"{engagement_id} {phase.value} milestones in Jira", probe):
-            self.jira[engagement_id].set_status(issue, "Done", done=True)
+        jira = self.jira[engagement_id]
+        milestones = set(wait_for(f"{engagement_id} {phase.value} milestones in Jira", probe))
+        children = {k for k in jira.issue_keys() if (jira.issue(k)["fields"].get("parent") or {}).get("key") in milestones}
+        for issue in sorted(milestones | children):
+            jira.set_status(issue, "Done", done=True)
 
     def wait_phase_run(self, engagement_id: str, phase: Phase) -> None:
         def probe() -> bool:

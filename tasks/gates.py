@@ -16,7 +16,7 @@ from phasegate.ledger.models import utcnow
 from phasegate.messages import marks as post_marks
 from phasegate.messages.prompts import opened, refresh, render
 from phasegate.orchestration.runtime import Runtime
-from phasegate.rules import evidence
+from phasegate.rules import evidence, staleness
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 from phasegate.tasks import ledger_task, outside_task
 from phasegate.text import literal
@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox: int) -> evidence.Snapshot:
-    """The evidence as it is now, read again after a passing outage (phasegate.gates.collection) before
-    anything is shown as missing."""
+    """The evidence as it is now, scope drift included, read again after a passing outage
+    (phasegate.gates.collection) before anything is shown as missing or drift as not checked."""
     with transaction(rt.sessions) as session:
+        ledger_scope = scope.known(engagement.id, phase, session=session)
         facts = evidence.LedgerFacts(links=engagements.links(session, engagement.id, phase),
                                      attestations=engagements.attestations(session, engagement.id, phase),
-                                     submitted=engagements.submitted_metrics(session, engagement.id))
-        ledger_scope = scope.known(engagement.id, phase, session=session)
+                                     submitted=engagements.submitted_metrics(session, engagement.id),
+                                     baseline=ledger_scope.baseline)
 
     def read(outages: collection.Outages) -> evidence.Snapshot:
         tracker, unreachable = None, evidence.NO_TRACKER
@@ -47,20 +48,15 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
     s = rt.settings
     snapshot = collection.collect_with_retries(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
                                                max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
-    tracker, unreachable = None, evidence.NO_TRACKER
     try:
         tracker = rt.tracker(engagement)
-    except ServiceUnavailable as exc:
-        unreachable = str(exc)
-    if tracker is not None:  # change requests filed in Jira come in with the evidence (once each)
-        imported = cr_import.import_requests(rt.sessions, engagement, tracker, rt.chat)
-        for line in imported.reported:  # also posted in the channel and recorded in the audit chain
-            log.warning("%s", line)
-        for problem in imported.problems:
-            log.warning("%s", problem)
-    drifted = scope.check(engagement, phase, ledger_scope, tracker, unreachable)
-    if drifted.items:  # a failed check is already missing evidence (Jira) or predates drift tracking
-        snapshot.warnings += drifted.lines()
+    except ServiceUnavailable:
+        return snapshot
+    imported = cr_import.import_requests(rt.sessions, engagement, tracker, rt.chat)  # filed in Jira: once each
+    for line in imported.reported:  # also posted in the channel and recorded in the audit chain
+        log.warning("%s", line)
+    for problem in imported.problems:
+        log.warning("%s", problem)
     return snapshot
 
 
@@ -143,9 +139,9 @@ def recheck_evidence(rt: Runtime, engagement: Engagement, gate_id: int) -> int |
             return None
         approved, phase, timebox = gates.snapshot_of(session, gate), gate.phase, gate.timebox
     fresh = collect_evidence(rt, engagement, phase, timebox)
-    reasons = evidence.staleness(approved, fresh)
+    reasons = staleness.staleness(approved, fresh)
     if not reasons:
-        tell_unconfirmed(rt, engagement, gate_id, evidence.unconfirmed(approved, fresh))
+        tell_unconfirmed(rt, engagement, gate_id, staleness.unconfirmed(approved, fresh))
         return None
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id, lock=True)

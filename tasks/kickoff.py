@@ -111,13 +111,13 @@ def record_baseline(rt: Runtime, engagement: Engagement, phase: Phase = Phase.PO
     with transaction(rt.sessions) as session:
         milestone_links = engagements.links(session, engagement.id, phase)
     try:
-        keys = scope_ledger.found_keys(engagement, phase, milestone_links, rt.tracker(engagement))
+        found = scope_ledger.found_keys(engagement, phase, milestone_links, rt.tracker(engagement))
     except IntegrationError:
-        keys = None
-    if keys is not None:
-        scope["issues"] = {phase.value: keys}
+        found = None
+    if found is not None:
+        scope = scope_ledger.with_issues(scope, phase, found)
     with transaction(rt.sessions) as session:
         row = engagements.record_baseline(session, engagement.id, scope)
-        if keys is not None:
-            row = scope_ledger.record_issues(engagement.id, phase, keys, session=session) or row
+        if found is not None:
+            row = scope_ledger.record_issues(engagement.id, phase, found, session=session) or row
         return row.version

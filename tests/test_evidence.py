@@ -8,19 +8,20 @@ import pytest
 
 from phasegate.configs.schema import Comparator, Engagement, ExitCriterion, Phase
 from phasegate.integrations.metric_sources import dig
+from phasegate.rules.drift import Baseline, DriftItem, find
 from phasegate.rules.evidence import (
     CriterionEvidence,
     LedgerFacts,
     MetricEvidence,
     MilestoneEvidence,
     Result,
+    ScopeDrift,
     Snapshot,
     evaluate,
     metric_evidence,
     phase_warnings,
-    staleness,
-    unconfirmed,
 )
+from phasegate.rules.staleness import staleness, unconfirmed
 
 NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
 
@@ -129,3 +130,52 @@ def test_an_approval_on_missing_evidence_is_checked_again() -> None:
         "f1 >= 0.85: unknown: missing (HTTP 503)"]
     assert unconfirmed(missing, snap(True, 0.9)) == []
     assert staleness(snap(False, 0.8), missing) == []  # a failure waived at approval is not made worse by unknown
+
+
+def test_fields_added_later_leave_the_digest_of_older_snapshots_alone() -> None:
+    """A snapshot frozen before `not_done` and `drift` existed must still hash to its digest."""
+    base = Snapshot(engagement_id="e", phase=Phase.POC, timebox=1, collected_at=NOW,
+                    milestones=[milestone("a", True)], metrics=[metric("f1", 0.9)], criteria=[])
+    body = base.canonical()
+    assert "drift" not in body and "not_done" not in body["milestones"][0]
+    assert Snapshot.model_validate(body).digest() == base.digest()
+    drifted = base.model_copy(update={"drift": ScopeDrift(entered=[DriftItem("ACME-9", "Second model", "a")])})
+    assert drifted.canonical()["drift"]["entered"] == [{"key": "ACME-9", "summary": "Second model", "milestone": "a"}]
+    assert Snapshot.model_validate(drifted.canonical()).digest() == drifted.digest() != base.digest()
+
+
+def test_drift_that_appeared_after_the_freeze_makes_the_approval_stale() -> None:
+    def snap(drift: ScopeDrift | None) -> Snapshot:
+        return Snapshot(engagement_id="e", phase=Phase.POC, timebox=1, collected_at=NOW,
+                        milestones=[milestone("a", True)], metrics=[], criteria=[], drift=drift)
+    seen = ScopeDrift(entered=[DriftItem("ACME-9", "Second model", "a")])
+    more = ScopeDrift(entered=[*seen.entered, DriftItem("ACME-10", "Third model", "a")],
+                      left=[DriftItem("ACME-4", "", "a")])
+    down = ScopeDrift(error="Jira at x: searching issues failed: server error (HTTP 503)")
+    assert staleness(snap(seen), snap(seen)) == []  # shown at approval: seen, not a reason again
+    assert staleness(snap(seen), snap(more)) == [
+        "ACME-10 (under a) entered the poc scope after approval, with no approved change request",
+        "ACME-4 (under a) left the poc scope after approval, with no approved change request removing it"]
+    assert staleness(snap(seen), snap(down)) == [f"scope drift: unknown: {down.error}"]
+    assert staleness(snap(down), snap(seen)) == [
+        f"ACME-9 (under a) entered the poc scope, with no approved change request (scope drift was not checked at "
+        f"approval: {down.error})"]
+    assert staleness(snap(down), snap(down)) == [] and unconfirmed(snap(down), snap(down)) == [
+        f"scope drift: unknown: {down.error}"]
+    assert staleness(snap(None), snap(more)) == [] == staleness(snap(seen), snap(None))  # not tracked: not compared
+
+
+def test_an_issue_that_left_under_no_milestone_the_baseline_names_keeps_the_criterion_open() -> None:
+    """A baseline recorded before keys were kept per milestone cannot say where the issue was."""
+    class Issue:
+        def __init__(self, key: str) -> None:
+            self.key, self.summary = key, ""
+    old = Baseline(keys=frozenset({"ACME-4", "ACME-7"}))
+    drift = find("e", Phase.POC, {"a": [Issue("ACME-4")]}, old, ["a"])
+    assert drift.items == [] and drift.left == [DriftItem("ACME-7", "", "")]
+    assert drift.lines() == ["ACME-7 left the poc scope after the baseline, with no approved change request removing it"]
+    criterion = ExitCriterion(all_required_milestones_done=True)
+    assert evaluate(criterion, [milestone("a", True)], {}, ["ACME-7"]) == CriterionEvidence(
+        label="all required milestones done", result=Result.FAIL, seen="1/1 done; left the scope: ACME-7")
+    removed = Baseline(keys=old.keys, removed=frozenset({"ACME-7"}))
+    assert find("e", Phase.POC, {"a": [Issue("ACME-4")]}, removed, ["a"]).left == []

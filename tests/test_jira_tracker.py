@@ -278,3 +278,28 @@ def test_transitions_edits_and_links_through_the_real_client(jira: tuple[JiraSta
     assert (tracker.get(b).summary, tracker.get(b).labels) == ("Review G1", ("gate",))
     client.create_issue_link("Relates", a, b)
     assert standin.issue(a)["fields"]["issuelinks"][0]["outwardIssue"] == {"key": b}
+
+
+def test_resolutions_sub_tasks_and_moves_read_as_jira_answers(jira: tuple[JiraStandin, JiraTracker]) -> None:
+    """What the stand-in answers as Jira does: a resolution beside the status, a parent's `subtasks`,
+    and an issue moved to another project under a new key that its old key still finds."""
+    standin, tracker = jira
+    dropped = standin.add_issue("ACME", "Second model", done=True, resolution="Won't Do")
+    fields = tracker.client.issue(dropped).raw["fields"]
+    assert fields["resolution"] == {"name": "Won't Do"} and fields["status"]["statusCategory"]["key"] == "done"
+    standin.set_status(dropped, "In Progress", done=False)
+    assert tracker.client.issue(dropped).raw["fields"]["resolution"] is None
+
+    parent = standin.add_issue("ACME", "Deliver the report")
+    sub = standin.add_issue("ACME", "Write it", issuetype="Sub-task", epic=parent)
+    read = tracker.client.issue(parent).raw["fields"]["subtasks"]
+    assert [(s["key"], s["fields"]["status"]["name"]) for s in read] == [(sub, "To Do")]
+    assert tracker.client.issue(sub).raw["fields"]["issuetype"]["subtask"] is True
+
+    moved = standin.move_issue(parent, "SECRET")
+    assert moved == "SECRET-1"
+    again = tracker.client.issue(parent).raw  # the old key finds it: 200, its new key, no redirect
+    assert (again["key"], again["fields"]["project"]["key"]) == (moved, "SECRET")
+    assert [s["key"] for s in again["fields"]["subtasks"]] == ["SECRET-2"]  # its sub-task moved with it
+    assert [r.key for r in tracker.search(f'key = "{parent}" ORDER BY key ASC')] == [moved]
+    assert [r.key for r in tracker.search(acme(standin))] == [dropped]

@@ -19,21 +19,28 @@ if TYPE_CHECKING:
 
 @cr_app.command("drift")
 def cr_drift(engagement_id: str) -> None:
-    """Jira issues that entered the running phase's scope after its baseline, covered by no approved
-    change request. Exit code 1 when there are any (or the check could not be made)."""
+    """Jira issues that entered the running phase's scope after its baseline, or left it, with no
+    approved change request. Exit code 1 when there are any (or the check could not be made)."""
     from phasegate.changes import operations as cr_operations
 
     def run(rt: Runtime) -> int:
         found = cr_operations.drift_of(rt, engagement_id)
         if found.error:
             fail(f"{engagement_id}: scope drift not checked: {found.error}")
-        if not found.items:
+        if not found.count:
             out.print(f"{engagement_id} {found.phase.value}: no scope drift", markup=False)
             return 0
-        out.print(f"{engagement_id} {found.phase.value}: {len(found.items)} issues entered the scope after the "
-                  "baseline with no approved change request", markup=False)
+        if found.items:
+            out.print(f"{engagement_id} {found.phase.value}: {len(found.items)} issues entered the scope after the "
+                      "baseline with no approved change request", markup=False)
         for item in found.items:
             out.print(f"  {item.key}  {item.summary}  (under {item.milestone})", markup=False, highlight=False)
+        if found.left:
+            out.print(f"{engagement_id} {found.phase.value}: {len(found.left)} issues of the baseline left the scope "
+                      "with no approved change request removing them (each counts as not done)", markup=False)
+        for item in found.left:
+            out.print(f"  {item.key}  (under {item.milestone or 'a milestone the baseline does not name'})",
+                      markup=False, highlight=False)
         out.print(f"file a request covering them: phasegate cr draft-drift {engagement_id} --submit --as U…",
                   markup=False)
         return 1
@@ -66,7 +73,7 @@ def cr_draft_drift(
         found = cr_operations.drift_of(rt, engagement_id)
         if found.error:
             fail(f"{engagement_id}: scope drift not checked: {found.error}")
-        if not found.items:
+        if not found.count:
             out.print(f"{engagement_id} {found.phase.value}: no scope drift, nothing to draft", markup=False)
             return
         draft = drift.draft(found)
@@ -76,7 +83,8 @@ def cr_draft_drift(
             announce_filed(rt, filed, engagement_id)
             return
         text = yaml.safe_dump({"title": draft.title, "rationale": draft.rationale, "phase": found.phase.value,
-                               "scope_added": list(draft.scope_added), "effort_days": 0, "schedule_days": 0,
+                               "scope_added": list(draft.scope_added), "scope_removed": list(draft.scope_removed),
+                               "effort_days": 0, "schedule_days": 0,
                                "cost": 0}, sort_keys=False, allow_unicode=True)
         if to is not None:
             to.write_text(text, encoding="utf-8")

@@ -54,7 +54,8 @@ def gate_show(gate_id: int) -> None:
             for c in snapshot.criteria:
                 out.print(f"  {c.result.value:8} {c.label} (seen {c.seen})")
             for m in snapshot.milestones:
-                state = "done" if m.done else ("open" if m.done is False else f"missing: {m.error}")
+                why = f" (not done: {', '.join(m.not_done[:5])}{' …' if len(m.not_done) > 5 else ''})" if m.not_done else ""
+                state = "done" if m.done else (f"open{why}" if m.done is False else f"missing: {m.error}")
                 out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
             for w in snapshot.warnings:
                 out.print(f"  warning: {w}", markup=False)

@@ -27,6 +27,7 @@ from phasegate.ledger.models import (
 )
 from phasegate.ledger.phases import max_weeks, weeks_used
 from phasegate.rules import change_requests as cr_model
+from phasegate.rules import drift
 from phasegate.rules.change_requests import Assessment, Draft, Timebox
 from phasegate.states import AuditKind, ChangeRequestState, ChangeSource, EngagementState, Outcome
 
@@ -148,8 +149,9 @@ def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: 
     engagement, phase = config_of(row), draft.phase or row.current_phase
     if draft.amendment is not None:
         parse_amendment(engagement, draft.amendment)
-    unknown = [i for i in draft.scope_removed if i not in cr_model.items_of(current.scope).get(phase.value, [])]
-    if unknown:
+    items, issues = cr_model.items_of(current.scope).get(phase.value, []), drift.baseline_keys(current.scope, phase)
+    unknown = [i for i in draft.scope_removed if i not in items and not drift.keys_named([i]) & (issues or set())]
+    if unknown:  # a removed item is a scope item, or names a Jira issue the phase's baseline holds
         raise InvalidRequest({"scope_removed": f"not in the {phase.value} baseline: {', '.join(unknown)}"})
     check_schedule(session, engagement, row, phase, draft.schedule_days)
     number = int(session.scalar(select(func.max(ChangeRequestRow.number))

@@ -41,11 +41,20 @@ def _issue_links(m: MilestoneEvidence, browse_url: str) -> str:
     return " — " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
+def _not_done(m: MilestoneEvidence) -> str:
+    """Why a Jira milestone is open: its first few issues that are not done, or left its scope."""
+    if m.done is not False or not m.not_done:
+        return ""
+    more = len(m.not_done) - ISSUE_LINKS
+    return " — not done: " + literal(", ".join(m.not_done[:ISSUE_LINKS])) + (f" and {more} more" if more > 0 else "")
+
+
 def _milestone_line(m: MilestoneEvidence, browse_url: str = "", names: Mapping[str, str] | None = None) -> str:
     icon = ":white_check_mark:" if m.done else (":x:" if m.done is False else ":grey_question:")
     who = literal((names or {}).get(m.attested_by or "", ""))
     return (f"{icon} {literal(m.title)}{'' if m.required else ' (optional)'}"
             + (f" — {literal(m.error)}" if m.error else "")
+            + _not_done(m)
             + _issue_links(m, browse_url)
             + (f" — attested by {who + ' ' if who else ''}<@{m.attested_by}>" if m.attested_by else ""))
 

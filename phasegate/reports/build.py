@@ -160,8 +160,8 @@ def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, re
         if phase is Phase.HANDOVER:
             report.handover = handover(view, report)
         found = scope.check(config, phase, view.scope, tracker, unavailable, issues)
-        report.change_requests.drift = found.lines(config.jira.url.rstrip("/") + "/browse/") if found.items else []
-        report.change_requests.drift_count = len(found.items)
+        report.change_requests.drift = found.lines(config.jira.url.rstrip("/") + "/browse/") if found.count else []
+        report.change_requests.drift_count = found.count
         report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
                                                for i in found.items[:25]]
     report.rag, report.findings = rules.evaluate(report)

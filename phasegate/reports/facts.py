@@ -32,10 +32,9 @@ from phasegate.ledger.models import (
     TimeboxRow,
     WeeklyReportRow,
 )
-from phasegate.ledger.scope import Known, covered_by
+from phasegate.ledger.scope import Known, known_from
 from phasegate.rules.budget import Extension
 from phasegate.rules.change_requests import count_items
-from phasegate.rules.drift import baseline_keys
 from phasegate.states import GateState, Outcome, Rag, ReportKind
 
 
@@ -78,8 +77,7 @@ class LedgerView:
     def scope(self) -> Known:
         """What drift is checked against: the current phase's baseline issues, links, covered keys."""
         phase = self.row.current_phase or Phase.POC
-        return Known(recorded=baseline_keys(self.baseline_scope, phase), links=self.links,
-                     covered=covered_by(self.change_requests, phase))
+        return known_from(self.baseline_scope, phase, self.links, self.change_requests)
 
 
 def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full: bool = True,

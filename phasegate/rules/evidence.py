@@ -2,7 +2,11 @@
 
 A source that cannot be read shows as missing evidence with the reason, never as a crash and
 never as a pass. The snapshot is frozen as canonical JSON and identified by its SHA-256 digest,
-which every decision made on it records.
+which every decision made on it records. What a milestone's Jira issues are and which count as
+done is `phasegate.rules.jira_scope`; the scope drift read with them is `phasegate.rules.drift`.
+
+Fields added after the first snapshots were frozen (`not_done`, `drift`) are left out of the
+canonical JSON while empty, so a snapshot frozen before them still hashes to its digest.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from phasegate.configs.schema import Engagement, ExitCriterion, Metric, Milestone, Phase
 from phasegate.errors import EvidenceUnavailable, IntegrationError, InternalError
-from phasegate.integrations.jql import build_jql
+from phasegate.rules import drift, jira_scope
 
 
 class Result(str, enum.Enum):
@@ -39,6 +43,9 @@ class MilestoneEvidence(BaseModel):
     issues: list[dict[str, Any]] = []
     attested_by: str | None = None
     error: str | None = None
+    # why a Jira milestone is not done: its issues that are open, resolved otherwise than as done, or
+    # that left its scope ("ACME-7 In Progress", "ACME-8 Closed as Won't Do", "ACME-9 left the scope")
+    not_done: list[str] = Field(default_factory=list, exclude_if=lambda value: not value)
 
 
 class MetricEvidence(BaseModel):
@@ -57,6 +64,17 @@ class CriterionEvidence(BaseModel):
     seen: str
 
 
+class ScopeDrift(BaseModel):
+    """The scope drift read with the evidence (`phasegate.rules.drift`), or why it was not checked."""
+
+    entered: list[drift.DriftItem] = []
+    left: list[drift.DriftItem] = []
+    error: str | None = None
+
+    def keys(self) -> set[str]:
+        return {i.key for i in (*self.entered, *self.left)}
+
+
 class Snapshot(BaseModel):
     engagement_id: str
     phase: Phase
@@ -66,6 +84,8 @@ class Snapshot(BaseModel):
     metrics: list[MetricEvidence]
     criteria: list[CriterionEvidence]
     warnings: list[str] = []
+    # None: drift is not tracked for the phase (its baseline holds no issue list) or the snapshot predates it
+    drift: ScopeDrift | None = Field(default=None, exclude_if=lambda value: value is None)
 
     def canonical(self) -> dict[str, Any]:
         data: dict[str, Any] = self.model_dump(mode="json")
@@ -98,47 +118,61 @@ class LedgerFacts:
     links: Mapping[str, str] = field(default_factory=dict)  # milestone key -> Jira issue key
     attestations: Mapping[str, tuple[str, dt.datetime]] = field(default_factory=dict)  # key -> (who, when)
     submitted: Mapping[str, float] = field(default_factory=dict)  # metric -> latest CLI value
+    baseline: drift.Baseline | None = None  # the phase's scope as recorded; None: drift is not tracked
 
 
 MetricReader = Callable[[str, str], tuple[float, Any]]  # (url, path) -> (value, raw document)
 
 
-def _issue_summary(record: Any) -> dict[str, Any]:
+def _issue_summary(record: Any, accepted: tuple[str, ...]) -> dict[str, Any]:
     resolved = record.resolved_at.isoformat() if record.resolved_at else None
-    return {"key": record.key, "status": record.status, "done": record.done, "resolved_at": resolved,
+    return {"key": record.key, "status": record.status, "resolution": record.resolution,
+            "done": jira_scope.counts_as_done(record, accepted), "resolved_at": resolved,
             "story_points": record.story_points}
 
 
 NO_TRACKER = "Jira is not configured"
 
 
-def milestone_evidence(
-    engagement: Engagement, milestone: Milestone, tracker: Tracker | None, facts: LedgerFacts, now: dt.datetime,
-    no_tracker: str = NO_TRACKER,
-) -> MilestoneEvidence:
+def milestone_evidence(engagement: Engagement, milestone: Milestone, read: jira_scope.MilestoneRead,
+                       facts: LedgerFacts, now: dt.datetime, left: list[drift.DriftItem] | None = None,
+                       ) -> MilestoneEvidence:
+    """The milestone's evidence from what Jira showed (`read`) and the baseline issues that `left`
+    its scope: done only when every issue read counts as done and none left."""
     base: dict[str, Any] = {"key": milestone.key, "title": milestone.title, "required": milestone.required, "read_at": now}
     attested = facts.attestations.get(milestone.key)
     if milestone.attestation and attested is not None:
         who, when = attested
         return MilestoneEvidence(**base, source="attestation", query=f"attested at {when.isoformat()}",
                                  done=True, attested_by=who)
-    if milestone.jql is not None:
-        query = build_jql(engagement.jira.project, milestone.jql, deployment=engagement.jira.deployment)
-    else:
-        key = milestone.jira_issue or facts.links.get(milestone.key)
-        if key is None:
-            return MilestoneEvidence(**base, source="none", query="", done=None, error="no Jira issue linked")
-        query = f"issue {key}"
-    if tracker is None:
-        return MilestoneEvidence(**base, source="jira", query=query, done=None, error=no_tracker)
-    try:
-        records = tracker.search(query) if milestone.jql is not None else [tracker.get(query.split()[-1])]
-    except IntegrationError as exc:
-        return MilestoneEvidence(**base, source="jira", query=query, done=None, error=str(exc))
+    if not read.query:
+        return MilestoneEvidence(**base, source="none", query="", done=None, error=read.error)
+    if read.error is not None:
+        return MilestoneEvidence(**base, source="jira", query=read.query, done=None, error=read.error)
+    if read.issue is not None and (refused := jira_scope.foreign(engagement, read.asked or "", read.issue)):
+        return MilestoneEvidence(**base, source="jira", query=read.query, done=None, error=refused)
+    records = ([read.issue] if read.issue is not None else []) + read.scope
     if not records:
-        return MilestoneEvidence(**base, source="jira", query=query, done=None, error="no matching issues")
-    issues = [_issue_summary(r) for r in records]
-    return MilestoneEvidence(**base, source="jira", query=query, done=all(r.done for r in records), issues=issues)
+        return MilestoneEvidence(**base, source="jira", query=read.query, done=None, error="no matching issues")
+    accepted = engagement.jira.done_resolutions
+    open_ = [why for r in records if (why := jira_scope.open_reason(r, accepted)) is not None]
+    open_ += [f"{i.key} left the scope" for i in left or ()]
+    issues = [_issue_summary(r, accepted) for r in records]
+    return MilestoneEvidence(**base, source="jira", query=read.query, done=not open_, issues=issues, not_done=open_)
+
+
+def scope_drift(engagement: Engagement, phase: Phase, reads: Mapping[str, jira_scope.MilestoneRead],
+                facts: LedgerFacts, no_tracker: str | None) -> drift.Drift | None:
+    """The phase's drift from the milestones' reads; None when the phase has no baseline issue list."""
+    if facts.baseline is None:
+        return None
+    if no_tracker is not None:
+        return drift.Drift(engagement.id, phase, error=no_tracker)
+    failed = next((r.error for r in reads.values() if r.query and r.error), None)
+    if failed is not None:
+        return drift.Drift(engagement.id, phase, error=failed)
+    found = {key: r.scope for key, r in reads.items() if r.query}
+    return drift.find(engagement.id, phase, found, facts.baseline, reads.keys())
 
 
 def _acceptable(metric: Metric, value: float) -> float:
@@ -190,16 +224,22 @@ def metric_evidence(
 
 
 def evaluate(
-    criterion: ExitCriterion, milestones: list[MilestoneEvidence], metrics: dict[str, MetricEvidence]
+    criterion: ExitCriterion, milestones: list[MilestoneEvidence], metrics: dict[str, MetricEvidence],
+    unplaced: list[str] | None = None,
 ) -> CriterionEvidence:
+    """`unplaced`: issues that left the phase's scope under no milestone the baseline names (a
+    baseline recorded before milestones were kept with it); they keep every milestone criterion open."""
     if criterion.all_required_milestones_done:
         required = [m for m in milestones if m.required]
         open_ = [m.key for m in required if m.done is False]
         unknown = [m.key for m in required if m.done is None]
         done = len(required) - len(open_) - len(unknown)
         seen = f"{done}/{len(required)} done"
-        if open_:
-            return CriterionEvidence(label=criterion.label, result=Result.FAIL, seen=f"{seen}; open: {', '.join(open_)}")
+        if open_ or unplaced:
+            left = f"left the scope: {', '.join(unplaced)}" if unplaced else ""
+            return CriterionEvidence(label=criterion.label, result=Result.FAIL,
+                                     seen="; ".join([seen] + ([f"open: {', '.join(open_)}"] if open_ else []) +
+                                                    ([left] if left else [])))
         if unknown:
             return CriterionEvidence(label=criterion.label, result=Result.MISSING,
                                      seen=f"{seen}; no evidence: {', '.join(unknown)}")
@@ -232,64 +272,21 @@ def collect(
     engagement: Engagement, phase: Phase, timebox: int, *, tracker: Tracker | None, read_json: MetricReader,
     facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None, no_tracker: str = NO_TRACKER,
 ) -> Snapshot:
-    """`no_tracker` says why `tracker` is None (the reason shown on every Jira item as missing evidence)."""
+    """`no_tracker` says why `tracker` is None (the reason shown on every Jira item as missing evidence).
+    Each milestone's issues are read once, for its evidence and for the scope drift."""
     config = engagement.phases.of(phase)
-    milestones = [milestone_evidence(engagement, m, tracker, facts, now, no_tracker) for m in config.milestones]
+    reads = {m.key: jira_scope.read(engagement, m, m.jira_issue or facts.links.get(m.key), tracker, no_tracker)
+             for m in config.milestones}
+    found = scope_drift(engagement, phase, reads, facts, None if tracker is not None else no_tracker)
+    left = [] if found is None else found.left
+    milestones = [milestone_evidence(engagement, m, reads[m.key], facts, now, [i for i in left if i.milestone == m.key])
+                  for m in config.milestones]
     names = list(dict.fromkeys(c.metric for c in config.exit_criteria if c.metric is not None))
     metrics = {n: metric_evidence(engagement, n, tracker, read_json, facts, now, metrics_base_url, no_tracker)
                for n in names}
-    criteria = [evaluate(c, milestones, metrics) for c in config.exit_criteria]
+    unplaced = [i.key for i in left if not i.milestone]
+    criteria = [evaluate(c, milestones, metrics, unplaced) for c in config.exit_criteria]
     return Snapshot(engagement_id=engagement.id, phase=phase, timebox=timebox, collected_at=now,
                     milestones=milestones, metrics=list(metrics.values()), criteria=criteria,
-                    warnings=phase_warnings(engagement, phase, milestones))
-
-
-def staleness(approved: Snapshot, fresh: Snapshot) -> list[str]:
-    """Why an approval made on `approved` no longer holds on `fresh` evidence (empty: it holds).
-
-    Every required milestone and every criterion is compared, whatever it showed at approval:
-    worse than then (done or missing, now open; pass or missing, now fail) is a reason. Known at
-    approval but unreadable now is a reason too, worded "unknown: <why>" (not "no longer
-    done"): the approval cannot be confirmed, so it must not carry the next phase; the re-read
-    has already had its retry budget. What was open or failing at approval was waived then
-    (a written waiver, see `policy`), so unknown now is not worse. Missing then and still
-    missing now is not a reason either, since nothing new is known and a reopened gate would
-    show the same; `unconfirmed` lists those so the re-check says so instead of passing silently.
-    """
-    reasons: list[str] = []
-    now = {m.key: m for m in fresh.milestones}
-    for m in approved.milestones:
-        later = now.get(m.key)
-        if not m.required or m.done is False:
-            continue
-        if later is None or later.done is None:
-            if m.done:
-                reasons.append(f"required milestone {m.key}: unknown: {_why(later)}")
-        elif later.done is False:
-            reasons.append(f"required milestone {m.key} is no longer done" if m.done else
-                           f"required milestone {m.key} is open; it was missing at approval ({m.error})")
-    now_result = {c.label: c for c in fresh.criteria}
-    for c in approved.criteria:
-        after = now_result.get(c.label)
-        if c.result is Result.FAIL or after is None:
-            continue
-        if after.result is Result.FAIL:
-            reasons.append(f"{c.label} now fail (seen {after.seen}, was {c.seen})")
-        elif after.result is Result.MISSING and c.result is Result.PASS:
-            reasons.append(f"{c.label}: unknown: {after.seen}")
-    return reasons
-
-
-def unconfirmed(approved: Snapshot, fresh: Snapshot) -> list[str]:
-    """What was missing at approval and is still missing now, with today's reason."""
-    now = {m.key: m for m in fresh.milestones}
-    lines = [f"required milestone {m.key}: unknown: {_why(now.get(m.key))}" for m in approved.milestones
-             if m.required and m.done is None and (now.get(m.key) is None or now[m.key].done is None)]
-    now_result = {c.label: c for c in fresh.criteria}
-    return lines + [f"{c.label}: unknown: {now_result[c.label].seen}" for c in approved.criteria
-                    if c.result is Result.MISSING and c.label in now_result
-                    and now_result[c.label].result is Result.MISSING]
-
-
-def _why(milestone: MilestoneEvidence | None) -> str:
-    return (milestone.error if milestone is not None else None) or "not in the fresh evidence"
+                    warnings=phase_warnings(engagement, phase, milestones) + (found.lines() if found else []),
+                    drift=None if found is None else ScopeDrift(entered=found.items, left=found.left, error=found.error))

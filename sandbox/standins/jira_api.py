@@ -27,21 +27,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from phasegate.sandbox.standins.jira_http import REMOVED, Failure, Gate, error, json_body, refusal, search_args
-from phasegate.sandbox.standins.jira_store import IssueStore
-from phasegate.sandbox.standins.jira_wire import (
+from phasegate.sandbox.standins.jira_http import (
+    REMOVED,
+    Failure,
+    Gate,
     decode_token,
-    edit,
     encode_token,
-    field_list,
-    link_type_list,
-    now,
+    error,
+    json_body,
     page_number,
+    refusal,
     render,
+    search_args,
     self_url,
     spec,
-    transition_list,
 )
+from phasegate.sandbox.standins.jira_store import IssueStore
+from phasegate.sandbox.standins.jira_wire import edit, field_list, link_type_list, now, transition_list
 from phasegate.sandbox.standins.jql_eval import restricts_project
 from phasegate.sandbox.standins.jql_tokens import JqlError
 from phasegate.sandbox.standins.loopback import LoopbackServer
@@ -96,19 +98,19 @@ class JiraStandin(LoopbackServer):
     def add_issue(self, project: str, summary: str, *, status: str = "To Do", done: bool = False,
                   labels: Sequence[str] = (), epic: str | None = None, fix_versions: Sequence[str] = (),
                   components: Sequence[str] = (), story_points: float | None = None, issuetype: str = "Task",
-                  fields: dict[str, object] | None = None, key: str | None = None) -> str:
+                  fields: dict[str, object] | None = None, key: str | None = None,
+                  resolution: str | None = None) -> str:
         """Store a new issue in `project` (added first with add_project) and return its key: the next
-        number in the project, or `key` when given (an issue the engagement file names by key)."""
+        number in the project, or `key` when given (an issue the engagement file names by key).
+        `epic` is its parent: the epic it is in or, with issuetype "Sub-task", the issue it belongs
+        to; `resolution` is set when `done` (default "Done")."""
         return self._store.add_issue(
             project, summary, status=status, done=done, labels=labels, epic=epic, fix_versions=fix_versions,
-            components=components, story_points=story_points, issuetype=issuetype, fields=fields, key=key)
+            components=components, story_points=story_points, issuetype=issuetype, fields=fields, key=key,
+            resolution=resolution)
 
     def delete_issue(self, key: str) -> None:
         self._store.delete_issue(key)
-
-    def move_issue(self, key: str, project: str) -> str:
-        """Move an issue to `project` (added first); its new key. Its old keys still find it."""
-        return self._store.move_issue(key, project)
 
     def _page_served(self) -> None:
         with self._lock:
@@ -117,19 +119,26 @@ class JiraStandin(LoopbackServer):
         if hook is not None:
             hook(number)
 
-    def set_status(self, key: str, status: str, done: bool) -> None:
-        """Move an issue. `done` alone decides the "done" category and resolutiondate; a
-        status named "Done" with done=False counts as in progress, "To Do" as new."""
-        self._store.set_status(key, status, done)
+    def set_status(self, key: str, status: str, done: bool, resolution: str | None = None) -> None:
+        """Move an issue. `done` alone decides the "done" category, the resolution (`resolution`,
+        default "Done", such as "Won't Do" or "Duplicate") and resolutiondate; a status named "Done"
+        with done=False counts as in progress, "To Do" as new."""
+        self._store.set_status(key, status, done, resolution)
+
+    def move_issue(self, key: str, project: str) -> str:
+        """Move an issue to another project (added first with add_project), as Jira's Move does:
+        it gets the next key there, which is returned; its old key still finds it."""
+        return self._store.move(key, project)
 
     def issue_keys(self) -> set[str]:
         with self._lock:
             return set(self._store.issues)
 
     def issue(self, key: str) -> dict[str, Any]:
-        """A copy of the stored issue in Jira's JSON shape (with `self` once started)."""
+        """A copy of the stored issue in Jira's JSON shape (with `self` once started); a moved
+        issue's old key finds it, under its new key."""
         with self._lock:
-            stored = copy.deepcopy(self._store.issues[key])
+            stored = copy.deepcopy(self._store.current(self._store.issues[self._store.resolve(key)]))
         if self._handle is not None:
             stored["self"] = f"{self._handle.url}/rest/api/2/issue/{stored['id']}"
         return stored
@@ -184,7 +193,8 @@ class JiraStandin(LoopbackServer):
         size = min(size, self.page_size)
         with self._lock:
             found = self._store.matching(query)
-            issues = [render(i, spec(args, "*navigable"), str(request.base_url)) for i in found[start:start + size]]
+            issues = [render(self._store.current(i), spec(args, "*navigable"), str(request.base_url))
+                      for i in found[start:start + size]]
         self._page_served()
         return JSONResponse({"expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found),
                              "issues": issues})
@@ -203,7 +213,8 @@ class JiraStandin(LoopbackServer):
             return error(400, err.messages)
         with self._lock:
             found = self._store.matching(query)
-            issues = [render(i, spec(args, None), str(request.base_url)) for i in found[offset:offset + size]]
+            issues = [render(self._store.current(i), spec(args, None), str(request.base_url))
+                      for i in found[offset:offset + size]]
         body: dict[str, Any] = {"issues": issues, "isLast": offset + size >= len(found)}
         if not body["isLast"]:
             body["nextPageToken"] = encode_token(offset + size, str(args.get("jql") or ""))
@@ -229,7 +240,7 @@ class JiraStandin(LoopbackServer):
                 return error(404, ["Issue does not exist or you do not have permission to see it."])
             if request.method == "GET":
                 names = ",".join(request.query_params.getlist("fields")) or "*all"
-                return JSONResponse(render(issue, names.split(","), str(request.base_url)))
+                return JSONResponse(render(self._store.current(issue), names.split(","), str(request.base_url)))
         body = await json_body(request)
         with self._lock:
             errors = self._store.check_edit(body.get("fields") or {})

@@ -1,14 +1,14 @@
-"""Issue storage for the Jira stand-in: projects, issues, moves, edits and queries (the wire format is jira_wire).
+"""Issue storage for the Jira stand-in: projects, issues and field rendering.
 
 Why apart from the HTTP layer: what Jira *holds* (issue JSON, statuses, links, field
-selection, Cloud's opaque page tokens) is independent of how requests reach it (routing,
-auth, injected failures). Keeping it here lets `jira_api` stay a thin Starlette app while
+selection) is independent of how requests reach it (routing, auth, injected failures,
+paging). Keeping it here lets `jira_api` stay a thin Starlette app while
 the data rules read in one place. One re-entrant lock guards the store; `JiraStandin`
 shares it so a handler can hold it across several store calls.
 
     store = IssueStore(); store.add_project("ACME")
     key = store.add_issue("ACME", "Collect data", labels=["phase-1"])
-    store.find(key)["fields"]["summary"]
+    store.find(key)["fields"]["summary"]  # jira_http.render gives it as Jira answers a fields selection
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ class IssueStore:
         self.lock = threading.RLock()
         self.projects: dict[str, str] = {}  # key -> id
         self.issues: dict[str, dict[str, Any]] = {}
-        self.moved: dict[str, str] = {}  # an old key -> the issue's key now (Jira answers for old keys)
+        self.moved: dict[str, str] = {}  # old key -> key after a move
         self._numbers: dict[str, itertools.count[int]] = {}
         self._ids = itertools.count(10001)
 
     def clear(self) -> None:
         with self.lock:
-            for store in (self.projects, self.issues, self.moved, self._numbers):
+            for store in (self.projects, self.issues, self._numbers, self.moved):
                 store.clear()
             self._ids = itertools.count(10001)
 
@@ -56,7 +56,10 @@ class IssueStore:
     def add_issue(self, project: str, summary: str, *, status: str = "To Do", done: bool = False,
                   labels: Sequence[str] = (), epic: str | None = None, fix_versions: Sequence[str] = (),
                   components: Sequence[str] = (), story_points: float | None = None, issuetype: str = "Task",
-                  fields: dict[str, object] | None = None, key: str | None = None) -> str:
+                  fields: dict[str, object] | None = None, key: str | None = None,
+                  resolution: str | None = None) -> str:
+        """`epic`: the parent, as Cloud's `parent` field holds it: the epic an issue is in, or the
+        issue a sub-task (issuetype "Sub-task") belongs to."""
         with self.lock:
             if project.upper() not in self.projects:
                 raise KeyError(f"unknown project {project!r}; call add_project first")
@@ -70,7 +73,9 @@ class IssueStore:
             created = now()
             self.issues[key] = {"id": str(next(self._ids)), "key": key, "fields": {
                 "summary": summary, "labels": list(labels), "description": None, "issuelinks": [],
-                "issuetype": {"id": ISSUE_TYPES.get(issuetype, "10001"), "name": issuetype, "subtask": False},
+                "issuetype": {"id": ISSUE_TYPES.get(issuetype, "10001"), "name": issuetype,
+                              "subtask": issuetype == "Sub-task"},
+                "subtasks": [],  # filled in as it is read (`current`)
                 "project": {"id": self.projects[project.upper()], "key": project.upper(), "name": project.upper()},
                 "fixVersions": [{"name": name} for name in fix_versions],
                 "components": [{"name": name} for name in components],
@@ -80,46 +85,63 @@ class IssueStore:
                 **(fields or {}),
             }}
             track(self.issues[key]["fields"])
-            self.set_status(key, "Done" if done and status == "To Do" else status, done)
+            self.set_status(key, "Done" if done and status == "To Do" else status, done, resolution)
             return key
 
-    def set_status(self, key: str, status: str, done: bool) -> None:
-        """Move an issue. `done` alone decides the "done" category and resolutiondate; a
-        status named "Done" with done=False counts as in progress, "To Do" as new."""
+    def set_status(self, key: str, status: str, done: bool, resolution: str | None = None) -> None:
+        """Move an issue. `done` alone decides the "done" category, the resolution (`resolution`,
+        by default "Done"; none while not done) and resolutiondate; a status named "Done" with
+        done=False counts as in progress, "To Do" as new."""
         with self.lock:
-            fields = self.issues[key]["fields"]
+            fields = self.issues[self.resolve(key)]["fields"]
             category = "done" if done else "new" if status.lower() == "to do" else "indeterminate"
             fields["status"] = {"name": status, "statusCategory": {"key": category, "name": CATEGORY_NAMES[category]}}
-            fields["resolution"] = {"name": "Done"} if done else None
+            fields["resolution"] = {"name": resolution or "Done"} if done else None
             fields["resolutiondate"] = now() if done else None
             fields["updated"] = now()
 
     def delete_issue(self, key: str) -> None:
         with self.lock:
-            issue = self.find(key)
-            if issue is None:
-                raise KeyError(f"no issue {key!r}")
-            del self.issues[issue["key"]]
+            del self.issues[self.resolve(key)]
 
-    def move_issue(self, key: str, project: str) -> str:
-        """Move an issue to another project, as Jira's "Move" does: it keeps its id, takes the next
-        key of that project (moved back, a new one again), and its old keys still find it."""
+    def move(self, key: str, project: str) -> str:
+        """Move an issue (and its sub-tasks, as Jira does) to another project: it gets the next key
+        there, and its old key still finds it (`resolve`), in GET /issue and in JQL. Its children
+        keep it as their parent."""
         with self.lock:
-            issue, target = self.find(key), project.upper()
-            if issue is None or target not in self.projects:
-                raise KeyError(f"no issue {key!r} or no project {project!r}")
-            old = issue["key"]
+            old, target = self.resolve(key), project.upper()
+            if target not in self.projects:
+                raise KeyError(f"unknown project {project!r}; call add_project first")
+            issue = self.issues.pop(old)
             new = f"{target}-{next(self._numbers[target])}"
             while new in self.issues:
                 new = f"{target}-{next(self._numbers[target])}"
-            del self.issues[old]
-            issue["key"] = new
+            issue["key"], self.moved[old] = new, new
             issue["fields"]["project"] = {"id": self.projects[target], "key": target, "name": target}
             issue["fields"]["updated"] = now()
             self.issues[new] = issue
-            self.moved = {alias: new if current == old else current for alias, current in self.moved.items()}
-            self.moved[old] = new
+            children = [i for i in self.issues.values() if (i["fields"].get("parent") or {}).get("key") == old]
+            for child in children:
+                child["fields"]["parent"]["key"] = new
+            for child in children:
+                if child["fields"]["issuetype"].get("subtask"):
+                    self.move(child["key"], target)
             return new
+
+    def resolve(self, key: str) -> str:
+        """The issue's key now: an old key of a moved issue leads to its new one."""
+        key = key.upper()
+        while key in self.moved:
+            key = self.moved[key]
+        return key
+
+    def current(self, issue: dict[str, Any]) -> dict[str, Any]:
+        """The stored issue as Jira reads it out, its `subtasks` listed (caller holds `lock`)."""
+        subtasks = [{"id": i["id"], "key": i["key"],
+                     "fields": {name: i["fields"][name] for name in ("summary", "status", "issuetype")}}
+                    for i in self.issues.values() if i["fields"]["issuetype"].get("subtask")
+                    and (i["fields"].get("parent") or {}).get("key") == issue["key"]]
+        return {**issue, "fields": {**issue["fields"], "subtasks": subtasks}}
 
     def create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str]:
         """Create from a POST /issue `fields` body: (errors, "") when Jira would refuse it, else ({}, key)."""
@@ -156,16 +178,15 @@ class IssueStore:
         """Parse `jql` and check its values against the stored projects and keys (JqlError if not)."""
         query = parse(str(jql or ""))
         with self.lock:
-            validate(query, set(self.projects), set(self.issues))
+            validate(query, set(self.projects), set(self.issues) | set(self.moved))
         return query
 
     # -- helpers: the caller holds `lock` ----------------------------------------------------
     def matching(self, query: Query) -> list[dict[str, Any]]:
-        return order([i for i in self.issues.values() if matches(query.where, i)], query.order_by)
+        return order([i for i in self.issues.values() if matches(query.where, i, self.resolve)], query.order_by)
 
     def find(self, key_or_id: str) -> dict[str, Any] | None:
-        key = key_or_id.upper()
-        issue = self.issues.get(self.moved.get(key, key))
+        issue = self.issues.get(self.resolve(key_or_id))
         return issue or next((i for i in self.issues.values() if i["id"] == key_or_id), None)
 
     def project_key(self, key_or_id: str) -> str | None:

@@ -1,17 +1,11 @@
-"""The Jira stand-in's wire format: the field catalogue, workflow and link types, how an issue is
-rendered and edited as Jira's REST API does, durations, and the paging tokens of the enhanced search."""
+"""The Jira stand-in's catalogue and edits: fields, workflow and link types, how an edit changes an
+issue as Jira's REST API does, and time tracking (an estimate in Jira's duration text and in seconds)."""
 
 from __future__ import annotations
 
-import base64
-import copy
 import datetime as dt
-import hashlib
-import json
 import re
 from typing import Any
-
-from phasegate.sandbox.standins.jql_tokens import JqlError
 
 STORY_POINTS = "customfield_10016"
 TRANSITIONS = (("11", "To Do", "new"), ("21", "In Progress", "indeterminate"), ("31", "Done", "done"))
@@ -27,6 +21,7 @@ FIELD_CATALOG = [  # (id, name, clause names, custom)
     ("fixVersions", "Fix Version/s", ["fixVersion"], False), ("components", "Component/s", ["component"], False),
     ("parent", "Parent", ["parent"], False), ("description", "Description", ["description"], False),
     ("resolution", "Resolution", ["resolution"], False), ("issuelinks", "Linked Issues", ["issueLink"], False),
+    ("subtasks", "Sub-tasks", ["subtasks"], False),
     (STORY_POINTS, "Story point estimate", ["cf[10016]", "Story point estimate", "Story Points"], True),
     ("reporter", "Reporter", ["reporter"], False),
     ("timeoriginalestimate", "Original Estimate", ["originalEstimate", "timeoriginalestimate"], False),
@@ -98,61 +93,3 @@ def track(fields: dict[str, Any]) -> None:
         fields["timeoriginalestimate"] = total
         fields["timetracking"] = ({} if total is None else
                                   {"originalEstimate": tracking["originalEstimate"], "originalEstimateSeconds": total})
-
-
-def self_url(base_url: str, issue_id: str) -> str:
-    return f"{base_url.rstrip('/')}/rest/api/2/issue/{issue_id}"
-
-
-def render(issue: dict[str, Any], spec: list[str] | None, base_url: str) -> dict[str, Any]:
-    """The issue as Jira returns it for a `fields` selection; no selection on Cloud search = ids only."""
-    if not spec or not any(name.strip() for name in spec):
-        return {"id": issue["id"]}
-    names = [name.strip() for name in spec if name.strip()]
-    excluded = {name[1:] for name in names if name.startswith("-")}
-    stored = issue["fields"]
-    if any(name in ("*all", "*navigable") for name in names):
-        chosen = [name for name in stored if name not in excluded]
-    else:
-        chosen = [n for n in names if not n.startswith("-") and n not in excluded
-                  and (n in stored or n in FIELD_IDS)]
-    return {"expand": "renderedFields,names,schema,operations,editmeta,changelog", "id": issue["id"],
-            "self": self_url(base_url, issue["id"]), "key": issue["key"],
-            "fields": copy.deepcopy({name: stored.get(name) for name in chosen})}
-
-
-def spec(args: dict[str, Any], default: str | None) -> list[str] | None:
-    """The requested `fields` selection, else `default` (None: Cloud search's ids-only answer)."""
-    fields: list[str] | None = args.get("fields")
-    return fields if fields is not None else [default] if default else None
-
-
-def page_number(args: dict[str, Any], name: str, default: int) -> int:
-    """A non-negative paging argument (startAt, maxResults); a bad one is a JqlError, as Jira answers 400."""
-    raw = args.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except (TypeError, ValueError):
-        raise JqlError([f"The value of '{name}' must be a number."]) from None
-    if value < 0:
-        raise JqlError([f"The value of '{name}' must not be negative."])
-    return value
-
-
-def encode_token(offset: int, jql: str) -> str:
-    """An opaque nextPageToken bound to `jql`, so it cannot be replayed against another query."""
-    digest = hashlib.sha256(jql.encode()).hexdigest()[:16]
-    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode()
-
-
-def decode_token(token: object, jql: str) -> int:
-    """The offset in a token from encode_token for the same `jql`; no token is 0, a bad one JqlError."""
-    if not token:
-        return 0
-    try:
-        offset, digest = json.loads(base64.urlsafe_b64decode(str(token).encode()))
-        if digest == hashlib.sha256(jql.encode()).hexdigest()[:16] and isinstance(offset, int) and offset >= 0:
-            return offset
-    except (ValueError, TypeError):
-        pass
-    raise JqlError(["The provided next page token is invalid or expired."])

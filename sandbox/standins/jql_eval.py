@@ -81,19 +81,21 @@ def _values(field: str, issue: Mapping[str, Any]) -> list[str]:
     return [str(value).casefold() for value in getters[field]()]
 
 
-def matches(node: Node | None, issue: Mapping[str, Any]) -> bool:
-    """Whether the stored issue (Jira JSON shape) satisfies `node`; no node matches everything."""
+def matches(node: Node | None, issue: Mapping[str, Any], resolve: Callable[[str], str] = str.upper) -> bool:
+    """Whether the stored issue (Jira JSON shape) satisfies `node`; no node matches everything.
+    `resolve` gives an issue key as it is now (a moved issue's old key finds it, as in Jira)."""
     if node is None:
         return True
     if isinstance(node, BoolOp):
-        results = (matches(child, issue) for child in node.children)
+        results = (matches(child, issue, resolve) for child in node.children)
         return all(results) if node.op == "and" else any(results)
     if isinstance(node, Not):
-        return not matches(node.child, issue)
+        return not matches(node.child, issue, resolve)
     if node.op in RELATIONAL:
         return _key_in_range(str(issue["key"]), node.op, node.values[0])
     have = _values(node.field, issue)
-    wanted = {value.casefold() for value in node.values}
+    named = [resolve(value) for value in node.values] if node.field in ("key", "parent") else node.values
+    wanted = {value.casefold() for value in named}
     if node.op in ("=", "in"):
         return any(value in wanted for value in have)
     if node.op in ("!=", "not in"):
