@@ -50,13 +50,6 @@ class IssueRecord:
     fields: Mapping[str, object] = dataclasses.field(hash=False, repr=False)  # the fields Jira returned
     issue_id: str = ""  # Jira's own id: unlike the key, it stays when the issue moves to another project
 
-    @property
-    def project(self) -> str:
-        """The key of the project the issue is in now."""
-        project = self.fields.get("project")
-        key = project.get("key") if isinstance(project, Mapping) else None
-        return str(key) if key else self.key.rsplit("-", 1)[0]
-
 
 class JiraTracker:
     """Reads evidence from one Jira site. A search that cannot be read as one consistent set
@@ -203,7 +196,7 @@ class JiraTracker:
             key=str(raw["key"]), summary=str(fields.get("summary") or ""), status=str(status.get("name") or ""),
             done=(status.get("statusCategory") or {}).get("key") == "done",
             resolution=str((fields.get("resolution") or {}).get("name") or "") or None,
-            project=str((fields.get("project") or {}).get("key") or ""),
+            project=str((fields.get("project") or {}).get("key") or str(raw["key"]).rsplit("-", 1)[0]),
             resolved_at=_when(fields.get("resolutiondate")),
             story_points=float(points) if isinstance(points, int | float) and not isinstance(points, bool) else None,
             labels=tuple(str(label) for label in fields.get("labels") or ()), created_at=_when(fields.get("created")),
