@@ -152,6 +152,6 @@ def test_the_weekly_reports_draft_button_opens_the_form_filled_with_the_drift(
     finally:
         handle.stop()
     filled = {b["block_id"]: b["element"].get("initial_value") for b in form["blocks"]}
-    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == "acme-churn"
+    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == "acme-churn:C0ACMECHURN"
     assert filled["title"] == f"Scope drift in poc: {extra}"
     assert filled["scope_added"] == f"{extra} Second model: gradient boosting"
