@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
+from phasegate.errors import ServiceUnavailable
+from phasegate.integrations.slack_chat import SlackChat
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import AuditEventRow, ChangeDecisionRow, ChangeRequestRow, DecisionRow
@@ -23,6 +25,7 @@ from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.change_requests import Draft
 from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.slack import inbound
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
 from phasegate.states import ChangeSource
@@ -121,6 +124,15 @@ def test_a_cr_click_with_a_crlf_response_url_is_answered_and_the_url_never_fetch
     assert counts(rt) == before
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/\r\nX-Injected: 1", "http://127.0.0.1:9/ x", "http://a b/"])
+def test_a_response_url_http_client_refuses_is_an_expected_error_behind_the_check_too(url: str) -> None:
+    """Were an odd URL ever to get past inbound.response_url, answering through it fails as a
+    ServiceUnavailable, which every caller logs, not as http.client's InvalidURL."""
+    assert inbound.response_url(url) is None
+    with pytest.raises(ServiceUnavailable, match="response_url failed"):
+        SlackChat.respond(url, "not recorded")
+
+
 def test_a_reason_sent_as_an_object_is_refused_not_stored_as_its_repr(rt: Runtime, endpoint: Endpoint,
                                                                       acme: Engagement) -> None:
     running(rt, acme)
@@ -170,6 +182,8 @@ def test_the_cr_form_is_held_to_the_channel_it_was_opened_in(rt: Runtime, endpoi
     assert answer.status_code == 200 and answer.json()["response_action"] == "errors"
     assert "channel" in answer.json()["errors"]["title"]
     assert counts(rt) == before and endpoint.started == []
+    unnamed = endpoint.send(view("cr_submit", acme.id, form_values(title="From an older form"), user=PM))
+    assert "open it again" in unnamed.json()["errors"]["title"] and counts(rt) == before
     # the form as opened files on acme
     assert endpoint.send(view("cr_submit", form["private_metadata"], form_values(title="Acme, from acme"),
                               user=PM)).status_code == 200

@@ -120,6 +120,9 @@ def on_submit(deps: SlackDeps, submission: Submission, background: BackgroundTas
     try:
         with transaction(deps.sessions, write=False) as session:
             engagement = config_of(get(session, engagement_id))
+        if channel is None:  # opened before forms named their channel
+            return title_error(f"This form does not say which channel it was opened in; open it again with "
+                               f"/phasegate cr {engagement_id} in the engagement's channel. Nothing was filed.")
         refusal = filing_refusal(engagement, channel)
         if refusal is not None:
             return title_error(refusal)
