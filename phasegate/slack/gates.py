@@ -1,8 +1,9 @@
 """Gates in Slack: the answer buttons on a gate's prompt, the form that asks for a reason or a
 waiver, and the Attest buttons on a phase's kickoff message.
 
-Routed from `phasegate.slack.interactions`, after the signature is verified. Verify, record,
-answer: the answer is recorded in one write transaction; opening the form and answering the clicker
+Routed from `phasegate.slack.interactions` once `phasegate.slack.inbound` has read the request
+(shape, identity); the gate policy is applied in the ledger, in the transaction that records. Verify,
+record, answer: the answer is recorded in one write transaction; opening the form and answering the clicker
 are request background tasks, and redrawing the prompt and waking the run are follow-ups
 (phasegate.slack.followups). The approver is the verified payload's `user.id`; a button's value only
 names the gate revision.

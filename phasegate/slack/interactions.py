@@ -14,7 +14,7 @@ from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
 
 from phasegate.ledger.db import LEDGER_DOWN
-from phasegate.messages.ids import REASON_INPUT, Action, View
+from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
 from phasegate.slack import inbound
@@ -79,7 +79,7 @@ def ledger_down(deps: SlackDeps, request: Click | Submission | None, background:
     instead of the generic error Slack shows for a 500. A form keeps its input and shows the text."""
     log.warning("%s not recorded, the ledger is unavailable: %s", type(request).__name__.lower(), exc)
     if isinstance(request, Submission):
-        key = REASON_INPUT if request.form is not View.CR_SUBMIT else "title"
+        key = CrField.TITLE.value if request.form is View.CR_SUBMIT else REASON_INPUT  # an input the form has
         return JSONResponse({"response_action": "errors", "errors": {key: NOT_RECORDED}})
     if isinstance(request, Click):
         background.add_task(tell, deps, request.response_url, NOT_RECORDED)
