@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -190,5 +191,5 @@ class SlackChat:
         """An ephemeral answer to the person who clicked, through the click's response_url."""
         try:
             WebhookClient(response_url, timeout=5).send(text=text, response_type="ephemeral", replace_original=False)
-        except (SlackClientError, OSError, ValueError) as exc:  # ValueError: a URL urllib cannot use
+        except (SlackClientError, OSError, ValueError, HTTPException) as exc:  # a URL urllib or http.client refuses
             raise ServiceUnavailable(f"Slack response_url failed: {exc}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import pwd
 import socket
@@ -14,7 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlencode
 
+import httpx
 from click.testing import Result
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,10 +25,12 @@ from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import GateRow, utcnow
+from phasegate.ops.servers import ServerHandle
 from phasegate.orchestration.runs import RunStatus
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.evidence import Snapshot
 from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.slack.signature import sign
 from phasegate.states import RunHealth
 
 T = TypeVar("T")
@@ -204,3 +209,55 @@ class SetRuns:
 
     def cancel(self, flow_run_id: str, reason: str) -> None:
         self.health[flow_run_id] = RunHealth.CANCELLED
+
+
+class ServerErrors(logging.Handler):
+    """What the endpoint's server logged at ERROR: an exception in the app, or in a background task."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def server_errors(*names: str) -> Iterator[ServerErrors]:
+    """ERROR records of the named loggers (default: uvicorn's and the Slack endpoint's) while inside."""
+    errors = ServerErrors()
+    names = names or ("uvicorn.error", "phasegate.slack")
+    for name in names:
+        logging.getLogger(name).addHandler(errors)
+    try:
+        yield errors
+    finally:
+        for name in names:
+            logging.getLogger(name).removeHandler(errors)
+
+
+class SignedEndpoint:
+    """Signed requests to the Slack endpoint, as Slack sends them, over one keep-alive connection."""
+
+    def __init__(self, handle: ServerHandle, secret: str, errors: ServerErrors) -> None:
+        self.handle, self.secret, self.errors = handle, secret, errors
+        self.url = handle.url + "/slack/interactions"
+        self.http = httpx.Client(timeout=10)
+
+    def post(self, path: str, body: bytes) -> httpx.Response:
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+                   "X-Slack-Signature": sign(self.secret, stamp, body)}
+        return self.http.post(self.handle.url + path, content=body, headers=headers)
+
+    def send_raw(self, body: bytes) -> httpx.Response:
+        return self.post("/slack/interactions", body)
+
+    def send(self, payload: object) -> httpx.Response:
+        return self.send_raw(urlencode({"payload": json.dumps(payload)}).encode())
+
+    def command(self, **fields: str) -> httpx.Response:
+        return self.post("/slack/commands", urlencode(fields).encode())
+
+    def close(self) -> None:
+        self.http.close()

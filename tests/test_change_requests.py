@@ -162,6 +162,10 @@ def test_withdrawal_by_the_requester_only(rt: Runtime, acme: Engagement) -> None
     (Draft(title="ok", scope_removed=("no-such-item",)), "scope_removed", "not in the poc baseline"),
     (Draft(title="ok", schedule_days=29), "schedule_days", "past its maximum of 12 weeks"),
     (Draft(title="ok", phase=Phase.DEVELOPMENT, schedule_days=7), "schedule_days", "not the running phase"),
+    (Draft(title="a\x00b"), "title", "cannot be recorded: it contains a NUL character"),
+    (Draft(title="ok", rationale="lone \ud800"), "rationale", "cannot be recorded: it contains an unpaired surrogate"),
+    (Draft(title="ok", scope_added=("item\x00",)), "scope_added", "cannot be recorded"),
+    (Draft(title="ok", jira_issue="ACME-" + "1" * 60), "jira_issue", "at most 64 characters"),
 ])
 def test_bad_input_is_refused_and_writes_nothing(rt: Runtime, acme: Engagement, draft: Draft, field: str,
                                                  message: str) -> None:

@@ -89,6 +89,31 @@ def test_bad_input_is_one_line_and_writes_nothing(cli: Invoke, home: Path, tmp_p
     assert ledger_counts(home) == before
 
 
+def test_a_file_field_of_the_wrong_type_is_refused_not_coerced(cli: Invoke, home: Path, tmp_path: Path) -> None:
+    """The file is read as the Slack form is (rules.change_fields): an object is not filed as its repr,
+    `true` is not a cost of 1, 1.5 days is not 1, and a text of scope items is not one item per letter."""
+    running(cli, home)
+    before = ledger_counts(home)
+    for n, (fields, problem) in enumerate([
+        ({"title": {"text": "More data"}}, "title: must be text"),
+        ({"title": "More data", "cost": True}, "cost: must be a number"),
+        ({"title": "More data", "schedule_days": 1.5}, "schedule_days: must be whole days"),
+        ({"title": "More data", "phase": "discovery"}, "phase: unknown phase"),
+        ({"title": "More data", "jira_issue": 42}, "jira_issue: must be an issue key"),
+        ({"title": "More data", "scope_added": [{"item": "x"}]}, "scope_added: must be text"),
+        ({"title": "More\x00data"}, "title: cannot be recorded: it contains a NUL character"),
+    ]):
+        request = write_yaml(tmp_path / f"bad-{n}.yaml", fields)
+        refused(cli("cr", "submit", "acme-churn", "--as", PM, "--file", str(request)), problem)
+    assert ledger_counts(home) == before
+    request = write_yaml(tmp_path / "lines.yaml", {"title": "More data", "scope_added": "label-audit\nshap-report"})
+    ok(cli("cr", "submit", "acme-churn", "--as", PM, "--file", str(request)))
+    engine = make_engine(f"sqlite:///{home / 'ledger.db'}")
+    with transaction(sessions(engine)) as session:
+        assert session.scalars(select(ChangeRequestRow.scope_added)).one() == {"items": ["label-audit", "shap-report"]}
+    engine.dispose()
+
+
 def test_engagement_apply_files_an_approver_replacement_as_a_change_request(cli: Invoke, home: Path,
                                                                             tmp_path: Path) -> None:
     running(cli, home)

@@ -107,7 +107,7 @@ def test_slash_command_to_new_baseline_and_moved_timebox(world: Demo) -> None:
     seen = len(world.slack.views)
     assert slash(world, "U0TECHLEAD", f"cr {ENGAGEMENT}").status_code == 200
     form = next_view(world, seen)
-    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == ENGAGEMENT
+    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == f"{ENGAGEMENT}:{CHANNEL}"
     bad = submit_form(world, "U0TECHLEAD", form, title=" ", effort_days="-3", rationale="x" * 3001).json()
     assert bad["response_action"] == "errors"
     assert set(bad["errors"]) == {"title", "effort_days", "rationale"}

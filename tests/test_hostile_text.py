@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import BackgroundTasks
 from helpers import closed_port_url, register, wait_until
@@ -49,7 +48,7 @@ from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack import change_requests as slack_cr
+from phasegate.slack import interactions
 from phasegate.slack.app import SlackDeps, create_app
 from phasegate.states import ChangeSource, EngagementState, Outcome, Via
 from phasegate.tasks import change_requests as cr_tasks
@@ -229,7 +228,8 @@ def test_change_request_messages_show_outside_text_literally(rt: Runtime, slack:
     assert len(seen) >= 8, seen
     items = [drift.DriftItem("ACME-9", HOSTILE, "baseline-model")]
     views = {"change-request form": cr_messages.form(engagement, Phase.POC, drift.draft(drift.Drift(
-        engagement.id, Phase.POC, items))), "reject reason form": cr_messages.reason_modal(first, 1)}
+        engagement.id, Phase.POC, items)), channel=engagement.slack_channel),
+             "reject reason form": cr_messages.reason_modal(first, 1)}
     for name, view in views.items():
         found += wrong(name, view, carries=name == "change-request form")
     assert found == [], "\n".join(found)
@@ -276,8 +276,8 @@ def test_answers_to_the_clicker_show_outside_text_literally(rt: Runtime, slack: 
     running(rt, engagement)
     gate_id = open_gate.fn(rt, engagement, Phase.POC, 1, PM, None)
     deps = SlackDeps(signing_secret=SECRET, sessions=rt.sessions, chat=rt.chat, resume=lambda run: None)
-    command = urlencode({"text": f"cr {SHORT}", "channel_id": engagement.slack_channel, "trigger_id": "t"})
-    answered = slack_cr.on_command(deps, command.encode(), BackgroundTasks())
+    command = {"text": f"cr {SHORT}", "user_id": PM, "channel_id": engagement.slack_channel, "trigger_id": "t"}
+    answered = interactions.on_command(deps, command, BackgroundTasks())
     said = {"slash command": json.loads(bytes(answered.body))}
     recovery.cancel(rt, PrefectRuns(), engagement.id, reason=HOSTILE, by=HOSTILE)
     handle = serve_in_thread(create_app(deps))

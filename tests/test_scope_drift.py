@@ -130,6 +130,28 @@ def test_a_jira_issue_labelled_change_request_is_filed_once(rt: Runtime, acme: E
         assert cr.rationale == "Support asks why customers leave." and cr.state is ChangeRequestState.ASSESSED
 
 
+def test_a_jira_issue_no_ledger_can_store_is_reported_not_filed(rt: Runtime, acme: Engagement,
+                                                                 jira: JiraStandin) -> None:
+    """Jira's drafts pass the same validation as the CLI's and Slack's (rules.change_requests.validate):
+    a summary or description with NUL (which PostgreSQL cannot store) is a problem of that issue, and
+    the collection that imports goes on with the others."""
+    engagement = with_changes(acme, jira__change_requests={"label": "change-request"})
+    running(rt, engagement)
+    record_baseline.fn(rt, engagement, Phase.POC)
+    nul = jira.add_issue("ACME", "Add\x00a classifier", labels=["change-request"])
+    described = jira.add_issue("ACME", "Explain churn", labels=["change-request"],
+                               fields={"description": "why\x00 customers leave"})
+    fine = jira.add_issue("ACME", "Add a churn-reason classifier", labels=["change-request"])
+    with prefect_api(closed_port_url()):
+        result = cr_import.import_requests(rt.sessions, engagement, rt.tracker(engagement))
+    assert result.filed == [(fine, 1)]
+    problems = " ".join(result.problems)
+    assert f"{nul} not filed as a change request: title: cannot be recorded: it contains a NUL" in problems
+    assert f"{described} not filed as a change request: rationale: cannot be recorded" in problems
+    with transaction(rt.sessions) as session:
+        assert [cr.jira_issue for cr in crs.all_for(session, "acme-churn")] == [fine]
+
+
 def test_the_weekly_reports_draft_button_opens_the_form_filled_with_the_drift(
         rt: Runtime, acme: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
     running(rt, acme)
@@ -155,6 +177,6 @@ def test_the_weekly_reports_draft_button_opens_the_form_filled_with_the_drift(
     finally:
         handle.stop()
     filled = {b["block_id"]: b["element"].get("initial_value") for b in form["blocks"]}
-    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == "acme-churn"
+    assert form["callback_id"] == "cr_submit" and form["private_metadata"] == "acme-churn:C0ACMECHURN"
     assert filled["title"] == f"Scope drift in poc: {extra}"
     assert filled["scope_added"] == f"{extra} Second model: gradient boosting"

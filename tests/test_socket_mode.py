@@ -3,28 +3,35 @@ handlers behind it; the acknowledgement comes back and the answer is in the ledg
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers import posted_gate, wait_until
+from helpers import posted_gate, register, server_errors, wait_until
+from sqlalchemy import func, select
 
-from phasegate.configs.schema import Engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.integrations.slack_chat import make_web_client
+from phasegate.ledger import change_requests as crs
 from phasegate.ledger import gates
 from phasegate.ledger.db import transaction
+from phasegate.ledger.models import AttestationRow, AuditEventRow, ChangeDecisionRow, ChangeRequestRow, DecisionRow
 from phasegate.ops.readiness import add_readiness
 from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
+from phasegate.rules.change_requests import Draft
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.sandbox.standins.slack_socket import SlackSocketStandin
+from phasegate.sandbox.standins.slack_socket import NotAcknowledged, SlackSocketStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.slack.app import create_app
 from phasegate.slack.change_requests import USAGE
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.socket import start_socket_mode
-from phasegate.states import GateState, Outcome, Via
+from phasegate.states import ChangeSource, GateState, Outcome, Via
+from phasegate.tasks.kickoff import begin_phase, record_baseline
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +46,8 @@ def socket(rt: Runtime, slack: SlackStandin) -> Iterator[Socket]:
     standin = SlackSocketStandin(slack)
     standin.start()
     resumed: list[str] = []
-    deps = SlackDeps(signing_secret="unused over a socket", sessions=rt.sessions, chat=rt.chat, resume=resumed.append)
+    deps = SlackDeps(signing_secret="unused over a socket", sessions=rt.sessions, chat=rt.chat, resume=resumed.append,
+                     start_change_request=lambda engagement_id, number: None)
     client = start_socket_mode(deps, slack.app_token, make_web_client(slack.bot_token, slack.base_url))
     standin.wait_connected()
     yield Socket(standin, resumed)
@@ -94,6 +102,107 @@ def test_slash_commands_and_unknown_envelopes(socket: Socket) -> None:
                                                     "channel_id": "C0ACMECHURN", "trigger_id": "t"})
     assert ack == {"response_type": "ephemeral", "text": USAGE}
     assert socket.standin.deliver("events_api", {"event": {"type": "app_mention"}}) == {}
+
+
+def hostile_envelopes(cr_id: int, engagement: Engagement) -> list[tuple[str, str, str]]:
+    """(what, envelope type, payload as JSON text): each something Slack never sends."""
+    sponsor, outsider = {"id": "U0SPONSOR1"}, {"id": "U0MALLORY1"}
+
+    def click(action_id: str, value: object, user: object = sponsor, **extra: object) -> dict[str, object]:
+        return {"type": "block_actions", "user": user, "trigger_id": "t", "response_url": "http://127.0.0.1:9/",
+                "actions": [{"action_id": action_id, "value": value, "action_ts": "1.0"}]} | extra
+
+    def form(callback_id: object, metadata: str, values: object, user: object = sponsor) -> dict[str, object]:
+        return {"type": "view_submission", "user": user, "view": {
+            "id": "V1", "hash": "h", "callback_id": callback_id, "private_metadata": metadata, "state": {"values": values}}}
+
+    def typed(**fields: object) -> dict[str, object]:
+        return {name: {name: {"type": "plain_text_input", "value": value}} for name, value in fields.items()}
+
+    metadata = f"{engagement.id}:{engagement.slack_channel}"
+    command = {"command": "/phasegate", "text": f"cr {engagement.id}", "user_id": "U0PMACME01",
+               "channel_id": engagement.slack_channel, "trigger_id": "t"}
+    cases: list[tuple[str, str, object]] = [
+        ("no user", "interactive", {k: v for k, v in click("cr:approve", str(cr_id)).items() if k != "user"}),
+        ("user a string", "interactive", click("cr:approve", str(cr_id), user="U0SPONSOR1")),
+        ("user without an id", "interactive", click("cr:approve", str(cr_id), user={})),
+        ("user id a number", "interactive", click("cr:approve", str(cr_id), user={"id": 7})),
+        ("NUL in the user id", "interactive", click("cr:approve", str(cr_id), user={"id": "U0SPONSOR1\x00"})),
+        ("NUL in an attest value", "interactive", click("attest:data-deletion", f"{engagement.id}\x00:poc")),
+        ("a lone surrogate in a button value", "interactive", click("cr:approve", f"{cr_id}\ud800")),
+        ("a button value that is an object", "interactive", click("cr:approve", {"id": cr_id})),
+        ("actions not a list", "interactive", click("cr:approve", str(cr_id)) | {"actions": "cr:approve"}),
+        ("a 20-digit CR id on a button", "interactive", click("cr:approve", "9" * 20)),
+        ("a CRLF response_url on a refused click", "interactive",
+         click("cr:approve", str(cr_id), user=outsider, response_url="http://127.0.0.1:9/\r\nX-Injected: 1")),
+        ("callback_id a list", "interactive", form(["cr_reason"], f"{cr_id}:reject", typed(reason="no"))),
+        ("callback_id an object", "interactive", form({"cr_reason": 1}, f"{cr_id}:reject", typed(reason="no"))),
+        ("state a string", "interactive", form("cr_submit", metadata, {}) | {"view": {
+            "callback_id": "cr_submit", "private_metadata": metadata, "state": "values"}}),
+        ("values a list", "interactive", form("cr_submit", metadata, ["title"])),
+        ("a reason that is an object", "interactive", form("cr_reason", f"{cr_id}:reject", typed(reason={"a": 1}))),
+        ("a cost that is a JSON number", "interactive", form("cr_submit", metadata, typed(title="More", cost=5000))),
+        ("a 20-digit CR id in a form", "interactive", form("cr_reason", "9" * 20 + ":reject", typed(reason="no"))),
+        ("NUL in slash text", "slash_commands", command | {"text": f"cr {engagement.id}\x00"}),
+        ("slash command without a user", "slash_commands", {k: v for k, v in command.items() if k != "user_id"}),
+        ("slash text a list", "slash_commands", command | {"text": ["cr", engagement.id]}),
+        ("slash channel an object", "slash_commands", command | {"channel_id": {"id": engagement.slack_channel}}),
+        ("a slash command that is a list", "slash_commands", [command]),
+        ("a payload that is a list", "interactive", [click("cr:approve", str(cr_id))]),
+        ("a payload that is a string", "interactive", "block_actions"),
+        ("a payload that is null", "interactive", None),
+        ("an unknown envelope type", "events_api", {"event": {"type": "app_mention", "text": "\x00"}}),
+    ]
+    found = [(what, kind, json.dumps(payload)) for what, kind, payload in cases]
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    found.append(("1,000-deep JSON", "interactive",
+                  '{"type": "block_actions", "user": {"id": "U0SPONSOR1"}, "x": ' + deep + "}"))
+    return found
+
+
+def counts(rt: Runtime) -> list[int]:
+    with transaction(rt.sessions) as session:
+        return [session.scalar(select(func.count()).select_from(table)) or 0
+                for table in (ChangeRequestRow, ChangeDecisionRow, DecisionRow, AttestationRow, AuditEventRow)]
+
+
+def test_hostile_envelopes_are_all_acknowledged_and_write_nothing(rt: Runtime, acme: Engagement,
+                                                                    socket: Socket) -> None:
+    """Slack resends an envelope it has no acknowledgement for: each of these must be acknowledged
+    (within Slack's three seconds), refused, and leave the ledger and the log as they were."""
+    register(rt, acme)
+    begin_phase.fn(rt, acme, Phase.POC, acme.pm_slack_user, None)
+    record_baseline.fn(rt, acme)
+    with transaction(rt.sessions) as session:
+        cr, _ = crs.submit(session, acme.id, Draft(title="More data"), requested_by="U0PMACME01",
+                           source=ChangeSource.CLI)
+        crs.assess(session, cr)
+        cr_id = cr.id
+    before = counts(rt)
+    envelopes = hostile_envelopes(cr_id, acme)
+    unacknowledged: list[str] = []
+    untold: list[str] = []  # slash commands acknowledged without a word to the person who typed them
+    with server_errors("phasegate.slack") as errors:
+        for what, kind, payload in envelopes:
+            try:
+                ack = socket.standin.deliver_json(kind, payload)
+            except NotAcknowledged:
+                unacknowledged.append(what)
+                continue
+            if kind == "slash_commands" and ack.get("response_type") != "ephemeral":
+                untold.append(what)
+        time.sleep(0.5)  # what runs after the acknowledgements
+    assert unacknowledged == [], f"{len(unacknowledged)} of {len(envelopes)} not acknowledged: {unacknowledged}"
+    assert untold == []
+    assert counts(rt) == before
+    assert not errors.records, errors.records[0].getMessage()
+    # the socket still carries the real thing
+    ok = {"type": "view_submission", "user": {"id": "U0SPONSOR1"}, "view": {
+        "id": "V2", "hash": "h", "callback_id": "cr_reason", "private_metadata": f"{cr_id}:reject",
+        "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": "not now"}}}}}}
+    assert socket.standin.deliver("interactive", ok) == {}
+    with transaction(rt.sessions) as session:
+        assert [d.reason for d in crs.decisions(session, cr_id)] == ["not now"]
 
 
 def test_readyz_names_what_is_down(rt: Runtime, closed_prefect: str) -> None:

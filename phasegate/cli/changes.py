@@ -14,7 +14,7 @@ import typer
 
 from phasegate.cli.base import AsUser, err, guarded, out
 from phasegate.configs.schema_base import Phase
-from phasegate.errors import EXPECTED, ConfigError, InvalidRequest
+from phasegate.errors import EXPECTED, ConfigError
 from phasegate.states import ChangeSource, Outcome
 
 if TYPE_CHECKING:
@@ -37,15 +37,15 @@ class LogFormat(str, enum.Enum):
 def read_file(path: Path) -> dict[str, Any]:
     import yaml
 
+    from phasegate.rules.change_fields import FIELDS
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError([f"{path}: cannot read the change request: {str(exc).splitlines()[0]}"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: expected a mapping of change-request fields"])
-    known = {"title", "rationale", "phase", "scope_added", "scope_removed", "effort_days", "schedule_days", "cost",
-             "jira_issue"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(map(str, data)) - set(FIELDS))
     if unknown:
         raise ConfigError([f"{path}: {key}: unknown key" for key in unknown])
     return data
@@ -82,20 +82,13 @@ def cr_submit(
     """File a change request; it is assessed at once and put to its approvers in Slack."""
     from phasegate.changes import operations as cr_operations
     from phasegate.operator import cli_operator
-    from phasegate.rules.change_requests import Draft
+    from phasegate.rules.change_fields import draft_from_fields
 
     def run(rt: Runtime) -> None:
-        data: dict[str, Any] = read_file(file) if file else {}
-        try:
-            draft = Draft(title=str(data.get("title", title)), rationale=str(data.get("rationale", rationale)),
-                          phase=Phase(data["phase"]) if "phase" in data else phase,
-                          scope_added=tuple(str(i) for i in data.get("scope_added", add or [])),
-                          scope_removed=tuple(str(i) for i in data.get("scope_removed", remove or [])),
-                          effort_days=float(data.get("effort_days", effort_days)),
-                          schedule_days=int(data.get("schedule_days", schedule_days)),
-                          cost=float(data.get("cost", cost)), jira_issue=data.get("jira_issue", jira_issue))
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest({"file": f"a field has the wrong type: {exc}"}) from None
+        options = {"title": title, "rationale": rationale, "phase": phase, "scope_added": add or [],
+                   "scope_removed": remove or [], "effort_days": effort_days, "schedule_days": schedule_days,
+                   "cost": cost, "jira_issue": jira_issue}
+        draft = draft_from_fields(options | (read_file(file) if file else {}))  # read as the Slack form is
         filed = cr_operations.file(rt.sessions, engagement_id, draft, requested_by=requested_by,
                                    source=ChangeSource.CLI, operator=cli_operator())
         announce_filed(rt, filed, engagement_id)

@@ -1,18 +1,16 @@
-"""What phasegate says in Slack about change requests: the approval prompt with its assessment, the
-form the slash command opens, and how that form's answers become a `Draft`.
+"""What phasegate says in Slack about change requests: the approval prompt with its assessment and
+the form the slash command opens (its answers become a `Draft` by `phasegate.rules.change_fields`).
 
 Rendered from the ledger alone, like the gate prompts, so any process can redraw a prompt.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import SLACK_USER_ID, Engagement, Phase
-from phasegate.errors import InvalidRequest
 from phasegate.integrations.slack_blocks import (
     Block,
     Button,
@@ -33,7 +31,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import ChangeRequestRow
 from phasegate.messages.gates import quote_reason
-from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id
+from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id, form_metadata
 from phasegate.rules import change_requests as cr_model
 from phasegate.rules import jira_requests as jira_rules
 from phasegate.rules import policy
@@ -143,10 +141,11 @@ def reason_modal(cr_id: int, number: int) -> dict[str, Any]:
                             input_id=REASON_INPUT)
 
 
-def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None = None) -> dict[str, Any]:
-    """The slash command's form; the engagement travels in private_metadata, who files it is the
-    verified user of the submission. `initial` pre-fills title, rationale and added scope items
-    (the "Draft change request" button on scope drift)."""
+def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None = None, *,
+         channel: str) -> dict[str, Any]:
+    """The slash command's form; the engagement and the channel it was opened in travel in
+    private_metadata (`form_metadata`), who files it is the verified user of the submission. `initial`
+    pre-fills title, rationale and added scope items (the "Draft change request" button on scope drift)."""
     limit = cr_model.ITEMS_LIMIT
     blocks = [
         text_input(CrField.TITLE.value, "Title", max_length=cr_model.TITLE_LIMIT),
@@ -166,47 +165,5 @@ def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None 
         for block in blocks:
             if filled.get(block["block_id"]):
                 block["element"]["initial_value"] = filled[block["block_id"]]
-    return form_modal(callback_id=View.CR_SUBMIT.value, private_metadata=engagement.id,
+    return form_modal(callback_id=View.CR_SUBMIT.value, private_metadata=form_metadata(engagement.id, channel),
                       title="Change request", blocks=blocks, submit="File")
-
-
-def _value(values: dict[str, Any], name: CrField) -> str:
-    entry = values.get(name.value, {}).get(name.value, {})
-    if not isinstance(entry, dict):
-        return ""
-    chosen = entry.get("selected_option")
-    raw = chosen.get("value") if isinstance(chosen, dict) else entry.get("value")
-    return raw if isinstance(raw, str) else ""
-
-
-def _number(text: str, name: CrField, problems: dict[str, str], *, whole: bool = False) -> float:
-    if not text.strip():
-        return 0.0
-    try:
-        number = float(text)
-    except ValueError:
-        problems[name.value] = "must be a number"
-        return 0.0
-    if whole and math.isfinite(number) and number != int(number):
-        problems[name.value] = "must be whole days"
-    return number
-
-
-def draft_from_form(values: dict[str, Any]) -> cr_model.Draft:
-    """The form's state values as a Draft; InvalidRequest for what cannot even be read."""
-    problems: dict[str, str] = {}
-    try:
-        phase = Phase(_value(values, CrField.PHASE)) if _value(values, CrField.PHASE) else None
-    except ValueError:
-        problems[CrField.PHASE.value] = "unknown phase"
-        phase = None
-    effort = _number(_value(values, CrField.EFFORT_DAYS), CrField.EFFORT_DAYS, problems)
-    schedule = _number(_value(values, CrField.SCHEDULE_DAYS), CrField.SCHEDULE_DAYS, problems, whole=True)
-    cost = _number(_value(values, CrField.COST), CrField.COST, problems)
-    if problems:
-        raise InvalidRequest(problems)
-    return cr_model.Draft(title=_value(values, CrField.TITLE), rationale=_value(values, CrField.RATIONALE),
-                          phase=phase, scope_added=tuple(_value(values, CrField.SCOPE_ADDED).splitlines()),
-                          scope_removed=tuple(_value(values, CrField.SCOPE_REMOVED).splitlines()),
-                          effort_days=effort, schedule_days=int(schedule) if math.isfinite(schedule) else 10**6,
-                          cost=cost)

@@ -20,7 +20,7 @@ class Action(str, enum.Enum):
 class View(str, enum.Enum):
     GATE_REASON = "gate_reason"  # private_metadata: "<gate id>:<outcome>"
     CR_REASON = "cr_reason"  # private_metadata: "<change request id>:<outcome>"
-    CR_SUBMIT = "cr_submit"  # private_metadata: the engagement id
+    CR_SUBMIT = "cr_submit"  # private_metadata: "<engagement id>:<channel it was opened in>" (see form_metadata)
 
 
 class CrField(str, enum.Enum):
@@ -66,6 +66,19 @@ def gate_block_id(gate_id: int) -> str:
 
 def cr_block_id(cr_id: int) -> str:
     return f"cr-{cr_id}"
+
+
+def form_metadata(engagement_id: str, channel: str) -> str:
+    """What the change-request form carries back: its engagement, and the channel it was opened in,
+    which must still be that engagement's when the form is submitted (Slack returns private_metadata
+    as the app set it)."""
+    return f"{engagement_id}:{channel}"
+
+
+def parse_form_metadata(text: str) -> tuple[str, str | None]:
+    """(engagement id, channel); no channel from a form opened before forms named theirs."""
+    engagement_id, sep, channel = text.partition(":")
+    return engagement_id, channel if sep else None
 
 
 def attest_value(engagement_id: str, phase: str) -> str:

@@ -2,9 +2,11 @@
 what it would do to the current baseline (the assessment approvers decide on).
 
 Pure functions, no ledger and no Slack: the CLI, the Slack modal and the Jira import all build a
-`Draft` and get the same validation; the ledger (`phasegate.ledger.change_requests`) stores the
-result and the assessment. Limits follow what Slack can show, so a request filed from the CLI
-never produces a prompt Slack would refuse.
+`Draft` and get the same validation; the Slack form and the CLI (its options or a YAML file) read
+their fields into one with the same `phasegate.rules.change_fields.draft_from_fields`. The ledger
+(`phasegate.ledger.change_requests`) stores the result and the assessment. Limits follow what Slack
+can show and the ledger can store, so a request filed from the CLI never produces a prompt Slack
+would refuse, nor a value the ledger would.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from phasegate.configs import limits
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import InvalidRequest
+from phasegate.text import unstorable
 
 TITLE_LIMIT = 150  # a Slack header
 RATIONALE_LIMIT = 3000  # a Slack section
@@ -56,6 +60,12 @@ def figure(value: float, name: str, not_estimated: tuple[str, ...] | list[str], 
     return f"{value:,.0f}{unit}" if name == "cost" else f"{value:g}{unit}"
 
 
+def _storable(text: str, name: str, problems: dict[str, str]) -> None:
+    problem = unstorable(text)
+    if problem is not None:
+        problems[name] = f"cannot be recorded: {problem}"
+
+
 def _items(values: tuple[str, ...], name: str, problems: dict[str, str]) -> tuple[str, ...]:
     cleaned = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
     if len(cleaned) > ITEMS_LIMIT:
@@ -63,6 +73,8 @@ def _items(values: tuple[str, ...], name: str, problems: dict[str, str]) -> tupl
     long = next((v for v in cleaned if len(v) > ITEM_LIMIT), None)
     if long is not None:
         problems[name] = f"an item is longer than {ITEM_LIMIT} characters: {long[:40]!r}…"
+    for item in cleaned:
+        _storable(item, name, problems)
     return cleaned
 
 
@@ -85,6 +97,12 @@ def validate(draft: Draft) -> Draft:
         problems["title"] = f"at most {TITLE_LIMIT} characters (got {len(title)})"
     if len(rationale) > RATIONALE_LIMIT:
         problems["rationale"] = f"at most {RATIONALE_LIMIT} characters (got {len(rationale)})"
+    _storable(title, "title", problems)
+    _storable(rationale, "rationale", problems)
+    if draft.jira_issue is not None:
+        _storable(draft.jira_issue, "jira_issue", problems)
+        if len(draft.jira_issue) > limits.ISSUE_KEY:
+            problems["jira_issue"] = f"at most {limits.ISSUE_KEY} characters"
     added = _items(draft.scope_added, "scope_added", problems)
     removed = _items(draft.scope_removed, "scope_removed", problems)
     both = set(added) & set(removed)

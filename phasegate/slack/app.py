@@ -3,11 +3,10 @@
 Verify, record, answer; everything slow happens after the answer, inside Slack's three seconds for
 the answer itself: a modal or an ephemeral reply as a request background task, and the prompt
 update and the run's wake-up on threads of their own (phasegate.slack.followups), so that they never
-slow the next clicks' answers. This module checks the request (whole, signed, fresh) and hands the
-payload on: interactions to `phasegate.slack.interactions`, which routes them to the gate handlers
-(`phasegate.slack.gates`) and the change-request ones (`phasegate.slack.change_requests`); slash
-commands to `phasegate.slack.change_requests`. `phasegate.slack.socket` serves the same handlers
-over Socket Mode.
+slow the next clicks' answers. This module checks the request (whole, signed, fresh, decodable) and
+hands it to `phasegate.slack.interactions`, the one way in for interactions and slash commands alike
+(`phasegate.slack.inbound` names its steps); `phasegate.slack.socket` hands Socket Mode's envelopes
+to the same functions.
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from phasegate.ledger.db import LEDGER_DOWN
-from phasegate.slack import change_requests as slack_cr
-from phasegate.slack.deps import NOT_RECORDED, SlackDeps, log
-from phasegate.slack.interactions import on_interaction
-from phasegate.slack.payloads import BadPayload, BodyRefused, parse_payload, read_capped
+from phasegate.slack.deps import SlackDeps
+from phasegate.slack.interactions import on_command, on_interaction
+from phasegate.slack.payloads import BodyRefused, Undecodable, decode_form, decode_payload, read_capped
 from phasegate.slack.signature import verify
 
 
@@ -49,10 +47,10 @@ def create_app(deps: SlackDeps) -> FastAPI:
         if refusal is not None:
             return refusal
         try:
-            return await run_sync(slack_cr.on_command, deps, body, background)
-        except LEDGER_DOWN as exc:
-            log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
-            return JSONResponse({"response_type": "ephemeral", "text": NOT_RECORDED})
+            fields = decode_form(body)
+        except Undecodable:
+            return JSONResponse({"error": "expected a form-encoded slash command"}, status_code=400)
+        return await run_sync(on_command, deps, fields, background)
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
@@ -60,8 +58,8 @@ def create_app(deps: SlackDeps) -> FastAPI:
         if refusal is not None:
             return refusal
         try:
-            payload = parse_payload(body)
-        except BadPayload as exc:
+            payload = decode_payload(body)
+        except Undecodable as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return await run_sync(on_interaction, deps, payload, background)
 

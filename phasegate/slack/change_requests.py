@@ -1,24 +1,27 @@
 """Change requests in Slack: the `/phasegate cr ENGAGEMENT` slash command, the form it opens, and
 the Approve / Reject buttons on a request's prompt.
 
-Buttons and forms are routed here from `phasegate.slack.interactions`, the slash command from the
-entry points (`phasegate.slack.app`, `phasegate.slack.socket`), once the request is verified. The
-same rule holds as for gates: verify, record, answer; opening modals, redrawing prompts and starting
-or waking flow runs happen after the answer. A command that cannot be served (unknown engagement, the
-wrong channel, an engagement not running) is answered ephemerally and writes nothing.
+Routed here from `phasegate.slack.interactions` once `phasegate.slack.inbound` has read the request
+(shape, identity). Here: may they (a request is filed from its engagement's own channel,
+`filing_refusal`, for the command, the form and the weekly report's "Draft change request" button
+alike; answers under the change policy, in the ledger), are the values valid (the form's fields by
+`phasegate.rules.change_fields`, as from the CLI), record, answer. Opening modals, redrawing prompts
+and starting or waking flow runs happen after the answer. A command that cannot be served (unknown
+engagement, the wrong channel, an engagement not running) is answered ephemerally and writes nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from phasegate.changes import operations as cr_operations
+from phasegate.configs.schema import Engagement
+from phasegate.configs.schema_base import IDENT
 from phasegate.errors import EXPECTED, GateClosed, InvalidRequest, NotFound, PolicyError
 from phasegate.integrations.slack_blocks import clip
 from phasegate.ledger import change_decisions
@@ -28,9 +31,12 @@ from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import WeeklyReportRow
 from phasegate.messages import changes as cr_messages
 from phasegate.messages import refusals
-from phasegate.messages.ids import DRAFT_DRIFT, REASON_INPUT, CrField, View
+from phasegate.messages.ids import DRAFT_DRIFT, REASON_INPUT, CrField, parse_form_metadata
 from phasegate.rules import drift
+from phasegate.rules.change_fields import draft_from_fields
 from phasegate.slack.deps import SlackDeps, tell
+from phasegate.slack.inbound import Click, Command, Refused, Submission, row_id
+from phasegate.slack.payloads import delivery_id
 from phasegate.states import ChangeSource, EngagementState, Outcome, ReportKind, Via
 from phasegate.text import literal
 
@@ -42,30 +48,43 @@ def ephemeral(text: str) -> Response:
     return JSONResponse({"response_type": "ephemeral", "text": text})
 
 
-def on_command(deps: SlackDeps, body: bytes, background: BackgroundTasks) -> Response:
+def filing_refusal(engagement: Engagement, channel: str | None) -> str | None:
+    """Why a change request for `engagement` may not be filed from `channel`, or None: only from the
+    engagement's own channel, whether by the slash command, the form it opened or the weekly
+    report's button (so a member of one engagement's channel cannot file on another's)."""
+    if channel == engagement.slack_channel:
+        return None
+    return (f"Change requests for `{literal(engagement.id)}` are filed in its channel <#{engagement.slack_channel}>, "
+            "not here; nothing was filed.")
+
+
+def no_engagement(engagement_id: str) -> str:
+    return f"There is no engagement `{literal(clip(engagement_id, 64))}`; nothing was filed."
+
+
+def on_command(deps: SlackDeps, command: Command, background: BackgroundTasks) -> Response:
     """`/phasegate cr ENGAGEMENT`, only from the engagement's own channel."""
-    try:
-        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8")).items()}
-    except UnicodeDecodeError:
-        return JSONResponse({"error": "expected a form-encoded slash command"}, status_code=400)
-    words = form.get("text", "").split()
+    words = command.text.split()
     if len(words) != 2 or words[0] != "cr":
         return ephemeral(USAGE)
-    engagement_id, channel, trigger = words[1], form.get("channel_id", ""), form.get("trigger_id", "")
+    engagement_id = words[1]
+    if not IDENT.fullmatch(engagement_id):
+        return ephemeral(no_engagement(engagement_id))
     try:
-        with transaction(deps.sessions) as session:
+        with transaction(deps.sessions, write=False) as session:
             row = get(session, engagement_id)
             engagement, state, phase = config_of(row), row.state, row.current_phase
     except NotFound:
-        return ephemeral(f"There is no engagement `{literal(clip(engagement_id, 64))}`; nothing was filed.")
-    if channel != engagement.slack_channel:
-        return ephemeral(f"Change requests for `{literal(engagement_id)}` are filed in its channel "
-                         f"<#{engagement.slack_channel}>, not here; nothing was filed.")
+        return ephemeral(no_engagement(engagement_id))
+    refusal = filing_refusal(engagement, command.channel)
+    if refusal is not None:
+        return ephemeral(refusal)
     if state is not EngagementState.ACTIVE or phase is None:
         return ephemeral(f"`{literal(engagement_id)}` is {state.value}; change requests are for running engagements.")
-    if not trigger:
+    if command.trigger_id is None:
         return JSONResponse({"error": "slash command without trigger_id"}, status_code=400)
-    background.add_task(open_form, deps, trigger, cr_messages.form(engagement, phase), form.get("response_url"))
+    form = cr_messages.form(engagement, phase, channel=command.channel)
+    background.add_task(open_form, deps, command.trigger_id, form, command.response_url)
     return Response(status_code=200)
 
 
@@ -90,19 +109,30 @@ def field_errors(exc: InvalidRequest) -> Response:
     return JSONResponse({"response_action": "errors", "errors": errors})
 
 
-def on_submit(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], background: BackgroundTasks,
-              delivery: str) -> Response:
+def title_error(text: str) -> Response:
+    return JSONResponse({"response_action": "errors", "errors": {CrField.TITLE.value: clip(text, 150)}})
+
+
+def on_submit(deps: SlackDeps, submission: Submission, background: BackgroundTasks) -> Response:
     """The filled-in form: filed and assessed now, its flow started after the answer."""
-    engagement_id = str(view.get("private_metadata", ""))
-    values = (view.get("state") or {}).get("values") or {}
+    engagement_id, channel = parse_form_metadata(submission.metadata)
+    delivery = delivery_id("slack-view", submission.view_id, submission.view_hash)
     try:
-        draft = cr_messages.draft_from_form(values if isinstance(values, dict) else {})
-        filed = cr_operations.file(deps.sessions, engagement_id, draft, requested_by=payload["user"]["id"],
+        with transaction(deps.sessions, write=False) as session:
+            engagement = config_of(get(session, engagement_id))
+        if channel is None:  # opened before forms named their channel
+            return title_error(f"This form does not say which channel it was opened in; open it again with "
+                               f"/phasegate cr {engagement_id} in the engagement's channel. Nothing was filed.")
+        refusal = filing_refusal(engagement, channel)
+        if refusal is not None:
+            return title_error(refusal)
+        draft = draft_from_fields({f.value: submission.fields.get(f.value) for f in CrField})
+        filed = cr_operations.file(deps.sessions, engagement_id, draft, requested_by=submission.user,
                                    source=ChangeSource.SLACK, delivery_id=delivery)
     except InvalidRequest as exc:
         return field_errors(exc)
     except (PolicyError, NotFound) as exc:
-        return JSONResponse({"response_action": "errors", "errors": {CrField.TITLE.value: clip(str(exc), 150)}})
+        return title_error(str(exc))
     if filed.created:
         background.add_task(start_flow, deps, engagement_id, filed.number)
     return Response(status_code=200)
@@ -115,50 +145,48 @@ def start_flow(deps: SlackDeps, engagement_id: str, number: int) -> None:
         log.warning("%s CR-%s is filed but its flow did not start: %s", engagement_id, number, exc)
 
 
-def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: str,
-              background: BackgroundTasks, delivery: str) -> Response:
+def on_action(deps: SlackDeps, click: Click, argument: str, background: BackgroundTasks) -> Response:
     """Approve records at once; Reject first asks for the reason in a modal; Draft change request
     (on a weekly report's scope drift) opens the form pre-filled."""
     if argument == DRAFT_DRIFT:
-        return on_draft_drift(deps, payload, value, background)
-    if not (value.isascii() and value.isdigit() and len(value) <= 9):
-        return Response(status_code=200)
+        return on_draft_drift(deps, click, background)
+    cr_id = row_id(click.value)
+    if cr_id is None:
+        return Response(status_code=200)  # not one of ours; nothing to do
     try:
         outcome = Outcome(argument)
     except ValueError:
         return Response(status_code=200)
-    cr_id, user = int(value), payload["user"]["id"]
-    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
-    superseded = earlier_revision(deps, cr_id, payload)
+    user, response_url = click.user, click.response_url
+    superseded = earlier_revision(deps, cr_id, click.message_ts)
     if superseded is not None:
         background.add_task(tell, deps, response_url, superseded)
         return Response(status_code=200)
     if outcome is Outcome.REJECT:
         refusal = precheck(deps, cr_id, user, outcome)
-        trigger = payload.get("trigger_id")
         if refusal is not None:
             background.add_task(tell, deps, response_url, refusal)
-        elif isinstance(trigger, str):
-            with transaction(deps.sessions) as session:
+        elif click.trigger_id is not None:
+            with transaction(deps.sessions, write=False) as session:
                 number = crs.by_id(session, cr_id).number
-            background.add_task(open_form, deps, trigger, cr_messages.reason_modal(cr_id, number), response_url)
+            background.add_task(open_form, deps, click.trigger_id, cr_messages.reason_modal(cr_id, number),
+                                response_url)
         return Response(status_code=200)
+    delivery = delivery_id("slack-cr", click.value, user, click.action_ts)
     refusal = record(deps, cr_id=cr_id, user=user, outcome=outcome, reason="", delivery=delivery)
     if refusal is not None:
         background.add_task(tell, deps, response_url, refusal)
     return Response(status_code=200)
 
 
-def on_draft_drift(deps: SlackDeps, payload: dict[str, Any], engagement_id: str,
-                   background: BackgroundTasks) -> Response:
+def on_draft_drift(deps: SlackDeps, click: Click, background: BackgroundTasks) -> Response:
     """The form pre-filled with the drift the engagement's latest weekly report found (read from the
     ledger, not from Jira: the form has to open within Slack's three seconds)."""
-    trigger = payload.get("trigger_id")
-    response_url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
-    if not isinstance(trigger, str) or len(engagement_id) > 64:
+    engagement_id, trigger, response_url = click.value, click.trigger_id, click.response_url
+    if trigger is None or not IDENT.fullmatch(engagement_id):
         return Response(status_code=200)
     try:
-        with transaction(deps.sessions) as session:
+        with transaction(deps.sessions, write=False) as session:
             row = get(session, engagement_id)
             engagement, phase = config_of(row), row.current_phase
             body = session.scalar(select(WeeklyReportRow.body).where(
@@ -167,38 +195,44 @@ def on_draft_drift(deps: SlackDeps, payload: dict[str, Any], engagement_id: str,
     except NotFound:
         return Response(status_code=200)
     found = (body or {}).get("change_requests", {}).get("drift_issues") or []
-    if row.state is not EngagementState.ACTIVE or phase is None or (body or {}).get("phase") != phase.value:
+    refusal = filing_refusal(engagement, click.channel)
+    if refusal is not None:
+        background.add_task(tell, deps, response_url, refusal)
+    elif row.state is not EngagementState.ACTIVE or phase is None or (body or {}).get("phase") != phase.value:
         background.add_task(tell, deps, response_url, f"`{engagement_id}` has no running phase with drift to draft.")
     elif not found:
         background.add_task(tell, deps, response_url, f"`{engagement_id}`'s latest report found no scope drift.")
     else:
         items = [drift.DriftItem(str(i["key"]), str(i.get("summary", "")), str(i["milestone"])) for i in found]
         draft = drift.draft(drift.Drift(engagement_id, phase, items))
-        background.add_task(open_form, deps, trigger, cr_messages.form(engagement, phase, draft), response_url)
+        form = cr_messages.form(engagement, phase, draft, channel=engagement.slack_channel)
+        background.add_task(open_form, deps, trigger, form, response_url)
     return Response(status_code=200)
 
 
-def on_reason(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], background: BackgroundTasks,
-              delivery: str) -> Response:
-    cr_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
+def on_reason(deps: SlackDeps, submission: Submission, background: BackgroundTasks) -> Response:
+    cr_part, _, outcome_part = submission.metadata.partition(":")
+    cr_id = row_id(cr_part)
+    if cr_id is None:
+        raise Refused("cr_reason view without a change request id")
     try:
-        cr_id, outcome = int(cr_part), Outcome(outcome_part)
-        reason = view["state"]["values"][REASON_INPUT][REASON_INPUT]["value"] or ""
-    except (ValueError, KeyError, TypeError):
-        return JSONResponse({"error": "cr_reason view without request, outcome or reason"}, status_code=400)
-    refusal = record(deps, cr_id=cr_id, user=payload["user"]["id"], outcome=outcome,
-                     reason=str(reason), delivery=delivery)
+        outcome = Outcome(outcome_part)
+    except ValueError:
+        raise Refused("cr_reason view without an outcome") from None
+    if REASON_INPUT not in submission.fields:
+        raise Refused("cr_reason view without a reason")
+    delivery = delivery_id("slack-view", submission.view_id, submission.view_hash)
+    refusal = record(deps, cr_id=cr_id, user=submission.user, outcome=outcome,
+                     reason=submission.fields[REASON_INPUT] or "", delivery=delivery)
     if refusal is not None:
         return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
     return Response(status_code=200)
 
 
-def earlier_revision(deps: SlackDeps, cr_id: int, payload: dict[str, Any]) -> str | None:
+def earlier_revision(deps: SlackDeps, cr_id: int, clicked: str | None) -> str | None:
     """Why a click is not taken when it comes from the prompt of a revision the request has left (its
     Jira issue was edited since): the answer would be to what that prompt no longer shows."""
-    container = payload.get("container")
-    clicked = container.get("message_ts") if isinstance(container, dict) else None
-    if not isinstance(clicked, str):
+    if clicked is None:
         return None
     try:
         with transaction(deps.sessions) as session:
@@ -256,6 +290,3 @@ def after_answer(deps: SlackDeps, cr_id: int, decided: bool) -> None:
                 deps.resume(run)
             except EXPECTED as exc:  # the gate watch wakes it once Prefect answers again
                 log.warning("change request %s: %s", cr_id, exc)
-
-
-VIEWS = {View.CR_SUBMIT.value: on_submit, View.CR_REASON.value: on_reason}

@@ -1,8 +1,9 @@
 """Gates in Slack: the answer buttons on a gate's prompt, the form that asks for a reason or a
 waiver, and the Attest buttons on a phase's kickoff message.
 
-Routed from `phasegate.slack.interactions`, after the signature is verified. Verify, record,
-answer: the answer is recorded in one write transaction; opening the form and answering the clicker
+Routed from `phasegate.slack.interactions` once `phasegate.slack.inbound` has read the request
+(shape, identity); the gate policy is applied in the ledger, in the transaction that records. Verify,
+record, answer: the answer is recorded in one write transaction; opening the form and answering the clicker
 are request background tasks, and redrawing the prompt and waking the run are follow-ups
 (phasegate.slack.followups). The approver is the verified payload's `user.id`; a button's value only
 names the gate revision.
@@ -26,7 +27,8 @@ from phasegate.messages import gates as messages
 from phasegate.messages import refusals
 from phasegate.messages.ids import REASON_INPUT, parse_attest_value
 from phasegate.slack.deps import SlackDeps, log, tell
-from phasegate.slack.payloads import BadPayload, delivery_id, is_gate_id, response_url_of
+from phasegate.slack.inbound import Click, Refused, Submission, row_id
+from phasegate.slack.payloads import delivery_id
 from phasegate.states import Outcome, Via
 from phasegate.text import literal
 
@@ -75,53 +77,48 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
     return None
 
 
-def on_action(deps: SlackDeps, payload: dict[str, Any], argument: str, value: str, action_ts: object,
-              background: BackgroundTasks) -> Response:
-    """One of a gate's answer buttons: `argument` names the outcome, `value` the gate revision."""
-    if not is_gate_id(value):
+def on_action(deps: SlackDeps, click: Click, argument: str, background: BackgroundTasks) -> Response:
+    """One of a gate's answer buttons: `argument` names the outcome, the value the gate revision."""
+    gate_id = row_id(click.value)
+    if gate_id is None:
         return Response(status_code=200)  # not one of ours; nothing to do
     try:
         outcome = Outcome(argument)
     except ValueError:
-        raise BadPayload(f"unknown gate action {argument!r}") from None
-    gate_id, user = int(value), payload["user"]["id"]
-    response_url = response_url_of(payload)
+        raise Refused(f"unknown gate action {argument!r}") from None
+    user, response_url = click.user, click.response_url
     if outcome.needs_reason:  # NO-GO, EXTEND, NOT YET: the form asks why, unless the answer is refused anyway
         refusal = precheck(deps, gate_id, user, outcome)
         if refusal is not None:
             background.add_task(tell, deps, response_url, refusal)
         else:
-            ask_reason(deps, payload, gate_id, outcome, background)
+            ask_reason(deps, click, gate_id, outcome, background)
         return Response(status_code=200)
-    delivery = delivery_id("slack", gate_id, user, action_ts)
+    delivery = delivery_id("slack", gate_id, user, click.action_ts)
     try:  # GO, ACCEPT: recorded at once, in one transaction, unless exit criteria fail
         record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
                response_url=response_url)
     except ReasonRequired:  # ... and then the form asks for the written waiver
-        ask_reason(deps, payload, gate_id, outcome, background)
+        ask_reason(deps, click, gate_id, outcome, background)
     return Response(status_code=200)
 
 
-def ask_reason(deps: SlackDeps, payload: dict[str, Any], gate_id: int, outcome: Outcome,
-               background: BackgroundTasks) -> None:
+def ask_reason(deps: SlackDeps, click: Click, gate_id: int, outcome: Outcome, background: BackgroundTasks) -> None:
     """Open the modal that asks for the reason (or, for GO and ACCEPT, the waiver) of this answer."""
-    trigger = payload.get("trigger_id")
-    if isinstance(trigger, str):
+    if click.trigger_id is not None:
         view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}",
                                      waiver=outcome.passes)
-        background.add_task(open_modal, deps, trigger, view, response_url_of(payload))
+        background.add_task(open_modal, deps, click.trigger_id, view, click.response_url)
 
 
-def on_attest(deps: SlackDeps, payload: dict[str, Any], milestone: str, value: str,
-              background: BackgroundTasks) -> Response:
+def on_attest(deps: SlackDeps, click: Click, milestone: str, background: BackgroundTasks) -> Response:
     """A milestone attested from its button on a phase's kickoff message, by the verified user."""
-    user = payload["user"]["id"]
-    response_url = response_url_of(payload)
-    engagement_id, phase_name = parse_attest_value(value)
+    user, response_url = click.user, click.response_url
+    engagement_id, phase_name = parse_attest_value(click.value)
     try:
         phase = Phase(phase_name)
     except ValueError:
-        raise BadPayload(f"attest button for an unknown phase {phase_name!r}") from None
+        raise Refused(f"attest button for an unknown phase {phase_name!r}") from None
     try:
         with transaction(deps.sessions) as session:
             engagement = config_of(get(session, engagement_id))
@@ -159,21 +156,22 @@ def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_
                                  "instead.")
 
 
-def on_reason(deps: SlackDeps, payload: dict[str, Any], view: dict[str, Any], background: BackgroundTasks) -> Response:
+def on_reason(deps: SlackDeps, submission: Submission, background: BackgroundTasks) -> Response:
     """The filled-in reason (or waiver) form: the answer recorded, or the refusal shown in the form."""
-    gate_part, _, outcome_part = str(view.get("private_metadata", "")).partition(":")
-    if not is_gate_id(gate_part):
-        raise BadPayload("gate_reason view without a gate id")
+    gate_part, _, outcome_part = submission.metadata.partition(":")
+    gate_id = row_id(gate_part)
+    if gate_id is None:
+        raise Refused("gate_reason view without a gate id")
     try:
-        gate_id, outcome = int(gate_part), Outcome(outcome_part)
-        reason = view["state"]["values"][REASON_INPUT][REASON_INPUT]["value"] or ""
-    except (ValueError, KeyError, TypeError):
-        raise BadPayload("gate_reason view without gate, outcome or reason") from None
-    if not isinstance(reason, str):
-        raise BadPayload("reason is not text")
-    delivery = delivery_id("slack-view", view.get("id"), view.get("hash"))
+        outcome = Outcome(outcome_part)
+    except ValueError:
+        raise Refused("gate_reason view without an outcome") from None
+    if REASON_INPUT not in submission.fields:
+        raise Refused("gate_reason view without a reason")
+    reason = submission.fields[REASON_INPUT] or ""
+    delivery = delivery_id("slack-view", submission.view_id, submission.view_hash)
     try:
-        refusal = record(deps, background, gate_id=gate_id, user=payload["user"]["id"], outcome=outcome,
+        refusal = record(deps, background, gate_id=gate_id, user=submission.user, outcome=outcome,
                          reason=reason, delivery_id=delivery, response_url=None)
     except ReasonRequired as exc:  # a reason of blanks only: the form stays open and says so
         refusal = str(exc)

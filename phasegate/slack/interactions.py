@@ -1,71 +1,86 @@
-"""An interaction payload routed to its handler: gate buttons and forms to `phasegate.slack.gates`,
-change-request buttons and forms to `phasegate.slack.change_requests`.
-
-Used by both entry points, the HTTP endpoint (`phasegate.slack.app`) and Socket Mode
-(`phasegate.slack.socket`), so that a click is answered the same way however it arrived.
+"""The router both entry points hand every request to (the HTTP endpoint, `phasegate.slack.app`; Socket
+Mode, `phasegate.slack.socket`), so that a click, a form or a slash command is answered the same way
+however it arrived: read through `phasegate.slack.inbound` (shape, identity), routed to its handler
+(gate buttons and forms to `phasegate.slack.gates`, change-request ones and the slash command to
+`phasegate.slack.change_requests`: policy, values, record), and each refusal turned into the answer
+Slack expects.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
 
 from phasegate.ledger.db import LEDGER_DOWN
-from phasegate.messages.ids import REASON_INPUT, Action, View, parse_action_id
+from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
+from phasegate.slack import inbound
 from phasegate.slack.deps import NOT_RECORDED, SlackDeps, log, tell
-from phasegate.slack.payloads import BadPayload, delivery_id, response_url_of
+from phasegate.slack.inbound import Click, Refused, Submission
 
 
-def on_interaction(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
-    """An interaction payload, however it arrived (the HTTP endpoint, Socket Mode): the answer to give."""
+def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks) -> Response:
+    """A decoded interaction payload, however it arrived: the answer to give."""
     try:
-        kind = payload.get("type")
-        if kind == "block_actions":
-            return on_block_action(deps, payload, background)
-        if kind == "view_submission":
-            return on_view_submission(deps, payload, background)
-    except BadPayload as exc:
+        request = inbound.interaction(payload)
+    except Refused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    try:
+        if isinstance(request, Click):
+            return on_click(deps, request, background)
+        if isinstance(request, Submission):
+            return on_submission(deps, request, background)
+    except Refused as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     except LEDGER_DOWN as exc:
-        return ledger_down(deps, payload, background, exc)
+        return ledger_down(deps, request, background, exc)
     return Response(status_code=200)
 
 
-def on_block_action(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
-    actions = payload.get("actions")
-    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
-        raise BadPayload("block_actions without actions")
-    action = actions[0]
-    parsed, value = parse_action_id(str(action.get("action_id", ""))), str(action.get("value", ""))
-    if parsed is not None and parsed.action is Action.ATTEST:
-        return slack_gates.on_attest(deps, payload, parsed.argument, value, background)
-    if parsed is not None and parsed.action is Action.CHANGE:
-        delivery = delivery_id("slack-cr", value, payload["user"]["id"], action.get("action_ts"))
-        return slack_cr.on_action(deps, payload, parsed.argument, value, background, delivery)
-    if parsed is None or parsed.action is not Action.GATE:
+def on_command(deps: SlackDeps, fields: Mapping[str, object], background: BackgroundTasks) -> Response:
+    """A slash command's fields, however they arrived: the answer, always one the user sees."""
+    try:
+        command = inbound.command(fields)
+    except Refused as exc:
+        return slack_cr.ephemeral(f"phasegate could not read that command ({exc}); nothing was filed.")
+    try:
+        return slack_cr.on_command(deps, command, background)
+    except LEDGER_DOWN as exc:
+        log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
+        return slack_cr.ephemeral(NOT_RECORDED)
+
+
+def on_click(deps: SlackDeps, click: Click, background: BackgroundTasks) -> Response:
+    if click.action is None:
         return Response(status_code=200)  # not one of ours; nothing to do
-    return slack_gates.on_action(deps, payload, parsed.argument, value, action.get("action_ts"), background)
+    if click.action.action is Action.ATTEST:
+        return slack_gates.on_attest(deps, click, click.action.argument, background)
+    if click.action.action is Action.CHANGE:
+        return slack_cr.on_action(deps, click, click.action.argument, background)
+    return slack_gates.on_action(deps, click, click.action.argument, background)
 
 
-def on_view_submission(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks) -> Response:
-    view = payload.get("view")
-    if isinstance(view, dict) and view.get("callback_id") in slack_cr.VIEWS:
-        delivery = delivery_id("slack-view", view.get("id"), view.get("hash"))
-        return slack_cr.VIEWS[str(view["callback_id"])](deps, payload, view, background, delivery)
-    if not isinstance(view, dict) or view.get("callback_id") != View.GATE_REASON.value:
-        return Response(status_code=200)
-    return slack_gates.on_reason(deps, payload, view, background)
+def on_submission(deps: SlackDeps, submission: Submission, background: BackgroundTasks) -> Response:
+    if submission.form is View.GATE_REASON:
+        return slack_gates.on_reason(deps, submission, background)
+    if submission.form is View.CR_SUBMIT:
+        return slack_cr.on_submit(deps, submission, background)
+    if submission.form is View.CR_REASON:
+        return slack_cr.on_reason(deps, submission, background)
+    return Response(status_code=200)  # not one of ours; nothing to do
 
 
-def ledger_down(deps: SlackDeps, payload: dict[str, Any], background: BackgroundTasks, exc: Exception) -> Response:
+def ledger_down(deps: SlackDeps, request: Click | Submission | None, background: BackgroundTasks,
+                exc: Exception) -> Response:
     """Nothing was recorded (the transaction never committed): say so to the clicker alone, in time,
     instead of the generic error Slack shows for a 500. A form keeps its input and shows the text."""
-    log.warning("%s not recorded, the ledger is unavailable: %s", payload.get("type"), exc)
-    if payload.get("type") == "view_submission":
-        return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: NOT_RECORDED}})
-    background.add_task(tell, deps, response_url_of(payload), NOT_RECORDED)
+    log.warning("%s not recorded, the ledger is unavailable: %s", type(request).__name__.lower(), exc)
+    if isinstance(request, Submission):
+        key = CrField.TITLE.value if request.form is View.CR_SUBMIT else REASON_INPUT  # an input the form has
+        return JSONResponse({"response_action": "errors", "errors": {key: NOT_RECORDED}})
+    if isinstance(request, Click):
+        background.add_task(tell, deps, request.response_url, NOT_RECORDED)
     return Response(status_code=200)

@@ -1,12 +1,15 @@
-"""Slack's Socket Mode: the same handlers as the HTTP endpoint, for teams that cannot expose one.
+"""Slack's Socket Mode: the same way in as the HTTP endpoint, for teams that cannot expose one.
 
 With an app-level token (`PHASEGATE_SLACK_APP_TOKEN=xapp-...`) phasegate opens a WebSocket to Slack
 (slack_sdk's built-in client, no extra dependency) and Slack delivers interactions and slash commands
-over it as envelopes. Each envelope is handled by the endpoint's own functions
-(`phasegate.slack.interactions.on_interaction`, `phasegate.slack.change_requests.on_command`), acknowledged with what the endpoint would have
-answered over HTTP, and only then is the slow work run (the endpoint's background tasks), so the
-acknowledgement stays inside Slack's three seconds. Socket Mode has no request signatures: the
-connection itself is authenticated by the app-level token.
+over it as envelopes. Each envelope is decoded by phasegate (`phasegate.slack.payloads.decode_envelope`),
+not by slack_sdk, so that every one is acknowledged, even one too deep to decode or whose payload is
+not an object: Slack resends an envelope it has no acknowledgement for, again and again. Its payload
+goes through the endpoint's own router (`phasegate.slack.interactions`: shape, identity, policy,
+values, record), the acknowledgement carries what the endpoint would have answered over HTTP, and only
+then is the slow work run (the endpoint's background tasks), so the acknowledgement stays inside
+Slack's three seconds. Socket Mode has no request signatures: the connection itself is authenticated
+by the app-level token.
 
     client = start_socket_mode(deps, app_token, web_client)
     ...
@@ -18,18 +21,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from concurrent.futures import Future
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import BackgroundTasks, Response
 from slack_sdk.socket_mode.builtin import SocketModeClient
-from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 
-from phasegate.slack import change_requests as slack_cr
 from phasegate.slack.deps import SlackDeps
-from phasegate.slack.interactions import on_interaction
+from phasegate.slack.interactions import on_command, on_interaction
+from phasegate.slack.payloads import Envelope, decode_envelope
 
 log = logging.getLogger("phasegate.slack.socket")
 
@@ -46,35 +48,58 @@ def answer_payload(response: Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def handle(deps: SlackDeps, request: SocketModeRequest) -> tuple[dict[str, Any] | None, BackgroundTasks]:
-    """The acknowledgement payload for one envelope, and the work to run after acknowledging it."""
-    background = BackgroundTasks()
-    payload = request.payload if isinstance(request.payload, dict) else {}
-    if request.type == "interactive":
-        response = on_interaction(deps, payload, background)
-    elif request.type == "slash_commands":  # the same form fields the HTTP endpoint receives, as JSON
-        body = urlencode({k: str(v) for k, v in payload.items()}).encode()
-        response = slack_cr.on_command(deps, body, background)
+def handle(deps: SlackDeps, envelope: Envelope, background: BackgroundTasks) -> dict[str, Any] | None:
+    """The acknowledgement payload for one envelope; the work to run after it is added to `background`."""
+    if envelope.problem is not None:
+        log.warning("socket mode %s envelope refused: %s", envelope.kind, envelope.problem)
+        return None
+    if envelope.kind == "interactive":
+        response = on_interaction(deps, envelope.payload, background)
+    elif envelope.kind == "slash_commands":  # the form fields the HTTP endpoint receives, as JSON
+        response = on_command(deps, envelope.payload if isinstance(envelope.payload, dict) else {}, background)
     else:  # events_api and anything newer: not used by phasegate; acknowledged so Slack stops resending
-        return None, background
+        return None
     if response.status_code != 200:
-        log.warning("socket mode %s envelope refused: %s", request.type, bytes(response.body)[:200])
-    return answer_payload(response), background
+        log.warning("socket mode %s envelope refused: %s", envelope.kind, bytes(response.body)[:200])
+    return answer_payload(response)
 
 
-def listener(deps: SlackDeps) -> Any:
-    def on_request(client: SocketModeClient, request: SocketModeRequest) -> None:
-        ack, background = handle(deps, request)
-        client.send_socket_mode_response(SocketModeResponse(request.envelope_id, ack))
+class Client(SocketModeClient):
+    """slack_sdk's built-in client, with the envelopes taken before slack_sdk decodes them (it drops,
+    unacknowledged, one too deep for its decoder or whose payload is not an object); every other
+    message (hello, disconnect) is slack_sdk's own."""
+
+    def __init__(self, deps: SlackDeps, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deps = deps
+
+    def enqueue_message(self, message: str) -> None:
+        envelope = decode_envelope(message)
+        if envelope is None:
+            super().enqueue_message(message)
+            return
+        self.message_workers.submit(self.answer, envelope).add_done_callback(failed)
+
+    def answer(self, envelope: Envelope) -> None:
+        background = BackgroundTasks()
+        ack: dict[str, Any] | None = None
+        try:
+            ack = handle(self.deps, envelope, background)
+        finally:  # acknowledged even if handling it failed: a resent envelope would only fail again
+            self.send_socket_mode_response(SocketModeResponse(envelope.envelope_id, ack))
         asyncio.run(background())  # after the acknowledgement, as the endpoint does after its answer
 
-    return on_request
+
+def failed(done: Future[None]) -> None:
+    """An envelope whose handling raised (a bug): logged with its traceback; it was acknowledged."""
+    exc = done.exception()
+    if exc is not None:
+        log.error("socket mode envelope failed", exc_info=exc)
 
 
 def start_socket_mode(deps: SlackDeps, app_token: str, web_client: WebClient) -> SocketModeClient:
     """Connect to Slack (apps.connections.open with the app-level token) and handle envelopes on the
     client's worker threads until `close()`; reconnects on its own when Slack drops the socket."""
-    client = SocketModeClient(app_token=app_token, web_client=web_client, logger=log)
-    client.socket_mode_request_listeners.append(listener(deps))
+    client = Client(deps, app_token=app_token, web_client=web_client, logger=log)
     client.connect()
     return client
