@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from phasegate.ledger.db import LEDGER_DOWN
+from phasegate.ledger.db import LEDGER_DOWN, transaction
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack.deps import NOT_RECORDED, SlackDeps, log
 from phasegate.slack.interactions import on_interaction
@@ -36,7 +36,7 @@ def create_app(deps: SlackDeps) -> FastAPI:
         """200 when the ledger answers; 503 naming the ledger when it does not (a load balancer or
         `curl` sees at once why clicks are refused)."""
         try:
-            with deps.sessions() as session:
+            with transaction(deps.sessions, write=False) as session:  # a read: never queues behind writers
                 session.execute(text("SELECT 1"))
         except LEDGER_DOWN as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
