@@ -1,21 +1,14 @@
 """Engines and sessions. SQLite gets WAL, a busy timeout and write-locking transactions so that
 the Slack endpoint and flow runs in other processes never count a quorum from a stale read;
-PostgreSQL gets the same guarantee from `SELECT ... FOR UPDATE` on the gate row.
-
-SQLite takes one writer at a time. Inside one process the writers of a file therefore queue for
-their turn (`Turns`, first come first served) before `BEGIN IMMEDIATE`, rather than all racing for
-the file's lock in SQLite's busy handler, which sleeps and retries and lets some of them lose past
-any timeout however short their wait ought to be: a burst of clicks is a queue that moves, not a
-ledger that is down. Writers in other processes (flow runs, the CLI) still meet at the file's lock.
-"""
+PostgreSQL gets the same guarantee from `SELECT ... FOR UPDATE` on the gate row. Write
+transactions take turns within a process (phasegate.ledger.writers): one at a time per SQLite file,
+a few at a time on PostgreSQL, the others waiting in line within the engine's timeout."""
 
 from __future__ import annotations
 
 import math
 import threading
-import time
 import weakref
-from collections import deque
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -27,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import ServiceUnavailable
+from phasegate.ledger.writers import Turns, Writer
 
 if TYPE_CHECKING:  # Alembic loads only when the schema has to change
     from alembic.config import Config
@@ -46,76 +40,18 @@ ENDPOINT_TIMEOUT = 1.5
 DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
 
 
-class WriterTimeout(PoolTimeout):
-    """A writer waited out its bound for its turn: the ledger did not take the write in time."""
-
-
-class Turns:
-    """The writers of one SQLite file in this process, one at a time, in the order they came.
-
-    A turn passes straight from the writer that ends to the oldest one waiting, so no newcomer
-    overtakes a waiting writer and a writer's wait is the work queued ahead of it.
-    """
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._taken = False
-        self._waiting: deque[threading.Lock] = deque()
-
-    def take(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the turn; False if it did not come."""
-        with self._mutex:
-            if not self._taken:
-                self._taken = True
-                return True
-            mine = threading.Lock()
-            mine.acquire()
-            self._waiting.append(mine)
-        if mine.acquire(timeout=max(timeout, 0.0)):
-            return True  # handed over by `give`
-        with self._mutex:
-            if mine in self._waiting:
-                self._waiting.remove(mine)
-                return False
-        return True  # handed over just as the wait ran out
-
-    def give(self) -> None:
-        with self._mutex:
-            if self._waiting:
-                self._waiting.popleft().release()
-            else:
-                self._taken = False
-
-
-class Writer:
-    """How an engine's write transactions wait: the file's turns, within the engine's timeout."""
-
-    def __init__(self, turns: Turns, timeout: float) -> None:
-        self.turns, self.timeout = turns, timeout
-
-    @contextmanager
-    def turn(self) -> Iterator[float]:
-        """Hold the turn; yields the seconds left of the timeout for the file's lock (another
-        process's writer may hold it), so that the turn and the lock together wait `timeout` at most."""
-        started = time.monotonic()
-        if not self.turns.take(self.timeout):
-            raise WriterTimeout(f"no turn to write to the ledger within {self.timeout:g} s: the writers queued "
-                                "ahead of this one did not finish in time")
-        try:
-            yield max(0.0, self.timeout - (time.monotonic() - started))
-        finally:
-            self.turns.give()
-
-
-FILE_TURNS: dict[str, Turns] = {}  # by the SQLite file's resolved path: one queue per file in this process
-WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()
+FILE_TURNS: dict[str, Turns] = {}  # by the SQLite file's resolved path: one line of writers per file in this process
+WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()  # how each engine's writers wait
 _REGISTRY = threading.Lock()
+POOL_SIZE = 5  # PostgreSQL connections kept open (SQLAlchemy's default), and so the writers at once
+POOL_OVERFLOW = 10  # more connections for reads while the writers hold theirs
 
 
 def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
-    """Every wait bounded by `timeout`: for a pooled connection, connecting (PostgreSQL's
+    """Every wait bounded by `timeout`: a writer's turn (with, on SQLite, the file's lock after it:
+    the busy timeout gets what is left), a pooled connection, connecting (PostgreSQL's
     connect_timeout counts whole seconds, at least 2), each statement and lock wait (PostgreSQL's
-    statement_timeout), and on SQLite a writer's turn and the file's lock together (busy timeout)."""
+    statement_timeout)."""
     millis = int(timeout * 1000)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -148,9 +84,11 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
-                         connect_args={"connect_timeout": max(2, math.ceil(timeout)),
-                                       "options": f"-c statement_timeout={millis}"})
+    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
+                           pool_timeout=timeout, connect_args={"connect_timeout": max(2, math.ceil(timeout)),
+                                                               "options": f"-c statement_timeout={millis}"})
+    WRITERS[engine] = Writer(Turns(places=POOL_SIZE), timeout)
+    return engine
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
@@ -159,7 +97,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterator[Session]:
-    """One transaction. On SQLite a writing one waits for its turn among this process's writers,
+    """One transaction. A writing one waits for its turn among this process's writers; on SQLite it
     then takes the write lock at BEGIN (so that what it reads is what it writes against);
     `write=False` is for reads that decide nothing, such as a click's pre-check (the answer itself
     is re-checked under the lock): it reads a snapshot and never waits for a writer. PostgreSQL runs
