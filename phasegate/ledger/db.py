@@ -37,21 +37,27 @@ HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob
 # Seconds one ledger call from the Slack endpoint may take: Slack wants its answer within 3 s, and a
 # click the ledger cannot take in time is answered "not recorded, click again" rather than left hanging.
 ENDPOINT_TIMEOUT = 1.5
+# Seconds a click may wait in line behind other clicks while the line moves (a busy ledger, not a
+# down one): Slack's 3 s less the time to write the click and to get it to the line.
+ENDPOINT_PATIENCE = 2.0
 DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
 
 
 FILE_TURNS: dict[str, Turns] = {}  # by the SQLite file's resolved path: one line of writers per file in this process
 WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()  # how each engine's writers wait
 _REGISTRY = threading.Lock()
-POOL_SIZE = 5  # PostgreSQL connections kept open (SQLAlchemy's default), and so the writers at once
-POOL_OVERFLOW = 10  # more connections for reads while the writers hold theirs
+# PostgreSQL writers at once in one process: two overlap one's round trips with the other's Python
+# work; more only hand the interpreter lock around, and the event loop that answers Slack waits for it.
+POSTGRESQL_WRITERS = 2
 
 
-def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
-    """Every wait bounded by `timeout`: a writer's turn (with, on SQLite, the file's lock after it:
-    the busy timeout gets what is left), a pooled connection, connecting (PostgreSQL's
+def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float | None = None) -> Engine:
+    """Every wait bounded by `timeout`: a pooled connection, connecting (PostgreSQL's
     connect_timeout counts whole seconds, at least 2), each statement and lock wait (PostgreSQL's
-    statement_timeout)."""
+    statement_timeout), a SQLite file locked by another process (busy timeout). A writer's turn
+    (phasegate.ledger.writers) is waited for while the line moves, until no writer has got its work
+    done for `timeout`, and `patience` (default: `timeout`) at most; on SQLite the turn and the
+    file's lock after it together wait `patience` at most."""
     millis = int(timeout * 1000)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -61,7 +67,7 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
         if path and path != ":memory:":
             with _REGISTRY:
                 turns = FILE_TURNS.setdefault(str(Path(path).resolve()), Turns())
-            WRITERS[engine] = Writer(turns, timeout)
+            WRITERS[engine] = Writer(turns, timeout, patience)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -84,10 +90,10 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
-                           pool_timeout=timeout, connect_args={"connect_timeout": max(2, math.ceil(timeout)),
-                                                               "options": f"-c statement_timeout={millis}"})
-    WRITERS[engine] = Writer(Turns(places=POOL_SIZE), timeout)
+    engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
+                           connect_args={"connect_timeout": max(2, math.ceil(timeout)),
+                                         "options": f"-c statement_timeout={millis}"})
+    WRITERS[engine] = Writer(Turns(places=POSTGRESQL_WRITERS), timeout, patience)
     return engine
 
 

@@ -1,23 +1,26 @@
-"""Writers take turns: a process's write transactions on one ledger queue, first come first served,
-for a bounded number of places instead of racing for the database's locks.
+"""Writers take turns: a process's write transactions on one ledger wait in line, first come first
+served, for a few places, instead of racing for the database's locks.
 
 SQLite takes one writer at a time. Left to itself, every waiting connection sits in SQLite's busy
 handler, which sleeps and retries, so under a burst some writers lose every retry to newcomers and
-run out of time although the queue ahead of them was short: a busy ledger answered like a dead one.
+run out of time although the line ahead of them was short: a busy ledger answered like a dead one.
 Here a writer of a SQLite file waits for its turn in this process (one place per file), and only
 then takes the file's lock, where it meets only writers of other processes (flow runs, the CLI).
 
 PostgreSQL takes many writers, but in one process they share one interpreter lock: forty threads
 each holding a connection through a dozen round trips spend their time handing that lock around,
-every transaction (and the row locks it holds) lasts longer, and the pool runs dry. A few places
-(the pool's steady size) keep the transactions short and the rest of the process, the event loop
-that answers Slack included, running; the others wait in line, not in the pool.
+every transaction (and the row locks it holds) lasts longer, the pool runs dry, and the event loop
+that answers Slack waits seconds for its turn at the interpreter. Two places keep the transactions
+short and the event loop answering; the others wait in line, not in the pool.
 
-A wait for a turn is bounded (`Writer.timeout`); one that runs out raises WriterTimeout, a
-PoolTimeout, which the endpoint answers like any ledger that did not answer in time.
+A line that moves is a busy ledger; a line that does not is a ledger that is down or hung. A writer
+therefore waits as long as writers ahead of it keep getting their work done, and gives up once none
+has for `timeout` seconds (each of them failed or is still stuck in the database), and in any case
+after `patience` seconds. Giving up raises WriterTimeout, a PoolTimeout, which the Slack endpoint
+answers like any ledger that did not answer in time.
 
-    writer = Writer(Turns(places=1), timeout=1.5)
-    with writer.turn() as left:   # seconds of the bound left for the database's own lock wait
+    writer = Writer(Turns(places=1), timeout=1.5, patience=2.5)
+    with writer.turn() as left:   # seconds left for the database's own lock wait
         ...
 """
 
@@ -29,11 +32,15 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# What a database that is down or hung raises (a refusal, such as a policy error, is work done).
+FAILED = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class WriterTimeout(PoolTimeout):
-    """A writer waited out its bound for a turn: the ledger did not take the write in time."""
+    """A writer gave up waiting for a turn: the ledger did not take the write in time."""
 
 
 class Turns:
@@ -52,10 +59,12 @@ class Turns:
         self._free = places
         self._waiting: deque[threading.Lock] = deque()
         self._holders: dict[int, int] = {}  # thread id: how many turns it is inside
+        self._moved = time.monotonic()  # when a writer last got its work done
 
-    def take(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a place; False if none came."""
-        me = threading.get_ident()
+    def take(self, timeout: float, patience: float) -> bool:
+        """Wait for a place while the line moves: False once no writer has got its work done for
+        `timeout` seconds (counted from this call at the earliest), or after `patience` seconds."""
+        me, joined = threading.get_ident(), time.monotonic()
         with self._mutex:
             if me in self._holders:
                 self._holders[me] += 1
@@ -67,21 +76,29 @@ class Turns:
             mine = threading.Lock()
             mine.acquire()
             self._waiting.append(mine)
-        handed = mine.acquire(timeout=max(timeout, 0.0))
-        with self._mutex:
-            if not handed and mine in self._waiting:
-                self._waiting.remove(mine)
-                return False
-            self._holders[me] = 1  # handed over by `give`, perhaps just as the wait ran out
-            return True
+        while True:
+            with self._mutex:
+                give_up = min(max(joined, self._moved) + timeout, joined + patience)
+            handed = mine.acquire(timeout=max(0.0, give_up - time.monotonic()))
+            with self._mutex:
+                if handed or mine not in self._waiting:  # handed over by `give`, perhaps just as the wait ran out
+                    self._holders[me] = 1
+                    return True
+                if time.monotonic() >= min(max(joined, self._moved) + timeout, joined + patience):
+                    self._waiting.remove(mine)
+                    return False
+            # the line moved while this writer waited: wait on
 
-    def give(self) -> None:
+    def give(self, *, done: bool = True) -> None:
+        """Leave the place; `done` is False when the database failed the writer."""
         me = threading.get_ident()
         with self._mutex:
             self._holders[me] -= 1
             if self._holders[me]:
                 return
             del self._holders[me]
+            if done:
+                self._moved = time.monotonic()
             if self._waiting:
                 self._waiting.popleft().release()  # the place goes to the oldest waiter, never back to the pool
             else:
@@ -90,20 +107,25 @@ class Turns:
 
 class Writer:
     """How one engine's write transactions wait: for a turn among the ledger's writers in this
-    process, within the engine's timeout."""
+    process, while the line moves (see the module's docstring)."""
 
-    def __init__(self, turns: Turns, timeout: float) -> None:
+    def __init__(self, turns: Turns, timeout: float, patience: float | None = None) -> None:
         self.turns, self.timeout = turns, timeout
+        self.patience = timeout if patience is None else patience
 
     @contextmanager
     def turn(self) -> Iterator[float]:
-        """Hold a turn; yields the seconds left of the timeout, for a SQLite file's lock (held perhaps
-        by another process's writer), so that the turn and that lock together wait `timeout` at most."""
+        """Hold a turn; yields the seconds a SQLite file's lock (held perhaps by another process's
+        writer) may then be waited for: `timeout`, within what is left of `patience`."""
         started = time.monotonic()
-        if not self.turns.take(self.timeout):
-            raise WriterTimeout(f"no turn to write to the ledger within {self.timeout:g} s: the writers queued "
-                                "ahead of this one did not finish in time")
+        if not self.turns.take(self.timeout, self.patience):
+            raise WriterTimeout(f"no turn to write to the ledger: no writer ahead of this one got its work done "
+                                f"for {self.timeout:g} s (or {self.patience:g} s passed in line)")
+        done = True  # a refusal (a policy error, say) is work done too
         try:
-            yield max(0.0, self.timeout - (time.monotonic() - started))
+            yield max(0.0, min(self.timeout, self.patience - (time.monotonic() - started)))
+        except FAILED:
+            done = False
+            raise
         finally:
-            self.turns.give()
+            self.turns.give(done=done)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from phasegate.errors import ConfigError
 from phasegate.integrations.slack_chat import SlackChat
-from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
+from phasegate.ledger.db import ENDPOINT_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
 from phasegate.ops.local import Stack, configured_prefect_api, prefect_api
 from phasegate.ops.ports import require_free
 from phasegate.ops.readiness import add_readiness
@@ -49,10 +49,11 @@ def missing_credentials(settings: Settings) -> list[str]:
 def endpoint_deps(url: str, secret: str, chat: SlackChat,
                   resume: Callable[[str], object]) -> tuple[SlackDeps, list[Engine]]:
     """What the Slack endpoint's handlers are given, and the engines to dispose of when it stops.
-    The clicks' engine bounds every ledger call so that a click is answered within Slack's 3 s; the
-    work after the answer has an engine of its own (the default, longer bounds), so that it never
-    holds a connection a click is waiting for."""
-    clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT), make_engine(url)
+    The clicks' engine bounds every ledger wait so that a click is answered within Slack's 3 s (a
+    click waits in line behind other clicks while the line moves); the work after the answer has an
+    engine of its own (the default, longer bounds), so that it never holds a connection a click is
+    waiting for."""
+    clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=ENDPOINT_PATIENCE), make_engine(url)
     deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks), chat=chat, resume=resume,
                      followup_sessions=sessions(after))
     return deps, [clicks, after]
