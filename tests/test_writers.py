@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from phasegate.ledger.writers import Turns, Writer, WriterTimeout
+from phasegate.ledger.writers import Turns, Writer, WriterTimeout, deadline
 
 
 def queue_behind(writer: Writer, count: int, hold: float, *, fail: bool = False) -> tuple[list[int], list[threading.Thread]]:
@@ -75,9 +75,12 @@ def test_a_stuck_line_is_given_up_on_after_the_timeout() -> None:
     holder.start()
     time.sleep(0.05)
     got, seconds = waited(writer)
+    assert not got and 0.2 < seconds < 1.0
+    time.sleep(0.3)
+    got, seconds = waited(writer)  # the line has stood still for longer than the timeout: at once
     release.set()
     holder.join()
-    assert not got and 0.2 < seconds < 1.0
+    assert not got and seconds < 0.05
 
 
 def test_writers_the_database_failed_do_not_move_the_line() -> None:
@@ -140,3 +143,15 @@ def test_several_places_take_that_many_writers_at_once() -> None:
     for thread in threads:
         thread.join()
     assert most[0] == 3
+
+
+def test_a_requests_deadline_ends_its_wait_in_a_line_that_moves() -> None:
+    writer = Writer(Turns(), timeout=0.2, patience=5.0)
+    _, threads = queue_behind(writer, 40, 0.02)
+    with deadline(0.3):
+        got, seconds = waited(writer)
+    assert not got and 0.25 < seconds < 0.7
+    for thread in threads:
+        thread.join()
+    with deadline(0.0), writer.turn() as left:  # past its deadline, a free place is still taken
+        assert left == 0.0

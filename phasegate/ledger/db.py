@@ -37,9 +37,10 @@ HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob
 # Seconds one ledger call from the Slack endpoint may take: Slack wants its answer within 3 s, and a
 # click the ledger cannot take in time is answered "not recorded, click again" rather than left hanging.
 ENDPOINT_TIMEOUT = 1.5
-# Seconds a click may wait in line behind other clicks while the line moves (a busy ledger, not a
-# down one): Slack's 3 s less the time to write the click and to get it to the line.
-ENDPOINT_PATIENCE = 2.0
+# Seconds a click may wait, from its handler's start, for a thread, for its turn behind other clicks
+# while the line moves (a busy ledger, not a down one) and for the locks after: Slack's 3 s less the
+# time to read the request before and to write and answer after (phasegate.ledger.writers.deadline).
+ENDPOINT_PATIENCE = 2.2
 DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
 
 
@@ -56,8 +57,8 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
     connect_timeout counts whole seconds, at least 2), each statement and lock wait (PostgreSQL's
     statement_timeout), a SQLite file locked by another process (busy timeout). A writer's turn
     (phasegate.ledger.writers) is waited for while the line moves, until no writer has got its work
-    done for `timeout`, and `patience` (default: `timeout`) at most; on SQLite the turn and the
-    file's lock after it together wait `patience` at most."""
+    done for `timeout`, and `patience` (default: `timeout`) at most; the turn and the locks after it
+    (a SQLite file's, PostgreSQL's row and table locks) together wait `patience` at most."""
     millis = int(timeout * 1000)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -84,7 +85,10 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
             if options.get(READ_ONLY, False):
                 connection.exec_driver_sql("BEGIN")
                 return
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={int(options.get(LOCK_WAIT, timeout) * 1000)}")
+            busy = int(options.get(LOCK_WAIT, timeout) * 1000)
+            if connection.info.get(LOCK_WAIT, millis) != busy:  # what the connection was last told
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
+                connection.info[LOCK_WAIT] = busy
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -94,7 +98,20 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
                            connect_args={"connect_timeout": max(2, math.ceil(timeout)),
                                          "options": f"-c statement_timeout={millis}"})
     WRITERS[engine] = Writer(Turns(places=POSTGRESQL_WRITERS), timeout, patience)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin_pg(connection: Any) -> None:
+        wait = connection.get_execution_options().get(LOCK_WAIT)
+        if wait is not None and wait < timeout:  # a writer that queued: its lock waits get what is left
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
+
     return engine
+
+
+def writers_waiting(engine: Engine) -> bool:
+    """Whether writers on this engine's ledger wait in line in this process now."""
+    writer = WRITERS.get(engine)
+    return writer is not None and writer.turns.waiting > 0
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

@@ -3,7 +3,8 @@
 Verify, record, answer; everything slow happens after the answer, inside Slack's three seconds for
 the answer itself: a modal or an ephemeral reply as a request background task, and the prompt
 update and the run's wake-up on threads of their own (phasegate.slack.followups), so that they never
-slow the next clicks' answers. This module checks the request (whole, signed, fresh) and hands the
+slow the next clicks' answers. A click's waits on the ledger (for its turn behind other clicks, for
+locks) end by a deadline within those three seconds (phasegate.ledger.writers). This module checks the request (whole, signed, fresh) and hands the
 payload on: interactions to `phasegate.slack.interactions`, which routes them to the gate handlers
 (`phasegate.slack.gates`) and the change-request ones (`phasegate.slack.change_requests`); slash
 commands to `phasegate.slack.change_requests`. `phasegate.slack.socket` serves the same handlers
@@ -20,7 +21,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from phasegate.ledger.db import LEDGER_DOWN, transaction
+from phasegate.ledger.db import ENDPOINT_PATIENCE, LEDGER_DOWN, transaction
+from phasegate.ledger.writers import deadline
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack.deps import NOT_RECORDED, SlackDeps, log
 from phasegate.slack.interactions import on_interaction
@@ -45,25 +47,27 @@ def create_app(deps: SlackDeps) -> FastAPI:
 
     @app.post("/slack/commands")
     async def commands(request: Request, background: BackgroundTasks) -> Response:
-        body, refusal = await verified_body(deps, request)
-        if refusal is not None:
-            return refusal
-        try:
-            return await run_sync(slack_cr.on_command, deps, body, background)
-        except LEDGER_DOWN as exc:
-            log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
-            return JSONResponse({"response_type": "ephemeral", "text": NOT_RECORDED})
+        with deadline(ENDPOINT_PATIENCE):  # the ledger's waits end within Slack's 3 s, counted from here
+            body, refusal = await verified_body(deps, request)
+            if refusal is not None:
+                return refusal
+            try:
+                return await run_sync(slack_cr.on_command, deps, body, background)
+            except LEDGER_DOWN as exc:
+                log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
+                return JSONResponse({"response_type": "ephemeral", "text": NOT_RECORDED})
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
-        body, refusal = await verified_body(deps, request)
-        if refusal is not None:
-            return refusal
-        try:
-            payload = parse_payload(body)
-        except BadPayload as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return await run_sync(on_interaction, deps, payload, background)
+        with deadline(ENDPOINT_PATIENCE):  # the ledger's waits end within Slack's 3 s, counted from here
+            body, refusal = await verified_body(deps, request)
+            if refusal is not None:
+                return refusal
+            try:
+                payload = parse_payload(body)
+            except BadPayload as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return await run_sync(on_interaction, deps, payload, background)
 
     return app
 
