@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from phasegate.errors import ConfigError
 from phasegate.integrations.slack_chat import SlackChat
-from phasegate.ledger.db import ENDPOINT_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
+from phasegate.ledger.db import ENDPOINT_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade, writers_waiting
 from phasegate.ops.local import Stack, configured_prefect_api, prefect_api
 from phasegate.ops.ports import require_free
 from phasegate.ops.readiness import add_readiness
@@ -22,6 +22,7 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
+from phasegate.slack.followups import Followups
 
 SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
 
@@ -52,9 +53,10 @@ def endpoint_deps(url: str, secret: str, chat: SlackChat,
     The clicks' engine bounds every ledger wait so that a click is answered within Slack's 3 s (a
     click waits in line behind other clicks while the line moves); the work after the answer has an
     engine of its own (the default, longer bounds), so that it never holds a connection a click is
-    waiting for."""
+    waiting for, and runs one job at a time while clicks wait."""
     clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=ENDPOINT_PATIENCE), make_engine(url)
     deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks), chat=chat, resume=resume,
+                     followups=Followups(clicks_waiting=lambda: writers_waiting(clicks)),
                      followup_sessions=sessions(after))
     return deps, [clicks, after]
 
