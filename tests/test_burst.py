@@ -15,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import sqlite3
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from helpers import wait_until
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
@@ -84,12 +88,13 @@ async def sending(url: str, payloads: list[dict[str, Any]]) -> list[tuple[int, f
     return answers
 
 
-def prompts(ledger: sessionmaker[Session], chat: SlackChat, acme: Engagement) -> list[tuple[int, str, str]]:
-    """GATES open G1 gates, each of its own engagement, its prompt posted: (gate id, channel, ts)."""
+def prompts(ledger: sessionmaker[Session], chat: SlackChat, acme: Engagement,
+            count: int = GATES) -> list[tuple[int, str, str]]:
+    """`count` open G1 gates, each of its own engagement, its prompt posted: (gate id, channel, ts)."""
     data = acme.model_dump(mode="json")
     opened = []
     with transaction(ledger) as session:
-        for n in range(GATES):
+        for n in range(count):
             engagement = Engagement.model_validate(data | {"id": f"burst-{n:04d}", "slack_channel": f"C0BURST{n:04d}"})
             engagements.register(session, engagement)
             phases.start_phase(session, engagement, Phase.POC, requested_by=engagement.pm_slack_user,
@@ -143,3 +148,55 @@ def test_a_burst_of_distinct_clicks_is_recorded_exactly_once(ledger_url: str, le
     assert late == 0  # Slack shows the clicker an error instead
     assert len(recorded) == len(set(recorded)) == sealed == len(clicks)
     assert decided == GATES and sorted(woken) == sorted(f"run-{n:04d}" for n in range(GATES))
+
+
+@contextmanager
+def hung(ledger_url: str) -> Iterator[None]:
+    """The ledger hangs for the endpoint: on SQLite another process's writer holds the file's lock,
+    on PostgreSQL another session holds the decisions table locked; both until the block ends."""
+    if ledger_url.startswith("sqlite"):
+        holder = sqlite3.connect(ledger_url.split("///", 1)[-1], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.rollback()
+            holder.close()
+        return
+    engine = create_engine(ledger_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
+            yield
+    finally:
+        engine.dispose()
+
+
+def test_a_burst_on_a_hung_ledger_is_answered_not_recorded_in_time(ledger_url: str, ledger: sessionmaker[Session],
+                                                                    slack: SlackStandin, acme: Engagement) -> None:
+    """A line that does not move is a ledger that is down: every click of the burst is answered
+    within Slack's 3 s and told "not recorded", nothing is recorded, and once the ledger is back the
+    next click counts."""
+    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
+    posted = prompts(ledger, chat, acme, count=100)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    handle = serve_in_thread(create_app(deps))
+    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
+    clicks = [sponsor.click_payload(gate_id, Outcome.GO, channel, ts) for gate_id, channel, ts in posted]
+    try:
+        with hung(ledger_url):
+            answers = burst(handle.url + "/slack/interactions", clicks)
+            wait_until(lambda: all(slack.said_to(click["response_url"]) for click in clicks), what="every answer")
+        gate_id, channel, ts = posted[0]
+        assert sponsor.click(gate_id, Outcome.GO, channel, ts).status_code == 200
+    finally:
+        handle.stop()
+        for engine in engines:
+            engine.dispose()
+    slowest = max(seconds for _, seconds in answers)
+    print(f"\n{ledger_url.split(':')[0]}: {len(clicks)} clicks on a hung ledger, slowest answer {slowest * 1000:.0f} ms")
+    assert [status for status, _ in answers] == [200] * len(clicks) and slowest < SLACK_WAITS
+    assert all(slack.said_to(click["response_url"]) == [NOT_RECORDED] for click in clicks)
+    with transaction(ledger) as session:
+        recorded = session.execute(select(DecisionRow.gate_id, DecisionRow.approver)).all()
+    assert recorded == [(gate_id, CLIENT)]
