@@ -63,3 +63,32 @@ def test_a_job_runs_in_the_context_it_was_submitted_from() -> None:
     queue.submit("gate", lambda _: seen.append(api.get()), True)
     api.reset(token)
     assert queue.idle(5) and seen == ["http://127.0.0.1:4200/api"]
+
+
+def test_while_clicks_wait_for_the_ledger_one_follow_up_runs_at_a_time() -> None:
+    """The answers Slack waits for come first: while clicks queue for the ledger, the follow-ups go
+    on one at a time (never stopped, so a long burst starves no prompt), and all at once after."""
+    clicks_waiting = threading.Event()
+    clicks_waiting.set()
+    queue, release = Followups(workers=3, clicks_waiting=clicks_waiting.is_set), threading.Event()
+    running: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+
+    def refresh(_: bool) -> None:
+        with lock:
+            running.append(1)
+            most[0] = max(most[0], len(running))
+        release.wait(5)
+        with lock:
+            running.pop()
+
+    for gate in range(6):
+        queue.submit(("gate", gate), refresh, False)
+    time.sleep(0.3)
+    assert most[0] == 1
+    clicks_waiting.clear()  # the burst is over
+    time.sleep(0.3)
+    assert most[0] == 3
+    release.set()
+    assert queue.idle(5)

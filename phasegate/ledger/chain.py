@@ -32,15 +32,16 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, inspect, select
+from sqlalchemy import Table, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from phasegate.ledger.models import AuditEventRow, AuditHeadRow, Base, utcnow
+from phasegate.ledger.models import Base, utcnow
 from phasegate.states import AuditKind
 
 GENESIS = "0" * 64
@@ -98,39 +99,65 @@ def db_columns(row: Base) -> tuple[str, dict[str, Any]]:
     return table.name, values
 
 
-def lock_head(session: Session, engagement_id: str) -> AuditHeadRow:
-    """The engagement's chain head, created at GENESIS if new, locked until the transaction ends."""
-    query = (select(AuditHeadRow).where(AuditHeadRow.engagement_id == engagement_id)
-             .with_for_update().execution_options(populate_existing=True))
-    head = session.scalar(query)
+@dataclass(frozen=True)
+class Link:
+    """One event to add to a chain; `seal` is (table, row id, row hash) of the row it seals."""
+
+    kind: AuditKind
+    subject: str
+    payload: Mapping[str, Any]
+    seal: tuple[str, int, str] | None = None
+
+
+def seal_of(row: Base) -> tuple[str, int, str]:
+    """(table, id, content hash) of a flushed decision, snapshot or spend row."""
+    table, columns = db_columns(row)
+    if table not in ROW_COLUMNS:
+        raise ValueError(f"rows of {table} are not sealed by the audit chain")
+    return table, columns["id"], row_hash(table, columns)
+
+
+def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
+    """(seq, hash) of the engagement's chain head, created at GENESIS if new, locked until the
+    transaction ends. Read and written through Core: the head is nobody's ORM object."""
+    heads = Base.metadata.tables["audit_heads"]
+    query = select(heads.c.seq, heads.c.hash).where(heads.c.engagement_id == engagement_id).with_for_update()
+    head = session.execute(query).first()
     if head is None:  # a new chain; a concurrent first writer makes this insert wait, then do nothing
-        heads = Base.metadata.tables["audit_heads"]
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(insert(heads).values(engagement_id=engagement_id, seq=0, hash=GENESIS)
                         .on_conflict_do_nothing())
-        head = session.scalar(query)
+        head = session.execute(query).first()
     if head is None:
         raise RuntimeError(f"the audit chain head of {engagement_id} vanished inside its transaction")
-    return head
+    return int(head.seq), str(head.hash)
+
+
+def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
+    """Add the events to the engagement's chain, in order, under one lock of its head: one read of
+    the head, one insert, one update, however many events."""
+    seq, prev_hash = lock_head(session, engagement_id)
+    rows = []
+    for link in links:
+        table, row_id, sealed = link.seal if link.seal is not None else (None, None, None)
+        seq += 1
+        columns = {"engagement_id": engagement_id, "seq": seq, "kind": link.kind, "subject": link.subject,
+                   "payload": json.loads(json.dumps(plain(link.payload))), "created_at": utcnow(),
+                   "row_table": table, "row_id": row_id, "row_hash": sealed, "prev_hash": prev_hash}
+        prev_hash = event_hash(columns)
+        rows.append(columns | {"hash": prev_hash})
+    if not rows:
+        return
+    heads, events = Base.metadata.tables["audit_heads"], Base.metadata.tables["audit_events"]
+    session.execute(events.insert(), rows)
+    session.execute(update(heads).where(heads.c.engagement_id == engagement_id).values(seq=seq, hash=prev_hash))
 
 
 def append(session: Session, engagement_id: str, kind: AuditKind, subject: str, payload: Mapping[str, Any],
-           covers: Base | None = None) -> AuditEventRow:
+           covers: Base | None = None) -> None:
     """Add the next event of the engagement's chain; `covers` is a decision or snapshot row it seals."""
-    row_table: str | None = None
-    row_id: int | None = None
-    sealed: str | None = None
+    seal = None
     if covers is not None:
         session.flush()  # the row's id and defaults are part of its hash
-        row_table, columns = db_columns(covers)
-        if row_table not in ROW_COLUMNS:
-            raise ValueError(f"rows of {row_table} are not sealed by the audit chain")
-        row_id, sealed = columns["id"], row_hash(row_table, columns)
-    head = lock_head(session, engagement_id)
-    columns = {"engagement_id": engagement_id, "seq": head.seq + 1, "kind": kind, "subject": subject,
-               "payload": json.loads(json.dumps(plain(payload))), "created_at": utcnow(),
-               "row_table": row_table, "row_id": row_id, "row_hash": sealed, "prev_hash": head.hash}
-    event = AuditEventRow(**columns, hash=event_hash(columns))
-    session.add(event)
-    head.seq, head.hash = event.seq, event.hash
-    return event
+        seal = seal_of(covers)
+    extend(session, engagement_id, [Link(kind, subject, payload, seal)])

@@ -1,10 +1,14 @@
 """Engines and sessions. SQLite gets WAL, a busy timeout and write-locking transactions so that
 the Slack endpoint and flow runs in other processes never count a quorum from a stale read;
-PostgreSQL gets the same guarantee from `SELECT ... FOR UPDATE` on the gate row."""
+PostgreSQL gets the same guarantee from `SELECT ... FOR UPDATE` on the gate row. Write
+transactions take turns within a process (phasegate.ledger.writers): one at a time per SQLite file,
+a few at a time on PostgreSQL, the others waiting in line within the engine's timeout."""
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -16,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import ServiceUnavailable
+from phasegate.ledger.writers import Turns, Writer
 
 if TYPE_CHECKING:  # Alembic loads only when the schema has to change
     from alembic.config import Config
@@ -23,6 +28,7 @@ if TYPE_CHECKING:  # Alembic loads only when the schema has to change
 # The ledger could not be reached or did not answer in time (as opposed to refusing a value).
 LEDGER_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 READ_ONLY = "phasegate_read_only"  # an execution option: this transaction only reads
+LOCK_WAIT = "phasegate_lock_wait"  # an execution option: seconds a SQLite BEGIN IMMEDIATE may wait
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The newest migration's revision: each file in versions/ is named after its revision ("0006_spend.py").
 HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
@@ -31,19 +37,38 @@ HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob
 # Seconds one ledger call from the Slack endpoint may take: Slack wants its answer within 3 s, and a
 # click the ledger cannot take in time is answered "not recorded, click again" rather than left hanging.
 ENDPOINT_TIMEOUT = 1.5
+# Seconds a click may wait, from its handler's start, for a thread, for its turn behind other clicks
+# while the line moves (a busy ledger, not a down one) and for the locks after: Slack's 3 s less the
+# time to read the request before and to write and answer after (phasegate.ledger.writers.deadline).
+ENDPOINT_PATIENCE = 2.2
 DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
 
 
-def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
-    """Every call bounded by `timeout`: waiting for a pooled connection, connecting (PostgreSQL's
+FILE_TURNS: dict[str, Turns] = {}  # by the SQLite file's resolved path: one line of writers per file in this process
+WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()  # how each engine's writers wait
+_REGISTRY = threading.Lock()
+# PostgreSQL writers at once in one process: two overlap one's round trips with the other's Python
+# work; more only hand the interpreter lock around, and the event loop that answers Slack waits for it.
+POSTGRESQL_WRITERS = 2
+
+
+def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float | None = None) -> Engine:
+    """Every wait bounded by `timeout`: a pooled connection, connecting (PostgreSQL's
     connect_timeout counts whole seconds, at least 2), each statement and lock wait (PostgreSQL's
-    statement_timeout), a locked SQLite file (busy timeout)."""
+    statement_timeout), a SQLite file locked by another process (busy timeout). A writer's turn
+    (phasegate.ledger.writers) is waited for while the line moves, until no writer has got its work
+    done for `timeout`, and `patience` (default: `timeout`) at most; the turn and the locks after it
+    (a SQLite file's, PostgreSQL's row and table locks) together wait `patience` at most."""
     millis = int(timeout * 1000)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": timeout})
+        engine = create_engine(url, connect_args={"timeout": timeout}, pool_timeout=timeout)
+        if path and path != ":memory:":
+            with _REGISTRY:
+                turns = FILE_TURNS.setdefault(str(Path(path).resolve()), Turns())
+            WRITERS[engine] = Writer(turns, timeout, patience)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -56,15 +81,37 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            read_only = connection.get_execution_options().get(READ_ONLY, False)
-            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+            options = connection.get_execution_options()
+            if options.get(READ_ONLY, False):
+                connection.exec_driver_sql("BEGIN")
+                return
+            busy = int(options.get(LOCK_WAIT, timeout) * 1000)
+            if connection.info.get(LOCK_WAIT, millis) != busy:  # what the connection was last told
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
+                connection.info[LOCK_WAIT] = busy
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
-                         connect_args={"connect_timeout": max(2, math.ceil(timeout)),
-                                       "options": f"-c statement_timeout={millis}"})
+    engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
+                           connect_args={"connect_timeout": max(2, math.ceil(timeout)),
+                                         "options": f"-c statement_timeout={millis}"})
+    WRITERS[engine] = Writer(Turns(places=POSTGRESQL_WRITERS), timeout, patience)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin_pg(connection: Any) -> None:
+        wait = connection.get_execution_options().get(LOCK_WAIT)
+        if wait is not None and wait < timeout:  # a writer that queued: its lock waits get what is left
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait * 1000))}")
+
+    return engine
+
+
+def writers_waiting(engine: Engine) -> bool:
+    """Whether writers on this engine's ledger wait in line in this process now."""
+    writer = WRITERS.get(engine)
+    return writer is not None and writer.turns.waiting > 0
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
@@ -73,10 +120,19 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterator[Session]:
-    """One transaction. On SQLite a writing one takes the write lock at BEGIN (so that what it reads
-    is what it writes against); `write=False` is for reads that decide nothing, such as a click's
-    pre-check (the answer itself is re-checked under the lock): it reads a snapshot and never waits
-    for a writer. PostgreSQL runs it READ ONLY, so a write inside one fails there loudly."""
+    """One transaction. A writing one waits for its turn among this process's writers; on SQLite it
+    then takes the write lock at BEGIN (so that what it reads is what it writes against);
+    `write=False` is for reads that decide nothing, such as a click's pre-check (the answer itself
+    is re-checked under the lock): it reads a snapshot and never waits for a writer. PostgreSQL runs
+    it READ ONLY, so a write inside one fails there loudly."""
+    bind = factory.kw.get("bind")
+    writer = WRITERS.get(bind) if write and isinstance(bind, Engine) else None
+    if writer is not None:
+        with writer.turn() as left, factory() as session, session.begin():
+            lock_wait: dict[str, Any] = {LOCK_WAIT: left}
+            session.connection(execution_options=lock_wait)
+            yield session
+        return
     with factory() as session, session.begin():
         if not write:
             options: dict[str, Any] = {READ_ONLY: True, "postgresql_readonly": True}

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +18,14 @@ from phasegate.configs import limits
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import audit
-from phasegate.ledger.models import AttestationRow, BaselineRow, EngagementRow, MetricSubmissionRow, MilestoneLinkRow
+from phasegate.ledger.models import (
+    AttestationRow,
+    Base,
+    BaselineRow,
+    EngagementRow,
+    MetricSubmissionRow,
+    MilestoneLinkRow,
+)
 from phasegate.states import AuditKind, EngagementState, Via
 from phasegate.text import checked
 
@@ -52,8 +60,12 @@ def get(session: Session, engagement_id: str, *, lock: bool = False) -> Engageme
     decided by counting audit events, such as a run's restart number)."""
     row = session.get(EngagementRow, engagement_id, with_for_update=lock or None)
     if row is None:
-        raise NotFound(f"no engagement {engagement_id!r} in the ledger (register it with `phasegate engagement create FILE`)")
+        raise missing(engagement_id)
     return row
+
+
+def missing(engagement_id: str) -> NotFound:
+    return NotFound(f"no engagement {engagement_id!r} in the ledger (register it with `phasegate engagement create FILE`)")
 
 
 # Decoded engagement files by config digest. A digest names one file for ever (an amendment gets a
@@ -65,13 +77,39 @@ DECODED_MAX = 2048
 
 def config_of(row: EngagementRow) -> Engagement:
     """The engagement file the row was registered (or last amended) with."""
+    return DECODED.get(row.config_digest) or decoded(row.config_digest, row.config)
+
+
+def decoded(digest: str, config: dict[str, Any]) -> Engagement:
+    engagement = Engagement.model_validate(config)
+    if len(DECODED) >= DECODED_MAX:
+        DECODED.clear()
+    DECODED[digest] = engagement
+    return engagement
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What an answer is decided against: the engagement's state and its file."""
+
+    state: EngagementState
+    closed_reason: str | None
+    config: Engagement
+
+
+def standing(session: Session, engagement_id: str) -> Standing:
+    """The engagement's state and file in one narrow read; the stored file is read only when this
+    process has not decoded it yet (a click's transaction reads no JSON it does not need)."""
+    table = Base.metadata.tables["engagements"]
+    row = session.execute(select(table.c.state, table.c.closed_reason, table.c.config_digest)
+                          .where(table.c.id == engagement_id)).first()
+    if row is None:
+        raise missing(engagement_id)
     config = DECODED.get(row.config_digest)
     if config is None:
-        config = Engagement.model_validate(row.config)
-        if len(DECODED) >= DECODED_MAX:
-            DECODED.clear()
-        DECODED[row.config_digest] = config
-    return config
+        stored: dict[str, Any] = session.execute(select(table.c.config).where(table.c.id == engagement_id)).scalar_one()
+        config = decoded(row.config_digest, stored)
+    return Standing(row.state, row.closed_reason, config)
 
 
 def all_rows(session: Session) -> list[EngagementRow]:

@@ -8,15 +8,16 @@ counted, all in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
-from phasegate.ledger import audit
-from phasegate.ledger.engagements import config_of, get
-from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
+from phasegate.ledger import audit, chain, engagements
+from phasegate.ledger.models import Base, DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
 from phasegate.rules.evidence import Snapshot
@@ -112,39 +113,65 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
            delivery_id: str | None = None, engagement: Engagement | None = None,
            operator: str | None = None) -> Answered:
     """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused.
-    `operator` is the user@host that ran a CLI command, kept beside the Slack id it claimed."""
+    `operator` is the user@host that ran a CLI command, kept beside the Slack id it claimed.
+
+    One short transaction, the same for every way an answer arrives: the gate row locked, then one
+    read each of the answers so far and of the engagement's state, the policy checked, and the
+    decision with its audit event (and the gate's settling and its event when the quorum is met)
+    written through Core, the events under one lock of the engagement's chain head.
+    """
     gate = by_id(session, gate_id, lock=True)
-    if delivery_id is not None and session.scalar(select(DecisionRow.id).where(DecisionRow.delivery_id == delivery_id)):
-        return Answered(gate, recorded=False, decided=None)
-    row = get(session, gate.engagement_id)
-    if row.state is EngagementState.CANCELLED:
-        raise GateClosed(f"{gate.engagement_id} was cancelled ({row.closed_reason}); it takes no more answers")
-    engagement = engagement or config_of(row)
+    table = Base.metadata.tables["decisions"]
+    mine_or_delivered = table.c.gate_id == gate.id
+    if delivery_id is not None:
+        mine_or_delivered = or_(mine_or_delivered, table.c.delivery_id == delivery_id)
+    answered = session.execute(select(table.c.gate_id, table.c.approver, table.c.outcome, table.c.reason,
+                                      table.c.delivery_id).where(mine_or_delivered).order_by(table.c.id)).all()
+    if delivery_id is not None and any(row.delivery_id == delivery_id for row in answered):
+        return Answered(gate, recorded=False, decided=None)  # a redelivery of an answer already recorded
+    standing = engagements.standing(session, gate.engagement_id)
+    if standing.state is EngagementState.CANCELLED:
+        raise GateClosed(f"{gate.engagement_id} was cancelled ({standing.closed_reason}); it takes no more answers")
+    engagement = engagement or standing.config
     gate_policy = engagement.phases.of(gate.phase).gate
     entry = check(session, gate, engagement, via=via, approver=approver, outcome=outcome, reason=reason)
-    previous = latest_answers(decisions(session, gate.id))
-    mine = previous.get(approver)
-    if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
+    latest = {row.approver: row for row in answered if row.gate_id == gate.id}  # oldest first: the last one stays
+    reason = reason.strip()
+    mine = latest.get(approver)
+    if mine is not None and mine.outcome is outcome and mine.reason == reason:
         return Answered(gate, recorded=False, decided=None)
-    session.add(decision := DecisionRow(gate_id=gate.id, outcome=outcome, approver=approver, side=entry.side.value,
-                                        role=entry.role, reason=reason.strip(), digest=gate.digest, via=via,
-                                        delivery_id=delivery_id, operator=operator))
-    audit.record(session, gate.engagement_id, AuditKind.DECISION_RECORDED, gate.name, covers=decision,
-                 gate_id=gate.id,
-                 approver=approver, outcome=outcome.value, reason=reason.strip(), digest=gate.digest,
-                 channel=via.value, operator=operator)  # the payload key predates the name `via`
-    tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
-    decided = policy.reached(gate_policy, tally)
+    decision: dict[str, Any] = {"gate_id": gate.id, "outcome": outcome, "approver": approver,
+                                "side": entry.side.value, "role": entry.role, "reason": reason, "digest": gate.digest,
+                                "channel": via, "delivery_id": delivery_id, "operator": operator,
+                                "created_at": utcnow()}
+    decision["id"] = session.execute(insert(table).values(decision).returning(table.c.id)).scalar_one()
+    links = [chain.Link(AuditKind.DECISION_RECORDED, gate.name,
+                        {"gate_id": gate.id, "approver": approver, "outcome": outcome.value, "reason": reason,
+                         "digest": gate.digest, "channel": via.value,  # the payload key predates the name `via`
+                         "operator": operator},
+                        seal=("decisions", decision["id"], chain.row_hash("decisions", decision)))]
+    decided = policy.reached(gate_policy, {user: row.outcome for user, row in latest.items()} | {approver: outcome})
     if decided is not None:
-        settle(session, gate, decided)
+        links.append(decide(session, gate, decided))
+    chain.extend(session, gate.engagement_id, links)
     return Answered(gate, recorded=True, decided=decided)
 
 
 def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
+    chain.extend(session, gate.engagement_id, [decide(session, gate, outcome)])
+
+
+def decide(session: Session, gate: GateRow, outcome: Outcome) -> chain.Link:
+    """The revision decided, in the ledger and on the caller's `gate`; the event that says so, for
+    the caller to add to the chain."""
     gate.state.check_can_become(GateState.DECIDED, f"{gate.name} revision {gate.revision}")
-    gate.state, gate.outcome, gate.decided_at = GateState.DECIDED, outcome, utcnow()
-    audit.record(session, gate.engagement_id, AuditKind.GATE_DECIDED, gate.name, gate_id=gate.id,
-                 outcome=outcome.value, digest=gate.digest)
+    changes = {"state": GateState.DECIDED, "outcome": outcome, "decided_at": utcnow()}
+    table = Base.metadata.tables["gates"]
+    session.execute(update(table).where(table.c.id == gate.id).values(changes))
+    for key, value in changes.items():  # what was just written, not a change still to flush
+        set_committed_value(gate, key, value)
+    return chain.Link(AuditKind.GATE_DECIDED, gate.name, {"gate_id": gate.id, "outcome": outcome.value,
+                                                         "digest": gate.digest})
 
 
 def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[str]) -> GateRow:

@@ -17,12 +17,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from phasegate.ledger.db import transaction
+
 PROBE_TIMEOUT = 2.0  # seconds; a balancer's probe should not wait longer than that for an answer
 
 
 def ledger_problem(sessions: sessionmaker[Session]) -> str | None:
     try:
-        with sessions() as session:
+        with transaction(sessions, write=False) as session:  # a read: never queues behind writers
             session.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         return f"ledger: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"

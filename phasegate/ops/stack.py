@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 
 from rich.console import Console
+from sqlalchemy import Engine
 
 from phasegate.errors import ConfigError
-from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
+from phasegate.integrations.slack_chat import SlackChat
+from phasegate.ledger.db import ENDPOINT_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade, writers_waiting
 from phasegate.ops.local import Stack, configured_prefect_api, prefect_api
 from phasegate.ops.ports import require_free
 from phasegate.ops.readiness import add_readiness
@@ -19,6 +22,7 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
+from phasegate.slack.followups import Followups
 
 SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
 
@@ -43,14 +47,27 @@ def missing_credentials(settings: Settings) -> list[str]:
     return missing
 
 
+def endpoint_deps(url: str, secret: str, chat: SlackChat,
+                  resume: Callable[[str], object]) -> tuple[SlackDeps, list[Engine]]:
+    """What the Slack endpoint's handlers are given, and the engines to dispose of when it stops.
+    The clicks' engine bounds every ledger wait so that a click is answered within Slack's 3 s (a
+    click waits in line behind other clicks while the line moves); the work after the answer has an
+    engine of its own (the default, longer bounds), so that it never holds a connection a click is
+    waiting for, and runs one job at a time while clicks wait."""
+    clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=ENDPOINT_PATIENCE), make_engine(url)
+    deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks), chat=chat, resume=resume,
+                     followups=Followups(clicks_waiting=lambda: writers_waiting(clicks)),
+                     followup_sessions=sessions(after))
+    return deps, [clicks, after]
+
+
 def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> ServerHandle:
     """The Slack endpoint (with `/readyz` against the stack's Prefect API) and, when an app-level
     token is set, the same handlers over Socket Mode."""
-    secret = signing_secret(rt.settings)
-    engine = make_engine(rt.settings.ledger_url, timeout=ENDPOINT_TIMEOUT)  # every call under Slack's 3 s
-    stack.callback(engine.dispose)
-    deps = SlackDeps(signing_secret=secret, sessions=sessions(engine), chat=rt.chat,
-                     resume=PrefectRuns(wake_wait=30).wake)
+    deps, engines = endpoint_deps(rt.settings.ledger_url, signing_secret(rt.settings), rt.chat,
+                                  PrefectRuns(wake_wait=30).wake)
+    for engine in engines:
+        stack.callback(engine.dispose)
     app = create_app(deps)
     add_readiness(app, deps.sessions, stack.api_url or rt.settings.prefect_api_url)
     app_token = rt.settings.slack_app_token.get_secret_value()

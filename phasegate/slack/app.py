@@ -7,6 +7,8 @@ slow the next clicks' answers. This module checks the request (whole, signed, fr
 hands it to `phasegate.slack.interactions`, the one way in for interactions and slash commands alike
 (`phasegate.slack.inbound` names its steps); `phasegate.slack.socket` hands Socket Mode's envelopes
 to the same functions.
+A click's waits on the ledger (for its turn behind other clicks, for locks) end by a deadline
+within those three seconds (phasegate.ledger.writers).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from phasegate.ledger.db import LEDGER_DOWN
+from phasegate.ledger.db import ENDPOINT_PATIENCE, LEDGER_DOWN, transaction
+from phasegate.ledger.writers import deadline
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.interactions import on_command, on_interaction
 from phasegate.slack.payloads import BodyRefused, Undecodable, decode_form, decode_payload, read_capped
@@ -34,7 +37,7 @@ def create_app(deps: SlackDeps) -> FastAPI:
         """200 when the ledger answers; 503 naming the ledger when it does not (a load balancer or
         `curl` sees at once why clicks are refused)."""
         try:
-            with deps.sessions() as session:
+            with transaction(deps.sessions, write=False) as session:  # a read: never queues behind writers
                 session.execute(text("SELECT 1"))
         except LEDGER_DOWN as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -43,25 +46,27 @@ def create_app(deps: SlackDeps) -> FastAPI:
 
     @app.post("/slack/commands")
     async def commands(request: Request, background: BackgroundTasks) -> Response:
-        body, refusal = await verified_body(deps, request)
-        if refusal is not None:
-            return refusal
-        try:
-            fields = decode_form(body)
-        except Undecodable:
-            return JSONResponse({"error": "expected a form-encoded slash command"}, status_code=400)
-        return await run_sync(on_command, deps, fields, background)
+        with deadline(ENDPOINT_PATIENCE):  # the ledger's waits end within Slack's 3 s, counted from here
+            body, refusal = await verified_body(deps, request)
+            if refusal is not None:
+                return refusal
+            try:
+                fields = decode_form(body)
+            except Undecodable:
+                return JSONResponse({"error": "expected a form-encoded slash command"}, status_code=400)
+            return await run_sync(on_command, deps, fields, background)
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
-        body, refusal = await verified_body(deps, request)
-        if refusal is not None:
-            return refusal
-        try:
-            payload = decode_payload(body)
-        except Undecodable as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return await run_sync(on_interaction, deps, payload, background)
+        with deadline(ENDPOINT_PATIENCE):  # the ledger's waits end within Slack's 3 s, counted from here
+            body, refusal = await verified_body(deps, request)
+            if refusal is not None:
+                return refusal
+            try:
+                payload = decode_payload(body)
+            except Undecodable as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return await run_sync(on_interaction, deps, payload, background)
 
     return app
 

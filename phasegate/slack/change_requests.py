@@ -279,11 +279,11 @@ def record(deps: SlackDeps, *, cr_id: int, user: str, outcome: Outcome, reason: 
 
 def after_answer(deps: SlackDeps, cr_id: int, decided: bool) -> None:
     try:
-        cr_messages.refresh(deps.sessions, deps.chat, cr_id)
+        cr_messages.refresh(deps.after_sessions, deps.chat, cr_id)
     except EXPECTED as exc:
         log.warning("could not update the prompt of change request %s: %s", cr_id, exc)
     if decided:
-        with transaction(deps.sessions) as session:
+        with transaction(deps.after_sessions, write=False) as session:
             run = crs.by_id(session, cr_id).flow_run_id
         if run:
             try:

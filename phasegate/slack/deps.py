@@ -31,6 +31,14 @@ class SlackDeps:
     clock: Callable[[], float] = field(default=time.time)
     start_change_request: Callable[[str, int], object] = field(default=cr_operations.start_flow)
     followups: Followups = field(default_factory=Followups)  # after-answer work, off the answering path
+    # The follow-ups' own connections, so that their reads never take one a click is waiting for;
+    # None: the handlers' `sessions` (tests that need no separate pool).
+    followup_sessions: sessionmaker[Session] | None = None
+
+    @property
+    def after_sessions(self) -> sessionmaker[Session]:
+        """The ledger sessions for work done after the answer."""
+        return self.followup_sessions or self.sessions
 
 
 def tell(deps: SlackDeps, response_url: str | None, text: str) -> None:

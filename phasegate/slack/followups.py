@@ -24,11 +24,17 @@ log = logging.getLogger("phasegate.slack.followups")
 
 
 WORKERS = 4  # a slow Slack call holds up one of these, not every prompt
+CLICKS_POLL = 0.05  # seconds between looks at whether clicks still wait for the ledger
 
 
 class Followups:
-    def __init__(self, workers: int = WORKERS, name: str = "phasegate-followups") -> None:
-        self.workers, self.name = workers, name
+    """`clicks_waiting`: whether answers are queued for the ledger right now; while they are, one
+    follow-up runs at a time (never none, so a long burst starves no prompt), leaving the process's
+    CPU to the answers Slack is waiting for."""
+
+    def __init__(self, workers: int = WORKERS, name: str = "phasegate-followups",
+                 clicks_waiting: Callable[[], bool] = lambda: False) -> None:
+        self.workers, self.name, self.clicks_waiting = workers, name, clicks_waiting
         self._pending: dict[Hashable, tuple[Callable[[bool], None], bool, Context]] = {}  # oldest first
         self._running: set[Hashable] = set()
         self._changed = threading.Condition()
@@ -55,10 +61,14 @@ class Followups:
     def _next(self) -> Hashable | None:
         return next((key for key in self._pending if key not in self._running), None)
 
+    def _may_start(self) -> bool:
+        return self._next() is not None and not (self._running and self.clicks_waiting())
+
     def _drain(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._next() is not None)
+                while not self._changed.wait_for(self._may_start, CLICKS_POLL):
+                    pass  # the clicks' queue changes without a word to this one: look again
                 key = self._next()
                 job, flag, context = self._pending.pop(key)
                 self._running.add(key)

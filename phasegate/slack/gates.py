@@ -37,7 +37,7 @@ def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, respon
     """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
     answer is recorded either way). A decision whose run could not be woken, Prefect being down, is
     said to the clicker alone: recorded, and acted on when the orchestrator is back."""
-    done = answers.after_answer(deps.sessions, deps.chat, gate_id, decided=decided, wake=deps.resume)
+    done = answers.after_answer(deps.after_sessions, deps.chat, gate_id, decided=decided, wake=deps.resume)
     for problem in done.problems:
         log.warning("gate %s: %s", gate_id, problem)
     if not done.orchestrator_down:
@@ -45,7 +45,7 @@ def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, respon
     if response_url:
         tell(deps, response_url, answers.RECORDED_NEXT_STEP_LATER)
         return
-    with transaction(deps.sessions, write=False) as session:
+    with transaction(deps.after_sessions, write=False) as session:
         channel = gates.by_id(session, gate_id).channel
     try:
         deps.chat.ephemeral(channel, user, answers.RECORDED_NEXT_STEP_LATER)

@@ -1,0 +1,157 @@
+"""Writers' turns (phasegate/ledger/writers.py): first come first served, waited for while the line
+moves, given up on once it stops moving. Threads and short timeouts; no database."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from phasegate.ledger.writers import Turns, Writer, WriterTimeout, deadline
+
+
+def queue_behind(writer: Writer, count: int, hold: float, *, fail: bool = False) -> tuple[list[int], list[threading.Thread]]:
+    """`count` writers joining the line one after another, each holding its turn `hold` seconds
+    (failing in the database when `fail`): the order they got their turns in, and their threads."""
+    order: list[int] = []
+
+    def write(n: int) -> None:
+        try:
+            with writer.turn():
+                order.append(n)
+                time.sleep(hold)
+                if fail:
+                    raise OperationalError("INSERT", {}, Exception("database is locked"))
+        except (WriterTimeout, OperationalError):
+            pass
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.005)  # join the line in this order
+    return order, threads
+
+
+def waited(writer: Writer) -> tuple[bool, float]:
+    """Whether a writer joining now gets a turn, and how long it waited for it or gave up after."""
+    started = time.monotonic()
+    try:
+        with writer.turn():
+            return True, time.monotonic() - started
+    except WriterTimeout:
+        return False, time.monotonic() - started
+
+
+def test_writers_are_served_in_the_order_they_came() -> None:
+    writer = Writer(Turns(), timeout=2.0)
+    order, threads = queue_behind(writer, 20, 0.002)
+    for thread in threads:
+        thread.join()
+    assert order == list(range(20))
+
+
+def test_a_line_that_moves_is_waited_for_past_the_timeout_within_patience() -> None:
+    """Thirty writers of 20 ms each ahead: 0.6 s in line, three times the timeout, and every one of
+    them got its work done; so the newcomer waits and writes."""
+    writer = Writer(Turns(), timeout=0.2, patience=5.0)
+    _, threads = queue_behind(writer, 30, 0.02)
+    got, seconds = waited(writer)
+    assert got and seconds > 0.4
+    for thread in threads:
+        thread.join()
+
+
+def test_a_stuck_line_is_given_up_on_after_the_timeout() -> None:
+    writer = Writer(Turns(), timeout=0.3, patience=5.0)
+    release = threading.Event()
+
+    def stuck() -> None:
+        with writer.turn():
+            release.wait(10)
+
+    holder = threading.Thread(target=stuck)
+    holder.start()
+    time.sleep(0.05)
+    got, seconds = waited(writer)
+    assert not got and 0.2 < seconds < 1.0
+    time.sleep(0.3)
+    got, seconds = waited(writer)  # the line has stood still for longer than the timeout: at once
+    release.set()
+    holder.join()
+    assert not got and seconds < 0.05
+
+
+def test_writers_the_database_failed_do_not_move_the_line() -> None:
+    """Each writer ahead fails after 0.1 s (the file is locked by another process): that is no work
+    done, so the newcomer gives up after the timeout instead of waiting out everyone's failure."""
+    writer = Writer(Turns(), timeout=0.3, patience=5.0)
+    _, threads = queue_behind(writer, 10, 0.1, fail=True)
+    got, seconds = waited(writer)
+    assert not got and seconds < 0.6
+    for thread in threads:
+        thread.join()
+
+
+def test_patience_bounds_the_wait_even_in_a_line_that_moves() -> None:
+    writer = Writer(Turns(), timeout=0.2, patience=0.4)
+    _, threads = queue_behind(writer, 40, 0.02)
+    got, seconds = waited(writer)
+    assert not got and 0.35 < seconds < 0.8
+    for thread in threads:
+        thread.join()
+
+
+def test_the_lock_wait_after_a_turn_gets_what_is_left_of_patience() -> None:
+    writer = Writer(Turns(), timeout=1.0, patience=1.5)
+    _, threads = queue_behind(writer, 1, 0.9)
+    with writer.turn() as left:
+        assert 0.4 < left < 0.7
+    with writer.turn() as left:
+        assert left == pytest.approx(1.0, abs=0.05)  # no wait: the whole timeout
+    for thread in threads:
+        thread.join()
+
+
+def test_a_thread_inside_its_turn_does_not_queue_behind_itself() -> None:
+    turns = Turns(places=1)
+    writer = Writer(turns, timeout=0.2)
+    with writer.turn(), writer.turn():
+        pass
+    assert waited(writer) == (True, pytest.approx(0, abs=0.05))
+
+
+def test_several_places_take_that_many_writers_at_once() -> None:
+    writer = Writer(Turns(places=3), timeout=1.0)
+    inside: list[int] = []
+    most = [0]
+    lock = threading.Lock()
+
+    def write() -> None:
+        with writer.turn():
+            with lock:
+                inside.append(1)
+                most[0] = max(most[0], len(inside))
+            time.sleep(0.05)
+            with lock:
+                inside.pop()
+
+    threads = [threading.Thread(target=write) for _ in range(9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 3
+
+
+def test_a_requests_deadline_ends_its_wait_in_a_line_that_moves() -> None:
+    writer = Writer(Turns(), timeout=0.2, patience=5.0)
+    _, threads = queue_behind(writer, 40, 0.02)
+    with deadline(0.3):
+        got, seconds = waited(writer)
+    assert not got and 0.25 < seconds < 0.7
+    for thread in threads:
+        thread.join()
+    with deadline(0.0), writer.turn() as left:  # past its deadline, a free place is still taken
+        assert left == 0.0
