@@ -89,8 +89,9 @@ def test_the_grants_can_be_printed_for_a_dba_and_refuse_a_hostile_role_name() ->
     runner = CliRunner()
     printed = runner.invoke(app, ["db", "grants", "phasegate_app"])
     assert printed.exit_code == 0
-    assert 'GRANT SELECT, INSERT ON audit_events, decisions, evidence_snapshots, spend_entries TO "phasegate_app";' \
-        in printed.output
+    expected = ('GRANT SELECT, INSERT ON audit_events, decisions, evidence_snapshots, jira_revisions, spend_entries '
+                'TO "phasegate_app";')
+    assert expected in printed.output
     assert "DELETE" not in printed.output and "TRUNCATE" not in printed.output
     hostile = runner.invoke(app, ["db", "grants", 'x"; DROP TABLE gates; --'])
     assert hostile.exit_code == 1 and "use lower-case letters" in hostile.output

@@ -146,8 +146,8 @@ def test_a_jira_issue_no_ledger_can_store_is_reported_not_filed(rt: Runtime, acm
         result = cr_import.import_requests(rt.sessions, engagement, rt.tracker(engagement))
     assert result.filed == [(fine, 1)]
     problems = " ".join(result.problems)
-    assert f"{nul} not filed as a change request: title: cannot be recorded: it contains a NUL" in problems
-    assert f"{described} not filed as a change request: rationale: cannot be recorded" in problems
+    assert f"{nul} not filed or followed as a change request: title: cannot be recorded: it contains a NUL" in problems
+    assert f"{described} not filed or followed as a change request: rationale: cannot be recorded" in problems
     with transaction(rt.sessions) as session:
         assert [cr.jira_issue for cr in crs.all_for(session, "acme-churn")] == [fine]
 
