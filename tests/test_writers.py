@@ -11,6 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from phasegate.ledger.writers import Turns, Writer, WriterTimeout, deadline
 
+pytestmark = pytest.mark.slow  # thread timings: kept out of the parallel fast subset, where the load stretches them
+
 
 def queue_behind(writer: Writer, count: int, hold: float, *, fail: bool = False) -> tuple[list[int], list[threading.Thread]]:
     """`count` writers joining the line one after another, each holding its turn `hold` seconds
