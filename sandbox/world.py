@@ -8,6 +8,7 @@ web page in front of it (sandbox/run.py, sandbox/page.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -128,8 +129,21 @@ class Demo:
         jira = self.jira[engagement_id]
         milestones = set(wait_for(f"{engagement_id} {phase.value} milestones in Jira", probe))
         children = {k for k in jira.issue_keys() if (jira.issue(k)["fields"].get("parent") or {}).get("key") in milestones}
-        for issue in sorted(milestones | children):
+        work = sorted(milestones | children)
+        started = self.phase_started(engagement_id, phase)
+        span = dt.datetime.now(dt.UTC) - started
+        for n, issue in enumerate(work, start=1):  # done one after another since the phase started
             jira.set_status(issue, "Done", done=True)
+            jira.backdate(issue, created=started, resolved=started + span * n / len(work))
+
+    def phase_started(self, engagement_id: str, phase: Phase) -> dt.datetime:
+        """When the phase began: the engagement's start date for the PoC, the phase run's start after."""
+        with transaction(self.rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+            run = phases.find_phase_run(session, engagement_id, phase)
+        if phase is Phase.POC or run is None:
+            return dt.datetime.combine(config.start_date, dt.time(9), config.tz)
+        return run.started_at
 
     def wait_phase_run(self, engagement_id: str, phase: Phase) -> None:
         def probe() -> bool:

@@ -16,7 +16,7 @@ from phasegate.ledger import scope
 from phasegate.ledger.change_requests import not_estimated
 from phasegate.ledger.gates import latest_answers
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.reports import progress, rules
+from phasegate.reports import forecast, progress, rules
 from phasegate.reports.facts import LedgerView, iso_week
 from phasegate.reports.model import (
     Budget,
@@ -157,6 +157,9 @@ def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, re
         if view.phase_started is not None and unique:
             report.burnup = progress.burnup(list(unique.values()), start=view.phase_started, today=report.today,
                                             tz=config.tz, baselines=view.baselines, timebox_end=report.timebox_ends_on)
+            report.burnup.changes = approved_changes(view.change_requests, config.tz)
+            report.forecast = forecast.forecast(report.burnup, today=report.today, seed=f"{config.id}/{report.week}")
+            report.burnup.forecast_on = report.forecast.done_by
         if phase is Phase.HANDOVER:
             report.handover = handover(view, report)
         found = scope.check(config, phase, view.scope, tracker, unavailable, issues)
@@ -166,6 +169,12 @@ def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, re
                                                for i in found.items[:25]]
     report.rag, report.findings = rules.evaluate(report)
     return report
+
+
+def approved_changes(change_requests: list[ChangeRequestRow], tz: dt.tzinfo) -> list[tuple[dt.date, str]]:
+    """The approved change requests, for the chart: (decided on, "CR-n")."""
+    return [(cr.decided_at.astimezone(tz).date(), f"CR-{cr.number}") for cr in change_requests
+            if cr.state is ChangeRequestState.APPROVED and cr.decided_at is not None]
 
 
 def handover(view: LedgerView, report: WeeklyReport) -> list[HandoverItem]:

@@ -124,7 +124,20 @@ class BurnUp(BaseModel):
     scope: list[float]
     done: list[float]
     baselines: list[tuple[dt.date, int]] = []  # (recorded on, version)
+    changes: list[tuple[dt.date, str]] = []  # approved change requests: (decided on, "CR-2")
     timebox_end: dt.date | None = None
+    forecast_on: dt.date | None = None  # phasegate.reports.forecast's date, drawn on the chart
+
+
+class Forecast(BaseModel):
+    """When the scope left is likely done (phasegate.reports.forecast), or why that cannot be said."""
+
+    confidence: float
+    done_by: dt.date | None = None  # `confidence` of the simulated futures are done by this day
+    remaining: float = 0.0  # in the burn-up's unit
+    unit: str = "issues"
+    weeks_sampled: int = 0
+    reason: str | None = None  # why there is no date, said instead of one
 
 
 class Finding(BaseModel):
@@ -157,6 +170,7 @@ class WeeklyReport(BaseModel):
     time_to_value_weeks: float | None = None
     missing: list[Missing] = []
     burnup: BurnUp | None = None
+    forecast: Forecast | None = None
     rag: Rag = Rag.GREEN
     findings: list[Finding] = []
     chart_path: str | None = None

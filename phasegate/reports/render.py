@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from phasegate.integrations.slack_blocks import Block, Button, actions, context, header, section
 from phasegate.messages.ids import DRAFT_DRIFT, Action, action_id
+from phasegate.reports import forecast
 from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
 from phasegate.reports.rules import GREEN_REASON
 from phasegate.text import literal
@@ -127,7 +128,8 @@ def handover_lines(r: WeeklyReport) -> list[str]:
 def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
     """(title, lines) in reading order; the same content for Slack, markdown and the terminal."""
     totals = r.totals
-    parts = [("Status", reasons(r)), ("Plan", [plan_line(r), value_line(r)])]
+    plan = [plan_line(r), value_line(r)] + ([forecast.sentence(r.forecast, r.timebox_ends_on)] if r.forecast else [])
+    parts = [("Status", reasons(r)), ("Plan", plan)]
     if r.milestones:
         parts.append((f"Milestones ({totals.done}/{totals.total} issues done)",
                       [milestone_line(m) for m in r.milestones]))

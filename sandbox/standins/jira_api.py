@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -108,6 +109,11 @@ class JiraStandin(LoopbackServer):
             project, summary, status=status, done=done, labels=labels, epic=epic, fix_versions=fix_versions,
             components=components, story_points=story_points, issuetype=issuetype, fields=fields, key=key,
             resolution=resolution)
+
+    def backdate(self, key: str, created: dt.datetime | None = None, resolved: dt.datetime | None = None) -> None:
+        """Give an issue a history (its created date; its resolution date, if it is done), as an
+        issue worked on over weeks has: the burn-up and its forecast are drawn from these."""
+        self._store.backdate(key, created, resolved)
 
     def delete_issue(self, key: str) -> None:
         self._store.delete_issue(key)

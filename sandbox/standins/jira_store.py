@@ -13,6 +13,7 @@ shares it so a handler can hold it across several store calls.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from phasegate.sandbox.standins.jira_wire import (
     STORY_POINTS,
     TRANSITIONS,
     now,
+    stamp,
     track,
 )
 from phasegate.sandbox.standins.jql_eval import matches, order, validate
@@ -99,6 +101,15 @@ class IssueStore:
             fields["resolution"] = {"name": resolution or "Done"} if done else None
             fields["resolutiondate"] = now() if done else None
             fields["updated"] = now()
+
+    def backdate(self, key: str, created: dt.datetime | None = None, resolved: dt.datetime | None = None) -> None:
+        """Give an issue a history: when it was created and (if done) resolved."""
+        with self.lock:
+            fields = self.issues[self.resolve(key)]["fields"]
+            if created is not None:
+                fields["created"] = stamp(created)
+            if resolved is not None and fields.get("resolutiondate"):
+                fields["resolutiondate"] = stamp(resolved)
 
     def delete_issue(self, key: str) -> None:
         with self.lock:

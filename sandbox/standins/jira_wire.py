@@ -35,7 +35,12 @@ FIELD_IDS = {field_id for field_id, *_ in FIELD_CATALOG}
 
 def now() -> str:
     """The current time in Jira's timestamp format (millisecond precision, +0000)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return stamp(dt.datetime.now(dt.UTC))
+
+
+def stamp(when: dt.datetime) -> str:
+    """`when` in Jira's timestamp format."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def field_list() -> list[dict[str, Any]]:
