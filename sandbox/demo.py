@@ -149,6 +149,8 @@ def run_demo(base: Settings, keep: bool = False) -> None:
             page = start_page(demo)
             console.print(f"Prefect UI: {demo.api.removesuffix('/api')} — Ctrl-C stops everything")
             console.print(f"channels:   {page.url} (the demo's Slack channels, answerable as any approver)")
+            console.print(f"CLI:        . {demo.rt.settings.home / 'env.sh'}  in another terminal points "
+                          "`phasegate` there", markup=False, highlight=False)
             try:
                 threading.Event().wait()
             finally:

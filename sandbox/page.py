@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, FiniteFloat
+from pydantic import BaseModel, FiniteFloat, StringConstraints
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import EXPECTED, NotFound
@@ -74,6 +74,12 @@ class PhaseRequest(BaseModel):
     action: Literal["start", "review"]
 
 
+class SlashCommand(BaseModel):
+    user: str
+    engagement: str  # typed in its channel
+    text: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
 class World:
     """What the page's handlers reach: the runtime, the stand-ins and the endpoint Slack would call."""
 
@@ -87,13 +93,27 @@ class World:
         with transaction(self.rt.sessions) as session:
             return [engagements.config_of(row) for row in engagements.all_rows(session)]
 
+    def slash(self, command: SlashCommand) -> httpx.Response:
+        """`/phasegate TEXT` typed in the engagement's channel, as Slack sends it: form-encoded, signed,
+        with a trigger id (for the modal it may open) and a response URL (for the answer)."""
+        config = next((c for c in self.configs() if c.id == command.engagement), None)
+        if config is None:
+            raise HTTPException(404, f"no engagement {command.engagement!r} in the sandbox")
+        body = urlencode({"command": "/phasegate", "text": command.text, "user_id": command.user,
+                          "channel_id": config.slack_channel, "trigger_id": self.slack.issue_trigger_id(),
+                          "response_url": self.slack.response_url()}).encode()
+        return self.http.post(self.endpoint.removesuffix("/interactions") + "/commands", content=body,
+                              headers=self.signed(body))
+
+    def signed(self, body: bytes) -> dict[str, str]:
+        stamp = str(int(time.time()))
+        return {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": sign(self.secret, stamp, body)}
+
     def send(self, payload: dict[str, Any]) -> httpx.Response:
         """The request Slack sends: form-encoded `payload`, signed with the app's signing secret."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
-        stamp = str(int(time.time()))
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
-                   "X-Slack-Signature": sign(self.secret, stamp, body)}
-        return self.http.post(self.endpoint, content=body, headers=headers)
+        return self.http.post(self.endpoint, content=body, headers=self.signed(body))
 
     def state(self) -> dict[str, Any]:
         result = []
@@ -188,6 +208,14 @@ def create_page(world: World) -> FastAPI:
                          "value": act.value, "action_ts": f"{time.time():.6f}"}],
         }
         return {"status": world.send(payload).status_code, "views_before": before}
+
+    @app.post("/api/slash")
+    def slash(command: SlashCommand) -> dict[str, Any]:
+        before = len(world.slack.views)
+        answer = world.slash(command)
+        said = answer.json().get("text", "") if answer.headers.get("content-type", "").startswith("application/json") \
+            and answer.content else ""
+        return {"status": answer.status_code, "views_before": before, "text": said}
 
     @app.post("/api/submit")
     def submit(sub: Submission) -> dict[str, Any]:

@@ -45,6 +45,9 @@ def run_sandbox(base: Settings, files: list[Path], *, port: int = 0, open_browse
             console.print(f"sandbox page:  {page.url}  (answer gates as any approver in the file)")
             console.print(f"Prefect UI:    {demo.api.removesuffix('/api')}")
             console.print(f"ledger:        {demo.rt.settings.ledger_url}")
+            console.print(f"another terminal: . {demo.rt.settings.home / 'env.sh'}  (then `phasegate status`, "
+                          "`phasegate cr submit ...`, `phasegate report weekly ...` act on this sandbox)",
+                          markup=False, highlight=False)
             console.print("Ctrl-C stops everything.")
             if open_browser:
                 webbrowser.open(page.url)

@@ -9,6 +9,7 @@ web page in front of it (sandbox/run.py, sandbox/page.py).
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -187,6 +188,20 @@ def seed_jira(jira: JiraStandin, engagement: Engagement) -> None:
             jira.add_issue(key.rsplit("-", 1)[0], milestone.title, key=key)
 
 
+def env_file(home: Path, world: Settings, api: str) -> Path:
+    """`<home>/env.sh`: sourced in another terminal (`. env.sh`), it points that shell's `phasegate`
+    commands at this world: its ledger, its Prefect server, its stand-ins (readable by its owner only:
+    it holds the stand-ins' tokens)."""
+    env = world.as_env() | {"PREFECT_API_URL": api, "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+                            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    path = home / "env.sh"
+    path.touch(mode=0o600)
+    path.write_text("# Written by phasegate's sandbox or demo; removed when it stops. Use: . " + shlex.quote(str(path))
+                    + "\n" + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items())),
+                    encoding="utf-8")
+    return path
+
+
 def world_settings(settings: Settings, slack: SlackStandin, metrics: MetricsStandin, cloud: JiraStandin,
                    dc: JiraStandin, sites: dict[str, str] | None = None) -> Settings:
     """`settings` pointed at the stand-ins: what this process uses, and what the served flows get
@@ -206,7 +221,14 @@ def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator
     """Stand-ins, a local Prefect server (always a new one, never the configured PREFECT_API_URL),
     the served flows and the Slack endpoint, all on loopback; everything is stopped on exit.
     `files`: the engagements to register (default: the demo's); each file's Jira site is answered by
-    the Cloud or the Data Center stand-in, with its project and its linked issues seeded."""
+    the Cloud or the Data Center stand-in, with its project and its linked issues seeded. Each part
+    is said as it comes up (a first start takes half a minute, mostly Prefect's), and `<home>/env.sh`
+    points another terminal's `phasegate` commands at this world until it stops."""
+    started = time.monotonic()
+
+    def up(what: str) -> None:
+        console.print(f"  {what}  [{time.monotonic() - started:.0f} s]", markup=False, highlight=False)
+
     settings, pinned = loopback_only(settings)
     if pinned:
         console.print(pinned, markup=False, highlight=False)
@@ -219,19 +241,26 @@ def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator
             standins.callback(standin.stop)
         for engagement in loaded:
             seed_jira(cloud if engagement.jira.deployment == "cloud" else dc, engagement)
+        up(f"stand-ins: Slack {slack.base_url}, Jira Cloud {cloud.url}, Jira Data Center {dc.url}, metrics {metrics.url}")
         sites = {e.jira.url: (cloud if e.jira.deployment == "cloud" else dc).url for e in loaded}
         world = world_settings(settings, slack, metrics, cloud, dc, sites)
         upgrade(world.ledger_url)
+        up(f"ledger: {world.ledger_url}")
         with Stack(world, prefect_home=settings.home / "prefect") as stack:
             rt = Runtime(world)
             stack.callback(rt.close)
-            with console.status("starting a local Prefect server and serving the phase flow"):
-                api = stack.prefect_server()
-                stack.flows()
-                endpoint = start_endpoint(stack, rt)  # port 0: any free port
+            up("starting a local Prefect server (the longest step: 20-40 s on a first start)")
+            api = stack.prefect_server()
+            up(f"Prefect server: {api.removesuffix('/api')}")
+            stack.flows()
+            up("flows served: the phases, the gate watch, change requests, weekly status")
+            endpoint = start_endpoint(stack, rt)  # port 0: any free port
+            up(f"Slack endpoint: {endpoint.url}")
             with transaction(rt.sessions) as session:
                 for engagement in loaded:
                     engagements.register(session, engagement)
+            up("registered: " + ", ".join(e.id for e in loaded))
+            stack.callback(env_file(settings.home, world, api).unlink, missing_ok=True)
             demo = Demo(rt, slack, cloud, dc, metrics, endpoint.url, api, stack.log_dir)
             demo.stack = stack
             yield demo

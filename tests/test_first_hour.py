@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,15 @@ def test_up_says_what_is_missing_and_points_to_the_sandbox(tmp_path: Path) -> No
     assert [m.split(" ")[0] for m in missing] == ["PHASEGATE_SLACK_BOT_TOKEN", "no"]
     assert missing_credentials(Settings(home=tmp_path, slack_bot_token=SecretStr("xoxb-1"),
                                         jira_pat=SecretStr("pat"))) == []
+
+
+def test_the_env_file_points_another_shell_at_the_local_world(tmp_path: Path) -> None:
+    from phasegate.sandbox.world import env_file
+
+    world = Settings(home=tmp_path / "it's here", database_url="", jira_sites={"https://acme.atlassian.net": "http://x"})
+    world.home.mkdir()
+    path = env_file(world.home, world, "http://127.0.0.1:4321/api")
+    assert path.stat().st_mode & 0o777 == 0o600
+    shell = subprocess.run(["bash", "-c", f". {shlex.quote(str(path))} && echo \"$PHASEGATE_HOME|$PREFECT_API_URL|"
+                            "$PHASEGATE_JIRA_SITES\""], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert shell.stdout.strip() == f"{world.home}|http://127.0.0.1:4321/api|" + '{"https://acme.atlassian.net": "http://x"}'

@@ -10,8 +10,11 @@ Set SANDBOX_SCREENSHOT=docs/sandbox.png to refresh the README's screenshot from 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,8 +111,11 @@ def answer_go_with_waiver(driver: WebDriver, user: str, reason: str) -> None:
           in text_of(d, "status"))
 
 
-def test_a_new_engagement_is_answered_in_the_page_and_its_next_phase_starts(world: Demo, browser: WebDriver,
-                                                                            tmp_path: Path) -> None:
+def test_a_new_engagement_is_answered_in_the_page_and_its_next_phase_starts(
+        capsys: pytest.CaptureFixture[str], world: Demo, browser: WebDriver, tmp_path: Path) -> None:
+    said = [line.split("  [")[0].strip().split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert said == ["stand-ins", "ledger", "starting a local Prefect server (the longest step", "Prefect server",
+                    "flows served", "Slack endpoint", "registered"]  # each part said as it comes up
     page = start_page(world)
     try:
         browser.get(page.url)
@@ -132,6 +138,13 @@ def test_a_new_engagement_is_answered_in_the_page_and_its_next_phase_starts(worl
         messages = text_of(browser, "messages")
         assert "GO with waiver via slack: “waiver: the client accepts the baseline as it is”" in messages, messages
         assert not browser.find_elements(By.CSS_SELECTOR, ".actions button.primary"), "the decided prompt has no buttons"
+        assert not browser.find_element(By.ID, "start").is_displayed()  # the PoC starts once
+
+        browser.find_element(By.ID, "slash-text").send_keys(f"cr {ENGAGEMENT}")  # typed in the channel
+        click(browser, "#slash")
+        until(browser, "the change-request form", lambda d: d.find_element(By.ID, "modal-back").is_displayed())
+        assert "change request" in text_of(browser, "modal").lower()
+        click(browser, "#modal-cancel")
         shot = tmp_path / "sandbox.png"
         browser.save_screenshot(str(shot))
         if os.environ.get("SANDBOX_SCREENSHOT"):
@@ -147,3 +160,14 @@ def test_a_new_engagement_is_answered_in_the_page_and_its_next_phase_starts(worl
     assert answers == {"U0SPONSOR1": (Outcome.GO, "waiver: the client accepts the baseline as it is"),
                        "U0VENDLEAD": (Outcome.GO, "waiver: the report follows in week one of development")}
     assert (row.state, row.current_phase) == (EngagementState.ACTIVE, Phase.DEVELOPMENT)
+
+    # the CLI in another terminal, pointed at the sandbox by the file it names (another HOME: no
+    # ~/.phasegate of its own to fall back on)
+    env_sh = world.rt.settings.home / "env.sh"
+    assert env_sh.stat().st_mode & 0o077 == 0  # it holds the stand-ins' tokens
+    phasegate = Path(sys.executable).with_name("phasegate")
+    other = subprocess.run(["bash", "-c", f". {env_sh} && {phasegate} status --json"], capture_output=True, text=True,
+                           timeout=120, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path / "other-home")})
+    assert other.returncode == 0, other.stderr
+    (shown,) = json.loads(other.stdout)["engagements"]
+    assert (shown["id"], shown["phase"]) == (ENGAGEMENT, Phase.DEVELOPMENT.value)

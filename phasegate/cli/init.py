@@ -71,6 +71,7 @@ def sandbox(files: Annotated[list[Path] | None, typer.Argument(help="Engagement 
             no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False) -> None:
     """Run your engagement files on this machine with local Slack, Jira and metric stand-ins, and
     answer their gates in a local web page (no Slack or Jira account needed)."""
+    out.print("phasegate sandbox: starting a local world (about half a minute the first time)...", highlight=False)
     from phasegate.errors import EXPECTED
     from phasegate.sandbox.run import run_sandbox
     from phasegate.settings import Settings

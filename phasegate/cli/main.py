@@ -207,6 +207,8 @@ def up() -> None:
 def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep everything running afterwards, "
                                              "to look around in the Prefect UI; Ctrl-C stops it.")] = False) -> None:
     """Run the example engagements end to end against local Slack, Jira and metric stand-ins."""
+    out.print("phasegate demo: starting a local world (about half a minute the first time), then two "
+              "engagements run end to end...", highlight=False)
     from phasegate.errors import EXPECTED
     from phasegate.sandbox.demo import run_demo
     from phasegate.settings import Settings
