@@ -3,7 +3,7 @@
 The engagement's projection row (phasegate.ledger.models.status, written with every change) holds
 what the engagement file and the slow-moving ledger rows say; open gates and their answers are read
 as they are. With `now`, that gives the same rows as phasegate.reports.portfolio.status_rows, which
-decodes every engagement file (tests/test_status_columns.py compares the two), in five queries and
+decodes every engagement file (tests/test_status_columns.py compares the two), in six queries and
 without the ORM, pydantic or the engagement schema.
 """
 
@@ -90,28 +90,37 @@ class _LedgerOnly:
 def rows(conn: Connection, now: dt.datetime, engagement_ids: list[str]) -> list[dict[str, Any]]:
     """One dict per engagement of `engagement_ids` (in id order), as portfolio.status_rows gives."""
     e, s, g, d = tables.engagements, tables.engagement_status, tables.gates, tables.decisions
-    found = list(conn.execute(select(e, s).join(s, s.c.engagement_id == e.c.id, isouter=True)
+    found = list(conn.execute(select(e, *[c for c in s.c if c.name != "gates"])
+                              .join(s, s.c.engagement_id == e.c.id, isouter=True)
                               .where(e.c.id.in_(engagement_ids)).order_by(e.c.id)))
     open_gates: dict[str, list[Any]] = defaultdict(list)
     for gate in conn.execute(select(g).where(g.c.engagement_id.in_(engagement_ids), g.c.state == GateState.OPEN)
                              .order_by(g.c.id)):
         open_gates[gate.engagement_id].append(gate)
+    policies: dict[str, dict[str, Any]] = defaultdict(dict)  # decoded only for engagements with an open gate
+    if open_gates:
+        for engagement_id, policy in conn.execute(select(s.c.engagement_id, s.c.gates)
+                                                  .where(s.c.engagement_id.in_(list(open_gates)))).tuples():
+            policies[engagement_id] = policy
     answered: dict[int, set[str]] = defaultdict(set)
     gate_ids = [gate.id for found_gates in open_gates.values() for gate in found_gates]
     if gate_ids:
         for answer in conn.execute(select(d.c.gate_id, d.c.approver).where(d.c.gate_id.in_(gate_ids))):
             answered[answer.gate_id].add(answer.approver)
-    return [_row(r, open_gates[r.id], answered, now) for r in found]
+    days: dict[str, tuple[ZoneInfo, dt.date]] = {}  # by timezone: the zone and its date now
+    for r in found:
+        if r.timezone is None:
+            raise NotFound(f"{r.id} has no status columns: run `phasegate db upgrade`")
+        if r.timezone not in days:
+            days[r.timezone] = (ZoneInfo(r.timezone), now.astimezone(ZoneInfo(r.timezone)).date())
+    return [_row(r, open_gates[r.id], policies[r.id], answered, now, *days[r.timezone]) for r in found]
 
 
-def _row(r: Any, gates: list[Any], answered: dict[int, set[str]], now: dt.datetime) -> dict[str, Any]:
-    if r.timezone is None:
-        raise NotFound(f"{r.id} has no status columns: run `phasegate db upgrade`")
-    tz = ZoneInfo(r.timezone)
-    today = now.astimezone(tz).date()
+def _row(r: Any, gates: list[Any], policies: dict[str, Any], answered: dict[int, set[str]], now: dt.datetime,
+         tz: ZoneInfo, today: dt.date) -> dict[str, Any]:
     shown, blocking = [], set()
     for gate in gates:
-        policy = r.gates[gate.phase.value]
+        policy = policies[gate.phase.value]
         pending = [name for user, name in policy["approvers"]
                    if user not in answered[gate.id] and user != gate.requested_by]
         blocking.update(pending)
