@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
@@ -112,6 +112,12 @@ def refresh(session: Session, engagement_ids: Iterable[str]) -> None:
             "booked_weeks": sum(b.weeks for b in current), "timebox_ends_on": current[-1].ends_on if current else None,
             "over_budget": bool(budget.over), "last_report_week": latest.week if latest else None,
             "last_report_rag": latest.rag if latest else None, "gates": gates_of(config), "refreshed_at": utcnow()})
+    # UPDATE or INSERT, never DELETE: the PostgreSQL runtime role may not delete (phasegate.ledger.roles)
     table = Base.metadata.tables[EngagementStatusRow.__tablename__]
-    session.execute(delete(table).where(table.c.engagement_id.in_(ids)))
-    session.execute(insert(table), values)
+    there: set[str] = set(session.scalars(select(table.c.engagement_id).where(table.c.engagement_id.in_(ids))))
+    changed = [{**v, "key": v["engagement_id"]} for v in values if v["engagement_id"] in there]
+    if changed:
+        session.execute(update(table).where(table.c.engagement_id == bindparam("key")), changed)
+    added = [v for v in values if v["engagement_id"] not in there]
+    if added:
+        session.execute(insert(table), added)
