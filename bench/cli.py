@@ -2,11 +2,17 @@
 
     .venv/bin/python -m bench.cli                    # --repeat 7 --engagements 20
     .venv/bin/python -m bench.cli --quick            # 2 repeats (the CI smoke run)
+    .venv/bin/python -m bench.cli --quick --status-all 1000   # and `status --all` at 1,000 engagements
+
 
 Each command runs as the `phasegate` console script does (`phasegate.cli.main:main`), against a
 SQLite ledger in a temporary PHASEGATE_HOME that holds a few engagements, with Prefect pointed at a
 closed port (a read command must not need the server). The anchor runs in the same loop, alternating
 with the commands, so machine noise hits both alike. Budget: each median under 0.25 x the anchor's.
+A second line, "floor", imports only what any typer command on SQLAlchemy Core loads (sqlalchemy,
+typer and the pydantic adapters typer 0.29 builds its parameters with): no read command can start
+faster than it. With --status-all N, `status --all` over N engagements in another ledger, in-process
+(typer's CliRunner, output not a terminal) and as a command; budget 200 ms.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from phasegate.ops.servers import free_port
 
 BUDGET = 0.25
 ANCHOR = ["-c", "import prefect"]
+FLOOR = ["-c", "import sqlalchemy, typer, typer._adapters"]
+STATUS_BUDGET = 0.200
 COMMANDS = {
     "phasegate --help": ["--help"],
     "phasegate status": ["status"],
@@ -62,6 +70,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--engagements", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="2 repeats, 3 engagements")
+    parser.add_argument("--status-all", type=int, default=0, metavar="N", help="also time `status --all` at N")
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.engagements = 2, 3
@@ -71,9 +80,10 @@ def main() -> None:
     env |= {"PHASEGATE_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
             "PREFECT_HOME": str(home / "prefect"), "COLUMNS": "120"}
     runner = ["-c", "from phasegate.cli.main import main; main()"]
-    times: dict[str, list[float]] = {name: [] for name in ["import prefect", *COMMANDS]}
+    times: dict[str, list[float]] = {name: [] for name in ["import prefect", "floor", *COMMANDS]}
     for _ in range(args.repeat):
         times["import prefect"].append(timed(ANCHOR, env))
+        times["floor"].append(timed(FLOOR, env))
         for name, argv in COMMANDS.items():
             times[name].append(timed([*runner, *argv], env))
     anchor = statistics.median(times["import prefect"])
@@ -81,8 +91,36 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         ratio = median / anchor
-        verdict = "(anchor)" if name == "import prefect" else ("ok" if ratio < BUDGET else "MISS")
+        verdict = {"import prefect": "(anchor)", "floor": "(floor)"}.get(name, "ok" if ratio < BUDGET else "MISS")
         print(f"{name:<28} {median * 1000:>6.0f}ms {max(values) * 1000:>6.0f}ms {ratio:>17.2f}   {verdict}")
+    if args.status_all:
+        status_all(args.status_all, args.repeat, env, runner)
+
+
+def status_all(count: int, repeat: int, env: dict[str, str], runner: list[str]) -> None:
+    """`status --all` over `count` engagements: in-process and as a command, medians of `repeat` + 1."""
+    from typer.testing import CliRunner
+
+    from phasegate.cli.main import only
+
+    home = Path(tempfile.mkdtemp(prefix="phasegate-bench-status-"))
+    ledger(home, count)
+    env = env | {"PHASEGATE_HOME": str(home)}
+    invoke = CliRunner(env=env)
+    inside, cpu, command = [], [], []
+    for _ in range(repeat + 1):
+        started, used = time.perf_counter(), time.process_time()
+        result = invoke.invoke(only(["status", "--all"]), ["status", "--all"])  # as main() runs it
+        inside.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - used)
+        if result.exit_code != 0 or result.stdout.count("\n") < count:
+            raise SystemExit(f"status --all failed: {result.output[-500:]}")
+        command.append(timed([*runner, "status", "--all"], env))
+    for name, values in (("in-process", inside[1:]), ("in-process CPU", cpu[1:]), ("as a command", command[1:])):
+        median = statistics.median(values)
+        verdict = "ok" if median < STATUS_BUDGET else "MISS"
+        print(f"status --all, {count} engagements, {name:<15} {median * 1000:>6.0f}ms (worst {max(values) * 1000:.0f}ms)"
+              f"   budget < {STATUS_BUDGET * 1000:.0f} ms: {verdict}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from email.utils import mktime_tz, parsedate_tz
 
 
 class IntegrationError(Exception):
@@ -40,5 +39,7 @@ def retry_after_seconds(header: str) -> float:
     """A Retry-After header (seconds or an HTTP-date) in seconds; unreadable is infinite, never 0."""
     if re.fullmatch(r"\s*\d+\s*", header):
         return int(header)
+    from email.utils import mktime_tz, parsedate_tz  # email loads only for an HTTP-date (every command imports this)
+
     parsed = parsedate_tz(header)
     return math.inf if parsed is None else max(0.0, mktime_tz(parsed) - time.time())

@@ -61,6 +61,8 @@ def test_db_upgrade_grants_the_runtime_role_rows_and_nothing_more(two_roles: tup
         with transaction(sessions(engine)) as session:  # phasegate's own work, as the runtime role
             engagements.register(session, acme)
             spend.record(session, acme, Phase.POC, "1200", by=acme.pm_slack_user, note="first invoice")
+        with transaction(sessions(engine)) as session:  # a change rewrites the status columns: UPDATE, not DELETE
+            spend.record(session, acme, Phase.POC, "130000", by=acme.pm_slack_user, note="second invoice")
         refused = {
             "UPDATE spend_entries SET amount = 1": "permission denied",
             "DELETE FROM audit_events": "permission denied",
@@ -79,7 +81,8 @@ def test_db_upgrade_grants_the_runtime_role_rows_and_nothing_more(two_roles: tup
             message = str(caught.value.orig).lower()
             assert expected is None or expected in message, (statement, message)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM spend_entries")).scalar_one() == 1
+            assert conn.execute(text("SELECT count(*) FROM spend_entries")).scalar_one() == 2
+            assert conn.execute(text("SELECT over_budget FROM engagement_status")).scalar_one() is True
             assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one() >= 2
     finally:
         engine.dispose()

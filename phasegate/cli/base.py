@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from phasegate.orchestration.runtime import Runtime
 
 out = Console(soft_wrap=True)
@@ -28,6 +30,40 @@ All = Annotated[bool, typer.Option("--all", help="Every row (no --limit).")]
 def fail(message: str) -> None:
     err.print(f"phasegate: {message}", markup=False, highlight=False)
     raise typer.Exit(1)
+
+
+def ledger_url() -> tuple[str, bool]:
+    """The ledger's URL as phasegate.settings.Settings gives it (PHASEGATE_DATABASE_URL, else SQLite in
+    PHASEGATE_HOME), read without building the settings, and whether it is the default SQLite file.
+    For the read commands, which need nothing else (tests/test_read_commands.py checks they agree)."""
+    import os
+    from pathlib import Path
+
+    env = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith("PHASEGATE_")}
+    if env.get("PHASEGATE_DATABASE_URL"):
+        return env["PHASEGATE_DATABASE_URL"], False
+    home = Path(env["PHASEGATE_HOME"]) if "PHASEGATE_HOME" in env else Path.home() / ".phasegate"
+    return f"sqlite:///{home / 'ledger.db'}", True
+
+
+def reading(action: Callable[[Connection], T]) -> T:
+    """Run a read command's `action` in one read-only transaction on the ledger, with Core only (no
+    settings model, ORM or Prefect); every expected error becomes one `phasegate: ...` line."""
+    from phasegate.errors import EXPECTED
+    from phasegate.ledger import read
+
+    url, default = ledger_url()
+    try:
+        if default:
+            read.ensure_schema(url)
+        with read.reading(url) as conn:
+            return action(conn)
+    except EXPECTED as exc:
+        fail(str(exc))
+        raise
+    except Exception as exc:
+        ledger_failure(exc)
+        raise
 
 
 def runtime() -> Runtime:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from phasegate.cli.base import AsUser, guarded, out
-from phasegate.configs.schema_base import Phase
+from phasegate.configs.enums import Phase
 
 if TYPE_CHECKING:
     from phasegate.orchestration.runtime import Runtime

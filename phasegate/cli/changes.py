@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from phasegate.cli.base import AsUser, err, guarded, out
-from phasegate.configs.schema_base import Phase
+from phasegate.configs.enums import Phase
 from phasegate.errors import EXPECTED, ConfigError
 from phasegate.states import ChangeSource, Outcome
 

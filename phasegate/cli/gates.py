@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from phasegate.cli.base import All, AsUser, Limit, gate_table, guarded, out
+from phasegate.cli.base import All, AsUser, Limit, gate_table, guarded, out, reading
 from phasegate.states import Outcome
 
 if TYPE_CHECKING:  # the ledger, Prefect and the Jira and Slack clients load only in the commands that use them
@@ -20,19 +20,13 @@ def gate_list(engagement_id: Annotated[str | None, typer.Argument()] = None,
               open_only: Annotated[bool, typer.Option("--open", help="Only gates waiting for answers.")] = False,
               limit: Limit = 50, show_all: All = False) -> None:
     """Gates, newest revision last (the newest 50)."""
-    from phasegate.ledger import engagements, gates
-    from phasegate.ledger.db import transaction
+    from phasegate.ledger.read import newest_gates
 
-    def run(rt: Runtime) -> None:
-        with transaction(rt.sessions, write=False) as session:
-            if engagement_id:
-                engagements.get(session, engagement_id)
-            rows, total = gates.newest(session, engagement_id, open_only=open_only, limit=None if show_all else limit)
-        gate_table(rows)
-        if total > len(rows):
-            out.print(f"the newest {len(rows)} of {total} (--limit N, --all)", markup=False, highlight=False)
-
-    guarded(run, prefect=False)
+    rows, total = reading(lambda conn: newest_gates(conn, engagement_id, open_only=open_only,
+                                                    limit=None if show_all else limit))
+    gate_table(rows)
+    if total > len(rows):
+        out.print(f"the newest {len(rows)} of {total} (--limit N, --all)", markup=False, highlight=False)
 
 
 @gate_app.command("show")

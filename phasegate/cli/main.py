@@ -3,6 +3,7 @@ and exit code 1 (see phasegate/cli/base.py). Each command imports what it uses i
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,7 +21,7 @@ from phasegate.cli.changes import cr_app, engagement_apply
 from phasegate.cli.gates import gate_app
 from phasegate.cli.runs import engagement_cancel, engagement_show, phase_retry
 from phasegate.cli.serve import crash_detection, serve_slack
-from phasegate.configs.schema_base import Phase
+from phasegate.configs.enums import Phase
 
 if TYPE_CHECKING:  # the ledger, Prefect and the Jira and Slack clients load only in the commands that use them
     from phasegate.orchestration.runtime import Runtime
@@ -232,10 +233,27 @@ engagement_app.command("cancel")(engagement_cancel)
 phase_app.command("retry")(phase_retry)
 
 
+def only(argv: list[str]) -> typer.Typer:
+    """The app with only the command or group that `argv` names (the whole app when it names none, or
+    asks for the top-level help). Typer builds every registered command's parameters from its type
+    hints before running one, which a read command would otherwise pay for all 35."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None or argv[0].startswith("-"):
+        return app
+    groups = [g for g in app.registered_groups if g.name == first]
+    commands = [c for c in app.registered_commands
+                if (c.name or (c.callback.__name__.lower().replace("_", "-") if c.callback else None)) == first]
+    if not groups and not commands:
+        return app
+    pruned = copy.copy(app)
+    pruned.registered_groups, pruned.registered_commands = groups, commands
+    return pruned
+
+
 def main() -> None:
     """The console script: usage errors, too, become one `phasegate: ...` line."""
     try:
-        code = app(standalone_mode=False)
+        code = only(sys.argv[1:])(standalone_mode=False)
     except UsageError as exc:
         if exc.format_message():  # empty when the help was shown instead (no arguments)
             err.print(f"phasegate: {exc.format_message()} (see --help)", markup=False, highlight=False)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from phasegate.cli.base import err, gate_table, guarded, out
-from phasegate.configs.schema_base import Phase
+from phasegate.configs.enums import Phase
 
 if TYPE_CHECKING:
     from phasegate.orchestration.runs import PrefectRuns

@@ -115,7 +115,13 @@ def writers_waiting(engine: Engine) -> bool:
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose commits also rewrite the status projection of the engagements they changed
+    (phasegate.ledger.projection)."""
+    from phasegate.ledger.projection import track
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    track(factory)
+    return factory
 
 
 @contextmanager

@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from phasegate.reports.model import Finding, WeeklyReport
 from phasegate.states import Rag
+
+if TYPE_CHECKING:  # the report's pydantic models load only where reports are built; `status` applies the
+    from phasegate.reports.model import Finding, WeeklyReport  # rules to its own columns (status_view)
 
 SOON = dt.timedelta(weeks=2)  # "the timebox ends soon"
 BEHIND = 0.25  # done share this far under the elapsed share of the timebox is "behind plan"
@@ -71,9 +74,16 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def fired(report: WeeklyReport, rules: tuple[Rule, ...] = RULES) -> list[Rule]:
+    """The rules that apply to `report`, in order."""
+    return [rule for rule in rules if rule.applies(report)]
+
+
 def evaluate(report: WeeklyReport, rules: tuple[Rule, ...] = RULES) -> tuple[Rag, list[Finding]]:
     """The worst colour among the rules that apply, and those rules' findings (green when none)."""
-    findings = [Finding(rule=rule.key, rag=rule.rag, reason=rule.reason) for rule in rules if rule.applies(report)]
+    from phasegate.reports.model import Finding
+
+    findings = [Finding(rule=rule.key, rag=rule.rag, reason=rule.reason) for rule in fired(report, rules)]
     rag = max((f.rag for f in findings), key=lambda c: c.rank, default=Rag.GREEN)
     return rag, findings
 

@@ -15,9 +15,10 @@ from phasegate.ledger.models.evidence import AttestationRow, MetricSubmissionRow
 from phasegate.ledger.models.gates import DecisionRow, GateRow
 from phasegate.ledger.models.jira import JiraRevisionRow
 from phasegate.ledger.models.reports import WeeklyReportRow
+from phasegate.ledger.models.status import EngagementStatusRow
 
 __all__ = [
     "AttestationRow", "AuditEventRow", "AuditHeadRow", "Base", "BaselineRow", "ChangeDecisionRow", "ChangeRequestRow",
-    "DecisionRow", "EngagementRow", "GateRow", "JiraRevisionRow", "MetricSubmissionRow", "MilestoneLinkRow", "PhaseRunRow", "SnapshotRow",
+    "DecisionRow", "EngagementRow", "EngagementStatusRow", "GateRow", "JiraRevisionRow", "MetricSubmissionRow", "MilestoneLinkRow", "PhaseRunRow", "SnapshotRow",
     "SpendRow", "TimeboxRow", "UTCDateTime", "WeeklyReportRow", "utcnow",
 ]

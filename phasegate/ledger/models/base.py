@@ -6,34 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, TypeDecorator
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON
 from sqlalchemy.orm import DeclarativeBase
+
+from phasegate.ledger.types import UTCDateTime, enum_column
+
+__all__ = ["Base", "UTCDateTime", "enum_column", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime given to the ledger")
-        return value.astimezone(dt.UTC) if value is not None else None
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def enum_column(cls: type[Any], name: str | None = None) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,148 @@
+"""`phasegate status` from the status columns: one row per engagement, nothing decoded.
+
+The engagement's projection row (phasegate.ledger.models.status, written with every change) holds
+what the engagement file and the slow-moving ledger rows say; open gates and their answers are read
+as they are. With `now`, that gives the same rows as phasegate.reports.portfolio.status_rows, which
+decodes every engagement file (tests/test_status_columns.py compares the two), in six queries and
+without the ORM, pydantic or the engagement schema.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, select
+
+from phasegate.errors import NotFound
+from phasegate.ledger import tables
+from phasegate.reports.rules import fired
+from phasegate.rules.calendar import business_days_elapsed
+from phasegate.states import EngagementState, GateState, Rag
+
+if TYPE_CHECKING:
+    from phasegate.reports.model import WeeklyReport
+
+ACTIVE = (EngagementState.ACTIVE, EngagementState.REGISTERED)
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]  # the engagements shown, by id
+    matching: int  # how many the filter matched in all
+    finished: int  # completed or closed engagements left out (0 with `finished=True`)
+
+
+def page(conn: Connection, *, limit: int | None, finished: bool) -> Page:
+    """Which engagements a status view shows: those in progress (with `finished`, every one), by id,
+    the first `limit` (None: all). Two queries, whatever the size of the ledger."""
+    e = tables.engagements
+    query = select(e.c.id).order_by(e.c.id)
+    if not finished:
+        query = query.where(e.c.state.in_(ACTIVE))
+    counts = {state: n for state, n in conn.execute(select(e.c.state, func.count()).group_by(e.c.state)).tuples()}
+    matching = sum(n for state, n in counts.items() if finished or state in ACTIVE)
+    ids: list[str] = list(conn.scalars(query if limit is None else query.limit(limit)))
+    return Page(ids, matching, 0 if finished else sum(counts.values()) - matching)
+
+
+@dataclass
+class _Gate:
+    name: str
+    overdue: bool
+
+
+@dataclass
+class _Totals:
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
+class _Budget:
+    over: list[str]
+
+
+@dataclass
+class _Changes:
+    drift_count: int = 0
+
+
+@dataclass
+class _LedgerOnly:
+    """What the RAG rules read of a report built from the ledger alone (phasegate.reports.build.from_ledger):
+    no milestones, metrics, drift or missing evidence, which need Jira and the metric sources."""
+
+    today: dt.date
+    timebox_ends_on: dt.date | None
+    booked_weeks: int | None
+    gates: list[_Gate]
+    budget: _Budget
+    totals: _Totals = field(default_factory=_Totals)
+    metrics: list[Any] = field(default_factory=list)
+    missing: list[Any] = field(default_factory=list)
+    change_requests: _Changes = field(default_factory=_Changes)
+
+
+def rows(conn: Connection, now: dt.datetime, engagement_ids: list[str]) -> list[dict[str, Any]]:
+    """One dict per engagement of `engagement_ids` (in id order), as portfolio.status_rows gives."""
+    e, s, g, d = tables.engagements, tables.engagement_status, tables.gates, tables.decisions
+    found = list(conn.execute(select(e, *[c for c in s.c if c.name != "gates"])
+                              .join(s, s.c.engagement_id == e.c.id, isouter=True)
+                              .where(e.c.id.in_(engagement_ids)).order_by(e.c.id)))
+    open_gates: dict[str, list[Any]] = defaultdict(list)
+    for gate in conn.execute(select(g).where(g.c.engagement_id.in_(engagement_ids), g.c.state == GateState.OPEN)
+                             .order_by(g.c.id)):
+        open_gates[gate.engagement_id].append(gate)
+    policies: dict[str, dict[str, Any]] = defaultdict(dict)  # decoded only for engagements with an open gate
+    if open_gates:
+        for engagement_id, policy in conn.execute(select(s.c.engagement_id, s.c.gates)
+                                                  .where(s.c.engagement_id.in_(list(open_gates)))).tuples():
+            policies[engagement_id] = policy
+    answered: dict[int, set[str]] = defaultdict(set)
+    gate_ids = [gate.id for found_gates in open_gates.values() for gate in found_gates]
+    if gate_ids:
+        for answer in conn.execute(select(d.c.gate_id, d.c.approver).where(d.c.gate_id.in_(gate_ids))):
+            answered[answer.gate_id].add(answer.approver)
+    days: dict[str, tuple[ZoneInfo, dt.date]] = {}  # by timezone: the zone and its date now
+    for r in found:
+        if r.timezone is None:
+            raise NotFound(f"{r.id} has no status columns: run `phasegate db upgrade`")
+        if r.timezone not in days:
+            days[r.timezone] = (ZoneInfo(r.timezone), now.astimezone(ZoneInfo(r.timezone)).date())
+    return [_row(r, open_gates[r.id], policies[r.id], answered, now, *days[r.timezone]) for r in found]
+
+
+def _row(r: Any, gates: list[Any], policies: dict[str, Any], answered: dict[int, set[str]], now: dt.datetime,
+         tz: ZoneInfo, today: dt.date) -> dict[str, Any]:
+    shown, blocking = [], set()
+    for gate in gates:
+        policy = policies[gate.phase.value]
+        pending = [name for user, name in policy["approvers"]
+                   if user not in answered[gate.id] and user != gate.requested_by]
+        blocking.update(pending)
+        overdue = gate.overdue_at is not None or business_days_elapsed(
+            gate.opened_at, now, tz, policy["reminder_hour"]) >= policy["escalate_after"]
+        shown.append(_Gate(f"{r.id}/{gate.phase.gate}", overdue))
+    facts = _LedgerOnly(today=today, timebox_ends_on=r.timebox_ends_on, booked_weeks=r.booked_weeks or None,
+                        gates=shown, budget=_Budget(["over"] if r.over_budget else []))
+    findings = fired(cast("WeeklyReport", facts))  # the same rules, on the fields they read
+    rag = max((f.rag for f in findings), key=lambda c: c.rank, default=Rag.GREEN)
+    last: Rag | None = r.last_report_rag
+    if last is not None:
+        rag = max((rag, last), key=lambda c: c.rank)
+    return {
+        "id": r.id, "name": r.name, "state": r.state.value,
+        "phase": r.current_phase.value if r.current_phase else None,
+        "week": (today - r.phase_started).days // 7 + 1 if r.phase_started else None,
+        "planned_weeks": r.planned_weeks, "rag": rag.value,
+        "rag_reasons": [f.reason for f in findings] + (
+            [f"last weekly report ({r.last_report_week}) was {last.value}"] if last and last is not Rag.GREEN else []),
+        "open_gates": [x.name for x in shown], "overdue_gates": [x.name for x in shown if x.overdue],
+        "blocking": sorted(blocking),
+        "timebox_ends_on": r.timebox_ends_on.isoformat() if r.timebox_ends_on else None,
+        "last_report": r.last_report_week,
+    }
