@@ -107,7 +107,8 @@ def test_an_untouched_ledger_verifies(rt: Runtime, acme: Engagement, cli: Invoke
         snapshot_id = gates.by_id(session, gate_id).snapshot_id
     assert report.intact and report.events == len(chain)
     assert head is not None and (head.seq, head.hash) == (chain[-1].seq, chain[-1].hash)
-    assert sealed == {("decisions", d) for d in decision_ids} | {("evidence_snapshots", snapshot_id)}
+    assert sealed == ({("decisions", d) for d in decision_ids} | {("evidence_snapshots", snapshot_id)}
+                      | {("gates", gate_id), ("engagements", 0)})  # the engagement's own row is row 0 of its chain
 
     result = cli("audit", "verify")
     assert result.exit_code == 0, result.output
@@ -334,13 +335,14 @@ def test_a_ledger_from_before_the_chain_verifies_after_upgrade(
         fresh_url: str, acme: Engagement, slack: SlackStandin, jira: JiraStandin, metrics: MetricsStandin,
         tmp_path: Path) -> None:
     """Rows written before migration 0002 (the chain taken off again by its downgrade) are chained
-    and sealed by the upgrade, so an old ledger verifies."""
+    and sealed by the upgrade (0003 seals decisions and snapshots, 0010 the engagement and its gates), so
+    an old ledger verifies."""
     from alembic import command
 
     upgrade(fresh_url)
     rt = Runtime(settings_for(fresh_url, slack, jira, metrics, tmp_path))
     try:
-        decided_g1(rt, acme)
+        gate_id = decided_g1(rt, acme)
         command.downgrade(alembic_config(fresh_url), "0001")
         upgrade(fresh_url)
         with transaction(rt.sessions) as session:
@@ -349,6 +351,7 @@ def test_a_ledger_from_before_the_chain_verifies_after_upgrade(
                                      .order_by(AuditEventRow.seq)).all()
             decision_ids = session.scalars(select(DecisionRow.id).order_by(DecisionRow.id)).all()
         assert report.problems == []
-        assert sealed[0].startswith("evidence snapshot ") and sealed[1:] == [f"decision {d}" for d in decision_ids]
+        assert sealed[0].startswith("evidence snapshot ")
+        assert sealed[1:] == [f"decision {d}" for d in decision_ids] + [f"engagement {acme.id}", f"gate {gate_id}"]
     finally:
         rt.close()

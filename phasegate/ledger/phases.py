@@ -33,7 +33,7 @@ def start_phase(session: Session, engagement: Engagement, phase: Phase, *, reque
     weeks = engagement.phases.of(phase).planned_weeks
     session.add(TimeboxRow(engagement_id=engagement.id, phase=phase, number=1, weeks=weeks,
                            ends_on=starts + dt.timedelta(weeks=weeks), reason="planned"))
-    audit.record(session, engagement.id, AuditKind.PHASE_STARTED, phase.value, requested_by=requested_by,
+    audit.record(session, engagement.id, AuditKind.PHASE_STARTED, phase.value, covers=row, requested_by=requested_by,
                  flow_run_id=flow_run_id)
     return run
 
