@@ -4,6 +4,7 @@ database access would try on each of those rows."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from helpers import posted_gate, with_changes
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import change_decisions, engagements, gates
+from phasegate.ledger import change_decisions, engagements, gates, phases
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import Base
@@ -23,7 +24,7 @@ from phasegate.tasks.kickoff import record_baseline
 
 PM, SPONSOR, TECH_LEAD, VENDOR_LEAD, OUTSIDER = "U0PMACME01", "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD", "U0OUTSIDE1"
 TABLES = ("engagements", "gates", "change_requests", "change_decisions", "attestations", "metric_submissions",
-          "baselines")
+          "baselines", "timeboxes")
 OPERATIONS = ("UPDATE", "DELETE", "INSERT")
 
 
@@ -36,7 +37,7 @@ def engagement_with_a_typed_metric(acme: Engagement) -> Engagement:
 
 def every_deciding_row(rt: Runtime, engagement: Engagement) -> dict[str, Any]:
     """G1 decided GO, a change request filed, assessed and answered once, a typed metric value, an
-    attestation and the first baseline: each written by phasegate's code. {table: the row's id}."""
+    attestation, the first baseline and the PoC's timebox: each written by phasegate's code. {table: the row's id}."""
     gate_id = posted_gate(rt, engagement).id
     record_baseline.fn(rt, engagement)
     for approver in (SPONSOR, VENDOR_LEAD):
@@ -58,9 +59,10 @@ def every_deciding_row(rt: Runtime, engagement: Engagement) -> dict[str, Any]:
         answer_id = session.scalar(select(table.c.id).where(table.c.change_request_id == cr_id))
         baseline = crs.baseline(session, engagement.id)
         assert baseline is not None
+        box = phases.current_timebox(session, engagement.id, Phase.POC)
         return {"engagements": engagement.id, "gates": gate_id, "change_requests": cr_id,
                 "change_decisions": answer_id, "attestations": attested.id, "metric_submissions": metric.id,
-                "baselines": baseline.id}
+                "baselines": baseline.id, "timeboxes": box.id}
 
 
 def _edited(table: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +75,8 @@ def _edited(table: str, row: dict[str, Any]) -> dict[str, Any]:
                                                   "role": "sponsor"}]
         config["phases"] = {**config["phases"], "poc": {**poc, "gate": gate}}
         return {"config": config}
+    if table == "timeboxes":  # the PoC quietly given four more weeks
+        return {"ends_on": row["ends_on"] + dt.timedelta(weeks=4), "weeks": row["weeks"] + 4}
     if table == "baselines":  # the change budget already spent, forgiven
         return {"scope": {**row["scope"], "change_spent": -50_000.0}}
     return {"gates": {"outcome": Outcome.NO_GO.value},  # a GO rewritten as NO-GO (or back)
@@ -90,8 +94,8 @@ def _copy(conn: Connection, table_name: str, row: dict[str, Any]) -> dict[str, A
         copy["id"] = f"{row['id']}-x"
         return copy
     copy["id"] = int(conn.scalar(select(func.max(table.c.id))) or 0) + 1000
-    for column, step in {"revision": 100, "number": 100, "version": 100}.items():
-        if column in copy and table_name in ("gates", "change_requests", "baselines"):
+    for column, step in {"revision": 100, "number": 100, "version": 100}.items():  # unique per engagement
+        if column in copy and table_name in ("gates", "change_requests", "baselines", "timeboxes"):
             copy[column] += step
     for column in ("delivery_id", "jira_issue"):
         if column in copy:

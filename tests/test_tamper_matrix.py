@@ -1,11 +1,11 @@
 """Issue 18 item 5, the tamper matrix: every table that decides anything (engagements, gates, change
-requests, the answers to them, attestations, typed metric values, baselines) x UPDATE / DELETE /
+requests, the answers to them, attestations, typed metric values, baselines, timeboxes) x UPDATE / DELETE /
 INSERT, tried as PostgreSQL's runtime role (ordinary row rights) and as the owner with the triggers
 dropped, on PostgreSQL and SQLite. Every change the database lets through is named by `audit
 verify`, by table and row (and, for an edit, the column); what it refuses leaves the ledger intact.
 
 Each case runs in its own transaction, with `verify` reading inside it before the rollback, so one
-ledger written by phasegate's own code serves all 21 cases."""
+ledger written by phasegate's own code serves all 24 cases."""
 
 from __future__ import annotations
 

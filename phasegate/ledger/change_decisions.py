@@ -129,7 +129,7 @@ def approve(session: Session, cr: ChangeRequestRow, engagement: Engagement) -> B
         box = current_timebox(session, cr.engagement_id, cr.phase)
         before, box.ends_on = box.ends_on, box.ends_on + dt.timedelta(days=cr.schedule_days)
         scope["timebox_ends"] = {cr.phase.value: box.ends_on.isoformat()}
-        audit.record(session, cr.engagement_id, AuditKind.TIMEBOX_MOVED, cr.phase.value, number=box.number,
+        audit.record(session, cr.engagement_id, AuditKind.TIMEBOX_MOVED, cr.phase.value, covers=box, number=box.number,
                      before=before.isoformat(), after=box.ends_on.isoformat(), cr_id=cr.id)
     if amended is not None:
         row = get(session, cr.engagement_id)

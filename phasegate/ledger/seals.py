@@ -2,15 +2,16 @@
 
 Decisions, evidence snapshots and spend entries are sealed by `chain.ROW_COLUMNS`. The other rows
 that decide anything are sealed here: engagements (the file that says who approves), gates (state
-and outcome), change requests and the answers to them, attestations, hand-typed metric values and
-scope baselines. The event written with each change names the row (`row_table`, `row_id`; an
+and outcome), change requests and the answers to them, attestations, hand-typed metric values,
+scope baselines and timeboxes. The event written with each change names the row (`row_table`, `row_id`; an
 engagement's own row is row 0 of its chain) and holds the SHA-256 of the row's sealed columns as
 they now stand in the database (`row_hash`). The payload also carries those columns in short form
 (`sealed`: small values as they are, larger ones as `sha256:` and 12 hex digits), so `audit verify`
 names the column that differs, not only the row.
 
 Rows written once (answers, attestations, metric values, baselines) are append-only in the database
-as well (migration 0010); rows that move on (an engagement, a gate, a change request) are checked
+as well (migration 0010); rows that move on (an engagement, a gate, a change request, a
+timebox) are checked
 against the newest event that sealed them. `check` is what `audit verify` runs: every sealed row
 hashes as its newest event recorded, every row of these tables has an event, every sealed row still
 exists, and no column holds a value the code does not know (a gate state `DECIDED`).
@@ -42,10 +43,11 @@ SEALED: dict[str, tuple[str, ...]] = {
     "metric_submissions": ("id", "engagement_id", "metric", "value", "raw_value", "submitted_by", "operator",
                            "created_at"),
     "baselines": ("id", "engagement_id", "version", "scope", "created_at"),
+    "timeboxes": ("id", "engagement_id", "phase", "number", "weeks", "ends_on", "reason", "review_requested"),
 }
 NOUNS = {"engagements": "engagement", "gates": "gate", "change_requests": "change request",
          "change_decisions": "change-request answer", "attestations": "attestation",
-         "metric_submissions": "metric submission", "baselines": "baseline"}
+         "metric_submissions": "metric submission", "baselines": "baseline", "timeboxes": "timebox"}
 ENGAGEMENT_ROW = 0  # row_id of an engagement's own row in its chain (row_id is an integer column)
 SHORT = 64  # longer values are carried in the payload as a digest
 
