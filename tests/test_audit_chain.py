@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from phasegate.cli.main import app
-from phasegate.configs.schema import Engagement
-from phasegate.ledger import audit, gates
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.ledger import audit, gates, phases
 from phasegate.ledger.db import alembic_config, make_engine, transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, AuditHeadRow, Base, DecisionRow, SnapshotRow
 from phasegate.ledger.verify import verify
@@ -105,9 +105,11 @@ def test_an_untouched_ledger_verifies(rt: Runtime, acme: Engagement, cli: Invoke
         sealed = {(e.row_table, e.row_id) for e in chain if e.row_table}
         decision_ids = [d.id for d in gates.decisions(session, gate_id)]
         snapshot_id = gates.by_id(session, gate_id).snapshot_id
+        box_id = phases.current_timebox(session, acme.id, Phase.POC).id
     assert report.intact and report.events == len(chain)
     assert head is not None and (head.seq, head.hash) == (chain[-1].seq, chain[-1].hash)
-    assert sealed == {("decisions", d) for d in decision_ids} | {("evidence_snapshots", snapshot_id)}
+    assert sealed == ({("decisions", d) for d in decision_ids} | {("evidence_snapshots", snapshot_id)}
+                      | {("gates", gate_id), ("timeboxes", box_id), ("engagements", 0)})  # the engagement is row 0
 
     result = cli("audit", "verify")
     assert result.exit_code == 0, result.output
@@ -334,13 +336,14 @@ def test_a_ledger_from_before_the_chain_verifies_after_upgrade(
         fresh_url: str, acme: Engagement, slack: SlackStandin, jira: JiraStandin, metrics: MetricsStandin,
         tmp_path: Path) -> None:
     """Rows written before migration 0002 (the chain taken off again by its downgrade) are chained
-    and sealed by the upgrade, so an old ledger verifies."""
+    and sealed by the upgrade (0003 seals decisions and snapshots, 0010 the engagement, its gates and timeboxes), so
+    an old ledger verifies."""
     from alembic import command
 
     upgrade(fresh_url)
     rt = Runtime(settings_for(fresh_url, slack, jira, metrics, tmp_path))
     try:
-        decided_g1(rt, acme)
+        gate_id = decided_g1(rt, acme)
         command.downgrade(alembic_config(fresh_url), "0001")
         upgrade(fresh_url)
         with transaction(rt.sessions) as session:
@@ -349,6 +352,8 @@ def test_a_ledger_from_before_the_chain_verifies_after_upgrade(
                                      .order_by(AuditEventRow.seq)).all()
             decision_ids = session.scalars(select(DecisionRow.id).order_by(DecisionRow.id)).all()
         assert report.problems == []
-        assert sealed[0].startswith("evidence snapshot ") and sealed[1:] == [f"decision {d}" for d in decision_ids]
+        assert sealed[0].startswith("evidence snapshot ")
+        assert sealed[1:] == [f"decision {d}" for d in decision_ids] + [f"engagement {acme.id}", f"gate {gate_id}",
+                                                                        "timebox 1"]
     finally:
         rt.close()

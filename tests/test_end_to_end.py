@@ -30,6 +30,7 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow
+from phasegate.ledger.verify import verify
 from phasegate.orchestration.resume import resume_when_paused
 from phasegate.sandbox.demo import acme_churn, globex_forecast
 from phasegate.sandbox.world import Demo, local_world
@@ -96,6 +97,7 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
         assert first_box.ends_on == row_start(session) + dt.timedelta(weeks=8, days=7)
         weekly = session.scalars(select(WeeklyReportRow).where(WeeklyReportRow.subject == "acme-churn")).all()
         assert len(weekly) == 1 and weekly[0].message_ts and weekly[0].chart_path
+        assert verify(session, "acme-churn")[0].problems == []  # every state change sealed as it happened
     texts = top_level(world, "C0ACMECHURN")
     assert sum("started for *ACME churn prediction*" in t for t in texts) == 3  # one kickoff per phase
     assert sum(t.startswith("Weekly status") for t in texts) == 1
@@ -129,6 +131,7 @@ def test_globex_extends_then_stops(world: Demo) -> None:
         assert phases.weeks_used(session, "globex-forecast", Phase.POC) == 12
         extension = phases.current_timebox(session, "globex-forecast", Phase.POC)
         assert extension.reason.startswith("F1 0.74 is under 0.80")
+        assert verify(session, "globex-forecast")[0].problems == []
     assert settled_runs("globex-forecast-", 1) == {"globex-forecast-poc": "COMPLETED"}  # no development run
 
 

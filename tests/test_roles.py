@@ -92,8 +92,8 @@ def test_the_grants_can_be_printed_for_a_dba_and_refuse_a_hostile_role_name() ->
     runner = CliRunner()
     printed = runner.invoke(app, ["db", "grants", "phasegate_app"])
     assert printed.exit_code == 0
-    expected = ('GRANT SELECT, INSERT ON audit_events, decisions, evidence_snapshots, jira_revisions, spend_entries '
-                'TO "phasegate_app";')
+    expected = ('GRANT SELECT, INSERT ON attestations, audit_events, baselines, change_decisions, decisions, '
+                'evidence_snapshots, jira_revisions, metric_submissions, spend_entries TO "phasegate_app";')
     assert expected in printed.output
     assert "DELETE" not in printed.output and "TRUNCATE" not in printed.output
     hostile = runner.invoke(app, ["db", "grants", 'x"; DROP TABLE gates; --'])

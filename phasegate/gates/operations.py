@@ -104,8 +104,8 @@ def request_review(rt: Runtime, engagement_id: str, *, operator: str | None = No
             raise PolicyError(f"{gate.name} for timebox {box.number} was decided {gate.outcome.label if gate.outcome else ''};"
                               " the next timebox is not open yet, try again shortly")
         box.review_requested = True
-        audit.record(session, engagement_id, AuditKind.REVIEW_REQUESTED, row.current_phase.value, timebox=box.number,
-                     operator=operator)
+        audit.record(session, engagement_id, AuditKind.REVIEW_REQUESTED, row.current_phase.value, covers=box,
+                     timebox=box.number, operator=operator)
         run_id = phases.phase_run(session, engagement_id, row.current_phase).flow_run_id
     said = f"{row.current_phase.gate} review requested for timebox {box.number}"
     if run_id:

@@ -1,5 +1,5 @@
-"""Triggers that make decisions, evidence snapshots, spend entries, Jira revisions and audit events
-append-only in the database itself, so an edit through SQL is refused rather than merely detected
+"""Triggers that make decisions, evidence snapshots, spend entries, Jira revisions, change-request
+answers, attestations, metric submissions, scope baselines and audit events append-only in the database itself, so an edit through SQL is refused rather than merely detected
 later by `audit verify`.
 
 The chain heads are the one mutable part of the trail: a head may only move forward and never be
@@ -14,7 +14,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 FIRST = ("audit_events", "decisions", "evidence_snapshots")  # made append-only by migration 0003
-APPEND_ONLY = (*FIRST, "spend_entries", "jira_revisions")  # spend_entries: migration 0006; jira_revisions: 0009
+SEALED_ONCE = ("change_decisions", "attestations", "metric_submissions", "baselines")  # migration 0010
+APPEND_ONLY = (*FIRST, "spend_entries", "jira_revisions", *SEALED_ONCE)  # spend_entries: 0006; jira_revisions: 0009
 HEADS = "audit_heads"
 
 
@@ -89,3 +90,13 @@ def drop(conn: Connection) -> None:
                                               f"AND tbl_name IN ({tables})")).scalars())
     for name in names:
         conn.execute(text(f'DROP TRIGGER "{name}"'))
+
+
+def unprotect(conn: Connection, table: str) -> None:
+    """Undo `protect` for one table (a later migration's downgrade)."""
+    if conn.dialect.name == "postgresql":
+        for name in (f"{table}_append_only", f"{table}_no_truncate"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
+        return
+    for op in ("update", "delete"):
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{op}"))

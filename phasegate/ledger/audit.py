@@ -8,14 +8,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phasegate.ledger import chain
+from phasegate.ledger import chain, seals
 from phasegate.ledger.models import AuditEventRow, Base
 from phasegate.states import AuditKind
 
 
 def record(session: Session, engagement_id: str, kind: AuditKind, subject: str = "", *, covers: Base | None = None,
            **payload: Any) -> None:
-    """Append an event to the engagement's chain; `covers` is the decision or snapshot it seals."""
+    """Append an event to the engagement's chain; `covers` is the row it seals (a decision, snapshot or
+    spend entry by `chain.ROW_COLUMNS`, any other deciding row by `seals.SEALED`)."""
+    table = getattr(covers, "__tablename__", None)
+    if covers is not None and table in seals.SEALED:
+        session.flush()
+        key = chain.db_columns(covers)[1]["id"]
+        chain.extend(session, engagement_id, [seals.link(session, kind, subject, payload, str(table), key)])
+        return
     chain.append(session, engagement_id, kind, subject, payload, covers)
 
 

@@ -84,10 +84,12 @@ def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, rea
     mine = previous.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason.strip():
         return Answered(cr, recorded=False, decided=None)
-    session.add(ChangeDecisionRow(change_request_id=cr.id, outcome=outcome, approver=approver,
-                                  side=entry.side.value, role=entry.role, reason=reason.strip(), via=via,
-                                  delivery_id=delivery_id, operator=operator, revision=cr.revision))
-    audit.record(session, cr.engagement_id, AuditKind.CR_DECISION_RECORDED, cr.name, cr_id=cr.id, approver=approver,
+    given = ChangeDecisionRow(change_request_id=cr.id, outcome=outcome, approver=approver, side=entry.side.value,
+                              role=entry.role, reason=reason.strip(), via=via, delivery_id=delivery_id,
+                              operator=operator, revision=cr.revision)
+    session.add(given)
+    audit.record(session, cr.engagement_id, AuditKind.CR_DECISION_RECORDED, cr.name, covers=given, cr_id=cr.id,
+                 approver=approver,
                  outcome=outcome.value, reason=reason.strip(), channel=via.value, operator=operator, revision=cr.revision)
     tally = {user: row.outcome for user, row in previous.items()} | {approver: outcome}
     reached = policy.reached(policy.change_policy(engagement, cr.phase), tally)
@@ -105,7 +107,7 @@ def settle(session: Session, cr: ChangeRequestRow, state: ChangeRequestState, re
     cr.state, cr.closed_reason, cr.decided_at = state, reason, utcnow()
     assessment = assessment_of(cr)
     kind = AuditKind.CR_APPROVED if state is ChangeRequestState.APPROVED else AuditKind.CR_REJECTED
-    audit.record(session, cr.engagement_id, kind, cr.name, cr_id=cr.id, reason=reason,
+    audit.record(session, cr.engagement_id, kind, cr.name, covers=cr, cr_id=cr.id, reason=reason,
                  over_budget=bool(assessment and assessment.over_budget), baseline_version=cr.baseline_version)
 
 
@@ -127,18 +129,19 @@ def approve(session: Session, cr: ChangeRequestRow, engagement: Engagement) -> B
         box = current_timebox(session, cr.engagement_id, cr.phase)
         before, box.ends_on = box.ends_on, box.ends_on + dt.timedelta(days=cr.schedule_days)
         scope["timebox_ends"] = {cr.phase.value: box.ends_on.isoformat()}
-        audit.record(session, cr.engagement_id, AuditKind.TIMEBOX_MOVED, cr.phase.value, number=box.number,
+        audit.record(session, cr.engagement_id, AuditKind.TIMEBOX_MOVED, cr.phase.value, covers=box, number=box.number,
                      before=before.isoformat(), after=box.ends_on.isoformat(), cr_id=cr.id)
     if amended is not None:
         row = get(session, cr.engagement_id)
         new_config = amended.model_dump(mode="json")
         changes = diff(row.config, new_config)
         row.config, row.config_digest, row.name = new_config, digest_of(new_config), amended.name
-        audit.record(session, cr.engagement_id, AuditKind.CONFIG_AMENDED, cr.name, cr_id=cr.id,
+        audit.record(session, cr.engagement_id, AuditKind.CONFIG_AMENDED, cr.name, covers=row, cr_id=cr.id,
                      digest=row.config_digest, changes=changes)
     version = BaselineRow(engagement_id=cr.engagement_id, version=current.version + 1, scope=scope)
     session.add(version)
-    audit.record(session, cr.engagement_id, AuditKind.BASELINE_RECORDED, f"v{version.version}", scope=scope,
+    audit.record(session, cr.engagement_id, AuditKind.BASELINE_RECORDED, f"v{version.version}", covers=version,
+                 scope=scope,
                  cr_id=cr.id)
     cr.baseline_version = version.version
     settle(session, cr, ChangeRequestState.APPROVED)

@@ -167,7 +167,7 @@ def submit(session: Session, engagement_id: str, draft: Draft, *, requested_by: 
     session.add(cr)
     session.flush()
     payload: dict[str, Any] = {"not_estimated": list(draft.not_estimated)} if draft.not_estimated else {}
-    audit.record(session, engagement_id, AuditKind.CR_SUBMITTED, cr.name, cr_id=cr.id, title=draft.title,
+    audit.record(session, engagement_id, AuditKind.CR_SUBMITTED, cr.name, covers=cr, cr_id=cr.id, title=draft.title,
                  requested_by=requested_by, source=source.value, phase=phase.value, cost=draft.cost,
                  effort_days=draft.effort_days, schedule_days=draft.schedule_days, operator=operator,
                  **payload | (extra or {}))
@@ -194,7 +194,7 @@ def assess(session: Session, cr: ChangeRequestRow) -> Assessment:
                              max_weeks=max_weeks(engagement, cr.phase),
                              spent=spend.status_of(session, cr.engagement_id, engagement=engagement).changes.used)
     cr.assessment, cr.state = result.model_dump(mode="json"), ChangeRequestState.ASSESSED
-    audit.record(session, cr.engagement_id, AuditKind.CR_ASSESSED, cr.name, cr_id=cr.id,
+    audit.record(session, cr.engagement_id, AuditKind.CR_ASSESSED, cr.name, covers=cr, cr_id=cr.id,
                  baseline_version=current.version, over_budget=result.over_budget, past_max=result.past_max,
                  growth_percent=round(result.growth_percent, 1))
     return result
@@ -212,7 +212,8 @@ def withdraw(session: Session, cr_id: int, *, by: str, reason: str, operator: st
     if not reason.strip():
         raise PolicyError("a withdrawal needs a written reason")
     cr.state, cr.closed_reason, cr.decided_at = ChangeRequestState.WITHDRAWN, reason.strip(), utcnow()
-    audit.record(session, cr.engagement_id, AuditKind.CR_WITHDRAWN, cr.name, cr_id=cr.id, by=by, reason=reason.strip(),
+    audit.record(session, cr.engagement_id, AuditKind.CR_WITHDRAWN, cr.name, covers=cr, cr_id=cr.id, by=by,
+                 reason=reason.strip(),
                  operator=operator)
     return cr
 

@@ -51,7 +51,8 @@ def register(session: Session, engagement: Engagement, *, operator: str | None =
     else:
         row = EngagementRow(id=engagement.id, name=engagement.name, config=config, config_digest=digest)
         session.add(row)
-    audit.record(session, engagement.id, AuditKind.ENGAGEMENT_REGISTERED, digest=digest, operator=operator)
+    audit.record(session, engagement.id, AuditKind.ENGAGEMENT_REGISTERED, covers=row, digest=digest,
+                 operator=operator)
     return row, True
 
 
@@ -151,7 +152,7 @@ def record_baseline(session: Session, engagement_id: str, scope: dict[str, Any])
         return first
     row = BaselineRow(engagement_id=engagement_id, version=1, scope=scope)
     session.add(row)
-    audit.record(session, engagement_id, AuditKind.BASELINE_RECORDED, "v1", scope=scope)
+    audit.record(session, engagement_id, AuditKind.BASELINE_RECORDED, "v1", covers=row, scope=scope)
     return row
 
 
@@ -174,7 +175,7 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
     row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
                          via=via, note=note, operator=operator)
     session.add(row)
-    audit.record(session, engagement.id, AuditKind.ATTESTATION_RECORDED, milestone, by=by, note=note,
+    audit.record(session, engagement.id, AuditKind.ATTESTATION_RECORDED, milestone, covers=row, by=by, note=note,
                  channel=via.value, operator=operator)  # the payload key predates the name `via`
     return row
 
@@ -223,7 +224,7 @@ def submit_metric(session: Session, engagement: Engagement, metric: str, raw: st
     row = MetricSubmissionRow(engagement_id=engagement.id, metric=metric, value=value, raw_value=raw,
                               submitted_by=by, operator=operator)
     session.add(row)
-    audit.record(session, engagement.id, AuditKind.METRIC_SUBMITTED, metric, value=value, raw=raw, by=by,
+    audit.record(session, engagement.id, AuditKind.METRIC_SUBMITTED, metric, covers=row, value=value, raw=raw, by=by,
                  operator=operator)
     return row
 
@@ -241,5 +242,5 @@ def close(session: Session, engagement_id: str, state: EngagementState, reason: 
         return False
     row.state.check_can_become(state, f"engagement {engagement_id}")
     row.state, row.closed_reason = state, reason
-    audit.record(session, engagement_id, AuditKind.ENGAGEMENT_CLOSED, state.value, reason=reason)
+    audit.record(session, engagement_id, AuditKind.ENGAGEMENT_CLOSED, state.value, covers=row, reason=reason)
     return True

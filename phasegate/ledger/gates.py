@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
-from phasegate.ledger import audit, chain, engagements
+from phasegate.ledger import audit, chain, engagements, seals
 from phasegate.ledger.models import Base, DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
@@ -58,7 +58,7 @@ def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_r
     session.add(gate)
     session.flush()
     audit.record(session, snapshot.engagement_id, AuditKind.EVIDENCE_FROZEN, gate.name, covers=frozen, digest=digest)
-    audit.record(session, snapshot.engagement_id, AuditKind.GATE_OPENED, gate.name, gate_id=gate.id,
+    audit.record(session, snapshot.engagement_id, AuditKind.GATE_OPENED, gate.name, covers=gate, gate_id=gate.id,
                  revision=revision, digest=digest, because=because)
     return gate
 
@@ -170,8 +170,8 @@ def decide(session: Session, gate: GateRow, outcome: Outcome) -> chain.Link:
     session.execute(update(table).where(table.c.id == gate.id).values(changes))
     for key, value in changes.items():  # what was just written, not a change still to flush
         set_committed_value(gate, key, value)
-    return chain.Link(AuditKind.GATE_DECIDED, gate.name, {"gate_id": gate.id, "outcome": outcome.value,
-                                                         "digest": gate.digest})
+    return seals.link(session, AuditKind.GATE_DECIDED, gate.name,
+                      {"gate_id": gate.id, "outcome": outcome.value, "digest": gate.digest}, "gates", gate.id)
 
 
 def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[str]) -> GateRow:
@@ -179,7 +179,8 @@ def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[s
     gate.state.check_can_become(GateState.STALE, f"{gate.name} revision {gate.revision}")
     gate.state = GateState.STALE
     because = "; ".join(reasons)
-    audit.record(session, gate.engagement_id, AuditKind.GATE_STALE, gate.name, gate_id=gate.id, because=because)
+    audit.record(session, gate.engagement_id, AuditKind.GATE_STALE, gate.name, covers=gate, gate_id=gate.id,
+                 because=because)
     return open_gate(session, fresh, requested_by=gate.requested_by, flow_run_id=gate.flow_run_id,
                      channel=gate.channel, revision=gate.revision + 1, because=because)
 

@@ -116,7 +116,7 @@ def revise(session: Session, cr_id: int, content: jira_rules.Content, *, key: st
     session.add(JiraRevisionRow(change_request_id=cr.id, revision=cr.revision, digest=content.digest,
                                 content=content.as_dict(), issue_key=key, issue_id=issue_id))
     changes = jira_rules.changes(old, content) if old else ["filed before its content was kept"]
-    audit.record(session, cr.engagement_id, AuditKind.CR_REVISED, cr.name, cr_id=cr.id, revision=cr.revision,
+    audit.record(session, cr.engagement_id, AuditKind.CR_REVISED, cr.name, covers=cr, cr_id=cr.id, revision=cr.revision,
                  issue=key, digest=content.digest, previous_digest=previous, content=content.as_dict(),
                  changes=changes, answers_voided=voided, superseded_ts=superseded)
     crs.assess(session, cr)

@@ -31,10 +31,13 @@ def start_phase(session: Session, engagement: Engagement, phase: Phase, *, reque
     row.state, row.current_phase = EngagementState.ACTIVE, phase
     starts = engagement.start_date if phase is Phase.POC else today
     weeks = engagement.phases.of(phase).planned_weeks
-    session.add(TimeboxRow(engagement_id=engagement.id, phase=phase, number=1, weeks=weeks,
-                           ends_on=starts + dt.timedelta(weeks=weeks), reason="planned"))
-    audit.record(session, engagement.id, AuditKind.PHASE_STARTED, phase.value, requested_by=requested_by,
+    box = TimeboxRow(engagement_id=engagement.id, phase=phase, number=1, weeks=weeks,
+                     ends_on=starts + dt.timedelta(weeks=weeks), reason="planned")
+    session.add(box)
+    audit.record(session, engagement.id, AuditKind.PHASE_STARTED, phase.value, covers=row, requested_by=requested_by,
                  flow_run_id=flow_run_id)
+    audit.record(session, engagement.id, AuditKind.TIMEBOX_OPENED, phase.value, covers=box, number=1, weeks=weeks,
+                 reason="planned")
     return run
 
 
@@ -106,6 +109,6 @@ def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int
     box = TimeboxRow(engagement_id=engagement.id, phase=phase, number=after + 1, weeks=weeks,
                      ends_on=current.ends_on + dt.timedelta(weeks=weeks), reason=reason)
     session.add(box)
-    audit.record(session, engagement.id, AuditKind.TIMEBOX_OPENED, phase.value, number=after + 1, weeks=weeks,
+    audit.record(session, engagement.id, AuditKind.TIMEBOX_OPENED, phase.value, covers=box, number=after + 1, weeks=weeks,
                  reason=reason)
     return box, True

@@ -34,7 +34,7 @@ def record_issues(engagement_id: str, phase: Phase, found: Mapping[str, list[str
     scope.pop("change_request", None)
     row = BaselineRow(engagement_id=engagement_id, version=current.version + 1, scope=scope)
     session.add(row)
-    audit.record(session, engagement_id, AuditKind.BASELINE_RECORDED, f"v{row.version}", scope=scope,
+    audit.record(session, engagement_id, AuditKind.BASELINE_RECORDED, f"v{row.version}", covers=row, scope=scope,
                  reason=f"the {phase.value} scope in Jira at its start")
     return row
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import RowMapping, Table, select
+from sqlalchemy import RowMapping, String, Table, select, type_coerce
 from sqlalchemy.orm import Session
 
-from phasegate.ledger import chain
+from phasegate.configs.schema import Phase
+from phasegate.ledger import chain, seals
 from phasegate.ledger.models import Base, GateRow, SnapshotRow
 from phasegate.rules.evidence import Snapshot
 
@@ -85,6 +86,7 @@ def verify_one(session: Session, engagement_id: str) -> ChainReport:
         expected_seq, expected_prev = seq + 1, event["hash"]
     _check_head(session, report, events[-1] if events else None)
     _check_rows(session, report, events)
+    seals.check(session, engagement_id, events, say)
     _check_gate_digests(session, report)
     return report
 
@@ -155,14 +157,24 @@ def _rows_of(session: Session, table_name: str, engagement_id: str) -> list[int]
 
 
 def _check_gate_digests(session: Session, report: ChainReport) -> None:
-    for gate in session.scalars(select(GateRow).where(GateRow.engagement_id == report.engagement_id)
-                                .order_by(GateRow.id)):
+    """Read through Core with the phase as stored text: a value the code does not know is named by
+    `seals.check`, not raised here."""
+    gates = _table("gates")
+    phase = type_coerce(gates.c.phase, String()).label("phase")
+    for gate in session.execute(select(gates.c.id, gates.c.snapshot_id, gates.c.digest, phase)
+                                .where(gates.c.engagement_id == report.engagement_id).order_by(gates.c.id)):
         problem = evidence_mismatch(session, gate)
         if problem is not None:
-            report.problems.append(f"{report.engagement_id}: gate {gate.id} ({gate.name}): {problem}")
+            name = Phase(gate.phase).gate if gate.phase in {p.value for p in Phase} else gate.phase
+            report.problems.append(f"{report.engagement_id}: gate {gate.id} ({report.engagement_id}/{name}): {problem}")
 
 
-def evidence_mismatch(session: Session, gate: GateRow) -> str | None:
+class _Gated(Protocol):
+    snapshot_id: int
+    digest: str
+
+
+def evidence_mismatch(session: Session, gate: _Gated) -> str | None:
     """Why the gate's digest no longer matches its frozen evidence, recomputed as evidence.py does; None if it does."""
     frozen = session.get(SnapshotRow, gate.snapshot_id)
     if frozen is None:
