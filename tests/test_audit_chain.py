@@ -46,11 +46,12 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture
-def cli(ledger_url: str, tmp_path: Path) -> Invoke:
+def cli(ledger_url: str, tmp_path: Path, slack: SlackStandin) -> Invoke:
     from typer.testing import CliRunner
 
     runner = CliRunner(env={"PHASEGATE_HOME": str(tmp_path), "PHASEGATE_DATABASE_URL": ledger_url,
-                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "200"})
+                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "200",
+                            "PHASEGATE_SLACK_API_URL": slack.base_url, "PHASEGATE_SLACK_BOT_TOKEN": slack.bot_token})
 
     def invoke(*args: str) -> Result:
         return runner.invoke(app, list(args))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # Alembic loads only when the schema has to change
 
 # The ledger could not be reached or did not answer in time (as opposed to refusing a value).
 LEDGER_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+AUDIT_KEY = "phasegate_audit_key"  # a sessionmaker's info entry: the key of the audit chain's links
 READ_ONLY = "phasegate_read_only"  # an execution option: this transaction only reads
 LOCK_WAIT = "phasegate_lock_wait"  # an execution option: seconds a SQLite BEGIN IMMEDIATE may wait
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -114,8 +115,11 @@ def writers_waiting(engine: Engine) -> bool:
     return writer is not None and writer.turns.waiting > 0
 
 
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def sessions(engine: Engine, *, audit_key: bytes | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`; with `audit_key`, the audit chain's new links are keyed (HMAC-SHA-256) and
+    keyed links can be verified (phasegate.ledger.chain)."""
+    info = {AUDIT_KEY: audit_key} if audit_key else {}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import RowMapping, Table, select
 from sqlalchemy.orm import Session
 
-from phasegate.ledger import chain
+from phasegate.ledger import chain, seals
 from phasegate.ledger.models import Base, GateRow, SnapshotRow
 from phasegate.rules.evidence import Snapshot
 
@@ -65,6 +65,7 @@ def verify_one(session: Session, engagement_id: str) -> ChainReport:
                              .order_by(events_table.c.seq, events_table.c.id)).mappings().all()
     report.events = len(events)
     position = {e["hash"]: e["seq"] for e in events}
+    key = chain.key_of(session)
     expected_seq, expected_prev = 1, chain.GENESIS
     for event in events:
         seq, label = event["seq"], _label(event)
@@ -80,9 +81,10 @@ def verify_one(session: Session, engagement_id: str) -> ChainReport:
             else:
                 say(f"{engagement_id}: {label} does not link to event #{seq - 1} "
                     f"(event #{seq - 1} was replaced or rewritten)")
-        if not reordered and chain.event_hash(event) != event["hash"]:
+        if not reordered and not seals.link_matches(event, key):
             say(f"{engagement_id}: {label} was edited: its content no longer matches its hash")
         expected_seq, expected_prev = seq + 1, event["hash"]
+    report.problems += seals.problems(engagement_id, events, key)
     _check_head(session, report, events[-1] if events else None)
     _check_rows(session, report, events)
     _check_gate_digests(session, report)
