@@ -25,16 +25,12 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from phasegate.integrations.errors import IntegrationError, ServiceUnavailable
+from phasegate.integrations.slack_metadata import WITNESS_KEYS
 
 log = logging.getLogger(__name__)
 UNREADABLE = frozenset({"not_in_channel", "missing_scope"})  # history refused for good: post without looking
 HISTORY_PAGE = 200  # messages per conversations.history call while looking for a marked post
 HISTORY_PAGES = 5  # at most this many pages (1,000 messages) back to the post's earliest moment
-
-
-# The audit chain head a post witnesses (phasegate.messages.witness), beside the mark's own names in
-# its metadata's event_payload; not part of what the post is, so a retried post is found whatever head it carried.
-WITNESS_KEYS = ("chain_engagement", "chain_seq", "chain_hash")
 
 
 @dataclass(frozen=True)

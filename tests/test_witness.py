@@ -222,3 +222,55 @@ def test_a_chain_sealed_before_the_key_keeps_verifying(rt: Runtime, acme: Engage
     seals = [r["seal"] for r in event_rows(ledger_url, acme.id)]
     assert seals[0] == "sha256" and seals[-1] == "hmac-sha256"
     assert cli("audit", "verify", acme.id, key="later-key").exit_code == 0
+
+
+def test_a_decided_change_request_and_its_announcement_witness_the_head(
+        rt: Runtime, slack: SlackStandin, acme: Engagement, cli: Invoke) -> None:
+    from test_change_request_runs import approved, prompted
+
+    from phasegate.ledger.models import ChangeRequestRow
+    from phasegate.tasks import change_requests as cr_tasks
+
+    cr_id = prompted(rt, acme, "cr-run-1")
+    approved(rt, cr_id)
+    cr_tasks.announce.fn(rt, acme, cr_id)
+    with transaction(rt.sessions) as session:
+        cr = session.get(ChangeRequestRow, cr_id)
+        assert cr is not None and cr.message_ts
+        ts = cr.message_ts
+    decided = next(e for e in event_rows(rt.settings.ledger_url, acme.id) if e["kind"] == "cr_approved")
+    prompt = slack.message(acme.slack_channel, ts)
+    assert prompt.metadata is not None and prompt.metadata["event_type"] == "phasegate_change_request"
+    head = prompt.metadata["event_payload"]
+    assert head["chain_engagement"] == acme.id and head["chain_seq"] >= decided["seq"]
+    assert f"Audit chain head #{head['chain_seq']} {head['chain_hash']}" in str(prompt.blocks[-1])
+    [said] = [m for m in slack.thread(acme.slack_channel, ts) if m.metadata]
+    assert said.metadata is not None and said.metadata["event_payload"]["chain_seq"] == head["chain_seq"]
+    assert f"Audit chain head #{head['chain_seq']}" in said.text
+    result = cli("audit", "verify", acme.id)
+    assert result.exit_code == 0, result.output
+    assert "witnessed by 1 Slack message" in result.stdout
+
+
+def test_a_weekly_report_witnesses_the_head(rt: Runtime, slack: SlackStandin, jira: JiraStandin,
+                                            acme: Engagement, cli: Invoke) -> None:
+    from phasegate.ledger.models import WeeklyReportRow, utcnow
+    from phasegate.reports import collect
+
+    posted_gate(rt, acme, jira=jira)
+    (report,) = collect.collect(rt, [acme.id], utcnow()).reports
+    assert collect.deliver_all(rt, [report], post=True)[1] == {}
+    with transaction(rt.sessions) as session:
+        row = session.scalar(select(WeeklyReportRow).where(WeeklyReportRow.subject == acme.id))
+        assert row is not None and row.message_ts
+        ts = row.message_ts
+    posted = slack.message(acme.slack_channel, ts)
+    assert posted.metadata is not None and posted.metadata["event_type"] == "phasegate_weekly_report"
+    head = posted.metadata["event_payload"]
+    rows = event_rows(rt.settings.ledger_url, acme.id)
+    posted_event = next(e for e in rows if e["kind"] == "weekly_report_posted")
+    # the head when it was posted: the event that records the post comes after it
+    assert (head["chain_seq"], head["chain_hash"]) == (posted_event["seq"] - 1, posted_event["prev_hash"])
+    assert f"Audit chain head #{head['chain_seq']} {head['chain_hash']}" in str(posted.blocks[-1])
+    result = cli("audit", "verify", acme.id)
+    assert result.exit_code == 0 and "witnessed by 1 Slack message" in result.stdout, result.output

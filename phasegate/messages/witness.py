@@ -12,20 +12,24 @@ compares them with the chain (phasegate.ledger.witness.compare).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.integrations.errors import IntegrationError
 from phasegate.integrations.slack_blocks import Block, context
-from phasegate.integrations.slack_chat import WITNESS_KEYS, Mark, SlackChat
+from phasegate.integrations.slack_metadata import WITNESS_KEYS
 from phasegate.ledger import witness
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, EngagementRow, GateRow, WeeklyReportRow
-from phasegate.messages.marks import LOOKBACK_MARGIN
+
+if TYPE_CHECKING:  # `audit verify` without a bot token loads no Slack client library
+    from phasegate.integrations.slack_chat import Mark, SlackChat
 
 ENGAGEMENT, SEQ, HASH = WITNESS_KEYS
+LOOKBACK_MARGIN = dt.timedelta(minutes=5)  # clock skew between the ledger's host and Slack (as marks.py)
 MAX_PAGES = 100  # 20,000 messages per channel at most; more is said, not silently skipped
 
 
