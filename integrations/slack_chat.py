@@ -91,6 +91,7 @@ class CannotLook(IntegrationError):
 class SlackChat:
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        self._bot_id: str | None = None
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -184,8 +185,10 @@ class SlackChat:
         self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks, **extra)
 
     def bot_id(self) -> str:
-        """Our own bot's id (auth.test), to tell our messages from anyone else's."""
-        return str(self._call("auth.test").get("bot_id") or "")
+        """Our own bot's id (auth.test, asked once), to tell our messages from anyone else's."""
+        if self._bot_id is None:
+            self._bot_id = str(self._call("auth.test").get("bot_id") or "")
+        return self._bot_id
 
     def upload(self, channel: str, path: Path, title: str, thread_ts: str | None = None) -> str:
         """Share a file in the channel (in the thread when given) and return its file id.
