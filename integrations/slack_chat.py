@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from phasegate.integrations.errors import IntegrationError, ServiceUnavailable
+from phasegate.integrations.slack_metadata import WITNESS_KEYS
 
 log = logging.getLogger(__name__)
 UNREADABLE = frozenset({"not_in_channel", "missing_scope"})  # history refused for good: post without looking
@@ -35,19 +36,23 @@ HISTORY_PAGES = 5  # at most this many pages (1,000 messages) back to the post's
 @dataclass(frozen=True)
 class Mark:
     """What a post is, as Slack message metadata: `event_type` (letters, digits, `_`) and a payload
-    of names, e.g. Mark("phasegate_gate_prompt", {"engagement": "acme-churn", "revision": 2})."""
+    of names, e.g. Mark("phasegate_gate_prompt", {"engagement": "acme-churn", "revision": 2}); and
+    the chain head it witnesses (`witness`, keyed by WITNESS_KEYS), if any."""
 
     event_type: str
     payload: Mapping[str, str | int]
+    witness: Mapping[str, str | int] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
-        return {"event_type": self.event_type, "event_payload": dict(self.payload)}
+        return {"event_type": self.event_type, "event_payload": dict(self.payload) | dict(self.witness)}
 
     def on(self, message: Mapping[str, Any]) -> bool:
-        """Whether a message from conversations.history carries this mark."""
+        """Whether a message from conversations.history carries this mark (whatever head it witnessed)."""
         metadata = message.get("metadata")
-        return (isinstance(metadata, dict) and metadata.get("event_type") == self.event_type
-                and metadata.get("event_payload") == dict(self.payload))
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("event_payload"), dict):
+            return False
+        names = {k: v for k, v in metadata["event_payload"].items() if k not in WITNESS_KEYS}
+        return metadata.get("event_type") == self.event_type and names == dict(self.payload)
 
 
 def _posts_a_mark(request: HttpRequest) -> bool:
@@ -86,6 +91,7 @@ class CannotLook(IntegrationError):
 class SlackChat:
     def __init__(self, client: WebClient) -> None:
         self.client = client
+        self._bot_id: str | None = None
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -113,8 +119,18 @@ class SlackChat:
         """The ts of the earliest top-level message in `channel` carrying `mark`, posted after `oldest`
         (Unix seconds), looking at most HISTORY_PAGES pages back; None if there is none."""
         found: str | None = None
+        for message in self.history(channel, oldest=oldest, pages=HISTORY_PAGES)[0]:  # newest first
+            if mark.on(message):
+                found = str(message.get("ts"))  # the last match is the earliest
+        return found
+
+    def history(self, channel: str, *, oldest: float, pages: int) -> tuple[list[dict[str, Any]], bool]:
+        """(the channel's top-level messages since `oldest` (Unix seconds), newest first, with their
+        metadata; whether that is all of them) reading at most `pages` pages of HISTORY_PAGE.
+        CannotLook or ServiceUnavailable when Slack cannot be read."""
+        found: list[dict[str, Any]] = []
         more: dict[str, str] = {}  # the cursor, from the second page on
-        for _ in range(HISTORY_PAGES):
+        for _ in range(pages):
             try:
                 page = self.client.api_call("conversations.history", params={
                     "channel": channel, "oldest": f"{oldest:.6f}", "limit": HISTORY_PAGE,
@@ -127,15 +143,13 @@ class SlackChat:
             except (SlackClientError, OSError) as exc:
                 raise ServiceUnavailable(f"Slack conversations.history failed: {type(exc).__name__}: {exc}") from None
             if not isinstance(page, dict):
-                break
-            for message in page.get("messages") or []:  # newest first: the last match is the earliest
-                if isinstance(message, dict) and mark.on(message):
-                    found = str(message.get("ts"))
+                return found, False
+            found += [m for m in page.get("messages") or [] if isinstance(m, dict)]
             cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
             if not page.get("has_more") or not cursor:
-                break
+                return found, True
             more = {"cursor": cursor}
-        return found
+        return found, False
 
     def post_marked(self, channel: str, text: str, blocks: list[dict[str, Any]] | None, mark: Mark, *,
                     oldest: float) -> str:
@@ -164,8 +178,17 @@ class SlackChat:
         """A message only `user` sees, in `channel` (for answers with no response_url, such as a form's)."""
         self._call("chat.postEphemeral", channel=channel, user=user, text=text)
 
-    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
-        self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+    def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]], *, mark: Mark | None = None
+               ) -> None:
+        """Redraw one of our messages; with `mark`, its metadata too (e.g. the chain head it now witnesses)."""
+        extra = {"metadata": mark.metadata()} if mark is not None else {}
+        self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks, **extra)
+
+    def bot_id(self) -> str:
+        """Our own bot's id (auth.test, asked once), to tell our messages from anyone else's."""
+        if self._bot_id is None:
+            self._bot_id = str(self._call("auth.test").get("bot_id") or "")
+        return self._bot_id
 
     def upload(self, channel: str, path: Path, title: str, thread_ts: str | None = None) -> str:
         """Share a file in the channel (in the thread when given) and return its file id.

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     slack_host: str = "127.0.0.1"
     slack_port: int = 3000
 
+    # Keys the audit chain's new links (HMAC-SHA-256), so that database access alone cannot recompute
+    # them; keep it out of the database's reach. Empty: plain SHA-256 (phasegate.ledger.chain).
+    audit_key: SecretStr = SecretStr("")
+
     jira_sites: dict[str, str] = {}  # JSON: a file's jira.url -> the URL to use instead (the demo's stand-ins)
     jira_email: str | None = None  # Jira Cloud: email + API token
     jira_api_token: SecretStr | None = None
@@ -53,6 +57,11 @@ class Settings(BaseSettings):
     @property
     def prefect_api_url(self) -> str:
         return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def audit_key_bytes(self) -> bytes | None:
+        key = self.audit_key.get_secret_value()
+        return key.encode() if key else None
 
     @property
     def ledger_url(self) -> str:

@@ -175,7 +175,7 @@ class AuditKind(str, enum.Enum):
     GATE_ESCALATED = "gate_escalated"
     GATE_OVERDUE = "gate_overdue"
     ENGAGEMENT_CLOSED = "engagement_closed"
-    ROW_SEALED = "row_sealed"  # a row older than its seal (migrations 0003, 0010), hashed when it was added
+    ROW_SEALED = "row_sealed"  # a row older than its seal (migrations 0003, 0011), hashed when it was added
     CR_SUBMITTED = "cr_submitted"
     CR_ASSESSED = "cr_assessed"
     CR_PROMPT_POSTED = "cr_prompt_posted"

@@ -14,6 +14,7 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.messages import changes as cr_messages
 from phasegate.messages import marks as post_marks
+from phasegate.messages import witness
 from phasegate.orchestration.resume import resume_when_paused
 from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind, ChangeRequestState
@@ -92,10 +93,13 @@ def announce(rt: Runtime, engagement: Engagement, cr_id: int) -> None:
         cr = crs.by_id(session, cr_id)
         if cr.announced:
             return
-        text = cr_messages.announcement(cr, engagement.name)
         thread = cr.message_ts
     cr_messages.refresh(rt.sessions, rt.chat, cr_id)
-    rt.chat.post(engagement.slack_channel, text, thread_ts=thread)
+    with transaction(rt.sessions, write=False) as session:  # the head after the decision, as the prompt shows
+        cr = crs.by_id(session, cr_id)
+        mark = witness.stamp(session, post_marks.cr_announcement(cr), cr.engagement_id)
+        text = f"{cr_messages.announcement(cr, engagement.name)}\n_{witness.line(mark)}_"
+    rt.chat.post(engagement.slack_channel, text, thread_ts=thread, mark=mark)
     with transaction(rt.sessions) as session:
         cr = crs.by_id(session, cr_id)
         cr.announced = True

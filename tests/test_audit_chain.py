@@ -46,11 +46,12 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture
-def cli(ledger_url: str, tmp_path: Path) -> Invoke:
+def cli(ledger_url: str, tmp_path: Path, slack: SlackStandin) -> Invoke:
     from typer.testing import CliRunner
 
     runner = CliRunner(env={"PHASEGATE_HOME": str(tmp_path), "PHASEGATE_DATABASE_URL": ledger_url,
-                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "200"})
+                            "PREFECT_API_URL": closed_port_url(), "COLUMNS": "200",
+                            "PHASEGATE_SLACK_API_URL": slack.base_url, "PHASEGATE_SLACK_BOT_TOKEN": slack.bot_token})
 
     def invoke(*args: str) -> Result:
         return runner.invoke(app, list(args))
@@ -336,7 +337,7 @@ def test_a_ledger_from_before_the_chain_verifies_after_upgrade(
         fresh_url: str, acme: Engagement, slack: SlackStandin, jira: JiraStandin, metrics: MetricsStandin,
         tmp_path: Path) -> None:
     """Rows written before migration 0002 (the chain taken off again by its downgrade) are chained
-    and sealed by the upgrade (0003 seals decisions and snapshots, 0010 the engagement, its gates and timeboxes), so
+    and sealed by the upgrade (0003 seals decisions and snapshots, 0011 the engagement, its gates and timeboxes), so
     an old ledger verifies."""
     from alembic import command
 

@@ -15,40 +15,72 @@ from phasegate.cli.base import err, guarded, out
 from phasegate.states import ExportFormat
 
 if TYPE_CHECKING:
+    from phasegate.integrations.slack_chat import SlackChat
+    from phasegate.ledger.verify import ChainReport
+    from phasegate.ledger.witness import WitnessCheck
     from phasegate.orchestration.runtime import Runtime
 
 audit_app = typer.Typer(help="Verify the tamper-evident audit trail and export decision histories.",
                         no_args_is_help=True)
 
 
+def slack_or_none(rt: Runtime) -> SlackChat | None:
+    """The Slack client the witnesses are read with; None without a bot token (said as "not checked")."""
+    return rt.chat if rt.settings.slack_bot_token.get_secret_value() else None
+
+
+def witness_words(check: WitnessCheck) -> str:
+    if check.not_checked is not None:
+        return f"witness not checked: {check.not_checked}"
+    if not check.witnesses:
+        return "no witness in Slack yet"
+    newest = check.witnesses[-1]
+    count = len(check.witnesses)
+    return f"witnessed by {count} Slack message{'s' if count > 1 else ''} (newest: #{newest.seq})"
+
+
+def verified_line(r: ChainReport, check: WitnessCheck) -> str:
+    state = "intact" if check.not_checked is None else "consistent in the database"
+    return f"{r.engagement_id}: {r.events} events {state}, head #{r.head_seq} {r.head_hash}; {witness_words(check)}"
+
+
 @audit_app.command("verify")
 def audit_verify(engagement_id: Annotated[str | None, typer.Argument(help="One engagement (default: all).")] = None
                  ) -> None:
-    """Walk the audit chain and name every edited, deleted, reordered or truncated row (exit 1 if any)."""
+    """Walk the audit chain, compare it with the heads witnessed in Slack, and name every edited, deleted,
+    reordered, rewritten or truncated row (exit 1 if any; exit 2 if no problem but Slack could not be read)."""
     from phasegate.errors import NotFound
     from phasegate.ledger import verify as chain_verify
     from phasegate.ledger.db import transaction
+    from phasegate.messages import witness
 
     def run(rt: Runtime) -> int:
         with transaction(rt.sessions) as session:
             if engagement_id is not None and engagement_id not in chain_verify.engagement_ids(session):
                 raise NotFound(f"no engagement {engagement_id!r} in the ledger")
             reports = chain_verify.verify(session, engagement_id)
-        problems = [p for r in reports for p in r.problems]
+        chat = slack_or_none(rt)
+        checks = [witness.check(rt.sessions, chat, r.engagement_id) for r in reports]
+        problems = [p for r, c in zip(reports, checks, strict=True) for p in r.problems + c.problems]
         for problem in problems:
             err.print(f"phasegate: {problem}", markup=False, highlight=False)
-        for r in reports:
-            if r.intact:
-                out.print(f"{r.engagement_id}: {r.events} events intact, head #{r.head_seq} {r.head_hash}",
-                          markup=False, highlight=False)
+        for r, c in zip(reports, checks, strict=True):
+            if r.intact and not c.problems:
+                out.print(verified_line(r, c), markup=False, highlight=False)
         if problems:
             return 1
-        out.print(f"audit chain intact: {sum(r.events for r in reports)} events in {len(reports)} "
-                  f"engagement{'s' if len(reports) != 1 else ''}", markup=False, highlight=False)
+        events, engagements = sum(r.events for r in reports), f"{len(reports)} engagement{'s' if len(reports) != 1 else ''}"
+        unchecked = [c for c in checks if c.not_checked is not None]
+        if unchecked:
+            out.print(f"audit chain consistent in the database: {events} events in {engagements}; witness not "
+                      f"checked for {len(unchecked)}: {unchecked[0].not_checked}", markup=False, highlight=False)
+            return 2
+        out.print(f"audit chain intact: {events} events in {engagements}", markup=False, highlight=False)
         return 0
 
-    if guarded(run, prefect=False):
-        raise typer.Exit(1)
+    code = guarded(run, prefect=False)
+    if code:
+        raise typer.Exit(code)
 
 
 @audit_app.command("export")
@@ -59,12 +91,13 @@ def audit_export(engagement_id: str,
     """The decision history for a steering committee: each gate, its evidence digest, every answer."""
     from phasegate.ledger.db import transaction
     from phasegate.ledger.history import decision_history
+    from phasegate.messages import witness
     from phasegate.reports.audit import render
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             found = decision_history(session, engagement_id)
-        text = render(found, fmt)
+        text = render(found, fmt, witness.check(rt.sessions, slack_or_none(rt), engagement_id))
         if out_file is None:
             typer.echo(text, nl=False)
         else:

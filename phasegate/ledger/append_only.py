@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 FIRST = ("audit_events", "decisions", "evidence_snapshots")  # made append-only by migration 0003
-SEALED_ONCE = ("change_decisions", "attestations", "metric_submissions", "baselines")  # migration 0010
+SEALED_ONCE = ("change_decisions", "attestations", "metric_submissions", "baselines")  # migration 0011
 APPEND_ONLY = (*FIRST, "spend_entries", "jira_revisions", *SEALED_ONCE)  # spend_entries: 0006; jira_revisions: 0009
 HEADS = "audit_heads"
 

@@ -21,9 +21,11 @@ on its own. Appends to one chain are serialised by locking the engagement's row 
 head row also records the newest seq and hash, so deleting the last events shows.
 
 What a chain cannot show on its own: someone able to disable the triggers who rewrites an event,
-every event after it and the head produces a consistent chain. The head hash that `audit verify`
-and `audit export` print is the anchor against that: keep it somewhere outside the database
-(the steering committee's minutes) and compare later.
+every event after it and the head produces a consistent chain. Two anchors against that: the
+chain head is witnessed in Slack on every decision and weekly report (phasegate/ledger/witness.py),
+and with a secret key set (PHASEGATE_AUDIT_KEY) each link is an HMAC-SHA-256 that database access
+alone cannot recompute. Each event records which scheme sealed it (`seal`), so chains sealed before
+the key was set keep verifying.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +44,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from phasegate.ledger.db import AUDIT_KEY
 from phasegate.ledger.models import Base, utcnow
 from phasegate.states import AuditKind
 
 GENESIS = "0" * 64
+
+
+class Seal(enum.StrEnum):
+    """How an event's hash was made: plain SHA-256, or HMAC-SHA-256 under the audit key."""
+
+    SHA256 = "sha256"
+    HMAC_SHA256 = "hmac-sha256"
+
 EVENT_COLUMNS = ("engagement_id", "seq", "kind", "subject", "payload", "created_at", "row_table", "row_id",
                  "row_hash", "prev_hash")
 ROW_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -74,14 +86,27 @@ def plain(value: Any) -> Any:
     return value
 
 
+def canonical(content: Mapping[str, Any]) -> bytes:
+    return json.dumps(plain(content), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 def sha256(content: Mapping[str, Any]) -> str:
-    text = json.dumps(plain(content), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical(content)).hexdigest()
 
 
-def event_hash(columns: Mapping[Any, Any]) -> str:
-    """The hash an event must hold, from its columns by database name (prev_hash included)."""
-    return sha256({name: columns[name] for name in EVENT_COLUMNS})
+def event_hash(columns: Mapping[Any, Any], key: bytes | None = None) -> str:
+    """The hash an event must hold, from its columns by database name (prev_hash included): keyed
+    (HMAC-SHA-256) when `key` is given, plain SHA-256 otherwise."""
+    content = {name: columns[name] for name in EVENT_COLUMNS}
+    if key is None:
+        return sha256(content)
+    return hmac.new(key, canonical(content), hashlib.sha256).hexdigest()
+
+
+def key_of(session: Session) -> bytes | None:
+    """The audit key the session's factory was given, if any."""
+    key = session.info.get(AUDIT_KEY)
+    return key if isinstance(key, bytes) and key else None
 
 
 def row_hash(table: str, columns: Mapping[Any, Any]) -> str:
@@ -137,6 +162,8 @@ def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
     """Add the events to the engagement's chain, in order, under one lock of its head: one read of
     the head, one insert, one update, however many events."""
     seq, prev_hash = lock_head(session, engagement_id)
+    key = key_of(session)
+    seal = Seal.HMAC_SHA256 if key is not None else Seal.SHA256
     rows = []
     for link in links:
         table, row_id, sealed = link.seal if link.seal is not None else (None, None, None)
@@ -144,8 +171,8 @@ def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
         columns = {"engagement_id": engagement_id, "seq": seq, "kind": link.kind, "subject": link.subject,
                    "payload": json.loads(json.dumps(plain(link.payload))), "created_at": utcnow(),
                    "row_table": table, "row_id": row_id, "row_hash": sealed, "prev_hash": prev_hash}
-        prev_hash = event_hash(columns)
-        rows.append(columns | {"hash": prev_hash})
+        prev_hash = event_hash(columns, key)
+        rows.append(columns | {"hash": prev_hash, "seal": seal.value})
     if not rows:
         return
     heads, events = Base.metadata.tables["audit_heads"], Base.metadata.tables["audit_events"]

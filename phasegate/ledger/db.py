@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # Alembic loads only when the schema has to change
 
 # The ledger could not be reached or did not answer in time (as opposed to refusing a value).
 LEDGER_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+AUDIT_KEY = "phasegate_audit_key"  # a sessionmaker's info entry: the key of the audit chain's links
 READ_ONLY = "phasegate_read_only"  # an execution option: this transaction only reads
 LOCK_WAIT = "phasegate_lock_wait"  # an execution option: seconds a SQLite BEGIN IMMEDIATE may wait
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -114,12 +115,14 @@ def writers_waiting(engine: Engine) -> bool:
     return writer is not None and writer.turns.waiting > 0
 
 
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose commits also rewrite the status projection of the engagements they changed
-    (phasegate.ledger.projection)."""
+def sessions(engine: Engine, *, audit_key: bytes | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine` whose commits also rewrite the status projection of the engagements they
+    changed (phasegate.ledger.projection); with `audit_key`, the audit chain's new links are keyed
+    (HMAC-SHA-256) and keyed links can be verified (phasegate.ledger.chain)."""
     from phasegate.ledger.projection import track
 
-    factory = sessionmaker(engine, expire_on_commit=False)
+    info = {AUDIT_KEY: audit_key} if audit_key else {}
+    factory = sessionmaker(engine, expire_on_commit=False, info=info)
     track(factory)
     return factory
 

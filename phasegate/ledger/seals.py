@@ -10,7 +10,7 @@ they now stand in the database (`row_hash`). The payload also carries those colu
 names the column that differs, not only the row.
 
 Rows written once (answers, attestations, metric values, baselines) are append-only in the database
-as well (migration 0010); rows that move on (an engagement, a gate, a change request, a
+as well (migration 0011); rows that move on (an engagement, a gate, a change request, a
 timebox) are checked
 against the newest event that sealed them. `check` is what `audit verify` runs: every sealed row
 hashes as its newest event recorded, every row of these tables has an event, every sealed row still

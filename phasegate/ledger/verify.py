@@ -17,7 +17,7 @@ from sqlalchemy import RowMapping, String, Table, select, type_coerce
 from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Phase
-from phasegate.ledger import chain, seals
+from phasegate.ledger import chain, schemes, seals
 from phasegate.ledger.models import Base, GateRow, SnapshotRow
 from phasegate.rules.evidence import Snapshot
 
@@ -66,6 +66,7 @@ def verify_one(session: Session, engagement_id: str) -> ChainReport:
                              .order_by(events_table.c.seq, events_table.c.id)).mappings().all()
     report.events = len(events)
     position = {e["hash"]: e["seq"] for e in events}
+    key = chain.key_of(session)
     expected_seq, expected_prev = 1, chain.GENESIS
     for event in events:
         seq, label = event["seq"], _label(event)
@@ -81,9 +82,10 @@ def verify_one(session: Session, engagement_id: str) -> ChainReport:
             else:
                 say(f"{engagement_id}: {label} does not link to event #{seq - 1} "
                     f"(event #{seq - 1} was replaced or rewritten)")
-        if not reordered and chain.event_hash(event) != event["hash"]:
+        if not reordered and not schemes.link_matches(event, key):
             say(f"{engagement_id}: {label} was edited: its content no longer matches its hash")
         expected_seq, expected_prev = seq + 1, event["hash"]
+    report.problems += schemes.problems(engagement_id, events, key)
     _check_head(session, report, events[-1] if events else None)
     _check_rows(session, report, events)
     seals.check(session, engagement_id, events, say)

@@ -24,12 +24,13 @@ from phasegate.integrations.slack_blocks import (
     text_input,
     text_input_modal,
 )
-from phasegate.integrations.slack_chat import SlackChat
+from phasegate.integrations.slack_chat import Mark, SlackChat
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import jira_requests
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import ChangeRequestRow
+from phasegate.messages import marks, witness
 from phasegate.messages.gates import quote_reason
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id, form_metadata
 from phasegate.rules import change_requests as cr_model
@@ -102,6 +103,9 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
     if cr.baseline_version:
         outcome += f" · baseline v{cr.baseline_version}"
     blocks.append(section(outcome))
+    stamped = witnessed_mark(session, cr)
+    if stamped is not None:
+        blocks.append(witness.block(stamped))
     return f"CR-{cr.number} for {name}: {cr.state.value}", blocks
 
 
@@ -115,14 +119,22 @@ def superseded(session: Session, cr: ChangeRequestRow) -> tuple[str, list[Block]
                      f"Answers to revision {before} no longer count; answer the new prompt.")])
 
 
+def witnessed_mark(session: Session, cr: ChangeRequestRow) -> Mark | None:
+    """A decided request's prompt mark with the chain head it witnesses (None until it is final)."""
+    if not cr.state.final:
+        return None
+    return witness.stamp(session, marks.change_request(cr), cr.engagement_id)
+
+
 def refresh(sessions: sessionmaker[Session], chat: SlackChat, cr_id: int) -> None:
-    """Redraw the posted prompt for everyone; ServiceUnavailable if Slack fails."""
+    """Redraw the posted prompt for everyone (a decided one witnesses the chain head); ServiceUnavailable
+    if Slack fails."""
     with transaction(sessions) as session:
         cr = crs.by_id(session, cr_id)
         text, blocks = render(session, cr)
-        channel, ts = cr.channel, cr.message_ts
+        channel, ts, mark = cr.channel, cr.message_ts, witnessed_mark(session, cr)
     if ts:
-        chat.update(channel, ts, text, blocks)
+        chat.update(channel, ts, text, blocks, mark=mark)
 
 
 def announcement(cr: ChangeRequestRow, engagement_name: str) -> str:

@@ -38,6 +38,12 @@ def change_request(cr: ChangeRequestRow) -> Mark:
     return Mark("phasegate_change_request", {"engagement": cr.engagement_id, "number": cr.number, **revision})
 
 
+def cr_announcement(cr: ChangeRequestRow) -> Mark:
+    """The outcome said in the request's thread (it carries the chain head; phasegate.messages.witness)."""
+    return Mark("phasegate_cr_announcement", {"engagement": cr.engagement_id, "number": cr.number,
+                                              "revision": cr.revision})
+
+
 def weekly_report(kind: ReportKind, subject: str, week: str) -> Mark:
     return Mark("phasegate_weekly_report", {"kind": kind.value, "subject": subject, "week": week})
 

@@ -9,12 +9,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import InternalError, ServiceUnavailable
-from phasegate.integrations.slack_chat import SlackChat
+from phasegate.integrations.slack_chat import Mark, SlackChat
 from phasegate.ledger import gates, spend
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
 from phasegate.messages import gates as messages
+from phasegate.messages import marks, witness
 from phasegate.rules import calendar, policy
 from phasegate.states import GateState
 from phasegate.text import literal
@@ -76,7 +77,15 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
     blocks = messages.gate_decided(title=gate.phase.gate, question=gate.phase.question,
                                    engagement=engagement.name, outcome=gate.outcome, answers=answers,
                                    digest=gate.digest, snapshot=snapshot, browse_url=browse, names=who)
-    return text, blocks
+    stamped = witnessed_mark(session, gate)
+    return text, blocks + ([witness.block(stamped)] if stamped is not None else [])
+
+
+def witnessed_mark(session: Session, gate: GateRow) -> Mark | None:
+    """A decided prompt's mark with the chain head it witnesses (None while the gate is open)."""
+    if gate.state is not GateState.DECIDED:
+        return None
+    return witness.stamp(session, marks.gate_prompt(gate), gate.engagement_id)
 
 
 def opened(gate: GateRow, engagement_name: str) -> str:
@@ -104,11 +113,11 @@ def refresh(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int, *,
         with transaction(sessions, write=False) as session:
             gate = gates.by_id(session, gate_id)
             text, blocks = render(session, gate)
-            channel, ts = gate.channel, gate.message_ts
+            channel, ts, mark = gate.channel, gate.message_ts, witnessed_mark(session, gate)
         if not ts or (text, blocks) == sent:
             return
         try:
-            chat.update(channel, ts, text, blocks)
+            chat.update(channel, ts, text, blocks, mark=mark)
         except ServiceUnavailable:
             pause = next(pauses, None)
             if pause is None:

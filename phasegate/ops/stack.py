@@ -47,17 +47,17 @@ def missing_credentials(settings: Settings) -> list[str]:
     return missing
 
 
-def endpoint_deps(url: str, secret: str, chat: SlackChat,
-                  resume: Callable[[str], object]) -> tuple[SlackDeps, list[Engine]]:
+def endpoint_deps(url: str, secret: str, chat: SlackChat, resume: Callable[[str], object], *,
+                  audit_key: bytes | None = None) -> tuple[SlackDeps, list[Engine]]:
     """What the Slack endpoint's handlers are given, and the engines to dispose of when it stops.
     The clicks' engine bounds every ledger wait so that a click is answered within Slack's 3 s (a
     click waits in line behind other clicks while the line moves); the work after the answer has an
     engine of its own (the default, longer bounds), so that it never holds a connection a click is
     waiting for, and runs one job at a time while clicks wait."""
     clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=ENDPOINT_PATIENCE), make_engine(url)
-    deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks), chat=chat, resume=resume,
+    deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks, audit_key=audit_key), chat=chat, resume=resume,
                      followups=Followups(clicks_waiting=lambda: writers_waiting(clicks)),
-                     followup_sessions=sessions(after))
+                     followup_sessions=sessions(after, audit_key=audit_key))
     return deps, [clicks, after]
 
 
@@ -65,7 +65,7 @@ def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> Server
     """The Slack endpoint (with `/readyz` against the stack's Prefect API) and, when an app-level
     token is set, the same handlers over Socket Mode."""
     deps, engines = endpoint_deps(rt.settings.ledger_url, signing_secret(rt.settings), rt.chat,
-                                  PrefectRuns(wake_wait=30).wake)
+                                  PrefectRuns(wake_wait=30).wake, audit_key=rt.settings.audit_key_bytes)
     for engine in engines:
         stack.callback(engine.dispose)
     app = create_app(deps)

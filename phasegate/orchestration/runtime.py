@@ -30,7 +30,7 @@ class Runtime:
         self.settings = settings
         self.sleep = sleep  # waits between evidence reads; tests record them instead
         self.engine = make_engine(settings.ledger_url)
-        self.sessions: sessionmaker[Session] = sessions(self.engine)
+        self.sessions: sessionmaker[Session] = sessions(self.engine, audit_key=settings.audit_key_bytes)
         self._http = http
         self._chat = chat
         self._trackers: dict[tuple[str, str], JiraTracker] = {}

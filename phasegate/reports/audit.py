@@ -2,8 +2,9 @@
 
 Each gate revision with its evidence digest, and every answer given at it: who, on which side and
 in which role, what, why, when and through which channel. The Markdown also states whether the
-audit chain verified and its head hash, which the committee can minute as an anchor outside the
-database. Rendered from what `phasegate.ledger.history.decision_history` read.
+audit chain verified, its head, and the heads witnessed in Slack it was checked against (or why they
+could not be read), which the committee can minute as an anchor outside the database. Rendered from
+what `phasegate.ledger.history.decision_history` and `phasegate.messages.witness.check` read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import io
 
 from phasegate.ledger.history import Answer, GateRecord, History
+from phasegate.ledger.witness import WitnessCheck
 from phasegate.states import ExportFormat
 
 
@@ -27,14 +29,28 @@ def _when(a: Answer) -> str:
     return f"{a.when:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def markdown(h: History) -> str:
+def witness_lines(h: History, w: WitnessCheck) -> list[str]:
+    """The chain head and the Slack messages that witnessed it, for the committee's minutes."""
+    lines = ["", "## Chain head and its witnesses", "", f"- Head: #{h.chain.head_seq} `{h.chain.head_hash}`"]
+    if w.not_checked is not None:
+        return [*lines, f"- **Witness not checked:** {_cell(w.not_checked)}"]
+    if not w.witnesses:
+        return [*lines, "- No witness in Slack yet."]
+    lines.append(f"- Checked against {len(w.witnesses)} Slack message{'s' if len(w.witnesses) > 1 else ''}:")
+    return lines + [f"  - {_cell(x.where)}: #{x.seq} `{x.hash}`" for x in w.witnesses]
+
+
+def markdown(h: History, w: WitnessCheck) -> str:
     lines = [f"# Decision history: {h.name} ({h.engagement_id})", ""]
-    if h.chain.intact:
-        lines.append(f"Audit chain intact: {h.chain.events} events, head #{h.chain.head_seq} `{h.chain.head_hash}`.")
+    problems = h.chain.problems + w.problems
+    if not problems:
+        state = "intact" if w.not_checked is None else "consistent in the database (witness not checked)"
+        lines.append(f"Audit chain {state}: {h.chain.events} events, head #{h.chain.head_seq} `{h.chain.head_hash}`.")
     else:
-        lines.append(f"**Audit chain broken ({len(h.chain.problems)} problems; run `phasegate audit verify "
+        lines.append(f"**Audit chain broken ({len(problems)} problems; run `phasegate audit verify "
                      f"{h.engagement_id}`):**")
-        lines += [f"- {_cell(p)}" for p in h.chain.problems]
+        lines += [f"- {_cell(p)}" for p in problems]
+    lines += witness_lines(h, w)
     for entry in h.gates:
         g = entry.gate
         lines += ["", f"## {_gate_title(g)}", "",
@@ -76,5 +92,6 @@ def csv_text(h: History) -> str:
     return buffer.getvalue()
 
 
-def render(h: History, fmt: ExportFormat) -> str:
-    return markdown(h) if fmt is ExportFormat.MD else csv_text(h)
+def render(h: History, fmt: ExportFormat, w: WitnessCheck) -> str:
+    """The Markdown carries the chain head and its witnesses; the CSV holds the answers only."""
+    return markdown(h, w) if fmt is ExportFormat.MD else csv_text(h)

@@ -26,6 +26,7 @@ from phasegate.ledger import audit
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow, utcnow
 from phasegate.messages import marks as post_marks
+from phasegate.messages import witness
 from phasegate.reports import chart, render
 from phasegate.reports.model import WeeklyReport
 from phasegate.states import AuditKind, Rag, ReportKind
@@ -79,7 +80,11 @@ def post_once(sessions: sessionmaker[Session], chat: SlackChat, kind: ReportKind
         if row.message_ts:
             return row.message_ts, False
         oldest = post_marks.oldest(row.created_at)
-    ts = chat.post_marked(channel, text, blocks, post_marks.weekly_report(kind, subject, week), oldest=oldest)
+        mark = post_marks.weekly_report(kind, subject, week)
+        if kind is ReportKind.ENGAGEMENT:  # it witnesses the engagement's chain head (phasegate.messages.witness)
+            mark = witness.stamp(session, mark, subject)
+            blocks = [*blocks, witness.block(mark)]
+    ts = chat.post_marked(channel, text, blocks, mark, oldest=oldest)
     with transaction(sessions) as session:
         row = find(session, kind, subject, week)
         if row is not None and not row.message_ts:

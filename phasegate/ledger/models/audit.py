@@ -33,6 +33,8 @@ class AuditEventRow(Base):
     row_table: Mapped[str | None] = mapped_column(String(32), default=None)
     row_id: Mapped[int | None] = mapped_column(default=None)
     row_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # How `hash` was made (phasegate.ledger.chain.Seal): "sha256", or "hmac-sha256" under the audit key.
+    seal: Mapped[str] = mapped_column(String(16), server_default="sha256")  # no Python default: old migrations insert without it
 
 
 class AuditHeadRow(Base):

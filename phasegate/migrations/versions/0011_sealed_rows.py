@@ -7,8 +7,8 @@ change request, answer, attestation, metric submission and baseline already in t
 phasegate/ledger/seals.py), so an old ledger verifies after `phasegate db upgrade`. What those rows
 were before this upgrade is not known to the chain; from here on every change is sealed.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03
 """
 from __future__ import annotations
@@ -21,12 +21,12 @@ from phasegate.ledger import append_only, chain, seals
 from phasegate.ledger.models import Base
 from phasegate.states import AuditKind
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
-WHY = "written before its rows were sealed; sealed by migration 0010"
+WHY = "written before its rows were sealed; sealed by migration 0011"
 
 
 def _seal_existing_rows(conn: sa.Connection) -> None:
