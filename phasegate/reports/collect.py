@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from phasegate.changes import jira_import as cr_import
 from phasegate.errors import EXPECTED, ServiceUnavailable
+from phasegate.gates import collection
 from phasegate.integrations.issue_tracker import JiraTracker
 from phasegate.ledger.db import transaction
 from phasegate.orchestration.runtime import Runtime
@@ -78,8 +79,18 @@ def collect(rt: Runtime, wanted: Mapping[str, Sequence[Due]] | Sequence[str], no
     def one(view: LedgerView) -> list[WeeklyReport]:
         tracker, why = trackers[view.row.id]
         owed = list(weeks[view.row.id]) or [schedule.current(view.config, now)]
-        report = build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
-                       metrics_base_url=rt.settings.metrics_base_url, week=owed[0].week)
+
+        def read(outages: collection.Outages) -> WeeklyReport:
+            watched = collection.WatchedTracker(tracker, outages) if tracker is not None else None
+            return build(view, tracker=watched, unavailable=why, read_json=collection.watched_reader(rt.read_json, outages),
+                         now=now, metrics_base_url=rt.settings.metrics_base_url, week=owed[0].week)
+
+        s = rt.settings  # a passing outage is read again as a gate's evidence is (phasegate.gates.collection)
+        report, still = collection.reread(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
+                                          max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
+        if still is not None:
+            report.missing.append(Missing(source="evidence", reason=still))
+            report.rag, report.findings = rules.evaluate(report)
         problems = imports[view.row.id].problems if view.row.id in imports else []
         report.change_requests.jira = imports[view.row.id].reported if view.row.id in imports else []
         if problems:
