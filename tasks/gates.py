@@ -43,7 +43,8 @@ def collect_evidence(rt: Runtime, engagement: Engagement, phase: Phase, timebox:
             outages.append(exc)
         return evidence.collect(engagement, phase, timebox, tracker=tracker,
                                 read_json=collection.watched_reader(rt.read_json, outages), facts=facts,
-                                now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable)
+                                now=utcnow(), metrics_base_url=rt.settings.metrics_base_url, no_tracker=unreachable,
+                                clock=utcnow)
 
     s = rt.settings
     snapshot = collection.collect_with_retries(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,

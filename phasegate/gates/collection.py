@@ -14,12 +14,13 @@ Retry-After beyond `max_wait` is not waited for: the task would hold a worker fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from phasegate.errors import ServiceUnavailable
 from phasegate.rules.evidence import MetricReader, Snapshot, Tracker
 
 Outages = list[ServiceUnavailable]
+T = TypeVar("T")
 
 
 class WatchedTracker:
@@ -57,25 +58,35 @@ def watched_reader(read_json: MetricReader, outages: Outages) -> MetricReader:
     return read
 
 
-def collect_with_retries(read: Callable[[Outages], Snapshot], *, attempts: int, wait: float, max_wait: float,
-                         sleep: Callable[[float], None]) -> Snapshot:
-    """The first snapshot `read` makes without a passing outage, else the last one, with a warning.
-
-    `read(outages)` collects once and appends every ServiceUnavailable it met to `outages`.
-    """
+def reread(read: Callable[[Outages], T], *, attempts: int, wait: float, max_wait: float,
+           sleep: Callable[[float], None]) -> tuple[T, str | None]:
+    """The first result `read` makes without a passing outage, else the last one with a warning
+    saying how often it was read and why it stopped. `read(outages)` reads once and appends every
+    ServiceUnavailable it met to `outages` (a gate's snapshot, a weekly report)."""
     if attempts < 1:
         raise ValueError("evidence needs at least one read")
     for attempt in range(1, attempts + 1):
         outages: Outages = []
-        snapshot = read(outages)
+        result = read(outages)
         if not outages:
-            return snapshot
+            return result, None
         asked = [o.retry_after for o in outages if o.retry_after is not None]
         pause = max(asked) if asked else wait
         if attempt == attempts or pause > max_wait:
             break
         sleep(pause)
     why = "the budget" if attempt == attempts else f"a wait of {pause:g} s was asked for (limit {max_wait:g} s)"
-    snapshot.warnings.append(f"evidence read {attempt} time{'s' if attempt > 1 else ''}; still unavailable after {why}, frozen as missing: "
-                             f"{outages[0]}")
+    return result, (f"evidence read {attempt} time{'s' if attempt > 1 else ''}; still unavailable after {why}, "
+                    f"frozen as missing: {outages[0]}")
+
+
+def collect_with_retries(read: Callable[[Outages], Snapshot], *, attempts: int, wait: float, max_wait: float,
+                         sleep: Callable[[float], None]) -> Snapshot:
+    """The first snapshot `read` makes without a passing outage, else the last one, with a warning.
+
+    `read(outages)` collects once and appends every ServiceUnavailable it met to `outages`.
+    """
+    snapshot, warning = reread(read, attempts=attempts, wait=wait, max_wait=max_wait, sleep=sleep)
+    if warning is not None:
+        snapshot.warnings.append(warning)
     return snapshot

@@ -7,6 +7,7 @@ from the finished strings and keeps it within Slack's limits.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from phasegate.integrations.slack_blocks import (
     text_input_modal,
 )
 from phasegate.messages.ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, attest_value, gate_block_id
-from phasegate.rules.evidence import MilestoneEvidence, Result, Snapshot
+from phasegate.rules.evidence import MetricEvidence, MilestoneEvidence, Result, Snapshot
 from phasegate.states import Outcome
 from phasegate.text import literal
 
@@ -49,6 +50,12 @@ def _not_done(m: MilestoneEvidence) -> str:
     return " — not done: " + literal(", ".join(m.not_done[:ISSUE_LINKS])) + (f" and {more} more" if more > 0 else "")
 
 
+def read_time(when: dt.datetime) -> str:
+    """When a source was read, as the prompt says it: to the second, in UTC, with the date (a prompt
+    is read for days)."""
+    return f"{when.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _milestone_line(m: MilestoneEvidence, browse_url: str = "", names: Mapping[str, str] | None = None) -> str:
     icon = ":white_check_mark:" if m.done else (":x:" if m.done is False else ":grey_question:")
     who = literal((names or {}).get(m.attested_by or "", ""))
@@ -56,7 +63,14 @@ def _milestone_line(m: MilestoneEvidence, browse_url: str = "", names: Mapping[s
             + (f" — {literal(m.error)}" if m.error else "")
             + _not_done(m)
             + _issue_links(m, browse_url)
-            + (f" — attested by {who + ' ' if who else ''}<@{m.attested_by}>" if m.attested_by else ""))
+            + (f" — attested by {who + ' ' if who else ''}<@{m.attested_by}>" if m.attested_by else "")
+            + (f" · Jira read {read_time(m.read_at)}" if m.source == "jira" else ""))
+
+
+def _metric_line(m: MetricEvidence) -> str:
+    seen = f"{m.value:g}" if m.value is not None else f"missing ({literal(m.error or 'not read')})"
+    where = "submitted with `phasegate metric submit`, ledger read" if m.source == "manual" else f"{m.source} read"
+    return f"{literal(m.name)}: {seen} — {where} {read_time(m.read_at)}"
 
 
 def digest_block(digest: str, label: str = "Evidence digest") -> Block:
@@ -70,6 +84,8 @@ def evidence_blocks(snapshot: Snapshot, browse_url: str = "", names: Mapping[str
     milestones = "\n".join(_milestone_line(m, browse_url, names) for m in snapshot.milestones)
     blocks = [section("*Exit criteria*\n" + (criteria or "none defined")),
               section("*Milestones*\n" + (milestones or "none defined"))]
+    if snapshot.metrics:
+        blocks.append(section("*Metrics*\n" + "\n".join(_metric_line(m) for m in snapshot.metrics)))
     if snapshot.warnings:
         blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {literal(w)}" for w in snapshot.warnings)))
     return blocks

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from phasegate.configs.schema import Comparator, Engagement, Phase
-from phasegate.ledger import scope
 from phasegate.ledger.change_requests import not_estimated
 from phasegate.ledger.gates import latest_answers
 from phasegate.ledger.models import ChangeRequestRow
@@ -32,11 +31,9 @@ from phasegate.rules import calendar, policy
 from phasegate.rules.budget import money
 from phasegate.rules.budget import status as budget_status
 from phasegate.rules.change_requests import figure
-from phasegate.rules.evidence import LedgerFacts, MetricReader, metric_evidence
+from phasegate.rules.drift import Drift
+from phasegate.rules.evidence import LedgerFacts, MetricReader, Tracker, metric_evidence, scope_drift
 from phasegate.states import ChangeRequestState, Rag
-
-if TYPE_CHECKING:  # the jira client is a heavy import; `status` uses this module without it
-    from phasegate.integrations.issue_tracker import JiraTracker
 
 
 def names(engagement: Engagement) -> dict[str, str]:
@@ -134,7 +131,7 @@ def previous_metrics(view: LedgerView, week: str) -> dict[str, Any]:
     return {}
 
 
-def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, read_json: MetricReader,
+def build(view: LedgerView, *, tracker: Tracker | None, unavailable: str, read_json: MetricReader,
           now: dt.datetime, metrics_base_url: str | None = None, week: str | None = None) -> WeeklyReport:
     """The full report, for `week` (default: the local week of `now`). `unavailable` says why `tracker`
     is None (shown as missing evidence)."""
@@ -150,23 +147,22 @@ def build(view: LedgerView, *, tracker: JiraTracker | None, unavailable: str, re
     if phase is not None:
         milestones = config.phases.of(phase).milestones
         attested = {key: who for (p, key), (who, _) in view.attestations.items() if p is phase}
-        issues, errors = progress.milestone_issues(config, phase, view.links, tracker, unavailable)
-        report.milestones, missing = progress.progress(config, milestones, issues, errors, attested)
+        found = progress.reads(config, phase, view.links, tracker, unavailable)
+        drifted = scope_drift(config, phase, found, LedgerFacts(baseline=view.scope.baseline),
+                              None if tracker is not None else unavailable)
+        left = drifted.left if drifted is not None else []
+        report.milestones, missing, issues = progress.progress(config, milestones, found, attested, left)
         report.missing += missing
-        unique = {i.key: i for found in issues.values() for i in found}
-        if view.phase_started is not None and unique:
-            report.burnup = progress.burnup(list(unique.values()), start=view.phase_started, today=report.today,
+        if view.phase_started is not None and issues:
+            report.burnup = progress.burnup(issues, start=view.phase_started, today=report.today,
                                             tz=config.tz, baselines=view.baselines, timebox_end=report.timebox_ends_on)
             report.burnup.changes = approved_changes(view.change_requests, config.tz)
             report.forecast = forecast.forecast(report.burnup, today=report.today, seed=f"{config.id}/{report.week}")
             report.burnup.forecast_on = report.forecast.done_by
         if phase is Phase.HANDOVER:
             report.handover = handover(view, report)
-        found = scope.check(config, phase, view.scope, tracker, unavailable, issues)
-        report.change_requests.drift = found.lines(config.jira.url.rstrip("/") + "/browse/") if found.count else []
-        report.change_requests.drift_count = found.count
-        report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
-                                               for i in found.items[:25]]
+        if drifted is not None:
+            drift_section(report, drifted, config.jira.url.rstrip("/") + "/browse/")
     report.rag, report.findings = rules.evaluate(report)
     return report
 
@@ -175,6 +171,15 @@ def approved_changes(change_requests: list[ChangeRequestRow], tz: dt.tzinfo) -> 
     """The approved change requests, for the chart: (decided on, "CR-n")."""
     return [(cr.decided_at.astimezone(tz).date(), f"CR-{cr.number}") for cr in change_requests
             if cr.state is ChangeRequestState.APPROVED and cr.decided_at is not None]
+def drift_section(report: WeeklyReport, found: Drift, browse_url: str) -> None:
+    """The drift found, or why it was not checked: a drift check Jira could not answer is missing
+    evidence, so it can never leave the report green."""
+    if found.error is not None:
+        report.missing.append(Missing(source="scope drift", reason=found.error))
+    report.change_requests.drift = found.lines(browse_url) if found.count or found.error else []
+    report.change_requests.drift_count = found.count
+    report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
+                                           for i in found.items[:25]]
 
 
 def handover(view: LedgerView, report: WeeklyReport) -> list[HandoverItem]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from phasegate.changes import jira_import as cr_import
 from phasegate.errors import EXPECTED, ServiceUnavailable
+from phasegate.gates import collection
 from phasegate.integrations.issue_tracker import JiraTracker
 from phasegate.ledger.db import transaction
 from phasegate.orchestration.runtime import Runtime
@@ -35,17 +36,25 @@ class Collected:
 def due(rt: Runtime, now: dt.datetime, only: Sequence[str] | None = None, *,
         force: bool = False) -> dict[str, list[Due]]:
     """Active engagements -> the weeks they are owed a report for (phasegate.reports.schedule.owed),
-    oldest first; with `force`, every active engagement, this local week included whatever the time."""
+    oldest first; with `force`, every active engagement, this local week included whatever the time.
+    This local week's report, posted with missing evidence, is collected again by every run of the
+    week until it is complete (`deliver.complete` then updates its message and row)."""
     with transaction(rt.sessions) as session:
         found = views(session, only, full=False)
+        current = {v.row.id: schedule.current(v.config, now) for v in found if v.row.state in portfolio.ACTIVE}
+        unfinished = delivery.incomplete(session, {key: due.week for key, due in current.items()})
+        again = {key: Due(row.week, row.due_at or current[key].at, late=bool(row.body.get("late")))
+                 for key, row in unfinished.items()}
     owed = {}
     for view in found:
         if view.row.state not in portfolio.ACTIVE:
             continue
         weeks = schedule.owed(view.config, view.row.created_at, now, {r.week for r in view.reports if r.done})
-        this = schedule.current(view.config, now)
+        this = current[view.row.id]
         if force and this.week not in {d.week for d in weeks}:
             weeks.append(this)
+        if view.row.id in again and this.week not in {d.week for d in weeks}:  # posted incomplete: read again
+            weeks.append(again[view.row.id])
         if weeks:
             owed[view.row.id] = weeks
     return owed
@@ -78,8 +87,16 @@ def collect(rt: Runtime, wanted: Mapping[str, Sequence[Due]] | Sequence[str], no
     def one(view: LedgerView) -> list[WeeklyReport]:
         tracker, why = trackers[view.row.id]
         owed = list(weeks[view.row.id]) or [schedule.current(view.config, now)]
-        report = build(view, tracker=tracker, unavailable=why, read_json=rt.read_json, now=now,
-                       metrics_base_url=rt.settings.metrics_base_url, week=owed[0].week)
+
+        def read(outages: collection.Outages) -> WeeklyReport:
+            watched = collection.WatchedTracker(tracker, outages) if tracker is not None else None
+            return build(view, tracker=watched, unavailable=why, read_json=collection.watched_reader(rt.read_json, outages),
+                         now=now, metrics_base_url=rt.settings.metrics_base_url, week=owed[0].week)
+
+        s = rt.settings  # a passing outage is read again as a gate's evidence is (phasegate.gates.collection);
+        # still failing, each source is in `missing` with its reason, and the week is collected again (due)
+        report, _ = collection.reread(read, attempts=s.evidence_attempts, wait=s.evidence_retry_seconds,
+                                      max_wait=s.evidence_max_wait_seconds, sleep=rt.sleep)
         problems = imports[view.row.id].problems if view.row.id in imports else []
         report.change_requests.jira = imports[view.row.id].reported if view.row.id in imports else []
         if problems:

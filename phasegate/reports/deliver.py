@@ -42,6 +42,7 @@ class Delivery:
     chart_path: str | None
     chart_file_id: str | None
     late: bool = False  # posted now, after its time (phasegate.reports.schedule.LATE_AFTER), and says so
+    completed: bool = False  # posted incomplete earlier this week; the same message now shows it complete
 
 
 def find(session: Session, kind: ReportKind, subject: str, week: str) -> WeeklyReportRow | None:
@@ -63,6 +64,39 @@ def save(session: Session, kind: ReportKind, subject: str, week: str, rag: Rag, 
         row.rag, row.body, row.chart_path = rag, body, chart_path or row.chart_path
         row.due_at = due_at or row.due_at
     return row
+
+
+def incomplete(session: Session, weeks: dict[str, str]) -> dict[str, WeeklyReportRow]:
+    """engagement id -> its report for the week in `weeks` (engagement id -> ISO week) that was posted
+    with missing evidence: the hourly runs of that week collect it again (`complete`)."""
+    if not weeks:
+        return {}
+    rows = session.scalars(select(WeeklyReportRow).where(WeeklyReportRow.kind == ReportKind.ENGAGEMENT,
+                                                         WeeklyReportRow.subject.in_(list(weeks)),
+                                                         WeeklyReportRow.message_ts.is_not(None)))
+    return {row.subject: row for row in rows if weeks.get(row.subject) == row.week and row.body.get("missing")}
+
+
+def complete(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyReport) -> bool:
+    """Once the evidence of a week posted incomplete has all been read: the same message updated and
+    the same ledger row rewritten with the complete report, recorded in the audit chain. False (and
+    nothing changed) while the report is still incomplete or the posted one was complete already."""
+    if report.missing:
+        return False
+    with transaction(sessions) as session:
+        row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
+        if row is None or not row.message_ts or not row.channel or not row.body.get("missing"):
+            return False
+        channel, ts = row.channel, row.message_ts
+    chat.update(channel, ts, render.fallback_text(report), render.blocks(report))
+    with transaction(sessions) as session:
+        row = find(session, ReportKind.ENGAGEMENT, report.engagement_id, report.week)
+        if row is not None and row.body.get("missing"):
+            row.rag, row.body = report.rag, report.model_dump(mode="json")
+            audit.record(session, report.engagement_id, AuditKind.WEEKLY_REPORT_POSTED, report.week, ts=ts,
+                         channel=channel, due_at=row.due_at.isoformat() if row.due_at else None, late=report.late,
+                         completed=True)
+    return True
 
 
 def chart_file(home: Path, report: WeeklyReport) -> Path:
@@ -107,6 +141,7 @@ def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyRepo
              report.model_dump(mode="json"), chart_path=report.chart_path, due_at=report.due_at)
     if not post:
         return Delivery(report.engagement_id, report.week, None, False, report.chart_path, None)
+    completed = complete(sessions, chat, report)
     ts, posted = post_once(sessions, chat, ReportKind.ENGAGEMENT, report.engagement_id, report.week, channel,
                            render.fallback_text(report), render.blocks(report), late=report.late)
     file_id = None
@@ -123,7 +158,8 @@ def deliver(sessions: sessionmaker[Session], chat: SlackChat, report: WeeklyRepo
                     row.chart_file_id = file_id
                     audit.record(session, report.engagement_id, AuditKind.WEEKLY_CHART_UPLOADED, report.week,
                                  file_id=file_id, thread_ts=ts)
-    return Delivery(report.engagement_id, report.week, ts, posted, report.chart_path, file_id, posted and report.late)
+    return Delivery(report.engagement_id, report.week, ts, posted, report.chart_path, file_id, posted and report.late,
+                    completed)
 
 
 def today_week(now: dt.datetime) -> str:

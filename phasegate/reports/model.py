@@ -47,6 +47,7 @@ class MilestoneProgress(BaseModel):
     counts: Counts = Counts()
     issues: list[IssueLink] = []  # the first few, as links
     error: str | None = None
+    not_done: list[str] = []  # why it is not done, as at its gate: "ACME-7 Closed as Won't Do", "ACME-9 left the scope"
 
 
 class MetricTrend(BaseModel):

@@ -1,8 +1,11 @@
-"""Milestone progress and the burn-up series, read from Jira in as few requests as it allows.
+"""Milestone progress and the burn-up series, read from Jira by the gate's own milestone rules.
 
-Why batched: a weekly run covers every engagement, and Jira rate-limits. Each JQL milestone is one
-paged search (100 issues a page), and all milestones linked to a single issue share one
-`key in (...)` search, instead of one request per issue.
+Why the gate's rules: a sponsor reads the weekly status as the truth, so a milestone is done in the
+report exactly when it would be done at its gate (`phasegate.rules.jira_scope`): its filter's matches
+or its own issue with its children, only resolutions the file accepts, never an issue moved to
+another project, and an issue of the baseline that left the scope counts as not done. The same
+reads give the scope drift (`phasegate.rules.evidence.scope_drift`), so a JQL milestone is searched
+once (100 issues a page) for both.
 """
 
 from __future__ import annotations
@@ -10,21 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from phasegate.configs.schema import Engagement, Milestone, Phase
-from phasegate.errors import IntegrationError
-from phasegate.integrations.jql import build_jql, quote
 from phasegate.reports.model import BurnUp, Counts, IssueLink, MilestoneProgress, Missing
+from phasegate.rules import drift, jira_scope
 
 SHOWN_ISSUES = 5  # links per milestone in the report; the count covers them all
-
-
-class Searcher(Protocol):
-    def search(self, jql: str, fields: Sequence[str] = ...) -> Sequence[Any]: ...
-
-
-FIELDS = ("status",)  # the tracker always adds the core fields (status, dates, story points)
 
 
 @dataclass(frozen=True)
@@ -33,15 +28,19 @@ class Issue:
 
     key: str
     status: str
-    category: str  # Jira's status category: "new", "indeterminate" or "done"
+    category: str  # "done" only when it counts as done (jira_scope); else Jira's "new" or "indeterminate"
     points: float | None
     created: dt.datetime | None
     resolved: dt.datetime | None
 
 
-def _issue(record: Any) -> Issue:
+def _issue(record: Any, accepted: Sequence[str]) -> Issue:
     status = (record.fields.get("status") or {}) if hasattr(record, "fields") else {}
     category = str((status.get("statusCategory") or {}).get("key") or ("done" if record.done else "new"))
+    if jira_scope.counts_as_done(record, accepted):
+        category = "done"
+    elif category == "done":  # closed as Won't Do, Duplicate, or unresolved: not delivered
+        category = "new"
     return Issue(record.key, record.status, category, record.story_points, record.created_at, record.resolved_at)
 
 
@@ -59,66 +58,53 @@ def counts(issues: Sequence[Issue]) -> Counts:
     return c
 
 
-def milestone_issues(engagement: Engagement, phase: Phase, links: Mapping[str, str], tracker: Searcher | None,
-                     unavailable: str) -> tuple[dict[str, list[Issue]], dict[str, str]]:
-    """(issues per milestone key, error per milestone key) for the phase's Jira milestones."""
-    found: dict[str, list[Issue]] = {}
-    errors: dict[str, str] = {}
-    milestones = engagement.phases.of(phase).milestones
-    linked = {m.key: (m.jira_issue or links.get(m.key)) for m in milestones if m.jql is None}
-    for key, issue_key in linked.items():
-        if issue_key is None:
-            errors[key] = "no Jira issue linked yet"
-    if tracker is None:
-        for m in milestones:
-            errors.setdefault(m.key, unavailable)
-        return found, errors
-    keys = sorted({k for k in linked.values() if k})
-    if keys:
-        jql = f"key in ({', '.join(quote(k) for k in keys)}) ORDER BY key ASC"
-        try:
-            by_key = {i.key: i for i in map(_issue, tracker.search(jql, FIELDS))}
-        except IntegrationError as exc:
-            by_key, reason = {}, str(exc)
-            for key, issue_key in linked.items():
-                if issue_key:
-                    errors[key] = reason
-        for key, issue_key in linked.items():
-            if issue_key and key not in errors:
-                if issue_key in by_key:
-                    found[key] = [by_key[issue_key]]
-                else:
-                    errors[key] = f"issue {issue_key} not found or not visible"
-    for m in milestones:
-        if m.jql is None:
-            continue
-        try:
-            jql = build_jql(engagement.jira.project, m.jql, deployment=engagement.jira.deployment)
-            found[m.key] = [_issue(r) for r in tracker.search(jql, FIELDS)]
-        except IntegrationError as exc:
-            errors[m.key] = str(exc)
-    return found, errors
+def reads(engagement: Engagement, phase: Phase, links: Mapping[str, str], tracker: jira_scope.Reader | None,
+          unavailable: str) -> dict[str, jira_scope.MilestoneRead]:
+    """Each milestone of the phase read as its gate reads it; `unavailable` says why `tracker` is None."""
+    return {m.key: jira_scope.read(engagement, m, m.jira_issue or links.get(m.key), tracker, unavailable)
+            for m in engagement.phases.of(phase).milestones}
 
 
-def progress(engagement: Engagement, milestones: Sequence[Milestone], issues: Mapping[str, list[Issue]],
-             errors: Mapping[str, str], attested: Mapping[str, str]) -> tuple[list[MilestoneProgress], list[Missing]]:
-    """Per milestone: counts and links; a milestone attested in the ledger counts as done."""
+def records(engagement: Engagement, read: jira_scope.MilestoneRead) -> tuple[list[Any], str | None]:
+    """(the issues read for a milestone, why they are no evidence): the gate's refusals."""
+    if read.error is not None:
+        return [], read.error
+    if read.issue is not None and (refused := jira_scope.foreign(engagement, read.asked or "", read.issue)):
+        return [], refused
+    found = ([read.issue] if read.issue is not None else []) + read.scope
+    return found, None if found else "no matching issues"
+
+
+def progress(engagement: Engagement, milestones: Sequence[Milestone], found: Mapping[str, jira_scope.MilestoneRead],
+             attested: Mapping[str, str], left: Sequence[drift.DriftItem] = ()
+             ) -> tuple[list[MilestoneProgress], list[Missing], list[Issue]]:
+    """Per milestone: counts, links and why it is not done; a milestone attested in the ledger counts
+    as done. Also every issue read (for the burn-up)."""
     browse = engagement.jira.url.rstrip("/") + "/browse/"
+    accepted = engagement.jira.done_resolutions
     rows: list[MilestoneProgress] = []
     missing: list[Missing] = []
+    every: dict[str, Issue] = {}
     for m in milestones:
         base = MilestoneProgress(key=m.key, title=m.title, required=m.required)
         if m.attestation and m.key in attested:
             rows.append(base.model_copy(update={"counts": Counts(done=1)}))
             continue
-        if m.key in errors:
-            rows.append(base.model_copy(update={"error": errors[m.key]}))
-            missing.append(Missing(source=f"milestone {m.key}", reason=errors[m.key]))
+        issues, error = records(engagement, found[m.key]) if m.key in found else ([], "not read")
+        if error is not None:
+            rows.append(base.model_copy(update={"error": error}))
+            missing.append(Missing(source=f"milestone {m.key}", reason=error))
             continue
-        found = issues.get(m.key, [])
-        links = [IssueLink(key=i.key, status=i.status, url=browse + i.key) for i in found[:SHOWN_ISSUES]]
-        rows.append(base.model_copy(update={"counts": counts(found), "issues": links}))
-    return rows, missing
+        mine = [_issue(r, accepted) for r in issues]
+        every.update((i.key, i) for i in mine)
+        gone = [i.key for i in left if i.milestone == m.key]
+        not_done = [why for r in issues if (why := jira_scope.open_reason(r, accepted)) is not None]
+        not_done += [f"{key} left the scope" for key in gone]
+        tally = counts(mine)
+        tally.to_do += len(gone)
+        links = [IssueLink(key=i.key, status=i.status, url=browse + i.key) for i in mine[:SHOWN_ISSUES]]
+        rows.append(base.model_copy(update={"counts": tally, "issues": links, "not_done": not_done}))
+    return rows, missing, list(every.values())
 
 
 def burnup(issues: Sequence[Issue], *, start: dt.date, today: dt.date, tz: dt.tzinfo,

@@ -22,6 +22,7 @@ from phasegate.reports.rules import GREEN_REASON
 from phasegate.text import literal
 
 MAX_GATES_SHOWN = 10
+SHOWN_NOT_DONE = 5  # why a milestone is not done: the first few reasons, the rest counted
 
 
 def _n(value: float) -> str:
@@ -29,7 +30,9 @@ def _n(value: float) -> str:
 
 
 def headline(r: WeeklyReport) -> str:
-    return f"{r.name}: {r.rag.value.upper()} · week {r.week}" + (" · late" if r.late else "")
+    """`· incomplete` while a source could not be read (listed under Missing evidence)."""
+    return (f"{r.name}: {r.rag.value.upper()} · week {r.week}" + (" · late" if r.late else "")
+            + (" · incomplete" if r.missing else ""))
 
 
 def late_line(r: WeeklyReport) -> str | None:
@@ -66,6 +69,9 @@ def milestone_line(m: MilestoneProgress, *, links: bool = True) -> str:
         line += f" ({_n(c.points_done)}/{_n(c.points_total)} story points)"
     if links and m.issues:
         line += " · " + ", ".join(f"<{literal(i.url)}|{literal(i.key)}> {literal(i.status)}" for i in m.issues)
+    if m.not_done:
+        more = len(m.not_done) - SHOWN_NOT_DONE
+        line += " · not done: " + literal(", ".join(m.not_done[:SHOWN_NOT_DONE])) + (f" and {more} more" if more > 0 else "")
     return line
 
 

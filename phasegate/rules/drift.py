@@ -24,7 +24,7 @@ from typing import Any
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.rules import jira_scope
-from phasegate.rules.change_requests import Draft
+from phasegate.rules.change_requests import ITEM_LIMIT, ITEMS_LIMIT, RATIONALE_LIMIT, TITLE_LIMIT, Draft
 from phasegate.text import literal
 
 ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9_]{0,9}-[0-9]+\b")
@@ -166,16 +166,30 @@ def _by_key(items: Iterable[DriftItem]) -> list[DriftItem]:
     return sorted(items, key=lambda i: (len(i.key), i.key))
 
 
-def draft(drift: Drift) -> Draft:
+def draft(drift: Drift, total: int | None = None) -> Draft:
     """A change request pre-filled to cover the drift: one scope item per issue, naming its key,
     added for an issue that entered, removed for one that left. Effort, schedule and cost are left
-    at 0 for the requester to fill in."""
-    every = [*drift.items, *drift.left]
-    keys = ", ".join(i.key for i in every[:5]) + (f" and {len(every) - 5} more" if len(every) > 5 else "")
-    entered, left = drift.items[:25], drift.left[:max(0, 25 - len(drift.items))]
-    why = (["Issues entered the phase's scope in Jira after its baseline: "
-            + "; ".join(f"{i.key} {i.summary} (under {i.milestone})" for i in entered)] if entered else [])
+    at 0 for the requester to fill in.
+
+    A request holds at most ITEMS_LIMIT added and ITEMS_LIMIT removed items, so a larger drift is
+    covered in parts: the title says how many of how many this one covers, and the rationale names
+    exactly which keys it covers and how many are left for the next draft. `total`: the drift's
+    size when `drift` holds only part of it (the weekly report keeps the first 25)."""
+    entered, left = drift.items[:ITEMS_LIMIT], drift.left[:ITEMS_LIMIT]
+    covers = [*left, *entered]
+    total = max(total or 0, drift.count)
+    if len(covers) < total:
+        keys = f"{len(covers)} of {total} issues ({', '.join(i.key for i in covers[:3])}, …)"
+        why = [f"Covers {len(covers)} of the {total} drifted issues, exactly these: "
+               f"{', '.join(i.key for i in covers)}. The other {total - len(covers)} stay drift until "
+               "another request covers them (draft it again after this one is decided)"]
+    else:
+        keys = ", ".join(i.key for i in covers[:5]) + (f" and {len(covers) - 5} more" if len(covers) > 5 else "")
+        why = []
+    why += (["Issues entered the phase's scope in Jira after its baseline: "
+             + "; ".join(f"{i.key} {i.summary} (under {i.milestone})" for i in entered)] if entered else [])
     why += [f"Issues left it: {', '.join(i.key for i in left)}"] if left else []
-    return Draft(title=f"Scope drift in {drift.phase.value}: {keys}"[:150], rationale=". ".join(why)[:3000],
-                 phase=drift.phase, scope_added=tuple(f"{i.key} {i.summary}"[:150] for i in entered),
+    return Draft(title=f"Scope drift in {drift.phase.value}: {keys}"[:TITLE_LIMIT],
+                 rationale=". ".join(why)[:RATIONALE_LIMIT], phase=drift.phase,
+                 scope_added=tuple(f"{i.key} {i.summary}"[:ITEM_LIMIT] for i in entered),
                  scope_removed=tuple(i.key for i in left))

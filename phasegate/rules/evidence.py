@@ -271,18 +271,25 @@ def phase_warnings(engagement: Engagement, phase: Phase, milestones: list[Milest
 def collect(
     engagement: Engagement, phase: Phase, timebox: int, *, tracker: Tracker | None, read_json: MetricReader,
     facts: LedgerFacts, now: dt.datetime, metrics_base_url: str | None = None, no_tracker: str = NO_TRACKER,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Snapshot:
     """`no_tracker` says why `tracker` is None (the reason shown on every Jira item as missing evidence).
-    Each milestone's issues are read once, for its evidence and for the scope drift."""
+    Each milestone's issues are read once, for its evidence and for the scope drift. `clock` gives
+    each source's `read_at` (when its read began; default `now` for all): a prompt says how old each
+    piece of evidence is, not only when the set was collected."""
     config = engagement.phases.of(phase)
-    reads = {m.key: jira_scope.read(engagement, m, m.jira_issue or facts.links.get(m.key), tracker, no_tracker)
-             for m in config.milestones}
+    clock = clock or (lambda: now)
+    reads, began = {}, {}
+    for m in config.milestones:
+        began[m.key] = clock()
+        reads[m.key] = jira_scope.read(engagement, m, m.jira_issue or facts.links.get(m.key), tracker, no_tracker)
     found = scope_drift(engagement, phase, reads, facts, None if tracker is not None else no_tracker)
     left = [] if found is None else found.left
-    milestones = [milestone_evidence(engagement, m, reads[m.key], facts, now, [i for i in left if i.milestone == m.key])
+    milestones = [milestone_evidence(engagement, m, reads[m.key], facts, began[m.key],
+                                     [i for i in left if i.milestone == m.key])
                   for m in config.milestones]
     names = list(dict.fromkeys(c.metric for c in config.exit_criteria if c.metric is not None))
-    metrics = {n: metric_evidence(engagement, n, tracker, read_json, facts, now, metrics_base_url, no_tracker)
+    metrics = {n: metric_evidence(engagement, n, tracker, read_json, facts, clock(), metrics_base_url, no_tracker)
                for n in names}
     unplaced = [i.key for i in left if not i.milestone]
     criteria = [evaluate(c, milestones, metrics, unplaced) for c in config.exit_criteria]

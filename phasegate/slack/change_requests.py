@@ -204,7 +204,8 @@ def on_draft_drift(deps: SlackDeps, click: Click, background: BackgroundTasks) -
         background.add_task(tell, deps, response_url, f"`{engagement_id}`'s latest report found no scope drift.")
     else:
         items = [drift.DriftItem(str(i["key"]), str(i.get("summary", "")), str(i["milestone"])) for i in found]
-        draft = drift.draft(drift.Drift(engagement_id, phase, items))
+        total = (body or {}).get("change_requests", {}).get("drift_count")  # the report keeps the first 25
+        draft = drift.draft(drift.Drift(engagement_id, phase, items), total if isinstance(total, int) else None)
         form = cr_messages.form(engagement, phase, draft, channel=engagement.slack_channel)
         background.add_task(open_form, deps, trigger, form, response_url)
     return Response(status_code=200)
