@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import InternalError, ServiceUnavailable
 from phasegate.integrations.slack_chat import SlackChat
-from phasegate.ledger import gates, spend
+from phasegate.ledger import gates, handoff, spend
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
@@ -64,7 +64,8 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
             quorum=policy.in_words(engagement.phases.of(gate.phase).gate), digest=gate.digest, gate_id=gate.id,
             outcomes=policy.OUTCOMES[gate.phase], snapshot=snapshot, answers=answers, because=gate.reopened_because,
             pending=pending(session, gate, engagement, who), due=answer_by(gate, engagement), browse_url=browse,
-            names=who, budget=spend.status_of(session, gate.engagement_id, engagement=engagement).lines())
+            names=who, budget=spend.status_of(session, gate.engagement_id, engagement=engagement).lines(),
+            team=[f"{c.name} ({c.role}) {c.kind}: {c.reason}" for c in handoff.changes_before(session, gate)])
         return text, blocks
     if gate.state is GateState.STALE:
         text = f"{title}: approval went stale; see the reopened prompt"

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Engagement, Phase
+from phasegate.ledger import handoff
 from phasegate.ledger.engagements import config_of
 from phasegate.ledger.models import (
     AttestationRow,
@@ -35,7 +36,8 @@ from phasegate.ledger.models import (
 from phasegate.ledger.scope import Known, known_from
 from phasegate.rules.budget import Extension
 from phasegate.rules.change_requests import count_items
-from phasegate.states import GateState, Outcome, Rag, ReportKind
+from phasegate.rules.handoff import Attested, Change
+from phasegate.states import AuditKind, GateState, Outcome, Rag, ReportKind
 
 
 @dataclass
@@ -72,6 +74,8 @@ class LedgerView:
     change_requests: list[ChangeRequestRow] = field(default_factory=list)  # by number
     scope_items: tuple[int, int] | None = None  # (first baseline, current baseline) item counts
     baseline_scope: dict[str, Any] = field(default_factory=dict)  # the current baseline's scope
+    team_changes: list[Change] = field(default_factory=list)  # the vendor's team, oldest first
+    checks: list[Attested] = field(default_factory=list)  # the client's running checks, oldest first
 
     @property
     def scope(self) -> Known:
@@ -167,6 +171,12 @@ def _full(session: Session, ids: list[str], by_id: dict[str, LedgerView]) -> Non
         view.baselines.append((b.version, b.created_at))
         first = view.scope_items[0] if view.scope_items else count_items(b.scope)
         view.scope_items, view.baseline_scope = (first, count_items(b.scope)), b.scope
+    for event in handoff.events_of(session, ids):
+        view = by_id[event.engagement_id]
+        if event.kind is AuditKind.ROSTER_CHANGED:
+            view.team_changes.append(handoff.change_of(event))
+        else:
+            view.checks.append(handoff.attested_of(event))
 
 
 def iso_week(day: dt.date) -> str:
