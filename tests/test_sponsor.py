@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
-from collections.abc import Iterator
-from urllib.parse import urlencode
 
-import httpx
 import pytest
 from helpers import posted_gate, register, with_changes
-from typer.testing import CliRunner
 
-from phasegate.cli.main import app
 from phasegate.configs.loader import parse_engagement
 from phasegate.configs.practices import planning_warnings
 from phasegate.configs.schema import Engagement, Phase
@@ -27,7 +21,6 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
 from phasegate.messages import changes as cr_messages
 from phasegate.messages.prompts import render
-from phasegate.ops.servers import ServerHandle, serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
 from phasegate.reports import render as report_render
@@ -35,9 +28,6 @@ from phasegate.rules.change_requests import Draft
 from phasegate.sandbox.standins.blockkit import validate_blocks
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.slack.app import create_app
-from phasegate.slack.deps import SlackDeps
-from phasegate.slack.signature import sign
 from phasegate.states import AuditKind, ChangeSource, Outcome, Rag, Via
 from phasegate.tasks.kickoff import begin_phase, record_baseline
 
@@ -124,7 +114,7 @@ def test_during_development_the_report_asks_for_the_running_checks_and_shows_the
     text = report_render.markdown(report)
     assert "Knowledge transfer (checked by the client each week)" in text
     assert "The vendor works in our repositories: not confirmed this week" in text
-    assert "`phasegate evidence check acme-churn CHECK`" in text
+    assert "`/phasegate check acme-churn CHECK` in Slack" in text
     with transaction(rt.sessions) as session, pytest.raises(PolicyError, match="client-side approvers"):
         handoff.attest_check(session, acme, "repository", by=VENDOR_LEAD, holds=True, via=Via.CLI)
     with transaction(rt.sessions) as session:
@@ -146,67 +136,6 @@ def test_during_development_the_report_asks_for_the_running_checks_and_shows_the
     assert failures == {}
     (posted,) = slack.messages(acme.slack_channel)[-1:]
     assert "Knowledge transfer" in json.dumps(posted.blocks) and validate_blocks(posted.blocks) == []
-
-
-# Item 4: named individuals ------------------------------------------------------------------------
-
-class Endpoint:
-    def __init__(self, handle: ServerHandle) -> None:
-        self.handle, self.http = handle, httpx.Client(timeout=10)
-
-    def command(self, user: str, text: str, channel: str = "C0ACMECHURN") -> httpx.Response:
-        body = urlencode({"command": "/phasegate", "text": text, "user_id": user, "channel_id": channel,
-                          "trigger_id": "t.1", "response_url": "http://127.0.0.1:9/none"}).encode()
-        stamp = str(int(time.time()))
-        return self.http.post(self.handle.url + "/slack/commands", content=body, headers={
-            "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": sign(SECRET, stamp, body)})
-
-
-@pytest.fixture
-def endpoint(rt: Runtime) -> Iterator[Endpoint]:
-    handle = serve_in_thread(create_app(SlackDeps(signing_secret=SECRET, sessions=rt.sessions, chat=rt.chat,
-                                                  resume=lambda _: None)))
-    yield Endpoint(handle)
-    handle.stop()
-
-
-def test_a_team_change_from_the_cli_and_from_slack_is_in_the_chain_the_report_and_the_next_gate(
-        rt: Runtime, acme: Engagement, jira: JiraStandin, slack: SlackStandin, ledger_url: str,
-        endpoint: Endpoint) -> None:
-    register(rt, acme)
-    runner = CliRunner(env={"PHASEGATE_DATABASE_URL": ledger_url, "COLUMNS": "200"})
-    result = runner.invoke(app, ["team", "change", "acme-churn", "--as", PM, "--leaves", "Jonas Berg",
-                                 "--joins", "Ana Ruiz", "--role", "ML engineer", "--reason", "Jonas moved to another client"])
-    assert result.exit_code == 0, result.output
-    assert "Ana Ruiz (ML engineer) joined the vendor's team" in result.output
-    refused = runner.invoke(app, ["team", "change", "acme-churn", "--as", PM, "--leaves", "Nobody Here",
-                                  "--reason", "typo"])
-    assert refused.exit_code == 1 and "'Nobody Here' is not on acme-churn's vendor team" in refused.output
-
-    answer = endpoint.command(VENDOR_LEAD, 'team acme-churn leaves Mei Tanaka joins "Li Wei" as MLOps engineer '
-                                           "because Mei is on parental leave")
-    assert answer.status_code == 200 and answer.json()["text"].startswith("Recorded.")
-    assert "Li Wei (MLOps engineer)" in answer.json()["text"]
-    outsider = endpoint.command("U0STRANGER", "team acme-churn leaves Li Wei because no reason")
-    assert "neither the PM nor an approver" in outsider.json()["text"]
-    elsewhere = endpoint.command(SPONSOR, "team acme-churn", channel="C0OTHER")
-    assert "is handled in its channel" in elsewhere.json()["text"]
-
-    with transaction(rt.sessions) as session:
-        events = audit.events(session, "acme-churn", AuditKind.ROSTER_CHANGED)
-    assert [(e.subject, e.payload["name"], e.payload["by"], e.payload["channel"]) for e in events] == [
-        ("left", "Jonas Berg", PM, "cli"), ("joined", "Ana Ruiz", PM, "cli"),
-        ("left", "Mei Tanaka", VENDOR_LEAD, "slack"), ("joined", "Li Wei", VENDOR_LEAD, "slack")]
-
-    gate = posted_gate(rt, acme, jira=jira)
-    report, _ = findings(rt)
-    assert report.sponsor.team == ["Priya Natarajan (vendor lead)", "Ana Ruiz (ML engineer)", "Li Wei (MLOps engineer)"]
-    assert any("Mei Tanaka (MLOps engineer) left — “Mei is on parental leave”, recorded by Priya Natarajan" in line
-               for line in report.sponsor.team_changes)
-    prompt = json.dumps(slack.message(acme.slack_channel, str(gate.message_ts)).blocks, ensure_ascii=False)
-    assert "Vendor team changes since the last gate" in prompt
-    assert "Li Wei (MLOps engineer) joined: Mei is on parental leave" in prompt
 
 
 # Item 5: data handling ----------------------------------------------------------------------------
@@ -245,6 +174,7 @@ def test_metrics_in_business_terms_cost_of_ownership_and_the_80_percent_warning(
                           "a quarter the retention team can still call)")
     text = report_render.markdown(report)
     assert ":white_check_mark: Churners flagged before they leave: 88 % of churners" in text and "— f1 0.88" in text
+    assert "Data readiness assessment (client's work): 1 done" in text  # whose work it is, beside it
     assert report.budget.tco == ("First-year cost of ownership: 1,700,000 EUR = build 600,000 + run 1,100,000 EUR; "
                                  "the build is 35% of it (as the guide expects).")
     assert "near-cap" not in rules
@@ -257,6 +187,8 @@ def test_metrics_in_business_terms_cost_of_ownership_and_the_80_percent_warning(
     with transaction(rt.sessions) as session:
         _, blocks = render(session, gates.by_id(session, gate.id))
     assert "80% used, past the 80% warning mark" in json.dumps(blocks)  # the gate prompt's budget says it too
+    assert ("*In business terms*\\nChurners flagged before they leave: 88 % of churners (f1 0.88): each point is "
+            "about 40 accounts a quarter") in json.dumps(blocks)
 
 
 def test_time_to_value_is_never_negative(rt: Runtime, acme: Engagement, jira: JiraStandin) -> None:
@@ -306,3 +238,4 @@ def test_the_change_request_prompt_names_who_must_still_approve(rt: Runtime, acm
     assert "*cost* 15,000 EUR" in text and "What it changes in the approved plan" in text
     assert "Assessment against baseline" not in text and "booked" not in text
     assert validate_blocks(blocks) == []
+

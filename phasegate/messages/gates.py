@@ -98,7 +98,7 @@ def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quo
                 gate_id: int, outcomes: Sequence[Outcome], snapshot: Snapshot, answers: Sequence[str] = (),
                 because: str = "", pending: Sequence[str] = (), due: str = "", browse_url: str = "",
                 names: Mapping[str, str] | None = None, budget: Sequence[str] = (),
-                team: Sequence[str] = ()) -> list[Block]:
+                team: Sequence[str] = (), business: Sequence[str] = ()) -> list[Block]:
     """The prompt a sponsor can read: the quorum rule in words, who answered and who is pending (by
     name), the date to answer by, Jira links with their status, the budget lines (`budget`, whose `*bold*` marks an overrun),
     and the digest one click away. Outside text is rendered here (phasegate.text.literal); `answers`
@@ -110,6 +110,8 @@ def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quo
     if because:
         blocks.append(section(f":rotating_light: *Reopened:* {literal(because)}"))
     blocks += evidence_blocks(snapshot, browse_url, names)
+    if business:  # the metrics in the file's business terms; outside text unrendered
+        blocks.append(section("*In business terms*\n" + "\n".join(literal(line) for line in business)))
     if budget:
         blocks.append(section("*Budget*\n" + "\n".join(literal(line) for line in budget)))
     if team:  # `team`: the vendor's team changes since the previous gate, outside text unrendered

@@ -149,6 +149,13 @@ def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full
         by_id[found[0]].reports.append(LastReport(found[1], Rag(found[2]), found[6] if report_bodies else None,
                                                   LastReport.finished(found[3], found[4], found[5])))
 
+    # Always (one query): the data-deletion attestation decides a colour `status` shows too.
+    for event in handoff.events_of(session, ids):
+        view = by_id[event.engagement_id]
+        if event.kind is AuditKind.ROSTER_CHANGED:
+            view.team_changes.append(handoff.change_of(event))
+        else:
+            view.checks.append(handoff.attested_of(event))
     if full:
         _full(session, ids, by_id)
     return [by_id[i] for i in ids]
@@ -171,12 +178,6 @@ def _full(session: Session, ids: list[str], by_id: dict[str, LedgerView]) -> Non
         view.baselines.append((b.version, b.created_at))
         first = view.scope_items[0] if view.scope_items else count_items(b.scope)
         view.scope_items, view.baseline_scope = (first, count_items(b.scope)), b.scope
-    for event in handoff.events_of(session, ids):
-        view = by_id[event.engagement_id]
-        if event.kind is AuditKind.ROSTER_CHANGED:
-            view.team_changes.append(handoff.change_of(event))
-        else:
-            view.checks.append(handoff.attested_of(event))
 
 
 def iso_week(day: dt.date) -> str:

@@ -44,6 +44,7 @@ class MilestoneProgress(BaseModel):
     key: str
     title: str
     required: bool
+    owner: str | None = None  # "client" or "vendor": whose work it is (the file's `owner`)
     counts: Counts = Counts()
     issues: list[IssueLink] = []  # the first few, as links
     error: str | None = None

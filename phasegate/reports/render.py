@@ -57,11 +57,12 @@ def reasons(r: WeeklyReport) -> list[str]:
 
 
 def milestone_line(m: MilestoneProgress, *, links: bool = True) -> str:
+    title = literal(m.title) + (f" ({m.owner}'s work)" if m.owner else "")
     if m.error:
-        return f":grey_question: {literal(m.title)}: evidence missing ({literal(m.error)})"
+        return f":grey_question: {title}: evidence missing ({literal(m.error)})"
     c = m.counts
     icon = ":white_check_mark:" if c.total and c.done == c.total else ":construction:"
-    line = f"{icon} {literal(m.title)}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
+    line = f"{icon} {title}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
     if c.points_total:
         line += f" ({_n(c.points_done)}/{_n(c.points_total)} story points)"
     if links and m.issues:

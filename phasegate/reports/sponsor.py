@@ -75,8 +75,9 @@ def check_lines(s: Sponsor, engagement_id: str) -> list[str]:
             said = "yes" if item.holds else "no"
             lines.append(f"{icon} {item.title}: {said}, says {literal(item.attested_by or '')} ({item.attested_on})")
     if any(item.holds is None for item in s.checks or []):
-        lines.append(f"The client side confirms each week: `phasegate evidence check {engagement_id} CHECK` "
-                     f"(CHECK: {', '.join(KT_CHECKS)}; `--no` when it does not hold).")
+        lines.append(f"The client side confirms each week: `/phasegate check {engagement_id} CHECK` in Slack or "
+                     f"`phasegate evidence check {engagement_id} CHECK --as YOU` (CHECK: {', '.join(KT_CHECKS)}; "
+                     "`no` / `--no` when it does not hold).")
     return lines
 
 
