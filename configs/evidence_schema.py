@@ -4,12 +4,18 @@ milestones and exit criteria."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import Field, FiniteFloat, field_validator, model_validator
 
 from phasegate.configs import checks, limits
-from phasegate.configs.schema_base import IDENT, Comparator, Strict
+from phasegate.configs.schema_base import IDENT, Comparator, Side, Strict
+from phasegate.configs.sponsor_schema import BusinessMeaning
+
+# A knowledge-transfer drill: the client's team retrains and redeploys without the vendor, so the
+# client attests it unless the file says otherwise (the vendor vouching for it defeats its purpose).
+KT_DRILL = re.compile(r"knowledge[\s_-]*transfer|kt[\s_-]*drill", re.IGNORECASE)
 
 
 class JiraQuery(Strict):
@@ -46,6 +52,7 @@ class Metric(Strict):
     name: str = Field(max_length=limits.METRIC_NAME)
     source: MetricSource
     range: tuple[FiniteFloat, FiniteFloat] | None = None
+    meaning: BusinessMeaning | None = Field(default=None, exclude_if=lambda v: v is None)  # in business terms
 
     @field_validator("range")
     @classmethod
@@ -81,6 +88,17 @@ class Milestone(Strict):
     jql: JiraQuery | None = None  # done when every matching issue is done
     attestation: bool = False  # evidence may also be an attestation recorded with who and when
     attesting_side: Literal["client", "vendor", "either"] = "either"  # whose approvers may attest it
+    # Whose work it is (the guide keeps problem definition and KPIs, data governance and PII, and
+    # production integration in-house): shown beside it, checked by configs/practices.py.
+    owner: Side | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drill_is_the_clients(cls, data: object) -> object:
+        if (isinstance(data, dict) and data.get("attestation") is True and "attesting_side" not in data
+                and KT_DRILL.search(f"{data.get('key', '')} {data.get('title', '')}")):
+            return {**data, "attesting_side": "client"}
+        return data
 
     @field_validator("key")
     @classmethod

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from phasegate.configs.schema import Engagement, Milestone, Phase
+from phasegate.configs.evidence_schema import KT_DRILL
+from phasegate.configs.schema import Engagement, Milestone, Phase, Side
 
 POC_WEEKS = (6, 12)
 HANDOVER_WEEKS = (4, 8)
@@ -20,6 +21,17 @@ HARDENING = re.compile(r"harden", re.IGNORECASE)
 # Model-quality metrics; a development milestone tied to one is an accuracy milestone.
 ACCURACY = re.compile(r"(^|[^a-z])(accuracy|acc|f1|f_1|precision|recall|auc|roc|rmse|mae|mape|mse|r2|ndcg|map|bleu"
                       r"|rouge|top\d*|error_rate|wer)([^a-z]|$)", re.IGNORECASE)
+
+# What the guide keeps in-house, each with its reason (section 3, "What to outsource vs. what to keep").
+IN_HOUSE: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"problem[\s_-]*(definition|statement)|(^|[^a-z])kpis?([^a-z]|$)|success[\s_-]*metric",
+                re.IGNORECASE),
+     "problem definition and KPIs", "they need business context and domain knowledge only the client has"),
+    (re.compile(r"governance|(^|[^a-z])pii([^a-z]|$)|anonymi[sz]|data[\s_-]*access|privacy", re.IGNORECASE),
+     "data access and governance", "security, compliance and PII anonymisation must stay internal"),
+    (re.compile(r"production[\s_-]*integration|integrat\w*[\s\w-]*(production|backend)", re.IGNORECASE),
+     "production integration", "it is tightly coupled to the client's own backend"),
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,25 @@ def handover_warnings(engagement: Engagement) -> list[PlanningWarning]:
     return found
 
 
+def in_house_warnings(engagement: Engagement) -> list[PlanningWarning]:
+    """Work the guide keeps in-house given to the vendor (`owner: vendor`), and a knowledge-transfer
+    drill the vendor may attest: each is a dependency rented rather than a capability built."""
+    found: list[PlanningWarning] = []
+    for phase in Phase:
+        for index, m in enumerate(engagement.phases.of(phase).milestones):
+            path = f"phases.{phase.value}.milestones[{index}]"
+            for pattern, what, reason in IN_HOUSE:
+                if m.owner is Side.VENDOR and (pattern.search(m.key) or pattern.search(m.title)):
+                    found.append(PlanningWarning(f"{path}.owner", f"{what} ({m.key}) is given to the vendor",
+                                                 f"keep {what} in-house: {reason}"))
+            if m.attestation and m.attesting_side != "client" and KT_DRILL.search(f"{m.key} {m.title}"):
+                found.append(PlanningWarning(
+                    f"{path}.attesting_side", f"the vendor may attest the knowledge-transfer drill {m.key}",
+                    "the drill shows the client's team can retrain and redeploy alone, so the client attests it"))
+    return found
+
+
 def planning_warnings(engagement: Engagement) -> list[PlanningWarning]:
     """Every place the plan departs from the guide, in file order."""
-    return poc_warnings(engagement) + development_warnings(engagement) + handover_warnings(engagement)
+    return (poc_warnings(engagement) + development_warnings(engagement) + handover_warnings(engagement)
+            + in_house_warnings(engagement))

@@ -39,6 +39,7 @@ from phasegate.configs.schema_base import (
     Side,
     Strict,
 )
+from phasegate.configs.sponsor_schema import DataHandling, TeamMember
 from phasegate.configs.weekly import WeeklyStatus
 
 # The schema is read from here; its parts live in schema_base, gate_schema and evidence_schema.
@@ -78,6 +79,9 @@ class Budget(Strict):
     poc_cap: float = Field(ge=0)  # time-and-materials cap for the PoC
     development_team_cost: float = Field(ge=0)
     change_budget: float = Field(ge=0)
+    # The estimated first-year cost of running what is built (compute, storage, monitoring, people):
+    # the report's total cost of ownership is build plus this (the guide: the build is 30-40 % of it).
+    first_year_run_cost: float | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
 
 
 class JiraChangeRequests(Strict):
@@ -157,6 +161,9 @@ class Engagement(Strict):
     auto_advance: bool = True  # a GO starts the next phase by itself
     change_requests: GatePolicy | None = None  # who approves change requests; default: the phase's gate
     weekly_status: WeeklyStatus = WeeklyStatus()  # when the weekly report is due, in `timezone`
+    # The vendor's named individuals; a change is recorded (`phasegate team change`, Slack) and reported.
+    vendor_team: list[TeamMember] = Field(default=[], exclude_if=lambda v: not v)
+    data_handling: DataHandling | None = Field(default=None, exclude_if=lambda v: v is None)
     # A check at registration only, so not part of the stored file (nor of its digest).
     planning_rules: PlanningRules = Field(default=PlanningRules.WARN, exclude=True)
 

@@ -38,7 +38,20 @@ metrics:
   - name: f1
     source: {{kind: manual}}
     range: [0, 1]
-budget: {{currency: USD, poc_cap: 100000, development_team_cost: 400000, change_budget: 50000}}
+    # EDIT: what the figure means to the business; the report shows it beside the raw value.
+    meaning: {{label: Cases caught, unit: "% of cases", scale: 100, means: "share of the cases the model finds"}}
+budget:
+  currency: USD
+  poc_cap: 100000                                # time-and-materials cap; the report warns at 80 %
+  development_team_cost: 400000
+  change_budget: 50000
+  first_year_run_cost: 900000                    # EDIT: compute, storage, monitoring, people (the guide: the build is 30-40 % of the first year)
+vendor_team:                                     # EDIT: the named individuals the vendor commits
+  - {{name: Val Vendor, role: vendor lead, slack_user: U0VENDLEAD}}
+  - {{name: Mo Modeller, role: ML engineer}}
+data_handling:                                   # EDIT: as the data-handling agreement says
+  encryption: AES-256 at rest, TLS 1.2+ in transit
+  deletion_deadline: {deletion}                  # the vendor's copies deleted by then; reminded 14 days before
 phases:
   poc:
     # Discovery and PoC, time and materials, 6–12 weeks: define the problem, assess the data,
@@ -46,9 +59,12 @@ phases:
     planned_weeks: 8
     max_weeks: 12
     milestones:
-      - {{key: data-readiness, title: Data readiness assessment}}
-      - {{key: baseline-model, title: Baseline model trained and evaluated on a holdout set}}
-      - {{key: poc-report, title: PoC report with the go/no-go recommendation}}
+      # owner: whose work it is; the guide keeps problem definition and KPIs, data governance and PII,
+      # and production integration in-house (a warning when they are given to the vendor).
+      - {{key: problem-kpis, title: Problem definition and KPIs agreed, owner: client}}
+      - {{key: data-readiness, title: Data readiness assessment, owner: client}}
+      - {{key: baseline-model, title: Baseline model trained and evaluated on a holdout set, owner: vendor}}
+      - {{key: poc-report, title: PoC report with the go/no-go recommendation, owner: vendor}}
     exit_criteria:
       - f1 >= 0.8                                  # EDIT: the business case's threshold
       - all_required_milestones_done
@@ -59,12 +75,16 @@ phases:
       quorum: {{count: 2, one_from_each_side: true}}
   development:
     # Development and iteration with a dedicated team: process milestones, not accuracy targets.
+    # Knowledge transfer starts here: the weekly report asks the client side each week whether the
+    # vendor works in your repository, writes decisions down and pairs with your engineers.
     planned_weeks: 16
     milestones:
-      - {{key: staging-pipeline, title: End-to-end pipeline deployed in staging}}
-      - {{key: experiment-tracking, title: Experiment tracking and model versioning in place}}
-      - {{key: monitoring-retraining, title: Drift monitoring and retraining pipeline automated}}
-      - {{key: production-hardening, title: "Production hardening: error handling, no hard-coded thresholds"}}
+      - {{key: api-interface, title: "API interface between the product and the ML layer agreed and versioned", owner: client}}
+      - {{key: staging-pipeline, title: End-to-end pipeline deployed in staging, owner: vendor}}
+      - {{key: experiment-tracking, title: Experiment tracking and model versioning in place, owner: vendor}}
+      - {{key: monitoring-retraining, title: Drift monitoring and retraining pipeline automated, owner: vendor}}
+      - {{key: production-integration, title: Production integration into the product's backend, owner: client}}
+      - {{key: production-hardening, title: "Production hardening: error handling, no hard-coded thresholds", owner: vendor}}
     exit_criteria:
       - all_required_milestones_done
     gate:
@@ -77,12 +97,13 @@ phases:
     # the vendor is the safety net. attestation: true items are confirmed by an approver.
     planned_weeks: 5
     milestones:
-      - {{key: documentation, title: "Documentation of decisions, pipeline and runbooks delivered"}}
+      - {{key: documentation, title: "Documentation of decisions, pipeline and runbooks delivered", owner: vendor}}
       - {{key: pair-programming, title: Pair-programming sessions with the internal engineers, attestation: true}}
       - {{key: supervised-operation, title: "Supervised run by the client team, the vendor as safety net", attestation: true}}
-      - {{key: knowledge-transfer-drill, title: Client team retrained and redeployed without the vendor, attestation: true}}
+      - {{key: knowledge-transfer-drill, title: Client team retrained and redeployed without the vendor, attestation: true,
+         attesting_side: client}}
       - {{key: ip-transfer, title: "IP transferred: trained models, training-data derivatives, code, test scripts"}}
-      - {{key: data-deletion, title: Vendor data deletion confirmed, attestation: true}}
+      - {{key: data-deletion, title: Vendor data deletion confirmed, attestation: true, attesting_side: client}}
     exit_criteria:
       - all_required_milestones_done
     gate:
@@ -101,5 +122,6 @@ def engagement_template(engagement_id: str, *, today: dt.date) -> str:
     letters = re.sub(r"[^A-Z0-9]", "", engagement_id.upper()).lstrip("0123456789")
     project = (letters or "PROJ")[:6].ljust(2, "X")
     start = today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)  # next Monday
-    return TEMPLATE.format(id=engagement_id, title=engagement_id.replace("-", " ").capitalize(),
+    deletion = start + dt.timedelta(weeks=8 + 16 + 5 + 4)  # four weeks after the planned handover
+    return TEMPLATE.format(id=engagement_id, title=engagement_id.replace("-", " ").capitalize(), deletion=deletion,
                            start=start.isoformat(), project=project, channel=(letters or "CHAN")[:9].ljust(2, "X"))

@@ -197,6 +197,8 @@ class AuditKind(str, enum.Enum):
     REVIEW_REQUESTED = "review_requested"  # `phase review`: the gate is to open before the timebox ends
     WEEKLY_REPORT_POSTED = "weekly_report_posted"  # the ledger learnt the week's post's ts (posted or found)
     WEEKLY_CHART_UPLOADED = "weekly_chart_uploaded"  # the week's burn-up chart, in the post's thread
+    ROSTER_CHANGED = "roster_changed"  # a named individual of the vendor's team joined or left
+    CHECK_ATTESTED = "check_attested"  # a running knowledge-transfer check, or the data deletion, vouched for
 
 
 class Rag(str, enum.Enum):

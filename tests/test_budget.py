@@ -39,8 +39,8 @@ def test_arithmetic_of_the_three_lines_including_over_budget(acme: Engagement) -
     lines = status.lines()
     assert lines[0] == "PoC spend against its time-and-materials cap: 130,000 of 120,000 EUR (*over by 10,000 EUR*)"
     assert lines[2] == "Change budget (approved changes and extensions): 70,000 of 60,000 EUR (*over by 10,000 EUR*)"
-    assert lines[3] == ("Change budget used by: 40,000 in approved change requests; "
-                        "30,000 for poc timebox 2 (+2 weeks).")
+    assert lines[3] == ("Change budget used by: 40,000 EUR in approved change requests; "
+                        "30,000 EUR for the PoC's first extension (+2 weeks).")
     handover = budget.status(acme, spent={}, approved_changes=0.0,
                              extensions=[budget.Extension(phase=Phase.HANDOVER, number=2, weeks=1)])
     assert handover.changes.used == 0 and not handover.over

@@ -68,7 +68,8 @@ def test_submit_from_a_file_decide_and_export_the_log(cli: Invoke, home: Path, t
     assert ok(cli("cr", "decide", "acme-churn", "1", "approve", "--as", VENDOR_LEAD)) == \
         "acme-churn/CR-1: approved, baseline v2"
     assert "approved" in ok(cli("cr", "list", "acme-churn")) and "v2" in ok(cli("cr", "list", "acme-churn"))
-    assert "U0VENDLEAD (vendor) APPROVE via cli" in ok(cli("cr", "show", "acme-churn", "1"))
+    shown = ok(cli("cr", "show", "acme-churn", "1"))
+    assert "Priya Natarajan (U0VENDLEAD, vendor) APPROVE via cli" in shown and "cost 65,000 EUR" in shown
     csv_log = cli("cr", "log", "acme-churn", "--format", "csv").stdout.splitlines()
     assert csv_log[0].startswith("number,title,phase,state") and csv_log[1].startswith(
         "CR-1,Explainability report,poc,approved,U0PMACME01,cli")

@@ -55,7 +55,7 @@ def engagement_file(tmp_path: Path) -> Path:
     path = tmp_path / f"{ENGAGEMENT}.yaml"
     path.write_text(text, encoding="utf-8")
     project = load_engagement(path).jira.project
-    line = "- {key: poc-report, title: PoC report with the go/no-go recommendation}"
+    line = "- {key: poc-report, title: PoC report with the go/no-go recommendation, owner: vendor}"
     if line not in text:
         raise RuntimeError("the template's poc-report milestone changed; update this test")
     path.write_text(text.replace(line, line[:-1] + f", jira_issue: {project}-7}}"), encoding="utf-8")

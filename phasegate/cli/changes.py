@@ -146,23 +146,28 @@ def cr_list(engagement_id: str) -> None:
 def cr_show(engagement_id: str, number: int) -> None:
     """One request: its fields, assessment and answers."""
     from phasegate.ledger import change_requests as crs
+    from phasegate.ledger import engagements
     from phasegate.ledger.db import transaction
     from phasegate.messages.changes import summary
+    from phasegate.reports.build import names
 
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             cr = crs.by_number(session, engagement_id, number)
+            config = engagements.config_of(engagements.get(session, engagement_id))
+            who = names(config)
             out.print(f"{cr.name} {cr.title}: {cr.state.value}" + (f" ({cr.closed_reason})" if cr.closed_reason else "")
                       + (f", baseline v{cr.baseline_version}" if cr.baseline_version else ""), markup=False)
             out.print(f"filed by {cr.requested_by} via {cr.source.value} on {cr.created_at:%Y-%m-%d}"
                       + (f" (from the CLI by {cr.operator})" if cr.operator else ""), markup=False)
-            out.print(summary(cr).replace("*", ""), markup=False)
+            out.print(summary(cr, config.budget.currency).replace("*", ""), markup=False)
             assessment = crs.assessment_of(cr)
             for line in assessment.lines() if assessment else []:
                 out.print(f"  {line.replace('*', '')}", markup=False)
             for d in crs.decisions(session, cr.id):
                 by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
-                out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
+                person = f"{who[d.approver]} ({d.approver}, {d.side})" if d.approver in who else f"{d.approver} ({d.side})"
+                out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {person} {d.outcome.label} via "
                           f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
 
     guarded(run)

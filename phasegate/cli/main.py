@@ -12,6 +12,7 @@ import typer
 from typer._click.exceptions import ClickException, UsageError  # typer 0.29 vendors click
 
 from phasegate.cli import drift as cli_drift  # noqa: F401 - cli_drift adds `cr drift`, `cr draft-drift`
+from phasegate.cli import handoff as cli_handoff
 from phasegate.cli import init as cli_init
 from phasegate.cli import reports as cli_reports
 from phasegate.cli.audit import audit_app
@@ -37,6 +38,8 @@ for sub, name in ((engagement_app, "engagement"), (phase_app, "phase"), (gate_ap
     app.add_typer(sub, name=name)
 app.add_typer(cli_reports.report_app, name="report")
 app.add_typer(cli_reports.status_app, name="status")
+app.add_typer(cli_handoff.team_app, name="team")
+evidence_app.command("check")(cli_handoff.evidence_check)
 
 
 @app.callback()

@@ -43,7 +43,8 @@ def engagement_show(engagement_id: str) -> None:
         for phase in Phase:
             planned = config.phases.of(phase).planned_weeks
             out.print(f"  {phase.heading}: planned {planned} weeks"
-                      + (f", {weeks[phase]} weeks booked" if weeks[phase] else ""))
+                      + (f", {weeks[phase]} weeks with its extensions" if weeks[phase] and weeks[phase] != planned
+                         else ""))
             later = phase.next()
             if runs.get(phase) and later is not None and runs.get(later) == runs[phase]:
                 out.print(f"    flow run {runs[phase]}: carried on into {later.value}", markup=False, highlight=False)

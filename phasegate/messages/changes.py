@@ -31,7 +31,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import ChangeRequestRow
 from phasegate.messages import marks, witness
-from phasegate.messages.gates import quote_reason
+from phasegate.messages.gates import quote_reason, role_words
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View, action_id, cr_block_id, form_metadata
 from phasegate.rules import change_requests as cr_model
 from phasegate.rules import jira_requests as jira_rules
@@ -51,11 +51,12 @@ def requester(cr: ChangeRequestRow) -> str:
     return f"<@{cr.requested_by}>" if SLACK_USER_ID.match(cr.requested_by) else literal(cr.requested_by)
 
 
-def summary(cr: ChangeRequestRow) -> str:
+def summary(cr: ChangeRequestRow, currency: str = "") -> str:
     added, removed, unknown = cr.scope_added["items"], cr.scope_removed["items"], crs.not_estimated(cr)
+    cost = cr_model.figure(cr.cost, 'cost', unknown, f" {literal(currency)}" if currency else "")
     parts = [f"*Phase* {cr.phase.value} · *effort* {cr_model.figure(cr.effort_days, 'effort_days', unknown, ' days')}"
              f" · *schedule* {cr_model.figure(cr.schedule_days, 'schedule_days', unknown, ' days')}"
-             f" · *cost* {cr_model.figure(cr.cost, 'cost', unknown)}"]
+             f" · *cost* {cost}"]
     if added:
         parts.append("*Adds:* " + ", ".join(literal(item) for item in added))
     if removed:
@@ -76,14 +77,18 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
     (title, rationale, scope items, names from the file, the Jira key) rendered by `literal`."""
     engagement = engagement or config_of(get(session, cr.engagement_id))
     assessment = crs.assessment_of(cr)
-    answers = [f"<@{d.approver}> ({d.side}, {literal(d.role)}) {d.outcome.label} via {d.via.value}"
-               + quote_reason(d.reason) for d in crs.decisions(session, cr.id)]
+    who = {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    who |= {a.slack_user: a.name for a in (engagement.change_requests.approvers if engagement.change_requests else [])}
+    decided = crs.decisions(session, cr.id)
+    answers = [(f"{literal(who[d.approver])} (<@{d.approver}>, {literal(role_words(d.side, d.role))})"
+                if d.approver in who else f"<@{d.approver}> ({literal(role_words(d.side, d.role))})")
+               + f" {d.outcome.label} via {d.via.value}" + quote_reason(d.reason) for d in decided]
     name = literal(engagement.name)
     blocks = [header(f"CR-{cr.number} · {literal(cr.title, plain=True)}"),
               section(f"*{name}* · {filed_by(cr)}" + (f"\n{literal(cr.rationale)}" if cr.rationale else "")),
-              section(summary(cr))]
+              section(summary(cr, engagement.budget.currency))]
     if assessment is not None:
-        blocks.append(section(f"*Assessment against baseline v{assessment.baseline_version}*\n"
+        blocks.append(section(f"*What it changes in the approved plan* (scope baseline v{assessment.baseline_version})\n"
                               + "\n".join(literal(line) for line in assessment.lines())))
     if answers:
         blocks.append(section("*Answers so far*\n" + "\n".join(answers)))
@@ -93,10 +98,16 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
                               "no longer count."))
     if cr.state is ChangeRequestState.ASSESSED:
         rule = policy.describe(policy.change_policy(engagement, cr.phase))
+        answered = {d.approver for d in decided}
+        waiting = [f"{literal(a.name)} (<@{a.slack_user}>)" for a in policy.change_policy(engagement, cr.phase).approvers
+                   if a.slack_user not in answered and a.slack_user != cr.requested_by]
+        if waiting:
+            blocks.append(section("*Waiting for* " + ", ".join(waiting)))
         blocks += actions(cr_block_id(cr.id), [
             Button(action_id(Action.CHANGE, Outcome.APPROVE.value), "Approve", str(cr.id), "primary"),
             Button(action_id(Action.CHANGE, Outcome.REJECT.value), "Reject", str(cr.id), "danger")])
-        blocks.append(context(f"Decided by {rule}; the requester cannot approve it."))
+        blocks.append(context(f"Decided by {rule}; only the people named here can approve it, and the requester "
+                              "cannot."))
         revision = f" (revision {cr.revision})" if cr.revision > 1 else ""
         return f"Change request CR-{cr.number}{revision} for {name}: {literal(cr.title)}", blocks
     outcome = f"{STATE_ICON.get(cr.state, '')} *{cr.state.value.capitalize()}*" + quote_reason(cr.closed_reason)

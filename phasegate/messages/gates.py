@@ -74,8 +74,22 @@ def _metric_line(m: MetricEvidence) -> str:
 
 
 def digest_block(digest: str, label: str = "Evidence digest") -> Block:
-    """The digest shortened to 12 characters; the full value is one click away in the "⋯" menu."""
-    return section(f"{label} `{digest[:12]}…` (full digest in the menu)", accessory=overflow(DIGEST_MENU, [(digest, "digest")]))
+    """A details line for whoever checks the trail: the digest shortened to 12 characters, the full
+    value one click away in the "⋯" menu; a sponsor reads past it."""
+    return section(f"_Details: the evidence is frozen for the decision ({label.lower()} `{digest[:12]}…`, "
+                   "full value in the menu)._", accessory=overflow(DIGEST_MENU, [(digest, "digest")]))
+
+
+def role_words(side: str, role: str) -> str:
+    """`client sponsor`, `vendor lead` (not "vendor vendor lead"): the side unless the role says it."""
+    return role if role.lower().startswith(side.lower()) else f"{side} {role}"
+
+
+def timebox_words(timebox: int) -> str:
+    """Timebox 1 is the plan; a later one is what an EXTEND bought."""
+    if timebox <= 1:
+        return "as planned"
+    return "after one extension" if timebox == 2 else f"after {timebox - 1} extensions"
 
 
 def evidence_blocks(snapshot: Snapshot, browse_url: str = "", names: Mapping[str, str] | None = None) -> list[Block]:
@@ -99,20 +113,26 @@ def outcome_buttons(gate_id: int, outcomes: Sequence[Outcome]) -> list[Button]:
 def gate_prompt(*, title: str, question: str, engagement: str, timebox: int, quorum: str, digest: str,
                 gate_id: int, outcomes: Sequence[Outcome], snapshot: Snapshot, answers: Sequence[str] = (),
                 because: str = "", pending: Sequence[str] = (), due: str = "", browse_url: str = "",
-                names: Mapping[str, str] | None = None, budget: Sequence[str] = ()) -> list[Block]:
+                names: Mapping[str, str] | None = None, budget: Sequence[str] = (),
+                team: Sequence[str] = (), business: Sequence[str] = ()) -> list[Block]:
     """The prompt a sponsor can read: the quorum rule in words, who answered and who is pending (by
     name), the date to answer by, Jira links with their status, the budget lines (`budget`, whose `*bold*` marks an overrun),
     and the digest one click away. Outside text is rendered here (phasegate.text.literal); `answers`
     come rendered by `answer_line`."""
-    lines = [f"*{literal(engagement)}* · timebox {timebox}", quorum]
+    lines = [f"*{literal(engagement)}* · {timebox_words(timebox)}", quorum]
     if due:
         lines.append(f"Please answer by {due}.")
     blocks = [header(f"{title} · {question}"), section("\n".join(lines))]
     if because:
         blocks.append(section(f":rotating_light: *Reopened:* {literal(because)}"))
     blocks += evidence_blocks(snapshot, browse_url, names)
+    if business:  # the metrics in the file's business terms; outside text unrendered
+        blocks.append(section("*In business terms*\n" + "\n".join(literal(line) for line in business)))
     if budget:
         blocks.append(section("*Budget*\n" + "\n".join(literal(line) for line in budget)))
+    if team:  # `team`: the vendor's team changes since the previous gate, outside text unrendered
+        blocks.append(section("*Vendor team changes since the last gate*\n"
+                              + "\n".join(f":arrows_counterclockwise: {literal(line)}" for line in team)))
     people = []
     if answers:
         people.append("*Answered*\n" + "\n".join(answers))
@@ -160,8 +180,8 @@ def answer_line(*, approver: str, name: str | None, side: str, role: str, outcom
                 waived: bool, operator: str | None) -> str:
     """One answer on the prompt, by name where the file gives one; a GO/ACCEPT given past unmet exit
     criteria shows its waiver, and a CLI answer who really ran the command."""
-    person = (f"{literal(name)} (<@{approver}>, {side} {literal(role)})" if name
-              else f"<@{approver}> ({side}, {literal(role)})")
+    person = (f"{literal(name)} (<@{approver}>, {literal(role_words(side, role))})" if name
+              else f"<@{approver}> ({literal(role_words(side, role))})")
     label = f"{outcome.label} with waiver" if waived and outcome.passes and reason else outcome.label
     by = f" (recorded from the CLI by {literal(operator)})" if operator else ""
     return f"{person} {label} via {via}{by}" + quote_reason(reason)

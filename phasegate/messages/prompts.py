@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import InternalError, ServiceUnavailable
 from phasegate.integrations.slack_chat import Mark, SlackChat
-from phasegate.ledger import gates, spend
+from phasegate.ledger import gates, handoff, spend
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import GateRow
@@ -42,6 +42,18 @@ def pending(session: Session, gate: GateRow, engagement: Engagement, who: dict[s
             if a.slack_user not in answered and a.slack_user != gate.requested_by]
 
 
+def business_lines(engagement: Engagement, gate: GateRow, session: Session) -> list[str]:
+    """The frozen metric values in the file's business terms, each beside its raw figure."""
+    meanings = {m.name: m.meaning for m in engagement.metrics if m.meaning is not None}
+    lines = []
+    for m in gates.snapshot_of(session, gate).metrics:
+        meaning = meanings.get(m.name)
+        if meaning is not None and m.value is not None:
+            lines.append(f"{meaning.figure(m.value)} ({m.name} {m.value:g})"
+                         + (f": {meaning.means}" if meaning.means else ""))
+    return lines
+
+
 def answer_by(gate: GateRow, engagement: Engagement) -> str:
     """When the gate is escalated if still open, in the engagement's timezone."""
     config = engagement.phases.of(gate.phase).gate
@@ -65,7 +77,9 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
             quorum=policy.in_words(engagement.phases.of(gate.phase).gate), digest=gate.digest, gate_id=gate.id,
             outcomes=policy.OUTCOMES[gate.phase], snapshot=snapshot, answers=answers, because=gate.reopened_because,
             pending=pending(session, gate, engagement, who), due=answer_by(gate, engagement), browse_url=browse,
-            names=who, budget=spend.status_of(session, gate.engagement_id, engagement=engagement).lines())
+            names=who, budget=spend.status_of(session, gate.engagement_id, engagement=engagement).lines(),
+            team=[f"{c.name} ({c.role}) {c.kind}: {c.reason}" for c in handoff.changes_before(session, gate)],
+            business=business_lines(engagement, gate, session))
         return text, blocks
     if gate.state is GateState.STALE:
         text = f"{title}: approval went stale; see the reopened prompt"

@@ -15,7 +15,7 @@ from phasegate.configs.schema import Comparator, Engagement, Phase
 from phasegate.ledger.change_requests import not_estimated
 from phasegate.ledger.gates import latest_answers
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.reports import forecast, progress, rules
+from phasegate.reports import forecast, progress, rules, sponsor
 from phasegate.reports.facts import LedgerView, iso_week
 from phasegate.reports.model import (
     Budget,
@@ -28,7 +28,7 @@ from phasegate.reports.model import (
     WeeklyReport,
 )
 from phasegate.rules import calendar, policy
-from phasegate.rules.budget import money
+from phasegate.rules.budget import money, ownership_line
 from phasegate.rules.budget import status as budget_status
 from phasegate.rules.change_requests import figure
 from phasegate.rules.drift import Drift
@@ -68,7 +68,8 @@ def budget(view: LedgerView) -> Budget:
     return Budget(currency=b.currency, poc_cap=b.poc_cap, change_budget=b.change_budget,
                   spent=status.total_spent if view.spent else None,
                   note="" if view.spent else "no spend recorded yet", lines=status.lines(),
-                  over=[status.line(line) for line in status.over])
+                  over=[status.line(line) for line in status.over], near=[status.line(line) for line in status.near],
+                  tco=ownership_line(view.config))
 
 
 def open_gates(view: LedgerView, now: dt.datetime) -> list[OpenGate]:
@@ -101,10 +102,10 @@ def from_ledger(view: LedgerView, now: dt.datetime, week: str | None = None) -> 
         week_of_phase=(today - view.phase_started).days // 7 + 1 if view.phase_started else None,
         planned_weeks=config.phases.of(phase).planned_weeks if phase else None,
         booked_weeks=view.booked_weeks or None, timebox_ends_on=view.timebox.ends_on if view.timebox else None,
-        gates=open_gates(view, now))
-    if view.first_go_at is not None:
+        gates=open_gates(view, now), sponsor=sponsor.sponsor_of(view, now, names(config)))
+    if view.first_go_at is not None:  # a GO before start_date (work began early) is value at once, not negative
         days = (view.first_go_at.astimezone(config.tz).date() - config.start_date).days
-        report.time_to_value_weeks = round(days / 7, 1)
+        report.time_to_value_weeks = max(0.0, round(days / 7, 1))
     report.rag, report.findings = rules.evaluate(report)
     return report
 
@@ -114,6 +115,9 @@ def _trend(engagement: Engagement, phase: Phase | None, name: str, value: float 
     criterion = next((c for c in engagement.phases.of(phase).exit_criteria if c.metric == name), None) if phase else None
     before = previous.get(name)
     trend = MetricTrend(name=name, value=value, error=error, previous=before if isinstance(before, int | float) else None)
+    meaning = next((m.meaning for m in engagement.metrics if m.name == name), None)
+    if meaning is not None and value is not None:
+        trend.meaning = meaning.figure(value) + (f" ({meaning.means})" if meaning.means else "")
     if criterion is not None and criterion.op is not None and criterion.threshold is not None:
         trend.criterion = criterion.label
         trend.better_when_higher = criterion.op in (Comparator.GE, Comparator.GT)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Engagement, Phase
+from phasegate.ledger import handoff
 from phasegate.ledger.engagements import config_of
 from phasegate.ledger.models import (
     AttestationRow,
@@ -35,7 +36,8 @@ from phasegate.ledger.models import (
 from phasegate.ledger.scope import Known, known_from
 from phasegate.rules.budget import Extension
 from phasegate.rules.change_requests import count_items
-from phasegate.states import GateState, Outcome, Rag, ReportKind
+from phasegate.rules.handoff import Attested, Change
+from phasegate.states import AuditKind, GateState, Outcome, Rag, ReportKind
 
 
 @dataclass
@@ -72,6 +74,8 @@ class LedgerView:
     change_requests: list[ChangeRequestRow] = field(default_factory=list)  # by number
     scope_items: tuple[int, int] | None = None  # (first baseline, current baseline) item counts
     baseline_scope: dict[str, Any] = field(default_factory=dict)  # the current baseline's scope
+    team_changes: list[Change] = field(default_factory=list)  # the vendor's team, oldest first
+    checks: list[Attested] = field(default_factory=list)  # the client's running checks, oldest first
 
     @property
     def scope(self) -> Known:
@@ -145,6 +149,13 @@ def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full
         by_id[found[0]].reports.append(LastReport(found[1], Rag(found[2]), found[6] if report_bodies else None,
                                                   LastReport.finished(found[3], found[4], found[5])))
 
+    # Always (one query): the data-deletion attestation decides a colour `status` shows too.
+    for event in handoff.events_of(session, ids):
+        view = by_id[event.engagement_id]
+        if event.kind is AuditKind.ROSTER_CHANGED:
+            view.team_changes.append(handoff.change_of(event))
+        else:
+            view.checks.append(handoff.attested_of(event))
     if full:
         _full(session, ids, by_id)
     return [by_id[i] for i in ids]

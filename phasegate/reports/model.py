@@ -44,6 +44,7 @@ class MilestoneProgress(BaseModel):
     key: str
     title: str
     required: bool
+    owner: str | None = None  # "client" or "vendor": whose work it is (the file's `owner`)
     counts: Counts = Counts()
     issues: list[IssueLink] = []  # the first few, as links
     error: str | None = None
@@ -58,6 +59,7 @@ class MetricTrend(BaseModel):
     passes: bool | None = None
     better_when_higher: bool = True
     error: str | None = None
+    meaning: str | None = None  # the value in business terms (the file's `meaning`), beside the raw figure
 
     @property
     def delta(self) -> float | None:
@@ -107,6 +109,8 @@ class Budget(BaseModel):
     note: str = "no spend recorded"
     lines: list[str] = []  # each limit with what is used and left (phasegate.rules.budget)
     over: list[str] = []  # the lines over their limit
+    near: list[str] = []  # the PoC's time-and-materials spend past the warning share of its cap
+    tco: str | None = None  # first-year cost of ownership: build plus the file's run estimate
 
 
 class HandoverItem(BaseModel):
@@ -115,6 +119,26 @@ class HandoverItem(BaseModel):
     done: bool | None
     attested_by: str | None = None
     attested_on: dt.date | None = None
+
+
+class CheckItem(BaseModel):
+    """A running knowledge-transfer check: what the client side last said and when."""
+
+    key: str
+    title: str
+    holds: bool | None = None  # None: not attested in the last week
+    attested_by: str | None = None
+    attested_on: dt.date | None = None
+
+
+class Sponsor(BaseModel):
+    """Beside the build: the vendor's named team, the running checks, the data-handling deadline."""
+
+    team: list[str] = []  # "Priya Natarajan (vendor lead)"
+    team_changes: list[str] = []  # one line per recorded change, oldest first
+    checks: list[CheckItem] | None = None  # during development only
+    data: list[str] = []  # encryption, deadline, reminder or attestation
+    deletion: str | None = None  # phasegate.rules.handoff.deletion_state
 
 
 class BurnUp(BaseModel):
@@ -169,6 +193,7 @@ class WeeklyReport(BaseModel):
     budget: Budget
     handover: list[HandoverItem] | None = None
     time_to_value_weeks: float | None = None
+    sponsor: Sponsor = Sponsor()
     missing: list[Missing] = []
     burnup: BurnUp | None = None
     forecast: Forecast | None = None

@@ -86,7 +86,8 @@ def progress(engagement: Engagement, milestones: Sequence[Milestone], found: Map
     missing: list[Missing] = []
     every: dict[str, Issue] = {}
     for m in milestones:
-        base = MilestoneProgress(key=m.key, title=m.title, required=m.required)
+        base = MilestoneProgress(key=m.key, title=m.title, required=m.required,
+                                 owner=m.owner.value if m.owner is not None else None)
         if m.attestation and m.key in attested:
             rows.append(base.model_copy(update={"counts": Counts(done=1)}))
             continue

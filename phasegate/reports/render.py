@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from phasegate.integrations.slack_blocks import Block, Button, actions, context, header, section
 from phasegate.messages.ids import DRAFT_DRIFT, Action, action_id
-from phasegate.reports import forecast
+from phasegate.reports import forecast, sponsor
 from phasegate.reports.model import MetricTrend, MilestoneProgress, WeeklyReport
 from phasegate.reports.rules import GREEN_REASON
 from phasegate.text import literal
@@ -51,8 +51,8 @@ def plan_line(r: WeeklyReport) -> str:
         return f"Not started ({r.state})." if r.state == "registered" else f"Engagement {r.state}."
     line = f"{r.phase_label}, week {r.week_of_phase} of {r.planned_weeks} planned"
     if r.booked_weeks and r.booked_weeks != r.planned_weeks:
-        line += f" ({r.booked_weeks} booked with extensions)"
-    return line + (f"; timebox ends {r.timebox_ends_on}." if r.timebox_ends_on else ".")
+        line += f" ({r.booked_weeks} weeks with extensions)"
+    return line + (f"; it ends {r.timebox_ends_on:%a %d %b %Y}." if r.timebox_ends_on else ".")
 
 
 def reasons(r: WeeklyReport) -> list[str]:
@@ -60,11 +60,12 @@ def reasons(r: WeeklyReport) -> list[str]:
 
 
 def milestone_line(m: MilestoneProgress, *, links: bool = True) -> str:
+    title = literal(m.title) + (f" ({m.owner}'s work)" if m.owner else "")
     if m.error:
-        return f":grey_question: {literal(m.title)}: evidence missing ({literal(m.error)})"
+        return f":grey_question: {title}: evidence missing ({literal(m.error)})"
     c = m.counts
     icon = ":white_check_mark:" if c.total and c.done == c.total else ":construction:"
-    line = f"{icon} {literal(m.title)}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
+    line = f"{icon} {title}: {c.done} done, {c.in_progress} in progress, {c.to_do} to do"
     if c.points_total:
         line += f" ({_n(c.points_done)}/{_n(c.points_total)} story points)"
     if links and m.issues:
@@ -79,7 +80,9 @@ def metric_line(m: MetricTrend) -> str:
     if m.value is None:
         return f":grey_question: {literal(m.name)}: missing ({literal(str(m.error))})"
     icon = ":white_check_mark:" if m.passes else (":x:" if m.passes is False else ":bar_chart:")
-    line = f"{icon} {literal(m.name)} {_n(m.value)}" + (f" (exit criterion {literal(m.criterion)})" if m.criterion else "")
+    line = f"{icon} {literal(m.meaning)} — {literal(m.name)} {_n(m.value)}" if m.meaning \
+        else f"{icon} {literal(m.name)} {_n(m.value)}"
+    line += f" (exit criterion {literal(m.criterion)})" if m.criterion else ""
     delta = m.delta
     if delta is not None:
         arrow = "no change" if delta == 0 else (f"{'worse' if m.worsening else 'better'} by {_n(abs(delta))}")
@@ -99,11 +102,13 @@ def gate_lines(r: WeeklyReport) -> list[str]:
 
 def budget_lines(r: WeeklyReport) -> list[str]:
     b = r.budget
+    tco = [literal(b.tco)] if b.tco else []
     if b.lines:  # plain words whose `*bold*` marks an overrun
-        return [literal(line) for line in b.lines] + ([b.note + "."] if b.note else [])
+        near = [f":warning: {literal(line)}" for line in b.near]
+        return [literal(line) for line in b.lines] + near + tco + ([b.note + "."] if b.note else [])
     cur = literal(b.currency)
     spent = f"{_n(b.spent)} {cur} spent" if b.spent is not None else b.note
-    return [f"PoC cap {_n(b.poc_cap)} {cur}, change budget {_n(b.change_budget)} {cur}: {spent}."]
+    return [f"PoC cap {_n(b.poc_cap)} {cur}, change budget {_n(b.change_budget)} {cur}: {spent}.", *tco]
 
 
 def change_lines(r: WeeklyReport) -> list[str]:
@@ -118,6 +123,8 @@ def change_lines(r: WeeklyReport) -> list[str]:
 
 def value_line(r: WeeklyReport) -> str:
     if r.time_to_value_weeks is not None:
+        if r.time_to_value_weeks == 0:
+            return "First GO in the first week (or before the planned start date)."
         return f"First GO {r.time_to_value_weeks:g} weeks after the start."
     return "No GO yet."
 
@@ -148,6 +155,7 @@ def sections(r: WeeklyReport) -> list[tuple[str, list[str]]]:
     if r.change_requests.drift:  # mrkdwn already: linked keys, outside text escaped (rules.drift)
         parts.append((f"Scope drift ({r.change_requests.drift_count} issues)",
                       [f":warning: {line}" for line in r.change_requests.drift]))
+    parts += sponsor.sections(r.sponsor, r.engagement_id)
     parts.append(("Budget", budget_lines(r)))
     if r.missing:
         parts.append(("Missing evidence", [f":grey_question: {literal(m.source)}: {literal(m.reason)}"

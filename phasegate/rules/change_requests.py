@@ -205,21 +205,21 @@ class Assessment(BaseModel):
     def lines(self) -> list[str]:
         days = self.schedule_days
         if "schedule_days" in self.not_estimated:
-            schedule = "Schedule: not estimated" + (f"; the {self.phase.value} timebox ends {self.ends_on}."
+            schedule = "Schedule: not estimated" + (f"; the {self.phase.value} ends {self.ends_on}."
                                                     if self.ends_on else ".")
         elif days and self.new_ends_on is not None:
             where = (f"past its maximum of {(self.max_days or 0) // 7} weeks" if self.past_max
                      else f"past its planned {self.planned_days // 7} weeks" if self.past_plan else "within its plan")
             schedule = (f"Schedule: {self.phase.value} {'slips' if days > 0 else 'is pulled in'} by {abs(days)} "
-                        f"days, timebox now ends {self.new_ends_on} (was {self.ends_on}); {self.days_after} days "
-                        f"booked, {where}.")
+                        f"days, now ending {self.new_ends_on} (was {self.ends_on}); {self.days_after} days "
+                        f"in all with approved changes, {where}.")
         else:
             schedule = f"Schedule: no change to {self.phase.value}."
         remaining = self.change_budget - self.spent
         money = (f"Cost: {self.cost:,.0f} {self.currency} against {remaining:,.0f} {self.currency} left of the "
                  f"{self.change_budget:,.0f} change budget")
         money += (f"; *over budget by {-self.remaining_after:,.0f} {self.currency}*." if self.over_budget
-                  else f"; {self.remaining_after:,.0f} left after it.")
+                  else f"; {self.remaining_after:,.0f} {self.currency} left after it.")
         if "cost" in self.not_estimated:
             money = (f"Cost: not estimated; {remaining:,.0f} {self.currency} left of the {self.change_budget:,.0f} "
                      "change budget.")

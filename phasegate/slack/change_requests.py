@@ -41,7 +41,9 @@ from phasegate.states import ChangeSource, EngagementState, Outcome, ReportKind,
 from phasegate.text import literal
 
 log = logging.getLogger("phasegate.slack")
-USAGE = "Usage: `/phasegate cr ENGAGEMENT` opens a change-request form for that engagement."
+USAGE = ("Usage: `/phasegate cr ENGAGEMENT` opens a change-request form for that engagement; "
+         "`/phasegate team ENGAGEMENT` shows or changes the vendor's team; "
+         "`/phasegate check ENGAGEMENT CHECK` confirms a running check.")
 
 
 def ephemeral(text: str) -> Response:

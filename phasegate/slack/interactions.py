@@ -18,6 +18,7 @@ from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
 from phasegate.slack import inbound
+from phasegate.slack import team as slack_team
 from phasegate.slack.deps import NOT_RECORDED, SlackDeps, log, tell
 from phasegate.slack.inbound import Click, Refused, Submission
 
@@ -46,7 +47,12 @@ def on_command(deps: SlackDeps, fields: Mapping[str, object], background: Backgr
         command = inbound.command(fields)
     except Refused as exc:
         return slack_cr.ephemeral(f"phasegate could not read that command ({exc}); nothing was filed.")
+    first = command.text.split()[:1]
     try:
+        if first == ["team"]:
+            return slack_team.on_team(deps, command)
+        if first == ["check"]:
+            return slack_team.on_check(deps, command)
         return slack_cr.on_command(deps, command, background)
     except LEDGER_DOWN as exc:
         log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
