@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
 
+from phasegate.ledger import faults
 from phasegate.ledger.db import LEDGER_DOWN
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
@@ -50,7 +51,7 @@ def on_command(deps: SlackDeps, fields: Mapping[str, object], background: Backgr
         return slack_cr.on_command(deps, command, background)
     except LEDGER_DOWN as exc:
         log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
-        return slack_cr.ephemeral(NOT_RECORDED)
+        return slack_cr.ephemeral(not_recorded(exc))
 
 
 def on_click(deps: SlackDeps, click: Click, background: BackgroundTasks) -> Response:
@@ -76,11 +77,21 @@ def on_submission(deps: SlackDeps, submission: Submission, background: Backgroun
 def ledger_down(deps: SlackDeps, request: Click | Submission | None, background: BackgroundTasks,
                 exc: Exception) -> Response:
     """Nothing was recorded (the transaction never committed): say so to the clicker alone, in time,
-    instead of the generic error Slack shows for a 500. A form keeps its input and shows the text."""
+    instead of the generic error Slack shows for a 500, and say what is wrong when it will not pass by
+    itself (a full disk, a read-only ledger). A form keeps its input and shows the text."""
     log.warning("%s not recorded, the ledger is unavailable: %s", type(request).__name__.lower(), exc)
+    text = not_recorded(exc)
     if isinstance(request, Submission):
         key = CrField.TITLE.value if request.form is View.CR_SUBMIT else REASON_INPUT  # an input the form has
-        return JSONResponse({"response_action": "errors", "errors": {key: NOT_RECORDED}})
+        return JSONResponse({"response_action": "errors", "errors": {key: text}})
     if isinstance(request, Click):
-        background.add_task(tell, deps, request.response_url, NOT_RECORDED)
+        background.add_task(tell, deps, request.response_url, text)
     return Response(status_code=200)
+
+
+def not_recorded(exc: Exception) -> str:
+    """NOT_RECORDED for a ledger that is down or busy (a minute usually mends it); else what it is."""
+    fault = faults.classify(exc)
+    if fault is None or fault.transient:
+        return NOT_RECORDED
+    return f"Not recorded: {faults.WHAT[fault]}. Please tell phasegate's operators, and click again once it is fixed."
