@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import LedgerFault, LedgerUnavailable
-from phasegate.ledger.db import transaction
+from phasegate.ledger.db import LEDGER_DOWN, transaction
 from phasegate.ledger.models import HeartbeatRow, utcnow
 
 # PostgreSQL's SQLSTATEs by fault: a class (two characters) or one code.
@@ -64,6 +64,11 @@ def classify(exc: BaseException) -> LedgerFault | None:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated or type(orig).__name__ == "OperationalError":
         return LedgerFault.UNREACHABLE  # a connection that failed without a server's SQLSTATE
     return None
+
+
+def is_fault(exc: BaseException) -> bool:
+    """Whether the error is the ledger's trouble (down, busy, full, read-only, no schema), not a bug."""
+    return isinstance(exc, LEDGER_DOWN) or classify(exc) is not None
 
 
 def _psycopg_no_answer(orig: object) -> bool:

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from phasegate.ledger import faults
-from phasegate.ledger.db import LEDGER_DOWN
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
@@ -36,7 +36,9 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
             return on_submission(deps, request, background)
     except Refused as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    except LEDGER_DOWN as exc:
+    except SQLAlchemyError as exc:
+        if not faults.is_fault(exc):
+            raise
         return ledger_down(deps, request, background, exc)
     return Response(status_code=200)
 
@@ -49,7 +51,9 @@ def on_command(deps: SlackDeps, fields: Mapping[str, object], background: Backgr
         return slack_cr.ephemeral(f"phasegate could not read that command ({exc}); nothing was filed.")
     try:
         return slack_cr.on_command(deps, command, background)
-    except LEDGER_DOWN as exc:
+    except SQLAlchemyError as exc:
+        if not faults.is_fault(exc):
+            raise
         log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
         return slack_cr.ephemeral(not_recorded(exc))
 
