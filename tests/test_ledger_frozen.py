@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import open_gate, wait_until
+from sqlalchemy import text
 from test_ledger_down import BIN, Cluster, cluster, slack_chat  # noqa: F401 (cluster is a fixture)
 
 from phasegate.configs.schema import Engagement
@@ -23,9 +24,11 @@ from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import NOT_RECORDED, SlackDeps
-from phasegate.states import Outcome
+from phasegate.slack.unconfirmed import CONFIRMED, NOT_CONFIRMED
+from phasegate.states import GateState, Outcome, Via
 
 SECRET = "test-secret"
+RUN = "7d3c1f2e-0000-4000-8000-000000000001"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not BIN, reason="needs PostgreSQL's initdb and pg_ctl")]
 
 
@@ -53,7 +56,7 @@ class Freezer:
             os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        for pid in self.stopped:
+        for pid in {*self.stopped, *cluster_pids(self.data)}:  # and whatever stopped itself
             try:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
@@ -93,6 +96,53 @@ def test_a_click_on_a_frozen_ledger_is_answered_in_time_and_not_recorded_later(
         handle.stop()  # every request the endpoint took has finished
         with transaction(ledger) as session:
             assert gates.decisions(session, gate_id) == []
+    finally:
+        freezer.thaw()
+        handle.stop()
+        slack_clock.close()
+        engine.dispose()
+
+
+def test_a_click_whose_commit_goes_unanswered_is_told_so_and_then_told_which(
+        cluster: Cluster, freezer: Freezer, slack: SlackStandin, acme: Engagement) -> None:  # noqa: F811
+    """PostgreSQL freezes while it carries out the click's COMMIT (a deferred trigger on decisions stops
+    the backend and the postmaster, for real, with SIGSTOP). The clicker hears in time that the answer
+    may or may not be recorded, and once the server is back, which it was: the same as the ledger."""
+    upgrade(cluster.url)
+    engine = make_engine(cluster.url, timeout=ENDPOINT_TIMEOUT)
+    ledger = sessions(engine)
+    gate_id = open_gate(ledger, acme, flow_run_id=RUN)
+    with transaction(ledger) as session:  # the vendor's GO is in: the sponsor's decides the gate
+        gates.answer(session, gate_id, approver="U0VENDLEAD", outcome=Outcome.GO, reason="", via=Via.CLI,
+                     delivery_id="vendor-go")
+    postmaster = cluster_pids(cluster.dir / "data")[0]
+    admin = make_engine(cluster.url)
+    with admin.begin() as conn:
+        conn.execute(text(f"""CREATE FUNCTION freeze_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN COPY (SELECT 1) TO PROGRAM 'kill -STOP $PPID {postmaster}'; RETURN NULL; END $$"""))
+        conn.execute(text("CREATE CONSTRAINT TRIGGER freeze_at_commit AFTER INSERT ON decisions "
+                          "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION freeze_at_commit()"))
+    admin.dispose()
+    woken: list[str] = []
+    handle = serve_in_thread(create_app(SlackDeps(signing_secret=SECRET, sessions=ledger, chat=slack_chat(slack),
+                                                  resume=woken.append)))
+    slack_clock = httpx.Client(timeout=3.0)  # Slack gives up on an endpoint after 3 s
+    sponsor = SlackUser("U0SPONSOR1", endpoint=handle.url, signing_secret=SECRET, slack=slack, http=slack_clock)
+    try:
+        click = sponsor.click_payload(gate_id, Outcome.GO, acme.slack_channel, "1700000000.000100")
+        url = str(click["response_url"])
+        assert sponsor.send(click).status_code == 200
+        wait_until(lambda: slack.said_to(url) == [NOT_CONFIRMED], what="the clicker told it is not confirmed")
+        freezer.thaw()
+        said = wait_until(lambda: (lambda s: s if len(s) == 2 else None)(slack.said_to(url)), timeout=30,
+                          what="the clicker told which it was")
+        with transaction(ledger, write=False) as session:
+            recorded = [(d.approver, d.outcome) for d in gates.decisions(session, gate_id)]
+            state = gates.by_id(session, gate_id).state
+        assert recorded in ([("U0VENDLEAD", Outcome.GO)], [("U0VENDLEAD", Outcome.GO), ("U0SPONSOR1", Outcome.GO)])
+        assert said[1] == (CONFIRMED if len(recorded) == 2 else NOT_RECORDED)
+        if state is not GateState.OPEN:  # the late answer decided the gate: its run is woken as a click's would be
+            wait_until(lambda: woken == [RUN], what="the run woken")
     finally:
         freezer.thaw()
         handle.stop()

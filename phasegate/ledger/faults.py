@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -69,6 +70,28 @@ def classify(exc: BaseException) -> LedgerFault | None:
 def is_fault(exc: BaseException) -> bool:
     """Whether the error is the ledger's trouble (down, busy, full, read-only, no schema), not a bug."""
     return isinstance(exc, LEDGER_DOWN) or classify(exc) is not None
+
+
+def unconfirmed(exc: BaseException) -> tuple[bool, str | None]:
+    """Whether `exc` is a COMMIT sent and not answered in time (phasegate.ledger.bounded), and the
+    transaction's id to look it up by."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if "psycopg" not in sys.modules:
+        return False, None
+    from phasegate.ledger.bounded import CommitUnconfirmed
+
+    return (True, orig.xid) if isinstance(orig, CommitUnconfirmed) else (False, None)
+
+
+def commit_status(sessions: sessionmaker[Session], xid: str) -> str | None:
+    """PostgreSQL's word on transaction `xid`: "committed", "aborted", "in progress"; None while the
+    ledger does not answer."""
+    try:
+        with transaction(sessions, write=False) as session:
+            status = session.execute(text("SELECT pg_xact_status(CAST(:xid AS xid8))"), {"xid": xid}).scalar()
+    except SQLAlchemyError:
+        return None
+    return str(status) if status is not None else None
 
 
 def _psycopg_no_answer(orig: object) -> bool:
