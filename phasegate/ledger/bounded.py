@@ -89,19 +89,19 @@ class BoundedConnection(psycopg.Connection[Any]):
             self._phasegate_commit = False
 
 
-def connect(cparams: dict[str, Any], timeout: float) -> BoundedConnection:
+def connect(cargs: list[Any], cparams: dict[str, Any], timeout: float) -> BoundedConnection:
     """A new connection, within the request's deadline when there is one: the connect runs on a thread
     of its own and is given up on at the deadline (the thread then closes what it gets, within libpq's
     connect_timeout)."""
     if DEADLINE.get() is None:
-        return _opened(BoundedConnection.connect(**cparams), timeout)
+        return _opened(BoundedConnection.connect(*cargs, **cparams), timeout)
     limit = bound(timeout)
     lock, done = threading.Lock(), threading.Event()
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            conn = BoundedConnection.connect(**cparams)
+            conn = BoundedConnection.connect(*cargs, **cparams)
         except Exception as exc:  # handed to the caller below
             box["error"] = exc
             done.set()

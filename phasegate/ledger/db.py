@@ -104,7 +104,7 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
     def _connect_pg(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         from phasegate.ledger import bounded  # psycopg loads with the first PostgreSQL connection
 
-        return bounded.connect(dict(cparams), timeout)  # every later wait is bounded on this side too
+        return bounded.connect(list(cargs), dict(cparams), timeout)  # every later wait is bounded on this side too
 
     @event.listens_for(engine, "begin")
     def _on_begin_pg(connection: Any) -> None:
