@@ -8,7 +8,7 @@ the freeze lasts and be committed when the server comes back, long after Slack s
 Here every wait of a connection for the server (a statement, a pre-ping, COMMIT) is bounded: by the
 engine's timeout plus `MARGIN` (so that a live server's own timeout, which leaves the connection
 usable, normally comes first), and by the request's deadline (phasegate.ledger.writers.deadline)
-when there is one. A connection that runs out of time is mid-exchange and cannot be used again: it is
+plus `GRACE` when there is one. A connection that runs out of time is mid-exchange and cannot be used again: it is
 closed, and SQLAlchemy's pool drops it. Connecting is bounded by the same deadline (libpq counts
 connect_timeout in whole seconds, at least 2).
 
@@ -30,6 +30,9 @@ from psycopg.connection import _WAIT_INTERVAL
 from phasegate.ledger.writers import DEADLINE
 
 MARGIN = 0.5  # seconds beyond the engine's timeout, which the server enforces itself when it runs
+# Seconds past the request's deadline a wait that began before it may take: a live server's own
+# timeouts usually end it first (cutting it costs a reconnect), and the answer still leaves within 3 s.
+GRACE = 0.4
 RV = TypeVar("RV")
 
 
@@ -45,12 +48,12 @@ class CommitUnconfirmed(NoAnswer):
         self.xid = xid
 
 
-def bound(timeout: float) -> float:
+def bound(timeout: float, grace: float = GRACE) -> float:
     """Seconds the next wait for the server may take: the engine's timeout plus MARGIN, and no
-    later than the request's deadline."""
+    later than `grace` past the request's deadline."""
     limit = timeout + MARGIN
     if (latest := DEADLINE.get()) is not None:
-        limit = min(limit, latest - time.monotonic())
+        limit = min(limit, latest + grace - time.monotonic())
     return max(limit, 0.01)
 
 
@@ -95,7 +98,7 @@ def connect(cargs: list[Any], cparams: dict[str, Any], timeout: float) -> Bounde
     connect_timeout)."""
     if DEADLINE.get() is None:
         return _opened(BoundedConnection.connect(*cargs, **cparams), timeout)
-    limit = bound(timeout)
+    limit = bound(timeout, grace=0.0)  # a connection begun after the deadline is of no use to the request
     lock, done = threading.Lock(), threading.Event()
     box: dict[str, Any] = {}
 
