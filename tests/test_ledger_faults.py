@@ -131,3 +131,11 @@ def test_a_read_only_or_stopped_postgresql_is_named_not_blamed_on_migrations(
     finally:
         handle.stop()
         admin.dispose()
+
+
+def test_a_ledger_never_migrated_is_the_one_case_told_to_run_db_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    (tmp_path / "empty.db").touch()
+    lines = phasegate(url, "gate", "list")
+    assert len(lines) == 1 and lines[0].startswith("phasegate: the ledger's tables are missing or older")
+    assert "run `phasegate db upgrade`" in lines[0]
