@@ -7,6 +7,7 @@
     │   ├── ReasonRequired     an answer allowed only with a written reason (or waiver), given none
     │   └── InvalidTransition  a gate or engagement asked to move to a state its table does not allow
     ├── InvalidRequest         a change request whose fields are wrong; `problems` maps field -> reason
+    ├── LedgerUnavailable      the ledger cannot take or answer a call; `fault` says why (a LedgerFault)
     └── InternalError          something phasegate's own code guarantees did not hold: a bug to report
 
 From the leaves, re-exported here so callers need one import:
@@ -22,12 +23,13 @@ From the leaves, re-exported here so callers need one import:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 
 from phasegate.configs.errors import ConfigError
 from phasegate.integrations.errors import EvidenceUnavailable, IntegrationError, ServiceUnavailable
 
 __all__ = ["EXPECTED", "ConfigError", "EvidenceUnavailable", "GateClosed", "IntegrationError", "InternalError",
-           "InvalidRequest", "InvalidTransition", "NotFound", "PhasegateError", "PolicyError", "ReasonRequired",
+           "InvalidRequest", "InvalidTransition", "LedgerFault", "LedgerUnavailable", "NotFound", "PhasegateError", "PolicyError", "ReasonRequired",
            "ServiceUnavailable"]
 
 
@@ -71,6 +73,29 @@ class InvalidRequest(PhasegateError):
     def __init__(self, problems: dict[str, str]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems.items()))
+
+
+class LedgerFault(Enum):
+    """Why the ledger cannot take a call (phasegate.ledger.faults tells them apart)."""
+
+    DISK_FULL = "disk full"
+    READ_ONLY = "read-only"
+    UNREACHABLE = "unreachable"  # the database is down, or refuses connections
+    NO_ANSWER = "no answer"  # hung, frozen or too busy to answer in time
+    SCHEMA_MISSING = "schema missing"  # `phasegate db upgrade` has not been run on it
+
+    @property
+    def transient(self) -> bool:
+        """A fault that usually passes by itself (a restart, a burst); the others need an operator."""
+        return self in (LedgerFault.UNREACHABLE, LedgerFault.NO_ANSWER)
+
+
+class LedgerUnavailable(PhasegateError):
+    """The ledger could not take or answer a call; the message says what it is and what to do."""
+
+    def __init__(self, fault: LedgerFault, message: str) -> None:
+        super().__init__(message)
+        self.fault = fault
 
 
 EXPECTED: tuple[type[Exception], ...] = (PhasegateError, IntegrationError, ConfigError)

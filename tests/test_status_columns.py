@@ -102,7 +102,7 @@ def test_the_migration_backfills_engagements_registered_before_it(tmp_path: Path
     command.upgrade(alembic_config(url), "0009")
     acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     engine = create_engine(url)
-    with Session(engine) as session, session.begin():  # a session without the projection's hooks, as before 0012
+    with Session(engine) as session, session.begin():  # a session without the projection's hooks, as before 0013
         engagements.register(session, acme)
         phases.start_phase(session, acme, Phase.POC, requested_by=acme.pm_slack_user, flow_run_id=None,
                            today=acme.start_date)

@@ -122,7 +122,10 @@ def ledger_failure(exc: Exception) -> None:
         reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
         fail(f"the ledger refused a value: {reason[0] if reason else type(exc.orig).__name__}")
     if isinstance(exc, SQLAlchemyError):
-        fail(f"ledger error ({type(exc).__name__}): {str(exc).splitlines()[0]} — has `phasegate db upgrade` been run?")
+        from phasegate.ledger.faults import unavailable
+
+        known = unavailable(exc)  # disk full, read-only, unreachable, no answer, schema missing
+        fail(str(known) if known is not None else f"ledger error ({type(exc).__name__}): {str(exc).splitlines()[0]}")
 
 
 def gate_table(rows: list[Any]) -> None:

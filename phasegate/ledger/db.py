@@ -56,7 +56,8 @@ POSTGRESQL_WRITERS = 2
 def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float | None = None) -> Engine:
     """Every wait bounded by `timeout`: a pooled connection, connecting (PostgreSQL's
     connect_timeout counts whole seconds, at least 2), each statement and lock wait (PostgreSQL's
-    statement_timeout), a SQLite file locked by another process (busy timeout). A writer's turn
+    statement_timeout), a SQLite file locked by another process (busy timeout). PostgreSQL's are
+    bounded on this side too (phasegate.ledger.bounded): a frozen server enforces none of its own. A writer's turn
     (phasegate.ledger.writers) is waited for while the line moves, until no writer has got its work
     done for `timeout`, and `patience` (default: `timeout`) at most; the turn and the locks after it
     (a SQLite file's, PostgreSQL's row and table locks) together wait `patience` at most."""
@@ -99,6 +100,12 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
                            connect_args={"connect_timeout": max(2, math.ceil(timeout)),
                                          "options": f"-c statement_timeout={millis}"})
     WRITERS[engine] = Writer(Turns(places=POSTGRESQL_WRITERS), timeout, patience)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_pg(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        from phasegate.ledger import bounded  # psycopg loads with the first PostgreSQL connection
+
+        return bounded.connect(list(cargs), dict(cparams), timeout)  # every later wait is bounded on this side too
 
     @event.listens_for(engine, "begin")
     def _on_begin_pg(connection: Any) -> None:

@@ -1,8 +1,9 @@
 """`GET /readyz`: whether this endpoint replica can do its work now, for a load balancer.
 
-`/healthz` says the process is alive; `/readyz` says its dependencies answer: the ledger (a
-`SELECT 1`) and the Prefect API (its `/health`), since a click is recorded in the one and wakes a
-run through the other. A replica that cannot reach them answers 503 with the reason, so the
+`/healthz` says the process is alive and its ledger takes a write; `/readyz` says its dependencies
+answer: the ledger, proved by a committed write (the heartbeat row, phasegate.ledger.faults: a read
+would answer on a full disk or a read-only ledger, where every click fails), and the Prefect API
+(its `/health`), since a click is recorded in the one and wakes a run through the other. A replica that cannot reach them answers 503 with the reason, so the
 balancer sends the clicks to a replica that can.
 """
 
@@ -13,22 +14,19 @@ from collections.abc import Callable
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.ledger.db import transaction
+from phasegate.ledger.faults import write_problem
+from phasegate.ledger.writers import deadline
 
 PROBE_TIMEOUT = 2.0  # seconds; a balancer's probe should not wait longer than that for an answer
 
 
 def ledger_problem(sessions: sessionmaker[Session]) -> str | None:
-    try:
-        with transaction(sessions, write=False) as session:  # a read: never queues behind writers
-            session.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        return f"ledger: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return None
+    """None once a write was committed; else what is wrong (disk full, read-only, unreachable, ...)."""
+    with deadline(PROBE_TIMEOUT):
+        problem = write_problem(sessions)
+    return None if problem is None else f"ledger: {problem.fault.value}: {problem}"
 
 
 def prefect_problem(api_url: str, get: Callable[..., httpx.Response] = httpx.get) -> str | None:

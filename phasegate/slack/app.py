@@ -18,10 +18,10 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from phasegate.ledger.db import ENDPOINT_PATIENCE, LEDGER_DOWN, transaction
+from phasegate.ledger.db import ENDPOINT_PATIENCE
+from phasegate.ledger.faults import write_problem
 from phasegate.ledger.writers import deadline
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.interactions import on_command, on_interaction
@@ -34,14 +34,14 @@ def create_app(deps: SlackDeps) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> Response:
-        """200 when the ledger answers; 503 naming the ledger when it does not (a load balancer or
-        `curl` sees at once why clicks are refused)."""
-        try:
-            with transaction(deps.sessions, write=False) as session:  # a read: never queues behind writers
-                session.execute(text("SELECT 1"))
-        except LEDGER_DOWN as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            return JSONResponse({"status": "unavailable", "ledger": f"unreachable: {reason}"}, status_code=503)
+        """200 when the ledger takes a write (a committed heartbeat, phasegate.ledger.faults); 503
+        saying what is wrong when it does not (a load balancer or `curl` sees at once why clicks are
+        refused): disk full, read-only, unreachable, no answer, schema missing."""
+        with deadline(ENDPOINT_PATIENCE):
+            problem = write_problem(deps.sessions)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "ledger": f"{problem.fault.value}: {problem}"},
+                                status_code=503)
         return JSONResponse({"status": "ok", "ledger": "ok"})
 
     @app.post("/slack/commands")

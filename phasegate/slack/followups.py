@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Hashable
 from contextvars import Context, copy_context
 
+from phasegate.ledger.writers import DEADLINE
+
 log = logging.getLogger("phasegate.slack.followups")
 
 
@@ -45,7 +47,9 @@ class Followups:
         pending for `key` runs once, with the flags OR-ed."""
         with self._changed:
             pending = self._pending.pop(key, None)
-            self._pending[key] = (job, flag or (pending is not None and pending[1]), copy_context())
+            context = copy_context()
+            context.run(DEADLINE.set, None)  # after the answer: the request's deadline (Slack's 3 s) is not the job's
+            self._pending[key] = (job, flag or (pending is not None and pending[1]), context)
             if not self._threads:
                 self._threads = [threading.Thread(target=self._drain, name=f"{self.name}-{n}", daemon=True)
                                  for n in range(self.workers)]

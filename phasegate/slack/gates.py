@@ -29,7 +29,7 @@ from phasegate.messages.ids import REASON_INPUT, parse_attest_value
 from phasegate.slack.deps import SlackDeps, log, tell
 from phasegate.slack.inbound import Click, Refused, Submission, row_id
 from phasegate.slack.payloads import delivery_id
-from phasegate.states import Outcome, Via
+from phasegate.states import GateState, Outcome, Via
 from phasegate.text import literal
 
 
@@ -51,6 +51,14 @@ def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, respon
         deps.chat.ephemeral(channel, user, answers.RECORDED_NEXT_STEP_LATER)
     except EXPECTED as exc:
         log.warning("could not answer the approver: %s", exc)
+
+
+def after_late_commit(deps: SlackDeps, gate_id: int, user: str, response_url: str | None) -> None:
+    """An answer whose COMMIT was confirmed only later (phasegate.slack.unconfirmed): the follow-ups
+    its click would have had, the prompt redrawn and, if the gate is decided now, its run woken."""
+    with transaction(deps.after_sessions, write=False) as session:
+        decided = gates.by_id(session, gate_id).state is not GateState.OPEN
+    deps.followups.submit(("gate", gate_id), lambda now: after_answer(deps, gate_id, now, user, response_url), decided)
 
 
 def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: str, outcome: Outcome,

@@ -8,16 +8,17 @@ Slack expects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from phasegate.ledger.db import LEDGER_DOWN
+from phasegate.ledger import faults
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
-from phasegate.slack import inbound
+from phasegate.slack import inbound, unconfirmed
 from phasegate.slack import team as slack_team
 from phasegate.slack.deps import NOT_RECORDED, SlackDeps, log, tell
 from phasegate.slack.inbound import Click, Refused, Submission
@@ -36,7 +37,9 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
             return on_submission(deps, request, background)
     except Refused as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    except LEDGER_DOWN as exc:
+    except SQLAlchemyError as exc:
+        if not faults.is_fault(exc):
+            raise
         return ledger_down(deps, request, background, exc)
     return Response(status_code=200)
 
@@ -54,9 +57,11 @@ def on_command(deps: SlackDeps, fields: Mapping[str, object], background: Backgr
         if first == ["check"]:
             return slack_team.on_check(deps, command)
         return slack_cr.on_command(deps, command, background)
-    except LEDGER_DOWN as exc:
+    except SQLAlchemyError as exc:
+        if not faults.is_fault(exc):
+            raise
         log.warning("slash command not recorded, the ledger is unavailable: %s", exc)
-        return slack_cr.ephemeral(NOT_RECORDED)
+        return slack_cr.ephemeral(not_recorded(exc))
 
 
 def on_click(deps: SlackDeps, click: Click, background: BackgroundTasks) -> Response:
@@ -81,12 +86,38 @@ def on_submission(deps: SlackDeps, submission: Submission, background: Backgroun
 
 def ledger_down(deps: SlackDeps, request: Click | Submission | None, background: BackgroundTasks,
                 exc: Exception) -> Response:
-    """Nothing was recorded (the transaction never committed): say so to the clicker alone, in time,
-    instead of the generic error Slack shows for a 500. A form keeps its input and shows the text."""
+    """The ledger did not take it: say so to the clicker alone, in time, instead of the generic error
+    Slack shows for a 500, and say what is wrong when it will not pass by itself (a full disk, a
+    read-only ledger). A COMMIT sent and not answered may have been recorded: a click is told so, and
+    told which it was once the ledger answers (phasegate.slack.unconfirmed). A form keeps its input
+    and shows the text."""
     log.warning("%s not recorded, the ledger is unavailable: %s", type(request).__name__.lower(), exc)
+    maybe, xid = faults.unconfirmed(exc)
     if isinstance(request, Submission):
         key = CrField.TITLE.value if request.form is View.CR_SUBMIT else REASON_INPUT  # an input the form has
-        return JSONResponse({"response_action": "errors", "errors": {key: NOT_RECORDED}})
+        return JSONResponse({"response_action": "errors", "errors": {key: not_recorded(exc)}})
     if isinstance(request, Click):
-        background.add_task(tell, deps, request.response_url, NOT_RECORDED)
+        background.add_task(tell, deps, request.response_url, unconfirmed.NOT_CONFIRMED if maybe else not_recorded(exc))
+        if maybe:
+            background.add_task(unconfirmed.confirm_later, deps, xid, request.response_url, late_followups(deps, request))
     return Response(status_code=200)
+
+
+def late_followups(deps: SlackDeps, click: Click) -> Callable[[], None] | None:
+    """For a gate answer confirmed late: its follow-ups (other clicks' are left to the watch)."""
+    gate_id = inbound.row_id(click.value)
+    if click.action is None or click.action.action in (Action.ATTEST, Action.CHANGE) or gate_id is None:
+        return None
+    return lambda: slack_gates.after_late_commit(deps, gate_id, click.user, click.response_url)
+
+
+def not_recorded(exc: Exception) -> str:
+    """What to tell someone whose request the ledger did not take: NOT_RECORDED for a ledger that is
+    down or busy (a minute usually mends it); what it is for the others; and for a COMMIT that went
+    unanswered, that it may have been recorded."""
+    if faults.unconfirmed(exc)[0]:
+        return unconfirmed.MAYBE
+    fault = faults.classify(exc)
+    if fault is None or fault.transient:
+        return NOT_RECORDED
+    return f"Not recorded: {faults.WHAT[fault]}. Please tell phasegate's operators, and click again once it is fixed."

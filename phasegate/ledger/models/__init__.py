@@ -13,12 +13,14 @@ from phasegate.ledger.models.change_requests import ChangeDecisionRow, ChangeReq
 from phasegate.ledger.models.engagements import BaselineRow, EngagementRow, MilestoneLinkRow, PhaseRunRow, TimeboxRow
 from phasegate.ledger.models.evidence import AttestationRow, MetricSubmissionRow, SnapshotRow, SpendRow
 from phasegate.ledger.models.gates import DecisionRow, GateRow
+from phasegate.ledger.models.heartbeat import HeartbeatRow
 from phasegate.ledger.models.jira import JiraRevisionRow
 from phasegate.ledger.models.reports import WeeklyReportRow
 from phasegate.ledger.models.status import EngagementStatusRow
 
 __all__ = [
     "AttestationRow", "AuditEventRow", "AuditHeadRow", "Base", "BaselineRow", "ChangeDecisionRow", "ChangeRequestRow",
-    "DecisionRow", "EngagementRow", "EngagementStatusRow", "GateRow", "JiraRevisionRow", "MetricSubmissionRow", "MilestoneLinkRow", "PhaseRunRow", "SnapshotRow",
+    "DecisionRow", "EngagementRow", "EngagementStatusRow", "GateRow", "HeartbeatRow", "JiraRevisionRow",
+    "MetricSubmissionRow", "MilestoneLinkRow", "PhaseRunRow", "SnapshotRow",
     "SpendRow", "TimeboxRow", "UTCDateTime", "WeeklyReportRow", "utcnow",
 ]

@@ -1,7 +1,7 @@
 """status columns: the status projection (engagement_status), one row per engagement, backfilled
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from phasegate.ledger import projection
 
-revision = '0012'
-down_revision = '0009'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
