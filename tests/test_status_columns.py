@@ -99,7 +99,7 @@ def test_columns_are_written_by_the_commit_of_the_change(ledger: sessionmaker[Se
 
 def test_the_migration_backfills_engagements_registered_before_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    command.upgrade(alembic_config(url), "0009")
+    command.upgrade(alembic_config(url), "0012")  # the schema just before the status columns
     acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     engine = create_engine(url)
     with Session(engine) as session, session.begin():  # a session without the projection's hooks, as before 0013
@@ -125,3 +125,10 @@ def test_status_prints_plain_columns_when_not_a_terminal(cli: Invoke, home: Path
                                "timebox", "ends"]
     assert line.split() == ["acme-churn", "registered", "-", "GREEN", "-", "-", "-", "-"]
     assert heading.index("RAG") == line.index("GREEN")
+
+
+def test_the_status_view_reads_the_data_deletion_attestation_the_report_reads() -> None:
+    from phasegate.reports import status_view
+    from phasegate.rules import handoff
+
+    assert status_view.DATA_DELETED == handoff.DATA_DELETED

@@ -110,7 +110,9 @@ def refresh(session: Session, engagement_ids: Iterable[str]) -> None:
             "engagement_id": row.id, "timezone": config.timezone, "phase_started": started,
             "planned_weeks": config.phases.of(phase).planned_weeks if phase else None,
             "booked_weeks": sum(b.weeks for b in current), "timebox_ends_on": current[-1].ends_on if current else None,
-            "over_budget": bool(budget.over), "last_report_week": latest.week if latest else None,
+            "over_budget": bool(budget.over), "near_cap": bool(budget.near),
+            "deletion_deadline": config.data_handling.deletion_deadline if config.data_handling else None,
+            "last_report_week": latest.week if latest else None,
             "last_report_rag": latest.rag if latest else None, "gates": gates_of(config), "refreshed_at": utcnow()})
     # UPDATE or INSERT, never DELETE: the PostgreSQL runtime role may not delete (phasegate.ledger.roles)
     table = Base.metadata.tables[EngagementStatusRow.__tablename__]

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Boolean, Column, Date, Integer, MetaData, String, T
 
 from phasegate.configs.enums import Phase
 from phasegate.ledger.types import UTCDateTime, enum_column
-from phasegate.states import EngagementState, GateState, Outcome, Rag
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Rag
 
 metadata = MetaData()
 
@@ -38,6 +38,16 @@ gates = Table(
     Column("overdue_at", UTCDateTime()),
 )
 
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("engagement_id", String),
+    Column("kind", enum_column(AuditKind)),
+    Column("subject", String),
+    Column("payload", JSON),
+    Column("seq", Integer),
+)
+
 decisions = Table(
     "decisions", metadata,
     Column("id", Integer, primary_key=True),
@@ -55,6 +65,8 @@ engagement_status = Table(
     Column("booked_weeks", Integer),
     Column("timebox_ends_on", Date),
     Column("over_budget", Boolean),
+    Column("near_cap", Boolean),
+    Column("deletion_deadline", Date),
     Column("last_report_week", String),
     Column("last_report_rag", enum_column(Rag)),
     Column("gates", JSON),

@@ -21,7 +21,7 @@ from phasegate.errors import NotFound
 from phasegate.ledger import tables
 from phasegate.reports.rules import fired
 from phasegate.rules.calendar import business_days_elapsed
-from phasegate.states import EngagementState, GateState, Rag
+from phasegate.states import AuditKind, EngagementState, GateState, Rag
 
 if TYPE_CHECKING:
     from phasegate.reports.model import WeeklyReport
@@ -49,6 +49,9 @@ def page(conn: Connection, *, limit: int | None, finished: bool) -> Page:
     return Page(ids, matching, 0 if finished else sum(counts.values()) - matching)
 
 
+DATA_DELETED = "data-deleted"  # phasegate.rules.handoff's (not imported here: it loads the file's schema)
+
+
 @dataclass
 class _Gate:
     name: str
@@ -64,6 +67,13 @@ class _Totals:
 @dataclass
 class _Budget:
     over: list[str]
+    near: list[str] = field(default_factory=list)  # not kept in the columns: the weekly report says it
+
+
+@dataclass
+class _Sponsor:  # the data-deletion deadline and the running checks: the weekly report's, not kept here
+    deletion: str | None = None
+    checks: list[Any] | None = None
 
 
 @dataclass
@@ -85,6 +95,7 @@ class _LedgerOnly:
     metrics: list[Any] = field(default_factory=list)
     missing: list[Any] = field(default_factory=list)
     change_requests: _Changes = field(default_factory=_Changes)
+    sponsor: _Sponsor = field(default_factory=_Sponsor)
 
 
 def rows(conn: Connection, now: dt.datetime, engagement_ids: list[str]) -> list[dict[str, Any]]:
@@ -113,11 +124,28 @@ def rows(conn: Connection, now: dt.datetime, engagement_ids: list[str]) -> list[
             raise NotFound(f"{r.id} has no status columns: run `phasegate db upgrade`")
         if r.timezone not in days:
             days[r.timezone] = (ZoneInfo(r.timezone), now.astimezone(ZoneInfo(r.timezone)).date())
-    return [_row(r, open_gates[r.id], policies[r.id], answered, now, *days[r.timezone]) for r in found]
+    deleted = _deleted(conn, [r.id for r in found if r.deletion_deadline is not None
+                              and r.deletion_deadline < days[r.timezone][1]])
+    return [_row(r, open_gates[r.id], policies[r.id], answered, now, *days[r.timezone], deleted) for r in found]
+
+
+def _deleted(conn: Connection, engagement_ids: list[str]) -> set[str]:
+    """Of the engagements past their data-deletion deadline, those whose client attested the deletion
+    (the latest `data-deleted` attestation holds): one query, only when there are any."""
+    if not engagement_ids:
+        return set()
+    a = tables.audit_events
+    latest: dict[str, bool] = {}
+    for engagement_id, payload in conn.execute(
+            select(a.c.engagement_id, a.c.payload).where(a.c.engagement_id.in_(engagement_ids),
+                                                         a.c.kind == AuditKind.CHECK_ATTESTED,
+                                                         a.c.subject == DATA_DELETED).order_by(a.c.seq)).tuples():
+        latest[engagement_id] = bool((payload or {}).get("holds"))
+    return {engagement_id for engagement_id, holds in latest.items() if holds}
 
 
 def _row(r: Any, gates: list[Any], policies: dict[str, Any], answered: dict[int, set[str]], now: dt.datetime,
-         tz: ZoneInfo, today: dt.date) -> dict[str, Any]:
+         tz: ZoneInfo, today: dt.date, deleted: set[str]) -> dict[str, Any]:
     shown, blocking = [], set()
     for gate in gates:
         policy = policies[gate.phase.value]
@@ -128,7 +156,9 @@ def _row(r: Any, gates: list[Any], policies: dict[str, Any], answered: dict[int,
             gate.opened_at, now, tz, policy["reminder_hour"]) >= policy["escalate_after"]
         shown.append(_Gate(f"{r.id}/{gate.phase.gate}", overdue))
     facts = _LedgerOnly(today=today, timebox_ends_on=r.timebox_ends_on, booked_weeks=r.booked_weeks or None,
-                        gates=shown, budget=_Budget(["over"] if r.over_budget else []))
+                        gates=shown, budget=_Budget(["over"] if r.over_budget else [], ["near"] if r.near_cap else []),
+                        sponsor=_Sponsor(deletion="overdue" if r.deletion_deadline is not None
+                                         and today > r.deletion_deadline and r.id not in deleted else None))
     findings = fired(cast("WeeklyReport", facts))  # the same rules, on the fields they read
     rag = max((f.rag for f in findings), key=lambda c: c.rank, default=Rag.GREEN)
     last: Rag | None = r.last_report_rag

@@ -29,6 +29,8 @@ class EngagementStatusRow(Base):
     booked_weeks: Mapped[int] = mapped_column(default=0)
     timebox_ends_on: Mapped[dt.date | None] = mapped_column(default=None)
     over_budget: Mapped[bool] = mapped_column(default=False)
+    near_cap: Mapped[bool] = mapped_column(default=False)  # PoC spend past 80 % of its T&M cap
+    deletion_deadline: Mapped[dt.date | None] = mapped_column(default=None)  # the file's data_handling
     last_report_week: Mapped[str | None] = mapped_column(String(10), default=None)
     last_report_rag: Mapped[Rag | None] = mapped_column(enum_column(Rag), default=None)
     # Per phase: the gate's approvers in the file's order as [slack_user, name] pairs, its escalation

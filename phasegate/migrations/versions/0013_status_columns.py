@@ -27,6 +27,8 @@ def upgrade() -> None:
     sa.Column('booked_weeks', sa.Integer(), nullable=False),
     sa.Column('timebox_ends_on', sa.Date(), nullable=True),
     sa.Column('over_budget', sa.Boolean(), nullable=False),
+    sa.Column('near_cap', sa.Boolean(), nullable=False),
+    sa.Column('deletion_deadline', sa.Date(), nullable=True),
     sa.Column('last_report_week', sa.String(length=10), nullable=True),
     sa.Column('last_report_rag', sa.Enum('green', 'amber', 'red', name='rag', native_enum=False, length=32),
               nullable=True),
