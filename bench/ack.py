@@ -38,6 +38,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench.load import Generator, Job, Result
+from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates, phases
@@ -159,7 +160,7 @@ def exactly_once(rt: Runtime, gate_ids: list[int]) -> tuple[int, int, int, int]:
 
 
 def run_backend(backend: str, gen: Generator, slack_url: str, token: str, *, steady_s: float, rate: float,
-                burst: int, concurrency: int, rounds: int) -> None:
+                burst: int, concurrency: int, rounds: int, run: Run) -> None:
     template = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     with ledger(backend) as url:
         home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
@@ -192,13 +193,19 @@ def run_backend(backend: str, gen: Generator, slack_url: str, token: str, *, ste
     print(f"  (a) steady {rate:g}/s for {steady_s:g} s: {len(steady.latencies)} clicks, errors {steady.errors}, "
           f"median {steady.median * 1000:.1f} ms, p99 {steady.pct(0.99) * 1000:.1f} ms   budget < 100 ms   "
           f"{'ok' if steady_ok else 'MISS'}")
-    report_bursts(bursts, anchors, burst, concurrency)
+    run.figure(f"B-ACK (a) {backend}: steady {rate:g}/s for {steady_s:g} s, p99", round(steady.pct(0.99) * 1000, 1),
+               "ms", target="< 100 ms, no errors", met=steady_ok,
+               note=f"median {steady.median * 1000:.1f} ms, errors {steady.errors}")
+    report_bursts(bursts, anchors, burst, concurrency, run, backend)
     decisions, distinct, audit, decided = counts
     sent = sum(len(b.latencies) for b in bursts) + len(steady.latencies)
     once = decisions == distinct == audit == sent - len(steady.latencies) and decided == len(gate_ids)
     print(f"  exactly once: {decisions} decisions, {distinct} distinct (gate, approver), {audit} audit events "
           f"for {sent - len(steady.latencies)} burst clicks; {decided}/{len(gate_ids)} gates decided; "
           f"{len(woken)} wakes for {len(gate_ids) + len(steady_gates)} gates   {'ok' if once else 'MISS'}")
+    run.figure(f"B-ACK (b) {backend}: decisions recorded, exactly once", decisions, "decisions",
+               target=f"= {sent - len(steady.latencies)} burst clicks, each once", met=once,
+               note=f"{distinct} distinct, {audit} audit events, {decided}/{len(gate_ids)} gates decided")
 
 
 def settle(done: Callable[[], bool], timeout: float = 300) -> None:
@@ -207,7 +214,8 @@ def settle(done: Callable[[], bool], timeout: float = 300) -> None:
         time.sleep(0.1)
 
 
-def report_bursts(bursts: list[Result], anchors: list[Result], size: int, concurrency: int) -> None:
+def report_bursts(bursts: list[Result], anchors: list[Result], size: int, concurrency: int, run: Run,
+                  backend: str) -> None:
     """Each round's figures beside the mean of the bare runs just before and after it; the verdict
     on the median ratio over the rounds."""
     statuses: dict[int, int] = {}
@@ -233,6 +241,14 @@ def report_bursts(bursts: list[Result], anchors: list[Result], size: int, concur
     thr_ratio, p99_ratio = statistics.median(thr_ratios), statistics.median(p99_ratios)
     print(f"    median ratio: throughput {thr_ratio:.2f} (budget >= 1.0: {'ok' if thr_ratio >= 1.0 else 'MISS'}), "
           f"p99 {p99_ratio:.2f} (budget <= 1.1: {'ok' if p99_ratio <= 1.1 else 'MISS'})")
+    bare = "bare endpoint, signature check only"
+    ours_thr = statistics.median(b.throughput for b in bursts)
+    ours_p99 = statistics.median(b.pct(0.99) for b in bursts) * 1000
+    run.figure(f"B-ACK (b) {backend}: burst {size} @ {concurrency}, throughput (median of {len(bursts)})",
+               round(ours_thr, 1), "clicks/s", anchor=(bare, round(statistics.median(a.throughput for a in anchors), 1)), target=">= 1.0 × anchor",
+               met=thr_ratio >= 1.0, note=f"server CPU {cpu:.2f} ms a click, bare {bare_cpu:.2f} ms")
+    run.figure(f"B-ACK (b) {backend}: burst {size} @ {concurrency}, p99 (median of {len(bursts)})", round(ours_p99, 1),
+               "ms", anchor=(bare, round(statistics.median(a.pct(0.99) for a in anchors) * 1000, 1)), target="<= 1.1 × anchor", met=p99_ratio <= 1.1)
 
 
 def main() -> None:
@@ -244,9 +260,13 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="bursts of ours, each between two bare bursts")
+    add_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.burst, args.concurrency, args.rounds = 2, 40, 10, 1
+    run = Run("ack", quick=args.quick, results=args.results,
+              sizes={"steady_seconds": args.seconds, "rate": args.rate, "burst": args.burst,
+                     "concurrency": args.concurrency, "rounds": args.rounds})
     context = multiprocessing.get_context("spawn")
     ours_end, slack_end = context.Pipe()
     slack = context.Process(target=slack_child, args=(slack_end,), daemon=True)
@@ -256,7 +276,8 @@ def main() -> None:
     try:
         for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
             run_backend(backend, gen, slack_url, token, steady_s=args.seconds, rate=args.rate, burst=args.burst,
-                        concurrency=args.concurrency, rounds=args.rounds)
+                        concurrency=args.concurrency, rounds=args.rounds, run=run)
+        run.write()
     finally:
         gen.close()
         ours_end.send("stop")

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates, phases
@@ -95,9 +96,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="10 and 30 engagements, 3,000 events, 2 repeats")
+    add_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.events, args.repeat = [10, 30], 3000, 2
+    run = Run("ledger", quick=args.quick, results=args.results,
+              sizes={"engagements": args.sizes, "audit_events": args.events, "repeat": args.repeat})
     views: dict[str, Callable[[Session], object]] = {
         f"status (default: first {PAGE} in progress)": lambda s: status_rows(
             s, utcnow(), page(s, limit=PAGE, finished=False).ids),
@@ -129,6 +133,11 @@ def main() -> None:
         ok = big[0] < BUDGET_MS and big[1] == little[1]
         print(f"  {name}: {large} vs {small} engagements: time ratio {big[0] / little[0]:.2f}, queries "
               f"{little[1]} -> {big[1]}; budget < {BUDGET_MS:g} ms and constant queries: {'ok' if ok else 'MISS'}")
+        run.figure(f"B-LEDGER {name}, {large} engagements", round(big[0], 1), "ms",
+                   anchor=(f"the same view at {small} engagements", round(little[0], 1)),
+                   target=f"< {BUDGET_MS:g} ms, queries constant", met=ok,
+                   note=f"queries {little[1]} -> {big[1]}, {big[2]} rows")
+    run.write()
 
 
 if __name__ == "__main__":

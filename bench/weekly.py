@@ -21,6 +21,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, phases
@@ -70,7 +71,10 @@ def main() -> None:
     parser.add_argument("--engagements", type=int, default=50)
     parser.add_argument("--issues", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.02)
+    add_argument(parser)
     args = parser.parse_args()
+    run = Run("weekly", quick=args.engagements * args.issues < 50 * 2000, results=args.results,
+              sizes={"engagements": args.engagements, "issues": args.issues, "jira_latency_s": args.latency})
     template = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     slack, metrics = SlackStandin(), MetricsStandin()
     slack.start()
@@ -121,6 +125,13 @@ def main() -> None:
               "   (max RSS of the process that ran phasegate, with the Slack and metric stand-ins)")
         for engagement_id, reason in problems.items():
             print(f"  {engagement_id}: {reason}")
+        sizes = f"{args.engagements} × {args.issues} issues"
+        run.figure(f"B-WEEKLY {sizes}: Jira requests", requests, "requests", target=f"<= {budget_requests}",
+                   met=requests <= budget_requests)
+        run.figure(f"B-WEEKLY {sizes}: wall time", round(wall, 1), "s", target="< 60 s", met=wall < 60,
+                   note=f"{args.latency * 1000:g} ms per Jira request; failures {len(problems)}")
+        run.figure(f"B-WEEKLY {sizes}: peak RSS", round(rss_mb), "MB", target="< 500 MB", met=rss_mb < 500)
+        run.write()
     finally:
         child.join(timeout=30)
         slack.stop()

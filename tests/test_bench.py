@@ -4,6 +4,7 @@ B-ACK's exactly-once count, which must hold at any size."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -24,19 +25,40 @@ def bench(*args: str) -> str:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_bench_ack_quick(backend: str) -> None:
-    printed = bench("bench.ack", "--quick", "--backend", backend)
+def test_bench_ack_quick(backend: str, tmp_path: Path) -> None:
+    printed = bench("bench.ack", "--quick", "--backend", backend, "--results", str(tmp_path))
     assert f"{backend}:" in printed and "(a) steady" in printed and "median ratio" in printed
     once = next(line for line in printed.splitlines() if "exactly once" in line)
     assert "40 decisions, 40 distinct" in once and "20/20 gates decided" in once and once.endswith("ok")
+    figures = {figure["budget"]: figure for figure in json.loads((tmp_path / "ack.json").read_text())["figures"]}
+    assert figures[f"B-ACK (b) {backend}: decisions recorded, exactly once"]["met"] is True
+    throughput = figures[f"B-ACK (b) {backend}: burst 40 @ 10, throughput (median of 1)"]
+    assert throughput["anchor"]["name"] == "bare endpoint, signature check only" and throughput["ratio"] > 0
 
 
-def test_bench_ledger_quick() -> None:
-    printed = bench("bench.ledger", "--quick")
+def test_bench_ledger_quick(tmp_path: Path) -> None:
+    printed = bench("bench.ledger", "--quick", "--results", str(tmp_path))
     for view in ("status (default", "status --all", "engagement list"):
         verdict = next(line for line in printed.splitlines() if line.strip().startswith(view) and "queries" in line)
         before, after = re.search(r"queries (\d+) -> (\d+)", verdict).groups()  # type: ignore[union-attr]
         assert before == after, verdict  # the query count does not grow with the number of engagements
+    written = json.loads((tmp_path / "ledger.json").read_text())
+    assert written["quick"] and len(written["load_before"]) == len(written["load_after"]) == 3
+    figures = {figure["budget"]: figure for figure in written["figures"]}
+    status_all = figures["B-LEDGER status --all, 30 engagements"]
+    assert status_all["anchor"]["name"] == "the same view at 10 engagements"
+    assert status_all["ratio"] == round(status_all["value"] / status_all["anchor"]["value"], 3)
+    table = bench("bench.report", "--results", str(tmp_path)).splitlines()
+    assert table[0].startswith("| budget | measured | anchor (same run) | ratio |")
+    rows = [line for line in table if line.startswith("| B-LEDGER status --all, 30 engagements |")]
+    assert len(rows) == 1 and f"{status_all['ratio']:.2f} ×" in rows[0] and "ledger " in rows[0] and "quick" in rows[0]
+    assert len(table) == 2 + len(written["figures"])  # the header, its rule, one row per figure
+
+
+def test_bench_report_without_figures_says_so(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.report", "--results", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "no benchmark figures" in done.stderr
 
 
 def test_bench_cli_quick() -> None:

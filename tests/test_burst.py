@@ -7,25 +7,24 @@ them, 50 in flight from a process of their own, to the endpoint wired as `phaseg
 (phasegate.ops.stack), on both backends. No clicker may be told "not recorded" (the ledger was
 busy, never down: tests/test_ledger_down.py covers down), nor answered later than Slack waits.
 Before the writers took turns, SQLite told 15-27 of the 600 "not recorded" and PostgreSQL answered
-some later than 3 s (up to 7 s), now and then after "not recorded".
+some later than 3 s (up to 7 s), now and then after "not recorded". On a loaded machine (load 7-15,
+other test runs beside it) a click's 2.2 s in the line of writers still ran out for 7-43 of the 600
+on SQLite: now a click is acknowledged within `ack_within` and finishes after the answer
+(phasegate.slack.acknowledge). The clicks go over raw keep-alive connections (tests/rawclicks.py): an
+httpx client, starved of CPU on such a machine, measured mostly its own wait (answers "after 3 s"
+that the endpoint had given in 1.3 s).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import multiprocessing
 import sqlite3
-import time
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any
-from urllib.parse import urlencode
 
-import httpx
 import pytest
 from helpers import wait_until
+from rawclicks import burst
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,7 +40,6 @@ from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import NOT_RECORDED
-from phasegate.slack.signature import sign
 from phasegate.states import AuditKind, GateState, Outcome
 
 pytestmark = pytest.mark.slow
@@ -51,41 +49,6 @@ GATES = 300  # 600 clicks
 CONCURRENCY = 50
 SLACK_WAITS = 3.0  # seconds; an answer later than that is an error in the clicker's Slack
 CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"  # one from each side: the second answer decides G1
-
-
-def burst(url: str, payloads: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    """Send the payloads from a process of its own, as Slack's servers are not the endpoint's
-    process (the clients would otherwise share its interpreter lock and slow the burst down)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as clients:
-        return clients.submit(send, url, payloads).result(timeout=300)
-
-
-def send(url: str, payloads: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    return asyncio.run(sending(url, payloads))
-
-
-async def sending(url: str, payloads: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    """Each payload signed the moment it is sent, as Slack does, CONCURRENCY in flight at any time:
-    (HTTP status, seconds to the answer) of each; status 599 for no answer at all."""
-    queue = list(reversed(payloads))
-    answers: list[tuple[int, float]] = []
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
-        async def clicker() -> None:
-            while queue:
-                body = urlencode({"payload": json.dumps(queue.pop())}).encode()
-                stamp = str(int(time.time()))
-                headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
-                           "X-Slack-Signature": sign(SECRET, stamp, body)}
-                started = time.perf_counter()
-                try:
-                    status = (await client.post(url, content=body, headers=headers)).status_code
-                except httpx.HTTPError:
-                    status = 599
-                answers.append((status, time.perf_counter() - started))
-
-        await asyncio.gather(*(clicker() for _ in range(CONCURRENCY)))
-    return answers
 
 
 def prompts(ledger: sessionmaker[Session], chat: SlackChat, acme: Engagement,
@@ -120,7 +83,8 @@ def test_a_burst_of_distinct_clicks_is_recorded_exactly_once(ledger_url: str, le
     clicks = [users[user].click_payload(gate_id, Outcome.GO, channel, ts)
               for user in (CLIENT, VENDOR) for gate_id, channel, ts in posted]  # both sides' clicks mid-burst
     try:
-        answers = burst(handle.url + "/slack/interactions", clicks)
+        answers = burst(handle.url + "/slack/interactions", SECRET, clicks, CONCURRENCY)
+        assert deps.clicks.idle(120)  # every click handled, those acknowledged before they were recorded too
         assert deps.followups.idle(60)  # the prompts updated, the runs woken
     finally:
         handle.stop()
@@ -142,7 +106,7 @@ def test_a_burst_of_distinct_clicks_is_recorded_exactly_once(ledger_url: str, le
     print(f"\n{ledger_url.split(':')[0]}: {len(clicks)} clicks: {lost} told 'not recorded', {late} answered after "
           f"{SLACK_WAITS:g} s; {len(recorded)} recorded, {len(recorded) - len(set(recorded))} twice; answers: "
           f"median {slowest[len(slowest) // 2] * 1000:.0f} ms, p99 {slowest[int(len(slowest) * 0.99)] * 1000:.0f} ms, "
-          f"max {slowest[-1] * 1000:.0f} ms")
+          f"max {slowest[-1] * 1000:.0f} ms; statuses {sorted(Counter(status for status, _ in answers).items())}")
     assert [status for status, _ in answers] == [200] * len(clicks)
     assert lost == 0 and told == []  # nobody was told anything: a GO is answered by the prompt's update
     assert late == 0  # Slack shows the clicker an error instead
@@ -185,7 +149,7 @@ def test_a_burst_on_a_hung_ledger_is_answered_not_recorded_in_time(ledger_url: s
     clicks = [sponsor.click_payload(gate_id, Outcome.GO, channel, ts) for gate_id, channel, ts in posted]
     try:
         with hung(ledger_url):
-            answers = burst(handle.url + "/slack/interactions", clicks)
+            answers = burst(handle.url + "/slack/interactions", SECRET, clicks, CONCURRENCY)
             wait_until(lambda: all(slack.said_to(click["response_url"]) for click in clicks), what="every answer")
         gate_id, channel, ts = posted[0]
         assert sponsor.click(gate_id, Outcome.GO, channel, ts).status_code == 200

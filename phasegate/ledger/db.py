@@ -42,6 +42,13 @@ ENDPOINT_TIMEOUT = 1.5
 # while the line moves (a busy ledger, not a down one) and for the locks after: Slack's 3 s less the
 # time to read the request before and to write and answer after (phasegate.ledger.writers.deadline).
 ENDPOINT_PATIENCE = 2.2
+# Seconds a click is given at most to be answered: past that it is acknowledged with an empty 200 and
+# finishes after the answer, telling the clicker through its response_url only what the prompt does
+# not show (phasegate.slack.app). Well under Slack's 3 s, so a loaded machine still answers in time.
+ACK_WITHIN = 1.0
+# Seconds an acknowledged click may then wait for the ledger while the line of writers moves (a busy
+# ledger); one whose line stops for ENDPOINT_TIMEOUT (a ledger that is down or hung) still gives up then.
+CLICK_PATIENCE = 60.0
 DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from phasegate.errors import ConfigError
 from phasegate.integrations.slack_chat import SlackChat
-from phasegate.ledger.db import ENDPOINT_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade, writers_waiting
+from phasegate.ledger.db import CLICK_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade, writers_waiting
 from phasegate.ops.local import Stack, configured_prefect_api, prefect_api
 from phasegate.ops.ports import require_free
 from phasegate.ops.readiness import add_readiness
@@ -50,11 +50,13 @@ def missing_credentials(settings: Settings) -> list[str]:
 def endpoint_deps(url: str, secret: str, chat: SlackChat, resume: Callable[[str], object], *,
                   audit_key: bytes | None = None) -> tuple[SlackDeps, list[Engine]]:
     """What the Slack endpoint's handlers are given, and the engines to dispose of when it stops.
-    The clicks' engine bounds every ledger wait so that a click is answered within Slack's 3 s (a
-    click waits in line behind other clicks while the line moves); the work after the answer has an
+    The clicks' engine bounds every ledger wait by ENDPOINT_TIMEOUT once the line of writers stops
+    moving; a click waits in line behind other clicks while it moves, CLICK_PATIENCE at most (its
+    answer does not wait: phasegate.slack.acknowledge; forms and commands have a request deadline
+    within Slack's 3 s); the work after the answer has an
     engine of its own (the default, longer bounds), so that it never holds a connection a click is
     waiting for, and runs one job at a time while clicks wait."""
-    clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=ENDPOINT_PATIENCE), make_engine(url)
+    clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=CLICK_PATIENCE), make_engine(url)
     deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks, audit_key=audit_key), chat=chat, resume=resume,
                      followups=Followups(clicks_waiting=lambda: writers_waiting(clicks)),
                      followup_sessions=sessions(after, audit_key=audit_key))

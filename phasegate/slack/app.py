@@ -7,12 +7,15 @@ slow the next clicks' answers. This module checks the request (whole, signed, fr
 hands it to `phasegate.slack.interactions`, the one way in for interactions and slash commands alike
 (`phasegate.slack.inbound` names its steps); `phasegate.slack.socket` hands Socket Mode's envelopes
 to the same functions.
-A click's waits on the ledger (for its turn behind other clicks, for locks) end by a deadline
-within those three seconds (phasegate.ledger.writers).
+A click is answered within `SlackDeps.ack_within` (1 s) however busy the ledger is: past that it is
+acknowledged and finishes after the answer (phasegate.slack.acknowledge). A form's or a slash
+command's waits on the ledger (for its turn behind other clicks, for locks) end by a deadline within
+those three seconds (phasegate.ledger.writers).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from phasegate.ledger.db import ENDPOINT_PATIENCE
 from phasegate.ledger.faults import write_problem
 from phasegate.ledger.writers import deadline
+from phasegate.slack.acknowledge import acknowledged, is_click
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.interactions import on_command, on_interaction
 from phasegate.slack.payloads import BodyRefused, Undecodable, decode_form, decode_payload, read_capped
@@ -58,6 +62,7 @@ def create_app(deps: SlackDeps) -> FastAPI:
 
     @app.post("/slack/interactions")
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
+        started = time.monotonic()
         with deadline(ENDPOINT_PATIENCE):  # the ledger's waits end within Slack's 3 s, counted from here
             body, refusal = await verified_body(deps, request)
             if refusal is not None:
@@ -66,6 +71,9 @@ def create_app(deps: SlackDeps) -> FastAPI:
                 payload = decode_payload(body)
             except Undecodable as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            if is_click(payload):  # answered within `ack_within` however busy the ledger is
+                return await acknowledged(deps.clicks, lambda later: on_interaction(deps, payload, later), background,
+                                          started=started, within=deps.ack_within)
             return await run_sync(on_interaction, deps, payload, background)
 
     return app

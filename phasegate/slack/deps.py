@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from phasegate.changes import operations as cr_operations
 from phasegate.errors import EXPECTED
 from phasegate.integrations.slack_chat import SlackChat
+from phasegate.ledger.db import ACK_WITHIN
+from phasegate.slack.acknowledge import ClickLine
 from phasegate.slack.followups import Followups
 
 log = logging.getLogger("phasegate.slack")
@@ -34,6 +36,8 @@ class SlackDeps:
     # The follow-ups' own connections, so that their reads never take one a click is waiting for;
     # None: the handlers' `sessions` (tests that need no separate pool).
     followup_sessions: sessionmaker[Session] | None = None
+    clicks: ClickLine = field(default_factory=ClickLine)  # clicks wait for the ledger here, a few at a time
+    ack_within: float = ACK_WITHIN  # seconds: a click not handled by then is acknowledged, and finishes after
 
     @property
     def after_sessions(self) -> sessionmaker[Session]:

@@ -29,6 +29,8 @@ from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient
 
+from phasegate.ledger.db import ENDPOINT_PATIENCE
+from phasegate.ledger.writers import deadline
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.interactions import on_command, on_interaction
 from phasegate.slack.payloads import Envelope, decode_envelope
@@ -84,7 +86,8 @@ class Client(SocketModeClient):
         background = BackgroundTasks()
         ack: dict[str, Any] | None = None
         try:
-            ack = handle(self.deps, envelope, background)
+            with deadline(ENDPOINT_PATIENCE):  # acknowledged within Slack's 3 s
+                ack = handle(self.deps, envelope, background)
         finally:  # acknowledged even if handling it failed: a resent envelope would only fail again
             self.send_socket_mode_response(SocketModeResponse(envelope.envelope_id, ack))
         asyncio.run(background())  # after the acknowledgement, as the endpoint does after its answer

@@ -1,0 +1,89 @@
+"""A click is answered at once when the ledger cannot take it in time, and finishes after the answer.
+
+The ledger is held (another process's writer on the SQLite file, another session's lock on the
+decisions table on PostgreSQL) while an approver clicks GO. Before clicks were acknowledged early,
+the answer waited for the ledger until the writer gave up (1.5 s), and the clicker was told "not
+recorded" although the ledger was only busy; under a loaded machine the same wait pushed answers
+towards Slack's 3 s. Now the answer comes while the ledger is still held (so it cannot have waited
+for it), and the click is recorded once the ledger lets go; a ledger that stays held past the
+writers' bound gets the clicker "not recorded" through the response_url, after the answer.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import wait_until
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from test_burst import CLIENT, SECRET, VENDOR, hung, prompts
+
+from phasegate.configs.schema import Engagement
+from phasegate.integrations.slack_chat import SlackChat, make_web_client
+from phasegate.ledger.db import transaction
+from phasegate.ledger.models import DecisionRow
+from phasegate.ops.servers import serve_in_thread
+from phasegate.ops.stack import endpoint_deps
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.sandbox.standins.slack_user import SlackUser
+from phasegate.slack.app import create_app
+from phasegate.slack.deps import NOT_RECORDED
+from phasegate.states import Outcome
+
+pytestmark = pytest.mark.slow
+
+# The test's own acknowledgement bound, far below the writers' 1.5 s: the ledger is let go as soon
+# as the answer is in, well before the waiting writer would give up.
+ACK = 0.1
+
+
+def recorded(ledger: sessionmaker[Session], gate_id: int) -> list[tuple[str, Outcome]]:
+    with transaction(ledger, write=False) as session:
+        return [(row.approver, row.outcome) for row in
+                session.execute(select(DecisionRow.approver, DecisionRow.outcome).where(DecisionRow.gate_id == gate_id))]
+
+
+def test_a_click_on_a_held_ledger_is_answered_at_once_and_recorded_after(
+        ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
+    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
+    [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps.ack_within = ACK
+    handle = serve_in_thread(create_app(deps))
+    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
+    payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
+    try:
+        with hung(ledger_url):
+            answer = sponsor.send(payload)
+            assert answer.status_code == 200 and answer.content == b""  # answered while the ledger is held ...
+            assert recorded(ledger, gate_id) == []  # ... so before the click could be recorded
+        wait_until(lambda: recorded(ledger, gate_id), what="the click recorded after its answer")
+        assert deps.followups.idle(30)
+        prompt = slack.message(channel, ts)
+    finally:
+        handle.stop()
+        for engine in engines:
+            engine.dispose()
+    assert recorded(ledger, gate_id) == [(CLIENT, Outcome.GO)]
+    assert slack.said_to(payload["response_url"]) == []  # recorded: the prompt says so, nobody is told "not recorded"
+    assert CLIENT in str(prompt.blocks)  # the prompt redrawn with the answer
+
+
+def test_a_click_on_a_ledger_held_too_long_is_answered_at_once_then_told_not_recorded(
+        ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
+    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
+    [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps.ack_within = ACK
+    handle = serve_in_thread(create_app(deps))
+    lead = SlackUser(VENDOR, endpoint=handle.url, signing_secret=SECRET, slack=slack)
+    payload = lead.click_payload(gate_id, Outcome.GO, channel, ts)
+    try:
+        with hung(ledger_url):
+            answer = lead.send(payload)
+            assert answer.status_code == 200 and slack.said_to(payload["response_url"]) == []  # nothing said yet
+            told = wait_until(lambda: slack.said_to(payload["response_url"]), what="the clicker told, after the answer")
+    finally:
+        handle.stop()
+        for engine in engines:
+            engine.dispose()
+    assert told == [NOT_RECORDED] and recorded(ledger, gate_id) == []
