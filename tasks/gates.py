@@ -181,7 +181,8 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
-        box, created = phases.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons))
+        box, created = phases.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons),
+                                     today=dt.datetime.now(engagement.tz).date())
         ends_on, weeks = box.ends_on, box.weeks
     if not created:
         return None
