@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import register, wait_until, with_changes
+from helpers import process_tree, register, wait_until, with_changes
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import phases
@@ -65,7 +65,8 @@ def test_the_catch_up_runs_beside_the_loop_and_says_one_line(tmp_path: Path, acm
             assert not first.is_alive(), "the supervision loop waited for the catch-up"
 
             assert stack.server is not None
-            os.kill(stack.server.pid, signal.SIGKILL)
+            for pid in reversed(process_tree(stack.server.pid)):  # `prefect server start` and its uvicorn
+                os.kill(pid, signal.SIGKILL)
             stack.server.wait()
             supervisor.check()  # while the catch-up is still held
             assert "the Prefect server was killed by SIGKILL; starting it again (restart 1 of 3 allowed " \
