@@ -57,6 +57,7 @@ def wait_for_decision(rt: Runtime, gate_id: int) -> Outcome:
     for attempt in count():
         outcome = gate_tasks.gate_outcome(rt, gate_id)
         if outcome is not None:
+            gate_tasks.redraw_prompt(rt, gate_id)  # the prompt converges to the ledger whoever decided
             return outcome
         form = GateAnswer.with_initial_data(description=gate_summary(rt, gate_id))
         answer = suspend_flow_run(wait_for_input=form, key=f"gate-{gate_id}-{attempt}", timeout=None)

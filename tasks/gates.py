@@ -113,6 +113,17 @@ def gate_outcome(rt: Runtime, gate_id: int) -> Outcome | None:
 
 
 @ledger_task
+def redraw_prompt(rt: Runtime, gate_id: int) -> None:
+    """The decided gate's prompt drawn again from the ledger before the run carries the outcome out:
+    the process that recorded the deciding answer may have died before it redrew it (the timeout's
+    NO-GO and a click on a decided gate redraw it too). Slack down: logged; the run goes on."""
+    try:
+        refresh(rt.sessions, rt.chat, gate_id)
+    except PhasegateError as exc:
+        log.warning("gate %s: could not update the Slack prompt (%s)", gate_id, exc)
+
+
+@ledger_task
 def record_ui_answer(rt: Runtime, gate_id: int, approver: str, outcome: Outcome, reason: str,
                      delivery_id: str) -> str:
     """An answer typed into the Prefect UI's resume form, under the same policy as Slack."""
@@ -182,7 +193,8 @@ def extend_timebox(rt: Runtime, engagement: Engagement, phase: Phase, gate_id: i
     with transaction(rt.sessions) as session:
         gate = gates.by_id(session, gate_id)
         reasons = [d.reason for d in gates.decisions(session, gate_id) if d.outcome is gate.outcome and d.reason]
-        box, created = phases.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons))
+        box, created = phases.extend(session, engagement, phase, after=gate.timebox, reason="; ".join(reasons),
+                                     today=dt.datetime.now(engagement.tz).date())
         ends_on, weeks = box.ends_on, box.weeks
     if not created:
         return None

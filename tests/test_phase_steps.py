@@ -4,6 +4,7 @@ approval reopens the gate, and extensions open new timeboxes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -196,6 +197,26 @@ def test_not_yet_extends_supervised_operation(rt: Runtime, slack: SlackStandin, 
         assert (box.number, box.weeks, box.reason) == (2, 2, "the drill failed at redeploy; the drill failed at redeploy")
     posts = [m.text for m in slack.messages(acme.slack_channel) if "supervised operation extended" in m.text]
     assert len(posts) == 1
+
+
+def test_extend_long_after_the_timebox_ended_gives_its_weeks_from_today(
+        rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    """The PoC started in August and its 8-week timebox ended weeks ago: EXTEND gives 2 weeks from
+    today, not a timebox that has already ended (which would reopen G1 at once)."""
+    gate_id = posted_gate(rt, acme).id
+    with transaction(rt.sessions) as session:
+        ended = phases.current_timebox(session, acme.id, Phase.POC).ends_on
+    today = dt.datetime.now(acme.tz).date()
+    assert ended < today - dt.timedelta(weeks=2)  # the fault's condition: the timebox ended weeks ago
+    decide(rt, gate_id, Outcome.EXTEND, "U0SPONSOR1", "U0VENDLEAD", reason="the holdout split came late")
+    extend_timebox.fn(rt, acme, Phase.POC, gate_id)
+    with transaction(rt.sessions) as session:
+        box = phases.current_timebox(session, acme.id, Phase.POC)
+        used = phases.weeks_used(session, acme.id, Phase.POC)
+    assert (box.number, box.weeks, used) == (2, 2, 10)
+    assert box.ends_on == today + dt.timedelta(weeks=2)
+    posted = [m.text for m in slack.messages(acme.slack_channel) if "poc extended" in m.text]
+    assert len(posted) == 1 and f"review by {box.ends_on}" in posted[0]
 
 
 def test_handover_share_warning(rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:

@@ -59,8 +59,25 @@ def gate_show(gate_id: int) -> None:
                 by = f" (recorded from the CLI by {d.operator})" if d.operator else ""
                 out.print(f"  {d.created_at:%Y-%m-%d %H:%M} {d.approver} ({d.side}) {d.outcome.label} via "
                           f"{d.via.value}{by}" + (f": {d.reason}" if d.reason else ""), markup=False)
+            posted = gate.message_ts is not None
+        if posted:
+            redraw(rt, gate_id)
 
     guarded(run, prefect=False)
+
+
+def redraw(rt: Runtime, gate_id: int) -> None:
+    """`gate show` draws the gate's Slack prompt again from the ledger (a prompt left with live
+    buttons after a decision converges here); a Slack failure is a warning line."""
+    from phasegate.errors import EXPECTED
+    from phasegate.messages.prompts import refresh
+
+    try:
+        refresh(rt.sessions, rt.chat, gate_id)
+    except EXPECTED as exc:
+        out.print(f"warning: could not redraw the Slack prompt ({exc})", markup=False)
+        return
+    out.print("Slack prompt redrawn from the ledger")
 
 
 @gate_app.command("decide")

@@ -16,6 +16,7 @@ from phasegate.errors import EXPECTED
 from phasegate.ledger import audit, engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow
+from phasegate.messages.prompts import refresh
 from phasegate.orchestration import recovery
 from phasegate.orchestration.runs import RunControl
 from phasegate.orchestration.runtime import Runtime
@@ -87,6 +88,15 @@ def act(rt: Runtime, gate: GateRow, config: Engagement, action: calendar.Action,
     return False
 
 
+def redraw(rt: Runtime, gate_id: int, report: WatchReport) -> None:
+    """The gate's prompt drawn again from the ledger; a Slack failure is a problem of the pass (the
+    woken run draws it again when it carries the outcome out)."""
+    try:
+        refresh(rt.sessions, rt.chat, gate_id)
+    except EXPECTED as exc:
+        report.problems.append(f"gate {gate_id}: could not update the Slack prompt ({exc})")
+
+
 def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object], *,
           runs: RunControl | None = None) -> WatchReport:
     """One pass. With `runs` (Prefect, in production) each active engagement's phase run and
@@ -110,8 +120,10 @@ def watch(rt: Runtime, now: dt.datetime, wake: Callable[[str], object], *,
                                timeout_after=policy.timeout_business_days)
         for action in actions:
             try:
-                if act(rt, gate, config, action, now, report) and gate.flow_run_id and runs is None:
-                    wake(gate.flow_run_id)
+                if act(rt, gate, config, action, now, report):  # decided: the prompt loses its buttons
+                    redraw(rt, gate.id, report)
+                    if gate.flow_run_id and runs is None:
+                        wake(gate.flow_run_id)
             except EXPECTED as exc:
                 report.problems.append(f"{gate.name}: {exc}")
     follow_ups(rt, active, now, wake, runs, report)

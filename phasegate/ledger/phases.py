@@ -89,13 +89,16 @@ def weeks_used(session: Session, engagement_id: str, phase: Phase) -> int:
     return int(total or 0)
 
 
-def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int,
-           reason: str) -> tuple[TimeboxRow, bool]:
+def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int, reason: str,
+           today: dt.date) -> tuple[TimeboxRow, bool]:
     """Open timebox `after + 1` once ((box, True) the first time), refusing to pass the phase's maximum.
 
-    The new timebox continues from the end of timebox `after`, not from the day of the answer:
-    after an early review the weeks left in the current timebox are still the phase's, and the
-    booked weeks (what the maximum is checked against) stay equal to the calendar weeks."""
+    The new timebox gives the weeks it names from whichever is later, the end of timebox `after` or
+    `today`: after an early review the weeks left in the current timebox are still the phase's; after
+    a review long past the timebox's end (a gate answered weeks late) the extension still gives its
+    full weeks from today, not a timebox that has already ended. The booked weeks (what the maximum
+    is checked against) are the weeks each answer gave; the calendar gap before a late extension is
+    not booked."""
     existing = session.scalar(select(TimeboxRow).where(TimeboxRow.engagement_id == engagement.id,
                                                        TimeboxRow.phase == phase, TimeboxRow.number == after + 1))
     if existing is not None:
@@ -107,7 +110,7 @@ def extend(session: Session, engagement: Engagement, phase: Phase, *, after: int
     check_extension(session, engagement, phase)
     weeks = engagement.phases.of(phase).extension_weeks
     box = TimeboxRow(engagement_id=engagement.id, phase=phase, number=after + 1, weeks=weeks,
-                     ends_on=current.ends_on + dt.timedelta(weeks=weeks), reason=reason)
+                     ends_on=max(current.ends_on, today) + dt.timedelta(weeks=weeks), reason=reason)
     session.add(box)
     audit.record(session, engagement.id, AuditKind.TIMEBOX_OPENED, phase.value, covers=box, number=after + 1, weeks=weeks,
                  reason=reason)

@@ -119,7 +119,7 @@ def run_up(settings: Settings) -> None:
             console.print(f"{dt.datetime.now():%H:%M:%S} {line}", markup=False, highlight=False)
 
         try:
-            Supervisor(stack, catch_up=lambda: catch_up_lines(rt), say=say).run()
+            Supervisor(stack, catch_up=lambda: catch_up_lines(rt, stack.log_dir / "catch-up.log"), say=say).run()
         except KeyboardInterrupt:
             console.print("stopping")
 

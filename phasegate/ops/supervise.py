@@ -7,17 +7,22 @@ everything and exit with one line naming the child and its log, rather than rest
 runner is started again only once the Prefect API answers (it cannot register its flows before).
 
 Whenever the Prefect API answers after it did not (and once at start), the gate watch's follow-ups
-run at once for every active engagement (phasegate/gates/watch.py `catch_up`): a gate decided while
-Prefect was down wakes its run now, not at the next scheduled watch.
+run for every active engagement (phasegate/gates/watch.py `catch_up`): a gate decided while Prefect
+was down wakes its run now, not at the next scheduled watch. The catch-up runs beside the loop, in a
+thread of its own (`CatchUp`), one at a time: with many engagements it takes tens of seconds, and the
+loop goes on watching the children meanwhile (a server that dies again is restarted at once). It
+says one summary line; each engagement's warning goes to the catch-up log in the logs directory.
 
-    supervisor = Supervisor(stack, catch_up=lambda: catch_up_lines(rt), say=print)
+    supervisor = Supervisor(stack, catch_up=lambda: catch_up_lines(rt, log), say=print)
     supervisor.run()  # until Ctrl-C (KeyboardInterrupt) or GaveUp
 """
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,11 +55,46 @@ def how_it_ended(code: int) -> str:
     return f"exited with code {code}"
 
 
+class CatchUp:
+    """The catch-up in a thread beside the supervision loop, one at a time: asked for while one runs,
+    it runs once more after that one (the API may have gone and come back meanwhile)."""
+
+    def __init__(self, work: Callable[[], list[str]], say: Callable[[str], None]) -> None:
+        self.work, self.say = work, say
+        self.lock = threading.Lock()
+        self.running = self.again = False
+        self.thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        with self.lock:
+            if self.running:
+                self.again = True
+                return
+            self.running = True
+        context = contextvars.copy_context()  # the Prefect API this process talks to is a context variable
+        self.thread = threading.Thread(target=context.run, args=(self.loop,), name="phasegate-catch-up", daemon=True)
+        self.thread.start()
+
+    def loop(self) -> None:
+        while True:
+            try:
+                for line in self.work():
+                    self.say(line)
+            except Exception as exc:  # noqa: BLE001 - said, and left to the gate watch; the loop goes on
+                self.say(f"the catch-up failed: {type(exc).__name__}: {exc}; the gate watch will act on decisions")
+            with self.lock:
+                if not self.again:
+                    self.running = False
+                    return
+                self.again = False
+
+
 class Supervisor:
     def __init__(self, stack: Stack, *, catch_up: Callable[[], list[str]], say: Callable[[str], None],
                  limit: int = MAX_RESTARTS, window: float = WINDOW,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.stack, self.catch_up, self.say = stack, catch_up, say
+        self.stack, self.say = stack, say
+        self.catch_up = CatchUp(catch_up, say)
         self.limit, self.window, self.clock = limit, window, clock
         self.restarts: dict[str, deque[float]] = {SERVER: deque(), RUNNER: deque()}
         self.api_down = True  # the first pass catches up on what was decided while nothing ran
@@ -80,8 +120,7 @@ class Supervisor:
             self.restart(RUNNER, stack.runner, stack.flows, stack.log_dir / "flows.log")
         if self.api_down:
             self.api_down = False
-            for line in self.catch_up():
-                self.say(line)
+            self.catch_up.request()
 
     def restart(self, name: str, process: subprocess.Popen[bytes], start: Callable[[], object], log: Path) -> None:
         now = self.clock()
@@ -103,12 +142,24 @@ class Supervisor:
         self.say(f"{name} is back")
 
 
-def catch_up_lines(rt: Runtime) -> list[str]:
-    """The catch-up, as lines for the console."""
+def catch_up_lines(rt: Runtime, log: Path | None = None) -> list[str]:
+    """The catch-up, summarised in one line for the console (none when there was nothing to do); each
+    warning is written to `log` (appended, timestamped), which the line names."""
+    started = time.monotonic()
     try:
         report = catch_up(rt, PrefectRuns(wake_wait=0), utcnow())
     except ONE_ENGAGEMENT as exc:  # the ledger or Prefect failing again: said, and left to the gate watch
         return [f"could not look for decisions to act on: {exc}; the gate watch will"]
-    return ([f"woke flow run {run}: its engagement may go on" for run in report.woken]
-            + [f"started a new run for {line}" for line in report.restarted]
-            + [f"warning: {problem}" for problem in report.problems])
+    if not (report.woken or report.restarted or report.problems):
+        return []
+    parts = [f"woke {len(report.woken)} flow run(s)" + (f": {', '.join(report.woken)}" if report.woken else "")]
+    if report.restarted:
+        parts.append(f"started {len(report.restarted)} new run(s): {'; '.join(report.restarted)}")
+    if report.problems:
+        where = ""
+        if log is not None:
+            with log.open("a", encoding="utf-8") as out:
+                out.writelines(f"{utcnow():%Y-%m-%d %H:%M:%S} {problem}\n" for problem in report.problems)
+            where = f", all in {log}"
+        parts.append(f"{len(report.problems)} warning(s), left to the gate watch (the first: {report.problems[0]}{where})")
+    return [f"caught up in {time.monotonic() - started:.1f} s: " + "; ".join(parts)]

@@ -1,6 +1,7 @@
-"""Every recorded decision is acted on: the ledger says which runs should be alive (a phase's, and
-each change request's until its outcome is announced), Prefect says whether they are, and this
-module closes the gap, with one set of rules for both kinds of run.
+"""Recorded decisions are acted on while a run can be started (up to MAX_AUTOMATIC replacements, then
+a person is asked): the ledger says which runs should be alive (a phase's, and each change request's
+until its outcome is announced), Prefect says whether they are, and this module closes the gap, with
+one set of rules for both kinds of run.
 
 A run is only a reader of the ledger (every step finds its earlier result there, every wait
 re-checks it), so a run that died can be replaced by a new run of the same phase or request at any

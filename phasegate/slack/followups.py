@@ -9,8 +9,9 @@ on one gate while its refresh waits make one refresh (it re-renders from the led
 ten) that wakes the run if any of them decided the gate.
 
 Jobs live in memory, as background tasks did: a process that dies loses the refreshes it had not
-done; the answers are in the ledger, the next answer or `gate show` re-renders, and the gate watch
-wakes runs whose gate is decided.
+done; the answers are in the ledger, the next click on the gate (an answer, or a click the closed gate
+refuses) or `gate show` re-renders, the run re-renders as it carries the decision out, and the gate
+watch wakes runs whose gate is decided.
 """
 
 from __future__ import annotations

@@ -71,6 +71,7 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
                                   via=Via.SLACK, delivery_id=delivery_id)
     except GateClosed as exc:
         background.add_task(tell, deps, response_url, refusals.render(exc))
+        redraw(deps, gate_id, user, response_url)
         return str(exc)
     except ReasonRequired:
         raise
@@ -83,6 +84,15 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
                               lambda decided: after_answer(deps, gate_id, decided, user, response_url),
                               result.decided is not None)
     return None
+
+
+def redraw(deps: SlackDeps, gate_id: int, user: str, response_url: str | None) -> None:
+    """A click on a gate that takes no more answers: its prompt still showed buttons (the process that
+    recorded the deciding answer died before redrawing it, or a timeout decided it), so it is drawn
+    again from the ledger, as a follow-up. Submitted as an answer that decided nothing: merged with
+    a pending deciding answer's follow-up, that one still wakes the run."""
+    deps.followups.submit(("gate", gate_id), lambda decided: after_answer(deps, gate_id, decided, user, response_url),
+                          False)
 
 
 def on_action(deps: SlackDeps, click: Click, argument: str, background: BackgroundTasks) -> Response:
@@ -151,6 +161,7 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
                         outcome=outcome, reason="(to be given)", via=Via.SLACK)
             return None
     except GateClosed as exc:
+        redraw(deps, gate_id, user, None)
         return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
         return refusals.render(exc, "Not recorded: ")
