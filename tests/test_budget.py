@@ -52,7 +52,7 @@ def test_spend_extensions_and_changes_in_the_ledger(rt: Runtime, acme: Engagemen
         engagements.record_baseline(session, acme.id, {"phases": {}, "items": {"poc": ["a", "b"]}})
         spend.record(session, acme, Phase.POC, "100000", by=PM, note="invoice 1")
         spend.record(session, acme, Phase.POC, " 30000.50 ", by=SPONSOR)
-        phases.extend(session, acme, Phase.POC, after=1, reason="F1 short")
+        phases.extend(session, acme, Phase.POC, after=1, reason="F1 short", today=acme.start_date)
     with transaction(rt.sessions) as session:
         cr, _ = crs.submit(session, acme.id, Draft(title="SHAP report", cost=35_000), requested_by=PM,
                            source=ChangeSource.CLI)

@@ -150,7 +150,7 @@ def test_a_burst_on_a_hung_ledger_is_answered_not_recorded_in_time(ledger_url: s
     try:
         with hung(ledger_url):
             answers = burst(handle.url + "/slack/interactions", SECRET, clicks, CONCURRENCY)
-            wait_until(lambda: all(slack.said_to(click["response_url"]) for click in clicks), what="every answer")
+            wait_until(lambda: all(slack.said_to(click["response_url"]) for click in clicks), timeout=60, what="every answer")  # told after the answer, in the line's turn
         gate_id, channel, ts = posted[0]
         assert sponsor.click(gate_id, Outcome.GO, channel, ts).status_code == 200
     finally:

@@ -120,7 +120,7 @@ def test_every_cli_command_that_changes_the_ledger_records_who_ran_it(cli: Invok
     ok(cli("cr", "withdraw", "acme-churn", "1", "--as", PM, "--reason", "folded into the development plan"))
     shown = ok(cli("cr", "show", "acme-churn", "1"))
     assert "via cli on " in shown and f"(from the CLI by {me})" in shown
-    assert f"{SPONSOR} (client) APPROVE via cli (recorded from the CLI by {me})" in shown
+    assert f"Dana Whitfield ({SPONSOR}, client) APPROVE via cli (recorded from the CLI by {me})" in shown
     ok(cli("engagement", "cancel", "acme-churn", "--reason", "the client stopped the programme"))
     with ledger_of(home) as session:
         rows = {"gate decide": gates.decisions(session, gate_id)[0].operator,

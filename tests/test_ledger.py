@@ -125,9 +125,9 @@ def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], ac
     """acme's PoC: 8 planned weeks, extensions of 2, at most 12: two extensions fit, a third does not."""
     gate_id = open_gate_on_friday(ledger, acme)
     with transaction(ledger) as session:
-        assert phases.extend(session, acme, Phase.POC, after=1, reason="r")[1] is True
-        assert phases.extend(session, acme, Phase.POC, after=1, reason="r")[1] is False
-        phases.extend(session, acme, Phase.POC, after=2, reason="r")
+        assert phases.extend(session, acme, Phase.POC, after=1, reason="r", today=acme.start_date)[1] is True
+        assert phases.extend(session, acme, Phase.POC, after=1, reason="r", today=acme.start_date)[1] is False
+        phases.extend(session, acme, Phase.POC, after=2, reason="r", today=acme.start_date)
         assert phases.weeks_used(session, acme.id, Phase.POC) == 12
     with transaction(ledger) as session, pytest.raises(PolicyError, match="past its maximum of 12"):
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.EXTEND, reason="more time",
@@ -190,8 +190,8 @@ def test_an_extension_adds_its_weeks_to_the_end_of_the_current_timebox(ledger: s
         engagements.register(session, acme)
         phases.start_phase(session, acme, Phase.POC, requested_by="U0PMACME01", flow_run_id=None, today=start)
         assert phases.current_timebox(session, acme.id, Phase.POC).ends_on == start + dt.timedelta(weeks=8)
-        second, _ = phases.extend(session, acme, Phase.POC, after=1, reason="early review: more data")
-        third, _ = phases.extend(session, acme, Phase.POC, after=2, reason="another early review")
+        second, _ = phases.extend(session, acme, Phase.POC, after=1, reason="early review: more data", today=acme.start_date)
+        third, _ = phases.extend(session, acme, Phase.POC, after=2, reason="another early review", today=acme.start_date)
         assert second.ends_on == start + dt.timedelta(weeks=10)
         assert third.ends_on == start + dt.timedelta(weeks=12)  # the maximum, in calendar time too
         assert phases.weeks_used(session, acme.id, Phase.POC) == 12

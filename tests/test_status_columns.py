@@ -52,7 +52,7 @@ def portfolio(ledger: sessionmaker[Session], acme: Engagement) -> list[str]:
         session.add(WeeklyReportRow(kind=ReportKind.ENGAGEMENT, subject=costly.id, week="2026-W33", rag=Rag.AMBER,
                                     body={}))
     with transaction(ledger) as session:
-        phases.extend(session, extended, Phase.POC, after=1, reason="more data")
+        phases.extend(session, extended, Phase.POC, after=1, reason="more data", today=extended.start_date)
     open_gate(ledger, waiting)
     return [e.id for e in (plain, answered, costly, extended, waiting)]
 

@@ -134,7 +134,10 @@ def test_a_truncated_tail_with_its_rows_and_head_moved_back_is_caught(
     _, witnessed = witnessed_decision(rt, acme, slack)
     rows = event_rows(ledger_url, acme.id)
     keep, gone = rows[:-2], rows[-2:]
-    sealed = [f"DELETE FROM {r['row_table']} WHERE id = {r['row_id']}" for r in gone if r["row_table"]]
+    # the rows those events wrote go too; a row an earlier event sealed (the gate) is put back as it was then
+    sealed = [f"DELETE FROM {r['row_table']} WHERE id = {r['row_id']}" if r["row_table"] != "gates" else
+              f"UPDATE gates SET state = 'open', outcome = NULL, decided_at = NULL WHERE id = {r['row_id']}"
+              for r in gone if r["row_table"]]
     tamper(ledger_url, *[f"DELETE FROM audit_events WHERE id = {r['id']}" for r in gone], *sealed,
            f"UPDATE audit_heads SET seq = {keep[-1]['seq']}, hash = '{keep[-1]['hash']}' "
            f"WHERE engagement_id = '{acme.id}'")
