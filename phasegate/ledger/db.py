@@ -10,7 +10,7 @@ import math
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import ServiceUnavailable
+from phasegate.ledger.read import HEAD as HEAD  # the schema's newest revision and its first-use check
+from phasegate.ledger.read import MIGRATIONS  # live with the light read path (no ORM), once
+from phasegate.ledger.read import ensure_schema as ensure_schema
+from phasegate.ledger.read import sqlite_revision as sqlite_revision
 from phasegate.ledger.writers import Turns, Writer
 
 if TYPE_CHECKING:  # Alembic loads only when the schema has to change
@@ -30,9 +34,6 @@ LEDGER_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, Po
 AUDIT_KEY = "phasegate_audit_key"  # a sessionmaker's info entry: the key of the audit chain's links
 READ_ONLY = "phasegate_read_only"  # an execution option: this transaction only reads
 LOCK_WAIT = "phasegate_lock_wait"  # an execution option: seconds a SQLite BEGIN IMMEDIATE may wait
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-# The newest migration's revision: each file in versions/ is named after its revision ("0006_spend.py").
-HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 # Seconds one ledger call from the Slack endpoint may take: Slack wants its answer within 3 s, and a
@@ -183,25 +184,3 @@ def upgrade(url: str) -> None:
         where = url.split("@")[-1]  # never echo a password
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ServiceUnavailable(f"cannot open or migrate the ledger at {where}: {reason}") from None
-
-
-def sqlite_revision(url: str) -> str | None:
-    """The schema revision of the SQLite ledger at `url`, read without SQLAlchemy or Alembic; None when
-    the file or its version table is not there yet."""
-    import sqlite3
-
-    path = Path(url.split("///", 1)[-1])
-    if not path.is_file():
-        return None
-    try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=DEFAULT_TIMEOUT)) as db:
-            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
-
-
-def ensure_schema(url: str) -> None:
-    """The default SQLite ledger, created or upgraded on first use: one read when it is current."""
-    if sqlite_revision(url) != HEAD:
-        upgrade(url)
