@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import with_changes
+from jira_setup import jira_running, tracked_by_filter
 from test_evidence_scope import approve_request, running
 
 from phasegate.changes import operations as cr_operations
@@ -27,19 +27,13 @@ DRIFTED = 500
 
 @pytest.fixture(params=["cloud", "datacenter"])
 def jira(request: pytest.FixtureRequest) -> Iterator[JiraStandin]:
-    standin = JiraStandin(request.param, page_size=100)
-    standin.start()
-    standin.add_project("ACME")
-    yield standin
-    standin.stop()
+    with jira_running(request.param, "ACME", page_size=100) as standin:
+        yield standin
 
 
 @pytest.fixture
 def engagement(acme: Engagement, jira: JiraStandin) -> Engagement:
-    return with_changes(acme, jira__deployment=jira.deployment, phases__poc__milestones=[
-        {"key": "data-readiness", "title": "Data readiness assessment"},
-        {"key": "baseline-model", "title": "Baseline model", "jql": {"labels": ["baseline-model"]}},
-        {"key": "poc-report", "title": "PoC report delivered"}])
+    return tracked_by_filter(acme, jira)
 
 
 def test_a_draft_from_500_drifted_issues_names_exactly_the_ones_it_covers(

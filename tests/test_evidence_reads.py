@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterator
 
 import pytest
-from helpers import with_changes
+from jira_setup import jira_running, tracked_by_filter
 from test_evidence_scope import running
 
 from phasegate.configs.schema import Engagement, Phase
@@ -31,20 +31,14 @@ CLOUD_PAGE = 100  # what Jira Cloud's search/jql sends a page when fields are as
 
 @pytest.fixture(params=["cloud", "datacenter"])
 def jira(request: pytest.FixtureRequest) -> Iterator[JiraStandin]:
-    standin = JiraStandin(request.param, page_size=CLOUD_PAGE)
-    standin.start()
-    standin.add_project("ACME")
-    yield standin
-    standin.stop()
+    with jira_running(request.param, "ACME", page_size=CLOUD_PAGE) as standin:
+        yield standin
 
 
 @pytest.fixture
 def engagement(acme: Engagement, jira: JiraStandin) -> Engagement:
     """acme-churn on this Jira flavour, its baseline model tracked by a filter (label `baseline-model`)."""
-    return with_changes(acme, jira__deployment=jira.deployment, phases__poc__milestones=[
-        {"key": "data-readiness", "title": "Data readiness assessment"},
-        {"key": "baseline-model", "title": "Baseline model", "jql": {"labels": ["baseline-model"]}},
-        {"key": "poc-report", "title": "PoC report delivered"}])
+    return tracked_by_filter(acme, jira)
 
 
 # -- 6. the prompt says when each source was read ---------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import closed_port_url, register, with_changes
+from jira_setup import jira_running, tracked_by_filter
 from typer.testing import CliRunner
 
 from phasegate.changes import operations as cr_operations
@@ -48,21 +49,14 @@ DONE = "all required milestones done"
 @pytest.fixture(params=["cloud", "datacenter"])
 def jira(request: pytest.FixtureRequest) -> Iterator[JiraStandin]:
     """Both Jira flavours; GLOBEX is another client's project on the same site."""
-    standin = JiraStandin(request.param)
-    standin.start()
-    standin.add_project("ACME")
-    standin.add_project("GLOBEX")
-    yield standin
-    standin.stop()
+    with jira_running(request.param, "ACME", "GLOBEX") as standin:
+        yield standin
 
 
 @pytest.fixture
 def engagement(acme: Engagement, jira: JiraStandin) -> Engagement:
     """acme-churn on this Jira flavour, its baseline model tracked by a filter (label `baseline-model`)."""
-    return with_changes(acme, jira__deployment=jira.deployment, phases__poc__milestones=[
-        {"key": "data-readiness", "title": "Data readiness assessment"},
-        {"key": "baseline-model", "title": "Baseline model", "jql": {"labels": ["baseline-model"]}},
-        {"key": "poc-report", "title": "PoC report delivered"}])
+    return tracked_by_filter(acme, jira)
 
 
 @pytest.fixture

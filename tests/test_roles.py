@@ -7,12 +7,11 @@ append-only table is refused by PostgreSQL itself, while phasegate's own work go
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from pg_roles import owner_and_runtime
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -21,30 +20,12 @@ from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, spend
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 
-PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-SERVER = PG_ADMIN.rsplit("/", 1)[0].split("://", 1)[1].split("@")[-1]  # host:port
-
 
 @pytest.fixture
 def two_roles() -> Iterator[tuple[str, str, str]]:
     """(owner url, runtime url, runtime role): a database owned by a fresh owner role, migrated by it."""
-    tag = uuid.uuid4().hex[:8]
-    owner, runtime, db = f"phasegate_owner_{tag}", f"phasegate_app_{tag}", f"phasegate_roles_{tag}"
-    admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE ROLE "{owner}" LOGIN'))
-        conn.execute(text(f'CREATE ROLE "{runtime}" LOGIN'))
-        conn.execute(text(f'CREATE DATABASE "{db}" OWNER "{owner}"'))
-        conn.execute(text(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC'))
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO "{runtime}"'))
-    try:
-        yield f"postgresql://{owner}@{SERVER}/{db}", f"postgresql://{runtime}@{SERVER}/{db}", runtime
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{db}" WITH (FORCE)'))
-            conn.execute(text(f'DROP ROLE "{runtime}"'))
-            conn.execute(text(f'DROP ROLE "{owner}"'))
-        admin.dispose()
+    with owner_and_runtime("roles") as urls:
+        yield urls
 
 
 def test_db_upgrade_grants_the_runtime_role_rows_and_nothing_more(two_roles: tuple[str, str, str],

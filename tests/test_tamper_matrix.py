@@ -9,14 +9,14 @@ ledger written by phasegate's own code serves all 24 cases."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PG_ADMIN, settings_for, triggers_off
+from conftest import settings_for, triggers_off
 from helpers import closed_port_url
-from sqlalchemy import create_engine, text, update
+from pg_roles import owner_and_runtime
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -33,8 +33,6 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
-
-SERVER = PG_ADMIN.rsplit("/", 1)[0].split("://", 1)[1].split("@")[-1]
 
 
 def problems_of(conn: object) -> list[str]:
@@ -103,23 +101,8 @@ def test_an_edit_names_its_column(rt: Runtime, acme: Engagement, ledger_url: str
 @pytest.fixture
 def two_roles() -> Iterator[tuple[str, str, str]]:
     """(owner url, runtime url, runtime role): a database owned by a fresh owner role (as test_roles.py)."""
-    tag = uuid.uuid4().hex[:8]
-    owner, runtime, db = f"phasegate_owner_{tag}", f"phasegate_app_{tag}", f"phasegate_tamper_{tag}"
-    admin = create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE ROLE "{owner}" LOGIN'))
-        conn.execute(text(f'CREATE ROLE "{runtime}" LOGIN'))
-        conn.execute(text(f'CREATE DATABASE "{db}" OWNER "{owner}"'))
-        conn.execute(text(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC'))
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{db}" TO "{runtime}"'))
-    try:
-        yield f"postgresql://{owner}@{SERVER}/{db}", f"postgresql://{runtime}@{SERVER}/{db}", runtime
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{db}" WITH (FORCE)'))
-            conn.execute(text(f'DROP ROLE "{runtime}"'))
-            conn.execute(text(f'DROP ROLE "{owner}"'))
-        admin.dispose()
+    with owner_and_runtime("tamper") as urls:
+        yield urls
 
 
 def test_the_runtime_role_is_refused_or_named_and_the_owner_is_named(

@@ -14,7 +14,8 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from helpers import register, with_changes
+from helpers import register
+from jira_setup import jira_running, tracked_by_filter
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger.db import transaction
@@ -36,22 +37,14 @@ PM = "U0PMACME01"
 def jira(request: pytest.FixtureRequest) -> Iterator[JiraStandin]:
     """Both Jira flavours, paging 2 issues at a time so every read has several pages; GLOBEX is
     another client's project on the same site."""
-    standin = JiraStandin(request.param, page_size=2)
-    standin.start()
-    standin.add_project("ACME")
-    standin.add_project("GLOBEX")
-    yield standin
-    standin.stop()
+    with jira_running(request.param, "ACME", "GLOBEX", page_size=2) as standin:
+        yield standin
 
 
 @pytest.fixture
 def engagement(acme: Engagement, jira: JiraStandin) -> Engagement:
     """acme-churn on this Jira flavour, its baseline model tracked by a filter (label `baseline-model`)."""
-    return with_changes(acme, jira__deployment=jira.deployment, start_date=dt.date.today().isoformat(),
-                        phases__poc__milestones=[
-            {"key": "data-readiness", "title": "Data readiness assessment"},
-            {"key": "baseline-model", "title": "Baseline model", "jql": {"labels": ["baseline-model"]}},
-            {"key": "poc-report", "title": "PoC report delivered"}])
+    return tracked_by_filter(acme, jira, start_date=dt.date.today().isoformat())
 
 
 def running(rt: Runtime, engagement: Engagement) -> dict[str, str]:
