@@ -26,10 +26,12 @@ from phasegate.ledger.models import AttestationRow, AuditEventRow, ChangeDecisio
 from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.change_requests import Draft
+from phasegate.rules.handoff import CHECKS
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.signature import sign
+from phasegate.slack.team import KEYWORDS
 from phasegate.states import ChangeSource, Outcome, Via
 from phasegate.tasks.kickoff import record_baseline
 from phasegate.text import literal
@@ -270,10 +272,19 @@ def cr_forms() -> st.SearchStrategy[dict[str, object]]:
     return forms(st.just("cr_submit"), metadata, values)
 
 
+# `team` and `check` text that no user may record from: nasty engagement ids, and on a real engagement
+# words that name no check and no team change (showing the team reads only)
+not_a_keyword = nasty_text.filter(lambda t: not t.split() or t.split()[0].lower() not in {*CHECKS, *KEYWORDS})
+team_or_check = st.one_of(st.just("team acme-churn"), st.just("team"), st.just("check acme-churn"),
+                          nasty_text.map(lambda t: "team " + t), nasty_text.map(lambda t: "check " + t),
+                          not_a_keyword.map(lambda t: "team acme-churn " + t),
+                          not_a_keyword.map(lambda t: "check acme-churn " + t))
+
+
 def slash_commands(respond: str) -> st.SearchStrategy[bytes]:
     fields = st.fixed_dictionaries({
         "command": mostly(st.just("/phasegate"), nasty_text),
-        "text": st.one_of(st.just("cr acme-churn"), nasty_text.map(lambda t: "cr " + t), nasty_text),
+        "text": st.one_of(st.just("cr acme-churn"), nasty_text.map(lambda t: "cr " + t), nasty_text, team_or_check),
         "user_id": mostly(st.sampled_from(OUTSIDERS + sorted(APPROVERS)), nasty_text),
         "channel_id": mostly(st.sampled_from(["C0ACMECHURN", "C0GLOBEXFC"]), nasty_text),
         "trigger_id": mostly(st.just("1.2.abc"), nasty_text),

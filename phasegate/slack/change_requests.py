@@ -3,7 +3,7 @@ the Approve / Reject buttons on a request's prompt.
 
 Routed here from `phasegate.slack.interactions` once `phasegate.slack.inbound` has read the request
 (shape, identity). Here: may they (a request is filed from its engagement's own channel,
-`filing_refusal`, for the command, the form and the weekly report's "Draft change request" button
+`phasegate.slack.channels`, for the command, the form and the weekly report's "Draft change request" button
 alike; answers under the change policy, in the ledger), are the values valid (the form's fields by
 `phasegate.rules.change_fields`, as from the CLI), record, answer. Opening modals, redrawing prompts
 and starting or waking flow runs happen after the answer. A command that cannot be served (unknown
@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from phasegate.changes import operations as cr_operations
-from phasegate.configs.schema import Engagement
 from phasegate.configs.schema_base import IDENT
 from phasegate.errors import EXPECTED, GateClosed, InvalidRequest, NotFound, PolicyError
 from phasegate.integrations.slack_blocks import clip
@@ -34,6 +33,7 @@ from phasegate.messages import refusals
 from phasegate.messages.ids import DRAFT_DRIFT, REASON_INPUT, CrField, parse_form_metadata
 from phasegate.rules import drift
 from phasegate.rules.change_fields import draft_from_fields
+from phasegate.slack.channels import FILING, in_its_channel, wrong_channel
 from phasegate.slack.deps import SlackDeps, tell
 from phasegate.slack.inbound import Click, Command, Refused, Submission, row_id
 from phasegate.slack.payloads import delivery_id
@@ -50,42 +50,20 @@ def ephemeral(text: str) -> Response:
     return JSONResponse({"response_type": "ephemeral", "text": text})
 
 
-def filing_refusal(engagement: Engagement, channel: str | None) -> str | None:
-    """Why a change request for `engagement` may not be filed from `channel`, or None: only from the
-    engagement's own channel, whether by the slash command, the form it opened or the weekly
-    report's button (so a member of one engagement's channel cannot file on another's)."""
-    if channel == engagement.slack_channel:
-        return None
-    return (f"Change requests for `{literal(engagement.id)}` are filed in its channel <#{engagement.slack_channel}>, "
-            "not here; nothing was filed.")
-
-
-def no_engagement(engagement_id: str) -> str:
-    return f"There is no engagement `{literal(clip(engagement_id, 64))}`; nothing was filed."
-
-
 def on_command(deps: SlackDeps, command: Command, background: BackgroundTasks) -> Response:
     """`/phasegate cr ENGAGEMENT`, only from the engagement's own channel."""
     words = command.text.split()
     if len(words) != 2 or words[0] != "cr":
         return ephemeral(USAGE)
-    engagement_id = words[1]
-    if not IDENT.fullmatch(engagement_id):
-        return ephemeral(no_engagement(engagement_id))
-    try:
-        with transaction(deps.sessions, write=False) as session:
-            row = get(session, engagement_id)
-            engagement, state, phase = config_of(row), row.state, row.current_phase
-    except NotFound:
-        return ephemeral(no_engagement(engagement_id))
-    refusal = filing_refusal(engagement, command.channel)
-    if refusal is not None:
-        return ephemeral(refusal)
-    if state is not EngagementState.ACTIVE or phase is None:
-        return ephemeral(f"`{literal(engagement_id)}` is {state.value}; change requests are for running engagements.")
+    found = in_its_channel(deps.sessions, words[1], command.channel, FILING)
+    if isinstance(found, str):
+        return ephemeral(found)
+    if found.state is not EngagementState.ACTIVE or found.phase is None:
+        return ephemeral(f"`{literal(found.engagement.id)}` is {found.state.value}; change requests are for running "
+                         "engagements.")
     if command.trigger_id is None:
         return JSONResponse({"error": "slash command without trigger_id"}, status_code=400)
-    form = cr_messages.form(engagement, phase, channel=command.channel)
+    form = cr_messages.form(found.engagement, found.phase, channel=command.channel)
     background.add_task(open_form, deps, command.trigger_id, form, command.response_url)
     return Response(status_code=200)
 
@@ -125,7 +103,7 @@ def on_submit(deps: SlackDeps, submission: Submission, background: BackgroundTas
         if channel is None:  # opened before forms named their channel
             return title_error(f"This form does not say which channel it was opened in; open it again with "
                                f"/phasegate cr {engagement_id} in the engagement's channel. Nothing was filed.")
-        refusal = filing_refusal(engagement, channel)
+        refusal = wrong_channel(engagement, channel, FILING)
         if refusal is not None:
             return title_error(refusal)
         draft = draft_from_fields({f.value: submission.fields.get(f.value) for f in CrField})
@@ -197,7 +175,7 @@ def on_draft_drift(deps: SlackDeps, click: Click, background: BackgroundTasks) -
     except NotFound:
         return Response(status_code=200)
     found = (body or {}).get("change_requests", {}).get("drift_issues") or []
-    refusal = filing_refusal(engagement, click.channel)
+    refusal = wrong_channel(engagement, click.channel, FILING)
     if refusal is not None:
         background.add_task(tell, deps, response_url, refusal)
     elif row.state is not EngagementState.ACTIVE or phase is None or (body or {}).get("phase") != phase.value:

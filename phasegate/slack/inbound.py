@@ -7,7 +7,7 @@
     2. identity  who is acting: the user Slack names, a Slack user id; nothing in a button's value or
                  a form's metadata ever names the actor                                  (here)
     3. policy    may they: the channel a change request is filed from
-                 (`phasegate.slack.change_requests.filing_refusal`), and in the ledger, inside the
+                 (`phasegate.slack.channels`), and in the ledger, inside the
                  transaction that records, the gate and change policy (`phasegate.rules.policy`)
     4. values    a reason is text the ledger can store (`phasegate.text.checked`); a change request's
                  fields parse and validate (`phasegate.rules.change_requests`), as from the CLI and Jira

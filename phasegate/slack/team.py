@@ -15,15 +15,12 @@ import shlex
 
 from fastapi import Response
 
-from phasegate.configs.schema import Engagement
-from phasegate.configs.schema_base import IDENT
 from phasegate.errors import NotFound, PolicyError
-from phasegate.integrations.slack_blocks import clip
 from phasegate.ledger import handoff
 from phasegate.ledger.db import transaction
-from phasegate.ledger.engagements import config_of, get
 from phasegate.rules.handoff import CHECKS, roster
 from phasegate.slack.change_requests import ephemeral
+from phasegate.slack.channels import RECORDING, in_its_channel
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.inbound import Command
 from phasegate.states import Via
@@ -54,21 +51,6 @@ def parts(words: list[str]) -> dict[str, str] | None:
     return {key: " ".join(value) for key, value in found.items()}
 
 
-def engagement_for(deps: SlackDeps, engagement_id: str, channel: str) -> Engagement | str:
-    """The engagement, or why the command cannot act on it here."""
-    if not IDENT.fullmatch(engagement_id):
-        return f"There is no engagement `{literal(clip(engagement_id, 64))}`; nothing was recorded."
-    try:
-        with transaction(deps.sessions, write=False) as session:
-            engagement = config_of(get(session, engagement_id))
-    except NotFound:
-        return f"There is no engagement `{literal(engagement_id)}`; nothing was recorded."
-    if channel != engagement.slack_channel:
-        return (f"`{literal(engagement.id)}` is handled in its channel <#{engagement.slack_channel}>, not here; "
-                "nothing was recorded.")
-    return engagement
-
-
 def on_team(deps: SlackDeps, command: Command) -> Response:
     try:
         words = shlex.split(command.text)
@@ -76,9 +58,10 @@ def on_team(deps: SlackDeps, command: Command) -> Response:
         return ephemeral(TEAM_USAGE)
     if len(words) < 2:
         return ephemeral(TEAM_USAGE)
-    found = engagement_for(deps, words[1], command.channel)
-    if isinstance(found, str):
-        return ephemeral(found)
+    here = in_its_channel(deps.sessions, words[1], command.channel, RECORDING)
+    if isinstance(here, str):
+        return ephemeral(here)
+    found = here.engagement
     said = parts(words[2:])
     if said is None or ("as" in said) != ("joins" in said):
         return ephemeral(TEAM_USAGE)
@@ -100,9 +83,10 @@ def on_check(deps: SlackDeps, command: Command) -> Response:
     words = command.text.split()
     if len(words) < 3:
         return ephemeral(CHECK_USAGE)
-    found = engagement_for(deps, words[1], command.channel)
-    if isinstance(found, str):
-        return ephemeral(found)
+    here = in_its_channel(deps.sessions, words[1], command.channel, RECORDING)
+    if isinstance(here, str):
+        return ephemeral(here)
+    found = here.engagement
     holds = not (len(words) > 3 and words[3].lower() == "no")
     note = " ".join(words[4:] if not holds else words[3:])
     try:
