@@ -188,6 +188,7 @@ class SetRuns:
         self.health = dict(health or {})
         self.started: dict[str, str] = {}  # idempotency key: run id
         self.woken: list[str] = []
+        self.suspended: set[str] = set()  # runs Crashed while suspended: a false alarm put right by restore
 
     def status(self, flow_run_id: str) -> RunStatus:
         health = self.health.get(flow_run_id, RunHealth.ALIVE)
@@ -209,6 +210,12 @@ class SetRuns:
 
     def cancel(self, flow_run_id: str, reason: str) -> None:
         self.health[flow_run_id] = RunHealth.CANCELLED
+
+    def restore(self, flow_run_id: str) -> RunStatus | None:
+        if flow_run_id not in self.suspended or self.health.get(flow_run_id) is not RunHealth.CRASHED:
+            return None
+        self.health[flow_run_id] = RunHealth.ALIVE
+        return RunStatus(flow_run_id, RunHealth.ALIVE, "Suspended: suspended again after a false Crashed")
 
 
 class ServerErrors(logging.Handler):

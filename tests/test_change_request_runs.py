@@ -86,6 +86,30 @@ def test_a_run_dead_after_the_approval_is_replaced_and_the_outcome_announced_onc
     assert catch_up(rt, runs, utcnow()).restarted == []  # announced: nothing left for a run to do
 
 
+def test_a_run_marked_crashed_while_suspended_is_suspended_again_and_woken_not_replaced(
+        rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    """Prefect's automation marks a suspended run Crashed after a server restart (issue 21, item 4;
+    tests/test_false_crash.py causes it for real): no new run, no restart used, nothing said, and the
+    run, suspended again, is woken to carry out the decision."""
+    cr_id = prompted(rt, acme, "cr-run-1")
+    approved(rt, cr_id)
+    runs = SetRuns({"cr-run-1": RunHealth.CRASHED})
+    runs.suspended.add("cr-run-1")
+
+    report = catch_up(rt, runs, utcnow())
+
+    assert report.restarted == [] and report.problems == [] and runs.started == {}
+    assert runs.woken == ["cr-run-1"] and runs.status("cr-run-1").health is RunHealth.ALIVE
+    with transaction(rt.sessions) as session:
+        assert crs.by_id(session, cr_id).flow_run_id == "cr-run-1"
+        assert audit.events(session, "acme-churn", AuditKind.RUN_LOST) == []
+        assert audit.events(session, "acme-churn", AuditKind.RUN_RESTARTED) == []
+    assert not [t for t in top_level(slack) if "flow run" in t]
+    runs.health["cr-run-1"] = RunHealth.CRASHED  # marked so again: `cr prompt` meets it first this time
+    assert recovery.prompt_change_request(rt, runs, "acme-churn", 1, by="U0PM").flow_run_id == "cr-run-1"
+    assert runs.started == {} and runs.status("cr-run-1").health is RunHealth.ALIVE
+
+
 def test_a_cancelled_undecided_run_is_reported_once_and_left_to_cr_prompt(
         rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     prompted(rt, acme, "cr-run-1")

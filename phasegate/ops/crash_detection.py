@@ -6,6 +6,10 @@ Flow runs send `prefect.flow-run.heartbeat` events every PREFECT_FLOWS_HEARTBEAT
 the one Prefect documents for this: a proactive trigger that fires when a run which sent a heartbeat
 sends neither another one nor a final or paused state within 2.5 beats, and marks the run Crashed.
 The gate watch then replaces the crashed run from the ledger (phasegate/orchestration/recovery.py).
+
+After a Prefect server restart the trigger also marks Crashed runs that are only suspended (their
+"Suspended" event is held back by Prefect's event ordering, phasegate/orchestration/resume.py says
+how); those are suspended again rather than replaced (`resume.suspend_again`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ re-checks it), so a run that died can be replaced by a new run of the same phase
 time: the new run skips what is done and carries out what was decided. Replacements are recorded in
 the audit trail (RUN_LOST once per dead run, RUN_RESTARTED per new run) and told in the channel.
 
+- A run marked Crashed while it was suspended was never lost (it had no process): it is suspended
+  again, not replaced (`runs.checked_status`; Prefect's heartbeat automation does this after a
+  server restart).
 - Crashed, failed or deleted runs are replaced by the gate watch, at most MAX_AUTOMATIC times per
   phase or request (a run that fails every time needs a person: `phase retry`, `cr prompt`).
 - A cancelled run was stopped by someone on purpose: it is reported, and replaced only when a decision
@@ -27,7 +30,7 @@ from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.orchestration.runs import RunControl, RunStatus
+from phasegate.orchestration.runs import RunControl, RunStatus, checked_status
 from phasegate.orchestration.runtime import Runtime
 from phasegate.states import AuditKind, EngagementState, GateState, RunHealth
 from phasegate.text import literal
@@ -187,7 +190,7 @@ def reconcile_run(rt: Runtime, runs: RunControl, exp: Expected) -> Reconciled:
     """Wake the run if it may go on, replace it if it is dead (see the module doc)."""
     if exp.flow_run_id is None:
         return Reconciled()
-    status = runs.status(exp.flow_run_id)
+    status = checked_status(runs, exp.flow_run_id)
     if status.health is RunHealth.ALIVE:
         woke = exp.can_go_on and runs.wake(exp.flow_run_id)
         return Reconciled(woken=exp.flow_run_id if woke else None)
@@ -228,7 +231,7 @@ def prompt_change_request(rt: Runtime, runs: RunControl, engagement_id: str, num
     with transaction(rt.sessions) as session:
         exp = change_request_run(crs.by_number(session, engagement_id, number))
     run_id = exp.flow_run_id or exp.start(runs, "")  # the key it was filed with: at most one first run
-    status = runs.status(run_id)
+    status = checked_status(runs, run_id)
     if not status.health.dead:
         return Prompted(run_id, status)
     exp = replace(exp, flow_run_id=run_id)
@@ -250,7 +253,7 @@ def retry(rt: Runtime, runs: RunControl, engagement_id: str, *, by: str, now: dt
             state = engagements.get(session, engagement_id).state
         raise PolicyError(f"{engagement_id} is {state.value}, with no phase under way to retry")
     if exp.flow_run_id is not None:
-        status = runs.status(exp.flow_run_id)
+        status = checked_status(runs, exp.flow_run_id)
         if not status.health.dead:
             raise PolicyError(f"{engagement_id} {exp.phase.value}: {status.line}; nothing to retry")
         first_report(rt, engagement_id, status)

@@ -3,21 +3,39 @@
 Every suspend in the phase flows sits in a loop guarded by the ledger, so a resume is only a
 nudge: a run woken too early checks the ledger and suspends again. That makes it safe to retry
 until the run is actually paused (it may still be on its way to the suspend).
+
+A suspended run has no process: it waits for a resume, which starts a new one. So a Crashed state
+right after a suspend is a false alarm, never a lost process, and `suspend_again` puts the suspend
+back. Prefect's heartbeat automation (phasegate/ops/crash_detection.py) gives such alarms after a
+Prefect server restart: its trigger service remembers the events it has seen in memory only, and a
+state event that follows the run's previous state within 5 minutes names it (`follows`) and is held
+until that one is seen, for up to 15 minutes. A run suspended before the restart and woken after it
+has every state event held, its next suspend included, while its heartbeats (which follow nothing)
+pass: the trigger sees beats, then silence, and marks the run Crashed 2.5 beats after the last one.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.responses import SetStateStatus
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import State
+
 
 def resume_when_paused(flow_run_id: str, *, wait: float = 30.0, poll: float = 0.2) -> bool:
-    """Resume the run as soon as it is paused; False if it finished or never paused within `wait`."""
+    """Resume the run as soon as it is paused; False if it finished or never paused within `wait`.
+    A run marked Crashed while suspended is suspended again first (see the module doc)."""
     deadline = time.monotonic() + wait
     with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+        if state is not None and state.is_crashed():
+            suspend_again(client, flow_run_id)
         while True:
             state = client.read_flow_run(UUID(flow_run_id)).state
             if state is not None and state.is_paused():
@@ -29,3 +47,26 @@ def resume_when_paused(flow_run_id: str, *, wait: float = 30.0, poll: float = 0.
             if time.monotonic() > deadline:
                 return False
             time.sleep(poll)
+
+
+def suspended(state: State) -> bool:
+    """Paused with its process freed (suspend_flow_run): nothing runs until it is resumed."""
+    return state.is_paused() and bool(state.state_details.pause_reschedule)
+
+
+def suspend_again(client: SyncPrefectClient, flow_run_id: str) -> tuple[State, State] | None:
+    """If the run's latest state is Crashed and the one before it a suspend, put that suspend back
+    as it was (its pause key and the input it waits for); the false Crashed state and the suspend
+    when done, else None. Only while the Crashed state is still the run's latest."""
+    states = client.read_flow_run_states(UUID(flow_run_id))
+    if len(states) < 2 or not states[-1].is_crashed() or not suspended(states[-2]):
+        return None
+    crashed, before = states[-1], states[-2]
+    current = client.read_flow_run(UUID(flow_run_id)).state
+    if current is None or current.id != crashed.id:
+        return None  # moved on meanwhile
+    again = before.fresh_copy().model_copy(update={
+        "message": f"suspended again by phasegate: marked {crashed.name} while suspended "
+                   f"({crashed.message or 'no message'})"})
+    result = client.set_flow_run_state(UUID(flow_run_id), again, force=True)
+    return (crashed, before) if result.status == SetStateStatus.ACCEPT else None

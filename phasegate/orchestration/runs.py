@@ -44,6 +44,18 @@ class RunControl(Protocol):
 
     def cancel(self, flow_run_id: str, reason: str) -> None: ...
 
+    def restore(self, flow_run_id: str) -> RunStatus | None: ...
+
+
+def checked_status(runs: RunControl, flow_run_id: str) -> RunStatus:
+    """What Prefect says of the run, with a false alarm put right first: a run marked Crashed while it
+    was suspended (see `PrefectRuns.restore`) is suspended again and alive. Everything that decides
+    whether a run is dead (the watch, `up`'s catch-up, `phase retry`, `cr prompt`) asks here."""
+    status = runs.status(flow_run_id)
+    if status.health is RunHealth.CRASHED:
+        return runs.restore(flow_run_id) or status
+    return status
+
 
 _HEALTH = {"COMPLETED": RunHealth.COMPLETED, "FAILED": RunHealth.FAILED, "CRASHED": RunHealth.CRASHED,
            "CANCELLED": RunHealth.CANCELLED, "CANCELLING": RunHealth.CANCELLED}
@@ -120,6 +132,28 @@ class PrefectRuns:
                 client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=reason[:200]), force=True)
         except PREFECT_DOWN as exc:
             raise unavailable(f"cancel flow run {flow_run_id}", exc) from None
+
+
+    def restore(self, flow_run_id: str) -> RunStatus | None:
+        """Suspend the run again if it was marked Crashed while suspended (a false alarm: a suspended
+        run has no process to lose; phasegate.orchestration.resume says when Prefect gives one); its
+        status then, else None."""
+        from prefect.client.orchestration import get_client
+
+        from phasegate.orchestration.resume import suspend_again
+
+        try:
+            with get_client(sync_client=True) as client:
+                restored = suspend_again(client, flow_run_id)
+        except (ObjectNotFound, ValueError):
+            return None
+        except PREFECT_DOWN as exc:
+            raise unavailable(f"restore flow run {flow_run_id}", exc) from None
+        if restored is None:
+            return None
+        crashed, before = restored
+        return RunStatus(flow_run_id, RunHealth.ALIVE, f"{before.name}: suspended again after a false "
+                         f"{crashed.name} ({crashed.message or 'no message'})")
 
 
 def deploy(deployment: str, parameters: dict[str, object], *, name: str, key: str) -> str:
