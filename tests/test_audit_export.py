@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from helpers import posted_gate
-from test_audit_chain import closed_port_url
+from sqlalchemy import update
+from test_audit_chain import closed_port_url, tamper
 
 from phasegate.cli.main import app
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import change_decisions, gates, spend
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
+from phasegate.ledger.models import ChangeDecisionRow
 from phasegate.messages.prompts import refresh
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.change_requests import Draft
@@ -172,3 +174,18 @@ def test_text_is_escaped_for_each_format_and_keeps_its_words() -> None:
     assert markdown("F1 0.81 (seen: 0.81): fine, 100% - ok!") == "F1 0.81 (seen: 0.81): fine, 100% - ok!"
     assert [csv_cell(t) for t in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "plain - text", "\u202e=1")] == [
         "'=1+1", "'+1", "'-2", "'@SUM(A1)", "'\tx", "plain - text", "'=1"]
+
+
+def test_an_edited_change_request_answer_is_exported_as_broken(rt: Runtime, acme: Engagement, cli: Invoke,
+                                                               ledger_url: str, tmp_path: Path) -> None:
+    """Someone past the triggers softens a rejection's reason: both forms say the chain is broken."""
+    steering_history(rt, acme)
+    tamper(ledger_url, update(ChangeDecisionRow).where(ChangeDecisionRow.reason == "not in the PoC")
+           .values(reason="fine by me"))
+    md = cli("audit", "export", "acme-churn")
+    assert md.exit_code == 0, md.output
+    assert "**Audit chain broken (" in md.stdout and "Audit chain intact" not in md.stdout
+    out = tmp_path / "broken.csv"
+    assert cli("audit", "export", "acme-churn", "--format", "csv", "--out", str(out)).exit_code == 0
+    [chain] = [r for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))) if r["record"] == "chain_head"]
+    assert chain["state"] == "broken"

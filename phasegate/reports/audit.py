@@ -119,4 +119,4 @@ def as_markdown(h: History, w: WitnessCheck) -> str:
 
 def render(h: History, fmt: ExportFormat, w: WitnessCheck) -> str:
     """Markdown to read; CSV, one row per answer, spend entry, budget line and the chain head, to sort and filter."""
-    return as_markdown(h, w) if fmt is ExportFormat.MD else audit_csv.as_csv(h, head_words(h.chain, w))
+    return as_markdown(h, w) if fmt is ExportFormat.MD else audit_csv.as_csv(h, w)

@@ -15,7 +15,8 @@ import io
 from collections.abc import Iterator
 
 from phasegate.ledger.history import Answer, History
-from phasegate.reports.audit_words import currency, effect
+from phasegate.ledger.witness import WitnessCheck
+from phasegate.reports.audit_words import chain_state, currency, effect, head_words
 from phasegate.rules.policy import outcome_label
 from phasegate.text import csv_cell
 
@@ -39,7 +40,7 @@ def _rows(h: History, subject: dict[str, object], answers: list[Answer]) -> list
     return [subject | _answer(h, a) for a in answers] or [subject]
 
 
-def _records(h: History, head: str) -> Iterator[dict[str, object]]:
+def _records(h: History, w: WitnessCheck) -> Iterator[dict[str, object]]:
     cur = currency(h)
     for entry in h.gates:
         g = entry.gate
@@ -65,15 +66,14 @@ def _records(h: History, head: str) -> Iterator[dict[str, object]]:
             yield {"record": "budget", "subject": line.label, "amount": f"{line.used:.2f}", "currency": cur,
                    "state": "over" if line.over else "within", "note": h.budget.line(line).replace("*", "")}
     yield {"record": "chain_head", "subject": f"#{h.chain.head_seq}",
-           "state": "intact" if h.chain.intact else "broken", "note": head, "reference": h.chain.head_hash or ""}
+           "state": chain_state(h, w), "note": head_words(h.chain, w), "reference": h.chain.head_hash or ""}
 
 
-def as_csv(h: History, head: str) -> str:
-    """`head`: the chain head in `audit verify`'s words (phasegate.reports.audit.head_words)."""
+def as_csv(h: History, w: WitnessCheck) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for record in _records(h, head):
+    for record in _records(h, w):
         writer.writerow([h.engagement_id if c == "engagement" else _cell(record.get(c, "")) for c in COLUMNS])
     return buffer.getvalue()
 

@@ -28,6 +28,14 @@ def head_words(r: ChainReport, check: WitnessCheck) -> str:
     return f"{r.events} events {state}, head #{r.head_seq} {r.head_hash}; {witness_words(check)}"
 
 
+def chain_state(h: History, check: WitnessCheck) -> str:
+    """"broken" when `audit verify` would name a problem; "intact", or without the witness only
+    "consistent in the database"."""
+    if h.chain.problems or check.problems:
+        return "broken"
+    return "intact" if check.not_checked is None else "consistent in the database"
+
+
 def gate_title(g: GateRecord) -> str:
     return f"{g.phase.gate} ({g.phase.value}), timebox {g.timebox}, revision {g.revision}"
 
