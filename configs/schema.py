@@ -204,6 +204,13 @@ class Engagement(Strict):
                         + checks.jira_people_problems(data))
         return self
 
+    def names(self) -> dict[str, str]:
+        """Slack user id -> the name the file gives, for everyone it names with an id: the vendor's
+        team, the approvers of change requests and of every gate. Shown beside the ids (never ids alone)."""
+        policies = [self.phases.of(p).gate for p in Phase] + ([self.change_requests] if self.change_requests else [])
+        return {**{m.slack_user: m.name for m in self.vendor_team if m.slack_user},
+                **{a.slack_user: a.name for policy in policies for a in policy.approvers}}
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

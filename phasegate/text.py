@@ -57,3 +57,31 @@ def literal(text: str, *, plain: bool = False) -> str:
         literal("R&D <!here>")  ->  "R&amp;D &lt;!here&gt;"
     """
     return text.translate(_HIDDEN if plain else _ESCAPED)
+
+
+# In Markdown, these make emphasis, code, links, images, tables, strike-through or HTML out of text
+# that is not meant as any; `&` too, since `&#x202e;` is a character reference a renderer would turn
+# back into a hidden control. Escaped inline: the exports put outside text after a label or in a cell,
+# never at the start of a line, so the block markers (`#`, `>`, `-`, `1.`) mean nothing there.
+_MARKDOWN = {**_HIDDEN, **{ord(c): "\\" + c for c in "\\`*_[]|~"}, ord("&"): "&amp;", ord("<"): "&lt;",
+             ord(">"): "&gt;", **dict.fromkeys(map(ord, "\r\n\v\f\x85\u2028\u2029"), " ")}
+# A spreadsheet takes a cell that starts with one of these for a formula (OWASP's "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def markdown(text: str) -> str:
+    """`text` from outside as a Markdown export should show it: one line, as written, never as markup.
+
+        markdown("go *now* <b>|</b>")  ->  "go \\*now\\* &lt;b&gt;\\|&lt;/b&gt;"
+    """
+    return text.translate(_MARKDOWN)
+
+
+def csv_cell(text: str) -> str:
+    """`text` from outside as a CSV export's cell: hidden controls removed, and a leading `'` where a
+    spreadsheet would otherwise run it as a formula (`=HYPERLINK(...)`). The csv module quotes the rest.
+
+        csv_cell("=1+1")  ->  "'=1+1"
+    """
+    shown = text.translate(_HIDDEN)
+    return "'" + shown if shown.startswith(_FORMULA_START) else shown

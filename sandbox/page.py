@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, FiniteFloat, StringConstraints
 
 from phasegate.configs.schema import Engagement, Phase
@@ -138,9 +138,12 @@ class World:
                     status = "?"
                 issues.append({"milestone": key, "issue": issue, "status": status})
             channel = self.slack.messages(config.slack_channel)
+            shared = self.slack.files.shared(config.slack_channel)  # the weekly chart, in the report's thread
             messages = [{"ts": m.ts, "text": m.text, "blocks": m.blocks, "edits": m.edits,
                          "replies": [{"ts": r.ts, "text": r.text, "blocks": r.blocks}
-                                     for r in self.slack.thread(config.slack_channel, m.ts) if r.ts != m.ts]}
+                                     for r in self.slack.thread(config.slack_channel, m.ts) if r.ts != m.ts],
+                         "files": [{"title": f.title, "url": f"/api/files/{f.id}"}
+                                   for f in shared if f.thread_ts == m.ts]}
                         for m in channel if m.thread_ts is None]
             result.append({"id": config.id, "name": config.name, "channel": config.slack_channel, "state": state,
                            "phase": phase.value if phase else None, "people": list(people.values()),
@@ -187,6 +190,15 @@ def create_page(world: World) -> FastAPI:
     @app.get("/api/state")
     def state() -> dict[str, Any]:
         return world.state()
+
+    @app.get("/api/files/{file_id}")
+    def shared_file(file_id: str) -> Response:
+        """A file shared in a channel (the weekly report's chart), as Slack shows it in the thread."""
+        found = world.slack.files.files.get(file_id)
+        if found is None or found.channel is None:
+            raise HTTPException(404, f"no shared file {file_id}")
+        return Response(found.data, media_type="image/png" if found.filename.endswith(".png")
+                        else "application/octet-stream")
 
     @app.get("/api/views/{index}")
     def view(index: int) -> dict[str, Any]:

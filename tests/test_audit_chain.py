@@ -234,6 +234,7 @@ def test_verify_refuses_an_unknown_engagement(rt: Runtime, acme: Engagement, cli
 
 
 def test_export_writes_the_decision_history(rt: Runtime, acme: Engagement, cli: Invoke, tmp_path: Path) -> None:
+    """The gate part of the export; tests/test_audit_export.py has the rest of a steering committee's record."""
     gate_id = decided_g1(rt, acme)
     with transaction(rt.sessions) as session:
         digest = gates.by_id(session, gate_id).digest
@@ -242,18 +243,19 @@ def test_export_writes_the_decision_history(rt: Runtime, acme: Engagement, cli: 
     assert md.exit_code == 0, md.output
     assert md.stdout.startswith("# Decision history: ACME churn prediction (acme-churn)\n")
     assert f"Audit chain intact: {len(events(rt, acme.id))} events, head #" in md.stdout and head in md.stdout
-    assert "## G1 (poc), timebox 1, revision 1" in md.stdout and f"- Evidence digest: `{digest}`" in md.stdout
-    assert f"| {SPONSOR} | client | sponsor | NO-GO | F1 too low | slack |" in md.stdout
-    assert f"| {VENDOR_LEAD} | vendor | vendor lead | GO | agreed: pilot scope | cli |" in md.stdout
+    assert "### G1 (poc), timebox 1, revision 1" in md.stdout and f"- Evidence digest: `{digest}`" in md.stdout
+    assert f"| Dana Whitfield ({SPONSOR}) | client | sponsor | NO-GO | F1 too low | slack |" in md.stdout
+    assert f"| Priya Natarajan ({VENDOR_LEAD}) | vendor | vendor lead | GO with waiver | agreed: pilot scope | cli |" \
+        in md.stdout
 
     out = tmp_path / "g.csv"
     result = cli("audit", "export", acme.id, "--format", "csv", "--out", str(out))
     assert result.exit_code == 0 and f"written to {out}" in result.stdout
-    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    rows = [r for r in csv.DictReader(io.StringIO(out.read_text())) if r["record"] == "gate"]
     assert [(r["approver"], r["answer"], r["channel"]) for r in rows] == [
-        (SPONSOR, "NO-GO", "slack"), (SPONSOR, "GO", "slack"), (VENDOR_LEAD, "GO", "cli")]
-    assert {(r["gate"], r["gate_outcome"], r["evidence_digest"], r["side"]) for r in rows[2:]} == {
-        ("G1", "GO", digest, "vendor")}
+        (SPONSOR, "NO-GO", "slack"), (SPONSOR, "GO with waiver", "slack"), (VENDOR_LEAD, "GO with waiver", "cli")]
+    assert {(r["subject"], r["outcome"], r["evidence_digest"], r["side"]) for r in rows[2:]} == {
+        ("G1", "GO with waiver", digest, "vendor")}
 
 
 @pytest.mark.timeout(120)

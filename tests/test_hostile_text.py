@@ -305,7 +305,7 @@ def test_outside_text_keeps_its_words() -> None:
     joined = "\U0001f468\u200d\U0001f469\u200d\U0001f467 \u0645\u06cc\u200c\u0631\u0648\u062f"
     assert literal(joined) == joined  # emoji sequences and scripts keep their joiners
     line = gate_messages.answer_line(approver=SPONSOR, name="R&D <lead>", side="client", role="sponsor",
-                                     outcome=Outcome.GO, via="slack", reason="a < b \u202eok", waived=False,
+                                     outcome=Outcome.GO, via="slack", reason="a < b \u202eok", unmet=(),
                                      operator=None)
     assert line == "R&amp;D &lt;lead&gt; (<@U0SPONSOR1>, client sponsor) GO via slack: “a &lt; b ok”"
 

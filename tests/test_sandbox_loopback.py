@@ -140,6 +140,25 @@ def test_the_page_answers_itself_under_a_loopback_name(page: ServerHandle, recor
     assert headers["x-slack-signature"] == sign(SECRET, headers["x-slack-request-timestamp"], body)
 
 
+def test_a_chart_shared_in_a_reports_thread_is_shown_under_it(rt: Runtime, page: ServerHandle, tmp_path: Path) -> None:
+    """The weekly report's chart, uploaded in its thread as phasegate does, is in the page's state
+    under that message and served as the PNG uploaded; an id never shared is not found."""
+    chart = tmp_path / "burnup.png"
+    chart.write_bytes(b"\x89PNG\r\n\x1a\n chart bytes")
+    ts = rt.chat.post("C0ACMECHURN", "Weekly status: ACME churn prediction")
+    rt.chat.upload("C0ACMECHURN", chart, "ACME churn prediction burn-up, 2026-W49", thread_ts=ts)
+    rt.chat.post("C0ACMECHURN", "a later message")
+    state = call(page, "GET", "/api/state").json()
+    [acme] = [e for e in state["engagements"] if e["id"] == "acme-churn"]
+    shown = {m["ts"]: m["files"] for m in acme["messages"]}
+    [shared] = shown.pop(ts)
+    assert shared["title"] == "ACME churn prediction burn-up, 2026-W49" and list(shown.values()) == [[]]
+    served = call(page, "GET", shared["url"])
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content == chart.read_bytes()
+    assert call(page, "GET", "/api/files/F9999999999").status_code == 404
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 def test_a_view_index_out_of_range_is_not_found(page: ServerHandle) -> None:

@@ -4,7 +4,8 @@ file written by `engagement init`. What the PM does in the README's "Rehearse yo
 start the PoC, ask for the review, answer GO as two approvers through the waiver modal, and see the
 prompt decided and the next phase kick off.
 
-Set SANDBOX_SCREENSHOT=docs/sandbox.png to refresh the README's screenshot from this run.
+Set SANDBOX_SCREENSHOT=PATH to keep this run's screenshot (the README's, a weekly report with its
+chart, is taken by scripts/sandbox_screenshot.py).
 """
 
 from __future__ import annotations

@@ -29,19 +29,10 @@ def slack_or_none(rt: Runtime) -> SlackChat | None:
     return rt.chat if rt.settings.slack_bot_token.get_secret_value() else None
 
 
-def witness_words(check: WitnessCheck) -> str:
-    if check.not_checked is not None:
-        return f"witness not checked: {check.not_checked}"
-    if not check.witnesses:
-        return "no witness in Slack yet"
-    newest = check.witnesses[-1]
-    count = len(check.witnesses)
-    return f"witnessed by {count} Slack message{'s' if count > 1 else ''} (newest: #{newest.seq})"
-
-
 def verified_line(r: ChainReport, check: WitnessCheck) -> str:
-    state = "intact" if check.not_checked is None else "consistent in the database"
-    return f"{r.engagement_id}: {r.events} events {state}, head #{r.head_seq} {r.head_hash}; {witness_words(check)}"
+    from phasegate.reports.audit_words import head_words
+
+    return f"{r.engagement_id}: {head_words(r, check)}"
 
 
 @audit_app.command("verify")
@@ -88,7 +79,8 @@ def audit_export(engagement_id: str,
                  fmt: Annotated[ExportFormat, typer.Option("--format", case_sensitive=False)] = ExportFormat.MD,
                  out_file: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None
                  ) -> None:
-    """The decision history for a steering committee: each gate, its evidence digest, every answer."""
+    """The record for a steering committee: gates and their answers (waivers marked), change requests and
+    their effect on the baseline, spend against the budget, names beside ids, and the chain head."""
     from phasegate.ledger.db import transaction
     from phasegate.ledger.history import decision_history
     from phasegate.messages import witness

@@ -23,6 +23,7 @@ from phasegate.integrations.slack_blocks import (
 )
 from phasegate.messages.ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, attest_value, gate_block_id
 from phasegate.rules.evidence import MetricEvidence, MilestoneEvidence, Result, Snapshot
+from phasegate.rules.policy import answer_label
 from phasegate.states import Outcome
 from phasegate.text import literal
 
@@ -177,12 +178,12 @@ def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waiver: boo
 
 
 def answer_line(*, approver: str, name: str | None, side: str, role: str, outcome: Outcome, via: str, reason: str,
-                waived: bool, operator: str | None) -> str:
+                unmet: Sequence[str], operator: str | None) -> str:
     """One answer on the prompt, by name where the file gives one; a GO/ACCEPT given past unmet exit
     criteria shows its waiver, and a CLI answer who really ran the command."""
     person = (f"{literal(name)} (<@{approver}>, {literal(role_words(side, role))})" if name
               else f"<@{approver}> ({literal(role_words(side, role))})")
-    label = f"{outcome.label} with waiver" if waived and outcome.passes and reason else outcome.label
+    label = answer_label(outcome, unmet, reason)
     by = f" (recorded from the CLI by {literal(operator)})" if operator else ""
     return f"{person} {label} via {via}{by}" + quote_reason(reason)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement
 from phasegate.errors import InternalError, ServiceUnavailable
 from phasegate.integrations.slack_chat import Mark, SlackChat
 from phasegate.ledger import gates, handoff, spend
@@ -22,14 +22,14 @@ from phasegate.text import literal
 
 
 def names(engagement: Engagement) -> dict[str, str]:
-    """Slack user id -> the name the engagement file gives, for every approver of every gate."""
-    return {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    """Slack user id -> the name the engagement file gives (`Engagement.names`)."""
+    return engagement.names()
 
 
 def answer_lines(session: Session, gate: GateRow, who: dict[str, str] | None = None) -> list[str]:
-    waived = bool(gates.snapshot_of(session, gate).unmet)
+    unmet = gates.snapshot_of(session, gate).unmet
     return [messages.answer_line(approver=d.approver, name=(who or {}).get(d.approver), side=d.side, role=d.role,
-                                 outcome=d.outcome, via=d.via.value, reason=d.reason, waived=waived,
+                                 outcome=d.outcome, via=d.via.value, reason=d.reason, unmet=unmet,
                                  operator=d.operator)
             for d in gates.decisions(session, gate.id)]
 

@@ -37,8 +37,8 @@ from phasegate.states import ChangeRequestState, Rag
 
 
 def names(engagement: Engagement) -> dict[str, str]:
-    """Slack user id -> the approver's name, across every phase's gate."""
-    return {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    """Slack user id -> the name the engagement file gives (`Engagement.names`)."""
+    return engagement.names()
 
 
 def change_requests(view: LedgerView) -> ChangeRequests:

@@ -33,6 +33,22 @@ def needs_reason(outcome: Outcome, unmet: Sequence[str]) -> bool:
     return outcome.needs_reason or (outcome.passes and bool(unmet))
 
 
+def is_waiver(outcome: Outcome, unmet: Sequence[str], reason: str | None = None) -> bool:
+    """A GO or ACCEPT given while exit criteria of the frozen evidence fail or are missing (`unmet`):
+    allowed only with a written reason, the waiver's text (`check`). With `reason`, whether that one
+    recorded answer is a waiver; without, whether a gate decided `outcome` was passed by one."""
+    return outcome.passes and bool(unmet) and (reason is None or bool(reason.strip()))
+
+
+def outcome_label(outcome: Outcome, waived: bool) -> str:
+    """An outcome as the prompts and the exports name it: "GO with waiver" for a waiver."""
+    return f"{outcome.label} with waiver" if waived else outcome.label
+
+
+def answer_label(outcome: Outcome, unmet: Sequence[str], reason: str) -> str:
+    return outcome_label(outcome, is_waiver(outcome, unmet, reason))
+
+
 def check_answer(
     policy: GatePolicy, phase: Phase, *, via: Via, approver: str, requested_by: str, outcome: Outcome, reason: str,
     unmet: Sequence[str] = (),
