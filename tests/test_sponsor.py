@@ -184,6 +184,8 @@ def test_metrics_in_business_terms_cost_of_ownership_and_the_80_percent_warning(
     assert "near-cap" in rules
     assert ("PoC spend against its time-and-materials cap: 96,000 of 120,000 EUR (24,000 EUR left; 80% used, past "
             "the 80% warning mark)") in report.budget.near
+    said = report_render.markdown(report)
+    assert said.count("past the 80% warning mark") == 1 and ":warning: PoC spend against its" in said  # once, marked
     with transaction(rt.sessions) as session:
         _, blocks = render(session, gates.by_id(session, gate.id))
     assert "80% used, past the 80% warning mark" in json.dumps(blocks)  # the gate prompt's budget says it too

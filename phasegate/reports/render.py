@@ -103,9 +103,9 @@ def gate_lines(r: WeeklyReport) -> list[str]:
 def budget_lines(r: WeeklyReport) -> list[str]:
     b = r.budget
     tco = [literal(b.tco)] if b.tco else []
-    if b.lines:  # plain words whose `*bold*` marks an overrun
-        near = [f":warning: {literal(line)}" for line in b.near]
-        return [literal(line) for line in b.lines] + near + tco + ([b.note + "."] if b.note else [])
+    if b.lines:  # plain words whose `*bold*` marks an overrun; a line near its cap is marked where it stands
+        marked = [(":warning: " if line in b.near else "") + literal(line) for line in b.lines]
+        return marked + tco + ([b.note + "."] if b.note else [])
     cur = literal(b.currency)
     spent = f"{_n(b.spent)} {cur} spent" if b.spent is not None else b.note
     return [f"PoC cap {_n(b.poc_cap)} {cur}, change budget {_n(b.change_budget)} {cur}: {spent}.", *tco]
