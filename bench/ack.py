@@ -10,7 +10,8 @@ signature and the durable-write floor that also commits one decision row keyed b
 (bench.anchors), phasegate's endpoint exactly as `phasegate serve-slack` serves it; the Slack stand-in
 (phasegate.sandbox) and a Prefect API stand-in answering the resume calls (bench.prefect_standin), so
 waking each decided gate's run is part of what is measured. PostgreSQL databases are fresh ones at
-127.0.0.1:5432, dropped at the end.
+127.0.0.1:5432, dropped at the end. Each server first answers a few warm-up clicks (their runs woken),
+so that what a long-running endpoint loads once is not measured.
 
 (a) a steady 20 clicks/s for 30 s: p99 answer time (budget under 100 ms). (b) bursts of 1,000 distinct
 clicks, 50 in flight (500 engagements, each one open G1 needing one GO from each side, so every click
@@ -50,6 +51,7 @@ PHASEGATE = str(Path(PYTHON).parent / "phasegate")
 # it, given the endpoint's environment, or None while it runs inside the endpoint process (today). When
 # set, bench.ack starts it beside the endpoint and counts its CPU in the CPU per click with follow-ups.
 FOLLOWUP_WORKER: list[str] | None = None
+WARM_UP = 3  # gates clicked (and their runs woken) before anything is measured: no first-use costs measured
 
 
 def start(name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None) -> Server:
@@ -111,6 +113,7 @@ class Bench:
                                 slack_bot_token=self.slack.token, slack_signing_secret=SECRET)
             rt = Runtime(settings)
             said_before, wakes_before = self.slack.said()[0], self.wakes()
+            warm_gates = open_gates(rt, template, "warm", WARM_UP)
             steady_gates = open_gates(rt, template, "steady", max(1, int(args.seconds * args.rate) // 2))
             burst_gates = [open_gates(rt, template, f"burst{r}", args.burst // 2) for r in range(args.rounds)]
             floor = start(f"floor-{backend}", [PYTHON, "-m", "bench.anchors", "floor", "--url", floor_url], self.logs)
@@ -120,10 +123,15 @@ class Bench:
             pids = [ours.pid, *(w.pid for w in workers)]
             figures = Figures(backend, args.burst, args.concurrency, self.run)
             try:
+                for server in (self.bare, floor, ours):  # each server's first clicks load what they use
+                    urls = self.slack.response_urls(2 * WARM_UP) if server is ours else None
+                    self.gen.run(Job(server.url + "/slack/interactions", clicks(warm_gates, urls), concurrency=2),
+                                 server.pid)
+                self.settle(wakes_before + WARM_UP, pids)
                 steady_urls = self.slack.response_urls(2 * len(steady_gates))
                 steady = self.gen.run(Job(ours.url + "/slack/interactions", clicks(steady_gates, steady_urls),
                                           concurrency=10, rate=args.rate), ours.pid)
-                expected = wakes_before + len(steady_gates)
+                expected = wakes_before + WARM_UP + len(steady_gates)
                 self.settle(expected, pids)
                 for gates_of_round in burst_gates:  # both anchors before and after each of ours
                     figures.bare.append(self.burst(self.bare, clicks(gates_of_round)))
@@ -148,7 +156,8 @@ class Bench:
                 rt.close()
         figures.steady(steady, args.rate, args.seconds)
         figures.bursts()
-        figures.exactly_once(counts, len(gate_ids), told_not_recorded, woken, len(steady_gates) + len(gate_ids))
+        figures.exactly_once(counts, len(gate_ids), told_not_recorded, woken,
+                             WARM_UP + len(steady_gates) + len(gate_ids))
 
 
 def main() -> None:

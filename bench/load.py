@@ -84,7 +84,19 @@ class Connection11:
         self.reader = self.writer = None
 
     async def post(self, path: str, headers: dict[str, str], body: bytes) -> int:
-        """Send one request and read its whole answer; its status, or NO_ANSWER."""
+        """Send one request and read its whole answer; its status, or NO_ANSWER. A kept-alive connection
+        the server closed while idle (nothing of an answer read) is reopened and the request sent again,
+        once, as an HTTP client library does."""
+        reused = self.writer is not None
+        try:
+            return await asyncio.wait_for(self._exchange(path, headers, body), TIMEOUT)
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+            self.close()
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                return NO_ANSWER
+        except (TimeoutError, OSError, ValueError):
+            self.close()
+            return NO_ANSWER
         try:
             return await asyncio.wait_for(self._exchange(path, headers, body), TIMEOUT)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
