@@ -112,7 +112,7 @@ class Bench:
             settings = Settings(home=home, database_url=url, slack_api_url=self.slack.base_url,
                                 slack_bot_token=self.slack.token, slack_signing_secret=SECRET)
             rt = Runtime(settings)
-            said_before, wakes_before = self.slack.said()[0], self.wakes()
+            (said_before, updates_before), wakes_before = self.slack.said(), self.wakes()
             warm_gates = open_gates(rt, template, "warm", WARM_UP)
             steady_gates = open_gates(rt, template, "steady", max(1, int(args.seconds * args.rate) // 2))
             burst_gates = [open_gates(rt, template, f"burst{r}", args.burst // 2) for r in range(args.rounds)]
@@ -147,7 +147,7 @@ class Bench:
                 figures.floor.append(self.burst(floor, clicks(burst_gates[-1])))
                 gate_ids = [g for round_gates in burst_gates for g, _, _ in round_gates]
                 counts = exactly_once(rt, gate_ids)
-                said_after = self.slack.said()[0]
+                said_after, updates_after = self.slack.said()
                 told_not_recorded = not_recorded(said_after) - not_recorded(said_before)
                 woken = self.wakes() - wakes_before
             finally:
@@ -157,7 +157,7 @@ class Bench:
         figures.steady(steady, args.rate, args.seconds)
         figures.bursts()
         figures.exactly_once(counts, len(gate_ids), told_not_recorded, woken,
-                             WARM_UP + len(steady_gates) + len(gate_ids))
+                             WARM_UP + len(steady_gates) + len(gate_ids), updates_after - updates_before)
 
 
 def main() -> None:

@@ -115,19 +115,19 @@ class Figures:
         return sum(r.result.server_cpu for r in rounds) / max(1, sum(len(r.result.latencies) for r in rounds))
 
     def exactly_once(self, counts: tuple[int, int, int, int], gates: int, told_not_recorded: int, woken: int,
-                     all_gates: int) -> None:
+                     all_gates: int, updates: int) -> None:
         decisions, distinct, audit, decided = counts
         sent = sum(len(r.result.latencies) for r in self.ours)
         once = decisions == distinct == audit == sent and decided == gates
         print(f"  exactly once: {decisions} decisions, {distinct} distinct (gate, approver), {audit} audit events "
               f"for {sent} burst clicks; {decided}/{gates} gates decided; {woken} runs woken for {all_gates} "
-              f"decided gates   {'ok' if once else 'MISS'}")
+              f"decided gates; {updates} chat.update calls   {'ok' if once else 'MISS'}")
         print(f"  not recorded: {told_not_recorded} clickers told so (on the stand-in's response URLs)   "
               f"{'ok' if told_not_recorded == 0 else 'MISS'}")
         self.run.figure(f"B-ACK (b) {self.backend}: decisions recorded, exactly once", decisions, "decisions",
                         target=f"= {sent} burst clicks, each once", met=once,
                         note=f"{distinct} distinct, {audit} audit events, {decided}/{gates} gates decided, "
-                             f"{woken} runs woken for {all_gates} decided gates")
+                             f"{woken} runs woken for {all_gates} decided gates, {updates} chat.update calls")
         self.run.figure(f"B-ACK (b) {self.backend}: clickers told \"not recorded\"", told_not_recorded, "answers",
                         target="0", met=told_not_recorded == 0, note="steady and burst clicks, counted on the Slack "
                                                                      "stand-in's response URLs")
