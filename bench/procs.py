@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from phasegate.ops.local import dies_with_this_process
 from phasegate.ops.servers import free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -51,10 +52,11 @@ class Server:
     @classmethod
     def start(cls, name: str, args: list[str], port: int, *, log_dir: Path, env: dict[str, str] | None = None,
               timeout: float = 60) -> Server:
-        """Start `args` (a server listening on 127.0.0.1:`port`) and return once it accepts connections."""
+        """Start `args` (a server listening on 127.0.0.1:`port`, ended if this process dies first: the same
+        process id, exec'd in place) and return once it accepts connections."""
         log = log_dir / f"{name}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(dies_with_this_process(args), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
