@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, FiniteFloat, StringConstraints
 
-from phasegate.configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement
 from phasegate.errors import EXPECTED, NotFound
 from phasegate.gates import operations
 from phasegate.ledger import engagements
@@ -125,7 +125,7 @@ class World:
                 links = named | (engagements.links(session, config.id, phase) if phase else {})
                 state = row.state.value
             people = {config.pm_slack_user: {"id": config.pm_slack_user, "name": "PM", "role": "pm", "side": ""}}
-            for p in Phase:
+            for p in config.phases.present():
                 for a in config.phases.of(p).gate.approvers:
                     people.setdefault(a.slack_user, {"id": a.slack_user, "name": a.name, "role": a.role,
                                                      "side": a.side.value})
@@ -250,9 +250,10 @@ def create_page(world: World) -> FastAPI:
                 config = next((c for c in world.configs() if c.id == request.engagement), None)
                 if config is None:
                     raise HTTPException(404, f"no engagement {request.engagement!r} in the sandbox")
-                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user,
+                first = config.phases.first()  # Phase 0 when the file has it, else the PoC
+                run = operations.start_phase(world.rt, config.id, first, config.pm_slack_user,
                                              operator=cli_operator())
-                return {"status": f"PoC flow run {run}"}
+                return {"status": f"{first.heading} flow run {run}"}
             return {"status": operations.request_review(world.rt, request.engagement, operator=cli_operator())}
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None

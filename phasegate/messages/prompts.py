@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement
 from phasegate.errors import InternalError, ServiceUnavailable
 from phasegate.integrations.slack_chat import Mark, SlackChat
 from phasegate.ledger import gates, handoff, spend
@@ -23,7 +23,7 @@ from phasegate.text import literal
 
 def names(engagement: Engagement) -> dict[str, str]:
     """Slack user id -> the name the engagement file gives, for every approver of every gate."""
-    return {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    return {a.slack_user: a.name for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
 
 
 def answer_lines(session: Session, gate: GateRow, who: dict[str, str] | None = None) -> list[str]:

@@ -38,7 +38,7 @@ from phasegate.states import ChangeRequestState, Rag
 
 def names(engagement: Engagement) -> dict[str, str]:
     """Slack user id -> the approver's name, across every phase's gate."""
-    return {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    return {a.slack_user: a.name for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
 
 
 def change_requests(view: LedgerView) -> ChangeRequests:
