@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, FiniteFloat, StringConstraints
 
-from phasegate.configs.schema import Engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import EXPECTED, NotFound
 from phasegate.gates import operations
 from phasegate.ledger import engagements
@@ -144,6 +144,7 @@ class World:
                         for m in channel if m.thread_ts is None]
             result.append({"id": config.id, "name": config.name, "channel": config.slack_channel, "state": state,
                            "phase": phase.value if phase else None, "people": list(people.values()),
+                           "first": "Phase 0" if config.phases.first() is Phase.SELECTION else "the PoC",
                            "metrics": [m.name for m in config.metrics], "issues": issues, "messages": messages})
         notices = [str(r.get("text", "")) for r in self.slack.responses[-3:]]  # response_url answers
         return {"engagements": result, "views": len(self.slack.views), "notices": notices}

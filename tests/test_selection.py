@@ -183,3 +183,49 @@ def test_the_poc_waits_for_g0_and_phase_0_needs_the_file_to_have_it(rt: Runtime,
         operations.start_phase(rt, "acme-wait", Phase.POC, "U0PMACME01")
     with pytest.raises(PolicyError, match="acme-churn has no selection phase in its engagement file"):
         operations.start_phase(rt, "acme-churn", Phase.SELECTION, "U0PMACME01")
+
+
+def test_the_weekly_report_covers_an_engagement_in_phase_0(rt: Runtime, acme: Engagement) -> None:
+    from phasegate.ledger.models import utcnow
+    from phasegate.reports import collect, render
+    from phasegate.sandbox.standins.blockkit import validate_blocks
+
+    g0(rt, with_selection(acme, "acme-report"))
+    result = collect.collect(rt, ["acme-report"], utcnow())
+    assert result.failures == {}
+    (report,) = result.reports
+    assert [m.key for m in report.milestones] == ["data-readiness", "mlops-walkthrough"]
+    (gate,) = report.gates
+    assert set(gate.pending) == {"Dana Whitfield", "Omar Haddad"}
+    assert validate_blocks(render.blocks(report)) == []
+    assert "Phase 0: Choosing the vendor, week 1 of 3 planned" in render.markdown(report)
+
+
+def test_the_cli_shows_g0s_red_flags_and_asks_for_the_waiver(cli: Any, home: Any, acme: Engagement) -> None:
+    from helpers import refused
+
+    from phasegate.ledger import phases
+    from phasegate.ledger.db import make_engine, sessions, upgrade
+    from phasegate.ledger.models import utcnow
+    from phasegate.rules import evidence
+
+    url = f"sqlite:///{home / 'ledger.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    promised = with_selection(acme, "acme-cli", accuracy_promise="95 % accuracy")
+    try:
+        with transaction(sessions(engine)) as session:
+            engagements.register(session, promised)
+            phases.start_phase(session, promised, Phase.SELECTION, requested_by="U0PMACME01", flow_run_id=None,
+                               today=utcnow().date())
+            snapshot = evidence.collect(promised, Phase.SELECTION, 1, tracker=None, read_json=lambda u, p: (0.0, None),
+                                        facts=evidence.LedgerFacts(), now=utcnow())
+            gate_id = gates.open_gate(session, snapshot, requested_by="U0PMACME01", flow_run_id=None,
+                                      channel=promised.slack_channel).id
+    finally:
+        engine.dispose()
+    shown = cli("gate", "show", str(gate_id)).stdout
+    assert "Red flags (GO needs a written waiver):\n    the vendor promises accuracy before seeing our data: “95 % accuracy”" in shown
+    assert "Named individuals the vendor commits:\n    Priya Natarajan (vendor lead)" in shown
+    refused(cli("gate", "decide", str(gate_id), "go", "--as", "U0SPONSOR1"),
+            "GO while exit criteria are not met needs a written waiver reason", "red flag: the vendor promises accuracy")
