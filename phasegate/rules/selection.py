@@ -4,10 +4,9 @@ The vendor's due-diligence answers, the in-house-or-outsource decision with its 
 terms and the named individuals are read from the engagement file once, when the gate opens, and
 frozen with the rest of the evidence (so the digest covers what the approvers read). The guide's red
 flags are found here and nowhere else; every surface reads them from the snapshot, and GO past any of
-them is a waiver, as past an unmet exit criterion (`Snapshot.unmet`).
-
-    >>> flags = red_flags(engagement)  # doctest: +SKIP
-    ['the vendor promises accuracy before seeing our data: “95 % accuracy guaranteed”']
+them is a waiver, as past an unmet exit criterion (`Snapshot.unmet`): with `accuracy_promise: 95 %
+accuracy guaranteed` in the file, G0's evidence holds the red flag "the vendor promises accuracy
+before seeing our data: “95 % accuracy guaranteed”", and a GO needs a written reason.
 """
 
 from __future__ import annotations
