@@ -229,3 +229,28 @@ def test_the_cli_shows_g0s_red_flags_and_asks_for_the_waiver(cli: Any, home: Any
     assert "Named individuals the vendor commits:\n    Priya Natarajan (vendor lead)" in shown
     refused(cli("gate", "decide", str(gate_id), "go", "--as", "U0SPONSOR1"),
             "GO while exit criteria are not met needs a written waiver reason", "red flag: the vendor promises accuracy")
+
+
+def test_engagement_inits_template_begins_with_phase_0_without_red_flags() -> None:
+    import datetime as dt
+
+    from phasegate.configs.template import engagement_template
+    from phasegate.rules.selection import red_flags, selection_evidence
+
+    engagement = parse_engagement(engagement_template("new-thing", today=dt.date(2026, 11, 28)), "f.yaml")
+    assert engagement.phases.first() is Phase.SELECTION
+    assert {a.side.value for a in engagement.phases.of(Phase.SELECTION).gate.approvers} == {"client"}
+    assert red_flags(engagement) == []
+    shown = selection_evidence(engagement, Phase.SELECTION)
+    assert shown is not None and shown.team == ["Val Vendor (vendor lead)", "Mo Modeller (ML engineer)"]
+    assert selection_evidence(engagement, Phase.POC) is None  # the other phases' evidence is as it was
+
+
+def test_no_waivers_at_g0_refuses_go_past_a_red_flag(rt: Runtime, acme: Engagement) -> None:
+    strict = with_changes(with_selection(acme, "acme-strict", models_in_production=0),
+                          phases__selection__gate__allow_waivers=False)
+    gate_id = g0(rt, strict)
+    with pytest.raises(PolicyError, match="GO is refused while exit criteria are not met .*red flag: no production"):
+        with transaction(rt.sessions) as session:
+            gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, via=Via.SLACK,
+                         reason="we like them")
