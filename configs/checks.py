@@ -156,9 +156,27 @@ def jira_people_problems(data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def selection_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Phase 0 asks "with whom?": the vendor's named individuals must be in the file, and G0 is the
+    client's decision whether to sign, so no vendor approves it."""
+    selection = _map(data.get("phases")).get("selection")
+    if not isinstance(selection, Mapping):
+        return []
+    problems: list[Problem] = []
+    if not _list(data.get("vendor_team")):
+        problems.append(("vendor_team", "Phase 0 (selection) needs the named individuals the vendor commits: "
+                                        "list them under vendor_team"))
+    for index, approver in enumerate(_list(_map(selection.get("gate")).get("approvers"))):
+        if _map(approver).get("side") == "vendor":
+            problems.append((f"phases.selection.gate.approvers[{index}].side",
+                             "G0 is the client's decision whether to sign: the vendor does not approve it"))
+    return problems
+
+
 def engagement_problems(data: Mapping[str, Any]) -> list[Problem]:
     """Every cross-field problem in a whole (possibly otherwise invalid) engagement document."""
-    problems = metric_reference_problems(data) + issue_project_problems(data) + jira_people_problems(data)
+    problems = (metric_reference_problems(data) + issue_project_problems(data) + jira_people_problems(data)
+                + selection_problems(data))
     phases = _map(data.get("phases"))
     for name, phase in phases.items():
         if not isinstance(phase, Mapping):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from phasegate.configs.evidence_schema import KT_DRILL
-from phasegate.configs.schema import Engagement, Milestone, Phase, Side
+from phasegate.configs.schema import Engagement, Milestone, Side
 
 POC_WEEKS = (6, 12)
 HANDOVER_WEEKS = (4, 8)
@@ -86,7 +86,7 @@ def development_warnings(engagement: Engagement) -> list[PlanningWarning]:
 def handover_warnings(engagement: Engagement) -> list[PlanningWarning]:
     phases = engagement.phases
     weeks = phases.handover.planned_weeks
-    total = sum(phases.of(phase).planned_weeks for phase in Phase)
+    total = sum(phases.of(phase).planned_weeks for phase in phases.present() if phase.vendor_billed)
     found: list[PlanningWarning] = []
     low, high = HANDOVER_WEEKS
     share_low, share_high = HANDOVER_SHARE
@@ -115,7 +115,7 @@ def in_house_warnings(engagement: Engagement) -> list[PlanningWarning]:
     """Work the guide keeps in-house given to the vendor (`owner: vendor`), and a knowledge-transfer
     drill the vendor may attest: each is a dependency rented rather than a capability built."""
     found: list[PlanningWarning] = []
-    for phase in Phase:
+    for phase in engagement.phases.present():
         for index, m in enumerate(engagement.phases.of(phase).milestones):
             path = f"phases.{phase.value}.milestones[{index}]"
             for pattern, what, reason in IN_HOUSE:

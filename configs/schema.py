@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from phasegate.configs import checks, limits
+from phasegate.configs.errors import ConfigError
 from phasegate.configs.evidence_schema import (
     ExitCriterion,
     JiraQuery,
@@ -39,6 +40,7 @@ from phasegate.configs.schema_base import (
     Side,
     Strict,
 )
+from phasegate.configs.selection_schema import DueDiligence, IpTerms, Sourcing
 from phasegate.configs.sponsor_schema import DataHandling, TeamMember
 from phasegate.configs.weekly import WeeklyStatus
 
@@ -46,7 +48,7 @@ from phasegate.configs.weekly import WeeklyStatus
 __all__ = [
     "Approver", "Budget", "Comparator", "Engagement", "ExitCriterion", "GatePolicy", "IDENT",
     "JiraChangeRequests", "JiraQuery", "JiraSite", "Metric", "MetricSource", "Milestone", "PROJECT_KEY", "Phase",
-    "PhaseConfig", "Phases", "PlanningRules", "Quorum", "SLACK_CHANNEL_ID", "SLACK_USER_ID", "Side", "Strict",
+    "PhaseConfig", "Phases", "PlanningRules", "Quorum", "SelectionPhase", "SLACK_CHANNEL_ID", "SLACK_USER_ID", "Side", "Strict",
     "TimeoutOutcome", "number"
 ]
 
@@ -64,14 +66,40 @@ class PhaseConfig(Strict):
         return self
 
 
+class SelectionPhase(PhaseConfig):
+    """Phase 0, "Should we sign, and with whom?": the client's own checks before the contract (data
+    readiness among its milestones), with the vendor's due diligence, the sourcing decision and the
+    IP terms shown on the G0 prompt. The vendor's named individuals are the file's `vendor_team`."""
+
+    due_diligence: DueDiligence
+    sourcing: Sourcing
+    ip: IpTerms
+
+
 class Phases(Strict):
+    selection: SelectionPhase | None = Field(default=None, exclude_if=lambda v: v is None)  # optional Phase 0
     poc: PhaseConfig
     development: PhaseConfig
     handover: PhaseConfig
 
     def of(self, phase: Phase) -> PhaseConfig:
-        config: PhaseConfig = getattr(self, phase.value)
+        config: PhaseConfig | None = getattr(self, phase.value)
+        if config is None:
+            raise ConfigError([f"the engagement file has no {phase.value} phase"])
         return config
+
+    def present(self) -> list[Phase]:
+        """The phases this engagement goes through, in order (Phase 0 only when the file has it)."""
+        return [phase for phase in Phase if getattr(self, phase.value) is not None]
+
+    def first(self) -> Phase:
+        return self.present()[0]
+
+    def before(self, phase: Phase) -> Phase | None:
+        """The phase whose gate must have passed before `phase` starts, if any."""
+        present = self.present()
+        index = present.index(phase) if phase in present else 0
+        return present[index - 1] if index > 0 else None
 
 
 class Budget(Strict):
@@ -201,13 +229,13 @@ class Engagement(Strict):
     def _cross_checks(self) -> Engagement:
         data = self.model_dump(mode="json")
         checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data)
-                        + checks.jira_people_problems(data))
+                        + checks.jira_people_problems(data) + checks.selection_problems(data))
         return self
 
     def names(self) -> dict[str, str]:
         """Slack user id -> the name the file gives, for everyone it names with an id: the vendor's
         team, the approvers of change requests and of every gate. Shown beside the ids (never ids alone)."""
-        policies = [self.phases.of(p).gate for p in Phase] + ([self.change_requests] if self.change_requests else [])
+        policies = [self.phases.of(p).gate for p in self.phases.present()] + ([self.change_requests] if self.change_requests else [])
         return {**{m.slack_user: m.name for m in self.vendor_team if m.slack_user},
                 **{a.slack_user: a.name for policy in policies for a in policy.approvers}}
 

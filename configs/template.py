@@ -2,7 +2,8 @@
 
 The file validates as written: its Slack ids, Jira site and people are placeholders marked `EDIT`
 that `phasegate sandbox FILE` runs as they are, so a PM can rehearse the plan before replacing them.
-The plan itself is the guide's: a 6–12 week PoC that starts with data readiness, development tied
+The plan itself is the guide's: a Phase 0 before signing (data readiness, the vendor's due
+diligence, in-house or outsource, IP), a 6–12 week PoC that starts with data readiness, development tied
 to process milestones with production hardening, a handover of 15–20 % of the total time.
 """
 
@@ -53,6 +54,40 @@ data_handling:                                   # EDIT: as the data-handling ag
   encryption: AES-256 at rest, TLS 1.2+ in transit
   deletion_deadline: {deletion}                  # the vendor's copies deleted by then; reminded 14 days before
 phases:
+  selection:
+    # Phase 0, before signing: "Should we sign, and with whom?" (G0, the client's decision; delete this
+    # block to start at the PoC). Your own checks first, the vendor's answers and the contract below;
+    # a red flag (an accuracy promise, no model in production, a fixed price, AI as your core moat, data
+    # you may not share, IP left with the vendor) is shown on the G0 prompt and makes GO need a waiver.
+    planned_weeks: 3
+    milestones:
+      - {{key: data-readiness, title: Internal data readiness assessment before signing, owner: client, attestation: true, attesting_side: client}}
+      - {{key: mlops-walkthrough, title: Vendor walked us through their MLOps architecture diagrams, owner: client, attestation: true, attesting_side: client}}
+      - {{key: references, title: "References checked: their production models and how they monitor them", owner: client, attestation: true, attesting_side: client}}
+    exit_criteria:
+      - all_required_milestones_done
+    gate:
+      approvers:                                   # EDIT: client side only; the vendor does not approve its own hiring
+        - {{slack_user: U0SPONSOR1, name: Sam Sponsor, side: client, role: sponsor}}
+        - {{slack_user: U0TECHLEAD, name: Tess Techlead, side: client, role: tech lead}}
+      quorum: {{count: all}}
+    due_diligence:                                 # EDIT: the vendor's answers, as you noted them
+      mlops_architecture: Feature store, training pipeline in Airflow, models served behind a versioned REST API
+      experiment_tracking: MLflow, one run per experiment with its data version
+      model_versioning: MLflow model registry, promoted by review
+      data_validation: Great Expectations checks on every load, failures stop the pipeline
+      models_in_production: 12                     # the golden question: how many still run in production today
+      production_monitoring: Weekly accuracy on labelled samples, drift alerts on the inputs
+      sample_status_reports: Data quality score, F1 per experiment and the next experiments, not hours
+      # accuracy_promise: "95 % accuracy"          # what they promised before seeing your data: a red flag
+      pricing: capped_time_and_materials           # time_and_materials, capped_time_and_materials, dedicated_team or fixed_price (a red flag)
+    sourcing:                                      # EDIT: in-house or outsource, and why
+      core_moat: false                             # true when AI is your primary competitive moat (keep it in-house)
+      regulated_data: false                        # true when the data may not legally leave the company
+      reasons: An enhancement layer on our product; hiring ML engineers would take six months
+    ip:                                            # EDIT: as the contract settles it
+      client_owns: [trained_models, training_data_derivatives, custom_code, test_scripts]
+      pre_existing: []                             # the vendor's own IP it brings, e.g. {{item: base model, terms: licensed perpetually}}
   poc:
     # Discovery and PoC, time and materials, 6–12 weeks: define the problem, assess the data,
     # build a baseline, and answer "should we continue?".

@@ -125,7 +125,7 @@ class World:
                 links = named | (engagements.links(session, config.id, phase) if phase else {})
                 state = row.state.value
             people = {config.pm_slack_user: {"id": config.pm_slack_user, "name": "PM", "role": "pm", "side": ""}}
-            for p in Phase:
+            for p in config.phases.present():
                 for a in config.phases.of(p).gate.approvers:
                     people.setdefault(a.slack_user, {"id": a.slack_user, "name": a.name, "role": a.role,
                                                      "side": a.side.value})
@@ -147,6 +147,7 @@ class World:
                         for m in channel if m.thread_ts is None]
             result.append({"id": config.id, "name": config.name, "channel": config.slack_channel, "state": state,
                            "phase": phase.value if phase else None, "people": list(people.values()),
+                           "first": "Phase 0" if config.phases.first() is Phase.SELECTION else "the PoC",
                            "metrics": [m.name for m in config.metrics], "issues": issues, "messages": messages})
         notices = [str(r.get("text", "")) for r in self.slack.responses[-3:]]  # response_url answers
         return {"engagements": result, "views": len(self.slack.views), "notices": notices}
@@ -262,9 +263,10 @@ def create_page(world: World) -> FastAPI:
                 config = next((c for c in world.configs() if c.id == request.engagement), None)
                 if config is None:
                     raise HTTPException(404, f"no engagement {request.engagement!r} in the sandbox")
-                run = operations.start_phase(world.rt, config.id, Phase.POC, config.pm_slack_user,
+                first = config.phases.first()  # Phase 0 when the file has it, else the PoC
+                run = operations.start_phase(world.rt, config.id, first, config.pm_slack_user,
                                              operator=cli_operator())
-                return {"status": f"PoC flow run {run}"}
+                return {"status": f"{first.heading} flow run {run}"}
             return {"status": operations.request_review(world.rt, request.engagement, operator=cli_operator())}
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None

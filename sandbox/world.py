@@ -179,7 +179,7 @@ def seed_jira(jira: JiraStandin, engagement: Engagement) -> None:
     the existing issues that milestones name by `jira_issue` (open, under the milestone's title), so
     they show as evidence rather than missing."""
     jira.add_project(engagement.jira.project)
-    for phase in Phase:
+    for phase in engagement.phases.present():
         for milestone in engagement.phases.of(phase).milestones:
             key = milestone.jira_issue
             if key is None or key.upper() in jira.issue_keys():

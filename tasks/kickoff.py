@@ -104,7 +104,8 @@ def record_baseline(rt: Runtime, engagement: Engagement, phase: Phase = Phase.PO
     be told apart later. Jira down: the keys are recorded by the next run of this step."""
     scope = {
         "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,
-                             "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in Phase},
+                             "milestones": [m.key for m in engagement.phases.of(p).milestones]}
+                   for p in engagement.phases.present()},
         "budget": engagement.budget.model_dump(mode="json"),
         "start_date": engagement.start_date.isoformat(),
     }

@@ -55,4 +55,6 @@ def gate_summary(rt: Runtime, gate_id: int) -> str:
     lines += [f"| {m.title} | {'yes' if m.done else ('no' if m.done is False else 'missing: ' + (m.error or ''))} |"
               for m in snapshot.milestones]
     lines += [f"\n**Warning:** {w}" for w in snapshot.warnings]
+    for heading, found in snapshot.selection.sections() if snapshot.selection else ():
+        lines += [f"\n**{heading}**", *(f"- {line}" for line in found)]
     return "\n".join(lines)

@@ -33,7 +33,7 @@ def start_poc(home: Path) -> None:
                            today=dt.date(2026, 8, 3))
         engagements.record_baseline(session, "acme-churn", {
             "phases": {p.value: {"planned_weeks": engagement.phases.of(p).planned_weeks,
-                                 "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in Phase},
+                                 "milestones": [m.key for m in engagement.phases.of(p).milestones]} for p in engagement.phases.present()},
             "budget": engagement.budget.model_dump(mode="json")})
     engine.dispose()
 

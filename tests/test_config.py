@@ -12,7 +12,6 @@ import yaml
 
 from phasegate.configs import limits
 from phasegate.configs.loader import ENGAGEMENTS_DIR, MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, load_engagement
-from phasegate.configs.schema import Phase
 from phasegate.errors import ConfigError
 
 Data = dict[str, Any]
@@ -150,7 +149,7 @@ CASES: list[tuple[Mutation, str, str]] = [
 def test_shipped_example_loads(name: str) -> None:
     engagement = load_engagement(ENGAGEMENTS_DIR / name)
     assert engagement.id == Path(name).stem
-    for phase in Phase:
+    for phase in engagement.phases.present():  # Phase 0 is optional
         assert engagement.phases.of(phase).gate.approvers
 
 

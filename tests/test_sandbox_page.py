@@ -122,7 +122,14 @@ def test_a_new_engagement_is_answered_in_the_page_and_its_next_phase_starts(
         browser.get(page.url)
         until(browser, "the engagement's channel", lambda d: ENGAGEMENT in text_of(d, "channels"))
 
+        assert text_of(browser, "start") == "Start Phase 0"  # the template begins before signing
         click(browser, "#start")
+        until(browser, "the Phase 0 kickoff", lambda d: "Phase 0: Choosing the vendor started" in text_of(d, "messages"))
+        click(browser, "#review")
+        until(browser, "the G0 prompt's GO button", lambda d: d.find_elements(By.CSS_SELECTOR, ".actions button.primary"))
+        assert "Named individuals the vendor commits" in text_of(browser, "messages")
+        answer_go_with_waiver(browser, "U0SPONSOR1", "waiver: our own checks are done, attested on Monday")
+        answer_go_with_waiver(browser, "U0TECHLEAD", "waiver: references called, notes in the wiki")
         until(browser, "the PoC kickoff", lambda d: "Phase 1: Discovery and PoC started" in text_of(d, "messages"))
         until(browser, "the PoC to be under way", lambda d: "active · poc" in text_of(d, "phase-state"))
         click(browser, "#review")
@@ -139,7 +146,7 @@ def test_a_new_engagement_is_answered_in_the_page_and_its_next_phase_starts(
         messages = text_of(browser, "messages")
         assert "GO with waiver via slack: “waiver: the client accepts the baseline as it is”" in messages, messages
         assert not browser.find_elements(By.CSS_SELECTOR, ".actions button.primary"), "the decided prompt has no buttons"
-        assert not browser.find_element(By.ID, "start").is_displayed()  # the PoC starts once
+        assert not browser.find_element(By.ID, "start").is_displayed()  # the first phase starts once
 
         browser.find_element(By.ID, "slash-text").send_keys(f"cr {ENGAGEMENT}")  # typed in the channel
         click(browser, "#slash")

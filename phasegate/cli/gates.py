@@ -53,6 +53,8 @@ def gate_show(gate_id: int) -> None:
                 out.print(f"  milestone {m.key}: {state} [{m.source}: {m.query}]", markup=False)
             for w in snapshot.warnings:
                 out.print(f"  warning: {w}", markup=False)
+            for heading, lines in snapshot.selection.sections() if snapshot.selection else ():
+                out.print(f"  {heading}:" + "".join(f"\n    {line}" for line in lines), markup=False)
             for warning in gate_warnings(session, gate):
                 out.print(f"warning: {warning}", markup=False)
             for d in gates.decisions(session, gate.id):

@@ -40,7 +40,7 @@ def engagement_show(engagement_id: str) -> None:
             live = row.state is EngagementState.ACTIVE
             budget = spend.status_of(session, row.id, engagement=config).lines()
         prefect = PrefectRuns()
-        for phase in Phase:
+        for phase in config.phases.present():
             planned = config.phases.of(phase).planned_weeks
             out.print(f"  {phase.heading}: planned {planned} weeks"
                       + (f", {weeks[phase]} weeks with its extensions" if weeks[phase] and weeks[phase] != planned

@@ -40,7 +40,9 @@ def start_phase(rt: Runtime, engagement_id: str, phase: Phase, requested_by: str
         existing = phases.find_phase_run(session, engagement_id, phase)
         if existing is not None:
             raise already_started(engagement_id, phase, existing.flow_run_id)
-        previous = list(Phase)[list(Phase).index(phase) - 1] if phase is not Phase.POC else None
+        if phase not in engagement.phases.present():
+            raise PolicyError(f"{engagement_id} has no {phase.value} phase in its engagement file")
+        previous = engagement.phases.before(phase)
         if previous is not None:
             run = phases.find_phase_run(session, engagement_id, previous)
             if run is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phasegate.configs.schema import Approver, Engagement, Phase
+from phasegate.configs.schema import Approver, Engagement
 from phasegate.errors import InvalidRequest, PolicyError
 from phasegate.ledger import audit
 from phasegate.ledger.change_requests import (
@@ -123,7 +123,7 @@ def approve(session: Session, cr: ChangeRequestRow, engagement: Engagement) -> B
     scope["change_spent"] = float(scope.get("change_spent", 0.0)) + cr.cost
     scope["change_request"] = cr.number
     scope["phases"] = {p.value: {"planned_weeks": config.phases.of(p).planned_weeks,
-                                 "milestones": [m.key for m in config.phases.of(p).milestones]} for p in Phase}
+                                 "milestones": [m.key for m in config.phases.of(p).milestones]} for p in config.phases.present()}
     scope["budget"] = config.budget.model_dump(mode="json")
     if cr.schedule_days:
         box = current_timebox(session, cr.engagement_id, cr.phase)

@@ -166,7 +166,7 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
     if not config.attestation:
         raise PolicyError(f"milestone {milestone} takes its evidence from Jira, not from an attestation")
     checked("note", note)
-    sides = {a.slack_user: a.side.value for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    sides = {a.slack_user: a.side.value for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
     if by not in sides:
         raise PolicyError(f"{by} is not an approver of {engagement.id} and so cannot attest")
     if config.attesting_side not in ("either", sides[by]):
@@ -214,7 +214,7 @@ def submit_metric(session: Session, engagement: Engagement, metric: str, raw: st
         raise NotFound(f"{engagement.id} has no metric {metric!r}")
     if config.source.kind != "manual":
         raise PolicyError(f"{metric} is read from {config.source.kind}, not submitted by hand")
-    approvers = {a.slack_user for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    approvers = {a.slack_user for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
     if by != engagement.pm_slack_user and by not in approvers:
         raise PolicyError(f"{by} is neither the PM nor an approver of {engagement.id} and so cannot submit metrics")
     value = typed_value(raw)

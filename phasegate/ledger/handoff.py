@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phasegate.configs.schema import Engagement, Phase, Side
+from phasegate.configs.schema import Engagement, Side
 from phasegate.configs.sponsor_schema import NAME, ROLE
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import audit
@@ -21,7 +21,7 @@ from phasegate.text import checked
 
 
 def sides(engagement: Engagement) -> dict[str, Side]:
-    return {a.slack_user: a.side for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    return {a.slack_user: a.side for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
 
 
 def attest_check(session: Session, engagement: Engagement, check: str, *, by: str, holds: bool, via: Via,

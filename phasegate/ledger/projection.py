@@ -65,10 +65,10 @@ def _before_commit(session: Session) -> None:
 
 def gates_of(config: Engagement) -> dict[str, Any]:
     """Per phase: the gate's approvers in order as [slack_user, name], escalation and reminder hour."""
-    who = {a.slack_user: a.name for p in Phase for a in config.phases.of(p).gate.approvers}
+    who = {a.slack_user: a.name for p in config.phases.present() for a in config.phases.of(p).gate.approvers}
     return {p.value: {"approvers": [[a.slack_user, who[a.slack_user]] for a in config.phases.of(p).gate.approvers],
                       "escalate_after": config.phases.of(p).gate.escalate_after_business_days,
-                      "reminder_hour": config.phases.of(p).gate.reminder_hour} for p in Phase}
+                      "reminder_hour": config.phases.of(p).gate.reminder_hour} for p in config.phases.present()}
 
 
 def refresh(session: Session, engagement_ids: Iterable[str]) -> None:

@@ -27,7 +27,7 @@ def record(session: Session, engagement: Engagement, phase: Phase, raw: str, *, 
            operator: str | None = None) -> SpendRow:
     """Record money spent in `phase`, exactly as typed (a positive, finite decimal). Only the PM or
     an approver of the engagement may, as for hand-typed metrics."""
-    approvers = {a.slack_user for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    approvers = {a.slack_user for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
     if by != engagement.pm_slack_user and by not in approvers:
         raise PolicyError(f"{by} is neither the PM nor an approver of {engagement.id} and so cannot record spend")
     amount = typed_value(raw)

@@ -77,7 +77,7 @@ def render(session: Session, cr: ChangeRequestRow, engagement: Engagement | None
     (title, rationale, scope items, names from the file, the Jira key) rendered by `literal`."""
     engagement = engagement or config_of(get(session, cr.engagement_id))
     assessment = crs.assessment_of(cr)
-    who = {a.slack_user: a.name for p in Phase for a in engagement.phases.of(p).gate.approvers}
+    who = {a.slack_user: a.name for p in engagement.phases.present() for a in engagement.phases.of(p).gate.approvers}
     who |= {a.slack_user: a.name for a in (engagement.change_requests.approvers if engagement.change_requests else [])}
     decided = crs.decisions(session, cr.id)
     answers = [(f"{literal(who[d.approver])} (<@{d.approver}>, {literal(role_words(d.side, d.role))})"
@@ -174,7 +174,8 @@ def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None 
         text_input(CrField.TITLE.value, "Title", max_length=cr_model.TITLE_LIMIT),
         text_input(CrField.RATIONALE.value, "Rationale", multiline=True, max_length=cr_model.RATIONALE_LIMIT,
                    optional=True),
-        select_input(CrField.PHASE.value, "Phase", [(p.value, p.heading) for p in Phase], current.value),
+        select_input(CrField.PHASE.value, "Phase", [(p.value, p.heading) for p in engagement.phases.present()],
+                     current.value),
         text_input(CrField.SCOPE_ADDED.value, "Scope items added (one a line)", multiline=True, optional=True,
                    hint=f"At most {limit} items"),
         text_input(CrField.SCOPE_REMOVED.value, "Scope items removed (one a line)", multiline=True, optional=True),

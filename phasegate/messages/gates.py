@@ -24,6 +24,7 @@ from phasegate.integrations.slack_blocks import (
 from phasegate.messages.ids import DIGEST_MENU, REASON_INPUT, Action, View, action_id, attest_value, gate_block_id
 from phasegate.rules.evidence import MetricEvidence, MilestoneEvidence, Result, Snapshot
 from phasegate.rules.policy import answer_label
+from phasegate.rules.selection import SelectionEvidence
 from phasegate.states import Outcome
 from phasegate.text import literal
 
@@ -103,7 +104,21 @@ def evidence_blocks(snapshot: Snapshot, browse_url: str = "", names: Mapping[str
         blocks.append(section("*Metrics*\n" + "\n".join(_metric_line(m) for m in snapshot.metrics)))
     if snapshot.warnings:
         blocks.append(section("*Warnings*\n" + "\n".join(f":warning: {literal(w)}" for w in snapshot.warnings)))
+    if snapshot.selection is not None:
+        blocks += selection_blocks(snapshot.selection)
     return blocks
+
+
+ANSWER_SHOWN = 240  # characters of one due-diligence answer on the prompt; the snapshot keeps it whole
+
+
+def selection_blocks(selection: SelectionEvidence) -> list[Block]:
+    """G0's "should we sign, and with whom?": red flags first (each makes GO a waiver), then the vendor's
+    answers, the sourcing decision, the IP terms and the named individuals. All outside text."""
+    flags = set(selection.red_flags)
+    return [section(f"*{heading}*\n" + ("\n".join(
+        f"{':triangular_flag_on_post:' if line in flags else '•'} {literal(clip(line, ANSWER_SHOWN))}"
+        for line in lines) or "none given")) for heading, lines in selection.sections()]
 
 
 def outcome_buttons(gate_id: int, outcomes: Sequence[Outcome]) -> list[Button]:
@@ -169,10 +184,11 @@ def kickoff(text: str, engagement_id: str, phase: str, attestable: Sequence[tupl
 
 
 def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waiver: bool = False) -> dict[str, Any]:
-    """The reason form; as a waiver, it asks why the gate should pass although exit criteria are not met."""
+    """The reason form; as a waiver, it asks why the gate should pass although exit criteria are not met
+    (or red flags are present)."""
     title = f"{outcome.label} with waiver" if waiver else f"{outcome.label} at {gate_title}"
-    label = (f"Waiver: why {outcome.label} although exit criteria are not met (recorded in the ledger)" if waiver
-             else "Reason (recorded in the ledger)")
+    label = (f"Waiver: why {outcome.label} although exit criteria are not met or red flags stand (recorded in the "
+             "ledger)" if waiver else "Reason (recorded in the ledger)")
     return text_input_modal(callback_id=View.GATE_REASON.value, private_metadata=f"{gate_id}:{outcome.value}",
                             title=title, label=label, input_id=REASON_INPUT)
 

@@ -22,7 +22,7 @@ from phasegate.configs.schema import Engagement, Phase
 WARN_SHARE = 0.8  # the PoC's time-and-materials spend past this share of its cap is warned about
 BUILD_SHARE = (0.30, 0.40)  # the guide: the initial build is typically 30-40 % of the first-year cost
 EXTENSION_WORDS = {2: "first", 3: "second", 4: "third", 5: "fourth"}
-PHASE_WORDS = {Phase.POC: "PoC", Phase.DEVELOPMENT: "development", Phase.HANDOVER: "handover"}
+PHASE_WORDS = {Phase.SELECTION: "vendor selection", Phase.POC: "PoC", Phase.DEVELOPMENT: "development", Phase.HANDOVER: "handover"}
 
 
 def extension_name(phase: Phase, number: int) -> str:

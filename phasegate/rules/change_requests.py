@@ -143,8 +143,8 @@ def scope_after(scope: dict[str, Any], draft: Draft, phase: Phase, engagement: E
     mine = [i for i in items.get(phase.value, []) if i not in draft.scope_removed]
     items[phase.value] = mine + [i for i in draft.scope_added if i not in mine]
     if amended is not None:
-        for p in Phase:
-            old = {m.key for m in engagement.phases.of(p).milestones}
+        for p in amended.phases.present():
+            old = {m.key for m in engagement.phases.of(p).milestones} if p in engagement.phases.present() else set()
             new = [m.key for m in amended.phases.of(p).milestones]
             kept = [i for i in items.get(p.value, []) if i not in old - set(new)]
             items[p.value] = kept + [k for k in new if k not in old and k not in kept]

@@ -5,104 +5,31 @@ never as a pass. The snapshot is frozen as canonical JSON and identified by its 
 which every decision made on it records. What a milestone's Jira issues are and which count as
 done is `phasegate.rules.jira_scope`; the scope drift read with them is `phasegate.rules.drift`.
 
-Fields added after the first snapshots were frozen (`not_done`, `drift`) are left out of the
-canonical JSON while empty, so a snapshot frozen before them still hashes to its digest.
+The snapshot's models live in `phasegate.rules.snapshot`; Phase 0's part in `phasegate.rules.selection`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
-
 from phasegate.configs.schema import Engagement, ExitCriterion, Metric, Milestone, Phase
 from phasegate.errors import EvidenceUnavailable, IntegrationError, InternalError
 from phasegate.rules import drift, jira_scope
+from phasegate.rules.selection import selection_evidence
+from phasegate.rules.snapshot import (
+    CriterionEvidence,
+    MetricEvidence,
+    MilestoneEvidence,
+    Result,
+    ScopeDrift,
+    Snapshot,
+)
 
-
-class Result(str, enum.Enum):
-    PASS = "pass"
-    FAIL = "fail"
-    MISSING = "missing"
-
-
-class MilestoneEvidence(BaseModel):
-    key: str
-    title: str
-    required: bool
-    source: str  # "jira", "attestation" or "none"
-    query: str
-    read_at: dt.datetime
-    done: bool | None  # None: the evidence is missing
-    issues: list[dict[str, Any]] = []
-    attested_by: str | None = None
-    error: str | None = None
-    # why a Jira milestone is not done: its issues that are open, resolved otherwise than as done, or
-    # that left its scope ("ACME-7 In Progress", "ACME-8 Closed as Won't Do", "ACME-9 left the scope")
-    not_done: list[str] = Field(default_factory=list, exclude_if=lambda value: not value)
-
-
-class MetricEvidence(BaseModel):
-    name: str
-    source: str
-    query: str
-    read_at: dt.datetime
-    value: float | None
-    raw: Any = None
-    error: str | None = None
-
-
-class CriterionEvidence(BaseModel):
-    label: str
-    result: Result
-    seen: str
-
-
-class ScopeDrift(BaseModel):
-    """The scope drift read with the evidence (`phasegate.rules.drift`), or why it was not checked."""
-
-    entered: list[drift.DriftItem] = []
-    left: list[drift.DriftItem] = []
-    error: str | None = None
-
-    def keys(self) -> set[str]:
-        return {i.key for i in (*self.entered, *self.left)}
-
-
-class Snapshot(BaseModel):
-    engagement_id: str
-    phase: Phase
-    timebox: int
-    collected_at: dt.datetime
-    milestones: list[MilestoneEvidence]
-    metrics: list[MetricEvidence]
-    criteria: list[CriterionEvidence]
-    warnings: list[str] = []
-    # None: drift is not tracked for the phase (its baseline holds no issue list) or the snapshot predates it
-    drift: ScopeDrift | None = Field(default=None, exclude_if=lambda value: value is None)
-
-    def canonical(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.model_dump(mode="json")
-        return data
-
-    def digest(self) -> str:
-        body = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()
-
-    @property
-    def all_pass(self) -> bool:
-        return all(c.result is Result.PASS for c in self.criteria)
-
-    @property
-    def unmet(self) -> list[str]:
-        """The exit criteria that fail or are missing, as an approver reads them."""
-        return [f"{c.label}: {c.result.value} (seen {c.seen})" for c in self.criteria if c.result is not Result.PASS]
+# The snapshot's models are read from here too (phasegate.rules.snapshot holds them).
+__all__ = ["CriterionEvidence", "MetricEvidence", "MilestoneEvidence", "Result", "ScopeDrift", "Snapshot"]
 
 
 class Tracker(Protocol):
@@ -296,4 +223,5 @@ def collect(
     return Snapshot(engagement_id=engagement.id, phase=phase, timebox=timebox, collected_at=now,
                     milestones=milestones, metrics=list(metrics.values()), criteria=criteria,
                     warnings=phase_warnings(engagement, phase, milestones) + (found.lines() if found else []),
-                    drift=None if found is None else ScopeDrift(entered=found.items, left=found.left, error=found.error))
+                    drift=None if found is None else ScopeDrift(entered=found.items, left=found.left, error=found.error),
+                    selection=selection_evidence(engagement, phase))

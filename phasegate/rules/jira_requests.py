@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from phasegate.configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement
 from phasegate.rules.change_requests import RATIONALE_LIMIT, TITLE_LIMIT, Draft
 
 OUTSIDE = "jira:"  # the prefix of a requester the engagement file does not name
@@ -29,7 +29,7 @@ NEVER_IN_JIRA = ("schedule_days", "cost")  # a Jira issue carries an effort esti
 
 def people(engagement: Engagement) -> dict[tuple[str, str], str]:
     """(field, value) -> Slack id, for every Jira account and email the file gives."""
-    policies = [engagement.phases.of(p).gate for p in Phase]
+    policies = [engagement.phases.of(p).gate for p in engagement.phases.present()]
     if engagement.change_requests is not None:
         policies.append(engagement.change_requests)
     found: dict[tuple[str, str], str] = {}

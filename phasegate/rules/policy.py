@@ -18,6 +18,7 @@ from phasegate.states import Outcome, Via
 from phasegate.text import checked
 
 OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
+    Phase.SELECTION: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
     Phase.POC: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
     Phase.DEVELOPMENT: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
     Phase.HANDOVER: (Outcome.ACCEPT, Outcome.NOT_YET),
