@@ -193,7 +193,8 @@ def closed(session: Session, gate: AnyGate) -> GateClosed:
     """The refusal of an answer to a revision that takes none any more, naming who decided it."""
     if gate.state is GateState.STALE:
         return GateClosed(f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead")
-    winners = [d.approver for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
+    latest = {row.approver: row.outcome for row in ballots.answers(session.connection(), gate.id, None)}
+    winners = [approver for approver, outcome in latest.items() if outcome is gate.outcome]
     who = ", ".join(f"<@{approver}>" for approver in winners) or "timeout"
     if gate.outcome is None:
         raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")
