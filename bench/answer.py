@@ -24,7 +24,7 @@ from bench.ack import ledger
 from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements, gates, phases
+from phasegate.ledger import ballots, engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import utcnow
 from phasegate.rules.evidence import Snapshot
@@ -50,9 +50,9 @@ def open_gates(url: str, prefix: str, count: int) -> list[int]:
                                           channel=config.slack_channel).id)
     with transaction(factory, write=False) as session:
         for gate_id in opened:
-            gate = gates.by_id(session, gate_id)
-            engagements.standing(session, gate.engagement_id)
-            gates.snapshot_of(session, gate)
+            read = gates.ballot(session, gate_id)
+            ballots.config(session.connection(), read)
+            gates.snapshot_of(session, read.gate)
     engine.dispose()
     return opened
 

@@ -143,7 +143,7 @@ def seal_of(row: Base) -> tuple[str, int, str]:
 
 
 HEADS, EVENTS = Base.metadata.tables["audit_heads"], Base.metadata.tables["audit_events"]
-HEAD = select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.engagement_id == bindparam("engagement_id")).with_for_update()
+LOCK_HEAD = select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.engagement_id == bindparam("engagement_id")).with_for_update()
 ADD_EVENTS = EVENTS.insert()
 MOVE_HEAD = update(HEADS).where(HEADS.c.engagement_id == bindparam("head"))  # not a column's name: SET takes those
 
@@ -152,11 +152,11 @@ def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
     """(seq, hash) of the engagement's chain head, created at GENESIS if new, locked until the
     transaction ends. Read and written through Core: the head is nobody's ORM object."""
     conn, key = session.connection(), {"engagement_id": engagement_id}
-    head = conn.execute(HEAD, key).first()
+    head = conn.execute(LOCK_HEAD, key).first()
     if head is None:  # a new chain; a concurrent first writer makes this insert wait, then do nothing
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(insert(HEADS).values(engagement_id=engagement_id, seq=0, hash=GENESIS).on_conflict_do_nothing())
-        head = conn.execute(HEAD, key).first()
+        head = conn.execute(LOCK_HEAD, key).first()
     if head is None:
         raise RuntimeError(f"the audit chain head of {engagement_id} vanished inside its transaction")
     return int(head.seq), str(head.hash)
