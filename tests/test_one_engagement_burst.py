@@ -94,11 +94,10 @@ def test_200_clicks_at_once_on_one_engagements_two_gates_through_two_replica_pro
     urls = [ours.recv() if ours.poll(60) else pytest.fail("a replica did not start") for ours, _ in pipes]
     clicks: list[list[dict[str, object]]] = [[], []]
     for n in range(CLICKS):
-        gate_id, channel, ts = (g1, g2)[n % 2]
+        (gate_id, channel, ts), side = (g1, g2)[n % 2], (n // 2) % 2  # each gate's clicks split over both replicas
         users = approvers[gate_id]
-        user = SlackUser(users[(n // 2) % len(users)], endpoint=urls[n % 2], signing_secret=SECRET, slack=slack)
-        clicks[(n // 2) % 2].append(user.click_payload(gate_id, Outcome.GO, channel, ts,
-                                                       action_ts=f"1700000000.{n:06d}"))
+        user = SlackUser(users[(n // 2) % len(users)], endpoint=urls[side], signing_secret=SECRET, slack=slack)
+        clicks[side].append(user.click_payload(gate_id, Outcome.GO, channel, ts, action_ts=f"1700000000.{n:06d}"))
     sent = [side + other[:AGAIN] for side, other in ((clicks[0], clicks[1]), (clicks[1], clicks[0]))]
     started = time.perf_counter()
     try:
