@@ -45,6 +45,16 @@ def test_bench_ack_quick(backend: str, tmp_path: Path) -> None:
     assert anchor["anchor"]["name"] == "bare endpoint, signature check only" and anchor["ratio"] > 0
 
 
+def test_bench_answer_quick(tmp_path: Path) -> None:
+    """Every answer recorded once and every redelivery recognised (the bench raises otherwise)."""
+    printed = bench("bench.answer", "--quick", "--backend", "sqlite", "--results", str(tmp_path))
+    assert "sqlite: CPU per answer" in printed and "sqlite: CPU per redelivery" in printed
+    written = json.loads((tmp_path / "answer.json").read_text())
+    assert written["quick"] and [f["budget"] for f in written["figures"]] == [
+        "answer path sqlite: CPU per answer", "answer path sqlite: wall per answer",
+        "answer path sqlite: CPU per redelivery"]
+
+
 def test_bench_ledger_quick(tmp_path: Path) -> None:
     printed = bench("bench.ledger", "--quick", "--results", str(tmp_path))
     for view in ("status (default", "status --all", "engagement list"):

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, inspect, select, update
+from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -142,17 +142,21 @@ def seal_of(row: Base) -> tuple[str, int, str]:
     return table, columns["id"], row_hash(table, columns)
 
 
+HEADS, EVENTS = Base.metadata.tables["audit_heads"], Base.metadata.tables["audit_events"]
+LOCK_HEAD = select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.engagement_id == bindparam("engagement_id")).with_for_update()
+ADD_EVENTS = EVENTS.insert()
+MOVE_HEAD = update(HEADS).where(HEADS.c.engagement_id == bindparam("head"))  # not a column's name: SET takes those
+
+
 def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
     """(seq, hash) of the engagement's chain head, created at GENESIS if new, locked until the
     transaction ends. Read and written through Core: the head is nobody's ORM object."""
-    heads = Base.metadata.tables["audit_heads"]
-    query = select(heads.c.seq, heads.c.hash).where(heads.c.engagement_id == engagement_id).with_for_update()
-    head = session.execute(query).first()
+    conn, key = session.connection(), {"engagement_id": engagement_id}
+    head = conn.execute(LOCK_HEAD, key).first()
     if head is None:  # a new chain; a concurrent first writer makes this insert wait, then do nothing
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(heads).values(engagement_id=engagement_id, seq=0, hash=GENESIS)
-                        .on_conflict_do_nothing())
-        head = session.execute(query).first()
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(insert(HEADS).values(engagement_id=engagement_id, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = conn.execute(LOCK_HEAD, key).first()
     if head is None:
         raise RuntimeError(f"the audit chain head of {engagement_id} vanished inside its transaction")
     return int(head.seq), str(head.hash)
@@ -160,24 +164,28 @@ def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
 
 def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
     """Add the events to the engagement's chain, in order, under one lock of its head: one read of
-    the head, one insert, one update, however many events."""
-    seq, prev_hash = lock_head(session, engagement_id)
+    the head, one insert, one update, however many events. Appends to one chain wait for each other
+    from the head's lock to the commit, so everything that does not need the head (each event's
+    content in its stored form) is made before it is taken; under it only the links are hashed."""
     key = key_of(session)
-    seal = Seal.HMAC_SHA256 if key is not None else Seal.SHA256
+    seal = (Seal.HMAC_SHA256 if key is not None else Seal.SHA256).value
+    now = utcnow()
     rows = []
     for link in links:
         table, row_id, sealed = link.seal if link.seal is not None else (None, None, None)
+        rows.append({"engagement_id": engagement_id, "kind": link.kind, "subject": link.subject,
+                     "payload": json.loads(json.dumps(plain(link.payload))), "created_at": now,
+                     "row_table": table, "row_id": row_id, "row_hash": sealed, "seal": seal})
+    seq, prev_hash = lock_head(session, engagement_id)
+    for row in rows:
         seq += 1
-        columns = {"engagement_id": engagement_id, "seq": seq, "kind": link.kind, "subject": link.subject,
-                   "payload": json.loads(json.dumps(plain(link.payload))), "created_at": utcnow(),
-                   "row_table": table, "row_id": row_id, "row_hash": sealed, "prev_hash": prev_hash}
-        prev_hash = event_hash(columns, key)
-        rows.append(columns | {"hash": prev_hash, "seal": seal.value})
+        row["seq"], row["prev_hash"] = seq, prev_hash
+        row["hash"] = prev_hash = event_hash(row, key)
     if not rows:
         return
-    heads, events = Base.metadata.tables["audit_heads"], Base.metadata.tables["audit_events"]
-    session.execute(events.insert(), rows)
-    session.execute(update(heads).where(heads.c.engagement_id == engagement_id).values(seq=seq, hash=prev_hash))
+    conn = session.connection()
+    conn.execute(ADD_EVENTS, rows)
+    conn.execute(MOVE_HEAD, {"head": engagement_id, "seq": seq, "hash": prev_hash})
 
 
 def append(session: Session, engagement_id: str, kind: AuditKind, subject: str, payload: Mapping[str, Any],

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,7 +19,6 @@ from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import audit
 from phasegate.ledger.models import (
     AttestationRow,
-    Base,
     BaselineRow,
     EngagementRow,
     MetricSubmissionRow,
@@ -87,30 +85,6 @@ def decoded(digest: str, config: dict[str, Any]) -> Engagement:
         DECODED.clear()
     DECODED[digest] = engagement
     return engagement
-
-
-@dataclass(frozen=True)
-class Standing:
-    """What an answer is decided against: the engagement's state and its file."""
-
-    state: EngagementState
-    closed_reason: str | None
-    config: Engagement
-
-
-def standing(session: Session, engagement_id: str) -> Standing:
-    """The engagement's state and file in one narrow read; the stored file is read only when this
-    process has not decoded it yet (a click's transaction reads no JSON it does not need)."""
-    table = Base.metadata.tables["engagements"]
-    row = session.execute(select(table.c.state, table.c.closed_reason, table.c.config_digest)
-                          .where(table.c.id == engagement_id)).first()
-    if row is None:
-        raise missing(engagement_id)
-    config = DECODED.get(row.config_digest)
-    if config is None:
-        stored: dict[str, Any] = session.execute(select(table.c.config).where(table.c.id == engagement_id)).scalar_one()
-        config = decoded(row.config_digest, stored)
-    return Standing(row.state, row.closed_reason, config)
 
 
 def all_rows(session: Session) -> list[EngagementRow]:

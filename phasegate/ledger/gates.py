@@ -2,7 +2,8 @@
 
 `answer` is the one place an answer becomes a decision, whether it came from Slack, the CLI or
 the Prefect UI: the gate row is locked, the policy checked, the answer inserted, and the quorum
-counted, all in one transaction.
+counted, all in one short transaction written through Core (phasegate.ledger.ballots); `check` is
+the one check of an answer, run by `answer` and by a click's pre-check alike.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
-from phasegate.ledger import audit, chain, engagements, seals
-from phasegate.ledger.models import Base, DecisionRow, GateRow, SnapshotRow, utcnow
+from phasegate.ledger import audit, ballots, chain
+from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
 from phasegate.rules.evidence import Snapshot
@@ -26,9 +27,12 @@ from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
 
 @dataclass(frozen=True)
 class Answered:
-    gate: GateRow
+    gate: ballots.Gate  # as the answer left it (decided when `decided` is set)
     recorded: bool  # False: a repeat (double click, redelivery) that changed nothing
     decided: Outcome | None  # set when this answer completed the quorum
+
+
+AnyGate = GateRow | ballots.Gate  # an ORM row, or the columns a click's transaction reads
 
 
 def current(session: Session, engagement_id: str, phase: Phase, timebox: int) -> GateRow | None:
@@ -71,14 +75,14 @@ SNAPSHOTS: dict[tuple[int, str], Snapshot] = {}
 SNAPSHOTS_MAX = 2048
 
 
-def snapshot_of(session: Session, gate: GateRow) -> Snapshot:
+def snapshot_of(session: Session, gate: AnyGate) -> Snapshot:
     key = (gate.snapshot_id, gate.digest)
     snapshot = SNAPSHOTS.get(key)
     if snapshot is None:
-        row = session.get(SnapshotRow, gate.snapshot_id)
-        if row is None:
+        body = session.execute(select(SnapshotRow.body).where(SnapshotRow.id == gate.snapshot_id)).scalar()
+        if body is None:
             raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
-        snapshot = Snapshot.model_validate(row.body)
+        snapshot = Snapshot.model_validate(body)
         if len(SNAPSHOTS) >= SNAPSHOTS_MAX:
             SNAPSHOTS.clear()
         SNAPSHOTS[key] = snapshot
@@ -96,17 +100,29 @@ def latest_answers(rows: list[DecisionRow]) -> dict[str, DecisionRow]:
     return latest
 
 
-def check(session: Session, gate: GateRow, engagement: Engagement, *, via: Via, approver: str, outcome: Outcome,
-          reason: str) -> Approver:
-    """The approver's entry if the gate would take this answer now; GateClosed or PolicyError if not."""
+def ballot(session: Session, gate_id: int, *, lock: bool = False) -> ballots.Ballot:
+    """The gate revision and its engagement's standing in one query (`lock`: the gate row held
+    until the transaction ends); NotFound if there is no such gate."""
+    return ballots.read(session.connection(), gate_id, lock=lock)
+
+
+def check(session: Session, ballot: ballots.Ballot, *, via: Via, approver: str, outcome: Outcome, reason: str,
+          engagement: Engagement | None = None) -> tuple[Engagement, Approver]:
+    """The engagement file and the approver's entry if the gate would take this answer now;
+    GateClosed or PolicyError if not. The one check of an answer, whichever way it comes: `answer`
+    runs it under the gate's lock, a click's pre-check before asking for a reason."""
+    gate = ballot.gate
+    if ballot.state is EngagementState.CANCELLED:
+        raise GateClosed(f"{gate.engagement_id} was cancelled ({ballot.closed_reason}); it takes no more answers")
     if gate.state is not GateState.OPEN:
         raise closed(session, gate)
+    engagement = engagement or ballots.config(session.connection(), ballot)
     entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, via=via, approver=approver,
                                 requested_by=gate.requested_by, outcome=outcome, reason=reason,
                                 unmet=snapshot_of(session, gate).unmet if outcome.passes else ())
     if outcome.extends_timebox:
         check_extension(session, engagement, gate.phase)
-    return entry
+    return engagement, entry
 
 
 def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
@@ -115,63 +131,51 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     """Record one approver's answer; GateClosed if the revision is no longer open, PolicyError if refused.
     `operator` is the user@host that ran a CLI command, kept beside the Slack id it claimed.
 
-    One short transaction, the same for every way an answer arrives: the gate row locked, then one
-    read each of the answers so far and of the engagement's state, the policy checked, and the
-    decision with its audit event (and the gate's settling and its event when the quorum is met)
-    written through Core, the events under one lock of the engagement's chain head.
+    One short Core transaction, the same for every way an answer arrives: the gate row read and
+    locked with its engagement's standing (one query by primary key), the answers so far and any
+    earlier delivery of this one read (one query), the policy checked, the decision inserted and,
+    when the quorum is met, the gate settled; every hash that does not depend on the chain is
+    computed before its head is locked, and the events are linked and inserted under one lock of it.
     """
-    gate = by_id(session, gate_id, lock=True)
-    table = Base.metadata.tables["decisions"]
-    mine_or_delivered = table.c.gate_id == gate.id
-    if delivery_id is not None:
-        mine_or_delivered = or_(mine_or_delivered, table.c.delivery_id == delivery_id)
-    answered = session.execute(select(table.c.gate_id, table.c.approver, table.c.outcome, table.c.reason,
-                                      table.c.delivery_id).where(mine_or_delivered).order_by(table.c.id)).all()
+    conn = session.connection()
+    read = ballots.read(conn, gate_id, lock=True)
+    gate = read.gate
+    answered = ballots.answers(conn, gate.id, delivery_id)
     if delivery_id is not None and any(row.delivery_id == delivery_id for row in answered):
         return Answered(gate, recorded=False, decided=None)  # a redelivery of an answer already recorded
-    standing = engagements.standing(session, gate.engagement_id)
-    if standing.state is EngagementState.CANCELLED:
-        raise GateClosed(f"{gate.engagement_id} was cancelled ({standing.closed_reason}); it takes no more answers")
-    engagement = engagement or standing.config
-    gate_policy = engagement.phases.of(gate.phase).gate
-    entry = check(session, gate, engagement, via=via, approver=approver, outcome=outcome, reason=reason)
+    engagement, entry = check(session, read, via=via, approver=approver, outcome=outcome, reason=reason,
+                              engagement=engagement)
     latest = {row.approver: row for row in answered if row.gate_id == gate.id}  # oldest first: the last one stays
     reason = reason.strip()
     mine = latest.get(approver)
     if mine is not None and mine.outcome is outcome and mine.reason == reason:
         return Answered(gate, recorded=False, decided=None)
+    now = utcnow()
     decision: dict[str, Any] = {"gate_id": gate.id, "outcome": outcome, "approver": approver,
                                 "side": entry.side.value, "role": entry.role, "reason": reason, "digest": gate.digest,
-                                "channel": via, "delivery_id": delivery_id, "operator": operator,
-                                "created_at": utcnow()}
-    decision["id"] = session.execute(insert(table).values(decision).returning(table.c.id)).scalar_one()
+                                "channel": via, "delivery_id": delivery_id, "operator": operator, "created_at": now}
+    decision["id"] = ballots.insert(conn, decision)
     links = [chain.Link(AuditKind.DECISION_RECORDED, gate.name,
                         {"gate_id": gate.id, "approver": approver, "outcome": outcome.value, "reason": reason,
                          "digest": gate.digest, "channel": via.value,  # the payload key predates the name `via`
                          "operator": operator},
                         seal=("decisions", decision["id"], chain.row_hash("decisions", decision)))]
-    decided = policy.reached(gate_policy, {user: row.outcome for user, row in latest.items()} | {approver: outcome})
+    decided = policy.reached(engagement.phases.of(gate.phase).gate,
+                             {user: row.outcome for user, row in latest.items()} | {approver: outcome})
     if decided is not None:
-        links.append(decide(session, gate, decided))
+        gate, settled = ballots.settle(conn, gate, decided, now)
+        links.append(settled)
     chain.extend(session, gate.engagement_id, links)
     return Answered(gate, recorded=True, decided=decided)
 
 
 def settle(session: Session, gate: GateRow, outcome: Outcome) -> None:
-    chain.extend(session, gate.engagement_id, [decide(session, gate, outcome)])
-
-
-def decide(session: Session, gate: GateRow, outcome: Outcome) -> chain.Link:
-    """The revision decided, in the ledger and on the caller's `gate`; the event that says so, for
-    the caller to add to the chain."""
-    gate.state.check_can_become(GateState.DECIDED, f"{gate.name} revision {gate.revision}")
-    changes = {"state": GateState.DECIDED, "outcome": outcome, "decided_at": utcnow()}
-    table = Base.metadata.tables["gates"]
-    session.execute(update(table).where(table.c.id == gate.id).values(changes))
-    for key, value in changes.items():  # what was just written, not a change still to flush
-        set_committed_value(gate, key, value)
-    return seals.link(session, AuditKind.GATE_DECIDED, gate.name,
-                      {"gate_id": gate.id, "outcome": outcome.value, "digest": gate.digest}, "gates", gate.id)
+    """Decide the revision without an answer (a timeout's outcome): in the ledger, its chain, and on `gate`."""
+    session.flush()  # what the caller changed on the row before
+    decided, link = ballots.settle(session.connection(), ballot(session, gate.id, lock=True).gate, outcome, utcnow())
+    chain.extend(session, gate.engagement_id, [link])
+    for key in ("state", "outcome", "decided_at"):  # what was just written, not a change still to flush
+        set_committed_value(gate, key, getattr(decided, key))
 
 
 def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[str]) -> GateRow:
@@ -185,11 +189,12 @@ def mark_stale(session: Session, gate: GateRow, fresh: Snapshot, reasons: list[s
                      channel=gate.channel, revision=gate.revision + 1, because=because)
 
 
-def closed(session: Session, gate: GateRow) -> GateClosed:
+def closed(session: Session, gate: AnyGate) -> GateClosed:
     """The refusal of an answer to a revision that takes none any more, naming who decided it."""
     if gate.state is GateState.STALE:
         return GateClosed(f"{gate.name} revision {gate.revision} is stale; answer the reopened gate instead")
-    winners = [d.approver for d in latest_answers(decisions(session, gate.id)).values() if d.outcome is gate.outcome]
+    latest = {row.approver: row.outcome for row in ballots.answers(session.connection(), gate.id, None)}
+    winners = [approver for approver, outcome in latest.items() if outcome is gate.outcome]
     who = ", ".join(f"<@{approver}>" for approver in winners) or "timeout"
     if gate.outcome is None:
         raise InternalError(f"{gate.name} revision {gate.revision} is decided without an outcome")

@@ -83,17 +83,30 @@ def seal(session: Session, table_name: str, key: int | str) -> tuple[tuple[str, 
     (flushed first, so what is hashed is what verify will read)."""
     session.flush()
     table = _table(table_name)
-    row = session.execute(select(*_columns(table)).where(table.c.id == key)).mappings().one()
+    return sealed(table_name, session.execute(select(*_columns(table)).where(table.c.id == key)).mappings().one())
+
+
+def sealed(table_name: str, row: Mapping[Any, Any]) -> tuple[tuple[str, int, str], dict[str, Any]]:
+    """((table, row id, content hash), short columns) of a row from its sealed columns' values, as
+    the database holds them (a writer that knows what it wrote need not read the row back)."""
+    table = _table(table_name)
     content = _normal(table, row)
-    row_id = ENGAGEMENT_ROW if table_name == "engagements" else int(key)
+    row_id = ENGAGEMENT_ROW if table_name == "engagements" else int(row["id"])
     return (table_name, row_id, chain.sha256(content)), {name: short(v) for name, v in content.items()}
 
 
 def link(session: Session, kind: Any, subject: str, payload: Mapping[str, Any], table_name: str,
          key: int | str) -> chain.Link:
-    """The chain event that records a change and seals the changed row."""
-    sealed, columns = seal(session, table_name, key)
-    return chain.Link(kind, subject, {**payload, "sealed": columns}, sealed)
+    """The chain event that records a change and seals the changed row, read back from the database."""
+    seal_, columns = seal(session, table_name, key)
+    return chain.Link(kind, subject, {**payload, "sealed": columns}, seal_)
+
+
+def link_of(kind: Any, subject: str, payload: Mapping[str, Any], table_name: str,
+            row: Mapping[Any, Any]) -> chain.Link:
+    """The same event from the row's sealed columns as just written (`sealed`)."""
+    seal_, columns = sealed(table_name, row)
+    return chain.Link(kind, subject, {**payload, "sealed": columns}, seal_)
 
 
 def _rows(session: Session, table_name: str, engagement_id: str) -> list[RowMapping]:

@@ -156,9 +156,8 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
     """The refusal, if the answer could never be recorded, before its reason is asked for."""
     try:
         with transaction(deps.sessions, write=False) as session:
-            gate = gates.by_id(session, gate_id)
-            gates.check(session, gate, config_of(get(session, gate.engagement_id)), approver=user,
-                        outcome=outcome, reason="(to be given)", via=Via.SLACK)
+            gates.check(session, gates.ballot(session, gate_id), approver=user, outcome=outcome,
+                        reason="(to be given)", via=Via.SLACK)
             return None
     except GateClosed as exc:
         redraw(deps, gate_id, user, None)

@@ -1,0 +1,109 @@
+"""The answer path alone: CPU and wall time per `gates.answer`, in-process, on SQLite and PostgreSQL.
+
+    .venv/bin/python -m bench.answer                 # 500 answers per backend, 3 repeats
+    .venv/bin/python -m bench.answer --quick         # 60 answers, 1 repeat (the CI smoke run)
+    .venv/bin/python -m bench.answer --backend sqlite
+
+What a click costs the endpoint's process once its signature is verified, without HTTP and without
+the work after the answer: each answer is one write transaction as the click path runs it
+(`transaction(sessions)` then `gates.answer`), G1 of its own engagement, one GO from each side, so
+half of the answers decide their gate (its settling and its event in the same transaction). The
+engagement files and frozen evidence are decoded beforehand, as in a process that has served clicks
+before. Reported: the median over the repeats of CPU (`time.process_time`) and wall time per
+answer, and the CPU of a redelivery (the same delivery id again: recognised, nothing written). No
+anchor: it is the figure issue 23 names (the answer path's CPU per click), to compare across commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from bench.ack import ledger
+from bench.results import Run, add_argument
+from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.ledger import ballots, engagements, gates, phases
+from phasegate.ledger.db import make_engine, sessions, transaction
+from phasegate.ledger.models import utcnow
+from phasegate.rules.evidence import Snapshot
+from phasegate.states import Outcome, Via
+
+CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"
+
+
+def open_gates(url: str, prefix: str, count: int) -> list[int]:
+    """`count` open G1 gates, each of its own engagement, decoded once as a serving process would have."""
+    factory = sessions(engine := make_engine(url))
+    data = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml").model_dump(mode="json")
+    with transaction(factory) as session:
+        opened = []
+        for n in range(count):
+            config = Engagement.model_validate(data | {"id": f"{prefix}-{n:05d}", "slack_channel": f"C0A{n:05d}"})
+            engagements.register(session, config)
+            phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
+                               today=config.start_date)
+            snapshot = Snapshot(engagement_id=config.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
+                                milestones=[], metrics=[], criteria=[])
+            opened.append(gates.open_gate(session, snapshot, requested_by=config.pm_slack_user, flow_run_id=None,
+                                          channel=config.slack_channel).id)
+    with transaction(factory, write=False) as session:
+        for gate_id in opened:
+            read = gates.ballot(session, gate_id)
+            ballots.config(session.connection(), read)
+            gates.snapshot_of(session, read.gate)
+    engine.dispose()
+    return opened
+
+
+def answer_all(url: str, work: list[tuple[int, str, str]], *, expect: bool) -> tuple[float, float]:
+    """(CPU ms, wall ms) per answer of `work`, each (gate, approver, delivery id) in a transaction of its own."""
+    factory = sessions(engine := make_engine(url))
+    cpu, wall = time.process_time(), time.perf_counter()
+    for gate_id, approver, delivery in work:
+        with transaction(factory) as session:
+            done = gates.answer(session, gate_id, approver=approver, outcome=Outcome.GO, reason="", via=Via.SLACK,
+                                delivery_id=delivery)
+        if done.recorded is not expect:
+            raise RuntimeError(f"gate {gate_id}: {approver}'s answer recorded={done.recorded}, expected {expect}")
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    engine.dispose()
+    return cpu / len(work) * 1000, wall / len(work) * 1000
+
+
+def measure(backend: str, count: int, repeat: int, run: Run) -> None:
+    cpu, wall, again = [], [], []
+    with ledger(backend) as url:
+        for r in range(repeat):
+            opened = open_gates(url, f"answer{r}", count // 2)
+            work = [(gate_id, user, f"bench-{r}-{gate_id}-{user}") for user in (CLIENT, VENDOR) for gate_id in opened]
+            first = answer_all(url, work, expect=True)
+            cpu.append(first[0])
+            wall.append(first[1])
+            again.append(answer_all(url, work[:100], expect=False)[0])
+    figures = {"CPU per answer": (statistics.median(cpu), "ms"), "wall per answer": (statistics.median(wall), "ms"),
+               "CPU per redelivery": (statistics.median(again), "ms")}
+    for what, (value, unit) in figures.items():
+        run.figure(f"answer path {backend}: {what}", round(value, 2), unit,
+                   note=f"median of {repeat} x {count} answers")
+        print(f"{backend}: {what} {value:.2f} {unit}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument("--answers", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="60 answers, 1 repeat")
+    add_argument(parser)
+    args = parser.parse_args()
+    count, repeat = (60, 1) if args.quick else (args.answers, args.repeat)
+    run = Run("answer", quick=args.quick, results=args.results, sizes={"answers": count, "repeat": repeat})
+    for backend in args.backend or ["sqlite", "postgresql"]:
+        measure(backend, count, repeat, run)
+    run.write()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""What an answer to a gate is decided against, read and written through Core.
+
+A click's transaction reads the gate revision and its engagement's standing in one query (both by
+primary key; on PostgreSQL the gate row locked, on SQLite the whole file is the writer's already),
+and the answers so far in one more (by the indexed gate id, or the unique delivery id of a
+redelivery). The statements are built once per process: a click builds none.
+
+`Gate` holds exactly the columns a gate's seal hashes (phasegate.ledger.seals.SEALED), so when an
+answer decides the gate the seal of the row it leaves is computed from what was read and what was
+written, without reading the row back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, or_, select, update
+
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.errors import NotFound
+from phasegate.ledger import chain, engagements, seals
+from phasegate.ledger.models import Base
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome
+
+GATES, DECISIONS, ENGAGEMENTS = (Base.metadata.tables[name] for name in ("gates", "decisions", "engagements"))
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate revision as an answer reads it: the columns its seal hashes."""
+
+    id: int
+    engagement_id: str
+    phase: Phase
+    timebox: int
+    revision: int
+    state: GateState
+    snapshot_id: int
+    digest: str
+    requested_by: str
+    outcome: Outcome | None
+    decided_at: dt.datetime | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.engagement_id}/{self.phase.gate}"
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """A gate revision with its engagement's standing: what the policy checks an answer against."""
+
+    gate: Gate
+    state: EngagementState
+    closed_reason: str | None
+    config_digest: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer recorded before, as the quorum counts it and a redelivery is recognised by."""
+
+    gate_id: int
+    approver: str
+    outcome: Outcome
+    reason: str
+    delivery_id: str | None
+
+
+FIELDS = [field.name for field in dataclasses.fields(Gate)]
+if tuple(FIELDS) != seals.SEALED["gates"]:  # a column sealed but not read would be hashed as None
+    raise RuntimeError("ballots.Gate must hold exactly the gate columns seals.SEALED hashes")
+READ = (select(*(GATES.c[name] for name in FIELDS), ENGAGEMENTS.c.state.label("engagement_state"),
+               ENGAGEMENTS.c.closed_reason, ENGAGEMENTS.c.config_digest)
+        .join_from(GATES, ENGAGEMENTS, GATES.c.engagement_id == ENGAGEMENTS.c.id)
+        .where(GATES.c.id == bindparam("gate_id")))
+READ_LOCKED = READ.with_for_update(of=GATES)  # SQLite renders no FOR UPDATE: BEGIN IMMEDIATE took the file
+ANSWERS = (select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome, DECISIONS.c.reason,
+                  DECISIONS.c.delivery_id)
+           .where(or_(DECISIONS.c.gate_id == bindparam("gate_id"), DECISIONS.c.delivery_id == bindparam("delivery_id")))
+           .order_by(DECISIONS.c.id))  # delivery_id = NULL matches no row: without one, the gate's answers only
+INSERT = DECISIONS.insert().returning(DECISIONS.c.id)
+SETTLE = update(GATES).where(GATES.c.id == bindparam("gate_id"))
+CONFIG = select(ENGAGEMENTS.c.config).where(ENGAGEMENTS.c.id == bindparam("engagement_id"))
+
+
+def read(conn: Connection, gate_id: int, *, lock: bool = False) -> Ballot:
+    """The gate revision and its engagement's standing, in one query; NotFound if there is no such gate."""
+    row = conn.execute(READ_LOCKED if lock else READ, {"gate_id": gate_id}).first()
+    if row is None:
+        raise NotFound(f"no gate {gate_id}")
+    return Ballot(Gate(**{name: row._mapping[name] for name in FIELDS}), row.engagement_state, row.closed_reason, row.config_digest)
+
+
+def config(conn: Connection, ballot: Ballot) -> Engagement:
+    """The engagement file the answer is checked against: decoded once per process by its digest."""
+    known = engagements.DECODED.get(ballot.config_digest)
+    if known is not None:
+        return known
+    stored: dict[str, Any] = conn.execute(CONFIG, {"engagement_id": ballot.gate.engagement_id}).scalar_one()
+    return engagements.decoded(ballot.config_digest, stored)
+
+
+def answers(conn: Connection, gate_id: int, delivery_id: str | None) -> list[Answer]:
+    """The gate's answers, oldest first, and any answer recorded under `delivery_id` (at any gate)."""
+    return [Answer(**row._asdict()) for row in conn.execute(ANSWERS, {"gate_id": gate_id, "delivery_id": delivery_id})]
+
+
+def insert(conn: Connection, decision: dict[str, Any]) -> int:
+    """The decision row inserted; its id."""
+    return int(conn.execute(INSERT, decision).scalar_one())
+
+
+def settle(conn: Connection, gate: Gate, outcome: Outcome, now: dt.datetime) -> tuple[Gate, chain.Link]:
+    """The revision decided: the gate as it now stands and the event that says so and seals it."""
+    gate.state.check_can_become(GateState.DECIDED, f"{gate.name} revision {gate.revision}")
+    decided = dataclasses.replace(gate, state=GateState.DECIDED, outcome=outcome, decided_at=now)
+    conn.execute(SETTLE, {"gate_id": gate.id, "state": decided.state, "outcome": outcome, "decided_at": now})
+    return decided, seals.link_of(AuditKind.GATE_DECIDED, gate.name,
+                                  {"gate_id": gate.id, "outcome": outcome.value, "digest": gate.digest},
+                                  "gates", dataclasses.asdict(decided))
