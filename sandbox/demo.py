@@ -8,7 +8,9 @@ the scripted users' actions are in sandbox/world.py; this module holds the two s
 - acme-churn: scope drift found and covered by an approved change request (the PoC timebox moves),
   a second request rejected (sandbox/demo_changes.py), a weekly report; G1 GO, G2 GO, handover
   attestations, G3 ACCEPT — completed.
-- globex-forecast: G1 EXTEND (F1 under threshold), a weekly report, then NO-GO — closed with the reason.
+- globex-forecast: Phase 0 first: the client's checks attested, G0 GO with a written waiver (the
+  vendor offered a fixed price, a red flag); then G1 EXTEND (F1 under threshold), a weekly report,
+  then NO-GO — closed with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from phasegate.configs.schema import Phase
 from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
+from phasegate.rules import policy
 from phasegate.sandbox import demo_changes
 from phasegate.sandbox.world import Demo, console, local_world
 from phasegate.settings import Settings
@@ -68,14 +71,14 @@ def acme_churn(demo: Demo) -> None:
 
 
 def globex_forecast(demo: Demo) -> None:
-    """globex-forecast's script: a PoC extended once, a weekly report, then stopped."""
+    """globex-forecast's script: Phase 0 signed past a red flag, a PoC extended once, a weekly report, then stopped."""
     e = "globex-forecast"
+    selection(demo, e)
     demo.metrics.set("globex-poc", f1=0.74)
     with transaction(demo.rt.sessions) as session:
         config = engagements.config_of(engagements.get(session, e))
         engagements.submit_metric(session, config, "data_quality_score", "0.94", by="U0PMGLOBEX")
-    operations.start_phase(demo.rt, e, Phase.POC, "U0PMGLOBEX")
-    demo.wait_phase_run(e, Phase.POC)
+    demo.wait_phase_run(e, Phase.POC)  # G0's GO carried the run on into the PoC
     demo.finish_jira_work(e, Phase.POC)
     demo.review(e)
     g1 = demo.open_gate(e, Phase.POC)
@@ -91,6 +94,30 @@ def globex_forecast(demo: Demo) -> None:
     demo.click(g1b, "U0LEEPARK1", Outcome.NO_GO, "F1 plateaued at 0.76 after the extension; not worth building")
     demo.say(e, f"G1 decided: {demo.decided(g1b).outcome.label}")  # type: ignore[union-attr]
     demo.say(e, demo.ended(e))
+
+
+def selection(demo: Demo, e: str) -> None:
+    """Phase 0: the client's own checks attested, then G0 answered GO by both client approvers, with a
+    written waiver for the red flag the vendor's answers raise (a fixed price)."""
+    operations.start_phase(demo.rt, e, Phase.SELECTION, "U0PMGLOBEX")
+    demo.wait_phase_run(e, Phase.SELECTION)
+    with transaction(demo.rt.sessions) as session:
+        config = engagements.config_of(engagements.get(session, e))
+        for key in ("data-readiness", "mlops-walkthrough", "references"):
+            engagements.attest(session, config, Phase.SELECTION, key, by="U0GLXDATA1",
+                               note="done by the client's data team", via=Via.CLI)
+    demo.say(e, "Phase 0 checks attested by <@U0GLXDATA1>")
+    demo.review(e)
+    g0 = demo.open_gate(e, Phase.SELECTION)
+    waiver = "waiver: the fixed price covers the PoC only; development is capped time and materials"
+    demo.click(g0, "U0LEEPARK1", Outcome.GO, waiver)
+    demo.click(g0, "U0GLXDATA1", Outcome.GO, waiver)
+    decided = demo.decided(g0)
+    with transaction(demo.rt.sessions) as session:
+        snapshot = gates.snapshot_of(session, decided)
+    assert decided.outcome is not None
+    label = policy.outcome_label(decided.outcome, policy.is_waiver(decided.outcome, snapshot.unmet))
+    demo.say(e, f"G0 decided: {label} (red flags: {'; '.join(snapshot.red_flags) or 'none'})")
 
 
 def demo_settings(base: Settings) -> Settings:
@@ -131,8 +158,11 @@ def run_demo(base: Settings, keep: bool = False) -> None:
         console.print()
         with transaction(demo.rt.sessions) as session:
             for g in gates.all_gates(session):
-                answered = ", ".join(f"{d.approver} {d.outcome.label}" for d in gates.decisions(session, g.id))
-                console.print(f"{g.name} timebox {g.timebox}: {g.outcome.label if g.outcome else g.state.value} "
+                unmet = gates.snapshot_of(session, g).unmet
+                answered = ", ".join(f"{d.approver} {policy.answer_label(d.outcome, unmet, d.reason or '')}"
+                                     for d in gates.decisions(session, g.id))
+                outcome = policy.outcome_label(g.outcome, policy.is_waiver(g.outcome, unmet)) if g.outcome else None
+                console.print(f"{g.name} timebox {g.timebox}: {outcome or g.state.value} "
                               f"[{answered}] digest {g.digest}", highlight=False)
         slack = demo.slack
         console.print(f"Slack stand-in saw {sum(len(slack.messages(c)) for c in ('C0ACMECHURN', 'C0GLOBEXFC'))} "

@@ -118,21 +118,32 @@ def row_start(session: Any) -> dt.date:
     return engagements.config_of(engagements.get(session, "acme-churn")).start_date
 
 
-def test_globex_extends_then_stops(world: Demo) -> None:
+def test_globex_signs_past_a_red_flag_then_extends_then_stops(world: Demo) -> None:
     globex_forecast(world)
     with transaction(world.rt.sessions) as session:
         row = engagements.get(session, "globex-forecast")
         assert row.state is EngagementState.CLOSED
         assert row.closed_reason == "F1 plateaued at 0.76 after the extension; not worth building"
         rows = gates.all_gates(session, "globex-forecast")
-        assert [(g.timebox, g.outcome) for g in rows] == [(1, Outcome.EXTEND), (2, Outcome.NO_GO)]
-        f1_seen = [next(c.seen for c in gates.snapshot_of(session, g).criteria if c.label.startswith("f1")) for g in rows]
+        assert [(g.phase.gate, g.timebox, g.outcome) for g in rows] == [
+            ("G0", 1, Outcome.GO), ("G1", 1, Outcome.EXTEND), ("G1", 2, Outcome.NO_GO)]
+        g0 = gates.snapshot_of(session, rows[0])
+        assert g0.red_flags == ["a rigid fixed-price contract: the path from raw data to a working model is rarely straight"]
+        assert [(d.approver, d.outcome, d.via, d.reason.startswith("waiver: the fixed price")) for d in
+                gates.decisions(session, rows[0].id)] == [("U0LEEPARK1", Outcome.GO, Via.SLACK, True),
+                                                           ("U0GLXDATA1", Outcome.GO, Via.SLACK, True)]
+        assert set(engagements.attestations(session, "globex-forecast", Phase.SELECTION)) == {
+            "data-readiness", "mlops-walkthrough", "references"}
+        f1_seen = [next(c.seen for c in gates.snapshot_of(session, g).criteria if c.label.startswith("f1"))
+                   for g in rows[1:]]
         assert f1_seen == ["0.74", "0.76"]
         assert phases.weeks_used(session, "globex-forecast", Phase.POC) == 12
         extension = phases.current_timebox(session, "globex-forecast", Phase.POC)
         assert extension.reason.startswith("F1 0.74 is under 0.80")
+        assert len({r.flow_run_id for r in phases.phase_runs(session, "globex-forecast")}) == 1  # G0's run went on
         assert verify(session, "globex-forecast")[0].problems == []
-    assert settled_runs("globex-forecast-", 1) == {"globex-forecast-poc": "COMPLETED"}  # no development run
+    # one run from Phase 0 through the PoC, no development run
+    assert settled_runs("globex-forecast-", 1) == {"globex-forecast-selection": "COMPLETED"}
 
 
 def resume_with(flow_run_id: str, run_input: dict[str, Any]) -> str:

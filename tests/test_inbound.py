@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import SignedEndpoint, register, server_errors, wait_until
+from helpers import SignedEndpoint, register, server_errors, wait_until, with_changes
 from sqlalchemy import func, select
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
@@ -169,7 +169,7 @@ def test_a_cost_sent_as_a_json_number_is_refused_not_stored_as_zero(rt: Runtime,
 def test_the_cr_form_is_held_to_the_channel_it_was_opened_in(rt: Runtime, endpoint: Endpoint, slack: SlackStandin,
                                                            acme: Engagement) -> None:
     """A member of acme's channel opens the form there; the form names globex: nothing is filed."""
-    globex = load_engagement(ENGAGEMENTS_DIR / "globex-forecast.yaml")
+    globex = with_changes(load_engagement(ENGAGEMENTS_DIR / "globex-forecast.yaml"), phases__selection=None)  # at its PoC
     running(rt, acme)
     running(rt, globex)
     form = open_form(endpoint, slack, acme)
