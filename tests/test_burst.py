@@ -76,7 +76,7 @@ def test_a_burst_of_distinct_clicks_is_recorded_exactly_once(ledger_url: str, le
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     posted = prompts(ledger, chat, acme)
     woken: list[str] = []
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, woken.append)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, woken.append, refresh_here=True)
     handle = serve_in_thread(create_app(deps))
     users = {user: SlackUser(user, endpoint=handle.url, signing_secret=SECRET, slack=slack)
              for user in (CLIENT, VENDOR)}
@@ -143,7 +143,7 @@ def test_a_burst_on_a_hung_ledger_is_answered_not_recorded_in_time(ledger_url: s
     next click counts."""
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     posted = prompts(ledger, chat, acme, count=100)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
     handle = serve_in_thread(create_app(deps))
     sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
     clicks = [sponsor.click_payload(gate_id, Outcome.GO, channel, ts) for gate_id, channel, ts in posted]

@@ -48,7 +48,7 @@ def test_200_clicks_at_once_on_one_engagement_through_two_replicas_are_answered_
         pytest.skip("two replicas share one ledger on PostgreSQL")
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
-    replicas = [endpoint_deps(ledger_url, SECRET, chat, lambda run: None) for _ in range(2)]
+    replicas = [endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True) for _ in range(2)]
     handles = [serve_in_thread(create_app(deps)) for deps, _ in replicas]
     clicks = [[SlackUser(APPROVERS[n % len(APPROVERS)], endpoint=handle.url, signing_secret=SECRET, slack=slack)
                .click_payload(gate_id, Outcome.GO, channel, ts, action_ts=f"1700000000.{side}{n:05d}")

@@ -16,12 +16,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
-from phasegate.ledger import audit, chain, engagements, seals
+from phasegate.ledger import audit, chain, engagements, followups, seals
 from phasegate.ledger.models import Base, DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
 from phasegate.rules.evidence import Snapshot
-from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Prompt, Via
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,7 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     if decided is not None:
         links.append(decide(session, gate, decided))
     chain.extend(session, gate.engagement_id, links)
+    followups.answered(session, Prompt.GATE, gate.id, decided=decided is not None, approver=approver, via=via)
     return Answered(gate, recorded=True, decided=decided)
 
 
