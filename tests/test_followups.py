@@ -91,6 +91,25 @@ def test_marks_are_taken_oldest_first(rt: Runtime) -> None:
     assert taken[0].seq == 2
 
 
+def test_a_prompt_marked_again_while_one_refresher_draws_it_is_not_drawn_by_another_meanwhile(rt: Runtime) -> None:
+    """Two refreshers (two `serve-slack` replicas) never draw one prompt at once, so their updates
+    cannot land out of order; the newer mark is drawn once the first refresher lets go of it."""
+    with transaction(rt.sessions) as session:
+        followups.mark(session, Prompt.GATE, 4)
+    with transaction(rt.sessions) as session:
+        [first] = followups.take(session, utcnow(), 10, lease=60)
+    with transaction(rt.sessions) as session:
+        followups.mark(session, Prompt.GATE, 4, wake=True)  # an answer while the first refresher draws
+    with transaction(rt.sessions) as session:
+        assert followups.take(session, utcnow(), 10, lease=60) == []  # the other refresher keeps off
+        assert not followups.done(session, first)  # the newer mark stays, let go
+    with transaction(rt.sessions) as session:
+        [second] = followups.take(session, utcnow(), 10, lease=60)
+        assert (second.seq, second.wake) == (2, True) and followups.done(session, second)
+    with transaction(rt.sessions) as session:
+        assert followups.waiting(session) == 0
+
+
 def test_a_slack_failure_keeps_the_mark_until_a_later_try_draws_the_prompt(
         rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
     gate = posted_gate(rt, acme, jira=jira)

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -70,16 +70,16 @@ def _merged(excluded: Any) -> dict[str, Any]:
 
 
 def take(session: Session, now: dt.datetime, limit: int, *, lease: float) -> list[Pending]:
-    """Up to `limit` marks due by `now`, the oldest first, claimed for `lease` seconds (one UPDATE):
-    another refresher does not take them meanwhile, and a refresher that dies holding them leaves
-    them due again when the lease ends."""
-    oldest = (select(TABLE.c.prompt, TABLE.c.target).where(TABLE.c.due_at <= now)
-              .order_by(TABLE.c.marked_at, TABLE.c.target).limit(limit))
+    """Up to `limit` marks due by `now`, the oldest first, leased for `lease` seconds (one UPDATE):
+    another refresher does not take them meanwhile, even when a further answer marks them again,
+    and a refresher that dies holding them leaves them to the next when the lease ends."""
+    free = (TABLE.c.due_at <= now, or_(TABLE.c.leased_until.is_(None), TABLE.c.leased_until <= now))
+    oldest = select(TABLE.c.prompt, TABLE.c.target).where(*free).order_by(TABLE.c.marked_at, TABLE.c.target).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)  # not the rows another refresher claims right now
     claimed = session.execute(
-        update(TABLE).where(tuple_(TABLE.c.prompt, TABLE.c.target).in_(oldest), TABLE.c.due_at <= now)
-        .values(due_at=now + dt.timedelta(seconds=lease))
+        update(TABLE).where(tuple_(TABLE.c.prompt, TABLE.c.target).in_(oldest), *free)
+        .values(leased_until=now + dt.timedelta(seconds=lease))
         .returning(TABLE.c.prompt, TABLE.c.target, TABLE.c.seq, TABLE.c.wake, TABLE.c.tell, TABLE.c.tries,
                    TABLE.c.marked_at)).all()
     return [Pending(Prompt(row.prompt), row.target, row.seq, bool(row.wake), row.tell, row.tries)
@@ -87,16 +87,21 @@ def take(session: Session, now: dt.datetime, limit: int, *, lease: float) -> lis
 
 
 def done(session: Session, pending: Pending) -> bool:
-    """The mark deleted, unless another was made meanwhile (False: it stays, due now)."""
+    """The mark deleted, unless another was made meanwhile (False: it stays, due now, and is let go
+    for the next pass; until then no other refresher draws the prompt, so two draws never cross)."""
     result: CursorResult[Any] = session.execute(delete(TABLE).where(*_same(pending)))  # type: ignore[assignment]
-    return result.rowcount == 1
+    if result.rowcount == 1:
+        return True
+    session.execute(update(TABLE).where(*_key(pending)).values(leased_until=None))
+    return False
 
 
 def retry(session: Session, pending: Pending, *, at: dt.datetime, problem: str, wake: bool) -> None:
     """The mark put off until `at`, with what failed; `wake` False once the run was woken. A mark made
     meanwhile is left as it is (due now)."""
     session.execute(update(TABLE).where(*_same(pending))
-                    .values(due_at=at, tries=pending.tries + 1, problem=problem[:500], wake=wake))
+                    .values(due_at=at, leased_until=None, tries=pending.tries + 1, problem=problem[:500], wake=wake))
+    session.execute(update(TABLE).where(*_key(pending), TABLE.c.seq != pending.seq).values(leased_until=None))
 
 
 def waiting(session: Session, now: dt.datetime | None = None) -> int:
@@ -105,5 +110,9 @@ def waiting(session: Session, now: dt.datetime | None = None) -> int:
     return session.scalar(query if now is None else query.where(TABLE.c.due_at <= now)) or 0
 
 
+def _key(pending: Pending) -> tuple[Any, ...]:
+    return TABLE.c.prompt == pending.prompt, TABLE.c.target == pending.target
+
+
 def _same(pending: Pending) -> tuple[Any, ...]:
-    return TABLE.c.prompt == pending.prompt, TABLE.c.target == pending.target, TABLE.c.seq == pending.seq
+    return *_key(pending), TABLE.c.seq == pending.seq

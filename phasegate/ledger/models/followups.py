@@ -27,5 +27,6 @@ class FollowUpRow(Base):
     seq: Mapped[int] = mapped_column(default=1)  # one more for each mark: done only if none came meanwhile
     marked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # the first mark still pending
     due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # not tried before (after a failure)
+    leased_until: Mapped[dt.datetime | None] = mapped_column(default=None)  # a refresher is on it until then
     tries: Mapped[int] = mapped_column(default=0)
     problem: Mapped[str | None] = mapped_column(Text, default=None)  # the last failure, for operators

@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('marked_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('leased_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tries', sa.Integer(), nullable=False),
     sa.Column('problem', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('prompt', 'target')
