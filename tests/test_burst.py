@@ -4,7 +4,8 @@ Each gate is G1 of its own engagement (one GO from each side decides it), so eve
 decision of its own that must be recorded; half of them decide a gate and start the after-answer
 work (the prompt's `chat.update`, the run's wake-up). The clicks are signed and sent as Slack sends
 them, 50 in flight from a process of their own, to the endpoint wired as `phasegate up` wires it
-(phasegate.ops.stack), on both backends. No clicker may be told "not recorded" (the ledger was
+(phasegate.ops.stack), on both backends, except that the refresher doing the after-answer work
+runs on a thread of the endpoint's process (`refresh_here`), where `up` runs it as a process of its own. No clicker may be told "not recorded" (the ledger was
 busy, never down: tests/test_ledger_down.py covers down), nor answered later than Slack waits.
 Before the writers took turns, SQLite told 15-27 of the 600 "not recorded" and PostgreSQL answered
 some later than 3 s (up to 7 s), now and then after "not recorded". On a loaded machine (load 7-15,
