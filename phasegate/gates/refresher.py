@@ -106,8 +106,10 @@ class Refresher:
                 draw(self.sessions, self.chat, pending.target)
             else:
                 cr_messages.refresh(self.sessions, self.chat, pending.target)
-        except NotFound:
-            pass  # nothing to draw any more
+        except NotFound:  # nothing to draw or wake any more
+            with transaction(self.sessions) as session:
+                followups.done(session, pending)
+            return
         except EXPECTED as exc:
             problem = f"could not update the Slack prompt ({exc})"
             log.warning("%s %s: %s", pending.prompt.value, pending.target, problem)
