@@ -40,6 +40,7 @@ from phasegate.ledger import change_requests, followups, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.followups import Pending
 from phasegate.ledger.models import utcnow
+from phasegate.ledger.writers import DEADLINE
 from phasegate.messages import changes as cr_messages
 from phasegate.messages.prompts import draw
 from phasegate.orchestration.runs import PrefectUnreachable
@@ -154,7 +155,8 @@ class Refresher:
             if self._closed.is_set():
                 return
             if self._thread is None or not self._thread.is_alive():
-                context = copy_context()  # the caller's Prefect settings, for the wake
+                context = copy_context()  # the caller's Prefect settings, for the wake ...
+                context.run(DEADLINE.set, None)  # ... but not its request's deadline (Slack's 3 s)
                 self._thread = threading.Thread(target=context.run, name="phasegate-refresher", daemon=True,
                                                 args=(self.run, self._closed), kwargs={"linger": LINGER})
                 self._thread.start()
