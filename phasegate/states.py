@@ -51,6 +51,13 @@ class Via(str, enum.Enum):
     TIMEOUT = "timeout"
 
 
+class Prompt(str, enum.Enum):
+    """Whose Slack prompt a follow-up redraws (phasegate.ledger.followups): a gate's or a change request's."""
+
+    GATE = "gate"
+    CHANGE_REQUEST = "change_request"
+
+
 class GateState(str, enum.Enum):
     OPEN = "open"
     DECIDED = "decided"

@@ -46,7 +46,7 @@ def test_a_click_on_a_held_ledger_is_answered_at_once_and_recorded_after(
         ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
     deps.ack_within = ACK
     handle = serve_in_thread(create_app(deps))
     sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
@@ -72,7 +72,7 @@ def test_a_click_on_a_ledger_held_too_long_is_answered_at_once_then_told_not_rec
         ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
     deps.ack_within = ACK
     handle = serve_in_thread(create_app(deps))
     lead = SlackUser(VENDOR, endpoint=handle.url, signing_secret=SECRET, slack=slack)

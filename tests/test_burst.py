@@ -4,7 +4,8 @@ Each gate is G1 of its own engagement (one GO from each side decides it), so eve
 decision of its own that must be recorded; half of them decide a gate and start the after-answer
 work (the prompt's `chat.update`, the run's wake-up). The clicks are signed and sent as Slack sends
 them, 50 in flight from a process of their own, to the endpoint wired as `phasegate up` wires it
-(phasegate.ops.stack), on both backends. No clicker may be told "not recorded" (the ledger was
+(phasegate.ops.stack), on both backends, except that the refresher doing the after-answer work
+runs on a thread of the endpoint's process (`refresh_here`), where `up` runs it as a process of its own. No clicker may be told "not recorded" (the ledger was
 busy, never down: tests/test_ledger_down.py covers down), nor answered later than Slack waits.
 Before the writers took turns, SQLite told 15-27 of the 600 "not recorded" and PostgreSQL answered
 some later than 3 s (up to 7 s), now and then after "not recorded". On a loaded machine (load 7-15,
@@ -76,7 +77,7 @@ def test_a_burst_of_distinct_clicks_is_recorded_exactly_once(ledger_url: str, le
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     posted = prompts(ledger, chat, acme)
     woken: list[str] = []
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, woken.append)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, woken.append, refresh_here=True)
     handle = serve_in_thread(create_app(deps))
     users = {user: SlackUser(user, endpoint=handle.url, signing_secret=SECRET, slack=slack)
              for user in (CLIENT, VENDOR)}
@@ -143,7 +144,7 @@ def test_a_burst_on_a_hung_ledger_is_answered_not_recorded_in_time(ledger_url: s
     next click counts."""
     chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
     posted = prompts(ledger, chat, acme, count=100)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
     handle = serve_in_thread(create_app(deps))
     sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
     clicks = [sponsor.click_payload(gate_id, Outcome.GO, channel, ts) for gate_id, channel, ts in posted]

@@ -1,94 +1,200 @@
-"""The after-answer queue: one pending job per key with the flags OR-ed, never two at once for one
-key, a failing job stopping no other."""
+"""The ledger as the queue of the work after an answer (phasegate.ledger.followups) and the refresher
+that empties it (phasegate.gates.refresher), over real HTTP to the Slack stand-in, on both backends.
+
+An answer leaves its mark in its own transaction; answers piling up on one gate make one mark, so
+one draw of the prompt and one wake; the marks are taken oldest first; a Slack failure keeps the mark
+(with what failed) until a later try succeeds; an answer recorded while its prompt is being drawn
+leaves the mark for another pass; a run that cannot be woken because Prefect is down gets the
+approver who decided told, and the wake left to the catch-up and the gate watch.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 
-from phasegate.slack.followups import Followups
+from helpers import posted_gate, wait_until, with_changes
+from sqlalchemy import select
 
+from phasegate.configs.schema import Engagement
+from phasegate.errors import ServiceUnavailable
+from phasegate.gates.answers import RECORDED_NEXT_STEP_LATER
+from phasegate.gates.refresher import Refresher
+from phasegate.ledger import followups, gates
+from phasegate.ledger.db import transaction
+from phasegate.ledger.models import FollowUpRow, utcnow
+from phasegate.ledger.models.gates import GateRow
+from phasegate.orchestration.runs import PrefectUnreachable
+from phasegate.orchestration.runtime import Runtime
+from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
+from phasegate.states import GateState, Outcome, Prompt, Via
 
-def test_answers_piling_up_on_one_gate_make_one_more_refresh_that_carries_the_decision() -> None:
-    queue, gate_busy, release = Followups(workers=2), threading.Event(), threading.Event()
-    runs: list[bool] = []
-
-    def refresh(decided: bool) -> None:
-        runs.append(decided)
-        gate_busy.set()
-        release.wait(5)
-
-    queue.submit(("gate", 1), refresh, False)
-    assert gate_busy.wait(5)
-    for decided in (False, True, False):  # three answers while the first refresh is still running
-        queue.submit(("gate", 1), refresh, decided)
-    time.sleep(0.2)
-    assert runs == [False]  # the second worker does not start the same gate's refresh meanwhile
-    release.set()
-    assert queue.idle(5)
-    assert runs == [False, True]
+RUN = "0b6d5c0e-0000-4000-8000-000000000002"
 
 
-def test_other_gates_go_on_while_one_is_slow_and_a_failing_job_stops_nothing() -> None:
-    queue, release = Followups(workers=2), threading.Event()
-    done: list[str] = []
-
-    def slow(_: bool) -> None:
-        release.wait(5)
-        done.append("slow")
-
-    def broken(_: bool) -> None:
-        raise RuntimeError("a bug in one follow-up")
-
-    queue.submit(1, slow, False)
-    queue.submit(2, broken, False)
-    queue.submit(3, lambda _: done.append("three"), False)
-    deadline = time.monotonic() + 5
-    while "three" not in done and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert done == ["three"]
-    assert not queue.idle(0.1)  # the slow one still runs
-    release.set()
-    assert queue.idle(5) and done == ["three", "slow"]
+def answer(rt: Runtime, gate_id: int, user: str, outcome: Outcome = Outcome.GO, via: Via = Via.SLACK) -> None:
+    with transaction(rt.sessions) as session:
+        gates.answer(session, gate_id, approver=user, outcome=outcome, reason="not yet" if outcome.needs_reason else "",
+                     via=via)
 
 
-def test_a_job_runs_in_the_context_it_was_submitted_from() -> None:
-    """The endpoint steers its Prefect client with a context variable (phasegate.ops.local.prefect_api):
-    a wake-up done on a follow-up thread must talk to the same Prefect API."""
-    from contextvars import ContextVar
-
-    api: ContextVar[str] = ContextVar("api", default="the default")
-    queue, seen = Followups(workers=1), []
-    token = api.set("http://127.0.0.1:4200/api")
-    queue.submit("gate", lambda _: seen.append(api.get()), True)
-    api.reset(token)
-    assert queue.idle(5) and seen == ["http://127.0.0.1:4200/api"]
+def marks(rt: Runtime) -> list[FollowUpRow]:
+    with transaction(rt.sessions) as session:
+        rows = list(session.scalars(select(FollowUpRow).order_by(FollowUpRow.marked_at)))
+        session.expunge_all()
+        return rows
 
 
-def test_while_clicks_wait_for_the_ledger_one_follow_up_runs_at_a_time() -> None:
-    """The answers Slack waits for come first: while clicks queue for the ledger, the follow-ups go
-    on one at a time (never stopped, so a long burst starves no prompt), and all at once after."""
-    clicks_waiting = threading.Event()
-    clicks_waiting.set()
-    queue, release = Followups(workers=3, clicks_waiting=clicks_waiting.is_set), threading.Event()
-    running: list[int] = []
-    most = [0]
-    lock = threading.Lock()
+def with_run(rt: Runtime, gate: GateRow) -> GateRow:
+    with transaction(rt.sessions) as session:
+        gates.by_id(session, gate.id).flow_run_id = RUN
+    return gate
 
-    def refresh(_: bool) -> None:
-        with lock:
-            running.append(1)
-            most[0] = max(most[0], len(running))
-        release.wait(5)
-        with lock:
-            running.pop()
 
-    for gate in range(6):
-        queue.submit(("gate", gate), refresh, False)
-    time.sleep(0.3)
-    assert most[0] == 1
-    clicks_waiting.clear()  # the burst is over
-    time.sleep(0.3)
-    assert most[0] == 3
-    release.set()
-    assert queue.idle(5)
+def edits(slack: SlackStandin, gate: GateRow) -> int:
+    assert gate.message_ts is not None
+    return slack.message(gate.channel, gate.message_ts).edits
+
+
+def test_an_answer_marks_its_prompt_and_answers_piling_up_make_one_draw_and_one_wake(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    three = with_changes(acme, phases__poc__gate__quorum__count=3)  # every approver must answer
+    gate = with_run(rt, posted_gate(rt, three, jira=jira))
+    before = edits(slack, gate)
+    approvers = [a.slack_user for a in three.phases.poc.gate.approvers if a.slack_user != gate.requested_by]
+    for user in approvers:  # no refresher runs meanwhile: the marks pile up in the ledger
+        answer(rt, gate.id, user)
+    [mark] = marks(rt)
+    assert (mark.prompt, mark.target, mark.seq, mark.wake, mark.tell) == (
+        Prompt.GATE, gate.id, len(approvers), True, approvers[-1])
+    woken: list[str] = []
+    refresher = Refresher(rt.sessions, rt.chat, woken.append)
+    try:
+        assert refresher.pass_once() == 1
+    finally:
+        refresher.close()
+    assert edits(slack, gate) == before + 1  # one chat.update for all the answers
+    assert woken == [RUN] and marks(rt) == []
+    assert "actions" not in str(slack.message(gate.channel, gate.message_ts or "").blocks)  # drawn decided
+
+
+def test_marks_are_taken_oldest_first(rt: Runtime) -> None:
+    for prompt, target in ((Prompt.GATE, 7), (Prompt.GATE, 3), (Prompt.CHANGE_REQUEST, 1), (Prompt.GATE, 5),
+                           (Prompt.GATE, 7)):  # 7 marked again: it keeps its place
+        with transaction(rt.sessions) as session:
+            followups.mark(session, prompt, target)
+    with transaction(rt.sessions) as session:
+        taken = followups.take(session, utcnow(), 3, lease=60)
+        again = followups.take(session, utcnow(), 10, lease=60)  # claimed: not taken twice
+    assert [(p.prompt, p.target) for p in taken] == [(Prompt.GATE, 7), (Prompt.GATE, 3), (Prompt.CHANGE_REQUEST, 1)]
+    assert [(p.prompt, p.target, p.seq) for p in again] == [(Prompt.GATE, 5, 1)]
+    assert taken[0].seq == 2
+
+
+def test_a_prompt_marked_again_while_one_refresher_draws_it_is_not_drawn_by_another_meanwhile(rt: Runtime) -> None:
+    """Two refreshers (two `serve-slack` replicas) never draw one prompt at once, so their updates
+    cannot land out of order; the newer mark is drawn once the first refresher lets go of it."""
+    with transaction(rt.sessions) as session:
+        followups.mark(session, Prompt.GATE, 4)
+    with transaction(rt.sessions) as session:
+        [first] = followups.take(session, utcnow(), 10, lease=60)
+    with transaction(rt.sessions) as session:
+        followups.mark(session, Prompt.GATE, 4, wake=True)  # an answer while the first refresher draws
+    with transaction(rt.sessions) as session:
+        assert followups.take(session, utcnow(), 10, lease=60) == []  # the other refresher keeps off
+        assert not followups.done(session, first)  # the newer mark stays, let go
+    with transaction(rt.sessions) as session:
+        [second] = followups.take(session, utcnow(), 10, lease=60)
+        assert (second.seq, second.wake) == (2, True) and followups.done(session, second)
+    with transaction(rt.sessions) as session:
+        assert followups.waiting(session) == 0
+
+
+def test_a_slack_failure_keeps_the_mark_until_a_later_try_draws_the_prompt(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)
+    before = edits(slack, gate)
+    answer(rt, gate.id, "U0SPONSOR1")
+    slack.fail_next("chat.update", status=503, times=1)
+    refresher = Refresher(rt.sessions, rt.chat, lambda run: None, backoff=(0.3,))
+    try:
+        assert refresher.pass_once() == 1
+        [kept] = marks(rt)
+        assert kept.tries == 1 and kept.problem is not None and "could not update the Slack prompt" in kept.problem
+        assert edits(slack, gate) == before
+        assert refresher.pass_once() == 0  # not before its pause
+        wait_until(lambda: refresher.pass_once() == 1, timeout=5, what="the mark to be tried again")
+    finally:
+        refresher.close()
+    assert marks(rt) == [] and edits(slack, gate) == before + 1
+
+
+def test_an_answer_recorded_while_its_prompt_is_drawn_is_drawn_too(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = posted_gate(rt, acme, jira=jira)
+    answer(rt, gate.id, "U0SPONSOR1")
+    drawing, go_on = threading.Event(), threading.Event()
+
+    class Held:  # the Slack client, held in the middle of the update
+        def __getattr__(self, name: str) -> object:
+            return getattr(rt.chat, name)
+
+        def update(self, *args: object, **kwargs: object) -> None:
+            drawing.set()
+            go_on.wait(5)
+            rt.chat.update(*args, **kwargs)  # type: ignore[arg-type]
+
+    refresher = Refresher(rt.sessions, Held(), lambda run: None)  # type: ignore[arg-type]
+    first = threading.Thread(target=refresher.pass_once)
+    first.start()
+    assert drawing.wait(5)
+    answer(rt, gate.id, "U0VENDLEAD")  # decides, while the first answer's draw is under way
+    go_on.set()
+    first.join(10)
+    try:
+        [left] = marks(rt)  # the first pass could not delete the newer mark
+        assert left.wake and left.seq == 2
+        assert refresher.pass_once() == 1
+    finally:
+        refresher.close()
+    with transaction(rt.sessions) as session:
+        assert gates.by_id(session, gate.id).state is GateState.DECIDED
+    assert marks(rt) == [] and "actions" not in str(slack.message(gate.channel, gate.message_ts or "").blocks)
+
+
+def test_prefect_down_tells_the_slack_approver_who_decided_and_leaves_the_wake_to_the_watch(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = with_run(rt, posted_gate(rt, acme, jira=jira))
+    answer(rt, gate.id, "U0SPONSOR1", via=Via.CLI)
+    answer(rt, gate.id, "U0VENDLEAD")
+
+    def down(run: str) -> None:
+        raise PrefectUnreachable(f"cannot wake flow run {run}: the Prefect API is not reachable")
+
+    refresher = Refresher(rt.sessions, rt.chat, down)
+    try:
+        assert refresher.pass_once() == 1
+    finally:
+        refresher.close()
+    assert [(e["user"], e["channel"], e["text"]) for e in slack.ephemeral] == [
+        ("U0VENDLEAD", gate.channel, RECORDED_NEXT_STEP_LATER)]
+    assert marks(rt) == []  # drawn; `up`'s catch-up and the gate watch wake decided runs
+
+
+def test_an_answer_in_the_prefect_ui_wakes_nothing_and_a_wake_that_fails_otherwise_is_not_retried(
+        rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
+    gate = with_run(rt, posted_gate(rt, acme, jira=jira))
+    answer(rt, gate.id, "U0SPONSOR1", via=Via.PREFECT_UI)
+    answer(rt, gate.id, "U0VENDLEAD", via=Via.PREFECT_UI)
+    [mark] = marks(rt)
+    assert not mark.wake and mark.tell is None  # the run the answer came through is awake
+
+    def refuses(run: str) -> None:
+        raise ServiceUnavailable("never called")
+
+    refresher = Refresher(rt.sessions, rt.chat, refuses)
+    try:
+        assert refresher.pass_once() == 1
+    finally:
+        refresher.close()
+    assert marks(rt) == [] and slack.ephemeral == []

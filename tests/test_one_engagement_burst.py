@@ -53,12 +53,12 @@ def replica(ledger_url: str, slack_url: str, token: str, conn: Connection) -> No
     """One endpoint replica in a process of its own: sends its URL, serves until told the burst is
     over, then sends whether every click and follow-up was finished in time."""
     chat = SlackChat(make_web_client(token, slack_url))
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)  # and its refresher
     handle = serve_in_thread(create_app(deps))
     conn.send(handle.url)
     conn.recv()
     try:
-        conn.send(deps.clicks.idle(120) and deps.followups.idle(60))
+        conn.send(deps.clicks.idle(120) and deps.followups is not None and deps.followups.idle(60))
     finally:
         handle.stop()
         for engine in engines:

@@ -21,7 +21,8 @@ from phasegate.states import GateState, Outcome, Via
 
 
 def answer(rt: Runtime, gate_id: int, user: str) -> list[str]:
-    """What the Slack endpoint does for a click: record, then the shared after-answer step."""
+    """What `gate decide` does: record, then the shared after-answer step at once (a Slack click
+    leaves that to the refresher, which draws once per mark: tests/test_followups.py)."""
     with transaction(rt.sessions) as session:
         result = gates.answer(session, gate_id, approver=user, outcome=Outcome.GO, reason="", via=Via.SLACK)
     return answers.after_answer(rt.sessions, rt.chat, gate_id, decided=result.decided is not None, wake=None).problems

@@ -16,12 +16,13 @@ import pytest
 from helpers import process_tree, register, wait_until, with_changes
 
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import phases
+from phasegate.ledger import followups, phases
 from phasegate.ledger.db import transaction, upgrade
 from phasegate.ops.local import Stack
 from phasegate.ops.supervise import Supervisor, catch_up_lines
 from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
+from phasegate.states import Prompt
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -88,3 +89,32 @@ def test_the_catch_up_runs_beside_the_loop_and_says_one_line(tmp_path: Path, acm
     logged = log.read_text().splitlines()
     assert len(logged) == 2 * ENGAGEMENTS
     assert {line.split()[2].rstrip(":") for line in logged} == {f"eng-{n:02d}" for n in range(ENGAGEMENTS)}
+
+
+def test_a_refresher_that_exits_is_started_again_and_takes_the_marks_left(tmp_path: Path) -> None:
+    """`up`'s refresher (the prompt redraws and wakes after answers) is one of its children: killed, it
+    is started again on the next check, and the new one takes the marks waiting in the ledger (here
+    one for a gate that is gone, which is done at once). No Prefect API is needed for that."""
+    settings = Settings(home=tmp_path, database_url="")
+    upgrade(settings.ledger_url)
+    rt = Runtime(settings)
+    said: list[str] = []
+    try:
+        with Stack(settings) as stack:
+            stack.api_url = "http://127.0.0.1:9/api"  # nothing answers there
+            first = stack.refresher()
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+            with transaction(rt.sessions) as session:
+                followups.mark(session, Prompt.GATE, 424242, wake=True)
+            Supervisor(stack, catch_up=list, say=said.append).check()
+            assert said[:2] == ["the refresher was killed by SIGKILL; starting it again (restart 1 of 3 allowed "
+                                "within 10 minutes)", "the refresher is back"]
+            assert stack.refresh is not None and stack.refresh is not first and stack.refresh.poll() is None
+
+            def left() -> int:
+                with transaction(rt.sessions) as session:
+                    return followups.waiting(session)
+            wait_until(lambda: left() == 0, timeout=60, interval=0.2, what="the new refresher to take the mark")
+    finally:
+        rt.close()

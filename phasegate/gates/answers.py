@@ -1,13 +1,16 @@
-"""What follows a recorded answer, wherever it came from (Slack, the CLI, the Prefect UI form).
+"""What follows a recorded answer given at the CLI or in the Prefect UI form.
 
-`gates.answer` makes an answer a decision; this step then shows the gate as it now stands on its
-Slack prompt, for everyone, and wakes the phase run if the answer completed the quorum. It runs
-after the answer's own transaction has committed, so a failure here never loses the answer: the
-problems are handed back for each caller to report in its own way (Slack logs them, the CLI says
-them in one line, the Prefect UI path logs them on the flow run).
+`gates.answer` makes an answer a decision, and marks its prompt (and its run, if it decided) for the
+refresher in the same transaction (phasegate.ledger.followups); Slack answers leave the rest to the
+refresher (phasegate.gates.refresher). The CLI and the Prefect UI path also take this step
+themselves, at once: it shows the gate as it now stands on its Slack prompt, for everyone, and wakes
+the phase run if the answer completed the quorum, so that the CLI can say in its line what happened.
+It runs after the answer's own transaction has committed, so a failure here never loses the answer:
+the problems are handed back for each caller to report in its own way (the CLI says them in one
+line, the Prefect UI path logs them on the flow run), and the refresher's mark is still there.
 
 When the run cannot be woken because the Prefect API is down, the decision still stands: the
-approver is told NEXT_STEP_LATER (Slack, ephemerally; the CLI, in its line), and `phasegate up` wakes
+approver is told NEXT_STEP_LATER (the CLI, in its line; Slack, ephemerally, by the refresher), and `phasegate up` wakes
 the run the moment the API answers again (phasegate/ops/supervise.py), the gate watch at the latest.
 """
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Approver, Engagement
 from phasegate.errors import InvalidRequest, PolicyError
-from phasegate.ledger import audit
+from phasegate.ledger import audit, followups
 from phasegate.ledger.change_requests import (
     assessment_of,
     baseline,
@@ -34,7 +34,7 @@ from phasegate.ledger.models import BaselineRow, ChangeDecisionRow, ChangeReques
 from phasegate.ledger.phases import current_timebox
 from phasegate.rules import policy
 from phasegate.rules.change_requests import diff, scope_after
-from phasegate.states import AuditKind, ChangeRequestState, Outcome, Via
+from phasegate.states import AuditKind, ChangeRequestState, Outcome, Prompt, Via
 
 DECIDES = {Outcome.APPROVE: ChangeRequestState.APPROVED, Outcome.REJECT: ChangeRequestState.REJECTED}
 
@@ -98,6 +98,7 @@ def answer(session: Session, cr_id: int, *, approver: str, outcome: Outcome, rea
     elif reached is Outcome.REJECT:
         reasons = [d.reason for d in decisions(session, cr.id) if d.outcome is Outcome.REJECT and d.reason]
         settle(session, cr, ChangeRequestState.REJECTED, "; ".join(dict.fromkeys(reasons)))
+    followups.answered(session, Prompt.CHANGE_REQUEST, cr.id, decided=reached is not None, approver=approver, via=via)
     return Answered(cr, recorded=True, decided=DECIDES[reached] if reached is not None else None)
 
 

@@ -17,12 +17,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
-from phasegate.ledger import audit, ballots, chain
+from phasegate.ledger import audit, ballots, chain, followups
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
 from phasegate.rules.evidence import Snapshot
-from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Via
+from phasegate.states import AuditKind, EngagementState, GateState, Outcome, Prompt, Via
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     if decided is not None:
         gate, settled = ballots.settle(conn, gate, decided, now)
         links.append(settled)
-    chain.extend(session, gate.engagement_id, links)
+    followups.answered(session, Prompt.GATE, gate.id, decided=decided is not None, approver=approver, via=via)
+    chain.extend(session, gate.engagement_id, links)  # last: the engagement's chain head is held until commit
     return Answered(gate, recorded=True, decided=decided)
 
 

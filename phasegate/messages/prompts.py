@@ -139,3 +139,16 @@ def refresh(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int, *,
             time.sleep(pause)
             continue
         sent = (text, blocks)
+
+
+def draw(sessions: sessionmaker[Session], chat: SlackChat, gate_id: int) -> None:
+    """One render from the ledger and one `chat.update` (ServiceUnavailable if Slack fails): what the
+    refresher does for each mark (phasegate.gates.refresher), however many answers made it. It never
+    draws one prompt twice at once, and an answer recorded during the update leaves a new mark, so
+    the prompt ends as the ledger is without `refresh`'s second look."""
+    with transaction(sessions, write=False) as session:
+        gate = gates.by_id(session, gate_id)
+        text, blocks = render(session, gate)
+        channel, ts, mark = gate.channel, gate.message_ts, witnessed_mark(session, gate)
+    if ts:
+        chat.update(channel, ts, text, blocks, mark=mark)

@@ -1,4 +1,5 @@
-"""Running phasegate on one machine: a local Prefect server, the flows served, the Slack endpoint.
+"""Running phasegate on one machine: a local Prefect server, the flows served, the Slack endpoint and
+the refresher that does the work after each answer.
 
 `Stack` starts what is missing and stops everything it started, in reverse order, on exit or
 Ctrl-C. The flows are served from a child process (`python -m phasegate.ops.serve_flows`) so that
@@ -120,6 +121,7 @@ class Stack(ExitStack):
         self.api_url: str | None = None
         self.server: subprocess.Popen[bytes] | None = None  # the local Prefect server, when this stack started one
         self.runner: subprocess.Popen[bytes] | None = None  # the process serving the flows
+        self.refresh: subprocess.Popen[bytes] | None = None  # the refresher: prompts redrawn, runs woken
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -179,6 +181,12 @@ class Stack(ExitStack):
         wait_deployment(process)
         self.runner = process
         return process
+
+    def refresher(self) -> subprocess.Popen[bytes]:
+        """The refresher (phasegate/ops/refresher.py): the work after each answer, marked in the ledger,
+        done in this child rather than in the process answering Slack."""
+        self.refresh = self._spawn("refresher", [sys.executable, "-m", "phasegate.ops.refresher"])
+        return self.refresh
 
     def slack_endpoint(self, app: object, host: str, port: int) -> ServerHandle:
         handle = serve_in_thread(app, host, port)

@@ -43,7 +43,8 @@ def serve_in_thread(app: object, host: str = "127.0.0.1", port: int = 0) -> Serv
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)  # type: ignore[arg-type]
+    # lifespan: the app's shutdown (the Slack endpoint's own refresher, if any) runs when it is stopped
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     # run in a copy of the caller's context: the Prefect settings in force now apply to the handlers
     thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), kwargs={"sockets": [sock]},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -11,19 +11,19 @@ from sqlalchemy import Engine
 
 from phasegate.errors import ConfigError
 from phasegate.integrations.slack_chat import SlackChat
-from phasegate.ledger.db import CLICK_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade, writers_waiting
+from phasegate.ledger.db import CLICK_PATIENCE, ENDPOINT_TIMEOUT, make_engine, sessions, upgrade
 from phasegate.ops.local import Stack, configured_prefect_api, prefect_api
 from phasegate.ops.ports import require_free
 from phasegate.ops.readiness import add_readiness
 from phasegate.ops.servers import ServerHandle
-from phasegate.ops.supervise import Supervisor, catch_up_lines
+from phasegate.ops.supervise import Supervisor, catch_up_lines, how_it_ended
 from phasegate.orchestration.runs import PrefectRuns
 from phasegate.orchestration.runtime import Runtime
 from phasegate.settings import Settings
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
-from phasegate.slack.followups import Followups
 
+REFRESHER_PAUSE = 5.0  # seconds before `serve-slack` starts an exited refresher again
 SANDBOX_HINT = "to try an engagement without Slack or Jira accounts, run `phasegate sandbox FILE`"
 
 
@@ -48,26 +48,29 @@ def missing_credentials(settings: Settings) -> list[str]:
 
 
 def endpoint_deps(url: str, secret: str, chat: SlackChat, resume: Callable[[str], object], *,
-                  audit_key: bytes | None = None) -> tuple[SlackDeps, list[Engine]]:
+                  audit_key: bytes | None = None, refresh_here: bool = False) -> tuple[SlackDeps, list[Engine]]:
     """What the Slack endpoint's handlers are given, and the engines to dispose of when it stops.
     The clicks' engine bounds every ledger wait by ENDPOINT_TIMEOUT once the line of writers stops
     moving; a click waits in line behind other clicks while it moves, CLICK_PATIENCE at most (its
     answer does not wait: phasegate.slack.acknowledge; forms and commands have a request deadline
     within Slack's 3 s); the work after the answer has an
     engine of its own (the default, longer bounds), so that it never holds a connection a click is
-    waiting for, and runs one job at a time while clicks wait."""
+    waiting for. The prompt redraws and the wakes are marked in the ledger with each answer and done by
+    the refresher, a process of its own (`Stack.refresher`); `refresh_here` runs one on a thread of
+    this process instead, on that engine, waking runs with `resume` (tests that start no process)."""
     clicks, after = make_engine(url, timeout=ENDPOINT_TIMEOUT, patience=CLICK_PATIENCE), make_engine(url)
     deps = SlackDeps(signing_secret=secret, sessions=sessions(clicks, audit_key=audit_key), chat=chat, resume=resume,
-                     followups=Followups(clicks_waiting=lambda: writers_waiting(clicks)),
-                     followup_sessions=sessions(after, audit_key=audit_key))
+                     refresh_here=refresh_here, followup_sessions=sessions(after, audit_key=audit_key))
     return deps, [clicks, after]
 
 
-def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None) -> ServerHandle:
-    """The Slack endpoint (with `/readyz` against the stack's Prefect API) and, when an app-level
-    token is set, the same handlers over Socket Mode."""
+def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None, *, refresher: bool = True) -> ServerHandle:
+    """The Slack endpoint (with `/readyz` against the stack's Prefect API), when an app-level token is
+    set the same handlers over Socket Mode, and (unless not `refresher`) the refresher's process."""
     deps, engines = endpoint_deps(rt.settings.ledger_url, signing_secret(rt.settings), rt.chat,
                                   PrefectRuns(wake_wait=30).wake, audit_key=rt.settings.audit_key_bytes)
+    if refresher:
+        stack.refresher()
     for engine in engines:
         stack.callback(engine.dispose)
     app = create_app(deps)
@@ -145,6 +148,18 @@ def run_serve_slack(settings: Settings, host: str, port: int) -> None:
             console.print("Socket Mode     connected")
         console.print("Ctrl-C stops it.")
         try:
-            threading.Event().wait()
+            keep_refreshing(stack, lambda line: console.print(line, markup=False, highlight=False))
         except KeyboardInterrupt:
             console.print("stopping")
+
+
+def keep_refreshing(stack: Stack, say: Callable[[str], None], *, interval: float = 1.0,
+                    pause: float = REFRESHER_PAUSE) -> None:
+    """`serve-slack`'s own supervision, until Ctrl-C: its refresher started again when it exits (after
+    `pause` seconds, so a refresher that cannot start does not spin); its marks wait in the ledger meanwhile."""
+    while True:
+        time.sleep(interval)
+        if stack.refresh is not None and stack.refresh.poll() is not None:
+            say(f"the refresher {how_it_ended(stack.refresh.returncode)}; starting it again in {pause:g} s")
+            time.sleep(pause)
+            stack.refresher()

@@ -1,5 +1,6 @@
-"""What `phasegate up` does while it runs: keep its Prefect server and its flows runner alive, and act
-on what was decided while the Prefect API was away.
+"""What `phasegate up` does while it runs: keep its Prefect server, its flows runner and its refresher
+(the prompt redraws and run wakes after each answer, phasegate/ops/refresher.py) alive, and act on
+what was decided while the Prefect API was away.
 
 Every second it looks at its children. A child that exited is started again, with a line on the
 console; a child that exits more than `limit` times within `window` seconds makes `up` stop
@@ -37,7 +38,7 @@ from phasegate.ops.readiness import prefect_problem
 from phasegate.orchestration.runs import PrefectRuns
 from phasegate.orchestration.runtime import Runtime
 
-SERVER, RUNNER = "the Prefect server", "the flows runner"
+SERVER, RUNNER, REFRESHER = "the Prefect server", "the flows runner", "the refresher"
 MAX_RESTARTS = 3
 WINDOW = 600.0  # seconds
 
@@ -96,7 +97,7 @@ class Supervisor:
         self.stack, self.say = stack, say
         self.catch_up = CatchUp(catch_up, say)
         self.limit, self.window, self.clock = limit, window, clock
-        self.restarts: dict[str, deque[float]] = {SERVER: deque(), RUNNER: deque()}
+        self.restarts: dict[str, deque[float]] = {SERVER: deque(), RUNNER: deque(), REFRESHER: deque()}
         self.api_down = True  # the first pass catches up on what was decided while nothing ran
 
     def run(self, interval: float = 1.0) -> NoReturn:
@@ -107,6 +108,8 @@ class Supervisor:
     def check(self) -> None:
         """One look at the children and the API (see the module doc)."""
         stack = self.stack
+        if stack.refresh is not None and stack.refresh.poll() is not None:  # it needs no API: the marks wait
+            self.restart(REFRESHER, stack.refresh, stack.refresher, stack.log_dir / "refresher.log")
         if stack.server is not None and stack.server.poll() is not None:
             self.api_down = True
             self.restart(SERVER, stack.server, stack.start_server, stack.log_dir / "prefect-server.log")

@@ -8,8 +8,9 @@ exception: a command that meets a dead Prefect server says so in one line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 import httpx
@@ -18,6 +19,9 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from phasegate.configs.schema import Phase
 from phasegate.errors import ServiceUnavailable
 from phasegate.states import RunHealth
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 PREFECT_DOWN = (OSError, httpx.HTTPError, PrefectHTTPStatusError)
 
@@ -74,8 +78,9 @@ def unavailable(what: str, exc: BaseException) -> PrefectUnreachable:
 class PrefectRuns:
     """The Prefect API this process is configured for (see phasegate.ops.local.prefect_api)."""
 
-    def __init__(self, *, wake_wait: float = 0) -> None:
+    def __init__(self, *, wake_wait: float = 0, client: Callable[[], SyncPrefectClient] | None = None) -> None:
         self.wake_wait = wake_wait
+        self.client = client  # a long-lived client for `wake` (phasegate.orchestration.resume.Waker); else one per call
 
     def status(self, flow_run_id: str) -> RunStatus:
         from prefect.client.orchestration import get_client
@@ -114,7 +119,8 @@ class PrefectRuns:
         from phasegate.orchestration.resume import resume_when_paused
 
         try:
-            return resume_when_paused(flow_run_id, wait=self.wake_wait)
+            return resume_when_paused(flow_run_id, wait=self.wake_wait,
+                                      client=self.client() if self.client is not None else None)
         except ObjectNotFound:
             return False
         except PREFECT_DOWN as exc:
@@ -132,7 +138,6 @@ class PrefectRuns:
                 client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=reason[:200]), force=True)
         except PREFECT_DOWN as exc:
             raise unavailable(f"cancel flow run {flow_run_id}", exc) from None
-
 
     def restore(self, flow_run_id: str) -> RunStatus | None:
         """Suspend the run again if it was marked Crashed while suspended (a false alarm: a suspended

@@ -2,8 +2,9 @@
 
 Verify, record, answer; everything slow happens after the answer, inside Slack's three seconds for
 the answer itself: a modal or an ephemeral reply as a request background task, and the prompt
-update and the run's wake-up on threads of their own (phasegate.slack.followups), so that they never
-slow the next clicks' answers. This module checks the request (whole, signed, fresh, decodable) and
+update and the run's wake-up marked in the ledger with the answer and done by the refresher
+(phasegate.gates.refresher), in production a process of its own, so that they never slow the next
+clicks' answers. This module checks the request (whole, signed, fresh, decodable) and
 hands it to `phasegate.slack.interactions`, the one way in for interactions and slash commands alike
 (`phasegate.slack.inbound` names its steps); `phasegate.slack.socket` hands Socket Mode's envelopes
 to the same functions.
@@ -16,7 +17,8 @@ those three seconds (phasegate.ledger.writers).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI, Request, Response
@@ -34,7 +36,14 @@ from phasegate.slack.signature import verify
 
 
 def create_app(deps: SlackDeps) -> FastAPI:
-    app = FastAPI(title="phasegate Slack endpoint", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if deps.followups is not None:  # a refresher of this process's own ends with the endpoint
+            await run_in_threadpool(deps.followups.close)
+
+    app = FastAPI(title="phasegate Slack endpoint", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -252,22 +252,6 @@ def record(deps: SlackDeps, *, cr_id: int, user: str, outcome: Outcome, reason: 
         return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
         return refusals.render(exc, "Not recorded: ")
-    if result.recorded:
-        deps.followups.submit(("change request", cr_id), lambda decided: after_answer(deps, cr_id, decided),
-                              result.decided is not None)
+    if result.recorded:  # the answer's transaction marked the prompt (and the run, if it decided)
+        deps.refresh_soon()
     return None
-
-
-def after_answer(deps: SlackDeps, cr_id: int, decided: bool) -> None:
-    try:
-        cr_messages.refresh(deps.after_sessions, deps.chat, cr_id)
-    except EXPECTED as exc:
-        log.warning("could not update the prompt of change request %s: %s", cr_id, exc)
-    if decided:
-        with transaction(deps.after_sessions, write=False) as session:
-            run = crs.by_id(session, cr_id).flow_run_id
-        if run:
-            try:
-                deps.resume(run)
-            except EXPECTED as exc:  # the gate watch wakes it once Prefect answers again
-                log.warning("change request %s: %s", cr_id, exc)

@@ -3,9 +3,10 @@ waiver, and the Attest buttons on a phase's kickoff message.
 
 Routed from `phasegate.slack.interactions` once `phasegate.slack.inbound` has read the request
 (shape, identity); the gate policy is applied in the ledger, in the transaction that records. Verify,
-record, answer: the answer is recorded in one write transaction; opening the form and answering the clicker
-are request background tasks, and redrawing the prompt and waking the run are follow-ups
-(phasegate.slack.followups). The approver is the verified payload's `user.id`; a button's value only
+record, answer: the answer is recorded in one write transaction, which also marks the prompt for a
+redraw and, if the answer decided, the run for a wake (phasegate.ledger.followups); opening the form
+and answering the clicker are request background tasks, and the redraw and the wake are done by the
+refresher (phasegate.gates.refresher), in production a process of its own. The approver is the verified payload's `user.id`; a button's value only
 names the gate revision.
 """
 
@@ -15,12 +16,12 @@ from typing import Any
 
 from fastapi import BackgroundTasks, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from phasegate.configs.schema import Phase
 from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError, ReasonRequired
-from phasegate.gates import answers
 from phasegate.integrations.slack_blocks import clip
-from phasegate.ledger import gates
+from phasegate.ledger import followups, gates
 from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.messages import gates as messages
@@ -29,36 +30,14 @@ from phasegate.messages.ids import REASON_INPUT, parse_attest_value
 from phasegate.slack.deps import SlackDeps, log, tell
 from phasegate.slack.inbound import Click, Refused, Submission, row_id
 from phasegate.slack.payloads import delivery_id
-from phasegate.states import GateState, Outcome, Via
+from phasegate.states import Outcome, Prompt, Via
 from phasegate.text import literal
 
 
-def after_answer(deps: SlackDeps, gate_id: int, decided: bool, user: str, response_url: str | None) -> None:
-    """Runs after Slack has its answer: the shared step, with its problems logged (the clicker's
-    answer is recorded either way). A decision whose run could not be woken, Prefect being down, is
-    said to the clicker alone: recorded, and acted on when the orchestrator is back."""
-    done = answers.after_answer(deps.after_sessions, deps.chat, gate_id, decided=decided, wake=deps.resume)
-    for problem in done.problems:
-        log.warning("gate %s: %s", gate_id, problem)
-    if not done.orchestrator_down:
-        return
-    if response_url:
-        tell(deps, response_url, answers.RECORDED_NEXT_STEP_LATER)
-        return
-    with transaction(deps.after_sessions, write=False) as session:
-        channel = gates.by_id(session, gate_id).channel
-    try:
-        deps.chat.ephemeral(channel, user, answers.RECORDED_NEXT_STEP_LATER)
-    except EXPECTED as exc:
-        log.warning("could not answer the approver: %s", exc)
-
-
-def after_late_commit(deps: SlackDeps, gate_id: int, user: str, response_url: str | None) -> None:
-    """An answer whose COMMIT was confirmed only later (phasegate.slack.unconfirmed): the follow-ups
-    its click would have had, the prompt redrawn and, if the gate is decided now, its run woken."""
-    with transaction(deps.after_sessions, write=False) as session:
-        decided = gates.by_id(session, gate_id).state is not GateState.OPEN
-    deps.followups.submit(("gate", gate_id), lambda now: after_answer(deps, gate_id, now, user, response_url), decided)
+def after_late_commit(deps: SlackDeps) -> None:
+    """An answer whose COMMIT was confirmed only later (phasegate.slack.unconfirmed): its mark was
+    committed with it, so the refresher redraws the prompt and, if the gate is decided, wakes the run."""
+    deps.refresh_soon()
 
 
 def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: str, outcome: Outcome,
@@ -71,28 +50,29 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
                                   via=Via.SLACK, delivery_id=delivery_id)
     except GateClosed as exc:
         background.add_task(tell, deps, response_url, refusals.render(exc))
-        redraw(deps, gate_id, user, response_url)
+        background.add_task(redraw, deps, gate_id)
         return str(exc)
     except ReasonRequired:
         raise
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, refusals.render(exc, "Not recorded: "))
         return str(exc)
-    if result.recorded:
-        # answers pending on one gate make one follow-up: the last one's, which decides if any did
-        deps.followups.submit(("gate", gate_id),
-                              lambda decided: after_answer(deps, gate_id, decided, user, response_url),
-                              result.decided is not None)
+    if result.recorded:  # the answer's transaction marked the prompt (and the run, if it decided)
+        deps.refresh_soon()
     return None
 
 
-def redraw(deps: SlackDeps, gate_id: int, user: str, response_url: str | None) -> None:
-    """A click on a gate that takes no more answers: its prompt still showed buttons (the process that
-    recorded the deciding answer died before redrawing it, or a timeout decided it), so it is drawn
-    again from the ledger, as a follow-up. Submitted as an answer that decided nothing: merged with
-    a pending deciding answer's follow-up, that one still wakes the run."""
-    deps.followups.submit(("gate", gate_id), lambda decided: after_answer(deps, gate_id, decided, user, response_url),
-                          False)
+def redraw(deps: SlackDeps, gate_id: int) -> None:
+    """A click on a gate that takes no more answers: its prompt still showed buttons (a timeout decided
+    it, or it was drawn before the deciding answer and not since), so it is marked for the refresher
+    to draw again from the ledger. After the answer; a ledger that refuses the mark is logged."""
+    try:
+        with transaction(deps.after_sessions) as session:
+            followups.mark(session, Prompt.GATE, gate_id)
+    except SQLAlchemyError as exc:
+        log.warning("gate %s: could not mark its prompt for a redraw: %s", gate_id, exc)
+        return
+    deps.refresh_soon()
 
 
 def on_action(deps: SlackDeps, click: Click, argument: str, background: BackgroundTasks) -> Response:
@@ -160,7 +140,7 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
                         reason="(to be given)", via=Via.SLACK)
             return None
     except GateClosed as exc:
-        redraw(deps, gate_id, user, None)
+        redraw(deps, gate_id)
         return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
         return refusals.render(exc, "Not recorded: ")

@@ -104,11 +104,12 @@ def ledger_down(deps: SlackDeps, request: Click | Submission | None, background:
 
 
 def late_followups(deps: SlackDeps, click: Click) -> Callable[[], None] | None:
-    """For a gate answer confirmed late: its follow-ups (other clicks' are left to the watch)."""
+    """For a gate answer confirmed late: the refresher looks for the mark committed with it now (any
+    other click's mark is found at its next look)."""
     gate_id = inbound.row_id(click.value)
     if click.action is None or click.action.action in (Action.ATTEST, Action.CHANGE) or gate_id is None:
         return None
-    return lambda: slack_gates.after_late_commit(deps, gate_id, click.user, click.response_url)
+    return lambda: slack_gates.after_late_commit(deps)
 
 
 def not_recorded(exc: Exception) -> str:

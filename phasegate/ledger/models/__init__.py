@@ -12,6 +12,7 @@ from phasegate.ledger.models.base import Base, UTCDateTime, utcnow
 from phasegate.ledger.models.change_requests import ChangeDecisionRow, ChangeRequestRow
 from phasegate.ledger.models.engagements import BaselineRow, EngagementRow, MilestoneLinkRow, PhaseRunRow, TimeboxRow
 from phasegate.ledger.models.evidence import AttestationRow, MetricSubmissionRow, SnapshotRow, SpendRow
+from phasegate.ledger.models.followups import FollowUpRow
 from phasegate.ledger.models.gates import DecisionRow, GateRow
 from phasegate.ledger.models.heartbeat import HeartbeatRow
 from phasegate.ledger.models.jira import JiraRevisionRow
@@ -20,7 +21,7 @@ from phasegate.ledger.models.status import EngagementStatusRow
 
 __all__ = [
     "AttestationRow", "AuditEventRow", "AuditHeadRow", "Base", "BaselineRow", "ChangeDecisionRow", "ChangeRequestRow",
-    "DecisionRow", "EngagementRow", "EngagementStatusRow", "GateRow", "HeartbeatRow", "JiraRevisionRow",
+    "DecisionRow", "EngagementRow", "EngagementStatusRow", "FollowUpRow", "GateRow", "HeartbeatRow", "JiraRevisionRow",
     "MetricSubmissionRow", "MilestoneLinkRow", "PhaseRunRow", "SnapshotRow",
     "SpendRow", "TimeboxRow", "UTCDateTime", "WeeklyReportRow", "utcnow",
 ]
