@@ -37,7 +37,7 @@ from bench.ack_report import Figures, Round
 from bench.ack_world import SlackWorld, clicks, database, exactly_once, not_recorded, open_gates
 from bench.anchors import SECRET
 from bench.load import Generator, Job
-from bench.procs import Server, cpu_seconds, free_port, idle
+from bench.procs import Server, children, cpu_seconds, free_port, idle
 from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.ledger.db import upgrade
@@ -47,10 +47,11 @@ from phasegate.settings import Settings
 PYTHON = sys.executable  # the venv's python: the servers import what this process imports
 PHASEGATE = str(Path(PYTHON).parent / "phasegate")
 
-# The hook for the after-answer work in a process of its own (branch `followq`): the command that runs
-# it, given the endpoint's environment, or None while it runs inside the endpoint process (today). When
-# set, bench.ack starts it beside the endpoint and counts its CPU in the CPU per click with follow-ups.
+# `phasegate serve-slack` starts the refresher (the work after each answer) as a child process of its
+# own; bench.ack counts the CPU of the endpoint's children with the follow-ups. FOLLOWUP_WORKER: a
+# further command to start beside the endpoint (given its environment) and count the same way.
 FOLLOWUP_WORKER: list[str] | None = None
+REFRESHER_START = 10.0  # seconds for serve-slack to start its refresher
 WARM_UP = 3  # gates clicked (and their runs woken) before anything is measured: no first-use costs measured
 
 
@@ -120,7 +121,10 @@ class Bench:
             env = endpoint_env(settings, self.prefect.url + "/api")
             ours = start(f"phasegate-{backend}", [PHASEGATE, "serve-slack", "--host", "127.0.0.1"], self.logs, env)
             workers = [start(f"followups-{backend}", FOLLOWUP_WORKER, self.logs, env)] if FOLLOWUP_WORKER else []
-            pids = [ours.pid, *(w.pid for w in workers)]
+            deadline = time.monotonic() + REFRESHER_START
+            while not children(ours.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            pids = [ours.pid, *children(ours.pid), *(w.pid for w in workers)]
             figures = Figures(backend, args.burst, args.concurrency, self.run)
             try:
                 for server in (self.bare, floor, ours):  # each server's first clicks load what they use

@@ -22,13 +22,21 @@ from phasegate.ops.servers import free_port
 TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["Server", "cpu_seconds", "free_port"]
+__all__ = ["Server", "children", "cpu_seconds", "free_port"]
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the process `pid`, all its threads (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14 and 15 of stat(5)
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (its threads' /proc children lists): `serve-slack`'s refresher."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def idle(pid: int, *, window: float = 1.0, below: float = 0.05) -> bool:
