@@ -20,12 +20,12 @@ import argparse
 import statistics
 import time
 
-from bench.ack import ledger
+from bench.ack_world import database
 from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import ballots, engagements, gates, phases
-from phasegate.ledger.db import make_engine, sessions, transaction
+from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import utcnow
 from phasegate.rules.evidence import Snapshot
 from phasegate.states import Outcome, Via
@@ -74,7 +74,8 @@ def answer_all(url: str, work: list[tuple[int, str, str]], *, expect: bool) -> t
 
 def measure(backend: str, count: int, repeat: int, run: Run) -> None:
     cpu, wall, again = [], [], []
-    with ledger(backend) as url:
+    with database(backend, "answer") as url:
+        upgrade(url)
         for r in range(repeat):
             opened = open_gates(url, f"answer{r}", count // 2)
             work = [(gate_id, user, f"bench-{r}-{gate_id}-{user}") for user in (CLIENT, VENDOR) for gate_id in opened]
