@@ -110,6 +110,24 @@ def test_a_prompt_marked_again_while_one_refresher_draws_it_is_not_drawn_by_anot
         assert followups.waiting(session) == 0
 
 
+def test_a_wake_done_is_not_done_again_for_a_redraw_asked_meanwhile(rt: Runtime) -> None:
+    """The deciding answer's mark is taken and its run woken; a click on the decided gate asks for a
+    redraw meanwhile: the mark that stays draws the prompt again but does not wake the run again (a
+    second wake would resume the run at its next suspend, seen in the scale-out test)."""
+    with transaction(rt.sessions) as session:
+        followups.mark(session, Prompt.GATE, 5, wake=True, tell="U0SPONSOR1")
+    with transaction(rt.sessions) as session:
+        [first] = followups.take(session, utcnow(), 10, lease=60)
+    with transaction(rt.sessions) as session:
+        followups.mark(session, Prompt.GATE, 5)  # the redraw a click on the decided gate asks for
+    with transaction(rt.sessions) as session:
+        assert first.wake and not followups.done(session, first)
+    with transaction(rt.sessions) as session:
+        [second] = followups.take(session, utcnow(), 10, lease=60)
+        assert (second.seq, second.wake, second.tell) == (2, False, None)
+        assert followups.done(session, second)
+
+
 def test_a_slack_failure_keeps_the_mark_until_a_later_try_draws_the_prompt(
         rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement) -> None:
     gate = posted_gate(rt, acme, jira=jira)

@@ -88,11 +88,14 @@ def take(session: Session, now: dt.datetime, limit: int, *, lease: float) -> lis
 
 def done(session: Session, pending: Pending) -> bool:
     """The mark deleted, unless another was made meanwhile (False: it stays, due now, and is let go
-    for the next pass; until then no other refresher draws the prompt, so two draws never cross)."""
+    for the next pass; until then no other refresher draws the prompt, so two draws never cross).
+    A wake this pass did is not left on the mark that stays: a prompt's run is woken once per
+    decision, and a redraw asked for meanwhile (a click on the decided gate) would otherwise wake the
+    run again at its next suspend."""
     result: CursorResult[Any] = session.execute(delete(TABLE).where(*_same(pending)))  # type: ignore[assignment]
     if result.rowcount == 1:
         return True
-    session.execute(update(TABLE).where(*_key(pending)).values(leased_until=None))
+    session.execute(update(TABLE).where(*_key(pending)).values(leased_until=None, **_served(pending, woken=True)))
     return False
 
 
@@ -101,13 +104,19 @@ def retry(session: Session, pending: Pending, *, at: dt.datetime, problem: str, 
     meanwhile is left as it is (due now)."""
     session.execute(update(TABLE).where(*_same(pending))
                     .values(due_at=at, leased_until=None, tries=pending.tries + 1, problem=problem[:500], wake=wake))
-    session.execute(update(TABLE).where(*_key(pending), TABLE.c.seq != pending.seq).values(leased_until=None))
+    session.execute(update(TABLE).where(*_key(pending), TABLE.c.seq != pending.seq)
+                    .values(leased_until=None, **_served(pending, woken=not wake)))
 
 
 def waiting(session: Session, now: dt.datetime | None = None) -> int:
     """How many marks there are (with `now`: due by then)."""
     query = select(func.count()).select_from(TABLE)
     return session.scalar(query if now is None else query.where(TABLE.c.due_at <= now)) or 0
+
+
+def _served(pending: Pending, *, woken: bool) -> dict[str, Any]:
+    """What a pass that woke the run (`pending.wake`, done) clears from the mark made meanwhile."""
+    return {"wake": False, "tell": None} if pending.wake and woken else {}
 
 
 def _key(pending: Pending) -> tuple[Any, ...]:
