@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import engagements, gates, phases
@@ -52,6 +53,17 @@ def database(backend: str, what: str) -> Iterator[str]:
         admin.dispose()
 
 
+def open_g1(session: Session, config: Engagement, flow_run_id: str | None) -> int:
+    """`config` registered, its PoC begun and its G1 open on empty evidence: the gate's id."""
+    engagements.register(session, config)
+    phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
+                       today=config.start_date)
+    snapshot = Snapshot(engagement_id=config.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
+                        milestones=[], metrics=[], criteria=[])
+    return gates.open_gate(session, snapshot, requested_by=config.pm_slack_user, flow_run_id=flow_run_id,
+                           channel=config.slack_channel).id
+
+
 def open_gates(rt: Runtime, template: Engagement, prefix: str, count: int) -> list[tuple[int, str, str]]:
     """`count` open G1 gates, each of its own engagement and suspended flow run (a UUID the Prefect
     stand-in answers for), prompt posted: (gate id, channel, ts)."""
@@ -60,14 +72,7 @@ def open_gates(rt: Runtime, template: Engagement, prefix: str, count: int) -> li
     with transaction(rt.sessions) as session:
         for n in range(count):
             config = Engagement.model_validate(data | {"id": f"{prefix}-{n:04d}", "slack_channel": f"C0B{prefix.upper()}{n:04d}"})
-            engagements.register(session, config)
-            phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
-                               today=config.start_date)
-            snapshot = Snapshot(engagement_id=config.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
-                                milestones=[], metrics=[], criteria=[])
-            gate = gates.open_gate(session, snapshot, requested_by=config.pm_slack_user,
-                                   flow_run_id=str(uuid.uuid4()), channel=config.slack_channel)
-            made.append((gate.id, config.slack_channel))
+            made.append((open_g1(session, config, str(uuid.uuid4())), config.slack_channel))
     posted = []
     for gate_id, channel in made:
         ts = rt.chat.post(channel, f"G1 prompt for gate {gate_id}")

@@ -20,14 +20,12 @@ import argparse
 import statistics
 import time
 
-from bench.ack_world import database
+from bench.ack_world import database, open_g1
 from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
-from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import ballots, engagements, gates, phases
+from phasegate.configs.schema import Engagement
+from phasegate.ledger import ballots, gates
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
-from phasegate.ledger.models import utcnow
-from phasegate.rules.evidence import Snapshot
 from phasegate.states import Outcome, Via
 
 CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"
@@ -41,13 +39,7 @@ def open_gates(url: str, prefix: str, count: int) -> list[int]:
         opened = []
         for n in range(count):
             config = Engagement.model_validate(data | {"id": f"{prefix}-{n:05d}", "slack_channel": f"C0A{n:05d}"})
-            engagements.register(session, config)
-            phases.start_phase(session, config, Phase.POC, requested_by=config.pm_slack_user, flow_run_id=None,
-                               today=config.start_date)
-            snapshot = Snapshot(engagement_id=config.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
-                                milestones=[], metrics=[], criteria=[])
-            opened.append(gates.open_gate(session, snapshot, requested_by=config.pm_slack_user, flow_run_id=None,
-                                          channel=config.slack_channel).id)
+            opened.append(open_g1(session, config, None))
     with transaction(factory, write=False) as session:
         for gate_id in opened:
             read = gates.ballot(session, gate_id)
