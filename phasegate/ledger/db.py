@@ -46,9 +46,10 @@ ENDPOINT_PATIENCE = 2.2
 # Seconds a click is given at most to be answered: past that it is acknowledged with an empty 200 and
 # finishes after the answer, telling the clicker through its response_url only what the prompt does
 # not show (phasegate.slack.app). Well under Slack's 3 s, so a loaded machine still answers in time.
-ACK_WITHIN = 1.0
+ACK_WITHIN = 0.5
 # Seconds an acknowledged click may then wait for the ledger while the line of writers moves (a busy
-# ledger); one whose line stops for ENDPOINT_TIMEOUT (a ledger that is down or hung) still gives up then.
+# ledger, or a slow one); one whose writers the database fails and whose line then has not moved for
+# ENDPOINT_TIMEOUT (a ledger that is down or hung) still gives up then (phasegate.ledger.writers).
 CLICK_PATIENCE = 60.0
 DEFAULT_TIMEOUT = 30.0  # flows, CLI, watch: a busy ledger is waited for, a dead one still fails
 
@@ -67,7 +68,8 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
     statement_timeout), a SQLite file locked by another process (busy timeout). PostgreSQL's are
     bounded on this side too (phasegate.ledger.bounded): a frozen server enforces none of its own. A writer's turn
     (phasegate.ledger.writers) is waited for while the line moves, until no writer has got its work
-    done for `timeout`, and `patience` (default: `timeout`) at most; the turn and the locks after it
+    done for `timeout` and the database failed one since (or none for STUCK times that), and `patience`
+    (default: `timeout`) at most; the turn and the locks after it
     (a SQLite file's, PostgreSQL's row and table locks) together wait `patience` at most."""
     millis = int(timeout * 1000)
     if url.startswith("sqlite"):

@@ -13,13 +13,18 @@ every transaction (and the row locks it holds) lasts longer, the pool runs dry, 
 that answers Slack waits seconds for its turn at the interpreter. Two places keep the transactions
 short and the event loop answering; the others wait in line, not in the pool.
 
-A line that moves is a busy ledger; a line that does not is a ledger that is down or hung. A writer
-therefore waits as long as writers ahead of it keep getting their work done, and gives up once the
-line has not moved for `timeout` seconds (the writers in their places failed or are stuck in the
-database), at once if it already has not when the writer joins, and in any case after `patience`
-seconds or at the deadline its request set (`deadline`). The line moves when a writer gets its work done or finds a place free. Giving up raises
-WriterTimeout, a PoolTimeout, which the Slack endpoint answers like any ledger that did not answer
-in time.
+A line that moves is a busy ledger; a line whose writers fail is a ledger that is down or hung. A
+writer therefore waits as long as the writers ahead of it keep getting their work done or keep
+working, and gives up once the line has not moved for `timeout` seconds while the database failed
+the writers in their places since (each of their waits is bounded by `timeout` too, so a down or
+hung ledger shows as failures within about that), or has not moved at all for `STUCK` times
+`timeout`; at once if it already has not when the writer joins, and in any case after `patience`
+seconds or at the deadline its request set (`deadline`). The line moves when a writer gets its work
+done or finds a place free. A writer that is only slow (a loaded machine, a long transaction) is not
+a failure: on a machine starved of CPU the writers ahead took longer than `timeout` while the
+database answered every one of them, and giving up then told a burst of clickers "not recorded" at
+once. Giving up raises WriterTimeout, a PoolTimeout, which the Slack endpoint answers like any
+ledger that did not answer in time.
 
     writer = Writer(Turns(places=1), timeout=1.5, patience=2.5)
     with writer.turn() as left:   # seconds left for the database's own lock wait
@@ -40,6 +45,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # What a database that is down or hung raises (a refusal, such as a policy error, is work done).
 FAILED = (OperationalError, InterfaceError, PoolTimeout)
+# A line where no writer got its work done for this many timeouts is stuck, failures or not.
+STUCK = 4
 
 
 class WriterTimeout(PoolTimeout):
@@ -63,10 +70,12 @@ class Turns:
         self._waiting: deque[threading.Lock] = deque()
         self._holders: dict[int, int] = {}  # thread id: how many turns it is inside
         self._moved = time.monotonic()  # when a writer last got its work done or found a place free
+        self._failed = float("-inf")  # when the database last failed a writer
 
     def take(self, timeout: float, until: float) -> bool:
-        """Wait for a place while the line moves: False once it has not moved for `timeout` seconds,
-        or at `until` (a time.monotonic()); a free place is taken even then."""
+        """Wait for a place while the line moves or its writers keep working: False once it has
+        not moved for `timeout` seconds and the database failed a writer since, once it has not
+        moved for STUCK times that, or at `until` (a time.monotonic()); a free place is taken even then."""
         me, joined = threading.get_ident(), time.monotonic()
         with self._mutex:
             if me in self._holders:
@@ -82,16 +91,22 @@ class Turns:
             self._waiting.append(mine)
         while True:
             with self._mutex:
-                give_up = min(self._moved + timeout, until)
-            handed = mine.acquire(timeout=max(0.0, give_up - time.monotonic()))
+                give_up = min(self._stalls(timeout), until)
+            # woken in slices: a failure ahead brings the time to give up forward
+            handed = mine.acquire(timeout=max(0.0, min(give_up - time.monotonic(), timeout / STUCK)))
             with self._mutex:
                 if handed or mine not in self._waiting:  # handed over by `give`, perhaps just as the wait ran out
                     self._holders[me] = 1
                     return True
-                if time.monotonic() >= min(self._moved + timeout, until):
+                if time.monotonic() >= min(self._stalls(timeout), until):
                     self._waiting.remove(mine)
                     return False
-            # the line moved while this writer waited: wait on
+            # the line moved, or its writers are still at work: wait on
+
+    def _stalls(self, timeout: float) -> float:
+        """When the line counts as stopped if it does not move before: `timeout` after it last
+        moved if the database failed a writer since, else STUCK times that."""
+        return self._moved + (timeout if self._failed > self._moved else timeout * STUCK)
 
     @property
     def waiting(self) -> int:
@@ -108,6 +123,8 @@ class Turns:
             del self._holders[me]
             if done:
                 self._moved = time.monotonic()
+            else:
+                self._failed = time.monotonic()
             if self._waiting:
                 self._waiting.popleft().release()  # the place goes to the oldest waiter, never back to the pool
             else:
@@ -146,8 +163,9 @@ class Writer:
         if (latest := DEADLINE.get()) is not None:
             until = min(until, latest)
         if not self.turns.take(self.timeout, until):
-            raise WriterTimeout(f"no turn to write to the ledger: the writers ahead of this one got no work done "
-                                f"for {self.timeout:g} s, or its time ran out ({self.patience:g} s at most)")
+            raise WriterTimeout(f"no turn to write to the ledger: the database failed the writers ahead of this one "
+                                f"and none got its work done for {self.timeout:g} s, or its time ran out "
+                                f"({self.patience:g} s at most)")
         done = True  # a refusal (a policy error, say) is work done too
         try:
             yield max(0.0, min(self.timeout, until - time.monotonic()))

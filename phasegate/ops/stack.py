@@ -50,8 +50,8 @@ def missing_credentials(settings: Settings) -> list[str]:
 def endpoint_deps(url: str, secret: str, chat: SlackChat, resume: Callable[[str], object], *,
                   audit_key: bytes | None = None, refresh_here: bool = False) -> tuple[SlackDeps, list[Engine]]:
     """What the Slack endpoint's handlers are given, and the engines to dispose of when it stops.
-    The clicks' engine bounds every ledger wait by ENDPOINT_TIMEOUT once the line of writers stops
-    moving; a click waits in line behind other clicks while it moves, CLICK_PATIENCE at most (its
+    The clicks' engine bounds every ledger wait by ENDPOINT_TIMEOUT, and gives up on the line of
+    writers once the database fails them and it has not moved for that long; a click waits in line behind other clicks while it moves, CLICK_PATIENCE at most (its
     answer does not wait: phasegate.slack.acknowledge; forms and commands have a request deadline
     within Slack's 3 s); the work after the answer has an
     engine of its own (the default, longer bounds), so that it never holds a connection a click is

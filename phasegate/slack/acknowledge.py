@@ -6,7 +6,8 @@ response_url). So a click's handler gets `SlackDeps.ack_within` seconds; when it
 then (its turn behind other writers, a lock held by another process), the click is acknowledged
 with the empty 200 it would have got and the handler carries on, on its own thread, with the
 patience of a click that no longer keeps anyone waiting (`CLICK_PATIENCE` while the line of writers
-moves; a ledger that is down or hung still gives up after `ENDPOINT_TIMEOUT`). Whatever it then has
+moves or its writers keep working; a ledger that is down or hung fails them, and the click gives up
+`ENDPOINT_TIMEOUT` after the line last moved). Whatever it then has
 to say (a refusal, "not recorded") goes through the response_url, as it would have on time. Clicks wait for the ledger in a line of their own
 (`ClickLine`), not on the server's thread pool.
 

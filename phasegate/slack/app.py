@@ -8,7 +8,7 @@ clicks' answers. This module checks the request (whole, signed, fresh, decodable
 hands it to `phasegate.slack.interactions`, the one way in for interactions and slash commands alike
 (`phasegate.slack.inbound` names its steps); `phasegate.slack.socket` hands Socket Mode's envelopes
 to the same functions.
-A click is answered within `SlackDeps.ack_within` (1 s) however busy the ledger is: past that it is
+A click is answered within `SlackDeps.ack_within` (0.5 s) however busy the ledger is: past that it is
 acknowledged and finishes after the answer (phasegate.slack.acknowledge). A form's or a slash
 command's waits on the ledger (for its turn behind other clicks, for locks) end by a deadline within
 those three seconds (phasegate.ledger.writers).
