@@ -169,13 +169,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10, help="gates decided, and anchor resumes")
     parser.add_argument("--quick", action="store_true", help="2 samples (a smoke run)")
+    parser.add_argument("--home", type=Path, help="the world's home, its logs kept there (default: a new temporary directory)")
     add_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.samples = 2
     run = Run("resume", quick=args.quick, results=args.results, sizes={"samples": args.samples})
     sandbox_world.console.quiet = True  # the demo's narration; this prints a table
-    home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
     settings = Settings(home=home, database_url="", watch_interval_seconds=86400)  # no watch nudges mid-sample
     template = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     load_before = os.getloadavg()

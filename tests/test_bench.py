@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect_seed import seed
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,9 @@ def test_bench_cli_quick() -> None:
 
 
 def test_bench_resume_quick(tmp_path: Path) -> None:
-    printed = bench("bench.resume", "--quick", "--results", str(tmp_path))  # not into the repository's bench/results
+    seed(tmp_path / "home" / "prefect")  # its Prefect server starts from a migrated database (tests/prefect_seed.py)
+    printed = bench("bench.resume", "--quick", "--results", str(tmp_path),  # not into the repository's bench/results
+                    "--home", str(tmp_path / "home"))
     lines = printed.splitlines()
     for name in ("bare suspend/resume: resume -> task", "phasegate: click -> next task",
                  "phasegate: click -> next kickoff"):

@@ -14,6 +14,7 @@ import pytest
 from helpers import ok, process_tree, wait_until, with_changes
 from prefect.client.orchestration import get_client
 from prefect.states import Crashed
+from prefect_seed import seeded
 from test_recovery import cli, one_pass
 
 from phasegate.changes import operations as cr_operations
@@ -36,7 +37,7 @@ ENGAGEMENT, PM = "crrec-killed", "U0PMACME01"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     settings = Settings(home=tmp_path_factory.mktemp("cr-recovery"), database_url="", watch_interval_seconds=86400)
-    with local_world(settings) as demo:
+    with local_world(seeded(settings)) as demo:
         yield demo
 
 

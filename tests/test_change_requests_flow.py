@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from helpers import with_changes
+from prefect_seed import seeded
 from sqlalchemy import func, select
 
 from phasegate.changes import jira_import as cr_import
@@ -36,7 +37,7 @@ SECRET, CHANNEL, ENGAGEMENT = "demo-signing-secret", "C0ACMECHURN", "acme-cr"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     settings = Settings(home=tmp_path_factory.mktemp("cr-world"), database_url="")
-    with local_world(settings) as demo:
+    with local_world(seeded(settings)) as demo:
         yield demo
 
 

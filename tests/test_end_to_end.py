@@ -18,6 +18,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.exceptions import PrefectHTTPStatusError
+from prefect_seed import seeded
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -44,7 +45,7 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     settings = Settings(home=tmp_path_factory.mktemp("world"), database_url="")
-    with local_world(settings) as demo:
+    with local_world(seeded(settings)) as demo:
         # the copies of acme-churn below read acme-churn's PoC run, whichever test of the module ran first
         demo.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
         yield demo

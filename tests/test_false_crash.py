@@ -18,6 +18,7 @@ import pytest
 from helpers import process_tree, wait_until
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
+from prefect_seed import seeded
 from test_recovery import begin, channel, current_run, one_pass, state_of
 
 from phasegate.configs.schema import Phase
@@ -37,7 +38,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The served gate watch runs once a day here: the test runs each pass itself."""
     settings = Settings(home=tmp_path_factory.mktemp("false-crash"), database_url="", watch_interval_seconds=86400,
                         heartbeat_seconds=30)
-    with local_world(settings) as demo:
+    with local_world(seeded(settings)) as demo:
         yield demo
 
 

@@ -15,6 +15,7 @@ from click.testing import Result
 from helpers import ok, process_tree, refused, wait_until, with_changes
 from prefect.client.orchestration import get_client
 from prefect.states import Cancelled
+from prefect_seed import seeded
 from typer.testing import CliRunner
 
 from phasegate.cli.main import app
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The served gate watch runs once a day here: the tests run each pass themselves."""
     settings = Settings(home=tmp_path_factory.mktemp("recovery"), database_url="", watch_interval_seconds=86400)
-    with local_world(settings) as demo:
+    with local_world(seeded(settings)) as demo:
         yield demo
 
 

@@ -17,6 +17,7 @@ from uuid import UUID
 import pytest
 from helpers import wait_until
 from prefect.client.orchestration import get_client
+from prefect_seed import seeded
 from sqlalchemy import select
 
 from phasegate.configs.schema import Phase
@@ -35,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The served gate watch runs once a day here: no watch pass wakes the run behind the test's back."""
     settings = Settings(home=tmp_path_factory.mktemp("refresher"), database_url="", watch_interval_seconds=86400)
-    with local_world(settings) as demo:
+    with local_world(seeded(settings)) as demo:
         yield demo
 
 

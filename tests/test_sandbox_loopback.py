@@ -22,6 +22,7 @@ import pytest
 from conftest import settings_for
 from fastapi import FastAPI, Request
 from helpers import register
+from prefect_seed import seeded
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement
@@ -228,7 +229,7 @@ def test_the_sandbox_endpoint_listens_on_loopback_whatever_the_setting_says(
     """PHASEGATE_SLACK_HOST=0.0.0.0 made the sandbox's endpoint, which trusts the published secret,
     reachable from the network: anyone there could sign a GO."""
     outside = outside_address()
-    with local_world(Settings(home=tmp_path / "home", database_url="", slack_host="0.0.0.0"), []) as world:
+    with local_world(seeded(Settings(home=tmp_path / "home", database_url="", slack_host="0.0.0.0")), []) as world:
         said = capsys.readouterr().out
         port = httpx.URL(world.endpoint).port
         assert world.endpoint.startswith("http://127.0.0.1:"), world.endpoint

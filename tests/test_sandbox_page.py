@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prefect_seed import seeded
 
 from phasegate.configs.loader import load_engagement
 from phasegate.configs.schema import Phase
@@ -65,7 +66,7 @@ def engagement_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def world(tmp_path: Path, engagement_file: Path) -> Iterator[Demo]:
-    with local_world(Settings(home=tmp_path / "home", database_url=""), [engagement_file]) as demo:
+    with local_world(seeded(Settings(home=tmp_path / "home", database_url="")), [engagement_file]) as demo:
         yield demo
 
 

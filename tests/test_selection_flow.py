@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers import wait_until, with_changes
+from prefect_seed import seeded
 from selection_data import with_selection
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    with local_world(Settings(home=tmp_path_factory.mktemp("world"), database_url="")) as demo:
+    with local_world(seeded(Settings(home=tmp_path_factory.mktemp("world"), database_url=""))) as demo:
         demo.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
         yield demo
 

@@ -11,6 +11,7 @@ from helpers import wait_until
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect_seed import seeded
 
 from phasegate.ledger.db import upgrade
 from phasegate.ops.local import Stack
@@ -28,7 +29,7 @@ def test_a_jira_py_where_up_starts_does_not_break_the_gate_watch(tmp_path: Path,
     monkeypatch.chdir(start)
     settings = Settings(home=tmp_path / "home", database_url="", prefect_port=0, slack_port=0)
     upgrade(settings.ledger_url)
-    with Stack(settings) as stack:
+    with Stack(seeded(settings)) as stack:
         stack.prefect_server()
         stack.flows()  # fails here when the served process imports ./jira.py
         def served() -> bool:  # the runner registers its deployments one after the other

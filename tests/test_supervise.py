@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import process_tree, register, wait_until, with_changes
+from prefect_seed import seeded
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import followups, phases
@@ -56,7 +57,7 @@ def test_the_catch_up_runs_beside_the_loop_and_says_one_line(tmp_path: Path, acm
         return catch_up_lines(rt, log)
 
     try:
-        with Stack(settings) as stack:
+        with Stack(seeded(settings)) as stack:
             stack.prefect_server()
             supervisor = Supervisor(stack, catch_up=catch_up, say=said.append)
             first = threading.Thread(target=contextvars.copy_context().run, args=(supervisor.check,), daemon=True)

@@ -23,6 +23,7 @@ from uuid import UUID
 import pytest
 from helpers import process_tree, wait_until
 from prefect.client.orchestration import get_client
+from prefect_seed import seed
 from pydantic import SecretStr
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
@@ -51,6 +52,7 @@ def up_env(settings: Settings) -> dict[str, str]:
     """The environment a user's shell gives `phasegate up`: no Prefect profile or API URL of the
     test run's, the settings as PHASEGATE_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "PREFECT_"))}
+    seed(settings.home / "prefect")  # its Prefect server starts from a migrated database (tests/prefect_seed.py)
     return env | settings.as_env() | {"PREFECT_HOME": str(settings.home / "prefect"), "PYTHONUNBUFFERED": "1",
                                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "COLUMNS": "200"}
 

@@ -9,6 +9,7 @@ import pytest
 from helpers import posted_gate
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect_seed import seeded
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.flows.weekly_status import weekly_status
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    with local_world(Settings(home=tmp_path_factory.mktemp("weekly"), database_url="")) as demo:
+    with local_world(seeded(Settings(home=tmp_path_factory.mktemp("weekly"), database_url=""))) as demo:
         yield demo
 
 
