@@ -43,6 +43,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On a worker, xdist's loadgroup must have put each group's name in its tests' ids: with pytest 9.2
+    it no longer could (nodeids are derived anew), every slow test then went to whichever worker was
+    free, and a module's servers started once per test (eight extra Prefect worlds per run)."""
+    if not getattr(session.config.option, "loadgroup", False) or "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    ungrouped = [item.nodeid for item in session.items
+                 if item.get_closest_marker("xdist_group") is not None and "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(f"xdist's loadgroup did not group {ungrouped[0]} (and {len(ungrouped) - 1} more): "
+                                f"pytest {pytest.__version__} with this pytest-xdist; install from constraints.txt")
+
+
 PG_ADMIN = os.environ.get("PHASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

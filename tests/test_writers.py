@@ -31,9 +31,10 @@ def queue_behind(writer: Writer, count: int, hold: float, *, fail: bool = False)
             pass
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
-    for thread in threads:
+    for n, thread in enumerate(threads):
         thread.start()
-        time.sleep(0.005)  # join the line in this order
+        while writer.turns.waiting + len(order) <= n and thread.is_alive():  # in line, in this order
+            time.sleep(0.001)
     return order, threads
 
 
