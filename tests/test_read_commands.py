@@ -119,3 +119,18 @@ def test_the_read_path_decodes_what_the_orm_wrote_as_the_orm_reads_it(
             for name in table.columns:  # the same types too (True, not 1; a date, not its text)
                 assert [type(r[name]) for r in mine] == [type(r[name]) for r in orm], f"{table.name}.{name}"
                 assert any(r[name] is not None for r in mine), f"{table.name}.{name} has no value to decode"
+
+
+def test_the_read_path_waits_a_bounded_time_in_a_read_only_transaction(ledger_url: str) -> None:
+    with read.reading(ledger_url, timeout=7.5) as conn:
+        if conn.postgresql:
+            assert conn.scalar("SHOW statement_timeout") == "7500ms"
+            assert conn.scalar("SHOW transaction_read_only") == "on"
+        else:
+            assert conn.scalar("PRAGMA busy_timeout") == 7500
+            assert conn.connection.in_transaction  # the plain BEGIN: a snapshot, never the write lock
+        assert conn.scalar("SELECT count(*) FROM gates WHERE state = :open", {"open": "open"}) == 0
+    assert read.pyformat("a = :a AND b IN (:b_0, :b_1) AND c::text = 'x'") == \
+        "a = %(a)s AND b IN (%(b_0)s, %(b_1)s) AND c::text = 'x'"
+    assert read.listed("b", [1, 2]) == ("(:b_0, :b_1)", {"b_0": 1, "b_1": 2})
+    assert read.listed("b", []) == ("(NULL)", {})
