@@ -130,6 +130,9 @@ def test_the_read_path_waits_a_bounded_time_in_a_read_only_transaction(ledger_ur
             assert conn.scalar("PRAGMA busy_timeout") == 7500
             assert conn.connection.in_transaction  # the plain BEGIN: a snapshot, never the write lock
         assert conn.scalar("SELECT count(*) FROM gates WHERE state = :open", {"open": "open"}) == 0
+    if ledger_url.startswith("postgresql://"):  # SQLAlchemy's spelling of the same URL, as settings may give it
+        with read.reading(ledger_url.replace("postgresql://", "postgresql+psycopg://", 1)) as conn:
+            assert conn.postgresql and conn.scalar("SELECT count(*) FROM engagements") == 0
     assert read.pyformat("a = :a AND b IN (:b_0, :b_1) AND c::text = 'x'") == \
         "a = %(a)s AND b IN (%(b_0)s, %(b_1)s) AND c::text = 'x'"
     assert read.listed("b", [1, 2]) == ("(:b_0, :b_1)", {"b_0": 1, "b_1": 2})
