@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from helpers import Invoke, ok, open_gate, with_changes
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
@@ -110,7 +110,7 @@ def test_the_migration_backfills_engagements_registered_before_it(tmp_path: Path
     upgrade(url)
     with read.reading(url) as conn:
         (row,) = status_view.rows(conn, utcnow(), [acme.id])
-        stored = conn.execute(select(read.tables.engagement_status)).one()
+        (stored,) = conn.rows("SELECT phase_started FROM engagement_status", decoded=[read.tables.engagement_status])
     assert (row["phase"], row["planned_weeks"], stored.phase_started) == ("poc", 8, acme.start_date)
 
 

@@ -15,8 +15,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
+    from phasegate.ledger.read import Reader
     from phasegate.orchestration.runtime import Runtime
 
 out = Console(soft_wrap=True)
@@ -46,9 +45,9 @@ def ledger_url() -> tuple[str, bool]:
     return f"sqlite:///{home / 'ledger.db'}", True
 
 
-def reading(action: Callable[[Connection], T]) -> T:
-    """Run a read command's `action` in one read-only transaction on the ledger, with Core only (no
-    settings model, ORM or Prefect); every expected error becomes one `phasegate: ...` line."""
+def reading(action: Callable[[Reader], T]) -> T:
+    """Run a read command's `action` in one read-only transaction on the ledger, through its DB-API
+    driver (no settings model, SQLAlchemy or Prefect); every expected error becomes one `phasegate: ...` line."""
     from phasegate.errors import EXPECTED
     from phasegate.ledger import read
 
@@ -115,13 +114,21 @@ def guarded(action: Callable[[Runtime], T], *, prefect: bool = True) -> T:
 
 
 def ledger_failure(exc: Exception) -> None:
-    """A database error as one line; anything else is a bug and propagates."""
+    """A database error as one line, SQLAlchemy's or (from the read commands) a DB-API driver's; anything
+    else is a bug and propagates."""
+    import sqlite3
+    import sys
+
     from sqlalchemy.exc import DataError, SQLAlchemyError
 
-    if isinstance(exc, DataError):  # a value the database cannot store: not a schema that needs upgrading
-        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
-        fail(f"the ledger refused a value: {reason[0] if reason else type(exc.orig).__name__}")
-    if isinstance(exc, SQLAlchemyError):
+    psycopg = sys.modules.get("psycopg")  # only a PostgreSQL ledger's errors are psycopg's
+    driver: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error) if psycopg else (sqlite3.Error,)
+    refused: tuple[type[Exception], ...] = (DataError, sqlite3.DataError, *([psycopg.DataError] if psycopg else []))
+    if isinstance(exc, refused):  # a value the database cannot store: not a schema that needs upgrading
+        orig = exc.orig if isinstance(exc, DataError) else exc
+        reason = str(orig if orig is not None else exc).strip().splitlines()
+        fail(f"the ledger refused a value: {reason[0] if reason else type(orig).__name__}")
+    if isinstance(exc, (SQLAlchemyError, *driver)):
         from phasegate.ledger.faults import unavailable
 
         known = unavailable(exc)  # disk full, read-only, unreachable, no answer, schema missing

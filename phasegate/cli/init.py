@@ -4,7 +4,6 @@ and `phasegate sandbox`: what a PM new to phasegate meets in the first hour."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -58,6 +57,8 @@ def print_warnings(warnings: list[str]) -> None:
 
 def show_version(value: bool) -> None:
     if value:
+        import importlib.metadata  # loads email, zipfile and csv: only for --version, not every command
+
         out.print(f"phasegate {importlib.metadata.version('phasegate')}", highlight=False)
         raise typer.Exit()
 

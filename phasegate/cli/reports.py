@@ -13,8 +13,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
+    from phasegate.ledger.read import Reader
     from phasegate.reports.status_view import Page
 
 report_app = typer.Typer(help="Weekly status reports.", no_args_is_help=True)
@@ -78,7 +77,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
     from phasegate.cli.base import reading
     from phasegate.reports.status_view import page, rows
 
-    def read(conn: Connection) -> tuple[Page, list[dict[str, Any]]]:
+    def read(conn: Reader) -> tuple[Page, list[dict[str, Any]]]:
         shown = page(conn, limit=None if show_all else limit, finished=show_all)
         return shown, rows(conn, dt.datetime.now(dt.UTC), shown.ids) if shown.ids else []
 

@@ -1,21 +1,23 @@
-"""The ledger for read commands (`gate list`, `status`): a Core engine and a few queries, no ORM.
+"""The ledger for read commands (`gate list`, `status`): the DB-API drivers and a few queries, no SQLAlchemy.
 
-`engine` opens the ledger with the same bounded waits as phasegate.ledger.db.make_engine and reads in
-plain (SQLite) or READ ONLY (PostgreSQL) transactions; it loads only the dialect of its URL. The
-SQLite default ledger is created or upgraded on first use, as for every command (`ensure_schema`,
-which loads Alembic and the models only when the schema is not current).
+`reading` opens the ledger with the same bounded waits as phasegate.ledger.db.make_engine (SQLite's
+busy timeout; PostgreSQL's connect_timeout and statement_timeout) and reads in one plain (SQLite) or
+READ ONLY (PostgreSQL) transaction; it loads sqlite3 or psycopg, by its URL. One set of SQL strings
+serves both: named parameters (`:name`, turned into psycopg's `%(name)s` by `pyformat`), and the rows
+decoded as the ORM's types decode them (phasegate.ledger.tables). The SQLite default ledger is created
+or upgraded on first use, as for every command (`ensure_schema`, which loads Alembic and the models
+only when the schema is not current).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import Connection, Engine, Row, create_engine, event, func, select
 
 from phasegate.errors import NotFound
 from phasegate.ledger import tables
@@ -49,52 +51,112 @@ def ensure_schema(url: str) -> None:
         upgrade(url)
 
 
-def engine(url: str, *, timeout: float = TIMEOUT) -> Engine:
-    """A Core engine for reading, every wait bounded by `timeout` (as make_engine's)."""
+class Row(dict[str, Any]):
+    """A decoded row: its columns by name, as attributes too (`gate.phase`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def pyformat(sql: str) -> str:
+    """`:name` parameters as psycopg's `%(name)s`."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+
+
+def listed(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """An IN list of bound parameters: "(:name_0, :name_1)" and their values; "(NULL)" (matching
+    nothing) when there are none."""
+    params = {f"{name}_{n}": value for n, value in enumerate(values)}
+    return "(" + (", ".join(f":{key}" for key in params) or "NULL") + ")", params
+
+
+class Reader:
+    """One read-only transaction on the ledger, through its DB-API connection."""
+
+    def __init__(self, connection: Any, *, postgresql: bool) -> None:
+        self.connection = connection
+        self.postgresql = postgresql
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None,
+             decoded: Sequence[tables.Table] = ()) -> list[Row]:
+        """The rows of `sql`, each column named in one of the `decoded` tables decoded by its type."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(pyformat(sql) if self.postgresql else sql, params or {})
+            names = [column[0] for column in cursor.description]
+            kinds = {name: kind for table in decoded for name, kind in table.columns.items()}
+            decoders = [(n, tables.decoder(kinds[name])) for n, name in enumerate(names) if name in kinds]
+            found = []
+            for record in cursor.fetchall():
+                values = list(record)
+                for n, decode in decoders:
+                    if decode is not None:
+                        values[n] = decode(values[n])
+                found.append(Row(zip(names, values, strict=True)))
+            return found
+        finally:
+            cursor.close()
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        found = self.rows(sql, params)
+        return next(iter(found[0].values())) if found else None
+
+
+def connect(url: str, *, timeout: float = TIMEOUT) -> Reader:
+    """A connection for reading, every wait bounded by `timeout` (as make_engine's), no transaction yet."""
     millis = int(timeout * 1000)
     if url.startswith("sqlite"):
-        made = create_engine(url, connect_args={"timeout": timeout}, pool_timeout=timeout)
+        path = url.split("///", 1)[1] if "///" in url else ":memory:"
+        db = sqlite3.connect(path or ":memory:", timeout=timeout, isolation_level=None)  # BEGIN is ours
+        db.execute(f"PRAGMA busy_timeout={millis}")
+        return Reader(db, postgresql=False)
+    import psycopg
+    from psycopg.types.string import TextLoader
 
-        @event.listens_for(made, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
-            dbapi_connection.execute(f"PRAGMA busy_timeout={millis}")
-
-        @event.listens_for(made, "begin")
-        def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")  # a snapshot; never the write lock
-
-        return made
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
-                         connect_args={"connect_timeout": max(2, math.ceil(timeout)),
-                                       "options": f"-c statement_timeout={millis}"},
-                         execution_options={"postgresql_readonly": True})
+    conninfo = re.sub(r"^postgresql\+psycopg://", "postgresql://", url)
+    pg = psycopg.connect(conninfo, connect_timeout=max(2, math.ceil(timeout)),
+                         options=f"-c statement_timeout={millis}")
+    pg.read_only = True  # each transaction BEGIN READ ONLY
+    for json_type in ("json", "jsonb"):  # JSON as text, decoded as on SQLite (tables.json_value)
+        pg.adapters.register_loader(json_type, TextLoader)
+    return Reader(pg, postgresql=True)
 
 
 @contextmanager
-def reading(url: str) -> Iterator[Connection]:
-    """One read-only transaction on the ledger at `url`."""
-    made = engine(url)
+def reading(url: str, *, timeout: float = TIMEOUT) -> Iterator[Reader]:
+    """One read-only transaction on the ledger at `url`: SQLite's plain BEGIN (a snapshot, never the
+    write lock), PostgreSQL's READ ONLY."""
+    reader = connect(url, timeout=timeout)
     try:
-        with made.connect() as conn, conn.begin():
-            yield conn
+        if not reader.postgresql:
+            reader.connection.execute("BEGIN")
+        yield reader
+        if reader.postgresql:
+            reader.connection.commit()
+        else:
+            reader.connection.execute("COMMIT")
     finally:
-        made.dispose()
+        reader.connection.close()  # an open transaction is rolled back
 
 
-def newest_gates(conn: Connection, engagement_id: str | None = None, *, open_only: bool = False,
-                 limit: int | None = None) -> tuple[list[Row[Any]], int]:
+def newest_gates(conn: Reader, engagement_id: str | None = None, *, open_only: bool = False,
+                 limit: int | None = None) -> tuple[list[Row], int]:
     """The newest `limit` gates (every one with None), oldest first, and how many there are in all
-    (as phasegate.ledger.gates.newest, in Core)."""
-    g = tables.gates
-    if engagement_id is not None and conn.scalar(
-            select(tables.engagements.c.id).where(tables.engagements.c.id == engagement_id)) is None:
+    (as phasegate.ledger.gates.newest, without the ORM)."""
+    if engagement_id is not None and conn.scalar("SELECT id FROM engagements WHERE id = :id",
+                                                 {"id": engagement_id}) is None:
         raise NotFound(f"no engagement {engagement_id!r} in the ledger (register it with `phasegate engagement create FILE`)")
-    where = [g.c.engagement_id == engagement_id] if engagement_id is not None else []
+    where, params = [], {"engagement_id": engagement_id, "open": GateState.OPEN.value, "limit": limit}
+    if engagement_id is not None:
+        where.append("engagement_id = :engagement_id")
     if open_only:
-        where.append(g.c.state == GateState.OPEN)
-    total = conn.scalar(select(func.count()).select_from(g).where(*where)) or 0
-    query = select(g).where(*where).order_by(g.c.id.desc())
-    return list(conn.execute(query if limit is None else query.limit(limit)))[::-1], total
+        where.append("state = :open")
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    total = conn.scalar(f"SELECT count(*) FROM gates{condition}", params) or 0
+    query = (f"SELECT {tables.gates.names()} FROM gates{condition} ORDER BY id DESC"
+             + (" LIMIT :limit" if limit is not None else ""))
+    return conn.rows(query, params, [tables.gates])[::-1], total

@@ -1,6 +1,6 @@
 """The ledger's column types, without the ORM: aware UTC datetimes on every backend and enums stored as
-their values. The ORM models (phasegate.ledger.models) and the Core tables of the read commands
-(phasegate.ledger.tables) share them."""
+their values. The ORM models (phasegate.ledger.models) use them; the read commands, which load no
+SQLAlchemy, decode the same stored values with phasegate.ledger.tables' decoders (tested against these)."""
 
 from __future__ import annotations
 

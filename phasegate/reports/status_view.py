@@ -4,7 +4,7 @@ The engagement's projection row (phasegate.ledger.models.status, written with ev
 what the engagement file and the slow-moving ledger rows say; open gates and their answers are read
 as they are. With `now`, that gives the same rows as phasegate.reports.portfolio.status_rows, which
 decodes every engagement file (tests/test_status_columns.py compares the two), in six queries and
-without the ORM, pydantic or the engagement schema.
+without SQLAlchemy, pydantic or the engagement schema (phasegate.ledger.read).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select
-
 from phasegate.errors import NotFound
 from phasegate.ledger import tables
+from phasegate.ledger.read import Reader, listed
 from phasegate.reports.rules import fired
 from phasegate.rules.calendar import business_days_elapsed
 from phasegate.states import AuditKind, EngagementState, GateState, Rag
@@ -36,16 +35,16 @@ class Page:
     finished: int  # completed or closed engagements left out (0 with `finished=True`)
 
 
-def page(conn: Connection, *, limit: int | None, finished: bool) -> Page:
+def page(conn: Reader, *, limit: int | None, finished: bool) -> Page:
     """Which engagements a status view shows: those in progress (with `finished`, every one), by id,
     the first `limit` (None: all). Two queries, whatever the size of the ledger."""
-    e = tables.engagements
-    query = select(e.c.id).order_by(e.c.id)
-    if not finished:
-        query = query.where(e.c.state.in_(ACTIVE))
-    counts = {state: n for state, n in conn.execute(select(e.c.state, func.count()).group_by(e.c.state)).tuples()}
+    active, params = listed("state", [state.value for state in ACTIVE])
+    counts = {r.state: r.n for r in conn.rows("SELECT state, count(*) AS n FROM engagements GROUP BY state",
+                                              decoded=[tables.engagements])}
     matching = sum(n for state, n in counts.items() if finished or state in ACTIVE)
-    ids: list[str] = list(conn.scalars(query if limit is None else query.limit(limit)))
+    ids: list[str] = [r.id for r in conn.rows(
+        "SELECT id FROM engagements" + ("" if finished else f" WHERE state IN {active}") + " ORDER BY id"
+        + ("" if limit is None else " LIMIT :limit"), params | {"limit": limit})]
     return Page(ids, matching, 0 if finished else sum(counts.values()) - matching)
 
 
@@ -98,25 +97,28 @@ class _LedgerOnly:
     sponsor: _Sponsor = field(default_factory=_Sponsor)
 
 
-def rows(conn: Connection, now: dt.datetime, engagement_ids: list[str]) -> list[dict[str, Any]]:
+def rows(conn: Reader, now: dt.datetime, engagement_ids: list[str]) -> list[dict[str, Any]]:
     """One dict per engagement of `engagement_ids` (in id order), as portfolio.status_rows gives."""
-    e, s, g, d = tables.engagements, tables.engagement_status, tables.gates, tables.decisions
-    found = list(conn.execute(select(e, *[c for c in s.c if c.name != "gates"])
-                              .join(s, s.c.engagement_id == e.c.id, isouter=True)
-                              .where(e.c.id.in_(engagement_ids)).order_by(e.c.id)))
+    e, s, g = tables.engagements, tables.engagement_status, tables.gates
+    ids, params = listed("id", engagement_ids)
+    found = conn.rows(f"SELECT {e.names('e')}, {s.names('s', leave_out=('gates',))} FROM engagements e "
+                      f"LEFT OUTER JOIN engagement_status s ON s.engagement_id = e.id WHERE e.id IN {ids} "
+                      "ORDER BY e.id", params, [e, s])
     open_gates: dict[str, list[Any]] = defaultdict(list)
-    for gate in conn.execute(select(g).where(g.c.engagement_id.in_(engagement_ids), g.c.state == GateState.OPEN)
-                             .order_by(g.c.id)):
+    for gate in conn.rows(f"SELECT {g.names()} FROM gates WHERE engagement_id IN {ids} AND state = :open "
+                          "ORDER BY id", params | {"open": GateState.OPEN.value}, [g]):
         open_gates[gate.engagement_id].append(gate)
     policies: dict[str, dict[str, Any]] = defaultdict(dict)  # decoded only for engagements with an open gate
     if open_gates:
-        for engagement_id, policy in conn.execute(select(s.c.engagement_id, s.c.gates)
-                                                  .where(s.c.engagement_id.in_(list(open_gates)))).tuples():
-            policies[engagement_id] = policy
+        having, params = listed("id", list(open_gates))
+        for r in conn.rows(f"SELECT engagement_id, gates FROM engagement_status WHERE engagement_id IN {having}",
+                           params, [s]):
+            policies[r.engagement_id] = r.gates
     answered: dict[int, set[str]] = defaultdict(set)
     gate_ids = [gate.id for found_gates in open_gates.values() for gate in found_gates]
     if gate_ids:
-        for answer in conn.execute(select(d.c.gate_id, d.c.approver).where(d.c.gate_id.in_(gate_ids))):
+        asked, params = listed("gate", gate_ids)
+        for answer in conn.rows(f"SELECT gate_id, approver FROM decisions WHERE gate_id IN {asked}", params):
             answered[answer.gate_id].add(answer.approver)
     days: dict[str, tuple[ZoneInfo, dt.date]] = {}  # by timezone: the zone and its date now
     for r in found:
@@ -129,18 +131,18 @@ def rows(conn: Connection, now: dt.datetime, engagement_ids: list[str]) -> list[
     return [_row(r, open_gates[r.id], policies[r.id], answered, now, *days[r.timezone], deleted) for r in found]
 
 
-def _deleted(conn: Connection, engagement_ids: list[str]) -> set[str]:
+def _deleted(conn: Reader, engagement_ids: list[str]) -> set[str]:
     """Of the engagements past their data-deletion deadline, those whose client attested the deletion
     (the latest `data-deleted` attestation holds): one query, only when there are any."""
     if not engagement_ids:
         return set()
-    a = tables.audit_events
+    ids, params = listed("id", engagement_ids)
     latest: dict[str, bool] = {}
-    for engagement_id, payload in conn.execute(
-            select(a.c.engagement_id, a.c.payload).where(a.c.engagement_id.in_(engagement_ids),
-                                                         a.c.kind == AuditKind.CHECK_ATTESTED,
-                                                         a.c.subject == DATA_DELETED).order_by(a.c.seq)).tuples():
-        latest[engagement_id] = bool((payload or {}).get("holds"))
+    for r in conn.rows(f"SELECT engagement_id, payload FROM audit_events WHERE engagement_id IN {ids} "
+                       "AND kind = :kind AND subject = :subject ORDER BY seq",
+                       params | {"kind": AuditKind.CHECK_ATTESTED.value, "subject": DATA_DELETED},
+                       [tables.audit_events]):
+        latest[r.engagement_id] = bool((r.payload or {}).get("holds"))
     return {engagement_id for engagement_id, holds in latest.items() if holds}
 
 
