@@ -128,6 +128,25 @@ def os_operator() -> str:
     return f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
 
 
+@contextmanager
+def no_prefect() -> Iterator[str]:
+    """No Prefect API for this process's client (a closed port), for tests where Prefect's absence is
+    the setting, not the subject: its client retries a refused connection three times, 1.5 s a
+    call, which such a test only waits out (54 s of test_jira_change_requests' 67). Tests of what
+    happens while Prefect is down (an answer in Slack's 3 s) keep the real waits."""
+    import httpcore._sync.connection
+
+    from phasegate.ops.local import prefect_api
+
+    backoff = httpcore._sync.connection.RETRIES_BACKOFF_FACTOR
+    httpcore._sync.connection.RETRIES_BACKOFF_FACTOR = 0
+    try:
+        with prefect_api(closed_port_url()) as url:
+            yield url
+    finally:
+        httpcore._sync.connection.RETRIES_BACKOFF_FACTOR = backoff
+
+
 def closed_port_url() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

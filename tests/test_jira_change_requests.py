@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import closed_port_url, register, wait_until
+from helpers import no_prefect, register, wait_until
 from sqlalchemy import func, select
 
 from phasegate.changes import jira_import as cr_import
@@ -21,7 +21,6 @@ from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, utcnow
 from phasegate.messages import changes as cr_messages
-from phasegate.ops.local import prefect_api
 from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import change_log, collect, render
@@ -70,7 +69,7 @@ def issue(jira: JiraStandin, summary: str, *, reporter: dict[str, str] = OUTSIDE
 
 
 def run_import(rt: Runtime, engagement: Engagement) -> cr_import.Imported:
-    with prefect_api(closed_port_url()):  # no Prefect: the flows do not start, which the result says
+    with no_prefect():  # no Prefect: the flows do not start, which the result says
         return cr_import.import_requests(rt.sessions, engagement, rt.tracker(engagement))
 
 
@@ -331,21 +330,21 @@ def test_what_is_reported_reaches_the_prompts_thread_and_the_weekly_report(
         rt: Runtime, engagement: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
     running(rt, engagement)
     key = issue(jira, "Add a churn-reason classifier", estimate="3d")
-    with prefect_api(closed_port_url()):
+    with no_prefect():
         (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports  # the weekly collection files it
     cr = the_cr(rt)
     cr_tasks.post_prompt.fn(rt, cr.id)
     answer(rt, cr.id, SPONSOR)
     answer(rt, cr.id, VENDOR_LEAD)
     edit(rt, engagement, key, timetracking={"originalEstimate": "80d"})
-    with prefect_api(closed_port_url()):
+    with no_prefect():
         (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports
     (line,) = report.change_requests.jira
     assert "estimate: 3 → 80 days" in line
     assert any("estimate: 3 → 80 days" in text for _, lines in render.sections(report) for text in lines)
     (reply,) = slack.thread(engagement.slack_channel, str(the_cr(rt).message_ts))
     assert "acme-churn/CR-1 is approved" in reply.text and "estimate: 3 → 80 days" in reply.text
-    with prefect_api(closed_port_url()):
+    with no_prefect():
         (report,) = collect.collect(rt, ["acme-churn"], utcnow()).reports
     assert report.change_requests.jira == []  # said once
     assert len(slack.thread(engagement.slack_channel, str(the_cr(rt).message_ts))) == 1

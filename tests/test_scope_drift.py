@@ -6,7 +6,7 @@ test_jira_change_requests.py)."""
 
 from __future__ import annotations
 
-from helpers import closed_port_url, register, wait_until, with_changes
+from helpers import no_prefect, register, wait_until, with_changes
 from sqlalchemy import func, select
 
 from phasegate.changes import jira_import as cr_import
@@ -16,7 +16,6 @@ from phasegate.ledger import change_decisions
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, utcnow
-from phasegate.ops.local import prefect_api
 from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
@@ -76,7 +75,7 @@ def test_an_issue_added_after_the_baseline_is_drift_until_a_change_request_cover
 
     draft = drift.draft(found)
     assert draft.scope_added == (f"{extra} Second model: gradient boosting",)
-    with prefect_api(closed_port_url()):
+    with no_prefect():
         filed = cr_operations.file(rt.sessions, "acme-churn", draft, requested_by=PM, source=ChangeSource.CLI)
     assert len(cr_operations.drift_of(rt, "acme-churn").items) == 1  # filed is not approved
     approve(rt, filed.cr_id)
@@ -114,7 +113,7 @@ def test_a_jira_issue_labelled_change_request_is_filed_once(rt: Runtime, acme: E
                          fields={"description": "Support asks why customers leave."})
     jira.add_issue("ACME", "Unrelated task", labels=["other"])
     tracker = rt.tracker(engagement)
-    with prefect_api(closed_port_url()):
+    with no_prefect():
         first = cr_import.import_requests(rt.sessions, engagement, tracker)
         assert first.filed == [(key, 1)]
         assert first.problems and "approval flow did not start" in first.problems[0]
@@ -142,7 +141,7 @@ def test_a_jira_issue_no_ledger_can_store_is_reported_not_filed(rt: Runtime, acm
     described = jira.add_issue("ACME", "Explain churn", labels=["change-request"],
                                fields={"description": "why\x00 customers leave"})
     fine = jira.add_issue("ACME", "Add a churn-reason classifier", labels=["change-request"])
-    with prefect_api(closed_port_url()):
+    with no_prefect():
         result = cr_import.import_requests(rt.sessions, engagement, rt.tracker(engagement))
     assert result.filed == [(fine, 1)]
     problems = " ".join(result.problems)
