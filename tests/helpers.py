@@ -22,6 +22,7 @@ from click.testing import Result
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
+from phasegate.integrations.http import client
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import GateRow, utcnow
@@ -268,7 +269,7 @@ class SignedEndpoint:
     def __init__(self, handle: ServerHandle, secret: str, errors: ServerErrors) -> None:
         self.handle, self.secret, self.errors = handle, secret, errors
         self.url = handle.url + "/slack/interactions"
-        self.http = httpx.Client(timeout=10)
+        self.http = client(timeout=10)
 
     def post(self, path: str, body: bytes) -> httpx.Response:
         stamp = str(int(time.time()))

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from phasegate.cli.main import app
 from phasegate.configs.schema import Engagement
+from phasegate.integrations.http import client
 from phasegate.ledger import audit, gates, handoff
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import utcnow
@@ -43,7 +44,7 @@ def findings(rt: Runtime) -> object:
 
 class Endpoint:
     def __init__(self, handle: ServerHandle) -> None:
-        self.handle, self.http = handle, httpx.Client(timeout=10)
+        self.handle, self.http = handle, client(timeout=10)
 
     def command(self, user: str, text: str, channel: str = "C0ACMECHURN") -> httpx.Response:
         body = urlencode({"command": "/phasegate", "text": text, "user_id": user, "channel_id": channel,

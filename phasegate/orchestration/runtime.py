@@ -38,9 +38,9 @@ class Runtime:
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            import httpx
+            from phasegate.integrations.http import client
 
-            self._http = httpx.Client(timeout=self.settings.metrics_timeout)
+            self._http = client(timeout=self.settings.metrics_timeout)
         return self._http
 
     @property

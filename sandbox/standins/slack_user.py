@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from phasegate.integrations.http import client
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.slack.signature import sign
 from phasegate.states import Outcome
@@ -25,7 +26,7 @@ class SlackUser:
         self.endpoint = endpoint.rstrip("/") + "/slack/interactions"
         self.secret = signing_secret
         self.slack = slack
-        self.http = http or httpx.Client(timeout=10)
+        self.http = http or client(timeout=10)
 
     def send(self, payload: dict[str, Any], *, timestamp: int | None = None) -> httpx.Response:
         body = urlencode({"payload": json.dumps(payload)}).encode()
