@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import prefect
@@ -54,10 +55,8 @@ def seed(prefect_home: Path) -> None:
 
 def copy(source: Path, target: Path) -> None:
     """A consistent copy of a SQLite database (its WAL included), through SQLite's backup."""
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
-    src.close()
-    dst.close()
 
 
 def seeded(settings: Settings) -> Settings:

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import DateTime, Enum, TypeDecorator
 from sqlalchemy.engine import Dialect
 
+from phasegate.ledger.tables import utc_datetime
+
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
@@ -23,9 +25,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC) if value is not None else None
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return utc_datetime(value)  # the read commands' decoder: one rule for both
 
 
 def enum_column(cls: type[Any], name: str | None = None) -> Enum:
