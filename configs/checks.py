@@ -17,6 +17,15 @@ Problem = tuple[str, str]
 ISSUE_KEY = re.compile(r"^([A-Z][A-Z0-9_]{1,9})-[1-9][0-9]{0,9}$")
 CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(>=|<=|==|>|<)\s*(\S+)\s*$")
 ALL_DONE = "all_required_milestones_done"
+# Validation context for a file read back from the ledger: it passed these rules when it was
+# registered or amended (no other way in), so decoding it again checks its fields but does not run
+# the rules again (they read the whole model back as JSON, most of a decode's cost).
+STORED: dict[str, bool] = {"stored": True}
+
+
+def rechecks(context: Any) -> bool:
+    """Whether the cross-field rules run for a model validated with `context` (not for STORED files)."""
+    return not (isinstance(context, Mapping) and context.get("stored") is True)
 
 
 def criterion_mapping(value: Any) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from phasegate.configs import checks, limits
 from phasegate.configs.schema_base import SLACK_USER_ID, Side, Strict
@@ -65,7 +65,9 @@ class GatePolicy(Strict):
     allow_waivers: bool = True  # false: no GO/ACCEPT while an exit criterion fails or is missing
 
     @model_validator(mode="after")
-    def _quorum_fits(self) -> GatePolicy:
+    def _quorum_fits(self, info: ValidationInfo) -> GatePolicy:
+        if not checks.rechecks(info.context):
+            return self
         checks.raise_if(checks.gate_problems(self.model_dump(mode="json")))
         for contact in self.escalation_contacts:
             if not SLACK_USER_ID.match(contact):

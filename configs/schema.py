@@ -12,7 +12,7 @@ import enum
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from phasegate.configs import checks, limits
 from phasegate.configs.errors import ConfigError
@@ -61,7 +61,9 @@ class PhaseConfig(Strict):
     gate: GatePolicy
 
     @model_validator(mode="after")
-    def _milestone_keys_unique(self) -> PhaseConfig:
+    def _milestone_keys_unique(self, info: ValidationInfo) -> PhaseConfig:
+        if not checks.rechecks(info.context):
+            return self
         checks.raise_if(checks.phase_problems(self.model_dump(mode="json")))
         return self
 
@@ -226,7 +228,9 @@ class Engagement(Strict):
         return value
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Engagement:
+    def _cross_checks(self, info: ValidationInfo) -> Engagement:
+        if not checks.rechecks(info.context):
+            return self
         data = self.model_dump(mode="json")
         checks.raise_if(checks.metric_reference_problems(data) + checks.issue_project_problems(data)
                         + checks.jira_people_problems(data) + checks.selection_problems(data))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
-from phasegate.configs import limits
+from phasegate.configs import checks, limits
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.ledger import audit
@@ -80,7 +80,7 @@ def config_of(row: EngagementRow) -> Engagement:
 
 
 def decoded(digest: str, config: dict[str, Any]) -> Engagement:
-    engagement = Engagement.model_validate(config)
+    engagement = Engagement.model_validate(config, context=checks.STORED)  # checked when it was stored
     if len(DECODED) >= DECODED_MAX:
         DECODED.clear()
     DECODED[digest] = engagement

@@ -13,6 +13,7 @@ answer and the redraw loses nothing: the mark is committed with the answer.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,18 +50,20 @@ def answered(session: Session, prompt: Prompt, target: int, *, decided: bool, ap
 def mark(session: Session, prompt: Prompt, target: int, *, wake: bool = False, tell: str | None = None) -> None:
     """One statement: the prompt marked for a redraw (due now), its `wake` OR-ed into a pending mark's."""
     now = utcnow()
-    values: dict[str, Any] = {"prompt": prompt, "target": target, "wake": wake, "tell": tell, "seq": 1,
-                              "marked_at": now, "due_at": now, "tries": 0}
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    session.execute(_upsert(session.get_bind().dialect.name),
+                    {"prompt": prompt, "target": target, "wake": wake, "tell": tell, "seq": 1,
+                     "marked_at": now, "due_at": now, "tries": 0})
 
-        pg = pg_insert(TABLE).values(values)
-        session.execute(pg.on_conflict_do_update(index_elements=KEY, set_=_merged(pg.excluded)))
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The mark's upsert for `dialect`, built once per process (building it costs more than running it)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        lite = sqlite_insert(TABLE).values(values)
-        session.execute(lite.on_conflict_do_update(index_elements=KEY, set_=_merged(lite.excluded)))
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(TABLE)
+    return statement.on_conflict_do_update(index_elements=KEY, set_=_merged(statement.excluded))
 
 
 def _merged(excluded: Any) -> dict[str, Any]:
