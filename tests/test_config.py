@@ -328,3 +328,21 @@ def test_a_declared_range_has_finite_bounds(tmp_path: Path, bound: str) -> None:
     path.write_text(text.replace("range: [0, 1]", f"range: [0, {bound}]", 1), encoding="utf-8")
     [problem] = problems_of(path)
     assert problem.startswith(f"{path}: metrics[0].range[1]: ") and "finite" in problem
+
+
+def test_a_file_read_back_from_the_ledger_is_decoded_without_its_cross_field_rules() -> None:
+    """The rules run when a file is registered or amended; the ledger's copy is decoded without them
+    (they are most of a decode's cost at every click), but its fields are still checked."""
+    from pydantic import ValidationError
+
+    from phasegate.configs import checks
+    from phasegate.configs.schema import Engagement
+
+    data = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml").model_dump(mode="json")
+    data["phases"]["poc"]["gate"]["approvers"] = data["phases"]["poc"]["gate"]["approvers"][:1]  # quorum 2 of 1
+    with pytest.raises(ValidationError, match="quorum"):
+        Engagement.model_validate(data)
+    assert len(Engagement.model_validate(data, context=checks.STORED).phases.poc.gate.approvers) == 1
+    data["phases"]["poc"]["planned_weeks"] = "soon"
+    with pytest.raises(ValidationError, match="planned_weeks"):
+        Engagement.model_validate(data, context=checks.STORED)
