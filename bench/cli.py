@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement
 from phasegate.ledger import engagements
@@ -71,9 +72,12 @@ def main() -> None:
     parser.add_argument("--engagements", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="2 repeats, 3 engagements")
     parser.add_argument("--status-all", type=int, default=0, metavar="N", help="also time `status --all` at N")
+    add_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.engagements = 2, 3
+    run = Run("cli", quick=args.quick, results=args.results,
+              sizes={"repeat": args.repeat, "engagements": args.engagements, "status_all": args.status_all})
     home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
     ledger(home, args.engagements)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHASEGATE_", "PREFECT_"))}
@@ -93,11 +97,17 @@ def main() -> None:
         ratio = median / anchor
         verdict = {"import prefect": "(anchor)", "floor": "(floor)"}.get(name, "ok" if ratio < BUDGET else "MISS")
         print(f"{name:<28} {median * 1000:>6.0f}ms {max(values) * 1000:>6.0f}ms {ratio:>17.2f}   {verdict}")
+        if name != "import prefect":
+            run.figure(f"B-CLI: {name}" if name != "floor" else "B-CLI floor: typer + sqlite3 imported",
+                       round(median * 1000, 1), "ms", anchor=("import prefect", round(anchor * 1000, 1)),
+                       target="" if name == "floor" else f"< {BUDGET:g} x",
+                       met=None if name == "floor" else ratio < BUDGET, note=f"median of {args.repeat}")
     if args.status_all:
-        status_all(args.status_all, args.repeat, env, runner)
+        status_all(args.status_all, args.repeat, env, runner, run)
+    run.write()
 
 
-def status_all(count: int, repeat: int, env: dict[str, str], runner: list[str]) -> None:
+def status_all(count: int, repeat: int, env: dict[str, str], runner: list[str], run: Run) -> None:
     """`status --all` over `count` engagements: in-process and as a command, medians of `repeat` + 1."""
     from typer.testing import CliRunner
 
@@ -121,6 +131,10 @@ def status_all(count: int, repeat: int, env: dict[str, str], runner: list[str]) 
         verdict = "ok" if median < STATUS_BUDGET else "MISS"
         print(f"status --all, {count} engagements, {name:<15} {median * 1000:>6.0f}ms (worst {max(values) * 1000:.0f}ms)"
               f"   budget < {STATUS_BUDGET * 1000:.0f} ms: {verdict}")
+        run.figure(f"`status --all` at {count:,} engagements, {name}", round(median * 1000, 1), "ms",
+                   target="" if name == "in-process CPU" else f"< {STATUS_BUDGET * 1000:.0f} ms",
+                   met=None if name == "in-process CPU" else median < STATUS_BUDGET,
+                   note=f"median of {repeat}, worst {max(values) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

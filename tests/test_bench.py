@@ -81,11 +81,15 @@ def test_bench_report_without_figures_says_so(tmp_path: Path) -> None:
     assert done.returncode != 0 and "no benchmark figures" in done.stderr
 
 
-def test_bench_cli_quick() -> None:
-    printed = bench("bench.cli", "--quick")
+def test_bench_cli_quick(tmp_path: Path) -> None:
+    printed = bench("bench.cli", "--quick", "--status-all", "5", "--results", str(tmp_path))
     for name in ("import prefect", "phasegate --help", "phasegate status", "phasegate gate list",
                  "phasegate engagement list"):
         assert any(line.startswith(name) for line in printed.splitlines()), name
+    figures = {f["budget"]: f for f in json.loads((tmp_path / "cli.json").read_text())["figures"]}
+    assert figures["B-CLI: phasegate gate list"]["anchor"]["name"] == "import prefect"
+    assert figures["B-CLI: phasegate gate list"]["ratio"] > 0
+    assert figures["`status --all` at 5 engagements, as a command"]["value"] > 0
 
 
 def test_bench_resume_quick(tmp_path: Path) -> None:

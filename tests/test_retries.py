@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from prefect import flow
-from prefect.testing.utilities import prefect_test_harness
 
 from phasegate.errors import PolicyError, ServiceUnavailable
 from phasegate.tasks import outside_task
@@ -17,6 +16,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module", autouse=True)
 def prefect_api() -> Iterator[None]:
+    # Imported here: it loads Prefect's whole server (seconds), which every xdist worker would
+    # otherwise pay while collecting, whether or not it runs these tests.
+    from prefect.testing.utilities import prefect_test_harness
+
     with prefect_test_harness(server_startup_timeout=120):
         yield
 

@@ -16,7 +16,7 @@ from phasegate.cli import handoff as cli_handoff
 from phasegate.cli import init as cli_init
 from phasegate.cli import reports as cli_reports
 from phasegate.cli.audit import audit_app
-from phasegate.cli.base import All, AsUser, Limit, err, fail, guarded, out
+from phasegate.cli.base import All, AsUser, Limit, err, fail, guarded, ledger_url, out, reading
 from phasegate.cli.budget import budget_app
 from phasegate.cli.changes import cr_app, engagement_apply
 from phasegate.cli.gates import gate_app
@@ -70,26 +70,24 @@ def engagement_create(file: Path, strict: Annotated[bool, typer.Option(
 @engagement_app.command("list")
 def engagement_list(limit: Limit = 50, show_all: All = False) -> None:
     """Engagements in the ledger with their state and current phase (the first 50 by id)."""
+    from pathlib import Path
+
     from rich.table import Table
 
-    from phasegate.ledger import engagements
-    from phasegate.ledger.db import transaction
+    from phasegate.ledger.read import engagement_listing
 
-    def run(rt: Runtime) -> None:
-        table = Table("id", "name", "state", "phase")
-        with transaction(rt.sessions, write=False) as session:
-            rows, total = engagements.listing(session, None if show_all else limit)
-        for row in rows:
-            table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
-        out.print(table)
-        if total > len(rows):
-            out.print(f"the first {len(rows)} of {total} by id (--limit N, --all)", markup=False, highlight=False)
-        demo_home = rt.settings.home / "demo"
-        if (demo_home / "ledger.db").exists() and not rt.settings.database_url:
-            out.print(f"(`phasegate demo` keeps its engagements in a ledger of its own: "
-                      f"PHASEGATE_HOME={demo_home} phasegate engagement list)", markup=False, highlight=False)
-
-    guarded(run, prefect=False)
+    rows, total = reading(lambda conn: engagement_listing(conn, None if show_all else limit))
+    table = Table("id", "name", "state", "phase")
+    for row in rows:
+        table.add_row(row.id, row.name, row.state.value, row.current_phase.value if row.current_phase else "-")
+    out.print(table)
+    if total > len(rows):
+        out.print(f"the first {len(rows)} of {total} by id (--limit N, --all)", markup=False, highlight=False)
+    url, default = ledger_url()
+    demo_home = Path(url.removeprefix("sqlite:///")).parent / "demo"
+    if default and (demo_home / "ledger.db").exists():
+        out.print(f"(`phasegate demo` keeps its engagements in a ledger of its own: "
+                  f"PHASEGATE_HOME={demo_home} phasegate engagement list)", markup=False, highlight=False)
 
 
 @phase_app.command("start")

@@ -160,3 +160,12 @@ def newest_gates(conn: Reader, engagement_id: str | None = None, *, open_only: b
     query = (f"SELECT {tables.gates.names()} FROM gates{condition} ORDER BY id DESC"
              + (" LIMIT :limit" if limit is not None else ""))
     return conn.rows(query, params, [tables.gates])[::-1], total
+
+
+def engagement_listing(conn: Reader, limit: int | None = None) -> tuple[list[Row], int]:
+    """The first `limit` engagements by id (every one with None) and how many there are in all
+    (as phasegate.ledger.engagements.listing, without the ORM)."""
+    query = f"SELECT {tables.engagements.names()} FROM engagements ORDER BY id" + (" LIMIT :limit" if limit is not None else "")
+    rows = conn.rows(query, {"limit": limit}, [tables.engagements])
+    total = len(rows) if limit is None or len(rows) < limit else conn.scalar("SELECT count(*) FROM engagements")
+    return rows, total or 0
