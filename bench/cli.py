@@ -1,7 +1,7 @@
 """B-CLI: start-up of read commands from a fresh process, as a ratio to `python -c "import prefect"`.
 
-    .venv/bin/python -m bench.cli                    # --repeat 7 --engagements 20
-    .venv/bin/python -m bench.cli --quick            # 2 repeats (the CI smoke run)
+    .venv/bin/python -m bench.cli                    # --repeat 7 --engagements 20 --status-all 1000
+    .venv/bin/python -m bench.cli --quick            # 2 repeats, no `status --all` (the CI smoke run)
     .venv/bin/python -m bench.cli --quick --status-all 1000   # and `status --all` at 1,000 engagements
 
 
@@ -71,11 +71,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--engagements", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="2 repeats, 3 engagements")
-    parser.add_argument("--status-all", type=int, default=0, metavar="N", help="also time `status --all` at N")
+    parser.add_argument("--status-all", type=int, default=None, metavar="N",
+                        help="time `status --all` at N engagements (default 1000; 0 with --quick)")
     add_argument(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.engagements = 2, 3
+    if args.status_all is None:
+        args.status_all = 0 if args.quick else 1000
     run = Run("cli", quick=args.quick, results=args.results,
               sizes={"repeat": args.repeat, "engagements": args.engagements, "status_all": args.status_all})
     home = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))

@@ -2,7 +2,7 @@
 beside a bare Prefect suspend/resume flow.
 
     .venv/bin/python -m bench.resume                 # 10 gates, 10 anchor resumes
-    .venv/bin/python -m bench.resume --quick         # 2 of each (the CI smoke run)
+    .venv/bin/python -m bench.resume --quick         # 1 of each (the CI smoke run)
 
 Everything runs as `phasegate demo` runs it (sandbox/demo.py): a local Prefect server, the flows
 served by a runner (1 s poll, phasegate's default), the Slack endpoint, and the Slack, Jira and
@@ -168,12 +168,12 @@ def line(name: str, values: list[float], anchor: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10, help="gates decided, and anchor resumes")
-    parser.add_argument("--quick", action="store_true", help="2 samples (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="1 sample (a smoke run)")
     parser.add_argument("--home", type=Path, help="the world's home, its logs kept there (default: a new temporary directory)")
     add_argument(parser)
     args = parser.parse_args()
     if args.quick:
-        args.samples = 2
+        args.samples = 1
     run = Run("resume", quick=args.quick, results=args.results, sizes={"samples": args.samples})
     sandbox_world.console.quiet = True  # the demo's narration; this prints a table
     home = args.home or Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
