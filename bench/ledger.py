@@ -5,9 +5,10 @@
 
 For each size, a fresh SQLite ledger gets that many engagements (each in its PoC, every third with an
 open G1 and one answer) and the audit events spread over them (inserted in bulk: a listing reads no
-chain, so the filler's hashes are not a valid chain). It then times, in-process, the default views of
-`phasegate status` and `phasegate engagement list` (median of --repeat, each in a fresh session) and
-counts their SQL statements with SQLAlchemy's `before_cursor_execute` event. The anchor is the same
+chain, so the filler's hashes are not a valid chain). It then times, in-process, what `phasegate status`,
+`engagement list` and `gate list` read, by the path those commands take (phasegate.ledger.read and
+phasegate.reports.status_view: the DB-API driver, one read-only transaction each, median of
+--repeat), and counts their SQL statements. The anchor is the same
 view at the smaller size: the query count must not grow with the number of engagements, and the time
 at 1,000 must be under 200 ms.
 """
@@ -22,20 +23,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import engagements, gates, phases
+from phasegate.ledger import engagements, gates, phases, read
 from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
 from phasegate.ledger.models import AuditEventRow, utcnow
-from phasegate.reports.portfolio import PAGE, page, status_rows
+from phasegate.reports import status_view
 from phasegate.rules.evidence import Snapshot
 from phasegate.states import AuditKind, Outcome, Via
 
 BUDGET_MS = 200.0
+PAGE = 50  # the default --limit of status, engagement list and gate list
 
 
 def fill(factory: sessionmaker[Session], count: int, events: int) -> None:
@@ -66,30 +68,27 @@ def fill(factory: sessionmaker[Session], count: int, events: int) -> None:
 
 
 class Counter:
-    """The queries a view sends; not the transaction's own BEGIN and PRAGMA, which depend on how long
-    the connection waited for its turn (a loaded machine), not on what the view reads."""
+    """Counts the SQL statements a Reader runs."""
 
-    CONTROL = ("BEGIN", "PRAGMA", "SET ")
-
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self) -> None:
         self.count = 0
-        event.listen(engine, "before_cursor_execute", self._seen)
+        original = read.Reader.rows
 
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.lstrip().upper().startswith(self.CONTROL):
+        def counted(reader: read.Reader, *args: Any, **kwargs: Any) -> Any:
             self.count += 1
+            return original(reader, *args, **kwargs)
+
+        read.Reader.rows = counted  # type: ignore[method-assign]
 
 
-def measure(factory: sessionmaker[Session], counter: Counter, view: Callable[[Session], object],
-            repeat: int) -> tuple[float, int, int]:
+def measure(url: str, counter: Counter, view: Callable[[read.Reader], object], repeat: int) -> tuple[float, int, int]:
     """(median ms, statements per view, rows shown)."""
     times, statements, shown = [], 0, 0
     for _ in range(repeat):
         counter.count = 0
-        engagements.DECODED.clear()  # as in a fresh `phasegate` process: no config decoded yet
         started = time.perf_counter()
-        with transaction(factory, write=False) as session:
-            result = view(session)
+        with read.reading(url) as conn:
+            result = view(conn)
         times.append((time.perf_counter() - started) * 1000)
         statements = counter.count
         shown = len(result) if isinstance(result, list) else len(getattr(result, "rows", []))
@@ -108,15 +107,16 @@ def main() -> None:
         args.sizes, args.events, args.repeat = [10, 30], 3000, 2
     run = Run("ledger", quick=args.quick, results=args.results,
               sizes={"engagements": args.sizes, "audit_events": args.events, "repeat": args.repeat})
-    views: dict[str, Callable[[Session], object]] = {
-        f"status (default: first {PAGE} in progress)": lambda s: status_rows(
-            s, utcnow(), page(s, limit=PAGE, finished=False).ids),
-        "status --all": lambda s: status_rows(s, utcnow(), page(s, limit=None, finished=True).ids),
-        "engagement list (default: first 50)": lambda s: engagements.listing(s, 50)[0],
-        "engagement list --all": lambda s: engagements.listing(s)[0],
-        "gate list (default: newest 50)": lambda s: gates.newest(s, limit=50)[0],
+    views: dict[str, Callable[[read.Reader], object]] = {
+        f"status (default: first {PAGE} in progress)": lambda c: status_view.rows(
+            c, utcnow(), status_view.page(c, limit=PAGE, finished=False).ids),
+        "status --all": lambda c: status_view.rows(c, utcnow(), status_view.page(c, limit=None, finished=True).ids),
+        f"engagement list (default: first {PAGE})": lambda c: read.engagement_listing(c, PAGE)[0],
+        "engagement list --all": lambda c: read.engagement_listing(c)[0],
+        f"gate list (default: newest {PAGE})": lambda c: read.newest_gates(c, limit=PAGE)[0],
     }
     results: dict[tuple[str, int], tuple[float, int, int]] = {}
+    counter = Counter()
     for size in args.sizes:
         url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='phasegate-bench-')) / 'ledger.db'}"
         upgrade(url)
@@ -125,10 +125,9 @@ def main() -> None:
         started = time.perf_counter()
         fill(factory, size, args.events)
         print(f"{size} engagements, {args.events} audit events: filled in {time.perf_counter() - started:.1f} s")
-        counter = Counter(engine)
-        for name, view in views.items():
-            results[(name, size)] = measure(factory, counter, view, args.repeat)
         engine.dispose()
+        for name, view in views.items():
+            results[(name, size)] = measure(url, counter, view, args.repeat)
     small, large = min(args.sizes), max(args.sizes)
     print(f"{'view':<40} {'size':>6} {'median':>10} {'queries':>8} {'rows':>6}")
     for name in views:

@@ -199,7 +199,8 @@ class JiraStandin(LoopbackServer):
         size = min(size, self.page_size)
         with self._lock:
             found = self._store.matching(query)
-            issues = [render(self._store.current(i), spec(args, "*navigable"), str(request.base_url))
+            subtasks = self._store.subtasks_by_parent()
+            issues = [render(self._store.current(i, subtasks), spec(args, "*navigable"), str(request.base_url))
                       for i in found[start:start + size]]
         self._page_served()
         return JSONResponse({"expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found),
@@ -219,7 +220,8 @@ class JiraStandin(LoopbackServer):
             return error(400, err.messages)
         with self._lock:
             found = self._store.matching(query)
-            issues = [render(self._store.current(i), spec(args, None), str(request.base_url))
+            subtasks = self._store.subtasks_by_parent()
+            issues = [render(self._store.current(i, subtasks), spec(args, None), str(request.base_url))
                       for i in found[offset:offset + size]]
         body: dict[str, Any] = {"issues": issues, "isLast": offset + size >= len(found)}
         if not body["isLast"]:

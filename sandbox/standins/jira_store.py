@@ -146,13 +146,22 @@ class IssueStore:
             key = self.moved[key]
         return key
 
-    def current(self, issue: dict[str, Any]) -> dict[str, Any]:
-        """The stored issue as Jira reads it out, its `subtasks` listed (caller holds `lock`)."""
-        subtasks = [{"id": i["id"], "key": i["key"],
-                     "fields": {name: i["fields"][name] for name in ("summary", "status", "issuetype")}}
-                    for i in self.issues.values() if i["fields"]["issuetype"].get("subtask")
-                    and (i["fields"].get("parent") or {}).get("key") == issue["key"]]
-        return {**issue, "fields": {**issue["fields"], "subtasks": subtasks}}
+    def current(self, issue: dict[str, Any], subtasks: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """The stored issue as Jira reads it out, its `subtasks` listed (caller holds `lock`). For a page
+        of issues, pass `subtasks_by_parent()` once rather than scanning every issue for each."""
+        listed = (subtasks if subtasks is not None else self.subtasks_by_parent()).get(issue["key"], [])
+        return {**issue, "fields": {**issue["fields"], "subtasks": listed}}
+
+    def subtasks_by_parent(self) -> dict[str, list[dict[str, Any]]]:
+        """Each parent's key -> its sub-tasks as Jira lists them on the parent, in one pass (caller holds `lock`)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for i in self.issues.values():
+            parent = (i["fields"].get("parent") or {}).get("key")
+            if parent and i["fields"]["issuetype"].get("subtask"):
+                found.setdefault(parent, []).append(
+                    {"id": i["id"], "key": i["key"],
+                     "fields": {name: i["fields"][name] for name in ("summary", "status", "issuetype")}})
+        return found
 
     def create(self, fields: dict[str, Any]) -> tuple[dict[str, str], str]:
         """Create from a POST /issue `fields` body: (errors, "") when Jira would refuse it, else ({}, key)."""
