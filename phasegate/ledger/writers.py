@@ -10,8 +10,9 @@ then takes the file's lock, where it meets only writers of other processes (flow
 PostgreSQL takes many writers, but in one process they share one interpreter lock: forty threads
 each holding a connection through a dozen round trips spend their time handing that lock around,
 every transaction (and the row locks it holds) lasts longer, the pool runs dry, and the event loop
-that answers Slack waits seconds for its turn at the interpreter. Two places keep the transactions
-short and the event loop answering; the others wait in line, not in the pool.
+that answers Slack waits seconds for its turn at the interpreter. A few places (four, with the work
+after the answer in a process of its own) keep the transactions short and the event loop answering;
+the others wait in line, not in the pool.
 
 A line that moves is a busy ledger; a line whose writers fail is a ledger that is down or hung. A
 writer therefore waits as long as the writers ahead of it keep getting their work done or keep

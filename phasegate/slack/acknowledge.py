@@ -33,7 +33,7 @@ from phasegate.ledger.writers import deadline
 
 log = logging.getLogger("phasegate.slack")
 _FINISHING: set[asyncio.Task[None]] = set()  # clicks acknowledged early, still finishing (kept from the GC)
-WORKERS = 4  # the ledger takes one writer at a time on SQLite, two per process on PostgreSQL
+WORKERS = 6  # the ledger takes one writer at a time on SQLite, four per process on PostgreSQL
 
 
 class ClickLine:
