@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Approver, Engagement, Metric, Milestone, Phase
 from phasegate.errors import GateClosed, InvalidTransition, PolicyError
-from phasegate.ledger import engagements, gates, phases
+from phasegate.ledger import ballots, engagements, gates, phases
 from phasegate.ledger.db import make_engine, transaction
 from phasegate.ledger.models import (
     AuditEventRow,
@@ -119,6 +119,26 @@ def test_concurrent_answers_decide_exactly_once(ledger: sessionmaker[Session], a
         assert len(gates.decisions(session, gate_id)) == 1
         events = session.scalars(select(AuditEventRow).where(AuditEventRow.kind == AuditKind.GATE_DECIDED)).all()
     assert len(events) == 1
+
+
+def test_a_click_on_an_engagement_not_yet_decoded_decodes_only_its_gates_policy(
+        ledger: sessionmaker[Session], acme: Engagement) -> None:
+    """The answer is checked against the stored file's gate policy, decoded alone (the whole file is
+    most of a click's CPU when the process has not seen the engagement yet); refusals are the same."""
+    gate_id = open_gate_on_friday(ledger, acme)
+    engagements.DECODED.clear()
+    ballots.POLICIES.clear()
+    with transaction(ledger) as session, pytest.raises(PolicyError, match="not an approver"):
+        gates.answer(session, gate_id, approver="U0OUTSIDER", outcome=Outcome.GO, reason="", via=Via.SLACK)
+    with transaction(ledger) as session:
+        first = gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", via=Via.SLACK)
+        digest = engagements.get(session, acme.id).config_digest
+    assert first.recorded and first.decided is None
+    assert digest not in engagements.DECODED
+    assert ballots.POLICIES[(digest, Phase.POC)] == acme.phases.poc.gate
+    with transaction(ledger) as session:
+        assert gates.answer(session, gate_id, approver="U0VENDLEAD", outcome=Outcome.GO, reason="",
+                            via=Via.SLACK).decided is Outcome.GO
 
 
 def test_extension_past_the_maximum_is_refused(ledger: sessionmaker[Session], acme: Engagement) -> None:

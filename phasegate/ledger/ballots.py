@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
+from phasegate.configs import checks
+from phasegate.configs.gate_schema import GatePolicy
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import NotFound
 from phasegate.ledger import chain, engagements, seals
@@ -102,6 +104,32 @@ def config(conn: Connection, ballot: Ballot) -> Engagement:
         return known
     stored: dict[str, Any] = conn.execute(CONFIG, {"engagement_id": ballot.gate.engagement_id}).scalar_one()
     return engagements.decoded(ballot.config_digest, stored)
+
+
+# Gate policies by (config digest, phase): what an answer is checked against, decoded alone from the
+# stored file (a small part of it) when the whole file has not been decoded in this process. A click
+# on an engagement this process has not seen yet decodes its gate's policy, not the whole file.
+POLICIES: dict[tuple[str, Phase], GatePolicy] = {}
+POLICIES_MAX = 4096
+
+
+def policy(conn: Connection, ballot: Ballot) -> GatePolicy:
+    """The gate policy of the ballot's phase in the engagement file the answer is checked against."""
+    known = engagements.DECODED.get(ballot.config_digest)
+    if known is not None:
+        return known.phases.of(ballot.gate.phase).gate
+    key = (ballot.config_digest, ballot.gate.phase)
+    found = POLICIES.get(key)
+    if found is None:
+        stored: dict[str, Any] = conn.execute(CONFIG, {"engagement_id": ballot.gate.engagement_id}).scalar_one()
+        phase = (stored.get("phases") or {}).get(ballot.gate.phase.value)
+        if not isinstance(phase, dict):  # not the file's phase: the whole file says so, as it always has
+            return config(conn, ballot).phases.of(ballot.gate.phase).gate
+        found = GatePolicy.model_validate(phase.get("gate"), context=checks.STORED)  # checked when stored
+        if len(POLICIES) >= POLICIES_MAX:
+            POLICIES.clear()
+        POLICIES[key] = found
+    return found
 
 
 def answers(conn: Connection, gate_id: int, delivery_id: str | None) -> list[Answer]:

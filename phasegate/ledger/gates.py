@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from phasegate.configs.gate_schema import GatePolicy
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
 from phasegate.ledger import audit, ballots, chain, followups
@@ -107,22 +108,23 @@ def ballot(session: Session, gate_id: int, *, lock: bool = False) -> ballots.Bal
 
 
 def check(session: Session, ballot: ballots.Ballot, *, via: Via, approver: str, outcome: Outcome, reason: str,
-          engagement: Engagement | None = None) -> tuple[Engagement, Approver]:
-    """The engagement file and the approver's entry if the gate would take this answer now;
+          engagement: Engagement | None = None) -> tuple[GatePolicy, Approver]:
+    """The gate's policy and the approver's entry if the gate would take this answer now;
     GateClosed or PolicyError if not. The one check of an answer, whichever way it comes: `answer`
-    runs it under the gate's lock, a click's pre-check before asking for a reason."""
+    runs it under the gate's lock, a click's pre-check before asking for a reason. Only the gate's
+    policy is decoded from the stored file unless the answer extends the timebox."""
     gate = ballot.gate
     if ballot.state is EngagementState.CANCELLED:
         raise GateClosed(f"{gate.engagement_id} was cancelled ({ballot.closed_reason}); it takes no more answers")
     if gate.state is not GateState.OPEN:
         raise closed(session, gate)
-    engagement = engagement or ballots.config(session.connection(), ballot)
-    entry = policy.check_answer(engagement.phases.of(gate.phase).gate, gate.phase, via=via, approver=approver,
+    rules = engagement.phases.of(gate.phase).gate if engagement else ballots.policy(session.connection(), ballot)
+    entry = policy.check_answer(rules, gate.phase, via=via, approver=approver,
                                 requested_by=gate.requested_by, outcome=outcome, reason=reason,
                                 unmet=snapshot_of(session, gate).unmet if outcome.passes else ())
     if outcome.extends_timebox:
-        check_extension(session, engagement, gate.phase)
-    return engagement, entry
+        check_extension(session, engagement or ballots.config(session.connection(), ballot), gate.phase)
+    return rules, entry
 
 
 def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, reason: str, via: Via,
@@ -143,8 +145,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     answered = ballots.answers(conn, gate.id, delivery_id)
     if delivery_id is not None and any(row.delivery_id == delivery_id for row in answered):
         return Answered(gate, recorded=False, decided=None)  # a redelivery of an answer already recorded
-    engagement, entry = check(session, read, via=via, approver=approver, outcome=outcome, reason=reason,
-                              engagement=engagement)
+    rules, entry = check(session, read, via=via, approver=approver, outcome=outcome, reason=reason,
+                         engagement=engagement)
     latest = {row.approver: row for row in answered if row.gate_id == gate.id}  # oldest first: the last one stays
     reason = reason.strip()
     mine = latest.get(approver)
@@ -160,7 +162,7 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
                          "digest": gate.digest, "channel": via.value,  # the payload key predates the name `via`
                          "operator": operator},
                         seal=("decisions", decision["id"], chain.row_hash("decisions", decision)))]
-    decided = policy.reached(engagement.phases.of(gate.phase).gate,
+    decided = policy.reached(rules,
                              {user: row.outcome for user, row in latest.items()} | {approver: outcome})
     if decided is not None:
         gate, settled = ballots.settle(conn, gate, decided, now)
