@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.report                     # bench/results/*.json
     .venv/bin/python -m bench.report --results DIR
+    .venv/bin/python -m bench.report --write docs/performance.md   # the table between its markers, replaced
 
 One row per figure: what was measured, the figure, its anchor from the same run and the ratio, the
 target and whether it was met, and the run's load average (before → after) and date; a quick run
@@ -18,6 +19,7 @@ from typing import Any
 
 from bench.results import RESULTS
 
+BEGIN, END = "<!-- bench.report -->", "<!-- /bench.report -->"  # where --write puts the table in a page
 HEADER = "| budget | measured | anchor (same run) | ratio | target | verdict | load | run |"
 
 
@@ -45,13 +47,34 @@ def table(results: Path) -> list[str]:
     return lines
 
 
+def embedded(page: str) -> str:
+    """The table a page holds between BEGIN and END (stripped)."""
+    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
+    return page[start:end].strip()
+
+
+def written(page: str, lines: list[str]) -> str:
+    """`page` with the table between its markers replaced by `lines`."""
+    start, end = page.index(BEGIN) + len(BEGIN), page.index(END)
+    return page[:start] + "\n" + "\n".join(lines) + "\n" + page[end:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--write", type=Path, metavar="PAGE", help=f"replace the table between {BEGIN} and {END} in PAGE")
     args = parser.parse_args()
     if not any(args.results.glob("*.json")):
         sys.exit(f"no benchmark figures in {args.results}: run a benchmark first (python -m bench.ack --quick)")
-    print("\n".join(table(args.results)))
+    lines = table(args.results)
+    if args.write is None:
+        print("\n".join(lines))
+        return
+    page = args.write.read_text()
+    if BEGIN not in page or END not in page:
+        sys.exit(f"{args.write} has no {BEGIN} ... {END} block for the table")
+    args.write.write_text(written(page, lines))
+    print(f"{args.write}: {len(lines) - 2} figures written")
 
 
 if __name__ == "__main__":

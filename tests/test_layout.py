@@ -92,3 +92,13 @@ def test_modules_stay_small() -> None:
               for name in LINKED for path in (REPO_ROOT / name).rglob("*.py")}
     assert len(sizes) > 100
     assert {str(path): n for path, n in sizes.items() if n > 300} == {}
+
+
+def test_the_performance_page_shows_the_benchmarks_figures_as_generated() -> None:
+    """docs/performance.md's table is `python -m bench.report` over bench/results, not typed by hand
+    (`python -m bench.report --write docs/performance.md` after a benchmark run puts it there)."""
+    done = subprocess.run([sys.executable, "-m", "bench.report"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, check=True)
+    page = (REPO_ROOT / "docs" / "performance.md").read_text()
+    begin, end = "<!-- bench.report -->", "<!-- /bench.report -->"
+    assert page[page.index(begin) + len(begin):page.index(end)].strip() == done.stdout.strip()
