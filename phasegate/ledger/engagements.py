@@ -10,8 +10,8 @@ import math
 import re
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from phasegate.configs import checks, limits
 from phasegate.configs.schema import Engagement, Phase
@@ -89,17 +89,6 @@ def decoded(digest: str, config: dict[str, Any]) -> Engagement:
 
 def all_rows(session: Session) -> list[EngagementRow]:
     return list(session.scalars(select(EngagementRow).order_by(EngagementRow.id)))
-
-
-def listing(session: Session, limit: int | None = None) -> tuple[list[EngagementRow], int]:
-    """The first `limit` engagements by id (every one with None) and how many there are in all, with
-    name, state and phase but not the stored file (decoding 1,000 configs' JSON would cost more than
-    the rest of `engagement list`)."""
-    columns = (EngagementRow.id, EngagementRow.name, EngagementRow.state, EngagementRow.current_phase)
-    query = select(EngagementRow).options(load_only(*columns, raiseload=True)).order_by(EngagementRow.id)
-    rows = list(session.scalars(query if limit is None else query.limit(limit)))
-    total = len(rows) if limit is None or len(rows) < limit else session.scalar(select(func.count(EngagementRow.id)))
-    return rows, total or 0
 
 
 def link_milestone(session: Session, engagement_id: str, phase: Phase, milestone: str, issue_key: str) -> None:

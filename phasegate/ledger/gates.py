@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -209,17 +209,6 @@ def open_gates(session: Session, engagement_id: str | None = None) -> list[GateR
     if engagement_id is not None:
         query = query.where(GateRow.engagement_id == engagement_id)
     return list(session.scalars(query))
-
-
-def newest(session: Session, engagement_id: str | None = None, *, open_only: bool = False,
-           limit: int | None = None) -> tuple[list[GateRow], int]:
-    """The newest `limit` gates (every one with None), oldest first, and how many there are in all."""
-    where = [GateRow.engagement_id == engagement_id] if engagement_id is not None else []
-    if open_only:
-        where.append(GateRow.state == GateState.OPEN)
-    total = session.scalar(select(func.count()).select_from(GateRow).where(*where)) or 0
-    query = select(GateRow).where(*where).order_by(GateRow.id.desc())
-    return list(session.scalars(query if limit is None else query.limit(limit)))[::-1], total
 
 
 def all_gates(session: Session, engagement_id: str | None = None) -> list[GateRow]:

@@ -146,7 +146,7 @@ def reading(url: str, *, timeout: float = TIMEOUT) -> Iterator[Reader]:
 def newest_gates(conn: Reader, engagement_id: str | None = None, *, open_only: bool = False,
                  limit: int | None = None) -> tuple[list[Row], int]:
     """The newest `limit` gates (every one with None), oldest first, and how many there are in all
-    (as phasegate.ledger.gates.newest, without the ORM)."""
+    (`gate list`)."""
     if engagement_id is not None and conn.scalar("SELECT id FROM engagements WHERE id = :id",
                                                  {"id": engagement_id}) is None:
         raise NotFound(f"no engagement {engagement_id!r} in the ledger (register it with `phasegate engagement create FILE`)")
@@ -164,7 +164,7 @@ def newest_gates(conn: Reader, engagement_id: str | None = None, *, open_only: b
 
 def engagement_listing(conn: Reader, limit: int | None = None) -> tuple[list[Row], int]:
     """The first `limit` engagements by id (every one with None) and how many there are in all
-    (as phasegate.ledger.engagements.listing, without the ORM)."""
+    (`engagement list`)."""
     query = f"SELECT {tables.engagements.names()} FROM engagements ORDER BY id" + (" LIMIT :limit" if limit is not None else "")
     rows = conn.rows(query, {"limit": limit}, [tables.engagements])
     total = len(rows) if limit is None or len(rows) < limit else conn.scalar("SELECT count(*) FROM engagements")

@@ -1,20 +1,18 @@
-"""The portfolio: every engagement on one line, for `phasegate status` and the weekly digest.
+"""The portfolio: every engagement on one line, for the weekly digest.
 
-`status_rows` reads only the ledger, in a constant number of queries (see `facts.views`), so the
-terminal view stays fast however many engagements there are.
+`status_rows` reads only the ledger, in a constant number of queries (see `facts.views`), deciding
+each row from the stored engagement files. `phasegate status` reads the same rows from the status
+columns instead (phasegate.reports.status_view); tests/test_status_columns.py holds the two equal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phasegate.integrations.slack_blocks import Block, context, header, section
-from phasegate.ledger.models import EngagementRow
 from phasegate.reports.build import from_ledger, worst
 from phasegate.reports.facts import views
 from phasegate.states import EngagementState, Rag
@@ -23,27 +21,6 @@ from phasegate.text import literal
 ACTIVE = (EngagementState.ACTIVE, EngagementState.REGISTERED)
 DIGEST_SECTION_CHARS = 2800
 DIGEST_MAX_SECTIONS = 40
-PAGE = 50  # engagements in `phasegate status` unless asked for more
-
-
-@dataclass(frozen=True)
-class Page:
-    ids: list[str]  # the engagements shown, by id
-    matching: int  # how many the filter matched in all
-    finished: int  # completed or closed engagements left out (0 with `finished=True`)
-
-
-def page(session: Session, *, limit: int | None, finished: bool) -> Page:
-    """Which engagements a status view shows: those in progress (with `finished`, every one), by id,
-    the first `limit` (None: all). Three queries, whatever the size of the ledger."""
-    query = select(EngagementRow.id).order_by(EngagementRow.id)
-    if not finished:
-        query = query.where(EngagementRow.state.in_(ACTIVE))
-    counts = {state: n for state, n in session.execute(
-        select(EngagementRow.state, func.count()).group_by(EngagementRow.state)).tuples()}
-    matching = sum(n for state, n in counts.items() if finished or state in ACTIVE)
-    ids = list(session.scalars(query if limit is None else query.limit(limit)))
-    return Page(ids, matching, 0 if finished else sum(counts.values()) - matching)
 
 
 def status_rows(session: Session, now: dt.datetime, engagement_ids: list[str] | None = None) -> list[dict[str, Any]]:
