@@ -119,3 +119,27 @@ def test_a_refresher_that_exits_is_started_again_and_takes_the_marks_left(tmp_pa
             wait_until(lambda: left() == 0, timeout=60, interval=0.2, what="the new refresher to take the mark")
     finally:
         rt.close()
+
+
+def test_a_prefect_port_taken_before_the_server_binds_it_is_replaced_by_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between choosing a free port and the server binding it another process can take it (seen in CI
+    with four test workers starting servers): the server exits at start and is tried on another port."""
+    import socket
+
+    from phasegate.ops import local
+    from phasegate.ops.servers import free_port
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1]])
+    monkeypatch.setattr(local, "free_port", lambda: next(ports, None) or free_port())
+    settings = Settings(home=tmp_path, database_url="", prefect_port=0)  # 0: a port the stack chooses
+    try:
+        with Stack(seeded(settings)) as stack:
+            url = stack.prefect_server()
+            assert f":{taken.getsockname()[1]}/" not in url
+            assert stack.server is not None and stack.server.poll() is None
+    finally:
+        taken.close()

@@ -44,6 +44,9 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
+PORT_TRIES = 3  # Prefect servers started on a port chosen here, when the one before exited at start
+
+
 def dies_with_this_process(args: list[str]) -> list[str]:
     """`args`, started so that the process ends when this one does, however this one ends."""
     return [sys.executable, "-I", "-c", LAUNCHER, str(os.getpid()), *args]
@@ -156,11 +159,25 @@ class Stack(ExitStack):
         if configured:
             wait_healthy(configured.rstrip("/") + "/health", 10)
             self.api_url = configured
-        else:
-            port = self.settings.prefect_port or free_port()
-            self.api_url = f"http://127.0.0.1:{port}/api"
+        elif self.settings.prefect_port:
+            self.api_url = f"http://127.0.0.1:{self.settings.prefect_port}/api"
             self.start_server()
+        else:
+            self.api_url = self._server_on_a_free_port()
         return self.enter_context(prefect_api(self.api_url))
+
+    def _server_on_a_free_port(self) -> str:
+        """The API URL of a server started on a port chosen here: another process can take a free
+        port before the server binds it, so a server that exits at start is tried on another one."""
+        for attempt in range(1, PORT_TRIES + 1):
+            url = self.api_url = f"http://127.0.0.1:{free_port()}/api"
+            try:
+                self.start_server()
+                return url
+            except ServiceUnavailable:
+                if attempt == PORT_TRIES or self.server is None or self.server.poll() is None:  # not an exit at start
+                    raise
+        raise AssertionError("unreachable")
 
     def start_server(self) -> subprocess.Popen[bytes]:
         """The local Prefect server on the stack's port, once it answers (again, after it died)."""
