@@ -1,5 +1,5 @@
 """Task retries are for passing outages only: the real `outside_task` decorator, run by a real
-Prefect API (`prefect_test_harness`), retries ServiceUnavailable and fails a PolicyError at once."""
+Prefect server, retries ServiceUnavailable and fails a PolicyError at once."""
 
 from __future__ import annotations
 
@@ -7,21 +7,30 @@ from collections.abc import Iterator
 
 import pytest
 from prefect import flow
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
+from prefect_seed import seeded
 
 from phasegate.errors import PolicyError, ServiceUnavailable
+from phasegate.ops.local import Stack
+from phasegate.settings import Settings
 from phasegate.tasks import outside_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_api() -> Iterator[None]:
-    # Imported here: it loads Prefect's whole server (seconds), which every xdist worker would
-    # otherwise pay while collecting, whether or not it runs these tests.
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real Prefect server on a migrated database (tests/prefect_seed.py), which this process's flows
+    report to: `prefect_test_harness` would migrate a new database first, three times the CPU."""
+    settings = seeded(Settings(home=tmp_path_factory.mktemp("retries"), database_url=""))
+    with Stack(settings) as stack:
+        stack.prefect_server()
         yield
+        # what the flows logged and emitted goes out before the server stops, as prefect_test_harness does
+        # (else the log worker retries a closed port for a minute at exit)
+        APILogWorker.instance().drain()
+        EventsWorker.drain_all()
 
 
 def failing_task(error: Exception, times: int, attempts: list[int]) -> object:
