@@ -107,8 +107,6 @@ class Demo:
         assert gate.message_ts is not None
         with transaction(self.rt.sessions) as session:
             unmet = gates.snapshot_of(session, gates.by_id(session, gate.id)).unmet
-        if outcome.passes and unmet and not reason:  # the gate opened before the scripted work was done
-            reason = "waiver: the work was finished after the evidence was frozen"
         if policy.needs_reason(outcome, unmet):
             response = clicker.answer_with_reason(gate.id, outcome, gate.channel, gate.message_ts, reason)
         else:
@@ -216,11 +214,29 @@ def world_settings(settings: Settings, slack: SlackStandin, metrics: MetricsStan
     })
 
 
+def current(loaded: list[Engagement], today: dt.date) -> list[Engagement]:
+    """The demo's engagements moved in time, all by the same number of weeks, so that today is in the
+    sixth week of the first one's first phase, as when they were written: whatever day the demo
+    runs, its timeboxes are open, and each gate opens at the PM's review on the scripted evidence
+    (not at once, on work not done yet, because its timebox ended months ago on the calendar)."""
+    first = min(e.start_date for e in loaded)
+    by = today - dt.timedelta(days=today.weekday(), weeks=5) - first  # from a Monday to a Monday
+    return [e.model_copy(update={"start_date": e.start_date + by} | ({} if e.data_handling is None else {
+        "data_handling": e.data_handling.model_copy(
+            update={"deletion_deadline": e.data_handling.deletion_deadline + by})})) for e in loaded]
+
+
+def demo_engagements(today: dt.date | None = None) -> dict[str, Engagement]:
+    """The demo's engagements by id, `current` on `today` (default: today's date)."""
+    loaded = [load_engagement(path) for path in engagement_files()]
+    return {e.id: e for e in current(loaded, today or dt.date.today())}
+
+
 @contextmanager
 def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator[Demo]:
     """Stand-ins, a local Prefect server (always a new one, never the configured PREFECT_API_URL),
     the served flows and the Slack endpoint, all on loopback; everything is stopped on exit.
-    `files`: the engagements to register (default: the demo's); each file's Jira site is answered by
+    `files`: the engagements to register (default: the demo's, `current` on today's date); each file's Jira site is answered by
     the Cloud or the Data Center stand-in, with its project and its linked issues seeded. Each part
     is said as it comes up (a first start takes half a minute, mostly Prefect's), and `<home>/env.sh`
     points another terminal's `phasegate` commands at this world until it stops."""
@@ -232,7 +248,8 @@ def local_world(settings: Settings, files: list[Path] | None = None) -> Iterator
     settings, pinned = loopback_only(settings)
     if pinned:
         console.print(pinned, markup=False, highlight=False)
-    loaded = [load_engagement(path) for path in (files if files is not None else engagement_files())]
+    # the demo's engagements dated around today; the PM's own as written
+    loaded = list(demo_engagements().values()) if files is None else [load_engagement(path) for path in files]
     slack, metrics = SlackStandin(), MetricsStandin()
     cloud, dc = JiraStandin("cloud"), JiraStandin("datacenter")
     with ExitStack() as standins:

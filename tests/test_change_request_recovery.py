@@ -18,7 +18,6 @@ from prefect_seed import seeded
 from test_recovery import cli, one_pass
 
 from phasegate.changes import operations as cr_operations
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
 from phasegate.ledger import change_requests as crs
@@ -26,7 +25,7 @@ from phasegate.ledger import engagements
 from phasegate.ledger.db import transaction
 from phasegate.orchestration.runs import PrefectRuns
 from phasegate.rules.change_requests import Draft
-from phasegate.sandbox.world import Demo, local_world
+from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
 from phasegate.states import ChangeSource, Outcome, RunHealth
 
@@ -49,7 +48,7 @@ def cr_row(world: Demo, cr_id: int) -> tuple[str | None, str | None, bool]:
 
 def test_a_run_killed_after_the_approval_is_started_again_by_cr_prompt(world: Demo) -> None:
     assert world.stack is not None and world.stack.runner is not None
-    copy = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id=ENGAGEMENT, name="ACME crrec")
+    copy = with_changes(demo_engagements()["acme-churn"], id=ENGAGEMENT, name="ACME crrec")
     with transaction(world.rt.sessions) as session:
         engagements.register(session, copy)
     jira = world.jira[ENGAGEMENT] = world.jira["acme-churn"]

@@ -18,14 +18,13 @@ from prefect_seed import seeded
 from sqlalchemy import func, select
 
 from phasegate.changes import jira_import as cr_import
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger import engagements, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow
-from phasegate.sandbox.world import Demo, local_world, wait_for
+from phasegate.sandbox.world import Demo, demo_engagements, local_world, wait_for
 from phasegate.settings import Settings
 from phasegate.slack.signature import sign
 from phasegate.states import ChangeRequestState
@@ -90,7 +89,7 @@ def cr_when(world: Demo, number: int, ready: Any, what: str) -> ChangeRequestRow
 
 def test_slash_command_to_new_baseline_and_moved_timebox(world: Demo) -> None:
     today = dt.date.today()
-    engagement = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id=ENGAGEMENT,
+    engagement = with_changes(demo_engagements()["acme-churn"], id=ENGAGEMENT,
                               start_date=(today - dt.timedelta(days=50)).isoformat())  # PoC ends in 6 days
     with transaction(world.rt.sessions) as session:
         engagements.register(session, engagement)
@@ -157,7 +156,7 @@ def test_a_jira_request_edited_while_open_is_asked_again_by_its_flow(world: Demo
     answer given to the first revision does not count towards the quorum."""
     engagement_id, label = "acme-jira-cr", "cr-acme-jira"
     start = dt.date.today() - dt.timedelta(days=30)  # no gate opens (its evidence collection would import too)
-    engagement = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id=engagement_id,
+    engagement = with_changes(demo_engagements()["acme-churn"], id=engagement_id,
                               jira__change_requests={"label": label}, start_date=start.isoformat())
     with transaction(world.rt.sessions) as session:
         engagements.register(session, engagement)

@@ -23,7 +23,6 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from phasegate.cli.main import app
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.gates import operations
@@ -34,7 +33,7 @@ from phasegate.ledger.models import WeeklyReportRow
 from phasegate.ledger.verify import verify
 from phasegate.orchestration.resume import resume_when_paused
 from phasegate.sandbox.demo import acme_churn, globex_forecast
-from phasegate.sandbox.world import Demo, local_world
+from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
 
@@ -166,7 +165,7 @@ def resume_with(flow_run_id: str, run_input: dict[str, Any]) -> str:
 
 
 def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path: Path) -> None:
-    copy = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id="acme-ui", name="ACME via the UI")
+    copy = with_changes(demo_engagements()["acme-churn"], id="acme-ui", name="ACME via the UI")
     with transaction(world.rt.sessions) as session:
         engagements.register(session, copy)
     world.jira["acme-ui"] = world.jira["acme-churn"]
@@ -178,9 +177,8 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
     description = resume_with(run_id, {"outcome": "go", "approver": "U0PMACME01", "reason": ""})
     assert "| f1 >= 0.85 | pass | 0.88 |" in description and gate.digest in description
     resume_with(run_id, {"outcome": "no_go", "approver": "U0SPONSOR1", "reason": ""})  # no reason: refused
-    waiver = "waiver: the work was finished after the evidence was frozen"  # the timebox was over at the start
-    resume_with(run_id, {"outcome": "go", "approver": "U0SPONSOR1", "reason": waiver})
-    resume_with(run_id, {"outcome": "go", "approver": "U0VENDLEAD", "reason": waiver})
+    resume_with(run_id, {"outcome": "go", "approver": "U0SPONSOR1", "reason": ""})
+    resume_with(run_id, {"outcome": "go", "approver": "U0VENDLEAD", "reason": ""})
     decided = world.decided(gate)
     assert decided.outcome is Outcome.GO
     with transaction(world.rt.sessions) as session:
@@ -193,7 +191,7 @@ def test_prefect_ui_resume_form_is_held_to_the_same_policy(world: Demo, tmp_path
 
 
 def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
-    manual = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id="acme-manual",
+    manual = with_changes(demo_engagements()["acme-churn"], id="acme-manual",
                           auto_advance=False)
     with transaction(world.rt.sessions) as session:
         engagements.register(session, manual)
@@ -209,8 +207,7 @@ def test_with_auto_advance_off_a_go_waits_for_the_pm(world: Demo) -> None:
     world.review("acme-manual")
     gate = world.open_gate("acme-manual", Phase.POC)
     for approver in ("U0TECHLEAD", "U0VENDLEAD"):
-        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO,
-                          reason="waiver: the work was finished after the evidence was frozen", operator="pm@laptop")
+        operations.decide(world.rt, gate.id, approver=approver, outcome=Outcome.GO, reason="", operator="pm@laptop")
     assert world.decided(gate).outcome is Outcome.GO
     wait_until(lambda: flow_runs("acme-manual-poc").get("acme-manual-poc") == "PAUSED", timeout=90,
                what="the PoC run to pause for the PM", interval=0.5)
@@ -228,7 +225,7 @@ def test_a_go_carries_on_into_the_next_phase_in_the_same_flow_run(world: Demo) -
     """No second deployment run after G1 GO: the run that waited on G1 kicks development off itself.
     Each later resume re-runs that flow from the top, and it goes straight to development: the PoC's
     kickoff is not posted again and G1's evidence (its Jira issues) is not read again."""
-    copy = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id="acme-carry", name="ACME carried on")
+    copy = with_changes(demo_engagements()["acme-churn"], id="acme-carry", name="ACME carried on")
     with transaction(world.rt.sessions) as session:
         engagements.register(session, copy)
     jira = world.jira["acme-carry"] = world.jira["acme-churn"]

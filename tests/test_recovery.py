@@ -19,7 +19,6 @@ from prefect_seed import seeded
 from typer.testing import CliRunner
 
 from phasegate.cli.main import app
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.errors import GateClosed
 from phasegate.gates import operations
@@ -28,7 +27,7 @@ from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow, utcnow
 from phasegate.orchestration.runs import PrefectRuns
-from phasegate.sandbox.world import Demo, local_world
+from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
 from phasegate.states import AuditKind, EngagementState, GateState, Outcome, RunHealth, Via
 
@@ -48,7 +47,7 @@ def begin(world: Demo, engagement_id: str, *, gate: bool = True,
     """A copy of acme-churn with its PoC run started and, with `gate`, G1 open and the run paused on it;
     without, the run waits for a timebox that has just begun."""
     changes: dict[str, object] = {} if gate else {"start_date": utcnow().date().isoformat()}  # timebox not over
-    copy = with_changes(load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml"), id=engagement_id,
+    copy = with_changes(demo_engagements()["acme-churn"], id=engagement_id,
                         name=f"ACME {engagement_id}", **changes)
     with transaction(world.rt.sessions) as session:
         engagements.register(session, copy)
@@ -271,6 +270,7 @@ def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(worl
 
     replacement = current_run(world, "rec-f-killed")
     assert report.restarted == [f"rec-f-killed: {replacement}"] and replacement != run_id
+    world.review("rec-f-killed")  # the timebox is open: G1 opens at the PM's review, in the replacement
     world.open_gate("rec-f-killed", Phase.POC)
     kickoffs = [t for t in channel(world) if "started for *ACME rec-f-killed*" in t]
     assert len(kickoffs) == 1

@@ -11,13 +11,12 @@ from helpers import wait_until, with_changes
 from prefect_seed import seeded
 from selection_data import with_selection
 
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import NotFound, PolicyError
 from phasegate.gates import operations
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import transaction
-from phasegate.sandbox.world import Demo, local_world
+from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
 from phasegate.states import GateState, Outcome, Via
 
@@ -61,7 +60,7 @@ def kickoffs(world: Demo, engagement: Engagement) -> list[str]:
 
 
 def test_a_no_go_at_g0_ends_the_engagement_before_any_vendor_work(world: Demo) -> None:
-    acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
+    acme = demo_engagements()["acme-churn"]
     stop = registered(world, with_changes(with_selection(acme, "acme-g0-stop"), name="ACME not signed"))
     started_phase_0(world, stop)
     g0 = world.open_gate(stop.id, Phase.SELECTION)
@@ -82,7 +81,7 @@ def test_a_no_go_at_g0_ends_the_engagement_before_any_vendor_work(world: Demo) -
 
 
 def test_a_go_at_g0_past_a_red_flag_carries_on_into_the_poc(world: Demo) -> None:
-    acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
+    acme = demo_engagements()["acme-churn"]
     signed = registered(world, with_changes(with_selection(acme, "acme-g0-go", pricing="fixed_price"),
                                             name="ACME signed"))
     run_id = started_phase_0(world, signed)

@@ -11,10 +11,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect_seed import seeded
 
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.flows.weekly_status import weekly_status
 from phasegate.orchestration.names import WEEKLY_CRON, WEEKLY_DEPLOYMENT_NAME, WEEKLY_FLOW
-from phasegate.sandbox.world import Demo, local_world
+from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -27,7 +26,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 def test_weekly_flow_posts_once_and_saves_artifacts(world: Demo) -> None:
-    acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
+    acme = demo_engagements()["acme-churn"]
     world.metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
     posted_gate(world.rt, acme)
     with pytest.MonkeyPatch.context() as env:  # the flow builds its settings from the environment, as a run does
