@@ -26,6 +26,7 @@ from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
 from phasegate.rules import policy
+from phasegate.rules.budget import extension_name
 from phasegate.sandbox import demo_changes
 from phasegate.sandbox.world import Demo, console, local_world
 from phasegate.settings import Settings
@@ -45,6 +46,7 @@ def acme_churn(demo: Demo) -> None:
     g1 = demo.open_gate(e, Phase.POC)
     demo.click(g1, "U0SPONSOR1", Outcome.GO)
     demo.click(g1, "U0SPONSOR1", Outcome.GO)  # a double click records nothing more
+    demo.say(e, "  (the same click twice: recorded once)")
     demo.click(g1, "U0VENDLEAD", Outcome.GO)
     demo.say(e, f"G1 decided: {demo.decided(g1).outcome.label}")  # type: ignore[union-attr]
     demo.wait_phase_run(e, Phase.DEVELOPMENT)
@@ -61,7 +63,7 @@ def acme_churn(demo: Demo) -> None:
         for key in ("pair-programming", "supervised-operation", "knowledge-transfer-drill", "data-deletion"):
             engagements.attest(session, config, Phase.HANDOVER, key, by="U0TECHLEAD",
                                note="seen by the client tech lead", via=Via.CLI)
-    demo.say(e, "handover attestations recorded by <@U0TECHLEAD>")
+    demo.say(e, f"handover attestations recorded by {demo.who(e, 'U0TECHLEAD')}")
     demo.review(e)
     g3 = demo.open_gate(e, Phase.HANDOVER)
     demo.click(g3, "U0SPONSOR1", Outcome.ACCEPT)
@@ -106,7 +108,7 @@ def selection(demo: Demo, e: str) -> None:
         for key in ("data-readiness", "mlops-walkthrough", "references"):
             engagements.attest(session, config, Phase.SELECTION, key, by="U0GLXDATA1",
                                note="done by the client's data team", via=Via.CLI)
-    demo.say(e, "Phase 0 checks attested by <@U0GLXDATA1>")
+    demo.say(e, f"Phase 0 checks attested by {demo.who(e, 'U0GLXDATA1')}")
     demo.review(e)
     g0 = demo.open_gate(e, Phase.SELECTION)
     waiver = "waiver: the fixed price covers the PoC only; development is capped time and materials"
@@ -118,6 +120,21 @@ def selection(demo: Demo, e: str) -> None:
     assert decided.outcome is not None
     label = policy.outcome_label(decided.outcome, policy.is_waiver(decided.outcome, snapshot.unmet))
     demo.say(e, f"G0 decided: {label} (red flags: {'; '.join(snapshot.red_flags) or 'none'})")
+
+
+def gate_summary(demo: Demo) -> list[str]:
+    """One line per gate, for the end of the demo: its outcome, who answered what, its evidence digest."""
+    with transaction(demo.rt.sessions) as session:
+        read = [(g, gates.snapshot_of(session, g).unmet, gates.decisions(session, g.id))
+                for g in gates.all_gates(session)]
+    lines = []
+    for g, unmet, decisions in read:  # names read after: `who` opens a transaction of its own
+        answered = ", ".join(f"{demo.who(g.engagement_id, d.approver)} {policy.answer_label(d.outcome, unmet, d.reason or '')}"
+                             for d in decisions)
+        outcome = policy.outcome_label(g.outcome, policy.is_waiver(g.outcome, unmet)) if g.outcome else None
+        when = f", after {extension_name(g.phase, g.timebox)}" if g.timebox > 1 else ""
+        lines.append(f"{g.name}{when}: {outcome or g.state.value} [{answered}] evidence digest {g.digest}")
+    return lines
 
 
 def demo_settings(base: Settings) -> Settings:
@@ -156,14 +173,8 @@ def run_demo(base: Settings, keep: bool = False) -> None:
         if failures:
             raise failures[0]
         console.print()
-        with transaction(demo.rt.sessions) as session:
-            for g in gates.all_gates(session):
-                unmet = gates.snapshot_of(session, g).unmet
-                answered = ", ".join(f"{d.approver} {policy.answer_label(d.outcome, unmet, d.reason or '')}"
-                                     for d in gates.decisions(session, g.id))
-                outcome = policy.outcome_label(g.outcome, policy.is_waiver(g.outcome, unmet)) if g.outcome else None
-                console.print(f"{g.name} timebox {g.timebox}: {outcome or g.state.value} "
-                              f"[{answered}] digest {g.digest}", highlight=False)
+        for line in gate_summary(demo):
+            console.print(line, markup=False, highlight=False)
         slack = demo.slack
         console.print(f"Slack stand-in saw {sum(len(slack.messages(c)) for c in ('C0ACMECHURN', 'C0GLOBEXFC'))} "
                       f"messages; prompts updated with chat.update {slack.calls.count('chat.update')} times")

@@ -64,14 +64,14 @@ def _answer(demo: Demo, cr: ChangeRequestRow, user: str, answer: str, reason: st
     if reason:
         view = wait_for("the reason modal", lambda: demo.slack.views[seen] if len(demo.slack.views) > seen else None)
         clicker.submit_persisting(view, reason).raise_for_status()
-    demo.say(cr.engagement_id, f"  <@{user}> clicked {answer.title()} on CR-{cr.number}"
+    demo.say(cr.engagement_id, f"  {demo.who(cr.engagement_id, user)} clicked {answer.title()} on CR-{cr.number}"
              + (f" ({reason})" if reason else ""))
 
 
 def _file(demo: Demo, engagement_id: str, draft: Draft, by: str) -> ChangeRequestRow:
     filed = cr_operations.file(demo.rt.sessions, engagement_id, draft, requested_by=by, source=ChangeSource.CLI)
     cr_operations.start_flow(engagement_id, filed.number)
-    demo.say(engagement_id, f"{filed.name} filed by <@{by}>: {draft.title}")
+    demo.say(engagement_id, f"{filed.name} filed by {demo.who(engagement_id, by)}: {draft.title}")
     for line in filed.assessment.lines():
         demo.say(engagement_id, f"  {line.replace('*', '')}")
     return _request(demo, engagement_id, filed.number, lambda r: r.message_ts is not None, f"{filed.name} prompt")

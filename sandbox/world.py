@@ -78,6 +78,16 @@ class Demo:
     def say(self, engagement_id: str, text: str) -> None:
         console.print(f"[cyan]{engagement_id:16}[/cyan] {text}", highlight=False)
 
+    def who(self, engagement_id: str, user_id: str) -> str:
+        """The name the engagement file gives a Slack user, with their role: how the narration says who acted."""
+        with transaction(self.rt.sessions) as session:
+            config = engagements.config_of(engagements.get(session, engagement_id))
+        person = next((a for p in config.phases.present() for a in config.phases.of(p).gate.approvers
+                       if a.slack_user == user_id), None)
+        if person is not None:
+            return f"{person.name} ({person.role})"
+        return "the PM" if user_id == config.pm_slack_user else config.names().get(user_id, user_id)
+
     def user(self, user_id: str) -> SlackUser:
         return SlackUser(user_id, endpoint=self.endpoint, signing_secret=SECRET, slack=self.slack)
 
@@ -114,7 +124,7 @@ class Demo:
             response = clicker.persist(lambda: clicker.click_payload(gate.id, outcome, gate.channel, ts),
                                        lambda: self.answered(gate.id, user))
         response.raise_for_status()
-        self.say(gate.engagement_id, f"  <@{user}> clicked {outcome.label}" + (f" ({reason})" if reason else ""))
+        self.say(gate.engagement_id, f"  {self.who(gate.engagement_id, user)} clicked {outcome.label}" + (f" ({reason})" if reason else ""))
 
     def finish_jira_work(self, engagement_id: str, phase: Phase) -> None:
         """The vendor closes the milestone issues phasegate created or linked, and the issues filed

@@ -32,7 +32,7 @@ from phasegate.ledger.db import transaction
 from phasegate.ledger.models import WeeklyReportRow
 from phasegate.ledger.verify import verify
 from phasegate.orchestration.resume import resume_when_paused
-from phasegate.sandbox.demo import acme_churn, globex_forecast
+from phasegate.sandbox.demo import acme_churn, gate_summary, globex_forecast
 from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
 from phasegate.states import EngagementState, GateState, Outcome, Via
@@ -112,6 +112,10 @@ def test_acme_goes_through_all_three_phases_to_accept(world: Demo) -> None:
     assert runs == {"acme-churn-poc": "COMPLETED", "acme-churn-cr-1": "COMPLETED", "acme-churn-cr-2": "COMPLETED"}
     with transaction(world.rt.sessions) as session:
         assert len({r.flow_run_id for r in phases.phase_runs(session, "acme-churn")}) == 1
+    summary = [line.split(" evidence digest ")[0] for line in gate_summary(world)]  # what `phasegate demo` ends with
+    assert summary == ["acme-churn/G1: GO [Dana Whitfield (sponsor) GO, Priya Natarajan (vendor lead) GO]",
+                       "acme-churn/G2: GO [Dana Whitfield (sponsor) GO, Omar Haddad (tech lead) GO]",
+                       "acme-churn/G3: ACCEPT [Dana Whitfield (sponsor) ACCEPT, Priya Natarajan (vendor lead) ACCEPT]"]
 
 
 def row_start(session: Any) -> dt.date:
@@ -144,6 +148,9 @@ def test_globex_signs_past_a_red_flag_then_extends_then_stops(world: Demo) -> No
         assert verify(session, "globex-forecast")[0].problems == []
     # one run from Phase 0 through the PoC, no development run
     assert settled_runs("globex-forecast-", 1) == {"globex-forecast-selection": "COMPLETED"}
+    assert [line.split(" [")[0] for line in gate_summary(world) if line.startswith("globex-forecast/")] == [
+        "globex-forecast/G0: GO with waiver", "globex-forecast/G1: EXTEND",
+        "globex-forecast/G1, after the PoC's first extension: NO-GO"]
 
 
 def resume_with(flow_run_id: str, run_input: dict[str, Any]) -> str:
