@@ -46,7 +46,8 @@ def acme_churn(demo: Demo) -> None:
     g1 = demo.open_gate(e, Phase.POC)
     demo.click(g1, "U0SPONSOR1", Outcome.GO)
     demo.click(g1, "U0SPONSOR1", Outcome.GO)  # a double click records nothing more
-    demo.say(e, "  (the same click twice: recorded once)")
+    times = demo.answers(g1.id, "U0SPONSOR1")
+    demo.say(e, f"  (the same click twice: recorded {'once' if times == 1 else f'{times} times'})")
     demo.click(g1, "U0VENDLEAD", Outcome.GO)
     demo.say(e, f"G1 decided: {demo.decided(g1).outcome.label}")  # type: ignore[union-attr]
     demo.wait_phase_run(e, Phase.DEVELOPMENT)

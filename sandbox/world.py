@@ -108,9 +108,10 @@ class Demo:
                 return row if row.state is GateState.DECIDED else None
         return wait_for(f"gate {gate.id} to be decided", probe)
 
-    def answered(self, gate_id: int, user: str) -> bool:
+    def answers(self, gate_id: int, user: str) -> int:
+        """How many answers the ledger holds from `user` on the gate."""
         with transaction(self.rt.sessions) as session:
-            return any(d.approver == user for d in gates.decisions(session, gate_id))
+            return sum(d.approver == user for d in gates.decisions(session, gate_id))
 
     def click(self, gate: GateRow, user: str, outcome: Outcome, reason: str = "") -> None:
         clicker = self.user(user)
@@ -122,7 +123,7 @@ class Demo:
         else:
             ts = gate.message_ts
             response = clicker.persist(lambda: clicker.click_payload(gate.id, outcome, gate.channel, ts),
-                                       lambda: self.answered(gate.id, user))
+                                       lambda: self.answers(gate.id, user) > 0)
         response.raise_for_status()
         self.say(gate.engagement_id, f"  {self.who(gate.engagement_id, user)} clicked {outcome.label}" + (f" ({reason})" if reason else ""))
 
@@ -226,14 +227,19 @@ def world_settings(settings: Settings, slack: SlackStandin, metrics: MetricsStan
 
 def current(loaded: list[Engagement], today: dt.date) -> list[Engagement]:
     """The demo's engagements moved in time, all by the same number of weeks, so that today is in the
-    sixth week of the first one's first phase, as when they were written: whatever day the demo
-    runs, its timeboxes are open, and each gate opens at the PM's review on the scripted evidence
-    (not at once, on work not done yet, because its timebox ended months ago on the calendar)."""
-    first = min(e.start_date for e in loaded)
-    by = today - dt.timedelta(days=today.weekday(), weeks=5) - first  # from a Monday to a Monday
-    return [e.model_copy(update={"start_date": e.start_date + by} | ({} if e.data_handling is None else {
-        "data_handling": e.data_handling.model_copy(
-            update={"deletion_deadline": e.data_handling.deletion_deadline + by})})) for e in loaded]
+    sixth week of the first one's first phase: whatever day the demo runs, its timeboxes are open,
+    and each gate opens at the PM's review on the scripted evidence (not at once, on work not done
+    yet, because its timebox ended months ago on the calendar)."""
+    by = today - dt.timedelta(days=today.weekday(), weeks=5) - min(e.start_date for e in loaded)
+    return [moved(e, by) for e in loaded]
+
+
+def moved(engagement: Engagement, by: dt.timedelta) -> Engagement:
+    """The engagement with its dates (start, data deletion deadline) `by` later."""
+    handling = engagement.data_handling
+    if handling is not None:
+        handling = handling.model_copy(update={"deletion_deadline": handling.deletion_deadline + by})
+    return engagement.model_copy(update={"start_date": engagement.start_date + by, "data_handling": handling})
 
 
 def demo_engagements(today: dt.date | None = None) -> dict[str, Engagement]:
