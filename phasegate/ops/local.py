@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,9 +67,12 @@ def wait_healthy(url: str, timeout: float, process: subprocess.Popen[bytes] | No
     raise ServiceUnavailable(f"{url} did not become healthy within {timeout:.0f} s")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10, *, interrupt: bool = True) -> None:
+    """Ctrl-C for `process` (unless it was given one already: a second would cut its clean-up short),
+    then its exit, killed after `timeout` seconds."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        if interrupt:
+            process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -127,6 +131,18 @@ class Stack(ExitStack):
         self.refresh: subprocess.Popen[bytes] | None = None  # the refresher: prompts redrawn, runs woken
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._children: list[subprocess.Popen[bytes]] = []  # spawned here, the Prefect server aside
+        self._interrupted: list[subprocess.Popen[bytes]] = []
+
+    def __exit__(self, *exc: Any) -> bool:
+        """The children are told to stop all at once, then waited for one by one in the reverse order of
+        their start, the Prefect server last (the runner reports its runs to it as it stops): a stack of
+        several children stops in the time of its slowest rather than in the sum of theirs."""
+        for process in self._children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                self._interrupted.append(process)
+        return bool(super().__exit__(*exc))
 
     def child_env(self) -> dict[str, str]:
         if self.api_url is None:
@@ -150,7 +166,9 @@ class Stack(ExitStack):
         # where the user typed `phasegate up` is not imported by `python -m` or the flow runs.
         process = subprocess.Popen(dies_with_this_process(args), stdout=log, stderr=subprocess.STDOUT,
                                    env=self.child_env(), start_new_session=True, cwd=self.settings.home)
-        self.callback(stop_process, process)
+        self.callback(lambda: stop_process(process, interrupt=process not in self._interrupted))
+        if name != "prefect-server":
+            self._children.append(process)
         return process
 
     def prefect_server(self, configured: str | None = None) -> str:
