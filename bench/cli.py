@@ -9,9 +9,8 @@ Each command runs as the `phasegate` console script does (`phasegate.cli.main:ma
 SQLite ledger in a temporary PHASEGATE_HOME that holds a few engagements, with Prefect pointed at a
 closed port (a read command must not need the server). The anchor runs in the same loop, alternating
 with the commands, so machine noise hits both alike. Budget: each median under 0.25 x the anchor's.
-A second line, "floor", imports only what any typer command reading a SQLite ledger loads (typer,
-the pydantic adapters typer 0.29 builds its parameters with, and sqlite3; the read commands load no
-SQLAlchemy): no read command can start faster than it. With --status-all N, `status --all` over N engagements in another ledger, in-process
+A second line, "floor", imports only what any typer command reading a SQLite ledger loads (typer and
+sqlite3; the read commands load no SQLAlchemy): no read command can start faster than it. With --status-all N, `status --all` over N engagements in another ledger, in-process
 (typer's CliRunner, output not a terminal) and as a command; budget 200 ms.
 """
 
@@ -35,7 +34,7 @@ from phasegate.ops.servers import free_port
 
 BUDGET = 0.25
 ANCHOR = ["-c", "import prefect"]
-FLOOR = ["-c", "import typer, typer._adapters, sqlite3"]
+FLOOR = ["-c", "import typer, sqlite3"]
 STATUS_BUDGET = 0.200
 COMMANDS = {
     "phasegate --help": ["--help"],
