@@ -4,8 +4,9 @@ once, each told once, the Prefect server after the rest have exited."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
+
+from helpers import wait_until
 
 from phasegate.ops.local import Stack
 from phasegate.settings import Settings
@@ -36,10 +37,8 @@ def test_children_are_told_together_once_each_and_the_server_after_them(tmp_path
         stack.api_url = "http://127.0.0.1:9/api"
         for name, log in logs.items():  # in the order phasegate up starts them
             stack._spawn(name, [sys.executable, "-c", CHILD, str(log)])
-        deadline = time.monotonic() + 30
-        while not all(log.exists() and log.read_text().startswith("ready") for log in logs.values()):
-            assert time.monotonic() < deadline, "the children did not start"
-            time.sleep(0.02)
+        wait_until(lambda: all(log.exists() and log.read_text().startswith("ready") for log in logs.values()),
+                   timeout=30, what="the children to start")
     seen = {name: dict(events(log)) for name, log in logs.items()}
     assert all([word for word, _ in events(log)] == ["sigint", "exit"] for log in logs.values()), seen
     flows, refresher, server = seen["flows"], seen["refresher"], seen["prefect-server"]

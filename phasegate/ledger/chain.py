@@ -152,17 +152,11 @@ def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
     conn, key = session.connection(), {"engagement_id": engagement_id}
     head = conn.execute(LOCK_HEAD, key).first()
     if head is None:  # a new chain; a concurrent first writer makes this insert wait, then do nothing
-        # each dialect's module loads only where it is used: a flow run on SQLite starts 0.1 s sooner
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            conn.execute(pg_insert(HEADS).values(engagement_id=engagement_id, seq=0, hash=GENESIS)
-                         .on_conflict_do_nothing())
+        if conn.dialect.name == "postgresql":  # each dialect's module loads only where it is used, as in followups
+            from sqlalchemy.dialects.postgresql import insert
         else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            conn.execute(sqlite_insert(HEADS).values(engagement_id=engagement_id, seq=0, hash=GENESIS)
-                         .on_conflict_do_nothing())
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        conn.execute(insert(HEADS).values(engagement_id=engagement_id, seq=0, hash=GENESIS).on_conflict_do_nothing())
         head = conn.execute(LOCK_HEAD, key).first()
     if head is None:
         raise RuntimeError(f"the audit chain head of {engagement_id} vanished inside its transaction")

@@ -132,7 +132,6 @@ class Stack(ExitStack):
         self.log_dir = settings.home / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._children: list[subprocess.Popen[bytes]] = []  # spawned here, the Prefect server aside
-        self._interrupted: list[subprocess.Popen[bytes]] = []
 
     def __exit__(self, *exc: Any) -> bool:
         """The children are told to stop all at once, then waited for one by one in the reverse order of
@@ -141,7 +140,6 @@ class Stack(ExitStack):
         for process in self._children:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
-                self._interrupted.append(process)
         return bool(super().__exit__(*exc))
 
     def child_env(self) -> dict[str, str]:
@@ -166,8 +164,9 @@ class Stack(ExitStack):
         # where the user typed `phasegate up` is not imported by `python -m` or the flow runs.
         process = subprocess.Popen(dies_with_this_process(args), stdout=log, stderr=subprocess.STDOUT,
                                    env=self.child_env(), start_new_session=True, cwd=self.settings.home)
-        self.callback(lambda: stop_process(process, interrupt=process not in self._interrupted))
-        if name != "prefect-server":
+        server = name == "prefect-server"
+        self.callback(stop_process, process, interrupt=server)  # the others were told in __exit__
+        if not server:
             self._children.append(process)
         return process
 
