@@ -26,7 +26,6 @@ from prefect.client.orchestration import get_client
 from prefect_seed import seed
 from pydantic import SecretStr
 
-from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.gates import operations
 from phasegate.ledger import engagements, gates, phases
@@ -38,7 +37,7 @@ from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.sandbox.world import Demo, seed_jira, world_settings
+from phasegate.sandbox.world import Demo, demo_engagements, seed_jira, world_settings
 from phasegate.settings import Settings
 from phasegate.states import GateState, Outcome
 
@@ -135,7 +134,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     slack, metrics, jira = SlackStandin(), MetricsStandin(), JiraStandin("cloud")
     for standin in (slack, metrics, jira):
         standin.start()
-    acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
+    acme = demo_engagements()["acme-churn"]  # its PoC timebox open today: G1 opens at the review, on the work done
     seed_jira(jira, acme)
     metrics.set("acme-churn-poc", f1=0.88, data_quality_score=0.93)
     base = Settings(home=home, database_url="", watch_interval_seconds=86400, evidence_retry_seconds=0)
