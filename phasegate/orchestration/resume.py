@@ -16,6 +16,10 @@ pass: the trigger sees beats, then silence, and marks the run Crashed 2.5 beats 
 A Prefect client is costly to build (an SSL context each, some 34 ms of CPU, even for an http:// URL):
 `Waker` keeps one for the life of the process that wakes many runs (the refresher,
 phasegate.gates.refresher); `resume_when_paused` without a client builds one for a single call.
+Prefect's client retries a refused connection, five times with a backoff that doubles from 2 s, once
+it has connected before: a long-lived client would hold a wake for a minute while Prefect is down,
+and the approver would not be told that the next step waits for it. `Waker` asks with no retries
+and leaves the run to `phasegate up`'s catch-up and the gate watch, as the refresher's doc says.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.responses import SetStateStatus
+from prefect.context import SettingsContext, get_settings_context
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -88,6 +94,7 @@ class Waker:
     def __init__(self, *, wait: float = 30.0) -> None:
         self.wait = wait
         self._client: SyncPrefectClient | None = None
+        self._settings: SettingsContext | None = None
         self._lock = threading.Lock()
 
     def client(self) -> SyncPrefectClient:
@@ -98,12 +105,23 @@ class Waker:
                 self._client = client
             return self._client
 
+    def no_retries(self) -> SettingsContext:
+        """The settings of the thread that first wakes, with Prefect's client retries turned off."""
+        with self._lock:
+            if self._settings is None:
+                here = get_settings_context()
+                self._settings = SettingsContext(profile=here.profile, settings=here.settings.copy_with_update(
+                    updates={PREFECT_CLIENT_MAX_RETRIES: 0}))
+            return self._settings
+
     def wake(self, flow_run_id: str) -> bool:
         """True only when the run was paused and Prefect accepted the resume; ServiceUnavailable
-        (PrefectUnreachable) when the API does not answer (phasegate.orchestration.runs.PrefectRuns.wake)."""
+        (PrefectUnreachable) when the API does not answer (phasegate.orchestration.runs.PrefectRuns.wake),
+        at the first refused connection."""
         from phasegate.orchestration.runs import PrefectRuns
 
-        return PrefectRuns(wake_wait=self.wait, client=self.client).wake(flow_run_id)
+        with self.no_retries().model_copy():
+            return PrefectRuns(wake_wait=self.wait, client=self.client).wake(flow_run_id)
 
     def close(self) -> None:
         with self._lock:
