@@ -1,10 +1,13 @@
-"""The refresher's Waker asks the Prefect API once per request: a refused connection or a 503 makes the
-wake fail at once (PrefectUnreachable), so that the approver is told that the next step waits for the
-orchestrator, rather than Prefect's client retrying for a minute (it retries a refused connection
-once it has connected before, and a 503 always) while the approver hears nothing.
+"""How the refresher's Waker meets a Prefect API that is away or busy.
 
-The API here is a small stand-in that answers what a Prefect server answers behind a proxy whose
-Prefect has gone: a 404 for the run the first time (the client has connected), then 503."""
+A refused connection fails the wake at once (PrefectUnreachable), so that the approver is told that
+the next step waits for the orchestrator, rather than Prefect's client retrying it for a minute (as
+it does once it has connected before) while the approver hears nothing. A busy API (a 503: a Prefect
+server on SQLite answers so while its database is locked) is asked again after the Waker's pauses,
+each time once: Prefect's own retries are off.
+
+The API here is a small stand-in that answers a scripted list of statuses: the first 404 (no such
+run) shows the client has connected."""
 
 from __future__ import annotations
 
@@ -24,20 +27,22 @@ from phasegate.orchestration.resume import Waker
 from phasegate.orchestration.runs import PrefectUnreachable
 
 
-class GoneAfterOne:
-    def __init__(self) -> None:
-        self.requests: list[str] = []
+class Scripted:
+    """Answers 404 (no such flow run) or 503 in the order given, then 503 for good."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses, self.requests = list(statuses), 0
 
     async def respond(self, request: Request) -> JSONResponse:
-        self.requests.append(request.url.path)
-        if len(self.requests) == 1:
-            return JSONResponse({"detail": "Flow run not found"}, status_code=404)
-        return JSONResponse({"detail": "no healthy upstream"}, status_code=503)
+        self.requests += 1
+        status = self.statuses.pop(0) if self.statuses else 503
+        return JSONResponse({"detail": "Flow run not found" if status == 404 else "database is locked"},
+                            status_code=status)
 
 
 @pytest.fixture
-def api() -> Iterator[tuple[GoneAfterOne, ServerHandle]]:
-    answer = GoneAfterOne()
+def api() -> Iterator[tuple[Scripted, ServerHandle]]:
+    answer = Scripted(404)
     handle = serve_in_thread(Starlette(routes=[Route("/api/{path:path}", answer.respond, methods=["GET", "POST"])]))
     try:
         yield answer, handle
@@ -45,39 +50,46 @@ def api() -> Iterator[tuple[GoneAfterOne, ServerHandle]]:
         handle.stop()
 
 
-def test_a_wake_asks_once_and_says_the_api_is_away(api: tuple[GoneAfterOne, ServerHandle]) -> None:
+def test_a_busy_api_is_asked_again_after_a_pause_and_once_each_time(api: tuple[Scripted, ServerHandle]) -> None:
+    """(Prefect's client, its retries off, still waits about 2 s after a 503 before it raises.)"""
     answer, handle = api
-    waker = Waker(wait=5)
+    waker = Waker(wait=5, pauses=(0.01,))
     try:
         with temporary_settings(updates={PREFECT_API_URL: f"{handle.url}/api"}):
             assert waker.wake(str(uuid4())) is False  # no such run: the client has connected
-            with pytest.raises(PrefectUnreachable, match="the Prefect API is not reachable"):
-                waker.wake(str(uuid4()))
+            answer.statuses = [503, 404]
+            assert waker.wake(str(uuid4())) is False  # busy, then answered after the pause
+            assert answer.requests == 3
+            with pytest.raises(PrefectUnreachable, match="PrefectHTTPStatusError") as busy:
+                waker.wake(str(uuid4()))  # busy, and still busy after the pause
+            assert not busy.value.refused
             assert PREFECT_CLIENT_MAX_RETRIES.value() > 0  # the caller's own settings are untouched
     finally:
         waker.close()
-    assert len(answer.requests) == 2, answer.requests  # one read each: the 503 was not asked again
+    assert answer.requests == 5  # Prefect's retries would have asked six times each time
 
 
 def test_a_refused_connection_fails_the_wake_after_the_client_has_connected(
-        api: tuple[GoneAfterOne, ServerHandle]) -> None:
+        api: tuple[Scripted, ServerHandle]) -> None:
     """The API comes back on its port three seconds after it went: a client that retried would find
     it there and wake the run, with the approver told nothing meanwhile."""
     answer, handle = api
     back: list[ServerHandle] = []
+    answer.statuses = [404, 404]
     comes_back = threading.Timer(3.0, lambda: back.append(serve_in_thread(handle.server.config.app, port=handle.port)))
-    waker = Waker(wait=5)
+    waker = Waker(wait=5, pauses=(0.01,))
     try:
         with temporary_settings(updates={PREFECT_API_URL: f"{handle.url}/api"}):
             assert waker.wake(str(uuid4())) is False
             handle.stop()  # nothing listens on the port until the timer fires
             comes_back.start()
-            with pytest.raises(PrefectUnreachable, match="ConnectError"):
+            with pytest.raises(PrefectUnreachable, match="ConnectError") as refused:
                 waker.wake(str(uuid4()))
+            assert refused.value.refused
     finally:
         comes_back.cancel()
         comes_back.join()
         waker.close()
         for server in back:
             server.stop()
-    assert len(answer.requests) == 1, answer.requests
+    assert answer.requests == 1

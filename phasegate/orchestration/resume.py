@@ -18,8 +18,10 @@ A Prefect client is costly to build (an SSL context each, some 34 ms of CPU, eve
 phasegate.gates.refresher); `resume_when_paused` without a client builds one for a single call.
 Prefect's client retries a refused connection, five times with a backoff that doubles from 2 s, once
 it has connected before: a long-lived client would hold a wake for a minute while Prefect is down,
-and the approver would not be told that the next step waits for it. `Waker` asks with no retries
-and leaves the run to `phasegate up`'s catch-up and the gate watch, as the refresher's doc says.
+and the approver would not be told that the next step waits for it. So `Waker` turns Prefect's
+retries off and keeps its own: an API that answered busy (a 503 from a Prefect server whose SQLite
+database was locked, a timeout) is asked again after `Waker.pauses`; a refused connection fails the
+wake at once, and the run is left to `phasegate up`'s catch-up and the gate watch.
 """
 
 from __future__ import annotations
@@ -86,13 +88,16 @@ def suspend_again(client: SyncPrefectClient, flow_run_id: str) -> tuple[State, S
     return (crashed, before) if result.status == SetStateStatus.ACCEPT else None
 
 
+BUSY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds before a wake that met a busy Prefect API asks again
+
+
 class Waker:
     """Wakes runs through one long-lived sync Prefect client, built on the first wake (in the Prefect
     settings context of the thread that makes it) and reused by every thread after; its connections
     to the API are kept alive and opened again after a Prefect restart."""
 
-    def __init__(self, *, wait: float = 30.0) -> None:
-        self.wait = wait
+    def __init__(self, *, wait: float = 30.0, pauses: tuple[float, ...] = BUSY_PAUSES) -> None:
+        self.wait, self.pauses = wait, pauses
         self._client: SyncPrefectClient | None = None
         self._settings: SettingsContext | None = None
         self._lock = threading.Lock()
@@ -115,13 +120,20 @@ class Waker:
             return self._settings
 
     def wake(self, flow_run_id: str) -> bool:
-        """True only when the run was paused and Prefect accepted the resume; ServiceUnavailable
-        (PrefectUnreachable) when the API does not answer (phasegate.orchestration.runs.PrefectRuns.wake),
-        at the first refused connection."""
-        from phasegate.orchestration.runs import PrefectRuns
+        """True only when the run was paused and Prefect accepted the resume; PrefectUnreachable at
+        the first refused connection, or when the API was still busy after `pauses`."""
+        from phasegate.orchestration.runs import PrefectRuns, PrefectUnreachable
 
-        with self.no_retries().model_copy():
-            return PrefectRuns(wake_wait=self.wait, client=self.client).wake(flow_run_id)
+        pauses = iter(self.pauses)
+        while True:
+            try:
+                with self.no_retries().model_copy():
+                    return PrefectRuns(wake_wait=self.wait, client=self.client).wake(flow_run_id)
+            except PrefectUnreachable as exc:
+                pause = next(pauses, None)
+                if exc.refused or pause is None:
+                    raise
+                time.sleep(pause)
 
     def close(self) -> None:
         with self._lock:

@@ -67,12 +67,18 @@ _HEALTH = {"COMPLETED": RunHealth.COMPLETED, "FAILED": RunHealth.FAILED, "CRASHE
 
 class PrefectUnreachable(ServiceUnavailable):
     """The Prefect API did not answer: what was asked of it waits until it is back (the ledger keeps
-    every decision; `phasegate up` and the gate watch act on them then)."""
+    every decision; `phasegate up` and the gate watch act on them then). `refused`: nothing listens
+    at its address (the server is down), rather than an answer that came too late or said busy."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def unavailable(what: str, exc: BaseException) -> PrefectUnreachable:
     return PrefectUnreachable(f"cannot {what}: the Prefect API is not reachable ({type(exc).__name__}; "
-                              "is `phasegate up` running?)")
+                              "is `phasegate up` running?)",
+                              refused=isinstance(exc, (httpx.ConnectError, ConnectionRefusedError)))
 
 
 class PrefectRuns:
