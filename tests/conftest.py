@@ -3,7 +3,9 @@ Runtime wired to them. Nothing here reaches the internet. Plain helper functions
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,12 @@ from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
+
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set (as on the CI machine): without it every
+# xdist worker compiled each test module's rewritten asserts, and every Prefect server, flow run and
+# CLI process the tests start compiled phasegate's modules, again and again (38 s of CPU in the fast
+# subset alone). Set before the test modules are imported; the processes the tests start read the caches.
+sys.dont_write_bytecode = False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -149,9 +157,16 @@ def rt(ledger: sessionmaker[Session], ledger_url: str, slack: SlackStandin, jira
     runtime.close()
 
 
+@functools.cache
+def acme_file() -> Engagement:
+    """acme-churn.yaml, parsed once per worker (about 50 ms each time): an Engagement is frozen, and
+    the tests change one only through copies (helpers.with_changes, model_copy)."""
+    return load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
+
+
 @pytest.fixture
 def acme() -> Engagement:
-    return load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
+    return acme_file()
 
 
 @pytest.fixture
