@@ -19,9 +19,10 @@ phasegate.gates.refresher); `resume_when_paused` without a client builds one for
 Prefect's client retries a refused connection, five times with a backoff that doubles from 2 s, once
 it has connected before: a long-lived client would hold a wake for a minute while Prefect is down,
 and the approver would not be told that the next step waits for it. So `Waker` turns Prefect's
-retries off and keeps its own: an API that answered busy (a 503 from a Prefect server whose SQLite
-database was locked, a timeout) is asked again after `Waker.pauses`; a refused connection fails the
-wake at once, and the run is left to `phasegate up`'s catch-up and the gate watch.
+retries off and keeps its own: an API that answered but failed (a 503 from a Prefect server whose
+SQLite database was locked, a timeout) is asked again after each of `Waker.pauses` (Prefect's client
+still waits about 2 s after a 429, 502 or 503 before it raises: some 15 s in all); a refused
+connection fails the wake at once, and the run is left to `phasegate up`'s catch-up and the gate watch.
 """
 
 from __future__ import annotations
