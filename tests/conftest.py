@@ -30,10 +30,10 @@ from phasegate.sandbox.standins.metrics_api import MetricsStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.settings import Settings
 
-# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set (as on the CI machine): without it every
-# xdist worker compiled each test module's rewritten asserts, and every Prefect server, flow run and
-# CLI process the tests start compiled phasegate's modules, again and again (38 s of CPU in the fast
-# subset alone). Set before the test modules are imported; the processes the tests start read the caches.
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set (as on this machine): without it every
+# xdist worker compiled each test module's rewritten asserts on every run, and every flow run and CLI
+# process the tests start compiled phasegate's modules again (the figures: docs/development.md).
+# Set before the test modules are imported; the processes the tests start read the caches.
 sys.dont_write_bytecode = False
 
 
