@@ -11,6 +11,9 @@ writers' bound gets the clicker "not recorded" through the response_url, after t
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pytest
 from helpers import wait_until
 from sqlalchemy import select
@@ -19,7 +22,7 @@ from test_burst import CLIENT, SECRET, VENDOR, hung, prompts
 
 from phasegate.configs.schema import Engagement
 from phasegate.integrations.slack_chat import SlackChat, make_web_client
-from phasegate.ledger.db import transaction
+from phasegate.ledger.db import ENDPOINT_TIMEOUT, transaction
 from phasegate.ledger.models import DecisionRow
 from phasegate.ops.servers import serve_in_thread
 from phasegate.ops.stack import endpoint_deps
@@ -81,9 +84,41 @@ def test_a_click_on_a_ledger_held_too_long_is_answered_at_once_then_told_not_rec
         with hung(ledger_url):
             answer = lead.send(payload)
             assert answer.status_code == 200 and slack.said_to(payload["response_url"]) == []  # nothing said yet
-            told = wait_until(lambda: slack.said_to(payload["response_url"]), what="the clicker told, after the answer")
+            told = wait_until(lambda: slack.said_to(payload["response_url"]), timeout=30,  # busy_patience first
+                              what="the clicker told, after the answer")
     finally:
         handle.stop()
         for engine in engines:
             engine.dispose()
     assert told == [NOT_RECORDED] and recorded(ledger, gate_id) == []
+
+
+def test_a_click_whose_lock_wait_runs_out_on_a_busy_ledger_is_tried_again_and_recorded(
+        ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The ledger is held past the click's lock wait (another replica, a flow run: the database
+    answers "locked" after ENDPOINT_TIMEOUT), then let go: a busy ledger, not a down one. Seen under
+    load with two replicas on one engagement: the clicker was told "not recorded". Now the click is
+    handled again, as Slack's redelivery would be, and recorded once; nobody is told anything."""
+    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
+    [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
+    deps.ack_within = ACK
+    handle = serve_in_thread(create_app(deps))
+    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
+    payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
+    caplog.set_level(logging.INFO, logger="phasegate.slack")
+    try:
+        with hung(ledger_url):
+            assert sponsor.send(payload).status_code == 200
+            wait_until(lambda: any("the ledger is busy, trying again" in r.getMessage() for r in caplog.records),
+                       timeout=4 * ENDPOINT_TIMEOUT, what="the click's first lock wait run out")
+            time.sleep(ENDPOINT_TIMEOUT / 2)  # held on, into the next try's wait
+        wait_until(lambda: recorded(ledger, gate_id), timeout=30, what="the click recorded once the ledger let go")
+        assert deps.followups.idle(30)
+    finally:
+        handle.stop()
+        for engine in engines:
+            engine.dispose()
+    assert recorded(ledger, gate_id) == [(CLIENT, Outcome.GO)]
+    assert slack.said_to(payload["response_url"]) == []

@@ -24,7 +24,7 @@ from phasegate.ledger.read import HEAD as HEAD  # the schema's newest revision a
 from phasegate.ledger.read import MIGRATIONS  # live with the light read path (no ORM), once
 from phasegate.ledger.read import ensure_schema as ensure_schema
 from phasegate.ledger.read import sqlite_revision as sqlite_revision
-from phasegate.ledger.writers import Turns, Writer
+from phasegate.ledger.writers import STUCK, Turns, Writer
 
 if TYPE_CHECKING:  # Alembic loads only when the schema has to change
     from alembic.config import Config
@@ -132,6 +132,14 @@ def writers_waiting(engine: Engine) -> bool:
     """Whether writers on this engine's ledger wait in line in this process now."""
     writer = WRITERS.get(engine)
     return writer is not None and writer.turns.waiting > 0
+
+
+def busy_patience(factory: sessionmaker[Session]) -> float:
+    """Seconds a request may go on trying a write whose locks another process's transactions held
+    (phasegate.ledger.writers.busy): STUCK times its engine's timeout, as a line of writers in this
+    process that does not move for that long counts as stuck."""
+    writer = WRITERS.get(factory.kw.get("bind"))  # type: ignore[arg-type]
+    return STUCK * (writer.timeout if writer is not None else DEFAULT_TIMEOUT)
 
 
 def sessions(engine: Engine, *, audit_key: bytes | None = None) -> sessionmaker[Session]:

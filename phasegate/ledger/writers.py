@@ -25,7 +25,9 @@ done or finds a place free. A writer that is only slow (a loaded machine, a long
 a failure: on a machine starved of CPU the writers ahead took longer than `timeout` while the
 database answered every one of them, and giving up then told a burst of clickers "not recorded" at
 once. Giving up raises WriterTimeout, a PoolTimeout, which the Slack endpoint answers like any
-ledger that did not answer in time.
+ledger that did not answer in time. A lock wait that ran out while the database answered (`busy`:
+another process's transaction held the lock) is no failure of the database either: the Slack
+endpoint tries such a request again (phasegate.slack.interactions).
 
     writer = Writer(Turns(places=1), timeout=1.5, patience=2.5)
     with writer.turn() as left:   # seconds left for the database's own lock wait
@@ -48,6 +50,18 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 FAILED = (OperationalError, InterfaceError, PoolTimeout)
 # A line where no writer got its work done for this many timeouts is stuck, failures or not.
 STUCK = 4
+
+
+def busy(exc: BaseException) -> bool:
+    """A wait for a lock that ran out while the database answered: another transaction (of another
+    process: this one's writers wait in line) held what this one needed. A busy ledger, not a down
+    one: a database that is down or frozen does not answer at all (phasegate.ledger.bounded), and one
+    whose lock is held for good runs out again on every try. PostgreSQL's lock_timeout and
+    statement_timeout (SQLSTATE 55P03, 57014), SQLite's busy timeout (SQLITE_BUSY)."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) in ("55P03", "57014"):
+        return True
+    return str(getattr(orig, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
 
 
 class WriterTimeout(PoolTimeout):
@@ -114,8 +128,9 @@ class Turns:
         """How many writers wait in line now."""
         return len(self._waiting)
 
-    def give(self, *, done: bool = True) -> None:
-        """Leave the place; `done` is False when the database failed the writer."""
+    def give(self, *, done: bool | None = True) -> None:
+        """Leave the place; `done` is False when the database failed the writer, None when it only
+        found what it needed held by another transaction (`busy`): neither a move nor a failure."""
         me = threading.get_ident()
         with self._mutex:
             self._holders[me] -= 1
@@ -124,7 +139,7 @@ class Turns:
             del self._holders[me]
             if done:
                 self._moved = time.monotonic()
-            else:
+            elif done is False:
                 self._failed = time.monotonic()
             if self._waiting:
                 self._waiting.popleft().release()  # the place goes to the oldest waiter, never back to the pool
@@ -167,11 +182,11 @@ class Writer:
             raise WriterTimeout(f"no turn to write to the ledger: the database failed the writers ahead of this one "
                                 f"and none got its work done for {self.timeout:g} s, or its time ran out "
                                 f"({self.patience:g} s at most)")
-        done = True  # a refusal (a policy error, say) is work done too
+        done: bool | None = True  # a refusal (a policy error, say) is work done too
         try:
             yield max(0.0, min(self.timeout, until - time.monotonic()))
-        except FAILED:
-            done = False
+        except FAILED as exc:
+            done = None if busy(exc) else False
             raise
         finally:
             self.turns.give(done=done)

@@ -8,6 +8,7 @@ Slack expects.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from fastapi import BackgroundTasks, Response
@@ -15,6 +16,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from phasegate.ledger import faults
+from phasegate.ledger.db import busy_patience
+from phasegate.ledger.writers import busy
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
@@ -25,23 +28,35 @@ from phasegate.slack.inbound import Click, Refused, Submission
 
 
 def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks) -> Response:
-    """A decoded interaction payload, however it arrived: the answer to give."""
+    """A decoded interaction payload, however it arrived: the answer to give.
+
+    A write that found its locks held by another process's transactions (a busy ledger: another
+    replica, a flow run, the CLI) is handled again, as Slack's redelivery of it would be, for
+    `busy_patience` after the first such try and within the request's deadline; only then is the
+    clicker told it was not recorded."""
     try:
         request = inbound.interaction(payload)
     except Refused as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    try:
-        if isinstance(request, Click):
-            return on_click(deps, request, background)
-        if isinstance(request, Submission):
-            return on_submission(deps, request, background)
-    except Refused as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-    except SQLAlchemyError as exc:
-        if not faults.is_fault(exc):
-            raise
-        return ledger_down(deps, request, background, exc)
-    return Response(status_code=200)
+    give_up: float | None = None
+    while True:
+        try:
+            if isinstance(request, Click):
+                return on_click(deps, request, background)
+            if isinstance(request, Submission):
+                return on_submission(deps, request, background)
+        except Refused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except SQLAlchemyError as exc:
+            if not faults.is_fault(exc):
+                raise
+            if busy(exc):
+                give_up = give_up if give_up is not None else time.monotonic() + busy_patience(deps.sessions)
+                if time.monotonic() < give_up:
+                    log.info("%s: the ledger is busy, trying again: %s", type(request).__name__.lower(), faults.reason(exc))
+                    continue
+            return ledger_down(deps, request, background, exc)
+        return Response(status_code=200)
 
 
 def on_command(deps: SlackDeps, fields: Mapping[str, object], background: BackgroundTasks) -> Response:
