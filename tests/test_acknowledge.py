@@ -18,12 +18,13 @@ import pytest
 from helpers import wait_until
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from test_burst import CLIENT, SECRET, VENDOR, hung, prompts
+from test_burst import CLIENT, SECRET, SLACK_WAITS, VENDOR, hung, prompts
 
 from phasegate.configs.schema import Engagement
 from phasegate.integrations.slack_chat import SlackChat, make_web_client
 from phasegate.ledger.db import ENDPOINT_TIMEOUT, transaction
 from phasegate.ledger.models import DecisionRow
+from phasegate.messages import gates as messages
 from phasegate.ops.servers import serve_in_thread
 from phasegate.ops.stack import endpoint_deps
 from phasegate.sandbox.standins.slack_api import SlackStandin
@@ -122,3 +123,28 @@ def test_a_click_whose_lock_wait_runs_out_on_a_busy_ledger_is_tried_again_and_re
             engine.dispose()
     assert recorded(ledger, gate_id) == [(CLIENT, Outcome.GO)]
     assert slack.said_to(payload["response_url"]) == []
+
+
+def test_a_form_on_a_held_ledger_is_answered_within_slacks_wait_without_trying_again_past_it(
+        ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
+    """A form is not acknowledged early: its answer carries its field errors. Its tries on a busy
+    ledger end at its deadline (2.2 s), not after the 6 s a click may go on trying."""
+    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
+    [(gate_id, _channel, _ts)] = prompts(ledger, chat, acme, count=1)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
+    handle = serve_in_thread(create_app(deps))
+    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
+    view = messages.reason_modal(gate_id=gate_id, outcome=Outcome.NO_GO, gate_title=f"gate {gate_id}", waiver=False)
+    try:
+        with hung(ledger_url):
+            started = time.monotonic()
+            answer = sponsor.submit_view(view, "the churn model misses its recall target")
+            took = time.monotonic() - started
+    finally:
+        handle.stop()
+        for engine in engines:
+            engine.dispose()
+    assert answer.status_code == 200 and answer.json()["response_action"] == "errors", answer.text
+    assert NOT_RECORDED in str(answer.json()["errors"])
+    assert took < SLACK_WAITS, f"the form was answered after {took:.2f} s"
+    assert recorded(ledger, gate_id) == []

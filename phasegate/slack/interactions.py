@@ -8,6 +8,7 @@ Slack expects.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 
@@ -17,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from phasegate.ledger import faults
 from phasegate.ledger.db import busy_patience
-from phasegate.ledger.writers import busy
+from phasegate.ledger.writers import DEADLINE, busy
 from phasegate.messages.ids import REASON_INPUT, Action, CrField, View
 from phasegate.slack import change_requests as slack_cr
 from phasegate.slack import gates as slack_gates
@@ -51,7 +52,8 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
             if not faults.is_fault(exc):
                 raise
             if busy(exc):
-                give_up = give_up if give_up is not None else time.monotonic() + busy_patience(deps.sessions)
+                if give_up is None:
+                    give_up = min(time.monotonic() + busy_patience(deps.sessions), DEADLINE.get() or math.inf)
                 if time.monotonic() < give_up:
                     log.info("%s: the ledger is busy, trying again: %s", type(request).__name__.lower(), faults.reason(exc))
                     continue
