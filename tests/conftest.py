@@ -37,63 +37,18 @@ from phasegate.settings import Settings
 sys.dont_write_bytecode = False
 
 
-# The longest units of the suite, in wall seconds on the project's 2-core machine (`pytest -m slow`, four
-# workers, 2026-12-04): they start first, longest first, so that the suite's last minutes are not one
-# long test started late. A figure out of date costs minutes, never a result; a slow unit not listed
-# starts after these, before the fast tests.
-LONGEST = {
-    "test_end_to_end": 246, "test_scale_out": 241, "test_recovery": 162, "test_false_crash": 157, "test_up": 130,
-    "end-to-end-acme": 117, "recovery-kill": 111, "test_change_requests_flow": 107,
-    "test_bench.test_bench_resume_quick": 95, "test_hostile_input.test_ten_thousand_generated_requests_on_postgresql(postgresql)": 84,
-    "test_bench.test_bench_ack_quick(postgresql)": 67, "test_refresher_restart": 66, "test_change_request_recovery": 66,
-    "test_weekly_flow": 46, "test_selection_flow": 45,
-}
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Spread the suite over pytest-xdist's workers (pyproject: `-n 4 --dist loadgroup`).
 
-    Every slow test is in a group that one worker runs: its module's, when it shares a fixture of the
-    module's (its servers then start once), else its own (a module may also group its tests itself,
-    with `xdist_group` marks, where a test is long). The groups go first, longest first (LONGEST),
-    then the fast tests, one by one, fill in around them (pyproject passes `--no-loadscope-reorder`,
-    so that xdist hands them out in this order rather than by their number of tests).
+    A slow module's tests stay on one worker, so its module-scoped servers start once (a module may
+    split itself with `xdist_group` marks where its tests are long); the fast tests spread one by one.
+    Slow tests go first, so that the longest runs start early and the short ones fill in around them.
     """
     for item in items:
         if item.get_closest_marker("slow") and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group_of(item)))
-
-
-class Order:
-    @pytest.hookimpl(trylast=True)  # after pytest's own reordering (tests grouped by their fixtures' parameters)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """The groups first, longest first, then the fast tests; else in the order pytest chose."""
-        items.sort(key=lambda item: (item.get_closest_marker("slow") is None, -LONGEST.get(group_name(item), 0)))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(Order(), "phasegate-test-order")
-
-
-BRACKETS = str.maketrans("[]", "()")  # xdist reads a group from an id only after its last "]"
-
-
-def group_of(item: pytest.Item) -> str:
-    """The module, for a test that shares a module-scoped fixture; else the test itself."""
-    module = item.module.__name__ if isinstance(item, pytest.Function) and item.module else item.nodeid
-    fixtures = getattr(item, "_fixtureinfo", None)
-    shared = fixtures is not None and any(definition.scope in ("module", "package", "class")
-                                          for definitions in fixtures.name2fixturedefs.values()
-                                          for definition in definitions)
-    return module if shared or not isinstance(item, pytest.Function) else f"{module}.{item.name}".translate(BRACKETS)
-
-
-def group_name(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("xdist_group")
-    if marker is None:
-        return ""
-    return str(marker.args[0] if marker.args else marker.kwargs.get("name", ""))
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.hookimpl(trylast=True)
