@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from helpers import wait_until
@@ -30,7 +32,7 @@ from phasegate.ops.stack import endpoint_deps
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.slack.app import create_app
-from phasegate.slack.deps import NOT_RECORDED
+from phasegate.slack.deps import NOT_RECORDED, SlackDeps
 from phasegate.states import Outcome
 
 pytestmark = pytest.mark.slow
@@ -44,6 +46,24 @@ def recorded(ledger: sessionmaker[Session], gate_id: int) -> list[tuple[str, Out
     with transaction(ledger, write=False) as session:
         return [(row.approver, row.outcome) for row in
                 session.execute(select(DecisionRow.approver, DecisionRow.outcome).where(DecisionRow.gate_id == gate_id))]
+
+
+@contextmanager
+def endpoint(ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement, *,
+             ack: float | None = ACK) -> Iterator[tuple[SlackDeps, str, tuple[int, str, str]]]:
+    """A served endpoint on the ledger, with one posted gate prompt: (deps, url, (gate id, channel, ts))."""
+    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
+    [posted] = prompts(ledger, chat, acme, count=1)
+    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
+    if ack is not None:
+        deps.ack_within = ack
+    handle = serve_in_thread(create_app(deps))
+    try:
+        yield deps, handle.url, posted
+    finally:
+        handle.stop()
+        for engine in engines:
+            engine.dispose()
 
 
 def test_a_click_on_a_held_ledger_is_answered_at_once_and_recorded_after(
@@ -101,26 +121,17 @@ def test_a_click_whose_lock_wait_runs_out_on_a_busy_ledger_is_tried_again_and_re
     answers "locked" after ENDPOINT_TIMEOUT), then let go: a busy ledger, not a down one. Seen under
     load with two replicas on one engagement: the clicker was told "not recorded". Now the click is
     handled again, as Slack's redelivery would be, and recorded once; nobody is told anything."""
-    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
-    [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
-    deps.ack_within = ACK
-    handle = serve_in_thread(create_app(deps))
-    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
-    payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
     caplog.set_level(logging.INFO, logger="phasegate.slack")
-    try:
+    with endpoint(ledger_url, ledger, slack, acme) as (deps, url, (gate_id, channel, ts)):
+        sponsor = SlackUser(CLIENT, endpoint=url, signing_secret=SECRET, slack=slack)
+        payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
         with hung(ledger_url):
             assert sponsor.send(payload).status_code == 200
             wait_until(lambda: any("the ledger is busy, trying again" in r.getMessage() for r in caplog.records),
                        timeout=4 * ENDPOINT_TIMEOUT, what="the click's first lock wait run out")
-            time.sleep(ENDPOINT_TIMEOUT / 2)  # held on, into the next try's wait
+            time.sleep(ENDPOINT_TIMEOUT / 2)  # the lock held on (the fault's length), into the next try's wait
         wait_until(lambda: recorded(ledger, gate_id), timeout=30, what="the click recorded once the ledger let go")
         assert deps.followups.idle(30)
-    finally:
-        handle.stop()
-        for engine in engines:
-            engine.dispose()
     assert recorded(ledger, gate_id) == [(CLIENT, Outcome.GO)]
     assert slack.said_to(payload["response_url"]) == []
 
@@ -129,21 +140,14 @@ def test_a_form_on_a_held_ledger_is_answered_within_slacks_wait_without_trying_a
         ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
     """A form is not acknowledged early: its answer carries its field errors. Its tries on a busy
     ledger end at its deadline (2.2 s), not after the 6 s a click may go on trying."""
-    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
-    [(gate_id, _channel, _ts)] = prompts(ledger, chat, acme, count=1)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
-    handle = serve_in_thread(create_app(deps))
-    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
-    view = messages.reason_modal(gate_id=gate_id, outcome=Outcome.NO_GO, gate_title=f"gate {gate_id}", waiver=False)
-    try:
+    with endpoint(ledger_url, ledger, slack, acme, ack=None) as (_deps, url, (gate_id, _channel, _ts)):
+        sponsor = SlackUser(CLIENT, endpoint=url, signing_secret=SECRET, slack=slack)
+        view = messages.reason_modal(gate_id=gate_id, outcome=Outcome.NO_GO, gate_title=f"gate {gate_id}",
+                                     waiver=False)
         with hung(ledger_url):
             started = time.monotonic()
             answer = sponsor.submit_view(view, "the churn model misses its recall target")
             took = time.monotonic() - started
-    finally:
-        handle.stop()
-        for engine in engines:
-            engine.dispose()
     assert answer.status_code == 200 and answer.json()["response_action"] == "errors", answer.text
     assert NOT_RECORDED in str(answer.json()["errors"])
     assert took < SLACK_WAITS, f"the form was answered after {took:.2f} s"
