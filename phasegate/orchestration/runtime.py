@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.ledger.db import make_engine, sessions
@@ -26,10 +27,13 @@ if TYPE_CHECKING:
 
 class Runtime:
     def __init__(self, settings: Settings, *, http: httpx.Client | None = None, chat: SlackChat | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, engine: Engine | None = None) -> None:
+        """`engine`: the ledger's, when the caller already has one (it stays the caller's to dispose);
+        by default one of its own on `settings.ledger_url`."""
         self.settings = settings
         self.sleep = sleep  # waits between evidence reads; tests record them instead
-        self.engine = make_engine(settings.ledger_url)
+        self._own_engine = engine is None
+        self.engine = engine if engine is not None else make_engine(settings.ledger_url)
         self.sessions: sessionmaker[Session] = sessions(self.engine, audit_key=settings.audit_key_bytes)
         self._http = http
         self._chat = chat
@@ -77,4 +81,5 @@ class Runtime:
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
-        self.engine.dispose()
+        if self._own_engine:
+            self.engine.dispose()
