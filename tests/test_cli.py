@@ -267,7 +267,9 @@ def test_evidence_metric_records_who_typed_what_and_where(cli: Invoke, home: Pat
                      st.from_regex(r"[+-]?[0-9]{0,3}\.?[0-9]{0,4}([eE][+-]?[0-9]{1,3})?", fullmatch=True)))
 def test_any_metric_text_through_the_cli_is_refused_cleanly_or_recorded_exactly(cli: Invoke, home: Path,
                                                                                  raw: str) -> None:
-    if not (home / "ledger.db").exists():
+    with ledger_of(home) as session:
+        created = session.get(EngagementRow, "globex-forecast") is not None
+    if not created:
         ok(cli("engagement", "create", str(GLOBEX_FILE)))
     before = len(metric_rows(home))
     result = cli("evidence", "metric", "globex-forecast", "data_quality_score", "--as", "U0LEEPARK1", "--", raw)

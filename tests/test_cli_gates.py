@@ -16,7 +16,7 @@ from helpers import Invoke, closed_port_url, ledger_of, ok, open_gate, os_operat
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.ledger import gates
-from phasegate.ledger.db import make_engine, sessions, upgrade
+from phasegate.ledger.db import make_engine, sessions
 from phasegate.ledger.models import DecisionRow, GateRow
 from phasegate.states import GateState, Outcome, Via
 
@@ -27,9 +27,7 @@ SPONSOR, VENDOR_LEAD, PM = "U0SPONSOR1", "U0VENDLEAD", "U0PMACME01"
 @pytest.fixture
 def cli_ledger_url(home: Path) -> str:
     """The SQLite file the CLI uses for this home, migrated."""
-    url = f"sqlite:///{home / 'ledger.db'}"
-    upgrade(url)
-    return url
+    return f"sqlite:///{home / 'ledger.db'}"  # the `home` fixture made it
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from phasegate.changes import operations as cr_operations
 from phasegate.cli.main import app
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.ledger import change_decisions, gates
-from phasegate.ledger.db import transaction, upgrade
+from phasegate.ledger.db import transaction
 from phasegate.ledger.engagements import links
 from phasegate.ledger.models import utcnow
 from phasegate.messages.gates import evidence_blocks
@@ -259,8 +259,7 @@ def test_cr_drift_lists_what_left_and_drafts_its_removal(home: Path, jira: JiraS
     engagement = with_changes(acme, jira__deployment=jira.deployment)
     settings = Settings(home=home, database_url="", jira_email=jira.email, jira_api_token=jira.api_token,
                         jira_pat=jira.pat, jira_sites={"https://acme.atlassian.net": jira.url})
-    upgrade(settings.ledger_url)
-    rt = Runtime(settings)
+    rt = Runtime(settings)  # on the home's ledger, migrated
     try:
         register(rt, engagement)
         begin_phase.fn(rt, engagement, Phase.POC, PM, None)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import settings_for
+from conftest import migrated_sqlite, settings_for
 from fastapi import FastAPI, Request
 from helpers import register
 from prefect_seed import seeded
@@ -27,7 +27,7 @@ from prefect_seed import seeded
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement
 from phasegate.ledger import engagements
-from phasegate.ledger.db import transaction, upgrade
+from phasegate.ledger.db import transaction
 from phasegate.ops.servers import ServerHandle, serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.page import World, create_page
@@ -67,9 +67,7 @@ def recorder() -> Iterator[tuple[Recorder, str]]:
 @pytest.fixture
 def rt(slack: SlackStandin, jira: JiraStandin, metrics: MetricsStandin, tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on a SQLite ledger of its own: the page does the same on either backend."""
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    upgrade(url)
-    runtime = Runtime(settings_for(url, slack, jira, metrics, tmp_path))
+    runtime = Runtime(settings_for(migrated_sqlite(tmp_path / "ledger.db"), slack, jira, metrics, tmp_path))
     yield runtime
     runtime.close()
 

@@ -205,12 +205,11 @@ def test_the_cli_shows_g0s_red_flags_and_asks_for_the_waiver(cli: Any, home: Any
     from helpers import refused
 
     from phasegate.ledger import phases
-    from phasegate.ledger.db import make_engine, sessions, upgrade
+    from phasegate.ledger.db import make_engine, sessions
     from phasegate.ledger.models import utcnow
     from phasegate.rules import evidence
 
-    url = f"sqlite:///{home / 'ledger.db'}"
-    upgrade(url)
+    url = f"sqlite:///{home / 'ledger.db'}"  # migrated (the home fixture)
     engine = make_engine(url)
     promised = with_selection(acme, "acme-cli", accuracy_promise="95 % accuracy")
     try:

@@ -17,7 +17,7 @@ from phasegate.cli.main import app
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Phase
 from phasegate.ledger import engagements, spend
-from phasegate.ledger.db import transaction, upgrade
+from phasegate.ledger.db import transaction
 from phasegate.orchestration.runtime import Runtime
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.metrics_api import MetricsStandin
@@ -34,7 +34,6 @@ def test_report_weekly_posts_once_with_changes_drift_budget_and_the_digest_once(
                         slack_bot_token=SecretStr(slack.bot_token), jira_email=jira.email,
                         jira_api_token=SecretStr(jira.api_token), metrics_base_url=metrics.url,
                         jira_sites={"https://acme.atlassian.net": jira.url}, portfolio_channel=PORTFOLIO)
-    upgrade(settings.ledger_url)
     acme = load_engagement(ENGAGEMENTS_DIR / "acme-churn.yaml")
     rt = Runtime(settings)
     try:

@@ -8,6 +8,7 @@ engagement. The weekly report reads the same view for one engagement.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -180,6 +181,7 @@ def _full(session: Session, ids: list[str], by_id: dict[str, LedgerView]) -> Non
         view.scope_items, view.baseline_scope = (first, count_items(b.scope)), b.scope
 
 
+@functools.lru_cache(maxsize=4096)  # the hourly run asks for every week since registration, every hour
 def iso_week(day: dt.date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
