@@ -223,22 +223,30 @@ def test_a_cr_id_the_ledger_cannot_hold_is_refused(rt: Runtime, endpoint: Endpoi
     assert counts(rt) == before
 
 
-@pytest.mark.parametrize("shape", [
+ODD_VIEW_SHAPES: list[dict[str, Any]] = [
     {"callback_id": ["cr_submit"]}, {"callback_id": {"cr_submit": 1}}, {"callback_id": 7},
     {"state": "values"}, {"state": ["values"]}, {"state": {"values": "title"}}, {"state": {"values": ["title"]}},
     {"state": {"values": {"title": "x"}}}, {"state": {"values": {"title": {"title": "x"}}}},
     {"state": {"values": {"phase": {"phase": {"selected_option": "poc"}}}}},
     {"private_metadata": ["acme-churn"]}, {"private_metadata": {"id": "acme-churn"}},
-])
+]
+
+
 @pytest.mark.parametrize("callback_id", ["cr_submit", "cr_reason", "gate_reason"])
 def test_odd_shapes_in_a_view_are_a_400(rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement,
-                                        callback_id: str, shape: dict[str, Any]) -> None:
+                                        callback_id: str) -> None:
+    """Each shape on one engagement (nothing is recorded, so each finds the same ledger); a failure
+    names the shape."""
     running(rt, acme)
     cr_id = filed(rt)
     metadata = {"cr_submit": open_form(endpoint, slack, acme)["private_metadata"], "cr_reason": f"{cr_id}:reject",
                 "gate_reason": "1:no_go"}[callback_id]
     before = counts(rt)
-    payload = view(callback_id, metadata, form_values(title="ok", reason="ok"), user=PM)
-    payload["view"] |= shape
-    refused_quietly(endpoint, payload)
-    assert counts(rt) == before
+    for shape in ODD_VIEW_SHAPES:
+        payload = view(callback_id, metadata, form_values(title="ok", reason="ok"), user=PM)
+        payload["view"] |= shape
+        try:
+            refused_quietly(endpoint, payload)
+            assert counts(rt) == before
+        except AssertionError as exc:
+            raise AssertionError(f"shape {shape}: {exc}") from exc

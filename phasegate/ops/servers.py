@@ -34,6 +34,15 @@ class _Server(uvicorn.Server):
     _loop: asyncio.AbstractEventLoop | None = None
     _stopping: asyncio.Event | None = None
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()  # set once it accepts connections, for the thread that waits on it
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.ready.set()
+
     async def main_loop(self) -> None:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         counter = 0
@@ -98,9 +107,8 @@ def serve_in_thread(app: object, host: str = "127.0.0.1", port: int = 0) -> Serv
                               daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
-    while not server.started:
+    while not server.ready.wait(0.05):
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError(f"server on {host}:{port} did not start")
-        time.sleep(0.01)
     return ServerHandle(url=f"http://{host}:{port}", port=port, server=server, thread=thread)
 
