@@ -95,8 +95,9 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @pytest.fixture(scope="session")
 def ledger_engine(ledger_url: str) -> Iterator[Engine]:
     """One engine per ledger for the whole session, shared by `ledger` and `rt`: SQLAlchemy compiles
-    each statement once per engine, and a new engine per test spent a third of the fast tests' CPU
-    compiling the same statements again. Code that builds its own (the CLI, the endpoint) still does."""
+    each statement once per engine, and with a new engine per test the fast tests spent about a sixth
+    of their busy CPU compiling the same statements again (docs/development.md). Code that builds its
+    own engine (the CLI, the endpoint) still does."""
     engine = make_engine(ledger_url)
     yield engine
     engine.dispose()
