@@ -12,7 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -188,9 +188,8 @@ def _migrated_template() -> Path:
     about 0.3 s of CPU; a copy of their result is what `upgrade` would have made)."""
     path = Path(tempfile.mkdtemp(prefix="phasegate-template-")) / "ledger.db"
     upgrade(f"sqlite:///{path}")
-    with sqlite3.connect(path) as conn:  # everything in the file itself: a copy needs no -wal beside it
+    with closing(sqlite3.connect(path)) as conn:  # everything in the file itself: a copy needs no -wal beside it
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
     atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
     return path
 

@@ -68,14 +68,9 @@ def endpoint(ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin
 
 def test_a_click_on_a_held_ledger_is_answered_at_once_and_recorded_after(
         ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
-    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
-    [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
-    deps.ack_within = ACK
-    handle = serve_in_thread(create_app(deps))
-    sponsor = SlackUser(CLIENT, endpoint=handle.url, signing_secret=SECRET, slack=slack)
-    payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
-    try:
+    with endpoint(ledger_url, ledger, slack, acme) as (deps, url, (gate_id, channel, ts)):
+        sponsor = SlackUser(CLIENT, endpoint=url, signing_secret=SECRET, slack=slack)
+        payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
         with hung(ledger_url):
             answer = sponsor.send(payload)
             assert answer.status_code == 200 and answer.content == b""  # answered while the ledger is held ...
@@ -83,10 +78,6 @@ def test_a_click_on_a_held_ledger_is_answered_at_once_and_recorded_after(
         wait_until(lambda: recorded(ledger, gate_id), what="the click recorded after its answer")
         assert deps.followups.idle(30)
         prompt = slack.message(channel, ts)
-    finally:
-        handle.stop()
-        for engine in engines:
-            engine.dispose()
     assert recorded(ledger, gate_id) == [(CLIENT, Outcome.GO)]
     assert slack.said_to(payload["response_url"]) == []  # recorded: the prompt says so, nobody is told "not recorded"
     assert CLIENT in str(prompt.blocks)  # the prompt redrawn with the answer
@@ -94,23 +85,14 @@ def test_a_click_on_a_held_ledger_is_answered_at_once_and_recorded_after(
 
 def test_a_click_on_a_ledger_held_too_long_is_answered_at_once_then_told_not_recorded(
         ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement) -> None:
-    chat = SlackChat(make_web_client(slack.bot_token, slack.base_url))
-    [(gate_id, channel, ts)] = prompts(ledger, chat, acme, count=1)
-    deps, engines = endpoint_deps(ledger_url, SECRET, chat, lambda run: None, refresh_here=True)
-    deps.ack_within = ACK
-    handle = serve_in_thread(create_app(deps))
-    lead = SlackUser(VENDOR, endpoint=handle.url, signing_secret=SECRET, slack=slack)
-    payload = lead.click_payload(gate_id, Outcome.GO, channel, ts)
-    try:
+    with endpoint(ledger_url, ledger, slack, acme) as (_deps, url, (gate_id, channel, ts)):
+        lead = SlackUser(VENDOR, endpoint=url, signing_secret=SECRET, slack=slack)
+        payload = lead.click_payload(gate_id, Outcome.GO, channel, ts)
         with hung(ledger_url):
             answer = lead.send(payload)
             assert answer.status_code == 200 and slack.said_to(payload["response_url"]) == []  # nothing said yet
             told = wait_until(lambda: slack.said_to(payload["response_url"]), timeout=30,  # busy_patience first
                               what="the clicker told, after the answer")
-    finally:
-        handle.stop()
-        for engine in engines:
-            engine.dispose()
     assert told == [NOT_RECORDED] and recorded(ledger, gate_id) == []
 
 

@@ -92,7 +92,7 @@ def configured_prefect_api() -> str | None:
     return str(url) if url else None
 
 
-_POINTED: dict[tuple[int, str], tuple[Any, Any]] = {}  # (id of the settings, url) -> (those settings, pointed)
+_POINTED: dict[str, tuple[Any, Any]] = {}  # url -> (the settings it was made from, those pointed at url)
 
 
 @contextmanager
@@ -108,13 +108,13 @@ def prefect_api(url: str) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE
 
     context = get_settings_context()
-    key = (id(context.settings), url)
-    if key not in _POINTED or _POINTED[key][0] is not context.settings:
+    base, pointed = _POINTED.get(url, (None, None))
+    if base is not context.settings:
         if len(_POINTED) > 16:
             _POINTED.clear()
-        _POINTED[key] = (context.settings, context.settings.copy_with_update(
+        base, pointed = _POINTED[url] = (context.settings, context.settings.copy_with_update(
             updates={PREFECT_API_URL: url, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}))
-    with SettingsContext(profile=context.profile, settings=_POINTED[key][1]):
+    with SettingsContext(profile=context.profile, settings=pointed):
         yield url
 
 
