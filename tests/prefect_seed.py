@@ -6,9 +6,9 @@ database that is already migrated, about 5 s and 14 s. The tests start some twen
 first asks for a template (built once per Prefect version and machine, under a file lock, shared by
 the xdist workers and later runs) and every server's PREFECT_HOME gets a copy of it before the
 server starts. The template also holds Prefect's block types, registered once, and a seeded home's
-profile tells its server not to register them again (PREFECT_API_BLOCKS_REGISTER_ON_START): about
-2 s of a server's 7-9 s of CPU to start here, which a real server skips too from its second start
-on (Prefect memoizes the registration per database). The server still checks the schema (a no-op
+profile tells its server not to register them again (PREFECT_API_BLOCKS_REGISTER_ON_START): 1-2 s
+of a server's 6-9 s of CPU to start here, which a real server skips too from its second start on
+(Prefect memoizes the registration per database). The server still checks the schema (a no-op
 upgrade), as on every start.
 
     seed(settings.home / "prefect")     # before local_world / Stack / `phasegate up` on that home
