@@ -84,8 +84,8 @@ def configured_prefect_api() -> str | None:
     """PREFECT_API_URL as Prefect reads it at this moment: the environment, then the active profile.
     Prefect's environment source outranks the others, so a set variable is read as it is; only
     without one are Prefect's settings built (about 50 ms)."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
+    if set_url := os.environ.get("PREFECT_API_URL"):
+        return set_url
     from prefect.settings import Settings as PrefectSettings
 
     url = PrefectSettings().api.url
