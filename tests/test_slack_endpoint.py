@@ -149,12 +149,16 @@ def test_outsiders_and_the_requester_are_told_and_nothing_is_recorded(
         rt: Runtime, endpoint: Endpoint, slack: SlackStandin, acme: Engagement) -> None:
     gate = posted_gate(rt, acme, requested_by="U0TECHLEAD")
     gate_id = gate.id
-    for who in ("U0MALLORY1", "U0TECHLEAD"):
-        assert user(endpoint, slack, who).click(gate_id, Outcome.GO, gate.channel, gate.message_ts).status_code == 200
+    urls = {}
+    for who in ("U0MALLORY1", "U0TECHLEAD"):  # each refusal is told after its answer: in either order
+        clicker = user(endpoint, slack, who)
+        payload = clicker.click_payload(gate_id, Outcome.GO, gate.channel, gate.message_ts)
+        assert clicker.send(payload).status_code == 200
+        urls[who] = payload["response_url"]
     wait_until(lambda: len(slack.responses) == 2)
-    texts = [r["text"] for r in slack.responses]
-    assert "U0MALLORY1 is not an approver" in texts[0]
-    assert "requested G1 and so cannot approve it" in texts[1]
+    [mallory], [requester] = slack.said_to(urls["U0MALLORY1"]), slack.said_to(urls["U0TECHLEAD"])
+    assert "U0MALLORY1 is not an approver" in mallory
+    assert "requested G1 and so cannot approve it" in requester
     assert all(r["response_type"] == "ephemeral" for r in slack.responses)
     with transaction(rt.sessions) as session:
         assert gates.decisions(session, gate_id) == []
