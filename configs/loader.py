@@ -23,6 +23,8 @@ ENGAGEMENTS_DIR = Path(__file__).parent / "engagements"
 MAX_FILE_BYTES = 2**20
 MAX_DEPTH = 50
 MAX_VALUES = 100_000
+# libyaml's parser when PyYAML was built with it (the wheels are): about ten times the pure-Python one's speed
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
@@ -46,7 +48,7 @@ def check_shape(text: str, source: str) -> None:
             raise ConfigError([f"{source}: the file expands to more than {MAX_VALUES} values"
                                f"{_where(event.start_mark)} (through its aliases)"])
 
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=SAFE_LOADER):
         if isinstance(event, _OPENS):
             if len(stack) > MAX_DEPTH:
                 raise ConfigError([f"{source}: nested more than {MAX_DEPTH} levels deep{_where(event.start_mark)}"])
@@ -65,13 +67,16 @@ def check_shape(text: str, source: str) -> None:
 
 
 def parse_engagement(text: str, source: str) -> Engagement:
-    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate: no file holds one, and libyaml reads UTF-8 only
+        raise ConfigError([f"{source}: invalid YAML: unacceptable character #x{ord(text[exc.start]):04x}"]) from None
     if size > MAX_FILE_BYTES:
         raise ConfigError([f"{source}: the file is {size} bytes; an engagement file may have at most "
                            f"{MAX_FILE_BYTES} bytes"])
     try:
         check_shape(text, source)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader, libyaml's when present)
     except yaml.YAMLError as exc:
         where = _where(getattr(exc, "problem_mark", None))
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]

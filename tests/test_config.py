@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from phasegate.configs import limits
-from phasegate.configs.loader import ENGAGEMENTS_DIR, MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, load_engagement
+from phasegate.configs.loader import (
+    ENGAGEMENTS_DIR,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_VALUES,
+    load_engagement,
+    parse_engagement,
+)
 from phasegate.errors import ConfigError
 
 Data = dict[str, Any]
@@ -211,6 +218,19 @@ def test_invalid_yaml_reports_line_and_column(tmp_path: Path, text: str, line: i
     path.write_text(text, encoding="utf-8")
     [problem] = problems_of(path)
     assert problem.startswith(f"{path}: invalid YAML at line {line}, column {column}: ")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("id: acme-\ud800churn\n", "f.yaml: invalid YAML: unacceptable character #xd800"),
+    ("id: acme-\x00churn\n", "f.yaml: invalid YAML: unacceptable character #x0000"),
+], ids=["lone-surrogate", "nul"])
+def test_characters_no_yaml_may_hold_are_refused_as_invalid_yaml(text: str, problem: str) -> None:
+    """Text handed over from a form or the ledger rather than read from a file: a lone surrogate
+    (which libyaml's UTF-8 reader cannot even take) and a NUL are one clear problem, not a traceback."""
+    with pytest.raises(ConfigError) as refused:
+        parse_engagement(text, "f.yaml")
+    [said] = refused.value.problems
+    assert said.startswith(problem)
 
 
 @pytest.mark.parametrize(("content", "reason"), [
