@@ -16,6 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+import typer.testing
 from click.testing import Result
 from helpers import Invoke, closed_port_url
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -39,6 +40,11 @@ from phasegate.settings import Settings
 # process the tests start compiled phasegate's modules again (the figures: docs/development.md).
 # Set before the test modules are imported; the processes the tests start read the caches.
 sys.dont_write_bytecode = False
+
+# typer's CliRunner builds the click command from the Typer app at every invoke (about 40 ms for
+# phasegate's commands, most of it reading their signatures); the tests invoke it hundreds of
+# times, so each app's command is built once per worker. Processes the tests start build their own.
+typer.testing._get_command = functools.cache(typer.testing._get_command)  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(tryfirst=True)
