@@ -5,6 +5,7 @@ conftest.py; plain functions live here."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -148,11 +149,18 @@ def no_prefect() -> Iterator[str]:
         httpcore._sync.connection.RETRIES_BACKOFF_FACTOR = backoff
 
 
+@functools.cache
 def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api"
+    """A URL where nothing answers: a port this process keeps bound and never listens on, so that no
+    server started later can take it and a connection is refused at once. The same one for the whole
+    process, so that the Prefect settings pointed at it are made once (`phasegate.ops.local.prefect_api`)."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    _HELD.append(held)
+    return f"http://127.0.0.1:{held.getsockname()[1]}/api"
+
+
+_HELD: list[socket.socket] = []
 
 
 def ok(result: Result) -> str:

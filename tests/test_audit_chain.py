@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from conftest import PG_ADMIN, settings_for, triggers_off
-from helpers import posted_gate
+from helpers import closed_port_url, posted_gate
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -36,13 +35,6 @@ from phasegate.states import AuditKind, Outcome, Via
 
 SPONSOR, TECH_LEAD, VENDOR_LEAD = "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD"
 Invoke = Callable[..., Result]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api"
 
 
 @pytest.fixture
