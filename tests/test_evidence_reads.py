@@ -84,6 +84,7 @@ def test_each_source_keeps_its_own_read_time(rt: Runtime, jira: JiraStandin, eng
 
 # -- 7. the drift check reuses the milestone's read ------------------------------------------------
 
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)  # Jira's requests are counted: one ledger will do
 def test_opening_a_gate_on_a_2000_issue_milestone_reads_its_pages_once(
         rt: Runtime, jira: JiraStandin, engagement: Engagement) -> None:
     running(rt, engagement)
