@@ -250,3 +250,23 @@ def test_odd_shapes_in_a_view_are_a_400(rt: Runtime, endpoint: Endpoint, slack: 
             assert counts(rt) == before
         except AssertionError as exc:
             raise AssertionError(f"shape {shape}: {exc}") from exc
+
+
+@pytest.mark.parametrize(("metadata", "fields", "refusal"), [
+    ("", {"reason": "x"}, "without a row id"),
+    ("12345678901:go", {"reason": "x"}, "without a row id"),  # more digits than the ledger's ids hold
+    ("7:maybe", {"reason": "x"}, "without an outcome"),
+    ("7:no_go", {}, "without a reason"),
+], ids=["no-id", "id-too-long", "unknown-outcome", "no-reason-field"])
+def test_a_reason_form_is_read_once_for_gates_and_change_requests_alike(metadata: str, fields: dict[str, str | None],
+                                                                          refusal: str) -> None:
+    """Both reason forms (a gate's, a change request's) are read by one function; what it refuses,
+    it refuses for both, naming the form."""
+    for form in ("gate_reason", "cr_reason"):
+        submitted = inbound.Submission(user="U0SPONSOR1", form=None, metadata=metadata, view_id="V1", view_hash="h1",
+                                       fields=fields)
+        with pytest.raises(inbound.Refused, match=f"^{form} view {refusal}$"):
+            inbound.reason_form(submitted, form, "a row id")
+    read = inbound.reason_form(inbound.Submission(user="U0SPONSOR1", form=None, metadata="7:no_go", view_id="V1",
+                                                  view_hash="h1", fields={"reason": None}), "gate_reason", "a row id")
+    assert (read.row, read.outcome.value, read.text) == (7, "no_go", "") and read.delivery

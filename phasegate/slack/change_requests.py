@@ -35,7 +35,7 @@ from phasegate.rules import drift
 from phasegate.rules.change_fields import draft_from_fields
 from phasegate.slack.channels import FILING, in_its_channel, wrong_channel
 from phasegate.slack.deps import SlackDeps, tell
-from phasegate.slack.inbound import Click, Command, Refused, Submission, row_id
+from phasegate.slack.inbound import Click, Command, Submission, reason_form, row_id
 from phasegate.slack.payloads import delivery_id
 from phasegate.states import ChangeSource, EngagementState, Outcome, ReportKind, Via
 from phasegate.text import literal
@@ -192,19 +192,9 @@ def on_draft_drift(deps: SlackDeps, click: Click, background: BackgroundTasks) -
 
 
 def on_reason(deps: SlackDeps, submission: Submission, background: BackgroundTasks) -> Response:
-    cr_part, _, outcome_part = submission.metadata.partition(":")
-    cr_id = row_id(cr_part)
-    if cr_id is None:
-        raise Refused("cr_reason view without a change request id")
-    try:
-        outcome = Outcome(outcome_part)
-    except ValueError:
-        raise Refused("cr_reason view without an outcome") from None
-    if REASON_INPUT not in submission.fields:
-        raise Refused("cr_reason view without a reason")
-    delivery = delivery_id("slack-view", submission.view_id, submission.view_hash)
-    refusal = record(deps, cr_id=cr_id, user=submission.user, outcome=outcome,
-                     reason=submission.fields[REASON_INPUT] or "", delivery=delivery)
+    form = reason_form(submission, "cr_reason", "a change request id")
+    refusal = record(deps, cr_id=form.row, user=submission.user, outcome=form.outcome, reason=form.text,
+                     delivery=form.delivery)
     if refusal is not None:
         return JSONResponse({"response_action": "errors", "errors": {REASON_INPUT: clip(refusal, 150)}})
     return Response(status_code=200)

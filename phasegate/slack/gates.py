@@ -28,7 +28,7 @@ from phasegate.messages import gates as messages
 from phasegate.messages import refusals
 from phasegate.messages.ids import REASON_INPUT, parse_attest_value
 from phasegate.slack.deps import SlackDeps, log, tell
-from phasegate.slack.inbound import Click, Refused, Submission, row_id
+from phasegate.slack.inbound import Click, Refused, Submission, reason_form, row_id
 from phasegate.slack.payloads import delivery_id
 from phasegate.states import Outcome, Prompt, Via
 from phasegate.text import literal
@@ -156,21 +156,10 @@ def open_modal(deps: SlackDeps, trigger_id: str, view: dict[str, Any], response_
 
 def on_reason(deps: SlackDeps, submission: Submission, background: BackgroundTasks) -> Response:
     """The filled-in reason (or waiver) form: the answer recorded, or the refusal shown in the form."""
-    gate_part, _, outcome_part = submission.metadata.partition(":")
-    gate_id = row_id(gate_part)
-    if gate_id is None:
-        raise Refused("gate_reason view without a gate id")
+    form = reason_form(submission, "gate_reason", "a gate id")
     try:
-        outcome = Outcome(outcome_part)
-    except ValueError:
-        raise Refused("gate_reason view without an outcome") from None
-    if REASON_INPUT not in submission.fields:
-        raise Refused("gate_reason view without a reason")
-    reason = submission.fields[REASON_INPUT] or ""
-    delivery = delivery_id("slack-view", submission.view_id, submission.view_hash)
-    try:
-        refusal = record(deps, background, gate_id=gate_id, user=submission.user, outcome=outcome,
-                         reason=reason, delivery_id=delivery, response_url=None)
+        refusal = record(deps, background, gate_id=form.row, user=submission.user, outcome=form.outcome,
+                         reason=form.text, delivery_id=form.delivery, response_url=None)
     except ReasonRequired as exc:  # a reason of blanks only: the form stays open and says so
         refusal = str(exc)
     if refusal is not None:

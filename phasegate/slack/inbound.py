@@ -30,8 +30,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from phasegate.configs.schema_base import SLACK_CHANNEL_ID, SLACK_USER_ID
-from phasegate.messages.ids import ActionId, View, parse_action_id
-from phasegate.slack.payloads import malformed
+from phasegate.messages.ids import REASON_INPUT, ActionId, View, parse_action_id
+from phasegate.slack.payloads import delivery_id, malformed
+from phasegate.states import Outcome
 from phasegate.text import unstorable
 
 MAX_ID_DIGITS = 9  # a row id the ledger can hold: every backend's INTEGER takes 999,999,999
@@ -150,6 +151,35 @@ def submission(payload: dict[str, Any], user: str) -> Submission:
                                                             MAX_METADATA),
                       view_id=optional(view.get("id"), "view id"), view_hash=optional(view.get("hash"), "view hash"),
                       fields=fields_of(view))
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A filled-in reason form (a gate's or a change request's): the row it answers, the outcome
+    chosen with the button that opened it, the reason as typed, and the delivery id under which
+    Slack's retries of the same submission count once."""
+
+    row: int
+    outcome: Outcome
+    text: str
+    delivery: str
+
+
+def reason_form(submission: Submission, form: str, row: str) -> Reason:
+    """A reason form's answer (step 1): its metadata is `<row id>:<outcome>` as the form was opened
+    with, and its reason field is there; `form` and `row` name them in a refusal."""
+    row_part, _, outcome_part = submission.metadata.partition(":")
+    row_number = row_id(row_part)
+    if row_number is None:
+        raise Refused(f"{form} view without {row}")
+    try:
+        outcome = Outcome(outcome_part)
+    except ValueError:
+        raise Refused(f"{form} view without an outcome") from None
+    if REASON_INPUT not in submission.fields:
+        raise Refused(f"{form} view without a reason")
+    return Reason(row_number, outcome, submission.fields[REASON_INPUT] or "",
+                  delivery_id("slack-view", submission.view_id, submission.view_hash))
 
 
 def fields_of(view: dict[str, Any]) -> dict[str, str | None]:
