@@ -61,7 +61,7 @@ class GatePolicy(Strict):
     escalation_contacts: list[str] = []
     timeout_business_days: int | None = Field(default=None, ge=1)
     timeout_outcome: TimeoutOutcome = TimeoutOutcome.STAY_OPEN
-    cli_answers: bool = True  # false: `gate decide` (`cr decide` under change_requests:) is refused; Slack answers
+    cli_answers: bool = True  # false: `gate decide`, `cr decide` (under change_requests:) and the Prefect UI's form are refused; Slack answers
     allow_waivers: bool = True  # false: no GO/ACCEPT while an exit criterion fails or is missing
 
     @model_validator(mode="after")

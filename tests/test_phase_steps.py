@@ -254,6 +254,29 @@ def test_a_slack_outage_while_opening_the_gate_loses_nothing(
     assert len(prompts) == 1
 
 
+def test_the_prefect_ui_form_is_held_to_cli_answers_and_its_typed_approver_is_shown_as_such(
+        rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
+    """Prefect's own server has no users: its resume form names the approver by a typed Slack id. The
+    file's `cli_answers: false` (answers typed outside Slack) refuses it as it refuses the CLI, and where
+    it is heard the prompt says that nobody vouched for the id."""
+    slack_only = with_changes(acme, id="acme-slack-only", slack_channel="C0SLACKONLY",
+                              phases__poc__gate__cli_answers=False)
+    gate_id = posted_gate(rt, slack_only).id
+    waiver = "pilot scope only"
+    note = record_ui_answer.fn(rt, gate_id, "U0SPONSOR1", Outcome.GO, waiver, "ui:run:1")
+    assert note == ("not recorded: G1 takes no answers from the Prefect UI (cli_answers: false in the engagement "
+                    "file); answer in Slack"), note
+    with transaction(rt.sessions) as session:
+        assert gates.decisions(session, gate_id) == []
+
+    gate_id = posted_gate(rt, acme).id
+    assert record_ui_answer.fn(rt, gate_id, "U0SPONSOR1", Outcome.GO, waiver, "ui:run:2") == "recorded"
+    with transaction(rt.sessions) as session:
+        gate = gates.by_id(session, gate_id)
+    shown = json.dumps(slack.message(acme.slack_channel, gate.message_ts or "").blocks)
+    assert "via prefect_ui (the Slack id was typed into the Prefect UI's form, which does not say who typed it)" in shown
+
+
 def test_an_answer_from_the_prefect_ui_survives_a_slack_outage(
         rt: Runtime, slack: SlackStandin, acme: Engagement) -> None:
     """The shared after-answer step: the answer is kept and the failed prompt update is reported."""

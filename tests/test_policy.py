@@ -187,14 +187,16 @@ def test_an_engagement_may_forbid_waivers() -> None:
                          ids=["gate", "change-request"])
 def test_cli_answers_off_refuses_the_terminal_for_every_kind_of_decision(subject: str, allowed: tuple[Outcome, ...],
                                                                          outcome: Outcome) -> None:
-    """One rule for gates and change requests alike; Slack and the Prefect UI are still heard."""
+    """One rule for gates and change requests alike, for everything typed outside Slack: the terminal
+    and the Prefect UI's resume form (whose approver is a typed Slack id); Slack is still heard."""
     slack_only = GatePolicy(approvers=[CLIENT_A, VENDOR], quorum=Quorum(count="any"), cli_answers=False)
-    with pytest.raises(PolicyError, match=rf"^{subject} takes no answers from the CLI \(cli_answers: false in the "
-                                          r"engagement file\); answer in Slack$"):
-        check_decision(slack_only, subject, allowed, via=Via.CLI, approver=A, requested_by=PM, outcome=outcome,
-                       reason="")
-    for via in (Via.SLACK, Via.PREFECT_UI):
-        assert check_decision(slack_only, subject, allowed, via=via, approver=A, requested_by=PM, outcome=outcome,
-                              reason="") == CLIENT_A
-    assert check_decision(gate("any"), subject, allowed, via=Via.CLI, approver=A, requested_by=PM, outcome=outcome,
+    for via, where in ((Via.CLI, "the CLI"), (Via.PREFECT_UI, "the Prefect UI")):
+        with pytest.raises(PolicyError, match=rf"^{subject} takes no answers from {where} \(cli_answers: false in the "
+                                              r"engagement file\); answer in Slack$"):
+            check_decision(slack_only, subject, allowed, via=via, approver=A, requested_by=PM, outcome=outcome,
+                           reason="")
+    assert check_decision(slack_only, subject, allowed, via=Via.SLACK, approver=A, requested_by=PM, outcome=outcome,
                           reason="") == CLIENT_A
+    for via in (Via.CLI, Via.PREFECT_UI):
+        assert check_decision(gate("any"), subject, allowed, via=via, approver=A, requested_by=PM, outcome=outcome,
+                              reason="") == CLIENT_A

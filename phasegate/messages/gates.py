@@ -196,11 +196,14 @@ def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waiver: boo
 def answer_line(*, approver: str, name: str | None, side: str, role: str, outcome: Outcome, via: str, reason: str,
                 unmet: Sequence[str], operator: str | None) -> str:
     """One answer on the prompt, by name where the file gives one; a GO/ACCEPT given past unmet exit
-    criteria shows its waiver, and a CLI answer who really ran the command."""
+    criteria shows its waiver, a CLI answer who really ran the command, and a Prefect UI answer that
+    nobody vouched for the approver it names."""
     person = (f"{literal(name)} (<@{approver}>, {literal(role_words(side, role))})" if name
               else f"<@{approver}> ({literal(role_words(side, role))})")
     label = answer_label(outcome, unmet, reason)
     by = f" (recorded from the CLI by {literal(operator)})" if operator else ""
+    if via == "prefect_ui":  # Prefect's own server has no users: the Slack id was typed into its form
+        by = " (the Slack id was typed into the Prefect UI's form, which does not say who typed it)"
     return f"{person} {label} via {via}{by}" + quote_reason(reason)
 
 

@@ -64,13 +64,18 @@ def check_answer(
                  outcome=outcome, reason=reason, unmet=unmet)
 
 
+# Answers whose approver is only claimed (`--as`, a typed Slack id), not vouched for by Slack
+TYPED_OUTSIDE_SLACK = {Via.CLI: "the CLI", Via.PREFECT_UI: "the Prefect UI"}
+
+
 def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, via: Via, approver: str,
           requested_by: str, outcome: Outcome, reason: str, unmet: Sequence[str] = ()) -> Approver:
     """The one rule set for every decision, a gate's or a change request's (`subject` names it),
-    whichever way it came in (`via`): `cli_answers: false` in the policy refuses the terminal."""
-    if via is Via.CLI and not policy.cli_answers:
-        raise PolicyError(f"{subject} takes no answers from the CLI (cli_answers: false in the engagement file); "
-                          "answer in Slack")
+    whichever way it came in (`via`): `cli_answers: false` in the policy refuses what is typed outside
+    Slack, the terminal and the Prefect UI's form (which does not even say who typed it)."""
+    if via in TYPED_OUTSIDE_SLACK and not policy.cli_answers:
+        raise PolicyError(f"{subject} takes no answers from {TYPED_OUTSIDE_SLACK[via]} (cli_answers: false in the "
+                          "engagement file); answer in Slack")
     if outcome not in allowed:
         raise PolicyError(f"{outcome.label} is not an answer at {subject} (allowed: "
                           f"{', '.join(o.label for o in allowed)})")
