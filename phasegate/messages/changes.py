@@ -168,7 +168,8 @@ def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None 
          channel: str) -> dict[str, Any]:
     """The slash command's form; the engagement and the channel it was opened in travel in
     private_metadata (`form_metadata`), who files it is the verified user of the submission. `initial`
-    pre-fills title, rationale and added scope items (the "Draft change request" button on scope drift)."""
+    pre-fills title, rationale and the scope items added and removed (the "Draft change request" button on
+    scope drift)."""
     limit = cr_model.ITEMS_LIMIT
     blocks = [
         text_input(CrField.TITLE.value, "Title", max_length=cr_model.TITLE_LIMIT),
@@ -185,7 +186,8 @@ def form(engagement: Engagement, current: Phase, initial: cr_model.Draft | None 
     ]
     if initial is not None:
         filled = {CrField.TITLE.value: initial.title, CrField.RATIONALE.value: initial.rationale,
-                  CrField.SCOPE_ADDED.value: "\n".join(initial.scope_added)}
+                  CrField.SCOPE_ADDED.value: "\n".join(initial.scope_added),
+                  CrField.SCOPE_REMOVED.value: "\n".join(initial.scope_removed)}
         for block in blocks:
             if filled.get(block["block_id"]):
                 block["element"]["initial_value"] = filled[block["block_id"]]

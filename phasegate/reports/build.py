@@ -184,6 +184,8 @@ def drift_section(report: WeeklyReport, found: Drift, browse_url: str) -> None:
     report.change_requests.drift_count = found.count
     report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
                                            for i in found.items[:25]]
+    report.change_requests.drift_left = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
+                                         for i in found.left[:25]]
 
 
 def handover(view: LedgerView, report: WeeklyReport) -> list[HandoverItem]:

@@ -98,6 +98,7 @@ class ChangeRequests(BaseModel):
     drift: list[str] = []  # scope drift findings, one line each (R-CR-4)
     drift_count: int = 0
     drift_issues: list[DriftIssue] = []  # the first 25 (what one change request can cover)
+    drift_left: list[DriftIssue] = []  # the first 25 of the baseline's issues that left the scope
     jira: list[str] = []  # requests' Jira issues changed after the decision, deleted or moved (found this time)
 
 

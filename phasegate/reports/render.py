@@ -169,7 +169,7 @@ def blocks(r: WeeklyReport) -> list[Block]:
     if late:
         out.append(context(f":hourglass: {late}"))
     out += [section(f"*{title}*\n" + "\n".join(lines)) for title, lines in sections(r)]
-    if r.change_requests.drift_issues:  # Slack opens the change-request form pre-filled with them
+    if r.change_requests.drift_issues or r.change_requests.drift_left:  # Slack opens the form pre-filled with them
         out += actions(f"drift-{r.engagement_id}", [Button(action_id(Action.CHANGE, DRAFT_DRIFT),
                                                            "Draft change request", r.engagement_id, "primary")])
     chart = "; burn-up chart in the thread" if r.burnup else ""

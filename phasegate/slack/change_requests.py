@@ -174,18 +174,23 @@ def on_draft_drift(deps: SlackDeps, click: Click, background: BackgroundTasks) -
                 .order_by(WeeklyReportRow.week.desc()).limit(1))
     except NotFound:
         return Response(status_code=200)
-    found = (body or {}).get("change_requests", {}).get("drift_issues") or []
+    kept = (body or {}).get("change_requests", {})
+    found, left = kept.get("drift_issues") or [], kept.get("drift_left") or []  # reports before left ones: none
     refusal = wrong_channel(engagement, click.channel, FILING)
     if refusal is not None:
         background.add_task(tell, deps, response_url, refusal)
     elif row.state is not EngagementState.ACTIVE or phase is None or (body or {}).get("phase") != phase.value:
         background.add_task(tell, deps, response_url, f"`{engagement_id}` has no running phase with drift to draft.")
-    elif not found:
+    elif not found and not left:
         background.add_task(tell, deps, response_url, f"`{engagement_id}`'s latest report found no scope drift.")
     else:
-        items = [drift.DriftItem(str(i["key"]), str(i.get("summary", "")), str(i["milestone"])) for i in found]
-        total = (body or {}).get("change_requests", {}).get("drift_count")  # the report keeps the first 25
-        draft = drift.draft(drift.Drift(engagement_id, phase, items), total if isinstance(total, int) else None)
+        def items(kept_issues: list[dict[str, object]]) -> list[drift.DriftItem]:
+            return [drift.DriftItem(str(i["key"]), str(i.get("summary", "")), str(i["milestone"]))
+                    for i in kept_issues]
+
+        total = kept.get("drift_count")  # the report keeps the first 25 of each
+        draft = drift.draft(drift.Drift(engagement_id, phase, items(found), left=items(left)),
+                            total if isinstance(total, int) else None)
         form = cr_messages.form(engagement, phase, draft, channel=engagement.slack_channel)
         background.add_task(open_form, deps, trigger, form, response_url)
     return Response(status_code=200)
