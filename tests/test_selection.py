@@ -19,7 +19,9 @@ from phasegate.errors import PolicyError, ReasonRequired
 from phasegate.gates import operations
 from phasegate.ledger import engagements, gates
 from phasegate.ledger.db import transaction
+from phasegate.ledger.models import utcnow
 from phasegate.orchestration.runtime import Runtime
+from phasegate.reports import collect
 from phasegate.rules import policy
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.states import Outcome, Via
@@ -173,6 +175,8 @@ def test_g0_without_red_flags_needs_no_waiver(rt: Runtime, acme: Engagement) -> 
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.GO, reason="", via=Via.CLI)
         gates.answer(session, gate_id, approver="U0TECHLEAD", outcome=Outcome.GO, reason="", via=Via.CLI)
         assert gates.by_id(session, gate_id).outcome is Outcome.GO
+    (report,) = collect.collect(rt, [clean.id], utcnow()).reports
+    assert report.time_to_value_weeks is None  # signing is not value delivered: the first GO after G0 is
 
 
 def test_the_poc_waits_for_g0_and_phase_0_needs_the_file_to_have_it(rt: Runtime, acme: Engagement) -> None:

@@ -132,6 +132,8 @@ def views(session: Session, engagement_ids: Sequence[str] | None = None, *, full
         view = by_id[gate.engagement_id]
         if gate.state is GateState.OPEN:
             view.open_gates.append(gate)
+        elif gate.phase is Phase.SELECTION:
+            continue  # G0's GO is the decision to sign, not value delivered
         elif gate.decided_at is not None and (view.first_go_at is None or gate.decided_at < view.first_go_at):
             view.first_go_at = gate.decided_at
     open_ids = {g.id: g.engagement_id for v in by_id.values() for g in v.open_gates}
