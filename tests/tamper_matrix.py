@@ -5,6 +5,7 @@ database access would try on each of those rows."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from helpers import posted_gate, with_changes
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from phasegate.configs.schema import Engagement, Phase
-from phasegate.ledger import change_decisions, engagements, gates, phases
+from phasegate.ledger import chain, change_decisions, engagements, gates, phases, spend
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import Base
@@ -23,8 +24,10 @@ from phasegate.states import ChangeSource, Outcome, Via
 from phasegate.tasks.kickoff import record_baseline
 
 PM, SPONSOR, TECH_LEAD, VENDOR_LEAD, OUTSIDER = "U0PMACME01", "U0SPONSOR1", "U0TECHLEAD", "U0VENDLEAD", "U0OUTSIDE1"
-TABLES = ("engagements", "gates", "change_requests", "change_decisions", "attestations", "metric_submissions",
-          "baselines", "timeboxes")
+SEALED_TABLES = ("engagements", "gates", "change_requests", "change_decisions", "attestations", "metric_submissions",
+                 "baselines", "timeboxes")  # sealed by digest (phasegate.ledger.seals), named "(table row id)"
+CHAIN_TABLES = ("decisions", "evidence_snapshots", "spend_entries")  # sealed by their event's row hash, named by noun
+TABLES = SEALED_TABLES + CHAIN_TABLES
 OPERATIONS = ("UPDATE", "DELETE", "INSERT")
 
 
@@ -60,9 +63,12 @@ def every_deciding_row(rt: Runtime, engagement: Engagement) -> dict[str, Any]:
         baseline = crs.baseline(session, engagement.id)
         assert baseline is not None
         box = phases.current_timebox(session, engagement.id, Phase.POC)
+        spent = spend.record(session, engagement, Phase.POC, "1200", by=PM, note="labelling")
+        decision = gates.decisions(session, gate_id)[0]
         return {"engagements": engagement.id, "gates": gate_id, "change_requests": cr_id,
                 "change_decisions": answer_id, "attestations": attested.id, "metric_submissions": metric.id,
-                "baselines": baseline.id, "timeboxes": box.id}
+                "baselines": baseline.id, "timeboxes": box.id, "decisions": decision.id,
+                "evidence_snapshots": gates.by_id(session, gate_id).snapshot_id, "spend_entries": spent.id}
 
 
 def _edited(table: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +85,11 @@ def _edited(table: str, row: dict[str, Any]) -> dict[str, Any]:
         return {"ends_on": row["ends_on"] + dt.timedelta(weeks=4), "weeks": row["weeks"] + 4}
     if table == "baselines":  # the change budget already spent, forgiven
         return {"scope": {**row["scope"], "change_spent": -50_000.0}}
+    if table == "evidence_snapshots":  # the evidence the approvers saw, made to look better
+        return {"body": {**row["body"], "milestones": []}}  # an open milestone no longer in what was frozen
     return {"gates": {"outcome": Outcome.NO_GO.value},  # a GO rewritten as NO-GO (or back)
+            "decisions": {"approver": OUTSIDER},
+            "spend_entries": {"amount": 1.0},
             "change_requests": {"cost": 1.0},
             "change_decisions": {"outcome": Outcome.REJECT.value},
             "attestations": {"attested_by": OUTSIDER},
@@ -108,6 +118,10 @@ def _dependents(table_name: str, key: Any) -> list[Any]:
     t = Base.metadata.tables
     if table_name == "gates":
         return [delete(t["decisions"]).where(t["decisions"].c.gate_id == key)]
+    if table_name == "evidence_snapshots":  # the gates that froze it, and their answers
+        frozen = select(t["gates"].c.id).where(t["gates"].c.snapshot_id == key)
+        return [delete(t["decisions"]).where(t["decisions"].c.gate_id.in_(frozen)),
+                delete(t["gates"]).where(t["gates"].c.snapshot_id == key)]
     if table_name == "change_requests":
         return [delete(t[name]).where(t[name].c.change_request_id == key)
                 for name in ("change_decisions", "jira_revisions")]
@@ -148,6 +162,13 @@ class Case:
 
 def cases(rows: dict[str, Any]) -> list[Case]:
     return [Case(table, operation, rows[table]) for table in TABLES for operation in OPERATIONS]
+
+
+def names(case: Case, row: Any, problem: str) -> bool:
+    """Whether one of verify's problems names the row by table and id."""
+    if case.table in CHAIN_TABLES:
+        return re.search(rf"\b{chain.ROW_NAMES[case.table]} {row}\b", problem) is not None
+    return f"({case.table} row {row})" in problem
 
 
 Attempt = Callable[[Case], tuple[bool, list[str], Any]]  # (refused by the database, verify's problems, row named)

@@ -1,11 +1,12 @@
 """Issue 18 item 5, the tamper matrix: every table that decides anything (engagements, gates, change
-requests, the answers to them, attestations, typed metric values, baselines, timeboxes) x UPDATE / DELETE /
+requests, the answers to them, attestations, typed metric values, baselines, timeboxes; and the rows the
+chain seals by hash: gate answers, frozen evidence, spend) x UPDATE / DELETE /
 INSERT, tried as PostgreSQL's runtime role (ordinary row rights) and as the owner with the triggers
 dropped, on PostgreSQL and SQLite. Every change the database lets through is named by `audit
 verify`, by table and row (and, for an edit, the column); what it refuses leaves the ledger intact.
 
 Each case runs in its own transaction, with `verify` reading inside it before the rollback, so one
-ledger written by phasegate's own code serves all 24 cases."""
+ledger written by phasegate's own code serves all 33 cases."""
 
 from __future__ import annotations
 
@@ -20,7 +21,17 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from tamper_matrix import SPONSOR, TABLES, Case, cases, engagement_with_a_typed_metric, every_deciding_row
+from tamper_matrix import (
+    CHAIN_TABLES,
+    SEALED_TABLES,
+    SPONSOR,
+    TABLES,
+    Case,
+    cases,
+    engagement_with_a_typed_metric,
+    every_deciding_row,
+    names,
+)
 from typer.testing import CliRunner
 
 from phasegate.cli.main import app
@@ -64,7 +75,7 @@ def uncaught(engine: Engine, rows: dict[str, object], *, drop_triggers: bool) ->
         label = f"{case.operation} {case.table}"
         if was_refused:
             refused.append(label)
-        elif not any(f"({case.table} row {named})" in p for p in problems):
+        elif not any(names(case, named, p) for p in problems):
             missed.append(f"{label} row {named}: {problems}")
     return refused, missed
 
@@ -123,7 +134,7 @@ def test_the_runtime_role_is_refused_or_named_and_the_owner_is_named(
     finally:
         runtime.dispose()
         owner.dispose()
-    written_once = ("change_decisions", "attestations", "metric_submissions", "baselines")
+    written_once = ("change_decisions", "attestations", "metric_submissions", "baselines", *CHAIN_TABLES)
     assert missed == []  # every UPDATE and INSERT the runtime role could make is named
     assert sorted(refused) == sorted([f"DELETE {t}" for t in TABLES] + [f"UPDATE {t}" for t in written_once])
     assert owner_refused == [] and owner_missed == []
@@ -172,6 +183,6 @@ def test_a_rewritten_no_go_is_not_exported_as_intact(rt: Runtime, acme: Engageme
 
 
 def test_there_is_a_case_for_every_table_phasegate_seals() -> None:
-    from phasegate.ledger import seals
+    from phasegate.ledger import chain, seals
 
-    assert set(TABLES) == set(seals.SEALED)
+    assert set(SEALED_TABLES) == set(seals.SEALED) and set(CHAIN_TABLES) == set(chain.ROW_COLUMNS)
