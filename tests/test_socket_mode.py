@@ -224,3 +224,74 @@ def closed_prefect() -> str:
     from helpers import closed_port_url
 
     return closed_port_url()
+
+
+SOCKET_EXAMPLES = 2_000  # 10,000 over HTTP (test_hostile_input); an envelope takes longer to deliver
+
+
+def as_envelope(path: str, body: bytes) -> tuple[str, str] | None:
+    """A request the HTTP fuzz run sends, as Socket Mode would carry it: (envelope type, payload as
+    JSON text); None for bytes Slack could never put in an envelope (not a form, or a payload that is
+    not JSON: an envelope is JSON text)."""
+    from urllib.parse import parse_qs
+
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if path == "/slack/commands":
+        return "slash_commands", json.dumps({key: values[-1] for key, values in fields.items()})
+    if len(fields.get("payload", [])) != 1:
+        return None
+    payload = fields["payload"][0]
+    try:
+        json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return "interactive", payload
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)  # as the HTTP fuzz run: the stricter backend
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+def test_the_http_fuzz_runs_shapes_over_socket_mode_are_all_acknowledged_and_write_nothing(
+        rt: Runtime, acme: Engagement, slack: SlackStandin, socket: Socket) -> None:
+    """Issue 18: the same generated shapes as the 10,000 signed HTTP requests
+    (tests/test_hostile_input.py: buttons, forms, slash commands, other JSON, deep nesting), as
+    Socket Mode envelopes: each one acknowledged (Slack redelivers one that is not, for ever), none
+    leaves an error in the log, and the refused ones write nothing."""
+    from hypothesis import HealthCheck, given, settings
+    from test_hostile_input import requests
+
+    gate_id = posted_gate(rt, acme).id
+    record_baseline.fn(rt, acme)
+    with transaction(rt.sessions) as session:
+        cr, _ = crs.submit(session, acme.id, Draft(title="More data"), requested_by=acme.pm_slack_user,
+                           source=ChangeSource.CLI)
+        crs.assess(session, cr)
+        cr_id = cr.id
+    before = counts(rt)
+    sent: dict[str, int] = {}
+    unacknowledged: list[str] = []
+
+    @settings(max_examples=SOCKET_EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(requests(gate_id, cr_id, slack.base_url + "/response/fuzzed"))
+    def one(request: tuple[str, str, bytes]) -> None:
+        what, path, body = request
+        envelope = as_envelope(path, body)
+        if envelope is None:
+            return
+        sent[what] = sent.get(what, 0) + 1
+        try:
+            socket.standin.deliver_json(*envelope)
+        except NotAcknowledged:
+            unacknowledged.append(f"{what}: {envelope[1][:200]}")
+
+    with server_errors("phasegate.slack") as errors:
+        one()
+        time.sleep(0.5)  # what runs after the acknowledgements
+    assert unacknowledged == [], f"{len(unacknowledged)} not acknowledged: {unacknowledged[:3]}"
+    assert sum(sent.values()) >= SOCKET_EXAMPLES // 2 and {"gate button", "slash command", "change-request form"} <= set(sent)
+    assert counts(rt) == before, "a refused envelope wrote to the ledger"
+    assert not errors.records, errors.records[0].getMessage()
