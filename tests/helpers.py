@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -27,11 +27,12 @@ from phasegate.integrations.http import client
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import make_engine, sessions, transaction
 from phasegate.ledger.models import GateRow, utcnow
-from phasegate.ops.servers import ServerHandle
+from phasegate.ops.servers import ServerHandle, serve_in_thread
 from phasegate.orchestration.runs import RunStatus
 from phasegate.orchestration.runtime import Runtime
 from phasegate.rules.evidence import Snapshot
 from phasegate.sandbox.standins.jira_api import JiraStandin
+from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.slack.signature import sign
 from phasegate.states import RunHealth
 
@@ -296,3 +297,27 @@ class SignedEndpoint:
 
     def close(self) -> None:
         self.http.close()
+
+
+def form_opened_by(rt: Runtime, slack: SlackStandin, button: dict[str, Any], user: str,
+                   channel: str) -> dict[str, Any]:
+    """The form Slack shows `user` after a signed click on `button` in `channel`, answered by the
+    endpoint over HTTP."""
+    from phasegate.sandbox.standins.slack_user import SlackUser
+    from phasegate.slack.app import create_app
+    from phasegate.slack.deps import SlackDeps
+
+    deps = SlackDeps(signing_secret="test-secret", sessions=rt.sessions, chat=rt.chat, resume=lambda _run: None)
+    handle = serve_in_thread(create_app(deps))
+    try:
+        clicker = SlackUser(user, endpoint=handle.url, signing_secret="test-secret", slack=slack)
+        seen = len(slack.views)
+        clicker.send({"type": "block_actions", "user": {"id": user}, "trigger_id": slack.issue_trigger_id(),
+                      "response_url": slack.response_url(), "channel": {"id": channel},
+                      "actions": [{"type": "button", "action_id": button["action_id"], "value": button["value"],
+                                   "action_ts": "1.0"}]}).raise_for_status()
+        form: dict[str, Any] = wait_until(lambda: slack.views[seen] if len(slack.views) > seen else None,
+                                          what="the form")
+        return form
+    finally:
+        handle.stop()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import closed_port_url, register, wait_until, with_changes
+from helpers import closed_port_url, form_opened_by, register, with_changes
 from jira_setup import jira_running, tracked_by_filter
 from typer.testing import CliRunner
 
@@ -32,17 +32,13 @@ from phasegate.ledger.engagements import links
 from phasegate.ledger.models import utcnow
 from phasegate.messages.gates import evidence_blocks
 from phasegate.ops.local import prefect_api
-from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
 from phasegate.rules.change_requests import Draft
 from phasegate.rules.evidence import MilestoneEvidence, Result, Snapshot
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.settings import Settings
-from phasegate.slack.app import create_app
-from phasegate.slack.deps import SlackDeps
 from phasegate.states import ChangeSource, Outcome, Via
 from phasegate.tasks.gates import collect_evidence, open_gate, recheck_evidence
 from phasegate.tasks.kickoff import begin_phase, link_milestones, post_kickoff, record_baseline
@@ -153,18 +149,7 @@ def test_the_weekly_reports_draft_button_drafts_the_removal_of_what_left(
     (button,) = [e for b in posted.blocks if b["type"] == "actions" for e in b["elements"]]
     assert (button["text"]["text"], button["value"]) == ("Draft change request", engagement.id)
 
-    deps = SlackDeps(signing_secret="test-secret", sessions=rt.sessions, chat=rt.chat, resume=lambda _run: None)
-    handle = serve_in_thread(create_app(deps))
-    try:
-        clicker = SlackUser(SPONSOR, endpoint=handle.url, signing_secret="test-secret", slack=slack)
-        seen = len(slack.views)
-        clicker.send({"type": "block_actions", "user": {"id": SPONSOR}, "trigger_id": slack.issue_trigger_id(),
-                      "response_url": slack.response_url(), "channel": {"id": engagement.slack_channel},
-                      "actions": [{"type": "button", "action_id": button["action_id"], "value": button["value"],
-                                   "action_ts": "1.0"}]}).raise_for_status()
-        form = wait_until(lambda: slack.views[seen] if len(slack.views) > seen else None, what="the form")
-    finally:
-        handle.stop()
+    form = form_opened_by(rt, slack, button, SPONSOR, engagement.slack_channel)
     filled = {b["block_id"]: b["element"].get("initial_value") for b in form["blocks"]}
     assert filled["title"] == f"Scope drift in poc: {planned}"
     assert filled["scope_removed"] == planned and not filled.get("scope_added")

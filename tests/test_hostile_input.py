@@ -319,6 +319,18 @@ def requests(gate_id: int, cr_id: int, respond: str) -> st.SearchStrategy[tuple[
                      payload("other JSON", anything), nested, raw)
 
 
+def fuzz_targets(rt: Runtime, acme: Engagement) -> tuple[int, int]:
+    """What the generated requests aim at: an open G1 with its prompt posted, and an assessed change
+    request on the recorded baseline; (gate id, change request id)."""
+    gate_id = posted_gate(rt, acme).id
+    record_baseline.fn(rt, acme)
+    with transaction(rt.sessions) as session:
+        cr, _ = crs.submit(session, acme.id, Draft(title="More data"), requested_by=acme.pm_slack_user,
+                           source=ChangeSource.CLI)
+        crs.assess(session, cr)
+        return gate_id, cr.id
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # Hypothesis describing these strategies
@@ -330,13 +342,7 @@ def test_ten_thousand_generated_requests_on_postgresql(ledger_url: str, rt: Runt
     if not ledger_url.startswith("postgresql"):
         pytest.skip("the fuzz run is on PostgreSQL, the stricter backend for text")
     assert {a.slack_user for p in acme.phases.present() for a in acme.phases.of(p).gate.approvers} | {acme.pm_slack_user} <= APPROVERS
-    gate_id = posted_gate(rt, acme).id
-    record_baseline.fn(rt, acme)
-    with transaction(rt.sessions) as session:
-        cr, _ = crs.submit(session, acme.id, Draft(title="More data"), requested_by=acme.pm_slack_user,
-                           source=ChangeSource.CLI)
-        crs.assess(session, cr)
-        cr_id = cr.id
+    gate_id, cr_id = fuzz_targets(rt, acme)
     before = rows(rt)
     statuses: Counter[int] = Counter()
     kinds: Counter[tuple[str, int]] = Counter()

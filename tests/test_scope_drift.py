@@ -6,7 +6,7 @@ test_jira_change_requests.py)."""
 
 from __future__ import annotations
 
-from helpers import no_prefect, register, wait_until, with_changes
+from helpers import form_opened_by, no_prefect, register, with_changes
 from sqlalchemy import func, select
 
 from phasegate.changes import jira_import as cr_import
@@ -16,15 +16,11 @@ from phasegate.ledger import change_decisions
 from phasegate.ledger import change_requests as crs
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import ChangeRequestRow, utcnow
-from phasegate.ops.servers import serve_in_thread
 from phasegate.orchestration.runtime import Runtime
 from phasegate.reports import collect
 from phasegate.rules import drift
 from phasegate.sandbox.standins.jira_api import JiraStandin
 from phasegate.sandbox.standins.slack_api import SlackStandin
-from phasegate.sandbox.standins.slack_user import SlackUser
-from phasegate.slack.app import create_app
-from phasegate.slack.deps import SlackDeps
 from phasegate.states import ChangeRequestState, ChangeSource, Outcome, Via
 from phasegate.tasks.gates import collect_evidence
 from phasegate.tasks.kickoff import begin_phase, link_milestones, record_baseline
@@ -162,19 +158,7 @@ def test_the_weekly_reports_draft_button_opens_the_form_filled_with_the_drift(
     (button,) = [e for b in posted.blocks if b["type"] == "actions" for e in b["elements"]]
     assert (button["text"]["text"], button["value"]) == ("Draft change request", "acme-churn")
 
-    deps = SlackDeps(signing_secret="test-secret", sessions=rt.sessions, chat=rt.chat, resume=lambda _run: None)
-    handle = serve_in_thread(create_app(deps))
-    try:
-        clicker = SlackUser(SPONSOR, endpoint=handle.url, signing_secret="test-secret",
-                            slack=slack)
-        seen = len(slack.views)
-        clicker.send({"type": "block_actions", "user": {"id": SPONSOR}, "trigger_id": slack.issue_trigger_id(),
-                      "response_url": slack.response_url(), "channel": {"id": acme.slack_channel},
-                      "actions": [{"type": "button", "action_id": button["action_id"], "value": button["value"],
-                                   "action_ts": "1.0"}]}).raise_for_status()
-        form = wait_until(lambda: slack.views[seen] if len(slack.views) > seen else None, what="the form")
-    finally:
-        handle.stop()
+    form = form_opened_by(rt, slack, button, SPONSOR, acme.slack_channel)
     filled = {b["block_id"]: b["element"].get("initial_value") for b in form["blocks"]}
     assert form["callback_id"] == "cr_submit" and form["private_metadata"] == "acme-churn:C0ACMECHURN"
     assert filled["title"] == f"Scope drift in poc: {extra}"

@@ -261,15 +261,9 @@ def test_the_http_fuzz_runs_shapes_over_socket_mode_are_all_acknowledged_and_wri
     Socket Mode envelopes: each one acknowledged (Slack redelivers one that is not, for ever), none
     leaves an error in the log, and the refused ones write nothing."""
     from hypothesis import HealthCheck, given, settings
-    from test_hostile_input import requests
+    from test_hostile_input import fuzz_targets, requests
 
-    gate_id = posted_gate(rt, acme).id
-    record_baseline.fn(rt, acme)
-    with transaction(rt.sessions) as session:
-        cr, _ = crs.submit(session, acme.id, Draft(title="More data"), requested_by=acme.pm_slack_user,
-                           source=ChangeSource.CLI)
-        crs.assess(session, cr)
-        cr_id = cr.id
+    gate_id, cr_id = fuzz_targets(rt, acme)
     before = counts(rt)
     sent: dict[str, int] = {}
     unacknowledged: list[str] = []

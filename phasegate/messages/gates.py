@@ -201,9 +201,10 @@ def answer_line(*, approver: str, name: str | None, side: str, role: str, outcom
     person = (f"{literal(name)} (<@{approver}>, {literal(role_words(side, role))})" if name
               else f"<@{approver}> ({literal(role_words(side, role))})")
     label = answer_label(outcome, unmet, reason)
-    by = f" (recorded from the CLI by {literal(operator)})" if operator else ""
     if via == "prefect_ui":  # Prefect's own server has no users: the Slack id was typed into its form
         by = " (the Slack id was typed into the Prefect UI's form, which does not say who typed it)"
+    else:
+        by = f" (recorded from the CLI by {literal(operator)})" if operator else ""
     return f"{person} {label} via {via}{by}" + quote_reason(reason)
 
 

@@ -182,10 +182,9 @@ def drift_section(report: WeeklyReport, found: Drift, browse_url: str) -> None:
         report.missing.append(Missing(source="scope drift", reason=found.error))
     report.change_requests.drift = found.lines(browse_url) if found.count or found.error else []
     report.change_requests.drift_count = found.count
-    report.change_requests.drift_issues = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
-                                           for i in found.items[:25]]
-    report.change_requests.drift_left = [DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone)
-                                         for i in found.left[:25]]
+    kept = [[DriftIssue(key=i.key, summary=i.summary, milestone=i.milestone) for i in issues[:25]]
+            for issues in (found.items, found.left)]
+    report.change_requests.drift_issues, report.change_requests.drift_left = kept
 
 
 def handover(view: LedgerView, report: WeeklyReport) -> list[HandoverItem]:
