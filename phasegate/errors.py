@@ -55,7 +55,12 @@ class GateClosed(PolicyError):
 
 
 class ReasonRequired(PolicyError):
-    pass
+    """An answer that needs a written reason; `waives` says what a waiver would move past, in words
+    (phasegate.rules.policy.what_stands), empty when the reason is not a waiver's."""
+
+    def __init__(self, message: str, *, waives: str = "") -> None:
+        super().__init__(message)
+        self.waives = waives
 
 
 class InvalidTransition(PolicyError):

@@ -124,8 +124,7 @@ def test_a_form_on_a_held_ledger_is_answered_within_slacks_wait_without_trying_a
     ledger end at its deadline (2.2 s), not after the 6 s a click may go on trying."""
     with endpoint(ledger_url, ledger, slack, acme, ack=None) as (_deps, url, (gate_id, _channel, _ts)):
         sponsor = SlackUser(CLIENT, endpoint=url, signing_secret=SECRET, slack=slack)
-        view = messages.reason_modal(gate_id=gate_id, outcome=Outcome.NO_GO, gate_title=f"gate {gate_id}",
-                                     waiver=False)
+        view = messages.reason_modal(gate_id=gate_id, outcome=Outcome.NO_GO, gate_title=f"gate {gate_id}")
         with hung(ledger_url):
             started = time.monotonic()
             answer = sponsor.submit_view(view, "the churn model misses its recall target")

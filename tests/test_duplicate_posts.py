@@ -9,6 +9,7 @@ channel instead of posting it again, and the ledger must hold that message's ts.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,10 +72,14 @@ def test_a_gate_prompt_whose_answer_is_lost_is_posted_once(rt: Runtime, slack: S
 
     gate_id = open_gate.fn(rt, acme, Phase.POC, 1, PM, None)
 
-    (prompt,) = top_level(slack, acme.slack_channel, "Evidence digest")
+    (prompt,) = top_level(slack, acme.slack_channel, "Your answer is asked for")
     with transaction(rt.sessions) as session:
-        assert gates.by_id(session, gate_id).message_ts == prompt.ts  # the prompt that gets updated
+        gate = gates.by_id(session, gate_id)
+        assert gate.message_ts == prompt.ts  # the prompt that gets updated
     assert any(b["type"] == "actions" for b in prompt.blocks)
+    # the push notification reads as a sponsor would say it; the digest is in the prompt's details
+    assert prompt.text == f"G1 for {acme.name}: {Phase.POC.question} Your answer is asked for."
+    assert gate.digest not in prompt.text and gate.digest in json.dumps(prompt.blocks)
 
 
 def test_a_change_request_prompt_whose_answer_is_lost_is_posted_once(rt: Runtime, slack: SlackStandin,

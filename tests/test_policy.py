@@ -8,7 +8,7 @@ import pytest
 
 from phasegate.configs.schema import Approver, GatePolicy, Phase, Quorum, Side
 from phasegate.errors import PolicyError
-from phasegate.rules.policy import CHANGE_OUTCOMES, check_answer, needs_reason, reached
+from phasegate.rules.policy import CHANGE_OUTCOMES, check_answer, needs_reason, reached, what_stands
 from phasegate.rules.policy import check as check_decision
 from phasegate.states import Outcome, Via
 
@@ -168,6 +168,19 @@ def test_go_or_accept_on_unmet_criteria_needs_a_written_waiver() -> None:
         check_answer(policy, phase, via=SLACK, approver=A, requested_by=PM, outcome=outcome, reason="", unmet=[])
         assert needs_reason(outcome, unmet) and not needs_reason(outcome, [])
     assert needs_reason(NO_GO, []) and not needs_reason(NO_GO, unmet) is False
+
+
+@pytest.mark.parametrize(("unmet", "words"), [
+    (["f1 >= 0.85: fail (seen 0.8)"], "exit criteria are not met"),
+    (["red flag: accuracy guaranteed"], "a red flag stands"),
+    (["red flag: accuracy guaranteed", "red flag: fixed price"], "red flags stand"),
+    (["milestones: missing (seen -)", "red flag: fixed price"], "exit criteria are not met and a red flag stands"),
+])
+def test_a_waiver_names_what_it_waives(unmet: list[str], words: str) -> None:
+    assert what_stands(unmet) == words
+    with pytest.raises(PolicyError, match=f"^GO while {words} needs a written waiver reason"):
+        check_answer(gate("any"), Phase.SELECTION, via=SLACK, approver=A, requested_by=PM, outcome=GO, reason=" ",
+                     unmet=unmet)
 
 
 def test_an_engagement_may_forbid_waivers() -> None:

@@ -224,7 +224,7 @@ def test_a_run_whose_posts_lose_their_answers_posts_each_once(world: Demo) -> No
 
     mine = [m for m in world.slack.messages("C0ACMECHURN") if m.thread_ts is None and "ACME rec-g-dropped" in m.text]
     kickoffs = [m.ts for m in mine if "started for *" in m.text]
-    prompts = [m.ts for m in mine if "Evidence digest" in m.text]
+    prompts = [m.ts for m in mine if "Your answer is asked for" in m.text]
     assert kickoffs == [current_kickoff(world, "rec-g-dropped")] and prompts == [gate.message_ts]
     for user in ("U0SPONSOR1", "U0VENDLEAD"):
         world.click(gate, user, Outcome.NO_GO, "not worth it")

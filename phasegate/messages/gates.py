@@ -183,12 +183,12 @@ def kickoff(text: str, engagement_id: str, phase: str, attestable: Sequence[tupl
     return [section(text), *actions("attest", buttons)]
 
 
-def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waiver: bool = False) -> dict[str, Any]:
-    """The reason form; as a waiver, it asks why the gate should pass although exit criteria are not met
-    (or red flags are present)."""
-    title = f"{outcome.label} with waiver" if waiver else f"{outcome.label} at {gate_title}"
-    label = (f"Waiver: why {outcome.label} although exit criteria are not met or red flags stand (recorded in the "
-             "ledger)" if waiver else "Reason (recorded in the ledger)")
+def reason_modal(*, gate_id: int, outcome: Outcome, gate_title: str, waives: str = "") -> dict[str, Any]:
+    """The reason form; as a waiver, it asks why the gate should pass although `waives` (exit criteria
+    not met, red flags standing: phasegate.rules.policy.what_stands)."""
+    title = f"{outcome.label} with waiver" if waives else f"{outcome.label} at {gate_title}"
+    label = (f"Waiver: why {outcome.label} although {waives} (recorded in the ledger)" if waives
+             else "Reason (recorded in the ledger)")
     return text_input_modal(callback_id=View.GATE_REASON.value, private_metadata=f"{gate_id}:{outcome.value}",
                             title=title, label=label, input_id=REASON_INPUT)
 

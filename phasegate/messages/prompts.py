@@ -71,7 +71,7 @@ def render(session: Session, gate: GateRow, engagement: Engagement | None = None
     answers = answer_lines(session, gate, who)
     browse = engagement.jira.url.rstrip("/") + "/browse/"
     if gate.state is GateState.OPEN:
-        text = f"{gate.phase.gate} for {literal(engagement.name)}: {gate.phase.question} Evidence digest {gate.digest}"
+        text = f"{gate.phase.gate} for {literal(engagement.name)}: {gate.phase.question} Your answer is asked for."
         blocks = messages.gate_prompt(
             title=gate.phase.gate, question=gate.phase.question, engagement=engagement.name, timebox=gate.timebox,
             quorum=policy.in_words(engagement.phases.of(gate.phase).gate), digest=gate.digest, gate_id=gate.id,

@@ -17,6 +17,8 @@ from phasegate.errors import PolicyError, ReasonRequired
 from phasegate.states import Outcome, Via
 from phasegate.text import checked
 
+RED_FLAG = "red flag: "  # how a red flag is named among the unmet (phasegate.rules.snapshot)
+
 OUTCOMES: dict[Phase, tuple[Outcome, ...]] = {
     Phase.SELECTION: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
     Phase.POC: (Outcome.GO, Outcome.NO_GO, Outcome.EXTEND),
@@ -86,14 +88,24 @@ def check(policy: GatePolicy, subject: str, allowed: tuple[Outcome, ...], *, via
         raise PolicyError(f"{approver} requested {subject} and so cannot approve it")
     checked("reason", reason)
     if outcome.passes and unmet and not policy.allow_waivers:
-        raise PolicyError(f"{outcome.label} is refused while exit criteria are not met ({'; '.join(unmet)}): "
+        raise PolicyError(f"{outcome.label} is refused while {what_stands(unmet)} ({'; '.join(unmet)}): "
                           f"{subject} allows no waivers")
     if needs_reason(outcome, unmet) and not reason.strip():
         if outcome.needs_reason:
             raise ReasonRequired(f"{outcome.label} needs a written reason")
-        raise ReasonRequired(f"{outcome.label} while exit criteria are not met needs a written waiver reason "
-                          f"({'; '.join(unmet)})")
+        waives = what_stands(unmet)
+        raise ReasonRequired(f"{outcome.label} while {waives} needs a written waiver reason ({'; '.join(unmet)})",
+                             waives=waives)
     return entry
+
+
+def what_stands(unmet: Sequence[str]) -> str:
+    """What an approver moving on past `unmet` waives, in words: exit criteria not met, red flags
+    (G0's, named "red flag: ..." in the list), or both."""
+    flags = sum(1 for u in unmet if u.startswith(RED_FLAG))
+    criteria = "exit criteria are not met" if len(unmet) > flags else ""
+    flagged = "" if not flags else "a red flag stands" if flags == 1 else "red flags stand"
+    return " and ".join(part for part in (criteria, flagged) if part) or "exit criteria are not met"
 
 
 def change_policy(engagement: Engagement, phase: Phase) -> GatePolicy:

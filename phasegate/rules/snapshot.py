@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from phasegate.configs.schema import Phase
-from phasegate.rules import drift
+from phasegate.rules import drift, policy
 from phasegate.rules.selection import SelectionEvidence
 
 
@@ -105,4 +105,4 @@ class Snapshot(BaseModel):
         """The exit criteria that fail or are missing, and the red flags present, as an approver reads
         them: moving on past any of them is a waiver."""
         return ([f"{c.label}: {c.result.value} (seen {c.seen})" for c in self.criteria if c.result is not Result.PASS]
-                + [f"red flag: {flag}" for flag in self.red_flags])
+                + [f"{policy.RED_FLAG}{flag}" for flag in self.red_flags])

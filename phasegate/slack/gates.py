@@ -96,16 +96,17 @@ def on_action(deps: SlackDeps, click: Click, argument: str, background: Backgrou
     try:  # GO, ACCEPT: recorded at once, in one transaction, unless exit criteria fail
         record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
                response_url=response_url)
-    except ReasonRequired:  # ... and then the form asks for the written waiver
-        ask_reason(deps, click, gate_id, outcome, background)
+    except ReasonRequired as exc:  # ... and then the form asks for the written waiver
+        ask_reason(deps, click, gate_id, outcome, background, waives=exc.waives)
     return Response(status_code=200)
 
 
-def ask_reason(deps: SlackDeps, click: Click, gate_id: int, outcome: Outcome, background: BackgroundTasks) -> None:
-    """Open the modal that asks for the reason (or, for GO and ACCEPT, the waiver) of this answer."""
+def ask_reason(deps: SlackDeps, click: Click, gate_id: int, outcome: Outcome, background: BackgroundTasks,
+               waives: str = "") -> None:
+    """Open the modal that asks for the reason (or, for GO and ACCEPT, the waiver of what `waives`
+    names) of this answer."""
     if click.trigger_id is not None:
-        view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}",
-                                     waiver=outcome.passes)
+        view = messages.reason_modal(gate_id=gate_id, outcome=outcome, gate_title=f"gate {gate_id}", waives=waives)
         background.add_task(open_modal, deps, click.trigger_id, view, click.response_url)
 
 
