@@ -18,6 +18,14 @@ HANDOVER_WEEKS = (4, 8)
 HANDOVER_SHARE = (0.15, 0.20)
 DATA_READINESS = re.compile(r"data[\s_-]*(readiness|ready)", re.IGNORECASE)
 HARDENING = re.compile(r"harden", re.IGNORECASE)
+API_INTERFACE = re.compile(r"api[\s_-]*(interface|contract)|interface[\s\w-]*(ml|model)", re.IGNORECASE)
+# What the guide wants in the architecture from Sprint 1 (section 5, "Ignoring MLOps"; section 1, drift).
+MLOPS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"deploy|serving|pipeline", re.IGNORECASE), "deployment"),
+    (re.compile(r"version|registry|experiment[\s_-]*tracking", re.IGNORECASE), "model versioning"),
+    (re.compile(r"retrain", re.IGNORECASE), "retraining automation"),
+    (re.compile(r"monitor|drift", re.IGNORECASE), "drift monitoring"),
+)
 # Model-quality metrics; a development milestone tied to one is an accuracy milestone.
 ACCURACY = re.compile(r"(^|[^a-z])(accuracy|acc|f1|f_1|precision|recall|auc|roc|rmse|mae|mape|mse|r2|ndcg|map|bleu"
                       r"|rouge|top\d*|error_rate|wer)([^a-z]|$)", re.IGNORECASE)
@@ -73,6 +81,17 @@ def development_warnings(engagement: Engagement) -> list[PlanningWarning]:
             "phases.development.milestones", "no production-hardening milestone in development",
             "PoCs cut corners (hard-coded thresholds, no error handling); budget a production-hardening "
             "phase rather than pushing the PoC to production"))
+    if not _mentions(development.milestones, API_INTERFACE):
+        found.append(PlanningWarning(
+            "phases.development.milestones", "no milestone for the API interface between the product and the ML layer",
+            "the outsourced team builds the ML layer and the client's team the product; the key to success is "
+            "a clean API interface between the two, agreed early"))
+    missing = [what for pattern, what in MLOPS if not _mentions(development.milestones, pattern)]
+    if missing:
+        found.append(PlanningWarning(
+            "phases.development.milestones", f"no development milestone for {', '.join(missing)}",
+            "deployment, versioning, retraining automation and monitoring belong in the architecture from "
+            "Sprint 1, not in the final week: models drift once they meet real data"))
     for index, criterion in enumerate(development.exit_criteria):
         if criterion.metric is not None and ACCURACY.search(criterion.metric):
             found.append(PlanningWarning(

@@ -76,7 +76,8 @@ def test_each_planning_rule_names_the_guides_reason() -> None:
                               phases__development__milestones=[{"key": "go-live", "title": "Go live"}],
                               phases__development__exit_criteria=[{"metric": "f1", "op": ">=", "threshold": 0.9}],
                               phases__handover__milestones=[])
-    found = {w.path: str(w) for w in planning_warnings(engagement)}
+    warnings = planning_warnings(engagement)
+    found = {path: " | ".join(str(w) for w in warnings if w.path == path) for path in {w.path for w in warnings}}
     assert "process" in found["phases.development.exit_criteria[0]"]
     assert "production-hardening phase" in found["phases.development.milestones"]
     assert "handover checklist is empty" in found["phases.handover.milestones"]

@@ -71,6 +71,26 @@ def test_work_the_guide_keeps_in_house_is_warned_when_given_to_the_vendor() -> N
     assert any("data access and governance" in str(w) for w in planning_warnings(governance))
 
 
+def test_the_api_interface_and_mlops_from_sprint_1_are_asked_of_the_development_plan() -> None:
+    engagement = parse_engagement(TEMPLATE, "f.yaml")
+    bare = with_changes(engagement, phases__development__milestones=[
+        {"key": "staging-pipeline", "title": "End-to-end pipeline deployed in staging"},
+        {"key": "hardening", "title": "Production hardening done"}])
+    found = [str(w) for w in planning_warnings(bare)]
+    assert found == [
+        "phases.development.milestones: no milestone for the API interface between the product and the ML layer — "
+        "the guide: the outsourced team builds the ML layer and the client's team the product; the key to success "
+        "is a clean API interface between the two, agreed early",
+        "phases.development.milestones: no development milestone for model versioning, retraining automation, "
+        "drift monitoring — the guide: deployment, versioning, retraining automation and monitoring belong in the "
+        "architecture from Sprint 1, not in the final week: models drift once they meet real data"]
+    drift_only = with_changes(engagement, phases__development__milestones=[
+        *[m.model_dump(mode="json") for m in engagement.phases.development.milestones
+          if m.key != "monitoring-retraining"],
+        {"key": "retrain", "title": "Weekly retraining automated"}])
+    assert [w.problem for w in planning_warnings(drift_only)] == ["no development milestone for drift monitoring"]
+
+
 def test_the_new_fields_are_optional_and_an_old_file_keeps_its_digest(acme: Engagement) -> None:
     old = acme.model_dump(mode="json")
     for key in ("vendor_team", "data_handling"):
