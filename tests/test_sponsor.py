@@ -124,6 +124,17 @@ def test_the_knowledge_transfer_drill_is_the_clients_to_attest_by_default(rt: Ru
                            note="drill on staging", via=Via.CLI)
 
 
+def test_the_running_checks_are_asked_from_the_pocs_first_week(
+        rt: Runtime, acme: Engagement, jira: JiraStandin) -> None:
+    """Knowledge transfer starts on day 1 (the guide's handoff trap), not at development."""
+    posted_gate(rt, acme, jira=jira)
+    report, _ = findings(rt)
+    assert report.phase is Phase.POC
+    assert [(c.key, c.holds) for c in report.sponsor.checks] == [("repository", None), ("decisions", None),
+                                                                 ("pairing", None)]
+    assert "The vendor works in our repositories: not confirmed this week" in report_render.markdown(report)
+
+
 def test_during_development_the_report_asks_for_the_running_checks_and_shows_the_clients_answers(
         rt: Runtime, acme: Engagement, jira: JiraStandin, slack: SlackStandin) -> None:
     in_development(rt, acme, jira)

@@ -69,7 +69,7 @@ def evidence_check(engagement_id: str, check: Annotated[str, typer.Argument(
                    no: Annotated[bool, typer.Option("--no", help="It does not hold this week.")] = False,
                    note: str = "") -> None:
     """The client side confirms a running check: the vendor works in our repositories, decisions are
-    written down, our engineers pair (each week during development), or the data is deleted."""
+    written down, our engineers pair (each week from the PoC through development), or the data is deleted."""
     from phasegate.ledger import engagements, handoff
     from phasegate.ledger.db import transaction
     from phasegate.operator import cli_operator

@@ -137,7 +137,7 @@ class Sponsor(BaseModel):
 
     team: list[str] = []  # "Priya Natarajan (vendor lead)"
     team_changes: list[str] = []  # one line per recorded change, oldest first
-    checks: list[CheckItem] | None = None  # during development only
+    checks: list[CheckItem] | None = None  # from the PoC through development (rules.handoff.KT_PHASES)
     data: list[str] = []  # encryption, deadline, reminder or attestation
     deletion: str | None = None  # phasegate.rules.handoff.deletion_state
 

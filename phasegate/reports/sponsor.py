@@ -1,5 +1,5 @@
 """The weekly report's lines beside the build (issue 20): the vendor's named team and its changes,
-the client's running knowledge-transfer checks during development, and the data-deletion deadline.
+the client's running knowledge-transfer checks from the PoC on, and the data-deletion deadline.
 
 Read from the ledger's view (`phasegate.reports.facts`), decided by `phasegate.rules.handoff`; the
 lines are Slack mrkdwn with every outside text rendered by `phasegate.text.literal`.
@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from phasegate.configs.schema import Phase
 from phasegate.reports.facts import LedgerView
 from phasegate.reports.model import CheckItem, Sponsor
-from phasegate.rules.handoff import DATA_DELETED, FRESH, KT_CHECKS, Change, deletion_state, latest, roster
+from phasegate.rules.handoff import DATA_DELETED, FRESH, KT_CHECKS, KT_PHASES, Change, deletion_state, latest, roster
 from phasegate.text import literal
 
 
@@ -30,7 +29,7 @@ def sponsor_of(view: LedgerView, now: dt.datetime, who: Mapping[str, str]) -> Sp
                                                                                            view.team_changes)],
                     team_changes=[change_line(c, who, tz) for c in view.team_changes])
     said = latest(view.checks)
-    if view.row.current_phase is Phase.DEVELOPMENT:
+    if view.row.current_phase in KT_PHASES:
         items = []
         for key, title in KT_CHECKS.items():
             last = said.get(key)

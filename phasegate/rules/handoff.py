@@ -2,7 +2,8 @@
 the data-deletion deadline, as pure rules over what the ledger recorded.
 
 The guide's "handoff trap": a model nobody on the client's team can reproduce. Its fix starts on
-day 1, so during development the weekly report asks the client side each week whether these hold.
+day 1, so from the PoC's first week through development the weekly report asks the client side each
+week whether these hold (`KT_PHASES`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from phasegate.configs.schema import Phase
 from phasegate.configs.sponsor_schema import DataHandling, TeamMember
 
 # key -> what the client side vouches for (the guide, section 3, "Beware the Handoff Trap").
@@ -18,6 +20,7 @@ KT_CHECKS: dict[str, str] = {
     "decisions": "Decisions are written down as they are made",
     "pairing": "Our engineers pair with the vendor's",
 }
+KT_PHASES = (Phase.POC, Phase.DEVELOPMENT)  # the vendor's build phases: knowledge transfer starts on day 1
 DATA_DELETED = "data-deleted"  # the vendor's copies of the client's data deleted, after the deadline
 CHECKS: dict[str, str] = {**KT_CHECKS, DATA_DELETED: "The vendor's copies of our data are deleted"}
 FRESH = dt.timedelta(days=7)  # a running check attested longer ago than this is asked for again
