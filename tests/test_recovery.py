@@ -240,6 +240,10 @@ def current_kickoff(world: Demo, engagement_id: str) -> str | None:
         return phases.phase_run(session, engagement_id, Phase.POC).kickoff_ts
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.mark.xdist_group("recovery-kill")  # the longest test: its own worker and world
 def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(world: Demo) -> None:
     """The runner and its flow-run process are SIGKILLed while the run waits on Jira: no one is left
@@ -258,6 +262,11 @@ def test_a_runner_killed_mid_task_is_marked_crashed_and_its_phase_run_again(worl
         return kicked_off and len(jira.requests) > seen and PrefectRuns().status(run_id).why.startswith("Running")
     wait_until(mid_task, timeout=60, what="the run to wait on Jira", interval=0.2)
     runner = world.stack.runner
+    # the run's process was forked from the runner's warm forkserver, not started as a new interpreter
+    (warm,) = [pid for pid in process_tree(runner.pid)[1:]
+               if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+               and parent_of(pid) == runner.pid]
+    assert process_tree(warm)[1:], "no flow-run process forked from the warm server"
     for pid in process_tree(runner.pid):
         os.kill(pid, signal.SIGKILL)
     runner.wait()
