@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import shutil
 import sqlite3
@@ -47,18 +48,34 @@ sys.dont_write_bytecode = False
 typer.testing._get_command = functools.cache(typer.testing._get_command)  # type: ignore[attr-defined]
 
 
+GROUP_SECONDS: dict[str, int] = json.loads((Path(__file__).parent / "group_seconds.json").read_text())
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject): six workers when the slow tests run, whose time is mostly waiting on
+    real servers and processes; four for the fast subset, which keeps two cores busy with four."""
+    return 4 if "not slow" in (config.option.markexpr or "") else 6
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Spread the suite over pytest-xdist's workers (pyproject: `-n 4 --dist loadgroup`).
+    """Spread the suite over pytest-xdist's workers (pyproject: `-n auto --dist loadgroup`).
 
     A slow module's tests stay on one worker, so its module-scoped servers start once (a module may
     split itself with `xdist_group` marks where its tests are long); the fast tests spread one by one.
-    Slow tests go first, so that the longest runs start early and the short ones fill in around them.
+    Slow groups go first, longest first (their seconds as last measured, `group_seconds.json`), so
+    that the longest runs start early and the short ones fill in around them.
     """
     for item in items:
         if item.get_closest_marker("slow") and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        group = item.get_closest_marker("xdist_group")
+        name = (group.args[0] if group.args else group.kwargs.get("name", "")) if group is not None else ""
+        return item.get_closest_marker("slow") is None, -GROUP_SECONDS.get(name, 0)
+
+    items.sort(key=order)
 
 
 @pytest.hookimpl(trylast=True)
