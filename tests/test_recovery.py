@@ -26,6 +26,7 @@ from phasegate.gates.watch import WatchReport, watch
 from phasegate.ledger import audit, engagements, gates, phases
 from phasegate.ledger.db import transaction
 from phasegate.ledger.models import GateRow, utcnow
+from phasegate.ops.serve_flows import parent_of
 from phasegate.orchestration.runs import PrefectRuns
 from phasegate.sandbox.world import Demo, demo_engagements, local_world
 from phasegate.settings import Settings
@@ -238,10 +239,6 @@ def test_a_run_whose_posts_lose_their_answers_posts_each_once(world: Demo) -> No
 def current_kickoff(world: Demo, engagement_id: str) -> str | None:
     with transaction(world.rt.sessions) as session:
         return phases.phase_run(session, engagement_id, Phase.POC).kickoff_ts
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 @pytest.mark.xdist_group("recovery-kill")  # the longest test: its own worker and world

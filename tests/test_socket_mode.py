@@ -4,7 +4,6 @@ handlers behind it; the acknowledgement comes back and the answer is in the ledg
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -29,7 +28,7 @@ from phasegate.sandbox.standins.slack_user import SlackUser
 from phasegate.slack.app import create_app
 from phasegate.slack.change_requests import USAGE
 from phasegate.slack.deps import SlackDeps
-from phasegate.slack.socket import start_socket_mode
+from phasegate.slack.socket import Client, start_socket_mode
 from phasegate.states import ChangeSource, GateState, Outcome, Via
 from phasegate.tasks.kickoff import begin_phase, record_baseline
 
@@ -37,8 +36,8 @@ pytestmark = pytest.mark.slow
 
 
 class Socket:
-    def __init__(self, standin: SlackSocketStandin, resumed: list[str]) -> None:
-        self.standin, self.resumed = standin, resumed
+    def __init__(self, standin: SlackSocketStandin, resumed: list[str], client: Client) -> None:
+        self.standin, self.resumed, self.client = standin, resumed, client
 
 
 @pytest.fixture
@@ -50,7 +49,7 @@ def socket(rt: Runtime, slack: SlackStandin) -> Iterator[Socket]:
                      start_change_request=lambda engagement_id, number: None)
     client = start_socket_mode(deps, slack.app_token, make_web_client(slack.bot_token, slack.base_url))
     standin.wait_connected()
-    yield Socket(standin, resumed)
+    yield Socket(standin, resumed, client)
     client.close()
     standin.stop()
 
@@ -191,7 +190,7 @@ def test_hostile_envelopes_are_all_acknowledged_and_write_nothing(rt: Runtime, a
                 continue
             if kind == "slash_commands" and ack.get("response_type") != "ephemeral":
                 untold.append(what)
-        time.sleep(0.5)  # what runs after the acknowledgements
+        assert socket.client.idle(30), "the work after the acknowledgements did not end"
     assert unacknowledged == [], f"{len(unacknowledged)} of {len(envelopes)} not acknowledged: {unacknowledged}"
     assert untold == []
     assert counts(rt) == before
@@ -284,7 +283,7 @@ def test_the_http_fuzz_runs_shapes_over_socket_mode_are_all_acknowledged_and_wri
 
     with server_errors("phasegate.slack") as errors:
         one()
-        time.sleep(0.5)  # what runs after the acknowledgements
+        assert socket.client.idle(30), "the work after the acknowledgements did not end"
     assert unacknowledged == [], f"{len(unacknowledged)} not acknowledged: {unacknowledged[:3]}"
     assert sum(sent.values()) >= SOCKET_EXAMPLES // 2 and {"gate button", "slash command", "change-request form"} <= set(sent)
     assert counts(rt) == before, "a refused envelope wrote to the ledger"

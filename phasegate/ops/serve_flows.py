@@ -49,12 +49,21 @@ from phasegate.orchestration.names import (
 from phasegate.settings import Settings
 
 
+def parent_of(pid: int) -> int:
+    """The parent process id of `pid`, from /proc (Linux); OSError if it is gone."""
+    return _ppid(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _ppid(stat: str) -> int:
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after the command name, which may hold spaces
+
+
 def descendants(pid: int) -> list[int]:
     """The processes below `pid`, from /proc (Linux; none elsewhere)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            ppid = _ppid(stat.read_text())
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(stat.parent.name))

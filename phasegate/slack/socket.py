@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from concurrent.futures import Future
 from typing import Any
 
@@ -74,13 +75,29 @@ class Client(SocketModeClient):
     def __init__(self, deps: SlackDeps, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deps = deps
+        self._open = 0  # envelopes taken and not yet answered, with the work after their acknowledgement
+        self._changed = threading.Condition()
 
     def enqueue_message(self, message: str) -> None:
         envelope = decode_envelope(message)
         if envelope is None:
             super().enqueue_message(message)
             return
-        self.message_workers.submit(self.answer, envelope).add_done_callback(failed)
+        with self._changed:
+            self._open += 1
+        self.message_workers.submit(self.answer, envelope).add_done_callback(self._done)
+
+    def _done(self, done: Future[None]) -> None:
+        failed(done)
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until every envelope taken is answered and the work after it done; False if `timeout`
+        passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open == 0, timeout)
 
     def answer(self, envelope: Envelope) -> None:
         background = BackgroundTasks()
@@ -100,7 +117,7 @@ def failed(done: Future[None]) -> None:
         log.error("socket mode envelope failed", exc_info=exc)
 
 
-def start_socket_mode(deps: SlackDeps, app_token: str, web_client: WebClient) -> SocketModeClient:
+def start_socket_mode(deps: SlackDeps, app_token: str, web_client: WebClient) -> Client:
     """Connect to Slack (apps.connections.open with the app-level token) and handle envelopes on the
     client's worker threads until `close()`; reconnects on its own when Slack drops the socket."""
     client = Client(deps, app_token=app_token, web_client=web_client, logger=log)
