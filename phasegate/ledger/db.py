@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,6 +162,11 @@ def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterat
     is re-checked under the lock): it reads a snapshot and never waits for a writer. PostgreSQL runs
     it READ ONLY, so a write inside one fails there loudly."""
     bind = factory.kw.get("bind")
+    joined: Session | None = getattr(_GROUP, "session", None)
+    if joined is not None and isinstance(bind, Engine) and bind.url == _GROUP.url:
+        with joined.begin_nested():  # inside a `group`: a savepoint of its transaction
+            yield joined
+        return
     writer = WRITERS.get(bind) if write and isinstance(bind, Engine) else None
     if writer is not None:
         with writer.turn() as left, factory() as session, session.begin():
@@ -174,6 +179,38 @@ def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterat
             options: dict[str, Any] = {READ_ONLY: True, "postgresql_readonly": True}
             session.connection(execution_options=options)
         yield session
+
+
+_GROUP = threading.local()
+
+
+@contextmanager
+def group(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One write transaction that every `transaction` opened on this thread inside it joins as a
+    savepoint (group commit): several requests recorded with one turn, one BEGIN and one COMMIT. A
+    joined transaction that raises is rolled back to its savepoint alone; none is durable before the
+    group commits, and if that fails, none is."""
+    if getattr(_GROUP, "session", None) is not None:
+        raise RuntimeError("a group of transactions inside another")
+    bind = factory.kw.get("bind")
+    committed: dict[Callable[[], object], None] = {}
+    try:
+        with transaction(factory) as session:
+            _GROUP.session, _GROUP.url, _GROUP.committed = session, bind.url if isinstance(bind, Engine) else None, committed
+            yield session
+    finally:
+        _GROUP.session = None
+    for callback in committed:
+        callback()
+
+
+def on_commit(callback: Callable[[], object]) -> None:
+    """`callback()` once what was written has committed: at once, or inside a `group` after the group
+    has (once per group, however many of its transactions asked)."""
+    if getattr(_GROUP, "session", None) is None:
+        callback()
+    else:
+        _GROUP.committed[callback] = None
 
 
 def alembic_config(url: str) -> Config:

@@ -9,7 +9,8 @@ patience of a click that no longer keeps anyone waiting (`CLICK_PATIENCE` while 
 moves or its writers keep working; a ledger that is down or hung fails them, and the click gives up
 `ENDPOINT_TIMEOUT` after the line last moved). Whatever it then has
 to say (a refusal, "not recorded") goes through the response_url, as it would have on time. Clicks wait for the ledger in a line of their own
-(`ClickLine`), not on the server's thread pool.
+(`ClickLine`), not on the server's thread pool, and are recorded in groups: one transaction for the
+clicks that waited together (issue 23: a burst costs one BEGIN and one COMMIT per group, not per click).
 
 Forms (view_submission) and slash commands are not acknowledged early: their answer carries what
 they show (a form's field errors, an ephemeral text), so they keep Slack's deadline
@@ -20,73 +21,154 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextvars import copy_context
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import Context, copy_context
+from dataclasses import dataclass, field
 
 from fastapi import BackgroundTasks, Response
+from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.ledger.db import CLICK_PATIENCE
-from phasegate.ledger.writers import deadline
+from phasegate.ledger.db import CLICK_PATIENCE, group
+from phasegate.ledger.writers import DEADLINE, deadline
 
 log = logging.getLogger("phasegate.slack")
 _FINISHING: set[asyncio.Task[None]] = set()  # clicks acknowledged early, still finishing (kept from the GC)
-WORKERS = 6  # the ledger takes one writer at a time on SQLite, four per process on PostgreSQL
+GROUP_MOST = 64  # clicks recorded in one transaction at most
+ALONE_WORKERS = 6  # clicks handled one by one after their group failed: as many at once as the ledger takes
+
+Handler = Callable[[BackgroundTasks], Response]
+Done = tuple[Response, BackgroundTasks]  # the answer, and what its handler left for after it
+
+
+@dataclass
+class _Job:
+    sessions: sessionmaker[Session]
+    handler: Handler
+    context: Context  # the request's: its ledger deadline
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Done]
+    done: Done | BaseException | None = field(default=None)
+
+    def run(self) -> None:
+        later = BackgroundTasks()
+        try:
+            self.done = (self.context.run(self.handler, later), later)
+        except Exception as exc:  # a bug, or a fault its handler does not answer: the request's to raise
+            self.done = exc
 
 
 class ClickLine:
-    """Clicks handled a few at a time, first come first served, on threads of their own.
+    """Clicks recorded in groups, first come first served, on a thread of their own.
 
-    Acknowledged early, a click no longer holds its sender back, so a burst arrives faster than the
-    ledger records it. Handled on the server's shared thread pool, every waiting click would be a
-    thread contending for the interpreter with the event loop that answers the next ones; here they
-    wait as queued jobs, and the event loop keeps answering within `ack_within`.
+    Acknowledged early, a click no longer holds its sender back, so a burst arrives faster than one
+    transaction a click could record it. The line's thread takes every click waiting (GROUP_MOST at
+    most) and runs their handlers one after the other inside one write transaction, each joining it
+    as a savepoint (phasegate.ledger.db.group): one turn, one BEGIN and one COMMIT (one fsync) for the
+    group, and one wake of the event loop to hand back all its answers. A handler's refusal or fault
+    rolls back its own savepoint only. A group whose transaction fails (its BEGIN or its COMMIT: the
+    ledger is down, busy past its patience, or failed mid-group) records nothing; each of its clicks is
+    then handled again on its own, as Slack's redelivery of it would be (answers carry delivery ids,
+    so one that the failed COMMIT did record is not recorded twice), and answered for itself.
     """
 
-    def __init__(self, workers: int = WORKERS) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="phasegate-clicks")
+    def __init__(self, most: int = GROUP_MOST) -> None:
+        self._most = most
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._alone = ThreadPoolExecutor(ALONE_WORKERS, thread_name_prefix="phasegate-click")
+        self._thread: threading.Thread | None = None
         self._open = 0
         self._changed = threading.Condition()
 
-    def run(self, job: Callable[[], Response]) -> Future[Response]:
-        """`job()` in its turn, in the caller's context (its ledger deadline)."""
-        context = copy_context()
+    def run(self, sessions: sessionmaker[Session], handler: Handler) -> asyncio.Future[Done]:
+        """`handler(later)` in its turn, in the caller's context (its ledger deadline), its write
+        transaction joining its group's; the answer and `later` once the group has committed."""
+        loop = asyncio.get_running_loop()
+        job = _Job(sessions, handler, copy_context(), loop, loop.create_future())
         with self._changed:
             self._open += 1
-
-        def done(_: Future[Response]) -> None:
-            with self._changed:
-                self._open -= 1
-                self._changed.notify_all()
-
-        future = self._pool.submit(context.run, job)
-        future.add_done_callback(done)
-        return future
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="phasegate-clicks", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+        return job.future
 
     def idle(self, timeout: float) -> bool:
         """Wait until no click is queued or being handled; False if `timeout` passed first."""
         with self._changed:
             return self._changed.wait_for(lambda: self._open == 0, timeout)
 
+    def _serve(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            while len(jobs) < self._most:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            first = jobs[0].sessions
+            grouped = [job for job in jobs if job.sessions is first]
+            for job in jobs:
+                if job.sessions is not first:
+                    self._alone.submit(self._one, job)
+            if len(grouped) == 1:
+                self._one(grouped[0])
+            else:
+                self._group(grouped)
+
+    def _group(self, jobs: list[_Job]) -> None:
+        deadlines = [d for job in jobs if (d := job.context.get(DEADLINE)) is not None]
+        try:
+            with deadline(min(deadlines, default=time.monotonic() + CLICK_PATIENCE) - time.monotonic()), \
+                    group(jobs[0].sessions):
+                for job in jobs:
+                    job.run()
+        except Exception as exc:  # nothing of the group was recorded: each click on its own
+            log.info("a group of %d clicks was not recorded, handling each on its own: %s", len(jobs), exc)
+            for job in jobs:
+                self._alone.submit(self._one, job)
+            return
+        self._hand_back(jobs)
+
+    def _one(self, job: _Job) -> None:
+        job.run()
+        self._hand_back([job])
+
+    def _hand_back(self, jobs: list[_Job]) -> None:
+        jobs[0].loop.call_soon_threadsafe(_settle, jobs)
+        with self._changed:
+            self._open -= len(jobs)
+            self._changed.notify_all()
+
+
+def _settle(jobs: list[_Job]) -> None:
+    for job in jobs:
+        if job.future.done():  # its request went away
+            continue
+        if isinstance(job.done, BaseException):
+            job.future.set_exception(job.done)
+        elif job.done is not None:
+            job.future.set_result(job.done)
+
 
 def is_click(payload: object) -> bool:
     return isinstance(payload, dict) and payload.get("type") == "block_actions"
 
 
-async def acknowledged(line: ClickLine, handler: Callable[[BackgroundTasks], Response],
+async def acknowledged(line: ClickLine, sessions: sessionmaker[Session], handler: Handler,
                        background: BackgroundTasks, *, started: float, within: float) -> Response:
-    """`handler(later)`'s answer if it returns within `within` seconds of `started` (a
+    """`handler(later)`'s answer if it is recorded within `within` seconds of `started` (a
     time.monotonic()); else an empty 200 at once, the handler finishing after it. Its background
     work (`later`) runs after the answer either way."""
-    later = BackgroundTasks()
-    with deadline(CLICK_PATIENCE - (time.monotonic() - started)):  # copied into the task's context
-        work = asyncio.wrap_future(line.run(lambda: handler(later)))
+    with deadline(CLICK_PATIENCE - (time.monotonic() - started)):  # copied into the job's context
+        work = line.run(sessions, handler)
     try:
-        response = await asyncio.wait_for(asyncio.shield(work), max(0.0, within - (time.monotonic() - started)))
+        response, later = await asyncio.wait_for(asyncio.shield(work), max(0.0, within - (time.monotonic() - started)))
     except TimeoutError:
-        task = asyncio.ensure_future(finish(work, later))
+        task = asyncio.ensure_future(finish(work))
         _FINISHING.add(task)
         task.add_done_callback(_FINISHING.discard)
         return Response(status_code=200)
@@ -94,14 +176,13 @@ async def acknowledged(line: ClickLine, handler: Callable[[BackgroundTasks], Res
     return response
 
 
-async def finish(work: asyncio.Future[Response], later: BackgroundTasks) -> None:
+async def finish(work: asyncio.Future[Done]) -> None:
     """A click acknowledged early: wait for its handler, then run what it left for after the answer."""
     try:
-        response = await work
+        response, later = await work
     except Exception:  # a bug: logged, as an unhandled error in a request would be
         log.exception("a click acknowledged early failed")
         return
     if response.status_code != 200:
         log.warning("a click acknowledged early was refused: %s", bytes(response.body)[:200])
     await later()
-

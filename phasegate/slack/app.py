@@ -81,8 +81,8 @@ def create_app(deps: SlackDeps) -> FastAPI:
             except Undecodable as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             if is_click(payload):  # answered within `ack_within` however busy the ledger is
-                return await acknowledged(deps.clicks, lambda later: on_interaction(deps, payload, later), background,
-                                          started=started, within=deps.ack_within)
+                return await acknowledged(deps.clicks, deps.sessions, lambda later: on_interaction(deps, payload, later),
+                                          background, started=started, within=deps.ack_within)
             return await run_sync(on_interaction, deps, payload, background)
 
     return app

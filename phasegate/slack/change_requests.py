@@ -25,7 +25,7 @@ from phasegate.errors import EXPECTED, GateClosed, InvalidRequest, NotFound, Pol
 from phasegate.integrations.slack_blocks import clip
 from phasegate.ledger import change_decisions
 from phasegate.ledger import change_requests as crs
-from phasegate.ledger.db import transaction
+from phasegate.ledger.db import on_commit, transaction
 from phasegate.ledger.engagements import config_of, get
 from phasegate.ledger.models import WeeklyReportRow
 from phasegate.messages import changes as cr_messages
@@ -247,6 +247,6 @@ def record(deps: SlackDeps, *, cr_id: int, user: str, outcome: Outcome, reason: 
         return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
         return refusals.render(exc, "Not recorded: ")
-    if result.recorded:  # the answer's transaction marked the prompt (and the run, if it decided)
-        deps.refresh_soon()
+    if result.recorded:  # the answer's transaction marked the prompt (and the run, if it decided): once it commits
+        on_commit(deps.refresh_soon)
     return None

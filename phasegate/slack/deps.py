@@ -41,7 +41,7 @@ class SlackDeps:
     # Connections for reads and writes after the answer, so that they never take one a click is
     # waiting for; None: the handlers' `sessions` (tests that need no separate pool).
     followup_sessions: sessionmaker[Session] | None = None
-    clicks: ClickLine = field(default_factory=ClickLine)  # clicks wait for the ledger here, a few at a time
+    clicks: ClickLine = field(default_factory=ClickLine)  # clicks wait for the ledger here, recorded in groups
     ack_within: float = ACK_WITHIN  # seconds: a click not handled by then is acknowledged, and finishes after
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from phasegate.configs.schema import Phase
 from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError, ReasonRequired
 from phasegate.integrations.slack_blocks import clip
 from phasegate.ledger import followups, gates
-from phasegate.ledger.db import transaction
+from phasegate.ledger.db import on_commit, transaction
 from phasegate.ledger.engagements import attest, attestations, config_of, get
 from phasegate.messages import gates as messages
 from phasegate.messages import refusals
@@ -57,8 +57,8 @@ def record(deps: SlackDeps, background: BackgroundTasks, *, gate_id: int, user: 
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, refusals.render(exc, "Not recorded: "))
         return str(exc)
-    if result.recorded:  # the answer's transaction marked the prompt (and the run, if it decided)
-        deps.refresh_soon()
+    if result.recorded:  # the answer's transaction marked the prompt (and the run, if it decided): once it commits
+        on_commit(deps.refresh_soon)
     return None
 
 
@@ -86,7 +86,7 @@ def on_action(deps: SlackDeps, click: Click, argument: str, background: Backgrou
         raise Refused(f"unknown gate action {argument!r}") from None
     user, response_url = click.user, click.response_url
     if outcome.needs_reason:  # NO-GO, EXTEND, NOT YET: the form asks why, unless the answer is refused anyway
-        refusal = precheck(deps, gate_id, user, outcome)
+        refusal = precheck(deps, gate_id, user, outcome, background)
         if refusal is not None:
             background.add_task(tell, deps, response_url, refusal)
         else:
@@ -133,7 +133,7 @@ def on_attest(deps: SlackDeps, click: Click, milestone: str, background: Backgro
     return Response(status_code=200)
 
 
-def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str | None:
+def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome, background: BackgroundTasks) -> str | None:
     """The refusal, if the answer could never be recorded, before its reason is asked for."""
     try:
         with transaction(deps.sessions, write=False) as session:
@@ -141,7 +141,7 @@ def precheck(deps: SlackDeps, gate_id: int, user: str, outcome: Outcome) -> str 
                         reason="(to be given)", via=Via.SLACK)
             return None
     except GateClosed as exc:
-        redraw(deps, gate_id)
+        background.add_task(redraw, deps, gate_id)
         return refusals.render(exc)
     except (PolicyError, NotFound) as exc:
         return refusals.render(exc, "Not recorded: ")

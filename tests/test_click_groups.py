@@ -1,0 +1,147 @@
+"""Clicks recorded in groups (phasegate.slack.acknowledge.ClickLine, phasegate.ledger.db.group): the
+clicks waiting are recorded in one transaction, each in a savepoint of its own, so a burst costs one
+BEGIN and one COMMIT per group instead of per click. A click whose handler fails is rolled back alone;
+a group whose transaction fails (its connection killed under it) records nothing by itself, and each
+of its clicks is then handled on its own and recorded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import pytest
+from fastapi import BackgroundTasks, Response
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from phasegate.configs.schema import Engagement, Phase
+from phasegate.ledger import engagements, gates, phases
+from phasegate.ledger.db import on_commit, transaction
+from phasegate.ledger.models import DecisionRow, utcnow
+from phasegate.rules.evidence import Snapshot
+from phasegate.slack.acknowledge import ClickLine, Done
+from phasegate.states import Outcome, Via
+
+CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"
+
+
+def open_gates(ledger: sessionmaker[Session], acme: Engagement, count: int) -> list[int]:
+    data = acme.model_dump(mode="json")
+    opened = []
+    with transaction(ledger) as session:
+        for n in range(count):
+            engagement = Engagement.model_validate(data | {"id": f"group-{n:03d}", "slack_channel": f"C0GROUP{n:03d}"})
+            engagements.register(session, engagement)
+            phases.start_phase(session, engagement, Phase.POC, requested_by=engagement.pm_slack_user,
+                               flow_run_id=None, today=engagement.start_date)
+            snapshot = Snapshot(engagement_id=engagement.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
+                                milestones=[], metrics=[], criteria=[])
+            opened.append(gates.open_gate(session, snapshot, requested_by=engagement.pm_slack_user,
+                                          flow_run_id=None, channel=engagement.slack_channel).id)
+    return opened
+
+
+def go(ledger: sessionmaker[Session], gate_id: int, user: str, committed: list[int]):  # type: ignore[no-untyped-def]
+    def handler(_: BackgroundTasks) -> Response:
+        with transaction(ledger) as session:
+            gates.answer(session, gate_id, approver=user, outcome=Outcome.GO, reason="", via=Via.SLACK,
+                         delivery_id=f"group-{gate_id}-{user}")
+        on_commit(lambda: committed.append(gate_id))
+        return Response(status_code=200)
+
+    return handler
+
+
+def broken(ledger: sessionmaker[Session], gate_id: int):  # type: ignore[no-untyped-def]
+    """A handler that records an answer and then fails (a bug after its write)."""
+    def handler(_: BackgroundTasks) -> Response:
+        with transaction(ledger) as session:
+            gates.answer(session, gate_id, approver=CLIENT, outcome=Outcome.GO, reason="", via=Via.SLACK,
+                         delivery_id=f"broken-{gate_id}")
+            raise RuntimeError("a bug after the write")
+
+    return handler
+
+
+def run_all(line: ClickLine, ledger: sessionmaker[Session], handlers: list,  # type: ignore[type-arg]
+            *, queued: threading.Event | None = None) -> list[Done | BaseException]:
+    async def main() -> list[Done | BaseException]:
+        futures = [line.run(ledger, handler) for handler in handlers]
+        if queued is not None:
+            queued.set()
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+def answers(ledger: sessionmaker[Session], gate_ids: list[int]) -> list[tuple[int, str]]:
+    with transaction(ledger, write=False) as session:
+        return sorted(session.execute(select(DecisionRow.gate_id, DecisionRow.approver)
+                                      .where(DecisionRow.gate_id.in_(gate_ids))).tuples())
+
+
+def test_waiting_clicks_are_recorded_in_one_transaction_and_a_failing_one_alone_is_rolled_back(
+        ledger: sessionmaker[Session], ledger_engine: Engine, acme: Engagement) -> None:
+    gate_ids = open_gates(ledger, acme, 21)
+    committed: list[int] = []
+    queued = threading.Event()
+    first = go(ledger, gate_ids[0], CLIENT, committed)
+
+    def waits_for_the_rest(later: BackgroundTasks) -> Response:  # the line is busy while the others queue
+        assert queued.wait(10)
+        return first(later)
+
+    handlers = [waits_for_the_rest] + [go(ledger, g, CLIENT, committed) for g in gate_ids[1:10]]
+    handlers.append(broken(ledger, gate_ids[20]))
+    handlers += [go(ledger, g, VENDOR, committed) for g in gate_ids[10:20]]
+    seen: list[object] = []
+
+    def count(conn: object) -> None:
+        seen.append(conn)
+
+    event.listen(ledger_engine, "commit", count)
+    try:
+        results = run_all(ClickLine(), ledger, handlers, queued=queued)
+    finally:
+        event.remove(ledger_engine, "commit", count)
+    statuses = [r if isinstance(r, BaseException) else r[0].status_code for r in results]
+    assert statuses[:10] == [200] * 10 and statuses[11:] == [200] * 10
+    assert isinstance(results[10], RuntimeError)  # the request's to raise, as an unhandled error is
+    assert 1 <= len(seen) <= 2  # the first click's group, then every click that waited meanwhile: not 21
+    assert answers(ledger, gate_ids) == sorted([(g, CLIENT) for g in gate_ids[:10]] +
+                                               [(g, VENDOR) for g in gate_ids[10:20]])  # not the broken one's
+    assert sorted(committed) == sorted(gate_ids[:20])  # each told once its group committed
+
+
+def test_a_group_whose_connection_is_killed_is_recorded_click_by_click(
+        ledger: sessionmaker[Session], ledger_engine: Engine, ledger_url: str, acme: Engagement,
+        caplog: pytest.LogCaptureFixture) -> None:
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("a SQLite file has no server connection to kill")
+    gate_ids = open_gates(ledger, acme, 12)
+    committed: list[int] = []
+    killed: list[int] = []
+
+    def kill_mine(_: BackgroundTasks) -> Response:
+        """The sixth click of the group: its connection's server process is terminated under it."""
+        with transaction(ledger) as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            if not killed:
+                killed.append(pid)
+                with ledger_engine.connect() as other:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return Response(status_code=200)
+
+    handlers = [go(ledger, g, CLIENT, committed) for g in gate_ids[:5]]
+    handlers.append(kill_mine)
+    handlers += [go(ledger, g, CLIENT, committed) for g in gate_ids[5:]]
+    with caplog.at_level(logging.INFO, logger="phasegate.slack"):
+        results = run_all(ClickLine(), ledger, handlers)
+    assert killed and "clicks was not recorded, handling each on its own" in caplog.text
+    assert [r[0].status_code if isinstance(r, tuple) else r for r in results] == [200] * len(handlers)
+    assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids)  # each recorded, once
+    with transaction(ledger, write=False) as session:
+        assert session.scalar(select(func.count()).select_from(DecisionRow)) == len(gate_ids)
+    assert sorted(committed) == sorted(gate_ids)
