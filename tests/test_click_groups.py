@@ -1,8 +1,8 @@
 """Clicks recorded in groups (phasegate.slack.acknowledge.ClickLine, phasegate.ledger.db.group): the
-clicks waiting are recorded in one transaction, each in a savepoint of its own, so a burst costs one
-BEGIN and one COMMIT per group instead of per click. A click whose handler fails is rolled back alone;
-a group whose transaction fails (its connection killed under it) records nothing by itself, and each
-of its clicks is then handled on its own and recorded once.
+clicks waiting are recorded in one transaction, so a burst costs one BEGIN and one COMMIT per group
+instead of per click. A refused click (decided before anything is written) leaves the group as it
+was; a handler that fails after writing, or a group whose connection is killed under it, makes the
+group commit nothing, and each of its clicks is then handled on its own and recorded once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
+from phasegate.errors import PolicyError
 from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import on_commit, transaction
 from phasegate.ledger.models import DecisionRow, utcnow
@@ -44,10 +45,14 @@ def open_gates(ledger: sessionmaker[Session], acme: Engagement, count: int) -> l
 
 
 def go(ledger: sessionmaker[Session], gate_id: int, user: str, committed: list[int]):  # type: ignore[no-untyped-def]
+    """A GO click's handler as the endpoint's: recorded, or refused (its refusal is the answer here)."""
     def handler(_: BackgroundTasks) -> Response:
-        with transaction(ledger) as session:
-            gates.answer(session, gate_id, approver=user, outcome=Outcome.GO, reason="", via=Via.SLACK,
-                         delivery_id=f"group-{gate_id}-{user}")
+        try:
+            with transaction(ledger) as session:
+                gates.answer(session, gate_id, approver=user, outcome=Outcome.GO, reason="", via=Via.SLACK,
+                             delivery_id=f"group-{gate_id}-{user}")
+        except PolicyError as exc:
+            return Response(str(exc), status_code=200)
         on_commit(lambda: committed.append(gate_id))
         return Response(status_code=200)
 
@@ -82,9 +87,9 @@ def answers(ledger: sessionmaker[Session], gate_ids: list[int]) -> list[tuple[in
                                       .where(DecisionRow.gate_id.in_(gate_ids))).tuples())
 
 
-def test_waiting_clicks_are_recorded_in_one_transaction_and_a_failing_one_alone_is_rolled_back(
+def test_waiting_clicks_are_recorded_in_one_transaction_and_a_refused_one_changes_nothing(
         ledger: sessionmaker[Session], ledger_engine: Engine, acme: Engagement) -> None:
-    gate_ids = open_gates(ledger, acme, 21)
+    gate_ids = open_gates(ledger, acme, 20)
     committed: list[int] = []
     queued = threading.Event()
     first = go(ledger, gate_ids[0], CLIENT, committed)
@@ -94,7 +99,7 @@ def test_waiting_clicks_are_recorded_in_one_transaction_and_a_failing_one_alone_
         return first(later)
 
     handlers = [waits_for_the_rest] + [go(ledger, g, CLIENT, committed) for g in gate_ids[1:10]]
-    handlers.append(broken(ledger, gate_ids[20]))
+    handlers.append(go(ledger, gate_ids[15], "U0NOTASKED", committed))  # no approver of G1: refused
     handlers += [go(ledger, g, VENDOR, committed) for g in gate_ids[10:20]]
     seen: list[object] = []
 
@@ -106,13 +111,29 @@ def test_waiting_clicks_are_recorded_in_one_transaction_and_a_failing_one_alone_
         results = run_all(ClickLine(), ledger, handlers, queued=queued)
     finally:
         event.remove(ledger_engine, "commit", count)
-    statuses = [r if isinstance(r, BaseException) else r[0].status_code for r in results]
-    assert statuses[:10] == [200] * 10 and statuses[11:] == [200] * 10
-    assert isinstance(results[10], RuntimeError)  # the request's to raise, as an unhandled error is
+    bodies = [bytes(r[0].body).decode() for r in results if isinstance(r, tuple)]
+    assert len(bodies) == 21 and "not an approver" in bodies[10] and bodies[:10] + bodies[11:] == [""] * 20
     assert 1 <= len(seen) <= 2  # the first click's group, then every click that waited meanwhile: not 21
     assert answers(ledger, gate_ids) == sorted([(g, CLIENT) for g in gate_ids[:10]] +
-                                               [(g, VENDOR) for g in gate_ids[10:20]])  # not the broken one's
-    assert sorted(committed) == sorted(gate_ids[:20])  # each told once its group committed
+                                               [(g, VENDOR) for g in gate_ids[10:20]])
+    assert sorted(committed) == sorted(gate_ids)  # each told once its group committed
+
+
+def test_a_handler_failing_after_its_write_leaves_nothing_and_the_others_are_recorded_alone(
+        ledger: sessionmaker[Session], ledger_engine: Engine, acme: Engagement,
+        caplog: pytest.LogCaptureFixture) -> None:
+    gate_ids = open_gates(ledger, acme, 11)
+    committed: list[int] = []
+    handlers = [go(ledger, g, CLIENT, committed) for g in gate_ids[:5]]
+    handlers.append(broken(ledger, gate_ids[10]))
+    handlers += [go(ledger, g, CLIENT, committed) for g in gate_ids[5:10]]
+    with caplog.at_level(logging.INFO, logger="phasegate.slack"):
+        results = run_all(ClickLine(), ledger, handlers)
+    assert isinstance(results[5], RuntimeError)  # the request's to raise, as an unhandled error is
+    assert all(isinstance(r, tuple) and r[0].status_code == 200 for r in results[:5] + results[6:])
+    assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids[:10])  # not the broken one's
+    assert sorted(committed) == sorted(gate_ids[:10])
+    assert "clicks was not recorded, handling each on its own" in caplog.text
 
 
 def test_a_group_whose_connection_is_killed_is_recorded_click_by_click(

@@ -11,6 +11,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,10 +163,10 @@ def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterat
     is re-checked under the lock): it reads a snapshot and never waits for a writer. PostgreSQL runs
     it READ ONLY, so a write inside one fails there loudly."""
     bind = factory.kw.get("bind")
-    joined: Session | None = getattr(_GROUP, "session", None)
-    if joined is not None and isinstance(bind, Engine) and bind.url == _GROUP.url:
-        with joined.begin_nested():  # inside a `group`: a savepoint of its transaction
-            yield joined
+    joined: _Open | None = getattr(_GROUP, "open", None)
+    if joined is not None and isinstance(bind, Engine) and bind.url == joined.url:
+        with joined.part():
+            yield joined.session
         return
     writer = WRITERS.get(bind) if write and isinstance(bind, Engine) else None
     if writer is not None:
@@ -184,33 +185,78 @@ def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterat
 _GROUP = threading.local()
 
 
+class Spoiled(SQLAlchemyError):
+    """A transaction of a `group` raised after it wrote (or its database refused a statement): the
+    group cannot commit what it holds, so it commits nothing."""
+
+
+@dataclass
+class _Open:
+    """A group's transaction while it is open on this thread."""
+
+    session: Session
+    url: object
+    committed: dict[Callable[[], object], None] = field(default_factory=dict)
+    writes: int = 0
+    spoiled: BaseException | None = None
+
+    def count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip()[:6].upper().startswith("SELECT"):
+            self.writes += 1
+
+    @contextmanager
+    def part(self) -> Iterator[None]:
+        """One joined transaction: what raises before writing anything leaves the group as it was (a
+        refusal reads, then refuses); what raises after writing, or with a statement refused, spoils it."""
+        if self.spoiled is not None:
+            raise Spoiled("an earlier transaction of this group failed after writing") from self.spoiled
+        writes = self.writes
+        try:
+            yield
+        except BaseException as exc:
+            session = self.session
+            if self.writes != writes or isinstance(exc, SQLAlchemyError) or session.new or session.dirty \
+                    or session.deleted:
+                self.spoiled = exc
+            raise
+
+
 @contextmanager
-def group(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One write transaction that every `transaction` opened on this thread inside it joins as a
-    savepoint (group commit): several requests recorded with one turn, one BEGIN and one COMMIT. A
-    joined transaction that raises is rolled back to its savepoint alone; none is durable before the
-    group commits, and if that fails, none is."""
-    if getattr(_GROUP, "session", None) is not None:
+def group(factory: sessionmaker[Session]) -> Iterator[Callable[[], bool]]:
+    """One write transaction that every `transaction` opened on this thread inside it joins (group
+    commit): several requests recorded with one turn, one BEGIN and one COMMIT. A joined transaction
+    that raises before it wrote anything (a refusal) leaves the others as they were; one that raises
+    after writing spoils the group: it then raises Spoiled and commits nothing, and the caller handles
+    each request again on its own. Yields whether the group is still sound. Nothing is durable before
+    the group commits; `on_commit` callbacks run after it has."""
+    if getattr(_GROUP, "open", None) is not None:
         raise RuntimeError("a group of transactions inside another")
     bind = factory.kw.get("bind")
-    committed: dict[Callable[[], object], None] = {}
     try:
         with transaction(factory) as session:
-            _GROUP.session, _GROUP.url, _GROUP.committed = session, bind.url if isinstance(bind, Engine) else None, committed
-            yield session
+            joined = _GROUP.open = _Open(session, bind.url if isinstance(bind, Engine) else None)
+            conn = session.connection()
+            event.listen(conn, "before_cursor_execute", joined.count)
+            try:
+                yield lambda: joined.spoiled is None
+                if joined.spoiled is not None:
+                    raise Spoiled("a transaction of this group failed after writing") from joined.spoiled
+            finally:
+                event.remove(conn, "before_cursor_execute", joined.count)
     finally:
-        _GROUP.session = None
-    for callback in committed:
+        _GROUP.open = None
+    for callback in joined.committed:
         callback()
 
 
 def on_commit(callback: Callable[[], object]) -> None:
     """`callback()` once what was written has committed: at once, or inside a `group` after the group
     has (once per group, however many of its transactions asked)."""
-    if getattr(_GROUP, "session", None) is None:
+    joined: _Open | None = getattr(_GROUP, "open", None)
+    if joined is None:
         callback()
     else:
-        _GROUP.committed[callback] = None
+        joined.committed[callback] = None
 
 
 def alembic_config(url: str) -> Config:

@@ -67,10 +67,11 @@ class ClickLine:
     Acknowledged early, a click no longer holds its sender back, so a burst arrives faster than one
     transaction a click could record it. The line's thread takes every click waiting (GROUP_MOST at
     most) and runs their handlers one after the other inside one write transaction, each joining it
-    as a savepoint (phasegate.ledger.db.group): one turn, one BEGIN and one COMMIT (one fsync) for the
-    group, and one wake of the event loop to hand back all its answers. A handler's refusal or fault
-    rolls back its own savepoint only. A group whose transaction fails (its BEGIN or its COMMIT: the
-    ledger is down, busy past its patience, or failed mid-group) records nothing; each of its clicks is
+    (phasegate.ledger.db.group): one turn, one BEGIN and one COMMIT (one fsync) for the group, and one
+    wake of the event loop to hand back all its answers. A refusal is decided before anything is
+    written and leaves the group as it was. A group whose transaction fails (its BEGIN or its COMMIT:
+    the ledger is down, busy past its patience, or failed mid-group; or a handler failed after
+    writing) records nothing; each of its clicks is
     then handled again on its own, as Slack's redelivery of it would be (answers carry delivery ids,
     so one that the failed COMMIT did record is not recorded twice), and answered for itself.
     """
@@ -123,9 +124,11 @@ class ClickLine:
         deadlines = [d for job in jobs if (d := job.context.get(DEADLINE)) is not None]
         try:
             with deadline(min(deadlines, default=time.monotonic() + CLICK_PATIENCE) - time.monotonic()), \
-                    group(jobs[0].sessions):
+                    group(jobs[0].sessions) as sound:
                 for job in jobs:
                     job.run()
+                    if not sound():  # it failed after writing: the group commits nothing
+                        break
         except Exception as exc:  # nothing of the group was recorded: each click on its own
             log.info("a group of %d clicks was not recorded, handling each on its own: %s", len(jobs), exc)
             for job in jobs:
