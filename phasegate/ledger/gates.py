@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -74,13 +74,14 @@ def open_gate(session: Session, snapshot: Snapshot, *, requested_by: str, flow_r
 # process. Cleared when full. Callers must not change what they get (the same object is shared).
 SNAPSHOTS: dict[tuple[int, str], Snapshot] = {}
 SNAPSHOTS_MAX = 2048
+SNAPSHOT_BODY = select(SnapshotRow.body).where(SnapshotRow.id == bindparam("id"))
 
 
 def snapshot_of(session: Session, gate: AnyGate) -> Snapshot:
     key = (gate.snapshot_id, gate.digest)
     snapshot = SNAPSHOTS.get(key)
     if snapshot is None:
-        body = session.execute(select(SnapshotRow.body).where(SnapshotRow.id == gate.snapshot_id)).scalar()
+        body = session.connection().execute(SNAPSHOT_BODY, {"id": gate.snapshot_id}).scalar()  # Core: no ORM round
         if body is None:
             raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
         snapshot = Snapshot.model_validate(body)
