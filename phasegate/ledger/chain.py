@@ -185,7 +185,7 @@ def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
     if not rows:
         return
     conn = session.connection()
-    conn.execute(ADD_EVENTS, rows)
+    conn.execute(ADD_EVENTS, rows[0] if len(rows) == 1 else rows)  # one row: no executemany (a pipeline on psycopg)
     conn.execute(MOVE_HEAD, {"head": engagement_id, "seq": seq, "hash": prev_hash})
 
 
