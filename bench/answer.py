@@ -10,7 +10,9 @@ the work after the answer: each answer is one write transaction as the click pat
 half of the answers decide their gate (its settling and its event in the same transaction). The
 engagement files and frozen evidence are decoded beforehand, as in a process that has served clicks
 before. Reported: the median over the repeats of CPU (`time.process_time`) and wall time per
-answer, and the CPU of a redelivery (the same delivery id again: recognised, nothing written). No
+answer, the CPU of a redelivery (the same delivery id again: recognised, nothing written), and the
+CPU per answer when GROUP answers share one transaction, as the clicks of a burst do
+(phasegate.slack.acknowledge.ClickLine). No
 anchor: it is the figure issue 23 names (the answer path's CPU per click), to compare across commits.
 """
 
@@ -19,16 +21,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from contextlib import nullcontext
 
 from bench.ack_world import database, open_g1
 from bench.results import Run, add_argument
 from phasegate.configs.loader import ENGAGEMENTS_DIR, load_engagement
 from phasegate.configs.schema import Engagement
 from phasegate.ledger import ballots, gates
-from phasegate.ledger.db import make_engine, sessions, transaction, upgrade
+from phasegate.ledger.db import group, make_engine, sessions, transaction, upgrade
 from phasegate.states import Outcome, Via
 
 CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"
+GROUP = 50  # answers to a group for the grouped figure: about a burst's clicks in flight (bench.ack: 50)
 
 
 def open_gates(url: str, prefix: str, count: int) -> list[int]:
@@ -49,23 +53,27 @@ def open_gates(url: str, prefix: str, count: int) -> list[int]:
     return opened
 
 
-def answer_all(url: str, work: list[tuple[int, str, str]], *, expect: bool) -> tuple[float, float]:
-    """(CPU ms, wall ms) per answer of `work`, each (gate, approver, delivery id) in a transaction of its own."""
+def answer_all(url: str, work: list[tuple[int, str, str]], *, expect: bool, grouped: int = 1) -> tuple[float, float]:
+    """(CPU ms, wall ms) per answer of `work`, each (gate, approver, delivery id) in a transaction of its
+    own, or with `grouped` > 1 that many to a group (phasegate.ledger.db.group), as a burst of clicks is."""
     factory = sessions(engine := make_engine(url))
     cpu, wall = time.process_time(), time.perf_counter()
-    for gate_id, approver, delivery in work:
-        with transaction(factory) as session:
-            done = gates.answer(session, gate_id, approver=approver, outcome=Outcome.GO, reason="", via=Via.SLACK,
-                                delivery_id=delivery)
-        if done.recorded is not expect:
-            raise RuntimeError(f"gate {gate_id}: {approver}'s answer recorded={done.recorded}, expected {expect}")
+    for start in range(0, len(work), grouped):
+        with group(factory) if grouped > 1 else nullcontext():
+            for gate_id, approver, delivery in work[start:start + grouped]:
+                with transaction(factory) as session:
+                    done = gates.answer(session, gate_id, approver=approver, outcome=Outcome.GO, reason="",
+                                        via=Via.SLACK, delivery_id=delivery)
+                if done.recorded is not expect:
+                    raise RuntimeError(f"gate {gate_id}: {approver}'s answer recorded={done.recorded}, "
+                                       f"expected {expect}")
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     engine.dispose()
     return cpu / len(work) * 1000, wall / len(work) * 1000
 
 
 def measure(backend: str, count: int, repeat: int, run: Run) -> None:
-    cpu, wall, again = [], [], []
+    cpu, wall, again, grouped = [], [], [], []
     with database(backend, "answer") as url:
         upgrade(url)
         for r in range(repeat):
@@ -75,8 +83,12 @@ def measure(backend: str, count: int, repeat: int, run: Run) -> None:
             cpu.append(first[0])
             wall.append(first[1])
             again.append(answer_all(url, work[:100], expect=False)[0])
+            opened = open_gates(url, f"grouped{r}", count // 2)
+            work = [(gate_id, user, f"grouped-{r}-{gate_id}-{user}") for user in (CLIENT, VENDOR) for gate_id in opened]
+            grouped.append(answer_all(url, work, expect=True, grouped=GROUP)[0])
     figures = {"CPU per answer": (statistics.median(cpu), "ms"), "wall per answer": (statistics.median(wall), "ms"),
-               "CPU per redelivery": (statistics.median(again), "ms")}
+               "CPU per redelivery": (statistics.median(again), "ms"),
+               f"CPU per answer in groups of {GROUP}": (statistics.median(grouped), "ms")}
     for what, (value, unit) in figures.items():
         run.figure(f"answer path {backend}: {what}", round(value, 2), unit,
                    note=f"median of {repeat} x {count} answers")

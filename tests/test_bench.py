@@ -53,7 +53,7 @@ def test_bench_answer_quick(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "answer.json").read_text())
     assert written["quick"] and [f["budget"] for f in written["figures"]] == [
         "answer path sqlite: CPU per answer", "answer path sqlite: wall per answer",
-        "answer path sqlite: CPU per redelivery"]
+        "answer path sqlite: CPU per redelivery", "answer path sqlite: CPU per answer in groups of 50"]
 
 
 def test_bench_ledger_quick(tmp_path: Path) -> None:
