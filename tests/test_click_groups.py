@@ -13,6 +13,7 @@ import threading
 
 import pytest
 from fastapi import BackgroundTasks, Response
+from helpers import wait_until
 from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,7 @@ from phasegate.ledger import engagements, gates, phases
 from phasegate.ledger.db import on_commit, transaction
 from phasegate.ledger.models import DecisionRow, utcnow
 from phasegate.rules.evidence import Snapshot
+from phasegate.slack import acknowledge
 from phasegate.slack.acknowledge import ClickLine, Done
 from phasegate.states import Outcome, Via
 
@@ -166,3 +168,15 @@ def test_a_group_whose_connection_is_killed_is_recorded_click_by_click(
     with transaction(ledger, write=False) as session:
         assert session.scalar(select(func.count()).select_from(DecisionRow)) == len(gate_ids)
     assert sorted(committed) == sorted(gate_ids)
+
+
+def test_the_lines_thread_ends_when_idle_and_the_next_click_starts_another(
+        ledger: sessionmaker[Session], acme: Engagement, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(acknowledge, "IDLE_EXIT", 0.05)
+    gate_ids = open_gates(ledger, acme, 2)
+    committed: list[int] = []
+    line = ClickLine()
+    run_all(line, ledger, [go(ledger, gate_ids[0], CLIENT, committed)])
+    wait_until(lambda: line._thread is None, timeout=10, what="the idle line's thread to end")
+    run_all(line, ledger, [go(ledger, gate_ids[1], CLIENT, committed)])
+    assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids) and sorted(committed) == sorted(gate_ids)

@@ -39,6 +39,7 @@ log = logging.getLogger("phasegate.slack")
 _FINISHING: set[asyncio.Task[None]] = set()  # clicks acknowledged early, still finishing (kept from the GC)
 GROUP_MOST = 64  # clicks recorded in one transaction at most
 ALONE_WORKERS = 6  # clicks handled one by one after their group failed: as many at once as the ledger takes
+IDLE_EXIT = 30.0  # seconds without a click after which the line's thread ends (the next click starts another)
 
 Handler = Callable[[BackgroundTasks], Response]
 Done = tuple[Response, BackgroundTasks]  # the answer, and what its handler left for after it
@@ -91,10 +92,10 @@ class ClickLine:
         job = _Job(sessions, handler, copy_context(), loop, loop.create_future())
         with self._changed:
             self._open += 1
-            if self._thread is None:
+            self._queue.put(job)
+            if self._thread is None:  # the first click, or the first since the line was idle for IDLE_EXIT
                 self._thread = threading.Thread(target=self._serve, name="phasegate-clicks", daemon=True)
                 self._thread.start()
-        self._queue.put(job)
         return job.future
 
     def idle(self, timeout: float) -> bool:
@@ -104,7 +105,14 @@ class ClickLine:
 
     def _serve(self) -> None:
         while True:
-            jobs = [self._queue.get()]
+            try:
+                jobs = [self._queue.get(timeout=IDLE_EXIT)]
+            except queue.Empty:
+                with self._changed:
+                    if self._queue.empty():  # a click is put under this lock: none can be left behind
+                        self._thread = None
+                        return
+                continue
             while len(jobs) < self._most:
                 try:
                     jobs.append(self._queue.get_nowait())
@@ -141,7 +149,11 @@ class ClickLine:
         self._hand_back([job])
 
     def _hand_back(self, jobs: list[_Job]) -> None:
-        jobs[0].loop.call_soon_threadsafe(_settle, jobs)
+        loops: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in jobs:
+            loops.setdefault(job.loop, []).append(job)
+        for loop, theirs in loops.items():  # one wake of each event loop for all its answers
+            loop.call_soon_threadsafe(_settle, theirs)
         with self._changed:
             self._open -= len(jobs)
             self._changed.notify_all()
