@@ -1,8 +1,10 @@
-"""Clicks recorded in groups (phasegate.slack.acknowledge.ClickLine, phasegate.ledger.db.group): the
-clicks waiting are recorded in one transaction, so a burst costs one BEGIN and one COMMIT per group
-instead of per click. A refused click (decided before anything is written) leaves the group as it
-was; a handler that fails after writing, or a group whose connection is killed under it, makes the
-group commit nothing, and each of its clicks is then handled on its own and recorded once.
+"""Clicks recorded in groups (phasegate.slack.acknowledge.ClickLine, phasegate.ledger.db.group): on
+SQLite the clicks waiting are recorded in one transaction, so a burst costs one BEGIN and one COMMIT
+per group instead of per click. A refused click (decided before anything is written) leaves the
+group as it was; a handler that fails after writing makes the group commit nothing, and each of its
+clicks is then handled on its own and recorded once. On PostgreSQL every click is a transaction of
+its own: two replicas' groups would lock the same rows in different orders and deadlock (a CI run of
+tests/test_one_engagement_burst.py did), and a connection killed under one click loses only that one.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import pytest
 from fastapi import BackgroundTasks, Response
 from helpers import wait_until
 from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import PolicyError
 from phasegate.ledger import engagements, gates, phases
-from phasegate.ledger.db import on_commit, transaction
+from phasegate.ledger.db import groups_commit, on_commit, transaction
 from phasegate.ledger.models import DecisionRow, utcnow
 from phasegate.rules.evidence import Snapshot
 from phasegate.slack import acknowledge
@@ -115,7 +118,10 @@ def test_waiting_clicks_are_recorded_in_one_transaction_and_a_refused_one_change
         event.remove(ledger_engine, "commit", count)
     bodies = [bytes(r[0].body).decode() for r in results if isinstance(r, tuple)]
     assert len(bodies) == 21 and "not an approver" in bodies[10] and bodies[:10] + bodies[11:] == [""] * 20
-    assert 1 <= len(seen) <= 2  # the first click's group, then every click that waited meanwhile: not 21
+    if groups_commit(ledger):  # the first click's group, then every click that waited meanwhile: not 20
+        assert 1 <= len(seen) <= 2
+    else:
+        assert len(seen) == 20  # one each; the refusal's rolled back
     assert answers(ledger, gate_ids) == sorted([(g, CLIENT) for g in gate_ids[:10]] +
                                                [(g, VENDOR) for g in gate_ids[10:20]])
     assert sorted(committed) == sorted(gate_ids)  # each told once its group committed
@@ -135,35 +141,31 @@ def test_a_handler_failing_after_its_write_leaves_nothing_and_the_others_are_rec
     assert all(isinstance(r, tuple) and r[0].status_code == 200 for r in results[:5] + results[6:])
     assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids[:10])  # not the broken one's
     assert sorted(committed) == sorted(gate_ids[:10])
-    assert "clicks was not recorded, handling each on its own" in caplog.text
+    assert ("clicks was not recorded, handling each on its own" in caplog.text) is groups_commit(ledger)
 
 
-def test_a_group_whose_connection_is_killed_is_recorded_click_by_click(
-        ledger: sessionmaker[Session], ledger_engine: Engine, ledger_url: str, acme: Engagement,
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_on_postgresql_a_connection_killed_under_one_click_loses_that_click_alone(
+        ledger: sessionmaker[Session], ledger_engine: Engine, ledger_url: str, acme: Engagement) -> None:
     if not ledger_url.startswith("postgresql"):
         pytest.skip("a SQLite file has no server connection to kill")
     gate_ids = open_gates(ledger, acme, 12)
     committed: list[int] = []
-    killed: list[int] = []
 
     def kill_mine(_: BackgroundTasks) -> Response:
-        """The sixth click of the group: its connection's server process is terminated under it."""
+        """The sixth click: its connection's server process is terminated under it."""
         with transaction(ledger) as session:
             pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-            if not killed:
-                killed.append(pid)
-                with ledger_engine.connect() as other:
-                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with ledger_engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            session.execute(text("SELECT 1"))
         return Response(status_code=200)
 
     handlers = [go(ledger, g, CLIENT, committed) for g in gate_ids[:5]]
     handlers.append(kill_mine)
     handlers += [go(ledger, g, CLIENT, committed) for g in gate_ids[5:]]
-    with caplog.at_level(logging.INFO, logger="phasegate.slack"):
-        results = run_all(ClickLine(), ledger, handlers)
-    assert killed and "clicks was not recorded, handling each on its own" in caplog.text
-    assert [r[0].status_code if isinstance(r, tuple) else r for r in results] == [200] * len(handlers)
+    results = run_all(ClickLine(), ledger, handlers)
+    assert isinstance(results[5], OperationalError)  # the killed one: its handler's to answer (not recorded)
+    assert [r[0].status_code for r in results[:5] + results[6:] if isinstance(r, tuple)] == [200] * 12
     assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids)  # each recorded, once
     with transaction(ledger, write=False) as session:
         assert session.scalar(select(func.count()).select_from(DecisionRow)) == len(gate_ids)

@@ -249,6 +249,15 @@ def group(factory: sessionmaker[Session]) -> Iterator[Callable[[], bool]]:
         callback()
 
 
+def groups_commit(factory: sessionmaker[Session]) -> bool:
+    """Whether writers on this ledger may `group` their transactions: SQLite, whose writers take the
+    whole file in turn, so a group waits for no lock once it has begun. On PostgreSQL a group holds
+    the row locks of every request in it, taken in the order the requests came, until it commits:
+    two replicas' groups then lock the same gates and chain heads in different orders and deadlock."""
+    bind = factory.kw.get("bind")
+    return isinstance(bind, Engine) and bind.dialect.name == "sqlite"
+
+
 def on_commit(callback: Callable[[], object]) -> None:
     """`callback()` once what was written has committed: at once, or inside a `group` after the group
     has (once per group, however many of its transactions asked)."""

@@ -57,9 +57,10 @@ def busy(exc: BaseException) -> bool:
     process: this one's writers wait in line) held what this one needed. A busy ledger, not a down
     one: a database that is down or frozen does not answer at all (phasegate.ledger.bounded), and one
     whose lock is held for good runs out again on every try. PostgreSQL's lock_timeout and
-    statement_timeout (SQLSTATE 55P03, 57014), SQLite's busy timeout (SQLITE_BUSY)."""
+    statement_timeout (SQLSTATE 55P03, 57014) and a deadlock it broke by failing this transaction
+    (40P01: tried again, the other has gone on), SQLite's busy timeout (SQLITE_BUSY)."""
     orig = getattr(exc, "orig", None) or exc
-    if getattr(orig, "sqlstate", None) in ("55P03", "57014"):
+    if getattr(orig, "sqlstate", None) in ("55P03", "57014", "40P01"):
         return True
     return str(getattr(orig, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
 

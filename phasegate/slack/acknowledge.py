@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from fastapi import BackgroundTasks, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.ledger.db import CLICK_PATIENCE, group
+from phasegate.ledger.db import CLICK_PATIENCE, group, groups_commit
 from phasegate.ledger.writers import DEADLINE, deadline
 
 log = logging.getLogger("phasegate.slack")
@@ -63,7 +63,8 @@ class _Job:
 
 
 class ClickLine:
-    """Clicks recorded in groups, first come first served, on a thread of their own.
+    """Clicks recorded in groups, first come first served, on a thread of their own (on SQLite; on
+    PostgreSQL one by one on a few threads, `phasegate.ledger.db.groups_commit` says why).
 
     Acknowledged early, a click no longer holds its sender back, so a burst arrives faster than one
     transaction a click could record it. The line's thread takes every click waiting (GROUP_MOST at
@@ -119,13 +120,13 @@ class ClickLine:
                 except queue.Empty:
                     break
             first = jobs[0].sessions
-            grouped = [job for job in jobs if job.sessions is first]
+            grouped = [job for job in jobs if job.sessions is first] if groups_commit(first) else []
             for job in jobs:
-                if job.sessions is not first:
+                if job not in grouped:  # PostgreSQL: each on its own, a few at a time (ledger.writers)
                     self._alone.submit(self._one, job)
             if len(grouped) == 1:
                 self._one(grouped[0])
-            else:
+            elif grouped:
                 self._group(grouped)
 
     def _group(self, jobs: list[_Job]) -> None:
