@@ -82,13 +82,12 @@ def start_endpoint(stack: Stack, rt: Runtime, port: int | None = None, *, refres
 
         client = start_socket_mode(deps, app_token, rt.chat.client)
         stack.callback(client.close)
-    handle = stack.slack_endpoint(app, rt.settings.slack_host, rt.settings.slack_port if port is None else port)
-    quiet_collector()
-    return handle
+    return stack.slack_endpoint(app, rt.settings.slack_host, rt.settings.slack_port if port is None else port)
 
 
 def quiet_collector() -> None:
-    """Keep Python's cyclic garbage collector from pausing the endpoint mid-burst: what the process has
+    """Keep Python's cyclic garbage collector from pausing `serve-slack`'s endpoint mid-burst (`up`,
+    which also supervises and catches up, keeps the defaults): what the process has
     loaded by now (Prefect, SQLAlchemy, the app) is frozen out of its sight (`gc.freeze`), and it runs
     every 20,000 allocations rather than 700, its older generations as rarely in proportion (a click's
     objects are freed by reference counting; the collector is for cycles). bench.ack's burst on
@@ -156,6 +155,7 @@ def run_serve_slack(settings: Settings, host: str, port: int) -> None:
         stack.api_url = configured_prefect_api() or settings.prefect_api_url
         stack.enter_context(prefect_api(stack.api_url))
         endpoint = start_endpoint(stack, rt, port)
+        quiet_collector()  # a replica's process answers clicks and little else
         console.print(f"Slack endpoint  {endpoint.url}/slack/interactions  (ready: {endpoint.url}/readyz)")
         console.print(f"Prefect API     {stack.api_url}")
         if settings.slack_app_token.get_secret_value():
