@@ -81,7 +81,7 @@ def run_all(line: ClickLine, ledger: sessionmaker[Session], handlers: list,  # t
         futures = [line.run(ledger, handler) for handler in handlers]
         if queued is not None:
             queued.set()
-        return await asyncio.gather(*futures, return_exceptions=True)
+        return await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 60)  # a stuck line fails
 
     return asyncio.run(main())
 
@@ -182,3 +182,25 @@ def test_the_lines_thread_ends_when_idle_and_the_next_click_starts_another(
     wait_until(lambda: line._thread is None, timeout=10, what="the idle line's thread to end")
     run_all(line, ledger, [go(ledger, gate_ids[1], CLIENT, committed)])
     assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids) and sorted(committed) == sorted(gate_ids)
+
+
+def test_a_click_whose_server_stopped_before_its_answer_does_not_stop_the_line(
+        ledger: sessionmaker[Session], acme: Engagement) -> None:
+    gate_ids = open_gates(ledger, acme, 2)
+    committed: list[int] = []
+    line, release = ClickLine(), threading.Event()
+    first = go(ledger, gate_ids[0], CLIENT, committed)
+
+    def slow(later: BackgroundTasks) -> Response:
+        assert release.wait(10)
+        return first(later)
+
+    async def leave() -> None:  # the request's event loop ends before its click is answered
+        line.run(ledger, slow)
+
+    asyncio.run(leave())
+    release.set()
+    wait_until(lambda: committed == [gate_ids[0]], timeout=10, what="the first click to be recorded")
+    [done] = run_all(line, ledger, [go(ledger, gate_ids[1], CLIENT, committed)])  # the line still answers
+    assert isinstance(done, tuple) and done[0].status_code == 200
+    assert answers(ledger, gate_ids) == sorted((g, CLIENT) for g in gate_ids)

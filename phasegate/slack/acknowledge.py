@@ -45,7 +45,7 @@ Handler = Callable[[BackgroundTasks], Response]
 Done = tuple[Response, BackgroundTasks]  # the answer, and what its handler left for after it
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: compared by identity
 class _Job:
     sessions: sessionmaker[Session]
     handler: Handler
@@ -120,9 +120,10 @@ class ClickLine:
                 except queue.Empty:
                     break
             first = jobs[0].sessions
-            grouped = [job for job in jobs if job.sessions is first] if groups_commit(first) else []
+            together = groups_commit(first)
+            grouped = [job for job in jobs if together and job.sessions is first]
             for job in jobs:
-                if job not in grouped:  # PostgreSQL: each on its own, a few at a time (ledger.writers)
+                if not (together and job.sessions is first):  # PostgreSQL: each on its own, a few at a time
                     self._alone.submit(self._one, job)
             if len(grouped) == 1:
                 self._one(grouped[0])
@@ -154,7 +155,10 @@ class ClickLine:
         for job in jobs:
             loops.setdefault(job.loop, []).append(job)
         for loop, theirs in loops.items():  # one wake of each event loop for all its answers
-            loop.call_soon_threadsafe(_settle, theirs)
+            try:
+                loop.call_soon_threadsafe(_settle, theirs)
+            except RuntimeError:  # that loop is closed (its server stopped): nobody waits for these answers
+                log.info("%d click answers not handed back: their server has stopped", len(theirs))
         with self._changed:
             self._open -= len(jobs)
             self._changed.notify_all()
