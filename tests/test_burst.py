@@ -52,9 +52,10 @@ SLACK_WAITS = 3.0  # seconds; an answer later than that is an error in the click
 CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"  # one from each side: the second answer decides G1
 
 
-def prompts(ledger: sessionmaker[Session], chat: SlackChat, acme: Engagement,
-            count: int = GATES) -> list[tuple[int, str, str]]:
-    """`count` open G1 gates, each of its own engagement, its prompt posted: (gate id, channel, ts)."""
+def prompts(ledger: sessionmaker[Session], chat: SlackChat | None, acme: Engagement,
+            count: int = GATES) -> list[tuple[int, str, str | None]]:
+    """`count` open G1 gates, each of its own engagement, its prompt posted (not without a `chat`):
+    (gate id, channel, ts)."""
     data = acme.model_dump(mode="json")
     opened = []
     with transaction(ledger) as session:
@@ -67,7 +68,8 @@ def prompts(ledger: sessionmaker[Session], chat: SlackChat, acme: Engagement,
                                 milestones=[], metrics=[], criteria=[])
             gate = gates.open_gate(session, snapshot, requested_by=engagement.pm_slack_user,
                                    flow_run_id=f"run-{n:04d}", channel=engagement.slack_channel)
-            gate.message_ts = chat.post(engagement.slack_channel, f"G1 prompt for gate {gate.id}")
+            if chat is not None:
+                gate.message_ts = chat.post(engagement.slack_channel, f"G1 prompt for gate {gate.id}")
             opened.append((gate.id, engagement.slack_channel, gate.message_ts))
     return opened
 

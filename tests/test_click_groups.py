@@ -19,13 +19,13 @@ from helpers import wait_until
 from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from test_burst import prompts
 
-from phasegate.configs.schema import Engagement, Phase
+from phasegate.configs.schema import Engagement
 from phasegate.errors import PolicyError
-from phasegate.ledger import engagements, gates, phases
+from phasegate.ledger import gates
 from phasegate.ledger.db import groups_commit, on_commit, transaction
-from phasegate.ledger.models import DecisionRow, utcnow
-from phasegate.rules.evidence import Snapshot
+from phasegate.ledger.models import DecisionRow
 from phasegate.slack import acknowledge
 from phasegate.slack.acknowledge import ClickLine, Done
 from phasegate.states import Outcome, Via
@@ -34,19 +34,8 @@ CLIENT, VENDOR = "U0SPONSOR1", "U0VENDLEAD"
 
 
 def open_gates(ledger: sessionmaker[Session], acme: Engagement, count: int) -> list[int]:
-    data = acme.model_dump(mode="json")
-    opened = []
-    with transaction(ledger) as session:
-        for n in range(count):
-            engagement = Engagement.model_validate(data | {"id": f"group-{n:03d}", "slack_channel": f"C0GROUP{n:03d}"})
-            engagements.register(session, engagement)
-            phases.start_phase(session, engagement, Phase.POC, requested_by=engagement.pm_slack_user,
-                               flow_run_id=None, today=engagement.start_date)
-            snapshot = Snapshot(engagement_id=engagement.id, phase=Phase.POC, timebox=1, collected_at=utcnow(),
-                                milestones=[], metrics=[], criteria=[])
-            opened.append(gates.open_gate(session, snapshot, requested_by=engagement.pm_slack_user,
-                                          flow_run_id=None, channel=engagement.slack_channel).id)
-    return opened
+    """`count` open G1 gates, each of its own engagement (tests/test_burst.py's, no prompt posted)."""
+    return [gate_id for gate_id, _, _ in prompts(ledger, None, acme, count)]
 
 
 def go(ledger: sessionmaker[Session], gate_id: int, user: str, committed: list[int]):  # type: ignore[no-untyped-def]
