@@ -200,6 +200,10 @@ def test_evidence_attest_is_recorded_for_a_milestone_that_takes_attestations(cli
         rows = session.scalars(select(AttestationRow)).all()
         assert [(r.engagement_id, r.phase, r.milestone, r.attested_by, r.via, r.note) for r in rows] == [
             ("acme-churn", Phase.HANDOVER, "pair-programming", SPONSOR, Via.CLI, "sessions logged")]
+    again = ok(cli("evidence", "attest", "acme-churn", "handover", "pair-programming", "--as", SPONSOR))
+    assert again == f"acme-churn pair-programming: already attested by {SPONSOR}; nothing recorded"
+    with ledger_of(home) as session:
+        assert len(session.scalars(select(AttestationRow)).all()) == 1
 
 
 def test_evidence_metric_is_refused_for_an_unknown_metric(cli: Invoke, home: Path) -> None:

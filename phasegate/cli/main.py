@@ -131,9 +131,12 @@ def evidence_attest(engagement_id: str, phase: Annotated[Phase, typer.Argument(c
     def run(rt: Runtime) -> None:
         with transaction(rt.sessions) as session:
             config = engagements.config_of(engagements.get(session, engagement_id))
-            engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI,
-                               operator=cli_operator())
-        out.print(f"{engagement_id} {milestone}: attested by {approver}")
+            recorded = engagements.attest(session, config, phase, milestone, by=approver, note=note, via=Via.CLI,
+                                          operator=cli_operator())
+        if recorded is None:
+            out.print(f"{engagement_id} {milestone}: already attested by {approver}; nothing recorded")
+        else:
+            out.print(f"{engagement_id} {milestone}: attested by {approver}")
 
     guarded(run, prefect=False)
 

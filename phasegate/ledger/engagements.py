@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from phasegate.configs import checks, limits
 from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import NotFound, PolicyError
-from phasegate.ledger import audit
+from phasegate.ledger import audit, chain
 from phasegate.ledger.models import (
     AttestationRow,
     BaselineRow,
@@ -120,9 +120,11 @@ def record_baseline(session: Session, engagement_id: str, scope: dict[str, Any])
 
 
 def attest(session: Session, engagement: Engagement, phase: Phase, milestone: str, *, by: str, note: str,
-           via: Via, operator: str | None = None) -> AttestationRow:
-    """Record who vouched for a milestone, and when (and from where: `operator`, the CLI's user@host).
-    Only the engagement's named approvers may."""
+           via: Via, operator: str | None = None) -> AttestationRow | None:
+    """Record who vouched for a milestone, and when (and from where: `operator`, the CLI's user@host);
+    None if its latest attestation is already theirs (a double click, a command run twice): nothing
+    recorded. Only the engagement's named approvers may. The check and the write are one step: the
+    engagement's chain head is locked first, so two attestations of one engagement never both pass it."""
     config = next((m for m in engagement.phases.of(phase).milestones if m.key == milestone), None)
     if config is None:
         raise NotFound(f"{engagement.id} has no milestone {milestone!r} in {phase.value}")
@@ -135,6 +137,10 @@ def attest(session: Session, engagement: Engagement, phase: Phase, milestone: st
     if config.attesting_side not in ("either", sides[by]):
         raise PolicyError(f"{milestone} is attested by the {config.attesting_side} side; {by} is on the "
                           f"{sides[by]} side")
+    chain.lock_head(session, engagement.id)  # held until commit: a concurrent attestation waits here
+    previous = attestations(session, engagement.id, phase).get(milestone)
+    if previous is not None and previous[0] == by:
+        return None
     row = AttestationRow(engagement_id=engagement.id, phase=phase, milestone=milestone, attested_by=by,
                          via=via, note=note, operator=operator)
     session.add(row)

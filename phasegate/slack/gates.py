@@ -23,7 +23,7 @@ from phasegate.errors import EXPECTED, GateClosed, NotFound, PolicyError, Reason
 from phasegate.integrations.slack_blocks import clip
 from phasegate.ledger import followups, gates
 from phasegate.ledger.db import on_commit, transaction
-from phasegate.ledger.engagements import attest, attestations, config_of, get
+from phasegate.ledger.engagements import attest, config_of, get
 from phasegate.messages import gates as messages
 from phasegate.messages import refusals
 from phasegate.messages.ids import REASON_INPUT, parse_attest_value
@@ -121,15 +121,14 @@ def on_attest(deps: SlackDeps, click: Click, milestone: str, background: Backgro
     try:
         with transaction(deps.sessions) as session:
             engagement = config_of(get(session, engagement_id))
-            previous = attestations(session, engagement_id, phase).get(milestone)
-            if previous is not None and previous[0] == user:
-                background.add_task(tell, deps, response_url, f"You already attested {literal(milestone)}.")
-                return Response(status_code=200)
-            attest(session, engagement, phase, milestone, by=user, note="attested in Slack", via=Via.SLACK)
+            recorded = attest(session, engagement, phase, milestone, by=user, note="attested in Slack", via=Via.SLACK)
     except (PolicyError, NotFound) as exc:
         background.add_task(tell, deps, response_url, refusals.render(exc, "Not recorded: "))
         return Response(status_code=200)
-    background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {literal(milestone)}.")
+    if recorded is None:
+        background.add_task(tell, deps, response_url, f"You already attested {literal(milestone)}.")
+    else:
+        background.add_task(tell, deps, response_url, f"Recorded: <@{user}> attested {literal(milestone)}.")
     return Response(status_code=200)
 
 
