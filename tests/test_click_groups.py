@@ -1,10 +1,10 @@
-"""Clicks recorded in groups (phasegate.slack.acknowledge.ClickLine, phasegate.ledger.db.group): on
-SQLite the clicks waiting are recorded in one transaction, so a burst costs one BEGIN and one COMMIT
-per group instead of per click. A refused click (decided before anything is written) leaves the
-group as it was; a handler that fails after writing makes the group commit nothing, and each of its
-clicks is then handled on its own and recorded once. On PostgreSQL every click is a transaction of
-its own: two replicas' groups would lock the same rows in different orders and deadlock (a CI run of
-tests/test_one_engagement_burst.py did), and a connection killed under one click loses only that one.
+"""Clicks recorded in groups (phasegate.slack.acknowledge.ClickLine, phasegate.ledger.db.group): the
+clicks waiting are recorded in one transaction, so a burst costs one BEGIN and one COMMIT per group
+instead of per click. A refused click (decided before anything is written) leaves the group as it
+was; a handler that fails after writing makes the group commit nothing, and each of its clicks is
+then handled on its own and recorded once. On PostgreSQL two replicas' groups can lock the same rows
+in opposite orders: one gives up its lock wait and its clicks are recorded one by one; a connection
+killed under one click loses only that one.
 """
 
 from __future__ import annotations
@@ -159,6 +159,56 @@ def test_on_postgresql_a_connection_killed_under_one_click_loses_that_click_alon
     with transaction(ledger, write=False) as session:
         assert session.scalar(select(func.count()).select_from(DecisionRow)) == len(gate_ids)
     assert sorted(committed) == sorted(gate_ids)
+
+
+def test_two_lines_locking_the_same_gates_in_opposite_orders_record_every_click_once(
+        ledger: sessionmaker[Session], ledger_url: str, acme: Engagement, caplog: pytest.LogCaptureFixture) -> None:
+    """Two replicas' groups meet: each has written its group's first click and then goes on through the
+    other's gates, one in the opposite order. Both then wait for a lock the other holds; one gives up
+    (db.GROUP_LOCK_WAIT), commits nothing, and its clicks are recorded on their own."""
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("a SQLite file is written by one group at a time: no two groups hold locks at once")
+    gate_ids = open_gates(ledger, acme, 10)
+    committed: list[int] = []
+    both_began = threading.Barrier(2, timeout=10)
+
+    def first_waits(handler, queued: threading.Event):  # type: ignore[no-untyped-def]
+        def first(later: BackgroundTasks) -> Response:  # alone: the line's others queue meanwhile
+            assert queued.wait(10)
+            return handler(later)
+        return first
+
+    def then_meet(handler):  # type: ignore[no-untyped-def]
+        met: list[bool] = []
+
+        def meet(later: BackgroundTasks) -> Response:  # the group's first: its locks are held until it commits
+            answer = handler(later)
+            if not met:  # in its group; not when handled again on its own
+                met.append(True)
+                both_began.wait()  # the other line's group holds its first click's locks too
+            return answer
+        return meet
+
+    out: dict[str, list[Done | BaseException]] = {}
+
+    def line(name: str, order: list[int], user: str) -> threading.Thread:
+        queued = threading.Event()
+        handlers = [go(ledger, g, user, committed) for g in order]
+        handlers[0], handlers[1] = first_waits(handlers[0], queued), then_meet(handlers[1])
+        return threading.Thread(target=lambda: out.__setitem__(name, run_all(ClickLine(), ledger, handlers,
+                                                                               queued=queued)))
+
+    lines = [line("forward", gate_ids, CLIENT), line("backward", gate_ids[::-1], VENDOR)]
+    with caplog.at_level(logging.INFO, logger="phasegate.slack"):
+        for thread in lines:
+            thread.start()
+        for thread in lines:
+            thread.join(60)
+    results = out["forward"] + out["backward"]
+    assert [r[0].status_code for r in results if isinstance(r, tuple)] == [200] * 20, results
+    assert answers(ledger, gate_ids) == sorted([(g, CLIENT) for g in gate_ids] + [(g, VENDOR) for g in gate_ids])
+    assert sorted(committed) == sorted(gate_ids * 2)
+    assert "a group of 9 clicks was not recorded, handling each on its own" in caplog.text
 
 
 def test_the_lines_thread_ends_when_idle_and_the_next_click_starts_another(

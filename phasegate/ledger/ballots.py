@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from phasegate.configs import checks
 from phasegate.configs.gate_schema import GatePolicy
@@ -85,6 +86,7 @@ ANSWERS = (select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome
            .where(or_(DECISIONS.c.gate_id == bindparam("gate_id"), DECISIONS.c.delivery_id == bindparam("delivery_id")))
            .order_by(DECISIONS.c.id))  # delivery_id = NULL matches no row: without one, the gate's answers only
 INSERT = DECISIONS.insert().returning(DECISIONS.c.id)
+INSERT_WITH_ID = DECISIONS.insert().inline()  # its id drawn before: nothing to read back
 SETTLE = update(GATES).where(GATES.c.id == bindparam("gate_id"))
 CONFIG = select(ENGAGEMENTS.c.config).where(ENGAGEMENTS.c.id == bindparam("engagement_id"))
 
@@ -94,7 +96,12 @@ def read(conn: Connection, gate_id: int, *, lock: bool = False) -> Ballot:
     row = conn.execute(READ_LOCKED if lock else READ, {"gate_id": gate_id}).first()
     if row is None:
         raise NotFound(f"no gate {gate_id}")
-    return Ballot(Gate(**{name: row._mapping[name] for name in FIELDS}), row.engagement_state, row.closed_reason, row.config_digest)
+    return _ballot(row)
+
+
+def _ballot(row: Any) -> Ballot:
+    return Ballot(Gate(**{name: row._mapping[name] for name in FIELDS}), row.engagement_state, row.closed_reason,
+                  row.config_digest)
 
 
 def config(conn: Connection, ballot: Ballot) -> Engagement:
@@ -132,13 +139,60 @@ def policy(conn: Connection, ballot: Ballot) -> GatePolicy:
     return found
 
 
+@dataclass(frozen=True)
+class Locked:
+    """What an answer is decided and recorded against, read under the locks it is recorded under."""
+
+    ballot: Ballot
+    answers: list[Answer]
+    head: tuple[int, str] | None  # the engagement's chain head (seq, hash), locked; None: to be locked
+    decision_id: int | None  # the id the decision will have; None: given by its INSERT
+
+
+def for_answer(conn: Connection, gate_id: int, delivery_id: str | None) -> Locked:
+    """The ballot (its gate row locked), its answers and any earlier delivery of this one. On
+    PostgreSQL in one statement, which also locks the engagement's chain head (after the gate row, as
+    every answer does) and draws the decision's id, so that nothing after it waits for an answer of
+    the database before COMMIT (phasegate.ledger.db.group sends such statements without waiting)."""
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_read_for_answer(), {"gate_id": gate_id, "delivery_id": delivery_id}).first()
+        if row is not None:  # else no gate, or a gate whose chain has no head yet: the general way says which
+            found = [Answer(gate_id=g, approver=a, outcome=Outcome(o), reason=r, delivery_id=d)
+                     for g, a, o, r, d in row.answers or ()]
+            return Locked(_ballot(row), found, (int(row.head_seq), str(row.head_hash)), int(row.decision_id))
+    ballot = read(conn, gate_id, lock=True)
+    return Locked(ballot, answers(conn, ballot.gate.id, delivery_id), None, None)
+
+
+@functools.cache
+def _read_for_answer() -> Any:
+    """READ_LOCKED with the answers (as JSON), the chain head (locked) and the next decision id:
+    PostgreSQL's, built once per process (its dialect's module loads only where it is used)."""
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    heads = chain.HEADS
+    answer = func.json_build_array(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome,
+                                   DECISIONS.c.reason, DECISIONS.c.delivery_id)
+    found = (select(func.json_agg(aggregate_order_by(answer, DECISIONS.c.id)))
+             .where(or_(DECISIONS.c.gate_id == GATES.c.id, DECISIONS.c.delivery_id == bindparam("delivery_id")))
+             .scalar_subquery())
+    return (READ.add_columns(heads.c.seq.label("head_seq"), heads.c.hash.label("head_hash"),
+                             func.nextval(func.pg_get_serial_sequence("decisions", "id")).label("decision_id"),
+                             found.label("answers"))
+            .join(heads, heads.c.engagement_id == GATES.c.engagement_id)
+            .with_for_update(of=[GATES, heads]))
+
+
 def answers(conn: Connection, gate_id: int, delivery_id: str | None) -> list[Answer]:
     """The gate's answers, oldest first, and any answer recorded under `delivery_id` (at any gate)."""
     return [Answer(**row._asdict()) for row in conn.execute(ANSWERS, {"gate_id": gate_id, "delivery_id": delivery_id})]
 
 
 def insert(conn: Connection, decision: dict[str, Any]) -> int:
-    """The decision row inserted; its id."""
+    """The decision row inserted; its id (drawn before, when `decision` holds one: nothing to wait for)."""
+    if decision.get("id") is not None:
+        conn.execute(INSERT_WITH_ID, decision)
+        return int(decision["id"])
     return int(conn.execute(INSERT, decision).scalar_one())
 
 

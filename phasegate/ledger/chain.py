@@ -142,7 +142,7 @@ def seal_of(row: Base) -> tuple[str, int, str]:
 
 HEADS, EVENTS = Base.metadata.tables["audit_heads"], Base.metadata.tables["audit_events"]
 LOCK_HEAD = select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.engagement_id == bindparam("engagement_id")).with_for_update()
-ADD_EVENTS = EVENTS.insert()
+ADD_EVENTS = EVENTS.insert().inline()  # no id read back: nobody needs it
 MOVE_HEAD = update(HEADS).where(HEADS.c.engagement_id == bindparam("head"))  # not a column's name: SET takes those
 
 
@@ -163,11 +163,12 @@ def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
     return int(head.seq), str(head.hash)
 
 
-def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
+def extend(session: Session, engagement_id: str, links: Sequence[Link], *, head: tuple[int, str] | None = None) -> None:
     """Add the events to the engagement's chain, in order, under one lock of its head: one read of
     the head, one insert, one update, however many events. Appends to one chain wait for each other
     from the head's lock to the commit, so everything that does not need the head (each event's
-    content in its stored form) is made before it is taken; under it only the links are hashed."""
+    content in its stored form) is made before it is taken; under it only the links are hashed.
+    `head`: (seq, hash) of the head as this transaction has already read and locked it."""
     key = key_of(session)
     seal = (Seal.HMAC_SHA256 if key is not None else Seal.SHA256).value
     now = utcnow()
@@ -177,7 +178,7 @@ def extend(session: Session, engagement_id: str, links: Sequence[Link]) -> None:
         rows.append({"engagement_id": engagement_id, "kind": link.kind, "subject": link.subject,
                      "payload": json.loads(json.dumps(plain(link.payload))), "created_at": now,
                      "row_table": table, "row_id": row_id, "row_hash": sealed, "seal": seal})
-    seq, prev_hash = lock_head(session, engagement_id)
+    seq, prev_hash = head if head is not None else lock_head(session, engagement_id)
     for row in rows:
         seq += 1
         row["seq"], row["prev_hash"] = seq, prev_hash

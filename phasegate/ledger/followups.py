@@ -62,7 +62,7 @@ def _upsert(dialect: str) -> Any:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(TABLE)
+    statement = insert(TABLE).inline()  # no primary key read back: nobody needs it
     return statement.on_conflict_do_update(index_elements=KEY, set_=_merged(statement.excluded))
 
 

@@ -136,14 +136,15 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
 
     One short Core transaction, the same for every way an answer arrives: the gate row read and
     locked with its engagement's standing (one query by primary key), the answers so far and any
-    earlier delivery of this one read (one query), the policy checked, the decision inserted and,
+    earlier delivery of this one read (one query; on PostgreSQL the same one, which also locks the
+    chain head and draws the decision's id: phasegate.ledger.ballots.for_answer), the policy checked, the decision inserted and,
     when the quorum is met, the gate settled; every hash that does not depend on the chain is
     computed before its head is locked, and the events are linked and inserted under one lock of it.
     """
     conn = session.connection()
-    read = ballots.read(conn, gate_id, lock=True)
+    locked = ballots.for_answer(conn, gate_id, delivery_id)
+    read, answered = locked.ballot, locked.answers
     gate = read.gate
-    answered = ballots.answers(conn, gate.id, delivery_id)
     if delivery_id is not None and any(row.delivery_id == delivery_id for row in answered):
         return Answered(gate, recorded=False, decided=None)  # a redelivery of an answer already recorded
     rules, entry = check(session, read, via=via, approver=approver, outcome=outcome, reason=reason,
@@ -156,7 +157,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     now = utcnow()
     decision: dict[str, Any] = {"gate_id": gate.id, "outcome": outcome, "approver": approver,
                                 "side": entry.side.value, "role": entry.role, "reason": reason, "digest": gate.digest,
-                                "channel": via, "delivery_id": delivery_id, "operator": operator, "created_at": now}
+                                "channel": via, "delivery_id": delivery_id, "operator": operator, "created_at": now,
+                                "id": locked.decision_id}
     decision["id"] = ballots.insert(conn, decision)
     links = [chain.Link(AuditKind.DECISION_RECORDED, gate.name,
                         {"gate_id": gate.id, "approver": approver, "outcome": outcome.value, "reason": reason,
@@ -169,7 +171,7 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
         gate, settled = ballots.settle(conn, gate, decided, now)
         links.append(settled)
     followups.answered(session, Prompt.GATE, gate.id, decided=decided is not None, approver=approver, via=via)
-    chain.extend(session, gate.engagement_id, links)  # last: the engagement's chain head is held until commit
+    chain.extend(session, gate.engagement_id, links, head=locked.head)  # last: the head is held until commit
     return Answered(gate, recorded=True, decided=decided)
 
 

@@ -63,8 +63,8 @@ class _Job:
 
 
 class ClickLine:
-    """Clicks recorded in groups, first come first served, on a thread of their own (on SQLite; on
-    PostgreSQL one by one on a few threads, `phasegate.ledger.db.groups_commit` says why).
+    """Clicks recorded in groups, first come first served, on a thread of their own (SQLite and
+    PostgreSQL; `phasegate.ledger.db.groups_commit` says what a group on PostgreSQL waits for).
 
     Acknowledged early, a click no longer holds its sender back, so a burst arrives faster than one
     transaction a click could record it. The line's thread takes every click waiting (GROUP_MOST at
@@ -123,7 +123,7 @@ class ClickLine:
             together = groups_commit(first)
             grouped = [job for job in jobs if together and job.sessions is first]
             for job in jobs:
-                if not (together and job.sessions is first):  # PostgreSQL: each on its own, a few at a time
+                if not (together and job.sessions is first):  # another ledger's: each on its own
                     self._alone.submit(self._one, job)
             if len(grouped) == 1:
                 self._one(grouped[0])
