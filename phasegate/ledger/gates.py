@@ -136,8 +136,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
 
     One short Core transaction, the same for every way an answer arrives: the gate row read and
     locked with its engagement's standing (one query by primary key), the answers so far and any
-    earlier delivery of this one read (one query; on PostgreSQL the same one, which also locks the
-    chain head and draws the decision's id: phasegate.ledger.ballots.for_answer), the policy checked, the decision inserted and,
+    earlier delivery of this one read (one query; on PostgreSQL the first also locks the chain head and
+    draws the decision's id: phasegate.ledger.ballots.for_answer), the policy checked, the decision inserted and,
     when the quorum is met, the gate settled; every hash that does not depend on the chain is
     computed before its head is locked, and the events are linked and inserted under one lock of it.
     """
