@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -236,7 +236,8 @@ def group(factory: sessionmaker[Session]) -> Iterator[Callable[[], bool]]:
         with transaction(factory) as session:
             joined = _GROUP.open = _Open(session, bind.url if isinstance(bind, Engine) else None)
             conn = session.connection()
-            _lock_waits_short(conn)
+            if conn.dialect.name == "postgresql":  # a group's lock waits end soon (GROUP_LOCK_WAIT says why)
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(GROUP_LOCK_WAIT * 1000)}")
             event.listen(conn, "before_cursor_execute", joined.count)
             try:
                 yield lambda: joined.spoiled is None
@@ -252,24 +253,9 @@ def group(factory: sessionmaker[Session]) -> Iterator[Callable[[], bool]]:
 
 # Seconds a PostgreSQL group waits for a row lock: a group holds the locks of every request in it,
 # taken in the order the requests came, until it commits, so two replicas' groups can lock the same
-# gates and chain heads in opposite orders. One of them gives up after this (PostgreSQL's own
-# deadlock check waits a second) and its requests are handled one by one; a group that only waits
-# behind another's commit waits a few milliseconds.
+# rows in opposite orders. One then gives up (PostgreSQL's deadlock check waits a second) and its
+# requests are handled one by one; a group behind another's commit waits a few milliseconds.
 GROUP_LOCK_WAIT = 0.3
-
-
-def _lock_waits_short(conn: Connection) -> None:
-    """On PostgreSQL, a group's lock waits end after GROUP_LOCK_WAIT (see there)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(GROUP_LOCK_WAIT * 1000)}")
-
-
-def groups_commit(factory: sessionmaker[Session]) -> bool:
-    """Whether writers on this ledger may `group` their transactions: SQLite, whose writers take the
-    whole file in turn, so a group waits for no lock once it has begun; PostgreSQL, whose groups wait
-    GROUP_LOCK_WAIT at most for a lock another process's group holds."""
-    bind = factory.kw.get("bind")
-    return isinstance(bind, Engine) and bind.dialect.name in ("sqlite", "postgresql")
 
 
 def on_commit(callback: Callable[[], object]) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from fastapi import BackgroundTasks, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from phasegate.ledger.db import CLICK_PATIENCE, group, groups_commit
+from phasegate.ledger.db import CLICK_PATIENCE, group
 from phasegate.ledger.writers import DEADLINE, deadline
 
 log = logging.getLogger("phasegate.slack")
@@ -63,8 +63,8 @@ class _Job:
 
 
 class ClickLine:
-    """Clicks recorded in groups, first come first served, on a thread of their own (SQLite and
-    PostgreSQL; `phasegate.ledger.db.groups_commit` says what a group on PostgreSQL waits for).
+    """Clicks recorded in groups, first come first served, on a thread of their own (on PostgreSQL a
+    group's lock waits are short: `phasegate.ledger.db.GROUP_LOCK_WAIT` says why).
 
     Acknowledged early, a click no longer holds its sender back, so a burst arrives faster than one
     transaction a click could record it. The line's thread takes every click waiting (GROUP_MOST at
@@ -120,10 +120,9 @@ class ClickLine:
                 except queue.Empty:
                     break
             first = jobs[0].sessions
-            together = groups_commit(first)
-            grouped = [job for job in jobs if together and job.sessions is first]
+            grouped = [job for job in jobs if job.sessions is first]
             for job in jobs:
-                if not (together and job.sessions is first):  # another ledger's: each on its own
+                if job.sessions is not first:  # another ledger's: each on its own
                     self._alone.submit(self._one, job)
             if len(grouped) == 1:
                 self._one(grouped[0])
