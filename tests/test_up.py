@@ -212,8 +212,14 @@ def test_a_prefect_server_killed_under_up_comes_back_and_a_decision_taken_meanwh
     wait_until(lambda: TOLD in said(), timeout=30, what="the approver to be told when the next step starts")
     with transaction(demo.rt.sessions) as session:
         assert gates.by_id(session, gate.id).state is GateState.DECIDED
-    wait_until(lambda: development_kicked_off(world), timeout=240, interval=0.5,
-               what="the PoC run to be woken and carry out the GO")
+    try:
+        wait_until(lambda: development_kicked_off(world), timeout=240, interval=0.5,
+                   what="the PoC run to be woken and carry out the GO")
+    except AssertionError as exc:  # what `up` and its children said, to see which step did not come
+        logs = up.settings.home / "logs"
+        said = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}"
+                         for log in sorted(logs.glob("*.log")) if log.name != "prefect-server.log")
+        raise AssertionError(f"{exc}\n--- up\n{up.output()}\n{said}") from None
     output = up.output()
     assert "the Prefect server was killed by SIGKILL; starting it again" in output
     assert f"woke 1 flow run(s): {run_id}" in output  # the catch-up's one summary line
