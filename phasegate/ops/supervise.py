@@ -41,6 +41,11 @@ from phasegate.orchestration.runtime import Runtime
 SERVER, RUNNER, REFRESHER = "the Prefect server", "the flows runner", "the refresher"
 MAX_RESTARTS = 3
 WINDOW = 600.0  # seconds
+# Seconds the catch-up gives each decided run to show as paused and take its resume. A catch-up that
+# looked once, right after the Prefect server came back, woke nothing and said nothing in two of
+# about ten full test runs (tests/test_up.py), leaving the run to the gate watch; what Prefect showed
+# at that moment was not captured. A run that is already on its way costs the catch-up this long.
+CATCH_UP_WAKE_WAIT = 10.0
 
 
 class GaveUp(ServiceUnavailable):
@@ -150,7 +155,7 @@ def catch_up_lines(rt: Runtime, log: Path | None = None) -> list[str]:
     warning is written to `log` (appended, timestamped), which the line names."""
     started = time.monotonic()
     try:
-        report = catch_up(rt, PrefectRuns(wake_wait=0), utcnow())
+        report = catch_up(rt, PrefectRuns(wake_wait=CATCH_UP_WAKE_WAIT), utcnow())
     except ONE_ENGAGEMENT as exc:  # the ledger or Prefect failing again: said, and left to the gate watch
         return [f"could not look for decisions to act on: {exc}; the gate watch will"]
     if not (report.woken or report.restarted or report.problems):
