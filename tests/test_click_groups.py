@@ -24,7 +24,7 @@ from test_burst import prompts
 from phasegate.configs.schema import Engagement
 from phasegate.errors import PolicyError
 from phasegate.ledger import gates
-from phasegate.ledger.db import on_commit, transaction
+from phasegate.ledger.db import GROUP_LOCK_WAIT, group, on_commit, transaction
 from phasegate.ledger.models import DecisionRow
 from phasegate.slack import acknowledge
 from phasegate.slack.acknowledge import ClickLine, Done
@@ -206,6 +206,15 @@ def test_two_lines_locking_the_same_gates_in_opposite_orders_record_every_click_
     assert answers(ledger, gate_ids) == sorted([(g, CLIENT) for g in gate_ids] + [(g, VENDOR) for g in gate_ids])
     assert sorted(committed) == sorted(gate_ids * 2)
     assert "a group of 9 clicks was not recorded, handling each on its own" in caplog.text
+
+
+def test_a_group_on_postgresql_waits_for_a_lock_group_lock_wait_at_most(ledger: sessionmaker[Session],
+                                                                          ledger_url: str) -> None:
+    """What ends two crossing groups' wait before PostgreSQL's deadlock check would (the test above)."""
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("a SQLite group takes the whole file at BEGIN: it waits for no row lock")
+    with group(ledger), transaction(ledger) as session:
+        assert session.execute(text("SHOW lock_timeout")).scalar_one() == f"{int(GROUP_LOCK_WAIT * 1000)}ms"
 
 
 def test_the_lines_thread_ends_when_idle_and_the_next_click_starts_another(

@@ -151,19 +151,17 @@ class Locked:
 def for_answer(conn: Connection, gate_id: int, delivery_id: str | None) -> Locked:
     """The ballot (its gate row locked), then its answers and any earlier delivery of this one. On
     PostgreSQL the first statement also locks the engagement's chain head (after the gate row, as every
-    answer does) and draws the decision's id, so the head is not read again and the decision's INSERT
-    returns nothing: two round trips fewer per answer. The answers are read by a statement of their
+    answer does) and draws the decision's id: the head is not read again (one statement fewer per
+    answer) and the decision's INSERT reads nothing back. The answers are read by a statement of their
     own, begun once the gate's lock is held: under READ COMMITTED a statement that waited for the lock
     would still read the answers as they were when it began (an answer committed meanwhile by another
     replica would be left out of the quorum)."""
-    if conn.dialect.name == "postgresql":
-        row = conn.execute(READ_FOR_ANSWER, {"gate_id": gate_id}).first()
-        if row is not None:  # else no gate, or a gate whose chain has no head yet: the general way says which
-            ballot = _ballot(row)
-            return Locked(ballot, answers(conn, ballot.gate.id, delivery_id), (int(row.head_seq), str(row.head_hash)),
-                          int(row.decision_id))
-    ballot = read(conn, gate_id, lock=True)
-    return Locked(ballot, answers(conn, ballot.gate.id, delivery_id), None, None)
+    row = conn.execute(READ_FOR_ANSWER, {"gate_id": gate_id}).first() if conn.dialect.name == "postgresql" else None
+    if row is None:  # SQLite; or no gate, or a gate whose chain has no head yet: the general way says which
+        ballot, head, drawn = read(conn, gate_id, lock=True), None, None
+    else:
+        ballot, head, drawn = _ballot(row), (int(row.head_seq), str(row.head_hash)), int(row.decision_id)
+    return Locked(ballot, answers(conn, ballot.gate.id, delivery_id), head, drawn)
 
 
 # PostgreSQL's: READ_LOCKED with the engagement's chain head (locked too) and the next decision id.
@@ -178,11 +176,11 @@ def answers(conn: Connection, gate_id: int, delivery_id: str | None) -> list[Ans
     return [Answer(**row._asdict()) for row in conn.execute(ANSWERS, {"gate_id": gate_id, "delivery_id": delivery_id})]
 
 
-def insert(conn: Connection, decision: dict[str, Any]) -> int:
-    """The decision row inserted; its id (drawn before, when `decision` holds one: nothing to wait for)."""
-    if decision.get("id") is not None:
-        conn.execute(INSERT_WITH_ID, decision)
-        return int(decision["id"])
+def insert(conn: Connection, decision: dict[str, Any], drawn: int | None = None) -> int:
+    """The decision row inserted; its id (`drawn` before, when given: nothing read back)."""
+    if drawn is not None:
+        conn.execute(INSERT_WITH_ID, decision | {"id": drawn})
+        return drawn
     return int(conn.execute(INSERT, decision).scalar_one())
 
 

@@ -157,9 +157,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
     now = utcnow()
     decision: dict[str, Any] = {"gate_id": gate.id, "outcome": outcome, "approver": approver,
                                 "side": entry.side.value, "role": entry.role, "reason": reason, "digest": gate.digest,
-                                "channel": via, "delivery_id": delivery_id, "operator": operator, "created_at": now,
-                                "id": locked.decision_id}
-    decision["id"] = ballots.insert(conn, decision)
+                                "channel": via, "delivery_id": delivery_id, "operator": operator, "created_at": now}
+    decision["id"] = ballots.insert(conn, decision, locked.decision_id)
     links = [chain.Link(AuditKind.DECISION_RECORDED, gate.name,
                         {"gate_id": gate.id, "approver": approver, "outcome": outcome.value, "reason": reason,
                          "digest": gate.digest, "channel": via.value,  # the payload key predates the name `via`

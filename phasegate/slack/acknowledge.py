@@ -126,7 +126,7 @@ class ClickLine:
                     self._alone.submit(self._one, job)
             if len(grouped) == 1:
                 self._one(grouped[0])
-            elif grouped:
+            else:
                 self._group(grouped)
 
     def _group(self, jobs: list[_Job]) -> None:
