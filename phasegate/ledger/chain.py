@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.orm import Session
 
+from phasegate.ledger import groups
 from phasegate.ledger.db import AUDIT_KEY
 from phasegate.ledger.models import Base, utcnow
 from phasegate.states import AuditKind
@@ -163,12 +164,14 @@ def lock_head(session: Session, engagement_id: str) -> tuple[int, str]:
     return int(head.seq), str(head.hash)
 
 
-def extend(session: Session, engagement_id: str, links: Sequence[Link], *, head: tuple[int, str] | None = None) -> None:
+def extend(session: Session, engagement_id: str, links: Sequence[Link], *,
+           head: tuple[int, str] | None = None) -> tuple[int, str]:
     """Add the events to the engagement's chain, in order, under one lock of its head: one read of
     the head, one insert, one update, however many events. Appends to one chain wait for each other
     from the head's lock to the commit, so everything that does not need the head (each event's
     content in its stored form) is made before it is taken; under it only the links are hashed.
-    `head`: (seq, hash) of the head as this transaction has already read and locked it."""
+    `head`: (seq, hash) of the head as this transaction has already read and locked it. Returns the
+    head as the events leave it."""
     key = key_of(session)
     seal = (Seal.HMAC_SHA256 if key is not None else Seal.SHA256).value
     now = utcnow()
@@ -184,10 +187,11 @@ def extend(session: Session, engagement_id: str, links: Sequence[Link], *, head:
         row["seq"], row["prev_hash"] = seq, prev_hash
         row["hash"] = prev_hash = event_hash(row, key)
     if not rows:
-        return
-    conn = session.connection()
-    conn.execute(ADD_EVENTS, rows[0] if len(rows) == 1 else rows)  # one row: no executemany (a pipeline on psycopg)
-    conn.execute(MOVE_HEAD, {"head": engagement_id, "seq": seq, "hash": prev_hash})
+        return seq, prev_hash
+    conn = session.connection()  # inside a group, both are sent with the group's others (phasegate.ledger.groups)
+    groups.defer(conn, ADD_EVENTS, rows[0] if len(rows) == 1 else rows)  # one row: no executemany
+    groups.defer(conn, MOVE_HEAD, {"head": engagement_id, "seq": seq, "hash": prev_hash}, key=engagement_id)
+    return seq, prev_hash
 
 
 def append(session: Session, engagement_id: str, kind: AuditKind, subject: str, payload: Mapping[str, Any],

@@ -11,16 +11,17 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from phasegate.errors import ServiceUnavailable
+from phasegate.ledger import groups
+from phasegate.ledger.groups import Spoiled as Spoiled  # what a group that cannot commit raises
 from phasegate.ledger.read import HEAD as HEAD  # the schema's newest revision and its first-use check
 from phasegate.ledger.read import MIGRATIONS  # live with the light read path (no ORM), once
 from phasegate.ledger.read import ensure_schema as ensure_schema
@@ -163,7 +164,7 @@ def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterat
     is re-checked under the lock): it reads a snapshot and never waits for a writer. PostgreSQL runs
     it READ ONLY, so a write inside one fails there loudly."""
     bind = factory.kw.get("bind")
-    joined: _Open | None = getattr(_GROUP, "open", None)
+    joined = groups.current()
     if joined is not None and isinstance(bind, Engine) and bind.url == joined.url:
         with joined.part():
             yield joined.session
@@ -182,71 +183,40 @@ def transaction(factory: sessionmaker[Session], *, write: bool = True) -> Iterat
         yield session
 
 
-_GROUP = threading.local()
-
-
-class Spoiled(SQLAlchemyError):
-    """A transaction of a `group` raised after it wrote (or its database refused a statement): the
-    group cannot commit what it holds, so it commits nothing."""
-
-
-@dataclass
-class _Open:
-    """A group's transaction while it is open on this thread."""
-
-    session: Session
-    url: object
-    committed: dict[Callable[[], object], None] = field(default_factory=dict)
-    writes: int = 0
-    spoiled: BaseException | None = None
-
-    def count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.lstrip()[:6].upper().startswith("SELECT"):
-            self.writes += 1
-
-    @contextmanager
-    def part(self) -> Iterator[None]:
-        """One joined transaction: what raises before writing anything leaves the group as it was (a
-        refusal reads, then refuses); what raises after writing, or with a statement refused, spoils it."""
-        if self.spoiled is not None:
-            raise Spoiled("an earlier transaction of this group failed after writing") from self.spoiled
-        writes = self.writes
-        try:
-            yield
-        except BaseException as exc:
-            session = self.session
-            if self.writes != writes or isinstance(exc, SQLAlchemyError) or session.new or session.dirty \
-                    or session.deleted:
-                self.spoiled = exc
-            raise
-
-
 @contextmanager
-def group(factory: sessionmaker[Session]) -> Iterator[Callable[[], bool]]:
+def group(factory: sessionmaker[Session], prepare: Callable[[Connection], object] | None = None,
+          ) -> Iterator[Callable[[], bool]]:
     """One write transaction that every `transaction` opened on this thread inside it joins (group
     commit): several requests recorded with one turn, one BEGIN and one COMMIT. A joined transaction
     that raises before it wrote anything (a refusal) leaves the others as they were; one that raises
     after writing spoils the group: it then raises Spoiled and commits nothing, and the caller handles
     each request again on its own. Yields whether the group is still sound. Nothing is durable before
-    the group commits; `on_commit` callbacks run after it has."""
-    if getattr(_GROUP, "open", None) is not None:
+    the group commits; `on_commit` callbacks run after it has. `prepare(conn)` runs first, as the
+    group's own (phasegate.ledger.groups: what it reads for all the requests goes in the memo)."""
+    if groups.current() is not None:
         raise RuntimeError("a group of transactions inside another")
     bind = factory.kw.get("bind")
     try:
         with transaction(factory) as session:
-            joined = _GROUP.open = _Open(session, bind.url if isinstance(bind, Engine) else None)
             conn = session.connection()
+            joined = groups.enter(groups.Open(session, bind.url if isinstance(bind, Engine) else None, conn))
             if conn.dialect.name == "postgresql":  # a group's lock waits end soon (GROUP_LOCK_WAIT says why)
                 conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(GROUP_LOCK_WAIT * 1000)}")
             event.listen(conn, "before_cursor_execute", joined.count)
+            event.listen(conn, "before_execute", joined.before)
             try:
+                if prepare is not None:
+                    with joined.own():
+                        prepare(conn)
                 yield lambda: joined.spoiled is None
                 if joined.spoiled is not None:
-                    raise Spoiled("a transaction of this group failed after writing") from joined.spoiled
+                    raise groups.Spoiled("a transaction of this group failed after writing") from joined.spoiled
+                joined.send(conn)  # what was deferred, before the COMMIT
             finally:
+                event.remove(conn, "before_execute", joined.before)
                 event.remove(conn, "before_cursor_execute", joined.count)
     finally:
-        _GROUP.open = None
+        groups.leave()
     for callback in joined.committed:
         callback()
 
@@ -261,7 +231,7 @@ GROUP_LOCK_WAIT = 0.3
 def on_commit(callback: Callable[[], object]) -> None:
     """`callback()` once what was written has committed: at once, or inside a `group` after the group
     has (once per group, however many of its transactions asked)."""
-    joined: _Open | None = getattr(_GROUP, "open", None)
+    joined = groups.current()
     if joined is None:
         callback()
     else:

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from phasegate.ledger import groups
 from phasegate.ledger.models import Base, utcnow
 from phasegate.states import Prompt, Via
 
@@ -51,8 +52,15 @@ def mark(session: Session, prompt: Prompt, target: int, *, wake: bool = False, t
     """One statement: the prompt marked for a redraw (due now), its `wake` OR-ed into a pending mark's."""
     now = utcnow()
     conn = session.connection()  # Core: the ORM's execute costs more than the statement
-    conn.execute(_upsert(conn.dialect.name), {"prompt": prompt, "target": target, "wake": wake, "tell": tell,
-                                              "seq": 1, "marked_at": now, "due_at": now, "tries": 0})
+    groups.defer(conn, _upsert(conn.dialect.name), {"prompt": prompt, "target": target, "wake": wake, "tell": tell,
+                                                    "seq": 1, "marked_at": now, "due_at": now, "tries": 0},
+                 key=(prompt, target), merge=_held_merged)  # a group's marks of one prompt: one upsert
+
+
+def _held_merged(held: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Two marks of one prompt in one group, as one: what `_merged` makes of a pending mark marked again."""
+    return new | {"wake": held["wake"] or new["wake"], "tell": new["tell"] if new["tell"] is not None else held["tell"],
+                  "marked_at": held["marked_at"]}
 
 
 @functools.cache

@@ -8,17 +8,18 @@ the one check of an answer, run by `answer` and by a click's pre-check alike.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from phasegate.configs.gate_schema import GatePolicy
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
-from phasegate.ledger import audit, ballots, chain, followups
+from phasegate.ledger import audit, ballots, chain, followups, groups
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
@@ -84,10 +85,33 @@ def snapshot_of(session: Session, gate: AnyGate) -> Snapshot:
         body = session.connection().execute(SNAPSHOT_BODY, {"id": gate.snapshot_id}).scalar()  # Core: no ORM round
         if body is None:
             raise InternalError(f"{gate.name} revision {gate.revision} has no frozen evidence snapshot")
-        snapshot = Snapshot.model_validate(body)
-        if len(SNAPSHOTS) >= SNAPSHOTS_MAX:
-            SNAPSHOTS.clear()
-        SNAPSHOTS[key] = snapshot
+        snapshot = _keep(gate, body)
+    return snapshot
+
+
+SNAPSHOT_BODIES = select(SnapshotRow.id, SnapshotRow.body).where(SnapshotRow.id.in_(bindparam("ids", expanding=True)))
+
+
+def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None:
+    """What a group of answers, each (gate id, delivery id), reads: once for all of them
+    (phasegate.ledger.ballots.prefetch), with the frozen evidence their checks read that this process
+    has not decoded yet. A group's own reads (phasegate.ledger.groups): `answer` then reads nothing."""
+    ballots.prefetch(conn, wanted)
+    memo = groups.memo(conn)
+    held: ballots.Held | None = memo.get(ballots.HELD) if memo else None
+    if held is None:
+        return
+    missing = {b.gate.snapshot_id: b.gate for b in held.ballots.values() if (b.gate.snapshot_id, b.gate.digest) not in SNAPSHOTS}
+    if missing:
+        for snapshot_id, body in conn.execute(SNAPSHOT_BODIES, {"ids": sorted(missing)}).tuples():
+            _keep(missing[snapshot_id], body)
+
+
+def _keep(gate: AnyGate, body: Any) -> Snapshot:
+    snapshot = Snapshot.model_validate(body)
+    if len(SNAPSHOTS) >= SNAPSHOTS_MAX:
+        SNAPSHOTS.clear()
+    SNAPSHOTS[(gate.snapshot_id, gate.digest)] = snapshot
     return snapshot
 
 
@@ -170,7 +194,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
         gate, settled = ballots.settle(conn, gate, decided, now)
         links.append(settled)
     followups.answered(session, Prompt.GATE, gate.id, decided=decided is not None, approver=approver, via=via)
-    chain.extend(session, gate.engagement_id, links, head=locked.head)  # last: the head is held until commit
+    head = chain.extend(session, gate.engagement_id, links, head=locked.head)  # last: the head is held until commit
+    ballots.recorded(locked, ballots.Answer(gate.id, approver, outcome, reason, delivery_id), gate, head)
     return Answered(gate, recorded=True, decided=decided)
 
 

@@ -10,7 +10,9 @@ moves or its writers keep working; a ledger that is down or hung fails them, and
 `ENDPOINT_TIMEOUT` after the line last moved). Whatever it then has
 to say (a refusal, "not recorded") goes through the response_url, as it would have on time. Clicks wait for the ledger in a line of their own
 (`ClickLine`), not on the server's thread pool, and are recorded in groups: one transaction for the
-clicks that waited together (issue 23: a burst costs one BEGIN and one COMMIT per group, not per click).
+clicks that waited together (issue 23: a burst costs one BEGIN and one COMMIT per group, not per click),
+whose gates are read once for all of them, and whose writes are sent once per statement
+(phasegate.ledger.groups).
 
 Forms (view_submission) and slash commands are not acknowledged early: their answer carries what
 they show (a form's field errors, an ephemeral text), so they keep Slack's deadline
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from fastapi import BackgroundTasks, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from phasegate.ledger import gates
 from phasegate.ledger.db import CLICK_PATIENCE, group
 from phasegate.ledger.writers import DEADLINE, deadline
 
@@ -42,6 +45,7 @@ ALONE_WORKERS = 6  # clicks handled one by one after their group failed: as many
 IDLE_EXIT = 30.0  # seconds without a click after which the line's thread ends (the next click starts another)
 
 Handler = Callable[[BackgroundTasks], Response]
+Hint = tuple[int, str]  # the gate and the delivery id a click's answer will be recorded under, if it is one
 Done = tuple[Response, BackgroundTasks]  # the answer, and what its handler left for after it
 
 
@@ -52,6 +56,7 @@ class _Job:
     context: Context  # the request's: its ledger deadline
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Done]
+    hint: Hint | None = None
     done: Done | BaseException | None = field(default=None)
 
     def run(self) -> None:
@@ -86,11 +91,12 @@ class ClickLine:
         self._open = 0
         self._changed = threading.Condition()
 
-    def run(self, sessions: sessionmaker[Session], handler: Handler) -> asyncio.Future[Done]:
+    def run(self, sessions: sessionmaker[Session], handler: Handler, hint: Hint | None = None) -> asyncio.Future[Done]:
         """`handler(later)` in its turn, in the caller's context (its ledger deadline), its write
-        transaction joining its group's; the answer and `later` once the group has committed."""
+        transaction joining its group's; the answer and `later` once the group has committed. `hint`:
+        the gate answer it will record, read with its group's others before any handler runs."""
         loop = asyncio.get_running_loop()
-        job = _Job(sessions, handler, copy_context(), loop, loop.create_future())
+        job = _Job(sessions, handler, copy_context(), loop, loop.create_future(), hint)
         with self._changed:
             self._open += 1
             self._queue.put(job)
@@ -131,9 +137,10 @@ class ClickLine:
 
     def _group(self, jobs: list[_Job]) -> None:
         deadlines = [d for job in jobs if (d := job.context.get(DEADLINE)) is not None]
+        hints = [job.hint for job in jobs if job.hint is not None]
         try:
             with deadline(min(deadlines, default=time.monotonic() + CLICK_PATIENCE) - time.monotonic()), \
-                    group(jobs[0].sessions) as sound:
+                    group(jobs[0].sessions, lambda conn: gates.prefetch(conn, hints)) as sound:
                 for job in jobs:
                     job.run()
                     if not sound():  # it failed after writing: the group commits nothing
@@ -178,12 +185,13 @@ def is_click(payload: object) -> bool:
 
 
 async def acknowledged(line: ClickLine, sessions: sessionmaker[Session], handler: Handler,
-                       background: BackgroundTasks, *, started: float, within: float) -> Response:
+                       background: BackgroundTasks, *, started: float, within: float,
+                       hint: Hint | None = None) -> Response:
     """`handler(later)`'s answer if it is recorded within `within` seconds of `started` (a
     time.monotonic()); else an empty 200 at once, the handler finishing after it. Its background
     work (`later`) runs after the answer either way."""
     with deadline(CLICK_PATIENCE - (time.monotonic() - started)):  # copied into the job's context
-        work = line.run(sessions, handler)
+        work = line.run(sessions, handler, hint)
     try:
         response, later = await asyncio.wait_for(asyncio.shield(work), max(0.0, within - (time.monotonic() - started)))
     except TimeoutError:

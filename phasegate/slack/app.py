@@ -28,9 +28,12 @@ from starlette.concurrency import run_in_threadpool
 from phasegate.ledger.db import ENDPOINT_PATIENCE
 from phasegate.ledger.faults import write_problem
 from phasegate.ledger.writers import deadline
+from phasegate.slack import gates as slack_gates
+from phasegate.slack import inbound
 from phasegate.slack.acknowledge import acknowledged, is_click
 from phasegate.slack.deps import SlackDeps
-from phasegate.slack.interactions import on_command, on_interaction
+from phasegate.slack.inbound import Refused
+from phasegate.slack.interactions import on_command, on_interaction, on_request
 from phasegate.slack.payloads import BodyRefused, Undecodable, decode_form, decode_payload, read_capped
 from phasegate.slack.signature import verify
 
@@ -81,8 +84,13 @@ def create_app(deps: SlackDeps) -> FastAPI:
             except Undecodable as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             if is_click(payload):  # answered within `ack_within` however busy the ledger is
-                return await acknowledged(deps.clicks, deps.sessions, lambda later: on_interaction(deps, payload, later),
-                                          background, started=started, within=deps.ack_within)
+                try:
+                    click = inbound.interaction(payload)
+                except Refused as exc:
+                    return JSONResponse({"error": str(exc)}, status_code=400)
+                return await acknowledged(deps.clicks, deps.sessions, lambda later: on_request(deps, click, later),
+                                          background, started=started, within=deps.ack_within,
+                                          hint=slack_gates.hint(click))
             return await run_sync(on_interaction, deps, payload, background)
 
     return app

@@ -26,7 +26,7 @@ from phasegate.ledger.db import on_commit, transaction
 from phasegate.ledger.engagements import attest, config_of, get
 from phasegate.messages import gates as messages
 from phasegate.messages import refusals
-from phasegate.messages.ids import REASON_INPUT, parse_attest_value
+from phasegate.messages.ids import REASON_INPUT, Action, parse_attest_value
 from phasegate.slack.deps import SlackDeps, log, tell
 from phasegate.slack.inbound import Click, Refused, Submission, reason_form, row_id
 from phasegate.slack.payloads import delivery_id
@@ -73,6 +73,23 @@ def redraw(deps: SlackDeps, gate_id: int) -> None:
         log.warning("gate %s: could not mark its prompt for a redraw: %s", gate_id, exc)
         return
     deps.refresh_soon()
+
+
+def hint(request: Click | Submission | None) -> tuple[int, str] | None:
+    """The gate and delivery id a click will record its answer under, if it is a GO or ACCEPT button
+    (`on_action`): its group reads them with its others before any handler runs
+    (phasegate.ledger.ballots.prefetch). Only a hint: an answer recorded under anything else reads
+    for itself."""
+    if not isinstance(request, Click) or request.action is None or request.action.action in (Action.ATTEST, Action.CHANGE):
+        return None
+    gate_id = row_id(request.value)
+    try:
+        outcome = Outcome(request.action.argument)
+    except ValueError:
+        return None
+    if gate_id is None or outcome.needs_reason:
+        return None
+    return gate_id, delivery_id("slack", gate_id, request.user, request.action_ts)
 
 
 def on_action(deps: SlackDeps, click: Click, argument: str, background: BackgroundTasks) -> Response:

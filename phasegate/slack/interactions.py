@@ -39,6 +39,11 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
         request = inbound.interaction(payload)
     except Refused as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
+    return on_request(deps, request, background)
+
+
+def on_request(deps: SlackDeps, request: Click | Submission | None, background: BackgroundTasks) -> Response:
+    """`on_interaction` of a payload already read through `phasegate.slack.inbound`."""
     give_up: float | None = None
     while True:
         try:
