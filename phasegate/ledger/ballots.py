@@ -4,7 +4,7 @@ A click's transaction reads the gate revision and its engagement's standing in o
 primary key; on PostgreSQL the gate row locked, on SQLite the whole file is the writer's already),
 and the answers so far in one more (by the indexed gate id, or the unique delivery id of a
 redelivery). The statements are built once per process: a click builds none. A group of clicks
-(phasegate.ledger.groups) reads all of this once for all of them (`prefetch`), and each answer is then
+(phasegate.ledger.groups) reads all of this once for all of them (phasegate.ledger.held), and each answer is then
 decided from the group's memo without a statement of its own.
 
 `Gate` holds exactly the columns a gate's seal hashes (phasegate.ledger.seals.SEALED), so when an
@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 
@@ -91,8 +90,6 @@ INSERT = DECISIONS.insert().returning(DECISIONS.c.id)
 INSERT_WITH_ID = DECISIONS.insert().inline()  # its id drawn before: nothing to read back
 SETTLE = update(GATES).where(GATES.c.id == bindparam("gate_id"))
 CONFIG = select(ENGAGEMENTS.c.config).where(ENGAGEMENTS.c.id == bindparam("engagement_id"))
-CONFIGS = select(ENGAGEMENTS.c.id, ENGAGEMENTS.c.config).where(
-    ENGAGEMENTS.c.id.in_(bindparam("engagement_ids", expanding=True)))
 
 
 def read(conn: Connection, gate_id: int, *, lock: bool = False) -> Ballot:
@@ -151,19 +148,6 @@ def _policy_of(ballot: Ballot, stored: dict[str, Any]) -> GatePolicy | None:
     return found
 
 
-@dataclass
-class Held:
-    """What a group's answers are decided against, read once for all of them under the locks they are
-    recorded under (`prefetch`), and kept as each recorded answer leaves it."""
-
-    ballots: dict[int, Ballot]  # by gate id: the gates whose chain heads are held too
-    answers: dict[int, list[Answer]]  # by gate id, oldest first
-    asked: frozenset[str]  # the delivery ids the group carries: an earlier delivery of each is in `deliveries`
-    deliveries: dict[str, Answer]
-    heads: dict[str, tuple[int, str]]  # by engagement id: (seq, hash)
-    ids: list[int] = field(default_factory=list)  # decision ids drawn for the group, given out in turn
-
-
 @dataclass(frozen=True)
 class Locked:
     """What an answer is decided and recorded against, read under the locks it is recorded under."""
@@ -172,85 +156,32 @@ class Locked:
     answers: list[Answer]
     head: tuple[int, str] | None  # the engagement's chain head (seq, hash), locked; None: to be locked
     decision_id: int | None  # the id the decision will have; None: given by its INSERT
-    held: Held | None = None  # the group's, when read from it: to be told what the answer left
+    held: Ahead | None = None  # the group's memo entry, when read from it: told what the answer left
 
 
-HELD = "ballots"  # the group memo's entry (phasegate.ledger.groups)
+HELD = "ballots"  # the group memo's entry: what the group read ahead (phasegate.ledger.held)
 
 
-def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None:
-    """For a group of answers, each (gate id, delivery id): their gates locked in the order of their
-    ids with their chain heads, then their answers and the earlier deliveries of theirs, read once for
-    all of them into the group's memo, with a decision id for each drawn. Three statements for the
-    group, instead of two to three for each answer; `for_answer` then reads nothing."""
-    memo = groups.memo(conn)
-    if memo is None or not wanted:
-        return
-    ids = sorted({gate_id for gate_id, _ in wanted})
-    if conn.dialect.name == "postgresql":
-        rows = conn.execute(HOLD_PG, {"gate_ids": ids}).all()
-        heads = {row.engagement_id: (int(row.head_seq), str(row.head_hash)) for row in rows}
-        drawn = list(conn.execute(DRAW, {"n": len(wanted)}).scalars())
-    else:  # the group's BEGIN IMMEDIATE holds the file: nothing else writes until it commits
-        rows = conn.execute(HOLD, {"gate_ids": ids}).all()
-        heads = {row.engagement_id: (int(row.seq), str(row.hash)) for row in conn.execute(
-            HEADS_OF, {"engagement_ids": sorted({row.engagement_id for row in rows})})}
-        first = int(conn.execute(NEXT_ID).scalar_one())
-        drawn = list(range(first, first + len(wanted)))
-    held = Held({row.id: _ballot(row) for row in rows if row.engagement_id in heads}, {},
-                frozenset(d for _, d in wanted if d is not None), {}, heads, drawn)
-    for row in conn.execute(ANSWERS_OF, {"gate_ids": list(held.ballots), "deliveries": sorted(held.asked)}):
-        answer = Answer(**row._asdict())
-        held.answers.setdefault(answer.gate_id, []).append(answer)
-        if answer.delivery_id is not None:
-            held.deliveries[answer.delivery_id] = answer
-    unknown = {b.gate.engagement_id for b in held.ballots.values()
-               if b.config_digest not in engagements.DECODED and (b.config_digest, b.gate.phase) not in POLICIES}
-    if unknown:  # the policies a check would read one engagement at a time: read for all at once
-        stored: dict[str, dict[str, Any]] = dict(conn.execute(CONFIGS, {"engagement_ids": sorted(unknown)}).tuples().all())
-        for ballot in held.ballots.values():
-            if ballot.gate.engagement_id in unknown:
-                _policy_of(ballot, stored[ballot.gate.engagement_id])
-    memo[HELD] = held
+class Ahead(Protocol):
+    """A group's memo entry (phasegate.ledger.held.Held)."""
 
+    def take(self, gate_id: int, delivery_id: str | None) -> Locked | None: ...
 
-def _from_memo(conn: Connection, gate_id: int, delivery_id: str | None) -> Locked | None:
-    memo = groups.memo(conn)
-    held: Held | None = memo.get(HELD) if memo else None
-    if held is None or gate_id not in held.ballots or not held.ids or (
-            delivery_id is not None and delivery_id not in held.asked):
-        return None
-    ballot = held.ballots[gate_id]
-    answers = list(held.answers.get(gate_id, ()))
-    earlier = held.deliveries.get(delivery_id) if delivery_id is not None else None
-    if earlier is not None and earlier.gate_id != gate_id:
-        answers.append(earlier)
-    return Locked(ballot, answers, held.heads[ballot.gate.engagement_id], held.ids.pop(0), held)
-
-
-def recorded(locked: Locked, answer: Answer, gate: Gate, head: tuple[int, str]) -> None:
-    """What an answer read from the group's memo left: the next answer of the group reads it there."""
-    held = locked.held
-    if held is None:
-        return
-    held.answers.setdefault(gate.id, []).append(answer)
-    if answer.delivery_id is not None:
-        held.deliveries[answer.delivery_id] = answer
-    held.ballots[gate.id] = dataclasses.replace(held.ballots[gate.id], gate=gate)
-    held.heads[gate.engagement_id] = head
+    def recorded(self, answer: Answer, gate: Gate, head: tuple[int, str]) -> None: ...
 
 
 def for_answer(conn: Connection, gate_id: int, delivery_id: str | None) -> Locked:
     """The ballot (its gate row locked), then its answers and any earlier delivery of this one; from
-    the group's memo when it holds them (`prefetch`). On
+    the group's memo when it holds them (phasegate.ledger.held). On
     PostgreSQL the first statement also locks the engagement's chain head (after the gate row, as every
     answer does) and draws the decision's id: the head is not read again (one statement fewer per
     answer) and the decision's INSERT reads nothing back. The answers are read by a statement of their
     own, begun once the gate's lock is held: under READ COMMITTED a statement that waited for the lock
     would still read the answers as they were when it began (an answer committed meanwhile by another
     replica would be left out of the quorum)."""
-    known = _from_memo(conn, gate_id, delivery_id)
-    if known is not None:
+    memo = groups.memo(conn)
+    held: Ahead | None = memo.get(HELD) if memo else None
+    if held is not None and (known := held.take(gate_id, delivery_id)) is not None:
         return known
     row = conn.execute(READ_FOR_ANSWER, {"gate_id": gate_id}).first() if conn.dialect.name == "postgresql" else None
     if row is None:  # SQLite; or no gate, or a gate whose chain has no head yet: the general way says which
@@ -265,22 +196,6 @@ READ_FOR_ANSWER = (READ.add_columns(chain.HEADS.c.seq.label("head_seq"), chain.H
                                     func.nextval(func.pg_get_serial_sequence("decisions", "id")).label("decision_id"))
                    .join(chain.HEADS, chain.HEADS.c.engagement_id == GATES.c.engagement_id)
                    .with_for_update(of=[GATES, chain.HEADS]))
-
-
-# A group's (prefetch): its gates with their engagements' chain heads, locked in the order of the gate ids.
-HOLD = _BALLOT.where(GATES.c.id.in_(bindparam("gate_ids", expanding=True))).order_by(GATES.c.id)
-HOLD_PG = (HOLD.add_columns(chain.HEADS.c.seq.label("head_seq"), chain.HEADS.c.hash.label("head_hash"))
-           .join(chain.HEADS, chain.HEADS.c.engagement_id == GATES.c.engagement_id)
-           .with_for_update(of=[GATES, chain.HEADS]))
-HEADS_OF = select(chain.HEADS).where(chain.HEADS.c.engagement_id.in_(bindparam("engagement_ids", expanding=True)))
-DRAW = select(func.nextval(func.pg_get_serial_sequence("decisions", "id"))).select_from(
-    func.generate_series(1, bindparam("n")))
-NEXT_ID = select(func.coalesce(func.max(DECISIONS.c.id), 0) + 1)
-ANSWERS_OF = (select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome, DECISIONS.c.reason,
-                     DECISIONS.c.delivery_id)
-              .where(or_(DECISIONS.c.gate_id.in_(bindparam("gate_ids", expanding=True)),
-                         DECISIONS.c.delivery_id.in_(bindparam("deliveries", expanding=True))))
-              .order_by(DECISIONS.c.id))
 
 
 def answers(conn: Connection, gate_id: int, delivery_id: str | None) -> list[Answer]:

@@ -213,6 +213,7 @@ def group(factory: sessionmaker[Session], prepare: Callable[[Connection], object
                     raise groups.Spoiled("a transaction of this group failed after writing") from joined.spoiled
                 joined.send(conn)  # what was deferred, before the COMMIT
             finally:
+                joined.conn = None  # what runs at the COMMIT (the projection's flush) writes at once
                 event.remove(conn, "before_execute", joined.before)
                 event.remove(conn, "before_cursor_execute", joined.count)
     finally:

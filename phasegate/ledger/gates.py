@@ -20,6 +20,7 @@ from phasegate.configs.gate_schema import GatePolicy
 from phasegate.configs.schema import Approver, Engagement, Phase
 from phasegate.errors import GateClosed, InternalError, NotFound
 from phasegate.ledger import audit, ballots, chain, followups, groups
+from phasegate.ledger import held as held_ahead
 from phasegate.ledger.models import DecisionRow, GateRow, SnapshotRow, utcnow
 from phasegate.ledger.phases import check_extension
 from phasegate.rules import policy
@@ -94,11 +95,11 @@ SNAPSHOT_BODIES = select(SnapshotRow.id, SnapshotRow.body).where(SnapshotRow.id.
 
 def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None:
     """What a group of answers, each (gate id, delivery id), reads: once for all of them
-    (phasegate.ledger.ballots.prefetch), with the frozen evidence their checks read that this process
+    (phasegate.ledger.held), with the frozen evidence their checks read that this process
     has not decoded yet. A group's own reads (phasegate.ledger.groups): `answer` then reads nothing."""
-    ballots.prefetch(conn, wanted)
+    held_ahead.prefetch(conn, wanted)
     memo = groups.memo(conn)
-    held: ballots.Held | None = memo.get(ballots.HELD) if memo else None
+    held: held_ahead.Held | None = memo.get(ballots.HELD) if memo else None
     if held is None:
         return
     missing = {b.gate.snapshot_id: b.gate for b in held.ballots.values() if (b.gate.snapshot_id, b.gate.digest) not in SNAPSHOTS}
@@ -195,7 +196,8 @@ def answer(session: Session, gate_id: int, *, approver: str, outcome: Outcome, r
         links.append(settled)
     followups.answered(session, Prompt.GATE, gate.id, decided=decided is not None, approver=approver, via=via)
     head = chain.extend(session, gate.engagement_id, links, head=locked.head)  # last: the head is held until commit
-    ballots.recorded(locked, ballots.Answer(gate.id, approver, outcome, reason, delivery_id), gate, head)
+    if locked.held is not None:  # read from its group's memo: the next answer of the group reads it there
+        locked.held.recorded(ballots.Answer(gate.id, approver, outcome, reason, delivery_id), gate, head)
     return Answered(gate, recorded=True, decided=decided)
 
 
