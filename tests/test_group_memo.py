@@ -111,7 +111,7 @@ def test_a_group_reads_once_and_records_what_one_by_one_would(ledger: sessionmak
     assert reports and all(report.intact for report in reports), [r.problems for r in reports if not r.intact]
     # 23 clicks: a few statements for the whole group (its reads, one per kind of write), not several a click
     assert len(grouped) <= 16, grouped
-    assert len(seen) >= 3 * 20, len(seen)
+    assert len(seen) >= 100, len(seen)  # 150 on PostgreSQL, 169 on SQLite (15 for the group on both)
 
 
 def test_any_other_statement_sees_what_was_deferred_and_ends_the_memo(ledger: sessionmaker[Session],
