@@ -9,8 +9,9 @@ savings for a burst of clicks (issue 23), each with a rule that keeps it exact:
   other statement runs on the group's connection or before the COMMIT. Whatever runs next therefore
   reads what was deferred, as if it had been written at once.
 - `memo`: what the group's requests read once for all of them, taken under the locks they record
-  under (phasegate.ledger.ballots.prefetch). It stays valid only while nothing else runs on the
-  connection: any other statement drops it, and the requests after that read for themselves.
+  under (phasegate.ledger.held, phasegate.ledger.gates.prefetch). It stays valid only while nothing
+  else runs on the connection: any other statement drops it, and the requests after that read for
+  themselves.
 """
 
 from __future__ import annotations

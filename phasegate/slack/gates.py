@@ -78,7 +78,7 @@ def redraw(deps: SlackDeps, gate_id: int) -> None:
 def hint(request: Click | Submission | None) -> tuple[int, str] | None:
     """The gate and delivery id a click will record its answer under, if it is a GO or ACCEPT button
     (`on_action`): its group reads them with its others before any handler runs
-    (phasegate.ledger.ballots.prefetch). Only a hint: an answer recorded under anything else reads
+    (phasegate.ledger.gates.prefetch). Only a hint: an answer recorded under anything else reads
     for itself."""
     if not isinstance(request, Click) or request.action is None or request.action.action in (Action.ATTEST, Action.CHANGE):
         return None
