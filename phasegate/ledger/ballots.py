@@ -77,10 +77,11 @@ class Answer:
 FIELDS = [field.name for field in dataclasses.fields(Gate)]
 if tuple(FIELDS) != seals.SEALED["gates"]:  # a column sealed but not read would be hashed as None
     raise RuntimeError("ballots.Gate must hold exactly the gate columns seals.SEALED hashes")
-_BALLOT = (select(*(GATES.c[name] for name in FIELDS), ENGAGEMENTS.c.state.label("engagement_state"),
+# A ballot's columns: READ takes one gate's by id, a group's read-ahead many (phasegate.ledger.held).
+BALLOTS = (select(*(GATES.c[name] for name in FIELDS), ENGAGEMENTS.c.state.label("engagement_state"),
                   ENGAGEMENTS.c.closed_reason, ENGAGEMENTS.c.config_digest)
            .join_from(GATES, ENGAGEMENTS, GATES.c.engagement_id == ENGAGEMENTS.c.id))
-READ = _BALLOT.where(GATES.c.id == bindparam("gate_id"))
+READ = BALLOTS.where(GATES.c.id == bindparam("gate_id"))
 READ_LOCKED = READ.with_for_update(of=GATES)  # SQLite renders no FOR UPDATE: BEGIN IMMEDIATE took the file
 ANSWERS = (select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome, DECISIONS.c.reason,
                   DECISIONS.c.delivery_id)
@@ -97,10 +98,11 @@ def read(conn: Connection, gate_id: int, *, lock: bool = False) -> Ballot:
     row = conn.execute(READ_LOCKED if lock else READ, {"gate_id": gate_id}).first()
     if row is None:
         raise NotFound(f"no gate {gate_id}")
-    return _ballot(row)
+    return ballot_of(row)
 
 
-def _ballot(row: Any) -> Ballot:
+def ballot_of(row: Any) -> Ballot:
+    """The ballot in a row of BALLOTS' columns."""
     return Ballot(Gate(**{name: row._mapping[name] for name in FIELDS}), row.engagement_state, row.closed_reason,
                   row.config_digest)
 
@@ -129,13 +131,13 @@ def policy(conn: Connection, ballot: Ballot) -> GatePolicy:
     found = POLICIES.get((ballot.config_digest, ballot.gate.phase))
     if found is None:
         stored: dict[str, Any] = conn.execute(CONFIG, {"engagement_id": ballot.gate.engagement_id}).scalar_one()
-        found = _policy_of(ballot, stored)
+        found = policy_of(ballot, stored)
         if found is None:  # not the file's phase: the whole file says so, as it always has
             return config(conn, ballot).phases.of(ballot.gate.phase).gate
     return found
 
 
-def _policy_of(ballot: Ballot, stored: dict[str, Any]) -> GatePolicy | None:
+def policy_of(ballot: Ballot, stored: dict[str, Any]) -> GatePolicy | None:
     """The ballot's gate policy decoded from its stored engagement file, and kept; None if the file has
     no such phase."""
     phase = (stored.get("phases") or {}).get(ballot.gate.phase.value)
@@ -187,7 +189,7 @@ def for_answer(conn: Connection, gate_id: int, delivery_id: str | None) -> Locke
     if row is None:  # SQLite; or no gate, or a gate whose chain has no head yet: the general way says which
         ballot, head, drawn = read(conn, gate_id, lock=True), None, None
     else:
-        ballot, head, drawn = _ballot(row), (int(row.head_seq), str(row.head_hash)), int(row.decision_id)
+        ballot, head, drawn = ballot_of(row), (int(row.head_seq), str(row.head_hash)), int(row.decision_id)
     return Locked(ballot, answers(conn, ballot.gate.id, delivery_id), head, drawn)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select
 
 from phasegate.ledger import chain, engagements, groups
 from phasegate.ledger.ballots import (
-    _BALLOT,
+    BALLOTS,
     DECISIONS,
     ENGAGEMENTS,
     GATES,
@@ -31,12 +31,12 @@ from phasegate.ledger.ballots import (
     Ballot,
     Gate,
     Locked,
-    _ballot,
-    _policy_of,
+    ballot_of,
+    policy_of,
 )
 
 # Its gates with their engagements' chain heads, locked in the order of the gate ids.
-HOLD = _BALLOT.where(GATES.c.id.in_(bindparam("gate_ids", expanding=True))).order_by(GATES.c.id)
+HOLD = BALLOTS.where(GATES.c.id.in_(bindparam("gate_ids", expanding=True))).order_by(GATES.c.id)
 HOLD_PG = (HOLD.add_columns(chain.HEADS.c.seq.label("head_seq"), chain.HEADS.c.hash.label("head_hash"))
            .join(chain.HEADS, chain.HEADS.c.engagement_id == GATES.c.engagement_id)
            .with_for_update(of=[GATES, chain.HEADS]))
@@ -103,7 +103,7 @@ def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None
             HEADS_OF, {"engagement_ids": sorted({row.engagement_id for row in rows})})}
         first = int(conn.execute(NEXT_ID).scalar_one())
         drawn = list(range(first, first + len(wanted)))
-    held = Held({row.id: _ballot(row) for row in rows if row.engagement_id in heads}, {},
+    held = Held({row.id: ballot_of(row) for row in rows if row.engagement_id in heads}, {},
                 frozenset(d for _, d in wanted if d is not None), {}, heads, drawn)
     # begun after the locks above were granted: under READ COMMITTED it sees what their holders committed
     for row in conn.execute(ANSWERS_OF, {"gate_ids": list(held.ballots), "deliveries": sorted(held.asked)}):
@@ -117,5 +117,5 @@ def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None
         stored: dict[str, dict[str, Any]] = dict(conn.execute(CONFIGS, {"engagement_ids": sorted(unknown)}).tuples().all())
         for ballot in held.ballots.values():
             if ballot.gate.engagement_id in unknown:
-                _policy_of(ballot, stored[ballot.gate.engagement_id])
+                policy_of(ballot, stored[ballot.gate.engagement_id])
     memo[HELD] = held
