@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from helpers import wait_until
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from test_burst import prompts
@@ -170,14 +171,13 @@ def test_a_group_that_waited_for_anothers_locks_counts_its_answers(ledger: sessi
     other.start()
     assert holding.wait(10)
 
-    def waiter() -> bool:
+    def waiter() -> bool:  # a session of this test's database waits for a lock: the second group's read
         with ledger_engine.connect() as conn:
-            return bool(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"))
-                        .scalar_one())
+            return bool(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                          "AND datname = current_database()")).scalar_one())
 
     def release_when_waited_for() -> None:
-        while not waiter():
-            pass
+        wait_until(waiter, timeout=10, what="the second group to wait for the first's locks")
         release.set()
 
     threading.Thread(target=release_when_waited_for, daemon=True).start()

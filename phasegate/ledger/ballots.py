@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
 
 from phasegate.configs import checks
 from phasegate.configs.gate_schema import GatePolicy
@@ -83,10 +83,10 @@ BALLOTS = (select(*(GATES.c[name] for name in FIELDS), ENGAGEMENTS.c.state.label
            .join_from(GATES, ENGAGEMENTS, GATES.c.engagement_id == ENGAGEMENTS.c.id))
 READ = BALLOTS.where(GATES.c.id == bindparam("gate_id"))
 READ_LOCKED = READ.with_for_update(of=GATES)  # SQLite renders no FOR UPDATE: BEGIN IMMEDIATE took the file
-ANSWERS = (select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome, DECISIONS.c.reason,
-                  DECISIONS.c.delivery_id)
-           .where(or_(DECISIONS.c.gate_id == bindparam("gate_id"), DECISIONS.c.delivery_id == bindparam("delivery_id")))
-           .order_by(DECISIONS.c.id))  # delivery_id = NULL matches no row: without one, the gate's answers only
+ANSWER_COLUMNS = select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome, DECISIONS.c.reason,
+                        DECISIONS.c.delivery_id).order_by(DECISIONS.c.id)  # an Answer's, oldest first
+ANSWERS = ANSWER_COLUMNS.where(  # delivery_id = NULL matches no row: without one, the gate's answers only
+    or_(DECISIONS.c.gate_id == bindparam("gate_id"), DECISIONS.c.delivery_id == bindparam("delivery_id")))
 INSERT = DECISIONS.insert().returning(DECISIONS.c.id)
 INSERT_WITH_ID = DECISIONS.insert().inline()  # its id drawn before: nothing to read back
 SETTLE = update(GATES).where(GATES.c.id == bindparam("gate_id"))
@@ -174,10 +174,10 @@ class Ahead(Protocol):
 
 def for_answer(conn: Connection, gate_id: int, delivery_id: str | None) -> Locked:
     """The ballot (its gate row locked), then its answers and any earlier delivery of this one; from
-    the group's memo when it holds them (phasegate.ledger.held). On
-    PostgreSQL the first statement also locks the engagement's chain head (after the gate row, as every
-    answer does) and draws the decision's id: the head is not read again (one statement fewer per
-    answer) and the decision's INSERT reads nothing back. The answers are read by a statement of their
+    the group's memo when it holds them (phasegate.ledger.held). On PostgreSQL the first statement
+    also locks the engagement's chain head (after the gate row, as every answer does) and draws the
+    decision's id: the head is not read again (one statement fewer per answer) and the decision's
+    INSERT reads nothing back. The answers are read by a statement of their
     own, begun once the gate's lock is held: under READ COMMITTED a statement that waited for the lock
     would still read the answers as they were when it began (an answer committed meanwhile by another
     replica would be left out of the quorum)."""
@@ -193,11 +193,17 @@ def for_answer(conn: Connection, gate_id: int, delivery_id: str | None) -> Locke
     return Locked(ballot, answers(conn, ballot.gate.id, delivery_id), head, drawn)
 
 
+def with_head(query: Select[Any]) -> Select[Any]:
+    """PostgreSQL's: a query of BALLOTS' columns with each gate's chain head (head_seq, head_hash),
+    the gate rows and their heads locked."""
+    return (query.add_columns(chain.HEADS.c.seq.label("head_seq"), chain.HEADS.c.hash.label("head_hash"))
+            .join(chain.HEADS, chain.HEADS.c.engagement_id == GATES.c.engagement_id)
+            .with_for_update(of=[GATES, chain.HEADS]))
+
+
 # PostgreSQL's: READ_LOCKED with the engagement's chain head (locked too) and the next decision id.
-READ_FOR_ANSWER = (READ.add_columns(chain.HEADS.c.seq.label("head_seq"), chain.HEADS.c.hash.label("head_hash"),
-                                    func.nextval(func.pg_get_serial_sequence("decisions", "id")).label("decision_id"))
-                   .join(chain.HEADS, chain.HEADS.c.engagement_id == GATES.c.engagement_id)
-                   .with_for_update(of=[GATES, chain.HEADS]))
+READ_FOR_ANSWER = with_head(READ).add_columns(
+    func.nextval(func.pg_get_serial_sequence("decisions", "id")).label("decision_id"))
 
 
 def answers(conn: Connection, gate_id: int, delivery_id: str | None) -> list[Answer]:

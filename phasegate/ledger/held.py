@@ -21,6 +21,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select
 
 from phasegate.ledger import chain, engagements, groups
 from phasegate.ledger.ballots import (
+    ANSWER_COLUMNS,
     BALLOTS,
     DECISIONS,
     ENGAGEMENTS,
@@ -33,22 +34,18 @@ from phasegate.ledger.ballots import (
     Locked,
     ballot_of,
     policy_of,
+    with_head,
 )
 
 # Its gates with their engagements' chain heads, locked in the order of the gate ids.
 HOLD = BALLOTS.where(GATES.c.id.in_(bindparam("gate_ids", expanding=True))).order_by(GATES.c.id)
-HOLD_PG = (HOLD.add_columns(chain.HEADS.c.seq.label("head_seq"), chain.HEADS.c.hash.label("head_hash"))
-           .join(chain.HEADS, chain.HEADS.c.engagement_id == GATES.c.engagement_id)
-           .with_for_update(of=[GATES, chain.HEADS]))
+HOLD_PG = with_head(HOLD)
 HEADS_OF = select(chain.HEADS).where(chain.HEADS.c.engagement_id.in_(bindparam("engagement_ids", expanding=True)))
 DRAW = select(func.nextval(func.pg_get_serial_sequence("decisions", "id"))).select_from(
     func.generate_series(1, bindparam("n")))
 NEXT_ID = select(func.coalesce(func.max(DECISIONS.c.id), 0) + 1)
-ANSWERS_OF = (select(DECISIONS.c.gate_id, DECISIONS.c.approver, DECISIONS.c.outcome, DECISIONS.c.reason,
-                     DECISIONS.c.delivery_id)
-              .where(or_(DECISIONS.c.gate_id.in_(bindparam("gate_ids", expanding=True)),
-                         DECISIONS.c.delivery_id.in_(bindparam("deliveries", expanding=True))))
-              .order_by(DECISIONS.c.id))
+ANSWERS_OF = ANSWER_COLUMNS.where(or_(DECISIONS.c.gate_id.in_(bindparam("gate_ids", expanding=True)),
+                                     DECISIONS.c.delivery_id.in_(bindparam("deliveries", expanding=True))))
 CONFIGS = select(ENGAGEMENTS.c.id, ENGAGEMENTS.c.config).where(
     ENGAGEMENTS.c.id.in_(bindparam("engagement_ids", expanding=True)))
 
@@ -86,7 +83,7 @@ class Held:
 
 def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None:
     """For a group of answers, each (gate id, delivery id), on the group's connection: its memo entry,
-    in four statements for the whole group (five on SQLite; one more when a policy is not decoded yet)
+    in three statements for the whole group (four on SQLite; one more when a policy is not decoded yet)
     instead of two or more for each answer. A gate whose chain has no head yet is left out: its answer
     reads for itself."""
     memo = groups.memo(conn)
