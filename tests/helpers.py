@@ -131,6 +131,19 @@ def os_operator() -> str:
     return f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
 
 
+def sent_to_prefect(timeout: float = 30.0) -> None:
+    """What this process's own flow runs logged and emitted, sent to the Prefect API before its server
+    stops, as `prefect_test_harness` does: else Prefect's log and event workers retry a closed port
+    when the xdist worker exits ("Still processing items", then a logging error on a closed stream).
+    Bounded: in one CI run the events worker kept failing an item and an unbounded drain waited out
+    pytest's timeout."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)
+
+
 @contextmanager
 def no_prefect() -> Iterator[str]:
     """No Prefect API for this process's client (a closed port), for tests where Prefect's absence is

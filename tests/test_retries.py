@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from helpers import sent_to_prefect
 from prefect import flow
-from prefect.events.worker import EventsWorker
-from prefect.logging.handlers import APILogWorker
 from prefect_seed import seeded
 
 from phasegate.errors import PolicyError, ServiceUnavailable
@@ -19,9 +18,6 @@ from phasegate.tasks import outside_task
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-DRAIN = 30.0  # seconds each of Prefect's workers gets to send what it holds at the module's end
-
-
 @pytest.fixture(scope="module", autouse=True)
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A real Prefect server on a migrated database (tests/prefect_seed.py), which this process's flows
@@ -30,11 +26,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with Stack(settings) as stack:
         stack.prefect_server()
         yield
-        # what the flows logged and emitted goes out before the server stops, as prefect_test_harness does
-        # (else the log worker retries a closed port for a minute at exit); within a bound: in one CI run
-        # the events worker kept failing an item and the unbounded drain waited out pytest's timeout
-        APILogWorker.drain_all(timeout=DRAIN)
-        EventsWorker.drain_all(timeout=DRAIN)
+        sent_to_prefect()  # before the server stops
 
 
 def failing_task(error: Exception, times: int, attempts: list[int]) -> object:

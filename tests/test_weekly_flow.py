@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import posted_gate
+from helpers import posted_gate, sent_to_prefect
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect_seed import seeded
@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with local_world(seeded(Settings(home=tmp_path_factory.mktemp("weekly"), database_url=""))) as demo:
         yield demo
+        sent_to_prefect()  # the flows below run in this process; what they sent goes out before the server stops
 
 
 def test_weekly_flow_posts_once_and_saves_artifacts(world: Demo) -> None:
