@@ -33,7 +33,7 @@ from phasegate.slack import inbound
 from phasegate.slack.acknowledge import acknowledged, is_click
 from phasegate.slack.deps import SlackDeps
 from phasegate.slack.inbound import Refused
-from phasegate.slack.interactions import on_command, on_interaction, on_request
+from phasegate.slack.interactions import on_command, on_request
 from phasegate.slack.payloads import BodyRefused, Undecodable, decode_form, decode_payload, read_capped
 from phasegate.slack.signature import verify
 
@@ -83,15 +83,15 @@ def create_app(deps: SlackDeps) -> FastAPI:
                 payload = decode_payload(body)
             except Undecodable as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            try:
+                read = inbound.interaction(payload)  # once: the click line's hint is read from it too
+            except Refused as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
             if is_click(payload):  # answered within `ack_within` however busy the ledger is
-                try:
-                    click = inbound.interaction(payload)
-                except Refused as exc:
-                    return JSONResponse({"error": str(exc)}, status_code=400)
-                return await acknowledged(deps.clicks, deps.sessions, lambda later: on_request(deps, click, later),
+                return await acknowledged(deps.clicks, deps.sessions, lambda later: on_request(deps, read, later),
                                           background, started=started, within=deps.ack_within,
-                                          hint=slack_gates.hint(click))
-            return await run_sync(on_interaction, deps, payload, background)
+                                          hint=slack_gates.hint(read))
+            return await run_sync(on_request, deps, read, background)
 
     return app
 
