@@ -11,9 +11,10 @@ approver who decided told, and the wake left to the catch-up and the gate watch.
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 from helpers import posted_gate, wait_until, with_changes
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from phasegate.configs.schema import Engagement
 from phasegate.errors import ServiceUnavailable
@@ -89,6 +90,34 @@ def test_marks_are_taken_oldest_first(rt: Runtime) -> None:
     assert [(p.prompt, p.target) for p in taken] == [(Prompt.GATE, 7), (Prompt.GATE, 3), (Prompt.CHANGE_REQUEST, 1)]
     assert [(p.prompt, p.target, p.seq) for p in again] == [(Prompt.GATE, 5, 1)]
     assert taken[0].seq == 2
+
+
+def test_during_a_burst_of_answers_the_refresher_leaves_young_marks_for_after_it(rt: Runtime) -> None:
+    """While prompts are marked fast (a burst of clicks), a pass takes only the marks made `hold`
+    seconds ago or more; once marks stop coming, it takes them all. (No gate 9001...: each draw finds
+    nothing and deletes its mark.)"""
+    def made(target: int, seconds_ago: float) -> None:
+        with transaction(rt.sessions) as session:
+            session.execute(update(followups.TABLE).where(followups.TABLE.c.target == target)
+                            .values(marked_at=utcnow() - timedelta(seconds=seconds_ago)))
+
+    for target in range(9001, 9006):
+        with transaction(rt.sessions) as session:
+            followups.mark(session, Prompt.GATE, target)
+    made(9001, 60)  # made a minute ago: held no longer
+    refresher = Refresher(rt.sessions, rt.chat, lambda run: None, burst=3, hold=30)
+    try:
+        assert refresher.pass_once() == 1 and refresher.holding  # four made just now: a burst
+        assert sorted(mark.target for mark in marks(rt)) == [9002, 9003, 9004, 9005]
+        made(9002, 40)
+        assert refresher.pass_once() == 1 and refresher.holding  # three still young, and 9002 old enough
+        assert refresher.pass_once() == 0 and refresher.holding  # the young wait, however often it looks
+        for target in (9003, 9004, 9005):
+            made(target, 1)  # the burst is over: fewer than three made in the last SETTLE seconds
+        assert refresher.pass_once() == 3 and not refresher.holding
+    finally:
+        refresher.close()
+    assert marks(rt) == []
 
 
 def test_a_prompt_marked_again_while_one_refresher_draws_it_is_not_drawn_by_another_meanwhile(rt: Runtime) -> None:

@@ -18,6 +18,12 @@ which wake every run whose gate is decided: the refresher does not try again its
 on a thread that the first answer starts (`poke`) and that ends after LINGER seconds with nothing to
 do. Either way a process that dies loses nothing: the marks are in the ledger, and the next
 refresher takes them (a mark claimed by the dead one when its lease, LEASE, ends).
+
+While a burst of answers is coming in (BURST prompts or more first marked in the last SETTLE
+seconds), the refresher leaves the marks younger than HOLD alone: the CPU and the ledger go to
+recording the clicks, the prompts a burst marks twice are drawn once, and no mark waits more than
+HOLD for it (issue 23: on PostgreSQL, a refresher working beside a burst halved how fast it was
+recorded).
 """
 
 from __future__ import annotations
@@ -54,14 +60,18 @@ POLL = 0.25  # seconds between looks at the ledger when nothing was due
 LEASE = 120.0  # seconds a claimed mark is left to its refresher (a wake may wait 30 s for the run to pause)
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds before a failed mark is tried again, by try
 LINGER = 5.0  # seconds an on-demand refresher thread waits for work before it ends
+BURST, SETTLE = 32, 0.5  # prompts first marked within SETTLE seconds: a burst of answers is coming in
+HOLD = 2.0  # seconds a mark is left alone at most while a burst comes in
 
 
 class Refresher:
     def __init__(self, sessions: sessionmaker[Session], chat: SlackChat, wake: Callable[[str], object], *,
                  workers: int = WORKERS, poll: float = POLL, lease: float = LEASE,
-                 backoff: tuple[float, ...] = BACKOFF) -> None:
+                 backoff: tuple[float, ...] = BACKOFF, burst: int = BURST, hold: float = HOLD) -> None:
         self.sessions, self.chat, self.wake = sessions, chat, wake
         self.poll, self.lease, self.backoff = poll, lease, backoff
+        self.burst, self.hold = burst, hold
+        self.holding = False  # the last pass left young marks alone: a burst was coming in
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="phasegate-refresh")
         self._poked = threading.Event()
         self._closed = threading.Event()
@@ -76,19 +86,22 @@ class Refresher:
                 done = self.pass_once()
             except SQLAlchemyError as exc:  # the ledger is away: look again later
                 log.warning("could not take follow-ups from the ledger: %s", exc)
-                done = 0
+                done, self.holding = 0, False
             if done:
                 quiet_since = time.monotonic()
                 continue
-            if linger is not None and time.monotonic() - quiet_since > linger:
+            if linger is not None and not self.holding and time.monotonic() - quiet_since > linger:
                 return
             self._poked.wait(self.poll)
             self._poked.clear()
 
     def pass_once(self) -> int:
-        """Claim the marks due now and do them; how many there were."""
+        """Claim the marks due now and do them (during a burst, those made HOLD ago); how many there were."""
         with transaction(self.sessions) as session:
-            batch = followups.take(session, utcnow(), BATCH, lease=self.lease)
+            now = utcnow()
+            self.holding = followups.made_since(session, now - timedelta(seconds=SETTLE)) >= self.burst
+            made_by = now - timedelta(seconds=self.hold) if self.holding else None
+            batch = followups.take(session, now, BATCH, lease=self.lease, made_by=made_by)
         context = copy_context()  # the workers talk to the Prefect API this thread was given
         list(self._pool.map(lambda pending: context.copy().run(self.one, pending), batch))  # each prompt once
         return len(batch)

@@ -80,11 +80,15 @@ def _merged(excluded: Any) -> dict[str, Any]:
             "seq": TABLE.c.seq + 1, "due_at": excluded.due_at}
 
 
-def take(session: Session, now: dt.datetime, limit: int, *, lease: float) -> list[Pending]:
-    """Up to `limit` marks due by `now`, the oldest first, leased for `lease` seconds (one UPDATE):
-    another refresher does not take them meanwhile, even when a further answer marks them again,
-    and a refresher that dies holding them leaves them to the next when the lease ends."""
-    free = (TABLE.c.due_at <= now, or_(TABLE.c.leased_until.is_(None), TABLE.c.leased_until <= now))
+def take(session: Session, now: dt.datetime, limit: int, *, lease: float,
+         made_by: dt.datetime | None = None) -> list[Pending]:
+    """Up to `limit` marks due by `now` (with `made_by`: first made by then), the oldest first, leased
+    for `lease` seconds (one UPDATE): another refresher does not take them meanwhile, even when a
+    further answer marks them again, and a refresher that dies holding them leaves them to the next
+    when the lease ends."""
+    free: tuple[Any, ...] = (TABLE.c.due_at <= now, or_(TABLE.c.leased_until.is_(None), TABLE.c.leased_until <= now))
+    if made_by is not None:
+        free += (TABLE.c.marked_at <= made_by,)
     oldest = select(TABLE.c.prompt, TABLE.c.target).where(*free).order_by(TABLE.c.marked_at, TABLE.c.target).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)  # not the rows another refresher claims right now
@@ -117,6 +121,11 @@ def retry(session: Session, pending: Pending, *, at: dt.datetime, problem: str, 
                     .values(due_at=at, leased_until=None, tries=pending.tries + 1, problem=problem[:500], wake=wake))
     session.execute(update(TABLE).where(*_key(pending), TABLE.c.seq != pending.seq)
                     .values(leased_until=None, **_served(pending, woken=not wake)))
+
+
+def made_since(session: Session, since: dt.datetime) -> int:
+    """How many prompts were first marked since `since` (and wait): how fast answers are coming in."""
+    return session.scalar(select(func.count()).select_from(TABLE).where(TABLE.c.marked_at >= since)) or 0
 
 
 def waiting(session: Session, now: dt.datetime | None = None) -> int:
