@@ -91,8 +91,9 @@ class Bench:
         others = [pid for pid in (pids or []) if pid != server.pid]
         before = sum(cpu_seconds(pid) for pid in others)
         result = self.gen.run(job, server.pid)
+        endpoint = result.server_cpu
         result.server_cpu += sum(cpu_seconds(pid) for pid in others) - before
-        return Round(result)
+        return Round(result, endpoint_cpu=endpoint)
 
     def settle(self, wakes: int, pids: list[int], timeout: float = 300) -> float:
         """Wait until the Prefect stand-in has seen `wakes` resumes and the servers are idle; seconds waited."""

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from bench.procs import cpu_seconds
+from bench.procs import cpu_seconds, machine_busy_seconds
 from phasegate.slack.signature import sign
 
 TIMEOUT = 30.0  # seconds: an answer not complete by then counts as status 599
@@ -45,6 +45,7 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     wall: float = 0.0  # first send to last answer
     server_cpu: float = 0.0  # CPU seconds the serving process spent meanwhile (set by the parent)
+    machine_cpu: float = 0.0  # CPU seconds the whole machine spent busy meanwhile, client included (the parent)
 
     @property
     def throughput(self) -> float:
@@ -188,10 +189,11 @@ class Generator:
     def run(self, job: Job, server_pid: int) -> Result:
         """Run the job; also measures the CPU time the serving process (all its threads) spends
         meanwhile: a figure that the machine's other load disturbs far less than wall time."""
-        before = cpu_seconds(server_pid)
+        before, machine_before = cpu_seconds(server_pid), machine_busy_seconds()
         self._conn.send(job)
         result: Result = self._conn.recv()
         result.server_cpu = cpu_seconds(server_pid) - before
+        result.machine_cpu = machine_busy_seconds() - machine_before
         return result
 
     def close(self) -> None:

@@ -22,13 +22,23 @@ from phasegate.ops.servers import free_port
 TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["Server", "children", "cpu_seconds", "free_port"]
+__all__ = ["Server", "children", "cpu_seconds", "free_port", "machine_busy_seconds", "CORES"]
+
+CORES = os.cpu_count() or 1
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the process `pid`, all its threads (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14 and 15 of stat(5)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot, all cores and processes (/proc/stat's first
+    line: user, nice, system, irq and softirq; idle, iowait and steal left out)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / TICKS
 
 
 def children(pid: int) -> list[int]:
