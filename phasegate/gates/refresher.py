@@ -22,8 +22,8 @@ refresher takes them (a mark claimed by the dead one when its lease, LEASE, ends
 While a burst of answers is coming in (BURST prompts or more first marked in the last SETTLE
 seconds), the refresher leaves the marks younger than HOLD alone: the CPU and the ledger go to
 recording the clicks, the prompts a burst marks twice are drawn once, and no mark waits more than
-HOLD for it (issue 23: on PostgreSQL, a refresher working beside a burst halved how fast it was
-recorded).
+HOLD for it (issue 23: on PostgreSQL, a refresher working beside a burst cost it about a quarter
+of its clicks a second).
 """
 
 from __future__ import annotations
