@@ -82,25 +82,38 @@ def hint(request: Click | Submission | None) -> tuple[int, str] | None:
     for itself."""
     if not isinstance(request, Click) or request.action is None or request.action.action in (Action.ATTEST, Action.CHANGE):
         return None
-    gate_id = row_id(request.value)
     try:
-        outcome = Outcome(request.action.argument)
+        button = answer_button(request, request.action.argument)
+    except Refused:
+        return None
+    if button is None or button[1].needs_reason:
+        return None
+    return button[0], delivery_of(request, button[0])
+
+
+def answer_button(click: Click, argument: str) -> tuple[int, Outcome] | None:
+    """What a gate's answer button says: the gate revision in its value, the outcome `argument` names;
+    None when the value names no gate of ours. Refused: an outcome phasegate does not know."""
+    gate_id = row_id(click.value)
+    if gate_id is None:
+        return None
+    try:
+        return gate_id, Outcome(argument)
     except ValueError:
-        return None
-    if gate_id is None or outcome.needs_reason:
-        return None
-    return gate_id, delivery_id("slack", gate_id, request.user, request.action_ts)
+        raise Refused(f"unknown gate action {argument!r}") from None
+
+
+def delivery_of(click: Click, gate_id: int) -> str:
+    """The key a click's answer is recorded under: Slack delivering the click again is recognised."""
+    return delivery_id("slack", gate_id, click.user, click.action_ts)
 
 
 def on_action(deps: SlackDeps, click: Click, argument: str, background: BackgroundTasks) -> Response:
     """One of a gate's answer buttons: `argument` names the outcome, the value the gate revision."""
-    gate_id = row_id(click.value)
-    if gate_id is None:
+    button = answer_button(click, argument)
+    if button is None:
         return Response(status_code=200)  # not one of ours; nothing to do
-    try:
-        outcome = Outcome(argument)
-    except ValueError:
-        raise Refused(f"unknown gate action {argument!r}") from None
+    gate_id, outcome = button
     user, response_url = click.user, click.response_url
     if outcome.needs_reason:  # NO-GO, EXTEND, NOT YET: the form asks why, unless the answer is refused anyway
         refusal = precheck(deps, gate_id, user, outcome, background)
@@ -109,10 +122,9 @@ def on_action(deps: SlackDeps, click: Click, argument: str, background: Backgrou
         else:
             ask_reason(deps, click, gate_id, outcome, background)
         return Response(status_code=200)
-    delivery = delivery_id("slack", gate_id, user, click.action_ts)
     try:  # GO, ACCEPT: recorded at once, in one transaction, unless exit criteria fail
-        record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="", delivery_id=delivery,
-               response_url=response_url)
+        record(deps, background, gate_id=gate_id, user=user, outcome=outcome, reason="",
+               delivery_id=delivery_of(click, gate_id), response_url=response_url)
     except ReasonRequired as exc:  # ... and then the form asks for the written waiver
         ask_reason(deps, click, gate_id, outcome, background, waives=exc.waives)
     return Response(status_code=200)
