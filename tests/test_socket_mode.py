@@ -52,8 +52,7 @@ def socket(rt: Runtime, slack: SlackStandin) -> Iterator[Socket]:
     yield Socket(standin, resumed, client)
     client.close()
     standin.stop()
-    if deps.followups is not None:  # its thread, before the test's ledger is dropped
-        deps.followups.close()
+    deps.close()  # its refresher's thread, before the test's ledger is dropped
 
 
 def test_clicks_over_socket_mode_are_acknowledged_and_recorded(rt: Runtime, slack: SlackStandin, jira: JiraStandin, acme: Engagement,

@@ -42,8 +42,7 @@ def create_app(deps: SlackDeps) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        if deps.followups is not None:  # a refresher of this process's own ends with the endpoint
-            await run_in_threadpool(deps.followups.close)
+        await run_in_threadpool(deps.close)  # a refresher of this process's own ends with the endpoint
 
     app = FastAPI(title="phasegate Slack endpoint", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)

@@ -53,6 +53,11 @@ class SlackDeps:
         if self.followups is not None:
             self.followups.poke()
 
+    def close(self) -> None:
+        """End the refresher of this process's own, if any (after the pass under way)."""
+        if self.followups is not None:
+            self.followups.close()
+
     @property
     def after_sessions(self) -> sessionmaker[Session]:
         """The ledger sessions for work done after the answer."""
