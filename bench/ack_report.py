@@ -8,6 +8,7 @@ over the rounds.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.load import Result
@@ -24,6 +25,11 @@ class Round:
     backlog: float = 0.0  # seconds from the burst's last answer until its last wake
     cpu_with_followups: float = 0.0  # server CPU seconds from the burst's start until its follow-ups were done
     endpoint_cpu: float = 0.0  # CPU seconds of the endpoint's own process (the one that answers), during the burst
+
+
+def per_click(rounds: list[Round], seconds: Callable[[Round], float]) -> float:
+    """Seconds (of CPU) a click over the rounds: `seconds` of each round, summed, over its clicks."""
+    return sum(seconds(r) for r in rounds) / max(1, sum(len(r.result.latencies) for r in rounds))
 
 
 def ms(seconds: float) -> float:
@@ -83,14 +89,14 @@ class Figures:
                   f"{floor_thr:6.0f}/s p99 {ms(floor_p99):7.1f} ms | bare {bare_thr:6.0f}/s p99 {ms(bare_p99):6.1f} ms"
                   f" | ratio to floor: throughput {thr[-1]:5.2f} p99 {p99[-1]:5.2f} | follow-ups done "
                   f"{ours.backlog:5.1f} s after")
-        cpu = self.cpu(self.ours)
-        with_followups = sum(r.cpu_with_followups for r in self.ours) / sum(len(r.result.latencies) for r in self.ours)
-        floor_cpu, bare_cpu = self.cpu(self.floor), self.cpu(self.bare)
-        endpoint = sum(r.endpoint_cpu for r in self.ours) / sum(len(r.result.latencies) for r in self.ours)
+        cpu, floor_cpu, bare_cpu = (per_click(rounds, lambda r: r.result.server_cpu)
+                                    for rounds in (self.ours, self.floor, self.bare))
+        with_followups = per_click(self.ours, lambda r: r.cpu_with_followups)
+        endpoint = per_click(self.ours, lambda r: r.endpoint_cpu)
         print(f"    server CPU per click: phasegate {ms(cpu)} ms answering (its endpoint's process {ms(endpoint)} ms: at most "
               f"{1 / endpoint if endpoint else 0:,.0f} clicks/s on its one core), {ms(with_followups)} ms with its follow-ups;"
               f" floor {ms(floor_cpu)} ms, bare {ms(bare_cpu)} ms")
-        machine, floor_machine = self.machine_cpu(self.ours), self.machine_cpu(self.floor)
+        machine, floor_machine = (per_click(rounds, lambda r: r.result.machine_cpu) for rounds in (self.ours, self.floor))
         busy = sum(r.result.machine_cpu for r in self.floor) / sum(r.result.wall * CORES for r in self.floor)
         allowed = CORES / (THROUGHPUT_RATIO * statistics.median(r.result.throughput for r in self.floor))
         machine_note = (f"the floor's bursts kept the {CORES} cores {busy:.0%} busy; {THROUGHPUT_RATIO} × the floor's "
@@ -123,14 +129,6 @@ class Figures:
                         anchor=(BARE, round(bare_thr_med, 1)), note=f"median of {len(self.floor)}")
         self.run.figure(f"{self.title}, {self.floor_name}: p99", ms(floor_p99_med), "ms", anchor=(BARE, ms(bare_p99_med)),
                         note=f"median of {len(self.floor)}")
-
-    @staticmethod
-    def cpu(rounds: list[Round]) -> float:
-        return sum(r.result.server_cpu for r in rounds) / max(1, sum(len(r.result.latencies) for r in rounds))
-
-    @staticmethod
-    def machine_cpu(rounds: list[Round]) -> float:
-        return sum(r.result.machine_cpu for r in rounds) / max(1, sum(len(r.result.latencies) for r in rounds))
 
     def exactly_once(self, counts: tuple[int, int, int, int], gates: int, told_not_recorded: int, woken: int,
                      all_gates: int, updates: int) -> None:
