@@ -33,7 +33,7 @@ def per_click(rounds: list[Round], seconds: Callable[[Round], float]) -> float:
 
 
 def ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
+    return round(seconds * 1000, 2)
 
 
 @dataclass
