@@ -14,13 +14,14 @@ from collections.abc import Callable
 
 import pytest
 from helpers import wait_until
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, event, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from test_burst import prompts
 
-from phasegate.configs.schema import Engagement
+from phasegate.configs.schema import Engagement, Phase
 from phasegate.errors import GateClosed, PolicyError
-from phasegate.ledger import audit, gates
+from phasegate.ledger import audit, ballots, engagements, gates, groups
 from phasegate.ledger.db import group, transaction
 from phasegate.ledger.followups import TABLE as FOLLOW_UPS
 from phasegate.ledger.models import DecisionRow, GateRow
@@ -72,6 +73,11 @@ def in_one_group(ledger: sessionmaker[Session], clicks: list[tuple[Hint, Callabl
             handler()
 
 
+def config_digest(ledger: sessionmaker[Session], gate_id: int) -> str:
+    with transaction(ledger, write=False) as session:
+        return engagements.get(session, session.get_one(GateRow, gate_id).engagement_id).config_digest
+
+
 def decisions(ledger: sessionmaker[Session], gate_ids: list[int]) -> list[tuple[int, str]]:
     with transaction(ledger, write=False) as session:
         return sorted(session.execute(select(DecisionRow.gate_id, DecisionRow.approver)
@@ -91,10 +97,13 @@ def test_a_group_reads_once_and_records_what_one_by_one_would(ledger: sessionmak
         clicks.append(click(ledger, ids[2], CLIENT, said, delivery="memo-late"))  # after the quorum: closed
         return clicks
 
+    engagements.DECODED.clear()  # the group reads each gate's policy alone (ballots.GATE_POLICY), not the file
+    ballots.POLICIES.clear()
     seen, stop = statements(ledger_engine)
     try:
         in_one_group(ledger, burst(hinted))
         grouped, seen[:] = list(seen), []
+        assert ballots.POLICIES[(config_digest(ledger, hinted[0]), Phase.POC)] == acme.phases.poc.gate
         in_one_group(ledger, burst(alone), hinted=False)  # the same clicks, each reading for itself
     finally:
         stop()
@@ -184,3 +193,24 @@ def test_a_group_that_waited_for_anothers_locks_counts_its_answers(ledger: sessi
     in_one_group(ledger, [second])
     other.join(10)
     assert said == [f"recorded {gate_id} {CLIENT}", f"recorded {gate_id} {VENDOR} decided go"]
+
+
+def test_a_write_the_database_refuses_in_a_pipeline_raises_sqlalchemys_error(ledger_engine: Engine) -> None:
+    """On PostgreSQL a group's deferred writes go as one pipeline, whose failures psycopg reports as it
+    ends: they must still reach the group as SQLAlchemy's errors (a spoiled group, faults.busy), and the
+    connection be usable after the rollback."""
+    table = Table("pipeline_probe", MetaData(), Column("id", Integer, primary_key=True))
+    table.create(ledger_engine, checkfirst=True)
+    try:
+        with ledger_engine.connect() as conn:
+            with pytest.raises(IntegrityError) as raised, groups.pipelined(conn):
+                conn.execute(table.insert(), [{"id": 1}, {"id": 2}])
+                conn.execute(table.insert(), [{"id": 3}, {"id": 1}])
+            assert getattr(raised.value.orig, "sqlstate", "23505") == "23505"
+            conn.rollback()
+            with groups.pipelined(conn):
+                conn.execute(table.insert(), [{"id": 1}, {"id": 2}])
+            conn.commit()
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 2
+    finally:
+        table.drop(ledger_engine)

@@ -19,7 +19,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
+from sqlalchemy import JSON, Connection, Select, bindparam, func, or_, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from phasegate.configs import checks
 from phasegate.configs.gate_schema import GatePolicy
@@ -93,6 +95,32 @@ SETTLE = update(GATES).where(GATES.c.id == bindparam("gate_id"))
 CONFIG = select(ENGAGEMENTS.c.config).where(ENGAGEMENTS.c.id == bindparam("engagement_id"))
 
 
+class StoredGatePolicy(FunctionElement[Any]):
+    """`stored_gate_policy(config, phase)`: the gate policy of a phase in a stored engagement file, taken
+    out by the database in one pass over the file, so that the process decodes one gate's policy
+    instead of the whole file (many times its size)."""
+
+    type = JSON()
+    inherit_cache = True
+    name = "stored_gate_policy"
+
+
+@compiles(StoredGatePolicy, "postgresql")
+def _stored_gate_policy_pg(element: StoredGatePolicy, compiler: Any, **kw: Any) -> str:
+    config, phase = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"json_extract_path({config}, 'phases', {phase}, 'gate')"
+
+
+@compiles(StoredGatePolicy)
+def _stored_gate_policy(element: StoredGatePolicy, compiler: Any, **kw: Any) -> str:  # SQLite's JSON1
+    config, phase = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"json_extract({config}, '$.phases.' || {phase} || '.gate')"
+
+
+GATE_POLICY = StoredGatePolicy(ENGAGEMENTS.c.config, GATES.c.phase)  # of a BALLOTS row's gate
+POLICY_OF = BALLOTS.with_only_columns(GATE_POLICY).where(GATES.c.id == bindparam("gate_id"))
+
+
 def read(conn: Connection, gate_id: int, *, lock: bool = False) -> Ballot:
     """The gate revision and its engagement's standing, in one query; NotFound if there is no such gate."""
     row = conn.execute(READ_LOCKED if lock else READ, {"gate_id": gate_id}).first()
@@ -130,20 +158,19 @@ def policy(conn: Connection, ballot: Ballot) -> GatePolicy:
         return known.phases.of(ballot.gate.phase).gate
     found = POLICIES.get((ballot.config_digest, ballot.gate.phase))
     if found is None:
-        stored: dict[str, Any] = conn.execute(CONFIG, {"engagement_id": ballot.gate.engagement_id}).scalar_one()
+        stored: object = conn.execute(POLICY_OF, {"gate_id": ballot.gate.id}).scalar_one()
         found = policy_of(ballot, stored)
-        if found is None:  # not the file's phase: the whole file says so, as it always has
+        if found is None:  # no such gate in the file: the whole file says why, as it always has
             return config(conn, ballot).phases.of(ballot.gate.phase).gate
     return found
 
 
-def policy_of(ballot: Ballot, stored: dict[str, Any]) -> GatePolicy | None:
-    """The ballot's gate policy decoded from its stored engagement file, and kept; None if the file has
-    no such phase."""
-    phase = (stored.get("phases") or {}).get(ballot.gate.phase.value)
-    if not isinstance(phase, dict):
+def policy_of(ballot: Ballot, stored: object) -> GatePolicy | None:
+    """The ballot's gate policy decoded from its stored form (GATE_POLICY), and kept; None if the
+    engagement file has none for the ballot's phase."""
+    if stored is None:
         return None
-    found = GatePolicy.model_validate(phase.get("gate"), context=checks.STORED)  # checked when stored
+    found = GatePolicy.model_validate(stored, context=checks.STORED)  # checked when stored
     if len(POLICIES) >= POLICIES_MAX:
         POLICIES.clear()
     POLICIES[(ballot.config_digest, ballot.gate.phase)] = found
@@ -227,4 +254,4 @@ def settle(conn: Connection, gate: Gate, outcome: Outcome, now: dt.datetime) -> 
     groups.defer(conn, SETTLE, {"gate_id": gate.id, "state": decided.state, "outcome": outcome, "decided_at": now})
     return decided, seals.link_of(AuditKind.GATE_DECIDED, gate.name,
                                   {"gate_id": gate.id, "outcome": outcome.value, "digest": gate.digest},
-                                  "gates", dataclasses.asdict(decided))
+                                  "gates", vars(decided))  # its columns as they are (asdict deep-copies each)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, or_, select
 
@@ -24,7 +23,7 @@ from phasegate.ledger.ballots import (
     ANSWER_COLUMNS,
     BALLOTS,
     DECISIONS,
-    ENGAGEMENTS,
+    GATE_POLICY,
     GATES,
     HELD,
     POLICIES,
@@ -46,8 +45,7 @@ DRAW = select(func.nextval(func.pg_get_serial_sequence("decisions", "id"))).sele
 NEXT_ID = select(func.coalesce(func.max(DECISIONS.c.id), 0) + 1)
 ANSWERS_OF = ANSWER_COLUMNS.where(or_(DECISIONS.c.gate_id.in_(bindparam("gate_ids", expanding=True)),
                                      DECISIONS.c.delivery_id.in_(bindparam("deliveries", expanding=True))))
-CONFIGS = select(ENGAGEMENTS.c.id, ENGAGEMENTS.c.config).where(
-    ENGAGEMENTS.c.id.in_(bindparam("engagement_ids", expanding=True)))
+POLICIES_OF = BALLOTS.with_only_columns(GATES.c.id, GATE_POLICY).where(GATES.c.id.in_(bindparam("gate_ids", expanding=True)))
 
 
 @dataclass
@@ -108,11 +106,9 @@ def prefetch(conn: Connection, wanted: Sequence[tuple[int, str | None]]) -> None
         held.answers.setdefault(answer.gate_id, []).append(answer)
         if answer.delivery_id is not None:
             held.deliveries[answer.delivery_id] = answer
-    unknown = {b.gate.engagement_id for b in held.ballots.values()
+    unknown = {b.gate.id: b for b in held.ballots.values()
                if b.config_digest not in engagements.DECODED and (b.config_digest, b.gate.phase) not in POLICIES}
-    if unknown:  # the policies a check would read one engagement at a time
-        stored: dict[str, dict[str, Any]] = dict(conn.execute(CONFIGS, {"engagement_ids": sorted(unknown)}).tuples().all())
-        for ballot in held.ballots.values():
-            if ballot.gate.engagement_id in unknown:
-                policy_of(ballot, stored[ballot.gate.engagement_id])
+    if unknown:  # the policies a check would read one gate at a time
+        for gate_id, stored in conn.execute(POLICIES_OF, {"gate_ids": sorted(unknown)}).tuples():
+            policy_of(unknown[gate_id], stored)
     memo[HELD] = held
