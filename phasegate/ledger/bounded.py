@@ -63,6 +63,11 @@ class BoundedConnection(psycopg.Connection[Any]):
     phasegate_timeout = 30.0  # the engine's timeout; make_engine sets it on each connection
     _phasegate_commit: bool = False
     _phasegate_xid: str | None = None
+    _phasegate_known_xid: str | None = None  # read at BEGIN (`begin_group`), for this transaction's COMMIT
+
+    def rollback(self) -> None:
+        self._phasegate_known_xid = None
+        super().rollback()
 
     def wait(self, gen: Any, interval: float = _WAIT_INTERVAL, timeout: float | None = None) -> Any:
         limit = bound(self.phasegate_timeout)
@@ -78,12 +83,22 @@ class BoundedConnection(psycopg.Connection[Any]):
                                         xid=self._phasegate_xid) from None
             raise NoAnswer(said + "; nothing was committed") from None
 
+    def begin_group(self, lock_wait: float) -> None:
+        """BEGIN a group's transaction (phasegate.ledger.db.group) with its lock wait, and read its id
+        for the COMMIT: one round trip for all three."""
+        with self.pipeline():
+            self.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_wait * 1000))}")
+            cursor = self.execute("SELECT pg_current_xact_id()::text")
+        row = cursor.fetchone()
+        self._phasegate_known_xid = row[0] if row else None
+
     def commit(self) -> None:
-        """COMMIT; within a request (a deadline set), the transaction's id is read first, so that a
-        COMMIT whose answer does not come in time can be looked up once the server answers again."""
-        self._phasegate_xid = None
+        """COMMIT; within a request (a deadline set), the transaction's id is read first (unless its
+        BEGIN read it), so that a COMMIT whose answer does not come in time can be looked up once the
+        server answers again."""
+        self._phasegate_xid, known, self._phasegate_known_xid = None, self._phasegate_known_xid, None
         if DEADLINE.get() is not None and not self.autocommit:
-            row = self.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
+            row = (known,) if known is not None else self.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
             self._phasegate_xid = row[0] if row else None
         self._phasegate_commit = True
         try:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +65,12 @@ _REGISTRY = threading.Lock()
 # bench.ack's burst on PostgreSQL: 2 places 131-149 clicks/s, 4 places 166-172 (the refresher in its
 # own process); the pool (5 + 10) still leaves room for the reads beside them.
 POSTGRESQL_WRITERS = 4
+# A pooled PostgreSQL connection is tried (one round trip) before it is used only once it has lain idle
+# this many seconds (SQLAlchemy's pre-ping tries it every time): one returned a moment ago is alive, and
+# a burst's groups each save a round trip. A server restarted since drops it at its first statement;
+# SQLAlchemy then replaces the pool's connections, and a click's group is handled again click by click.
+PING_IDLE = 0.5
+RETURNED = "phasegate_returned"  # the pool record's info: when its connection was last checked in
 
 
 def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float | None = None) -> Engine:
@@ -110,10 +117,23 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT, patience: float |
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout,
+    engine = create_engine(url, pool_timeout=timeout,
                            connect_args={"connect_timeout": max(2, math.ceil(timeout)),
                                          "options": f"-c statement_timeout={millis}"})
     WRITERS[engine] = Writer(Turns(places=POSTGRESQL_WRITERS), timeout, patience)
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(RETURNED, -math.inf) < PING_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces it (and raises what connecting raises, if it fails)
+            raise DisconnectionError(f"a pooled ledger connection is gone: {exc}") from exc
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[RETURNED] = time.monotonic()
 
     @event.listens_for(engine, "do_connect")
     def _connect_pg(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -201,7 +221,7 @@ def group(factory: sessionmaker[Session], prepare: Callable[[Connection], object
             conn = session.connection()
             joined = groups.enter(groups.Open(session, bind.url if isinstance(bind, Engine) else None, conn))
             if conn.dialect.name == "postgresql":  # a group's lock waits end soon (GROUP_LOCK_WAIT says why)
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(GROUP_LOCK_WAIT * 1000)}")
+                cast(Any, conn.connection.driver_connection).begin_group(GROUP_LOCK_WAIT)  # phasegate.ledger.bounded
             event.listen(conn, "before_cursor_execute", joined.count)
             event.listen(conn, "before_execute", joined.before)
             try:

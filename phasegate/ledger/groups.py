@@ -5,7 +5,7 @@ the same thread joins: several requests recorded with one turn, one BEGIN and on
 savings for a burst of clicks (issue 23), each with a rule that keeps it exact:
 
 - `defer`: a write held back and sent with the others of its statement (one execute for all their
-  rows; one round trip on PostgreSQL, where psycopg pipelines an executemany), just before the next
+  rows; on PostgreSQL every statement held goes in one pipeline, one round trip), just before the next
   other statement runs on the group's connection or before the COMMIT. Whatever runs next therefore
   reads what was deferred, as if it had been written at once.
 - `memo`: what the group's requests read once for all of them, taken under the locks they record
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 _GROUP = threading.local()
@@ -83,7 +83,7 @@ class Open:
         if not self.held:
             return
         held, self.held = self.held, {}
-        with self.own():
+        with self.own(), pipelined(conn):
             for statement, rows in held.items():
                 values = list(rows.values())
                 conn.execute(statement, values[0] if len(values) == 1 else values)
@@ -103,6 +103,27 @@ class Open:
                     or session.deleted:
                 self.spoiled = exc
             raise
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """The statements executed inside, sent as one pipeline on PostgreSQL: one round trip for all of
+    them, not one each. Their failure, which psycopg reports as the pipeline ends, reaches the caller
+    as SQLAlchemy's error for it, as if the statement had failed on its own (a lost connection
+    invalidated)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    import psycopg  # loaded with the first PostgreSQL connection
+
+    try:
+        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+            yield
+    except psycopg.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, psycopg.Error, connection_invalidated=lost) from exc
 
 
 def enter(joined: Open) -> Open:
