@@ -119,9 +119,10 @@ def test_a_group_reads_once_and_records_what_one_by_one_would(ledger: sessionmak
         reports = verify(session)
     assert sorted(marks) == sorted((g, True, VENDOR) for g in gate_ids)  # one mark a prompt, its wake kept
     assert reports and all(report.intact for report in reports), [r.problems for r in reports if not r.intact]
-    # 23 clicks: a few statements for the whole group (its reads, one per kind of write), not several a click
-    assert len(grouped) <= 16, grouped
-    assert len(seen) >= 100, len(seen)  # 150 on PostgreSQL, 169 on SQLite (15 for the group on both)
+    # 23 clicks: a few statements for the whole group (its reads, the gates' policies among them, one per
+    # kind of write; on SQLite perhaps its busy timeout set again), not several a click
+    assert len(grouped) <= 17, grouped
+    assert len(seen) >= 100, len(seen)  # 161 on PostgreSQL, 182 on SQLite (16 for the group on SQLite, 15 on PostgreSQL, whose BEGIN sends its own)
 
 
 def test_any_other_statement_sees_what_was_deferred_and_ends_the_memo(ledger: sessionmaker[Session],
