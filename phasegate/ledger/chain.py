@@ -68,8 +68,16 @@ ROW_COLUMNS: dict[str, tuple[str, ...]] = {
 ROW_NAMES = {"decisions": "decision", "evidence_snapshots": "evidence snapshot", "spend_entries": "spend entry"}
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None)})  # exactly these types (an enum member is not one)
+
+
 def plain(value: Any) -> Any:
     """The JSON form of a column value, the same whether it was just written or read back."""
+    kind = type(value)
+    if kind in _AS_IS:  # most values: answered before the checks below (this runs tens of times a click)
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): v if type(v) in _AS_IS else plain(v) for k, v in value.items()}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):
@@ -179,7 +187,7 @@ def extend(session: Session, engagement_id: str, links: Sequence[Link], *,
     for link in links:
         table, row_id, sealed = link.seal if link.seal is not None else (None, None, None)
         rows.append({"engagement_id": engagement_id, "kind": link.kind, "subject": link.subject,
-                     "payload": json.loads(json.dumps(plain(link.payload))), "created_at": now,
+                     "payload": plain(link.payload), "created_at": now,
                      "row_table": table, "row_id": row_id, "row_hash": sealed, "seal": seal})
     seq, prev_hash = head if head is not None else lock_head(session, engagement_id)
     for row in rows:
