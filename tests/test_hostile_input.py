@@ -30,6 +30,7 @@ from phasegate.rules.handoff import CHECKS
 from phasegate.sandbox.standins.slack_api import SlackStandin
 from phasegate.slack.app import create_app
 from phasegate.slack.deps import SlackDeps
+from phasegate.slack.payloads import Undecodable, decode_json, malformed
 from phasegate.slack.signature import sign
 from phasegate.slack.team import KEYWORDS
 from phasegate.states import ChangeSource, Outcome, Via
@@ -101,6 +102,30 @@ def test_the_ledger_refuses_such_text_from_the_cli_too(rt: Runtime, acme: Engage
     with pytest.raises(PolicyError, match="reason"), transaction(rt.sessions) as session:
         gates.answer(session, gate_id, approver="U0SPONSOR1", outcome=Outcome.NO_GO, reason=bad, via=Via.CLI)
     assert rows(rt) == before
+
+
+# Any JSON value, its strings drawn from every code point (lone surrogates and NUL included).
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(st.characters(exclude_categories=()), max_size=4)
+    | st.sampled_from(["\x00", "\ud800", "a\udfffb", "\\u0000"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON_VALUES, st.booleans(), st.integers(min_value=1, max_value=6))
+def test_a_document_decoded_without_its_walk_is_refused_exactly_when_the_walk_refuses_it(
+        value: object, ascii_only: bool, depth: int) -> None:
+    """decode_json skips the walk over a document whose text shows it needs none (no \\u escape, no
+    unstorable text, fewer brackets than the depth allows): what it refuses is what the walk refuses."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    walked = malformed(json.loads(text), depth)
+    try:
+        decode_json(text, depth=depth)
+    except Undecodable as exc:
+        assert str(exc) == walked
+    else:
+        assert walked is None
 
 
 @pytest.mark.parametrize("url", ["not a url", "http://[::1", "http://127.0.0.1:99999/x", "javascript:alert(1)",

@@ -93,8 +93,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # made once, not per call
+
+
 def canonical(content: Mapping[str, Any]) -> bytes:
-    return json.dumps(plain(content), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(plain(content)).encode()
 
 
 def sha256(content: Mapping[str, Any]) -> str:

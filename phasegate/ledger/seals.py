@@ -19,6 +19,7 @@ exists, and no column holds a value the code does not know (a gate state `DECIDE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -64,10 +65,18 @@ def _columns(table: Table) -> list[Any]:
 
 def _normal(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     content = {name: row[name] for name in SEALED[table.name]}
-    for name, value in content.items():
-        if isinstance(table.c[name].type, Float) and isinstance(value, int) and not isinstance(value, bool):
+    for name in _floats(table.name):
+        value = content[name]
+        if isinstance(value, int) and not isinstance(value, bool):
             content[name] = float(value)
     return content
+
+
+@functools.cache
+def _floats(table_name: str) -> tuple[str, ...]:
+    """The sealed columns of a table that hold floats (an int written to one reads back as a float)."""
+    table = _table(table_name)
+    return tuple(name for name in SEALED[table_name] if isinstance(table.c[name].type, Float))
 
 
 def short(value: Any) -> Any:

@@ -192,15 +192,35 @@ async def acknowledged(line: ClickLine, sessions: sessionmaker[Session], handler
     work (`later`) runs after the answer either way."""
     with deadline(CLICK_PATIENCE - (time.monotonic() - started)):  # copied into the job's context
         work = line.run(sessions, handler, hint)
-    try:
-        response, later = await asyncio.wait_for(asyncio.shield(work), max(0.0, within - (time.monotonic() - started)))
-    except TimeoutError:
+    if not await settled_within(work, within - (time.monotonic() - started)):
         task = asyncio.ensure_future(finish(work))
         _FINISHING.add(task)
         task.add_done_callback(_FINISHING.discard)
         return Response(status_code=200)
+    response, later = work.result()
     background.add_task(later)
     return response
+
+
+async def settled_within(work: asyncio.Future[Done], seconds: float) -> bool:
+    """Whether `work` settles within `seconds`; it goes on either way (wait_for over shield, without
+    the task and the two futures they make for each click)."""
+    if not work.done():
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(max(0.0, seconds), wake)
+        work.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            work.remove_done_callback(wake)
+    return work.done()
 
 
 async def finish(work: asyncio.Future[Done]) -> None:

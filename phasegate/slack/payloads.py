@@ -40,6 +40,10 @@ def decode_json(text: str, *, depth: int = MAX_DEPTH) -> object:
         raise Undecodable("payload nested too deeply") from None
     except ValueError:
         raise Undecodable("expected JSON") from None
+    if "\\u" not in text and unstorable(text) is None and text.count("{") + text.count("[") <= depth:
+        # No walk needed: only a \u escape can make a NUL or a lone surrogate (the decoder refuses raw
+        # control characters), and nothing nests deeper than the document has brackets.
+        return document
     problem = malformed(document, depth)
     if problem is not None:
         raise Undecodable(problem)
