@@ -81,7 +81,7 @@ def create_app(deps: SlackDeps) -> FastAPI:
             except Undecodable as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             try:
-                read = inbound.interaction(payload)  # once: the click line's hint is read from it too
+                read = inbound.interaction(payload, decoded=True)  # once: the click line's hint is read from it too
             except Refused as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             if is_click(payload):  # answered within `ack_within` however busy the ledger is

@@ -41,6 +41,7 @@ MAX_VALUE = 2000  # a button's value (Slack's limit)
 MAX_METADATA = 3000  # a view's private_metadata (Slack's limit)
 MAX_URL = 2000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x1f\x7f-\x9f]|\s")  # \s: what str.isspace() calls space
 
 
 class Refused(ValueError):
@@ -84,9 +85,10 @@ class Command:
     response_url: str | None
 
 
-def interaction(payload: object) -> Click | Submission | None:
-    """An interaction payload as phasegate acts on it; None for a kind it does not use."""
-    problem = malformed(payload)
+def interaction(payload: object, *, decoded: bool = False) -> Click | Submission | None:
+    """An interaction payload as phasegate acts on it; None for a kind it does not use. `decoded`: it
+    came from `payloads.decode_json`, which refused what `malformed` refuses (the HTTP endpoint's)."""
+    problem = None if decoded else malformed(payload)
     if problem is not None:
         raise Refused(problem)
     if not isinstance(payload, dict):
@@ -253,7 +255,7 @@ def optional(value: object, what: str, limit: int | None = MAX_TOKEN) -> str | N
 def response_url(url: object) -> str | None:
     """The response_url if it is a plain http(s) URL; anything else is ignored, never fetched (the
     answer it would have carried is lost, the request is not refused for it)."""
-    if not isinstance(url, str) or len(url) > MAX_URL or _CONTROL.search(url) or any(c.isspace() for c in url):
+    if not isinstance(url, str) or len(url) > MAX_URL or _UNSAFE_IN_URL.search(url):
         return None
     try:
         parts = urlsplit(url)
