@@ -18,13 +18,14 @@ from contextlib import contextmanager
 
 import pytest
 from helpers import wait_until
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 from test_burst import CLIENT, SECRET, SLACK_WAITS, VENDOR, hung, prompts
 
 from phasegate.configs.schema import Engagement
 from phasegate.integrations.slack_chat import SlackChat, make_web_client
-from phasegate.ledger.db import ENDPOINT_TIMEOUT, transaction
+from phasegate.ledger import db
+from phasegate.ledger.db import ENDPOINT_TIMEOUT, make_engine, transaction
 from phasegate.ledger.models import DecisionRow
 from phasegate.messages import gates as messages
 from phasegate.ops.servers import serve_in_thread
@@ -133,3 +134,37 @@ def test_a_form_on_a_held_ledger_is_answered_within_slacks_wait_without_trying_a
     assert NOT_RECORDED in str(answer.json()["errors"])
     assert took < SLACK_WAITS, f"the form was answered after {took:.2f} s"
     assert recorded(ledger, gate_id) == []
+
+
+def test_a_click_whose_pooled_connection_was_ended_a_moment_ago_is_recorded(
+        ledger_url: str, ledger: sessionmaker[Session], slack: SlackStandin, acme: Engagement,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A pooled PostgreSQL connection is pinged only once it has been idle (db.PING_IDLE), so one whose
+    server process ended since its last use (a restart, pg_terminate_backend) fails at the click's first
+    statement. The click is handled again on a new connection, as Slack's redelivery would be, and
+    recorded once; nobody is told "not recorded"."""
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("a SQLite file has no server process to end")
+    monkeypatch.setattr(db, "PING_IDLE", 3600.0)  # the ended connections count as fresh: never pinged first
+    caplog.set_level(logging.INFO, logger="phasegate.slack")
+    with endpoint(ledger_url, ledger, slack, acme) as (deps, url, (gate_id, channel, ts)):
+        lead = SlackUser(VENDOR, endpoint=url, signing_secret=SECRET, slack=slack)
+        assert lead.click(gate_id, Outcome.GO, channel, ts).status_code == 200
+        wait_until(lambda: recorded(ledger, gate_id), what="the first click recorded: its connection pooled")
+        engine = make_engine(ledger_url)
+        try:
+            with engine.connect() as conn:
+                ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        finally:
+            engine.dispose()
+        assert ended, "no pooled connection to end"
+        ledger.kw["bind"].dispose()  # the test's own reads: on new connections (the endpoint's are the ones tried)
+        sponsor = SlackUser(CLIENT, endpoint=url, signing_secret=SECRET, slack=slack)
+        payload = sponsor.click_payload(gate_id, Outcome.GO, channel, ts)
+        assert sponsor.send(payload).status_code == 200
+        wait_until(lambda: len(recorded(ledger, gate_id)) == 2, timeout=30, what="the second click recorded")
+        assert deps.followups.idle(30)
+    assert sorted(recorded(ledger, gate_id)) == sorted([(VENDOR, Outcome.GO), (CLIENT, Outcome.GO)])
+    assert slack.said_to(payload["response_url"]) == []
+    assert "its ledger connection was gone, trying again" in caplog.text

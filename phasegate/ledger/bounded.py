@@ -5,7 +5,7 @@ PostgreSQL's statement_timeout and lock_timeout are enforced by the server: a se
 acknowledges what is sent, so no TCP timeout fires either. A click would then wait for as long as
 the freeze lasts and be committed when the server comes back, long after Slack showed its error.
 
-Here every wait of a connection for the server (a statement, a pre-ping, COMMIT) is bounded: by the
+Here every wait of a connection for the server (a statement, a ping, COMMIT) is bounded: by the
 engine's timeout plus `MARGIN` (so that a live server's own timeout, which leaves the connection
 usable, normally comes first), and by the request's deadline (phasegate.ledger.writers.deadline)
 plus `GRACE` when there is one. A connection that runs out of time is mid-exchange and cannot be used again: it is

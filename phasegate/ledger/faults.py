@@ -72,6 +72,14 @@ def is_fault(exc: BaseException) -> bool:
     return isinstance(exc, LEDGER_DOWN) or classify(exc) is not None
 
 
+def stale_connection(exc: BaseException) -> bool:
+    """A pooled connection found gone at its first statement (its server process ended since it was
+    last used: a restart, pg_terminate_backend; phasegate.ledger.db pings only idle ones): SQLAlchemy
+    has replaced the pool's connections, so trying again opens a new one. Not a server that does not
+    answer (the next try would wait as long), nor a COMMIT left unanswered."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated and classify(exc) is LedgerFault.UNREACHABLE
+
+
 def unconfirmed(exc: BaseException) -> tuple[bool, str | None]:
     """Whether `exc` is a COMMIT sent and not answered in time (phasegate.ledger.bounded), and the
     transaction's id to look it up by."""

@@ -34,7 +34,8 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
     A write that found its locks held by another process's transactions (a busy ledger: another
     replica, a flow run, the CLI) is handled again, as Slack's redelivery of it would be, for
     `busy_patience` after the first such try and within the request's deadline; only then is the
-    clicker told it was not recorded."""
+    clicker told it was not recorded. One whose pooled connection was found gone (the database
+    restarted since it was last used) is handled again once, on a new connection."""
     try:
         request = inbound.interaction(payload)
     except Refused as exc:
@@ -45,6 +46,7 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
 def on_request(deps: SlackDeps, request: Click | Submission | None, background: BackgroundTasks) -> Response:
     """`on_interaction` of a payload already read through `phasegate.slack.inbound`."""
     give_up: float | None = None
+    stale = False
     while True:
         try:
             if isinstance(request, Click):
@@ -56,6 +58,10 @@ def on_request(deps: SlackDeps, request: Click | Submission | None, background: 
         except SQLAlchemyError as exc:
             if not faults.is_fault(exc):
                 raise
+            if not stale and faults.stale_connection(exc):  # nothing was written: once more, on a new connection
+                stale = True
+                log.info("%s: its ledger connection was gone, trying again: %s", type(request).__name__.lower(), exc)
+                continue
             if busy(exc):
                 if give_up is None:
                     give_up = min(time.monotonic() + busy_patience(deps.sessions), DEADLINE.get() or math.inf)
