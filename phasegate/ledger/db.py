@@ -67,8 +67,9 @@ _REGISTRY = threading.Lock()
 POSTGRESQL_WRITERS = 4
 # A pooled PostgreSQL connection is tried (one round trip) before it is used only once it has lain idle
 # this many seconds (SQLAlchemy's pre-ping tries it every time): one returned a moment ago is alive, and
-# a burst's groups each save a round trip. A server restarted since drops it at its first statement;
-# SQLAlchemy then replaces the pool's connections, and a click's group is handled again click by click.
+# a burst's groups each save a round trip. One whose server process ended since fails at its first
+# statement; SQLAlchemy then replaces the pool's connections, and the click is handled again on a new
+# one (phasegate.slack.interactions, faults.stale_connection).
 PING_IDLE = 0.5
 RETURNED = "phasegate_returned"  # the pool record's info: when its connection was last checked in
 

@@ -34,7 +34,7 @@ def on_interaction(deps: SlackDeps, payload: object, background: BackgroundTasks
     A write that found its locks held by another process's transactions (a busy ledger: another
     replica, a flow run, the CLI) is handled again, as Slack's redelivery of it would be, for
     `busy_patience` after the first such try and within the request's deadline; only then is the
-    clicker told it was not recorded. One whose pooled connection was found gone (the database
+    clicker told it was not recorded. A click whose pooled connection was found gone (the database
     restarted since it was last used) is handled again once, on a new connection."""
     try:
         request = inbound.interaction(payload)
@@ -58,8 +58,8 @@ def on_request(deps: SlackDeps, request: Click | Submission | None, background: 
         except SQLAlchemyError as exc:
             if not faults.is_fault(exc):
                 raise
-            if not stale and faults.stale_connection(exc):  # nothing was written: once more, on a new connection
-                stale = True
+            if isinstance(request, Click) and not stale and faults.stale_connection(exc):
+                stale = True  # once more, on a new connection: its delivery id keeps a click recorded once
                 log.info("%s: its ledger connection was gone, trying again: %s", type(request).__name__.lower(), exc)
                 continue
             if busy(exc):
