@@ -222,7 +222,8 @@ def group(factory: sessionmaker[Session], prepare: Callable[[Connection], object
             conn = session.connection()
             joined = groups.enter(groups.Open(session, bind.url if isinstance(bind, Engine) else None, conn))
             if conn.dialect.name == "postgresql":  # a group's lock waits end soon (GROUP_LOCK_WAIT says why)
-                cast(Any, conn.connection.driver_connection).begin_group(GROUP_LOCK_WAIT)  # phasegate.ledger.bounded
+                with groups.driver_errors(conn):  # phasegate.ledger.bounded: one round trip
+                    cast(Any, conn.connection.driver_connection).begin_group(GROUP_LOCK_WAIT)
             event.listen(conn, "before_cursor_execute", joined.count)
             event.listen(conn, "before_execute", joined.before)
             try:

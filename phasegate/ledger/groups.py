@@ -109,16 +109,26 @@ class Open:
 def pipelined(conn: Connection) -> Iterator[None]:
     """The statements executed inside, sent as one pipeline on PostgreSQL: one round trip for all of
     them, not one each. Their failure, which psycopg reports as the pipeline ends, reaches the caller
-    as SQLAlchemy's error for it, as if the statement had failed on its own (a lost connection
-    invalidated)."""
+    as SQLAlchemy's error for it (`driver_errors`)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with driver_errors(conn), conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+        yield
+
+
+@contextmanager
+def driver_errors(conn: Connection) -> Iterator[None]:
+    """psycopg's errors raised inside, outside any SQLAlchemy execute (a pipeline's end, the driver
+    called directly), as SQLAlchemy's error for them, as if a statement had failed on its own: a lost
+    connection invalidated."""
     if conn.dialect.name != "postgresql":
         yield
         return
     import psycopg  # loaded with the first PostgreSQL connection
 
     try:
-        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-            yield
+        yield
     except psycopg.Error as exc:
         lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)  # type: ignore[arg-type]
         if lost:
